@@ -9,7 +9,7 @@ import (
 )
 
 // Clock is a virtual clock. Sleep advances it by the requested duration and
-// returns at once (after letting other goroutines run), so simulated machine
+// returns at once, so simulated machine
 // time passes as fast as the host can compute. It is safe for concurrent use;
 // concurrent sleepers each advance the clock, which models work done one
 // after another on the machine.

@@ -1,0 +1,174 @@
+package panel
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"papscan/hal"
+)
+
+// Tick is the blink clock's period: BlinkFast toggles every tick (4 Hz),
+// BlinkSlow every four ticks (1 Hz).
+const Tick = 125 * time.Millisecond
+
+// LED is one indicator LED on a GPIO output.
+type LED struct {
+	name      string
+	pin       gpio.PinOut
+	activeLow bool
+
+	mu      sync.Mutex
+	pattern hal.Pattern
+	lit     bool
+	err     error // last write error, reported by Show
+}
+
+var _ hal.Indicator = (*LED)(nil)
+
+// NewLED takes pin over and switches the LED off.
+func NewLED(name string, pin gpio.PinOut, activeLow bool) (*LED, error) {
+	if pin == nil {
+		return nil, fmt.Errorf("led %s: no pin", name)
+	}
+	l := &LED{name: name, pin: pin, activeLow: activeLow}
+	if err := l.write(false); err != nil {
+		return nil, err
+	}
+	return l, nil
+}
+
+func (l *LED) String() string { return "led " + l.name }
+
+// write sets the LED; l.mu is held or l is not shared yet.
+func (l *LED) write(on bool) error {
+	lvl := gpio.Level(on != l.activeLow)
+	if err := l.pin.Out(lvl); err != nil {
+		l.err = fmt.Errorf("%s: %w", l, err)
+		return l.err
+	}
+	l.lit, l.err = on, nil
+	return nil
+}
+
+// Show sets the LED's pattern. Steady patterns take effect at once; blink
+// patterns start at the panel's next tick.
+func (l *LED) Show(p hal.Pattern) error {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pattern = p
+	switch p {
+	case hal.Off:
+		return l.write(false)
+	case hal.On:
+		return l.write(true)
+	case hal.BlinkSlow, hal.BlinkFast:
+		return l.err
+	}
+	return fmt.Errorf("%s: unknown pattern %v", l, p)
+}
+
+// Pattern implements hal.Indicator.
+func (l *LED) Pattern() hal.Pattern {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.pattern
+}
+
+// Lit reports whether the LED is on at this moment (the software state).
+func (l *LED) Lit() bool {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	return l.lit
+}
+
+// step advances blink patterns to tick n.
+func (l *LED) step(n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	switch l.pattern {
+	case hal.BlinkFast:
+		_ = l.write(n%2 == 0)
+	case hal.BlinkSlow:
+		_ = l.write(n%8 < 4)
+	}
+}
+
+// State is what the robot is doing, as the panel shows it.
+type State int
+
+// Robot states shown on the panel.
+const (
+	StateStarting State = iota
+	StateReady          // idle, waiting for a magazine or a command
+	StateScanning       // scanning a magazine
+	StateDone           // magazine finished, waiting for the technician
+	StateFault          // a latched fault needs the technician
+)
+
+func (s State) String() string {
+	return [...]string{"starting", "ready", "scanning", "done", "fault"}[s]
+}
+
+// Patterns is what each LED shows in a state: ready (green), busy (amber),
+// fault (red).
+func Patterns(s State) (ready, busy, fault hal.Pattern) {
+	switch s {
+	case StateStarting:
+		return hal.BlinkSlow, hal.Off, hal.Off
+	case StateReady:
+		return hal.On, hal.Off, hal.Off
+	case StateScanning:
+		return hal.On, hal.BlinkSlow, hal.Off
+	case StateDone:
+		return hal.BlinkSlow, hal.Off, hal.Off
+	case StateFault:
+		return hal.Off, hal.Off, hal.BlinkFast
+	}
+	return hal.Off, hal.Off, hal.BlinkFast
+}
+
+// Panel is the set of status LEDs.
+type Panel struct {
+	Ready, Busy, Fault *LED
+
+	mu    sync.Mutex
+	state State
+}
+
+// Show puts the panel in state s.
+func (p *Panel) Show(s State) error {
+	p.mu.Lock()
+	p.state = s
+	p.mu.Unlock()
+	r, b, f := Patterns(s)
+	return errors.Join(p.Ready.Show(r), p.Busy.Show(b), p.Fault.Show(f))
+}
+
+// State is the state last shown.
+func (p *Panel) State() State {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.state
+}
+
+// Run clocks the blink patterns until ctx ends, then switches every LED
+// off.
+func (p *Panel) Run(ctx context.Context) error {
+	t := time.NewTicker(Tick)
+	defer t.Stop()
+	for n := 0; ; n++ {
+		for _, l := range []*LED{p.Ready, p.Busy, p.Fault} {
+			l.step(n)
+		}
+		select {
+		case <-ctx.Done():
+			return errors.Join(p.Ready.Show(hal.Off), p.Busy.Show(hal.Off), p.Fault.Show(hal.Off))
+		case <-t.C:
+		}
+	}
+}
