@@ -1,0 +1,40 @@
+# papscan — build, test and run the slide-scanning agent.
+# `make run` is the simulated robot out of the box; `make test` is the whole suite.
+
+GO       ?= go
+VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS  := -s -w -X main.version=$(VERSION)
+BIN      := bin
+PKG      := ./cmd/papscan
+
+export CGO_ENABLED := 0
+
+.PHONY: all build cross test test-short run bench lint clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan $(PKG)
+
+# Static binaries for the robot's controllers.
+cross:
+	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan-linux-arm64 $(PKG)
+	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan-linux-armv7 $(PKG)
+	@file $(BIN)/papscan-linux-arm64 $(BIN)/papscan-linux-armv7 2>/dev/null || ls -l $(BIN)
+
+# The whole test suite; installs what the tests need first.
+test:
+	./scripts/test.sh
+
+run: build
+	$(BIN)/papscan sim
+
+bench:
+	./scripts/bench.sh
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+clean:
+	rm -rf $(BIN) papscan-state

@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The project's test command (README, `make test`, .ci/run): lint, build for
+# every target, then the whole test suite.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+export CGO_ENABLED=0
+
+echo "== lint"
+make -s lint
+
+echo "== cross-build (linux/arm64, linux/arm v7)"
+make -s cross >/dev/null
+
+echo "== go test"
+go test -count=1 ./...
