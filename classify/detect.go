@@ -1,0 +1,535 @@
+package classify
+
+import (
+	"image"
+	"math"
+)
+
+// DefaultPixelUM is the pixel size assumed when DetectOptions.PixelUM is zero.
+// It is the estimate for the stored CRIC fields (1280 px wide, 40x objective),
+// on which the embedded model was trained; see doc.go.
+const DefaultPixelUM = 0.25
+
+// DetectOptions configures a Detector. Zero values select defaults.
+type DetectOptions struct {
+	// PixelUM is the pixel size in µm (default DefaultPixelUM).
+	PixelUM float64
+	// MinAreaUM2 and MaxAreaUM2 bound the area of a kept nucleus
+	// (defaults 12 µm² and 900 µm²: drops debris, small neutrophil lobes and
+	// large dark clumps or folds).
+	MinAreaUM2, MaxAreaUM2 float64
+	// Stain is the haematoxylin row of the colour-deconvolution matrix
+	// (default DefaultStain).
+	Stain [3]float64
+	// MinThresholdOD is the lowest haematoxylin optical density accepted as
+	// nuclear whatever Otsu's method says (default 0.20): a tile of clean
+	// background or pale cytoplasm then yields no nuclei.
+	MinThresholdOD float64
+	// TissueOD is the haematoxylin density below which a pixel is treated as
+	// background or unstained when computing Otsu's threshold (default 0.08).
+	TissueOD float64
+	// OtsuScale multiplies Otsu's threshold (default 1). Lower values grow
+	// nuclei but merge neighbours; higher ones keep only dark cores.
+	OtsuScale float64
+	// LocalWindowUM is the side of the square window (µm) over which the local
+	// mean density is taken (default 14 µm, a few nuclear diameters); a pixel
+	// is nuclear only if it is also LocalOffsetOD (default 0.04) above that
+	// local mean. This separates nuclei from overlapping, folded or
+	// keratinised cytoplasm that is as dark as a nucleus in absolute terms.
+	// A negative LocalOffsetOD disables the local test.
+	LocalWindowUM, LocalOffsetOD float64
+}
+
+func (o DetectOptions) withDefaults() DetectOptions {
+	if o.PixelUM <= 0 {
+		o.PixelUM = DefaultPixelUM
+	}
+	if o.MinAreaUM2 <= 0 {
+		o.MinAreaUM2 = 12
+	}
+	if o.MaxAreaUM2 <= 0 {
+		o.MaxAreaUM2 = 900
+	}
+	if o.Stain == ([3]float64{}) {
+		o.Stain = DefaultStain
+	}
+	if o.MinThresholdOD <= 0 {
+		o.MinThresholdOD = 0.20
+	}
+	if o.LocalWindowUM <= 0 {
+		o.LocalWindowUM = 14
+	}
+	if o.LocalOffsetOD == 0 {
+		o.LocalOffsetOD = 0.04
+	}
+	if o.OtsuScale <= 0 {
+		o.OtsuScale = 1
+	}
+	if o.TissueOD <= 0 {
+		o.TissueOD = 0.08
+	}
+	return o
+}
+
+// Nucleus is one detected nucleus with its cheap shape and density features.
+// Coordinates are in pixel-index units of the tile: pixel (i, j) has its
+// centre at X=i, Y=j, relative to the image's Bounds().Min.
+type Nucleus struct {
+	X       float64         `json:"x"`
+	Y       float64         `json:"y"`
+	AreaPx  int             `json:"area_px"`
+	AreaUM2 float64         `json:"area_um2"`
+	Box     image.Rectangle `json:"box"`
+	PixelUM float64         `json:"pixel_um"`
+	// MeanH and MaxH are the mean and maximum haematoxylin optical density
+	// (after a 3x3 box blur) over the nucleus.
+	MeanH float32 `json:"mean_h"`
+	MaxH  float32 `json:"max_h"`
+	// Contrast is MeanH minus the tile's nuclear threshold (OD).
+	Contrast float32 `json:"contrast"`
+	// Perimeter is the boundary length in px (4-connected edge count × π/4).
+	Perimeter float64 `json:"perimeter_px"`
+	// Circularity is 4πA/P², about 1 for a disc, lower for ragged outlines.
+	Circularity float32 `json:"circularity"`
+	// Elongation is the major/minor axis ratio of the moment ellipse (>= 1).
+	Elongation float32 `json:"elongation"`
+	// Edge is set when the nucleus touches the tile border (it may be cut).
+	Edge bool `json:"edge,omitempty"`
+}
+
+type run struct {
+	x0, x1, y int32
+	cov       int32 // pixels covered by runs directly above or below
+}
+
+type compStats struct {
+	area                   int64
+	sx, sy, sxx, syy, sxy  int64
+	minX, minY, maxX, maxY int32
+	sumH                   int64
+	maxH                   uint8
+	edges                  int64
+	edge                   bool
+}
+
+// Detector finds nuclei in RGB tiles. It keeps its working buffers between
+// calls, so a steady stream of same-sized tiles allocates nothing. A Detector
+// is not safe for concurrent use: give each worker its own.
+type Detector struct {
+	opts      DetectOptions
+	lut       *stainLUT
+	minArea   int64
+	maxArea   int64
+	minThresh uint8
+	tissue    uint8
+
+	h, tmp   []uint8
+	integ    []uint32
+	radius   int
+	offset   uint32
+	runs     []run
+	rowStart []int32
+	parent   []int32
+	compOf   []int32
+	comps    []compStats
+	out      []Nucleus
+	row16    []uint16
+
+	// Threshold is the H-channel threshold (0..255) used by the last Detect.
+	lastThreshold uint8
+}
+
+// NewDetector returns a Detector for the given options (zero fields take defaults).
+func NewDetector(opts DetectOptions) *Detector {
+	opts = opts.withDefaults()
+	px2 := opts.PixelUM * opts.PixelUM
+	d := &Detector{
+		opts:      opts,
+		lut:       newStainLUT(opts.Stain),
+		minArea:   int64(math.Ceil(opts.MinAreaUM2 / px2)),
+		maxArea:   int64(math.Floor(opts.MaxAreaUM2 / px2)),
+		minThresh: odToH(opts.MinThresholdOD),
+		tissue:    odToH(opts.TissueOD),
+	}
+	d.radius = max(1, int(math.Round(opts.LocalWindowUM/2/opts.PixelUM)))
+	if opts.LocalOffsetOD > 0 {
+		d.offset = uint32(math.Round(opts.LocalOffsetOD * hScale))
+	}
+	if d.minArea < 1 {
+		d.minArea = 1
+	}
+	return d
+}
+
+// Options returns the effective options (defaults filled in).
+func (d *Detector) Options() DetectOptions { return d.opts }
+
+// LastThresholdOD returns the nuclear threshold (haematoxylin OD) chosen by the
+// most recent Detect call.
+func (d *Detector) LastThresholdOD() float64 { return float64(d.lastThreshold) / hScale }
+
+func odToH(od float64) uint8 {
+	v := math.Round(od * hScale)
+	if v < 0 {
+		return 0
+	}
+	if v > 255 {
+		return 255
+	}
+	return uint8(v)
+}
+
+func grow[T any](s []T, n int) []T {
+	if cap(s) < n {
+		return make([]T, n)
+	}
+	return s[:n]
+}
+
+// Detect finds the nuclei in img.
+//
+// Method: haematoxylin density by colour deconvolution through look-up tables,
+// 3x3 box blur, Otsu threshold over stained pixels (clamped below by
+// MinThresholdOD), 8-connected run-length labelling with union-find, area
+// filter in µm². Touching nuclei are not split (they come out as one larger,
+// less circular component).
+//
+// The returned slice is owned by the Detector and is overwritten by the next
+// call: copy what you keep.
+func (d *Detector) Detect(img *image.RGBA) []Nucleus {
+	b := img.Bounds()
+	w, hgt := b.Dx(), b.Dy()
+	d.out = d.out[:0]
+	if w <= 0 || hgt <= 0 {
+		return d.out
+	}
+	n := w * hgt
+	d.h = grow(d.h, n)
+	d.tmp = grow(d.tmp, n)
+	hb, tmp := d.h, d.tmp
+	lut := d.lut
+
+	// 1. Haematoxylin channel.
+	for y := 0; y < hgt; y++ {
+		o := img.PixOffset(b.Min.X, b.Min.Y+y)
+		row := img.Pix[o : o+4*w]
+		dst := tmp[y*w : y*w+w]
+		for x := range dst {
+			p := row[4*x : 4*x+3 : 4*x+3]
+			v := (lut.r[p[0]] + lut.g[p[1]] + lut.b[p[2]]) >> 8
+			if v < 0 {
+				v = 0
+			} else if v > 255 {
+				v = 255
+			}
+			dst[x] = uint8(v)
+		}
+	}
+	// 2. 3x3 box blur (separable, edges replicated) and histogram.
+	var hist [256]int32
+	boxBlur3(tmp, hb, d.rowTmp(w), w, hgt, &hist)
+
+	// 3. Threshold.
+	t := uint8(math.Round(float64(otsu(&hist, int(d.tissue))) * d.opts.OtsuScale))
+	if t < d.minThresh {
+		t = d.minThresh
+	}
+	d.lastThreshold = t
+
+	// 4. Nuclear mask (global and local threshold) into tmp.
+	d.mask(w, hgt, t)
+
+	// 5. Run-length labelling.
+	d.label(w, hgt)
+
+	// 6. Components → nuclei.
+	px := d.opts.PixelUM
+	for i := range d.comps {
+		c := &d.comps[i]
+		if c.area < d.minArea || c.area > d.maxArea {
+			continue
+		}
+		a := float64(c.area)
+		mx, my := float64(c.sx)/a, float64(c.sy)/a
+		mu20 := float64(c.sxx)/a - mx*mx + 1.0/12
+		mu02 := float64(c.syy)/a - my*my + 1.0/12
+		mu11 := float64(c.sxy)/a - mx*my
+		l1, l2 := ellipseAxes(mu20, mu02, mu11)
+		per := float64(c.edges) * math.Pi / 4
+		meanH := float32(float64(c.sumH) / a / hScale)
+		d.out = append(d.out, Nucleus{
+			X:           mx + float64(b.Min.X),
+			Y:           my + float64(b.Min.Y),
+			AreaPx:      int(c.area),
+			AreaUM2:     a * px * px,
+			Box:         image.Rect(int(c.minX), int(c.minY), int(c.maxX)+1, int(c.maxY)+1).Add(b.Min),
+			PixelUM:     px,
+			MeanH:       meanH,
+			MaxH:        float32(c.maxH) / hScale,
+			Contrast:    meanH - float32(t)/hScale,
+			Perimeter:   per,
+			Circularity: float32(4 * math.Pi * a / (per * per)),
+			Elongation:  float32(math.Sqrt(l1 / math.Max(l2, 1e-6))),
+			Edge:        c.edge,
+		})
+	}
+	return d.out
+}
+
+func (d *Detector) rowTmp(w int) []uint16 {
+	if cap(d.row16) < 3*w {
+		d.row16 = make([]uint16, 3*w)
+	}
+	return d.row16[:3*w]
+}
+
+func ellipseAxes(mu20, mu02, mu11 float64) (l1, l2 float64) {
+	m := (mu20 + mu02) / 2
+	dd := math.Sqrt((mu20-mu02)*(mu20-mu02)/4 + mu11*mu11)
+	return m + dd, m - dd
+}
+
+// boxBlur3 writes the 3x3 mean of src into dst and fills hist with dst's values.
+func boxBlur3(src, dst []uint8, rows []uint16, w, h int, hist *[256]int32) {
+	// Horizontal sums for rows y-1, y, y+1 kept in a ring of three rows.
+	hsum := func(y int, out []uint16) {
+		s := src[y*w : y*w+w]
+		if w == 1 {
+			out[0] = 3 * uint16(s[0])
+			return
+		}
+		out[0] = 2*uint16(s[0]) + uint16(s[1])
+		for x := 1; x < w-1; x++ {
+			out[x] = uint16(s[x-1]) + uint16(s[x]) + uint16(s[x+1])
+		}
+		out[w-1] = uint16(s[w-2]) + 2*uint16(s[w-1])
+	}
+	r0, r1, r2 := rows[0:w], rows[w:2*w], rows[2*w:3*w]
+	hsum(0, r1)
+	copy(r0, r1)
+	for y := 0; y < h; y++ {
+		if y+1 < h {
+			hsum(y+1, r2)
+		} else {
+			copy(r2, r1)
+		}
+		out := dst[y*w : y*w+w]
+		a, bb, c := r0[:w], r1[:w], r2[:w]
+		for x := range out {
+			v := uint8((uint32(a[x]+bb[x]+c[x])*7282 + 32768) >> 16) // /9
+			out[x] = v
+			hist[v]++
+		}
+		r0, r1, r2 = r1, r2, r0
+	}
+}
+
+// otsu returns Otsu's threshold over histogram bins >= lo: the returned t is
+// the first level of the upper class.
+func otsu(hist *[256]int32, lo int) uint8 {
+	var total, sum float64
+	for i := lo; i < 256; i++ {
+		total += float64(hist[i])
+		sum += float64(i) * float64(hist[i])
+	}
+	if total == 0 {
+		return 255
+	}
+	var wB, sumB, best float64
+	bestT := lo
+	for i := lo; i < 255; i++ {
+		wB += float64(hist[i])
+		if wB == 0 {
+			continue
+		}
+		wF := total - wB
+		if wF == 0 {
+			break
+		}
+		sumB += float64(i) * float64(hist[i])
+		mB, mF := sumB/wB, (sum-sumB)/wF
+		between := wB * wF * (mB - mF) * (mB - mF)
+		if between > best {
+			best, bestT = between, i+1
+		}
+	}
+	return uint8(bestT)
+}
+
+func find(parent []int32, i int32) int32 {
+	for parent[i] != i {
+		parent[i] = parent[parent[i]]
+		i = parent[i]
+	}
+	return i
+}
+
+func union(parent []int32, a, b int32) {
+	ra, rb := find(parent, a), find(parent, b)
+	if ra == rb {
+		return
+	}
+	if ra < rb {
+		parent[rb] = ra
+	} else {
+		parent[ra] = rb
+	}
+}
+
+// mask writes 1 into d.tmp where h >= t and (unless disabled) h is at least
+// d.offset above the mean of h over the local window, else 0.
+func (d *Detector) mask(w, hgt int, t uint8) {
+	hb, m := d.h, d.tmp
+	if d.opts.LocalOffsetOD < 0 {
+		for i, v := range hb {
+			m[i] = b2u(v >= t)
+		}
+		return
+	}
+	// Integral image, (w+1)*(hgt+1), first row and column zero.
+	W := w + 1
+	d.integ = grow(d.integ, W*(hgt+1))
+	in := d.integ
+	clear(in[:W])
+	for y := 0; y < hgt; y++ {
+		row := hb[y*w : y*w+w]
+		prev := in[y*W : y*W+W]
+		cur := in[(y+1)*W : (y+1)*W+W]
+		cur[0] = 0
+		var s uint32
+		for x, v := range row {
+			s += uint32(v)
+			cur[x+1] = prev[x+1] + s
+		}
+	}
+	r := d.radius
+	off := d.offset
+	for y := 0; y < hgt; y++ {
+		y0, y1 := max(0, y-r), min(hgt, y+r+1)
+		top, bot := in[y0*W:y0*W+W], in[y1*W:y1*W+W]
+		row := hb[y*w : y*w+w]
+		mr := m[y*w : y*w+w]
+		dy := uint32(y1 - y0)
+		for x, v := range row {
+			if v < t {
+				mr[x] = 0
+				continue
+			}
+			x0, x1 := max(0, x-r), min(w, x+r+1)
+			sum := bot[x1] - bot[x0] - top[x1] + top[x0]
+			cnt := dy * uint32(x1-x0)
+			mr[x] = b2u(uint32(v) >= off && (uint32(v)-off)*cnt >= sum)
+		}
+	}
+}
+
+func b2u(b bool) uint8 {
+	if b {
+		return 1
+	}
+	return 0
+}
+
+// label finds 8-connected runs of the mask in d.tmp and accumulates
+// per-component stats (densities from d.h).
+func (d *Detector) label(w, hgt int) {
+	hb := d.h
+	mk := d.tmp
+	d.runs = d.runs[:0]
+	d.rowStart = grow(d.rowStart, hgt+1)
+	for y := 0; y < hgt; y++ {
+		d.rowStart[y] = int32(len(d.runs))
+		row := mk[y*w : y*w+w]
+		x := 0
+		for x < w {
+			for x < w && row[x] == 0 {
+				x++
+			}
+			if x >= w {
+				break
+			}
+			x0 := x
+			for x < w && row[x] != 0 {
+				x++
+			}
+			d.runs = append(d.runs, run{x0: int32(x0), x1: int32(x - 1), y: int32(y)})
+		}
+	}
+	d.rowStart[hgt] = int32(len(d.runs))
+	nr := len(d.runs)
+	d.parent = grow(d.parent, nr)
+	for i := range d.parent {
+		d.parent[i] = int32(i)
+	}
+	runs := d.runs
+	for y := 1; y < hgt; y++ {
+		j := d.rowStart[y-1]
+		pe := d.rowStart[y]
+		for i := d.rowStart[y]; i < d.rowStart[y+1]; i++ {
+			cur := &runs[i]
+			for j < pe && runs[j].x1+1 < cur.x0 {
+				j++
+			}
+			for k := j; k < pe && runs[k].x0 <= cur.x1+1; k++ {
+				union(d.parent, i, k)
+				lo, hi := max(cur.x0, runs[k].x0), min(cur.x1, runs[k].x1)
+				if hi >= lo {
+					cur.cov += hi - lo + 1
+					runs[k].cov += hi - lo + 1
+				}
+			}
+		}
+	}
+	// Compact component ids.
+	d.compOf = grow(d.compOf, nr)
+	d.comps = d.comps[:0]
+	for i := 0; i < nr; i++ {
+		r := find(d.parent, int32(i))
+		if r == int32(i) {
+			d.compOf[i] = int32(len(d.comps))
+			d.comps = append(d.comps, compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1})
+		} else {
+			d.compOf[i] = d.compOf[r] // r < i, already assigned
+		}
+	}
+	for i := range runs {
+		r := &runs[i]
+		c := &d.comps[d.compOf[i]]
+		x0, x1, y := int64(r.x0), int64(r.x1), int64(r.y)
+		n := x1 - x0 + 1
+		c.area += n
+		sx := (x0 + x1) * n / 2
+		c.sx += sx
+		c.sy += y * n
+		c.sxx += s2(x1) - s2(x0-1)
+		c.syy += y * y * n
+		c.sxy += y * sx
+		c.minX = min(c.minX, r.x0)
+		c.maxX = max(c.maxX, r.x1)
+		c.minY = min(c.minY, r.y)
+		c.maxY = max(c.maxY, r.y)
+		c.edges += 2 + 2*n - int64(r.cov)
+		if r.x0 == 0 || int(r.x1) == w-1 || r.y == 0 || int(r.y) == hgt-1 {
+			c.edge = true
+		}
+		row := hb[int(r.y)*w+int(r.x0) : int(r.y)*w+int(r.x1)+1]
+		var sh int64
+		mh := c.maxH
+		for _, v := range row {
+			sh += int64(v)
+			if v > mh {
+				mh = v
+			}
+		}
+		c.sumH += sh
+		c.maxH = mh
+	}
+}
+
+// s2 returns 0²+1²+…+k² (0 for k < 0).
+func s2(k int64) int64 {
+	if k < 0 {
+		return 0
+	}
+	return k * (k + 1) * (2*k + 1) / 6
+}
