@@ -1,0 +1,324 @@
+package config
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strconv"
+	"strings"
+
+	"go.yaml.in/yaml/v3"
+	"periph.io/x/conn/v3/physic"
+)
+
+// Config is the whole configuration of one robot and its agent.
+type Config struct {
+	Machine  Machine  `yaml:"machine"`
+	Agent    Agent    `yaml:"agent"`
+	Scan     Scan     `yaml:"scan"`
+	Classify Classify `yaml:"classify"`
+	Sim      Sim      `yaml:"sim"`
+}
+
+// Machine describes the hardware.
+type Machine struct {
+	// Name is the robot model/revision, e.g. "sim" or "papscan-r2".
+	Name string `yaml:"name"`
+	// I2CBus is "sim", a /dev/i2c-N path, or a periph bus name ("1", "I2C1").
+	I2CBus string `yaml:"i2c_bus"`
+	Axes   Axes   `yaml:"axes"`
+	Camera Camera `yaml:"camera"`
+	Light  Light  `yaml:"light"`
+	Panel  Panel  `yaml:"panel"`
+	Loader Loader `yaml:"loader"`
+}
+
+// Axes are the three motion axes: stage X and Y, focus Z.
+type Axes struct {
+	X Axis `yaml:"x"`
+	Y Axis `yaml:"y"`
+	Z Axis `yaml:"z"`
+}
+
+// Axis is one stepper-driven linear axis.
+type Axis struct {
+	// Driver is the motor controller type; "tic" (Pololu Tic over I²C).
+	Driver string `yaml:"driver"`
+	// TicVariant is the Tic model: T825, T834, T500, T249 or 36v4.
+	TicVariant string `yaml:"tic_variant"`
+	// Address is the controller's 7-bit I²C address.
+	Address uint16 `yaml:"address"`
+	// MicrostepsPerUM is the number of microsteps per micrometre of travel.
+	MicrostepsPerUM float64 `yaml:"microsteps_per_um"`
+	// StepMode is the number of microsteps per full step.
+	StepMode       int          `yaml:"step_mode"`
+	CurrentLimit   Current      `yaml:"current_limit"`
+	TravelMin      Distance     `yaml:"travel_min"`
+	TravelMax      Distance     `yaml:"travel_max"`
+	MaxSpeed       Speed        `yaml:"max_speed"`
+	Acceleration   Acceleration `yaml:"acceleration"`
+	HomingSpeed    Speed        `yaml:"homing_speed"`
+	HomingTimeout  Duration     `yaml:"homing_timeout"`
+	HomeDirection  string       `yaml:"home_direction"`
+	Settle         Duration     `yaml:"settle"`
+	CommandTimeout Duration     `yaml:"command_timeout"`
+	Backlash       Distance     `yaml:"backlash"`
+}
+
+// ToMicrosteps converts a position or distance along the axis to microsteps,
+// rounded to the nearest microstep.
+func (a *Axis) ToMicrosteps(d physic.Distance) int64 {
+	return int64(math.Round(float64(d) / 1e3 * a.MicrostepsPerUM))
+}
+
+// FromMicrosteps converts microsteps to a distance along the axis.
+func (a *Axis) FromMicrosteps(n int64) physic.Distance {
+	if a.MicrostepsPerUM == 0 {
+		return 0
+	}
+	return physic.Distance(math.Round(float64(n) / a.MicrostepsPerUM * 1e3))
+}
+
+// Camera is the microscope camera.
+type Camera struct {
+	// Device is "sim" or a V4L2 device such as "/dev/video0".
+	Device       string   `yaml:"device"`
+	PixelFormat  string   `yaml:"pixel_format"`
+	Width        int      `yaml:"width"`
+	Height       int      `yaml:"height"`
+	FrameRate    float64  `yaml:"frame_rate"`
+	Exposure     Duration `yaml:"exposure"`
+	Gain         float64  `yaml:"gain"`
+	BufferCount  int      `yaml:"buffer_count"`
+	FrameTimeout Duration `yaml:"frame_timeout"`
+	// PixelSize is the size of one pixel projected onto the specimen.
+	PixelSize Distance  `yaml:"pixel_size"`
+	Objective Objective `yaml:"objective"`
+}
+
+// Objective is the microscope objective. In YAML it is replaced as a whole:
+// keys left out of an objective mapping are zero, not inherited.
+type Objective struct {
+	Magnification float64 `yaml:"magnification"`
+	NA            float64 `yaml:"na"`
+	Name          string  `yaml:"name"`
+}
+
+// UnmarshalYAML decodes an objective from scratch (see Objective).
+func (o *Objective) UnmarshalYAML(n *yaml.Node) error {
+	type plain Objective
+	var p plain
+	if err := decodeWhole(n, &p, "objective"); err != nil {
+		return err
+	}
+	*o = Objective(p)
+	return nil
+}
+
+// Light is the transmitted-light illumination.
+type Light struct {
+	Pin Pin `yaml:"pin"`
+	// Brightness is the relative brightness used while scanning, 0..1.
+	Brightness float64 `yaml:"brightness"`
+}
+
+// Panel is the operator panel: three LEDs and three buttons.
+type Panel struct {
+	LEDReady    Pin      `yaml:"led_ready"`
+	LEDBusy     Pin      `yaml:"led_busy"`
+	LEDFault    Pin      `yaml:"led_fault"`
+	ButtonStart Pin      `yaml:"button_start"`
+	ButtonAbort Pin      `yaml:"button_abort"`
+	ButtonAck   Pin      `yaml:"button_ack"`
+	Debounce    Duration `yaml:"debounce"`
+	LongPress   Duration `yaml:"long_press"`
+}
+
+// Loader is the slide loader.
+type Loader struct {
+	Slots    int      `yaml:"slots"`
+	LoadTime Duration `yaml:"load_time"`
+}
+
+// Pin names a GPIO line: either by Name (a periph gpioreg name such as
+// "GPIO17", or "SIM_..." in the simulator) or by Chip and Line (e.g.
+// "gpiochip0", 17), not both.
+//
+// In YAML a pin is a mapping with keys name, chip, line, active_low and
+// pull, or just a name ("led_ready: GPIO17"). A pin is replaced as a whole:
+// keys left out are zero, not inherited from the defaults.
+type Pin struct {
+	Name      string `yaml:"name,omitempty"`
+	Chip      string `yaml:"chip,omitempty"`
+	Line      int    `yaml:"line,omitempty"`
+	ActiveLow bool   `yaml:"active_low,omitempty"`
+	// Pull is the bias: "up", "down", "none" or "" (leave as is).
+	Pull string `yaml:"pull,omitempty"`
+}
+
+// IsZero reports whether no pin is given.
+func (p Pin) IsZero() bool { return p == Pin{} }
+
+// String is "GPIO17" or "gpiochip0:17".
+func (p Pin) String() string {
+	if p.Chip != "" {
+		return strings.TrimPrefix(p.Chip, "/dev/") + ":" + strconv.Itoa(p.Line)
+	}
+	return p.Name
+}
+
+// UnmarshalYAML decodes a pin from scratch (see Pin).
+func (p *Pin) UnmarshalYAML(n *yaml.Node) error {
+	if n.Kind == yaml.ScalarNode {
+		*p = Pin{Name: n.Value}
+		return nil
+	}
+	type plain Pin
+	var q plain
+	if err := decodeWhole(n, &q, "pin"); err != nil {
+		return err
+	}
+	*p = Pin(q)
+	return nil
+}
+
+// decodeWhole decodes mapping node n into the zero value out, rejecting
+// keys out has no field for.
+func decodeWhole(n *yaml.Node, out any, what string) error {
+	if n.Kind == yaml.AliasNode && n.Alias != nil {
+		n = n.Alias
+	}
+	if n.Kind != yaml.MappingNode {
+		return fmt.Errorf("want a %s mapping", what)
+	}
+	known := yamlKeys(deref(out))
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		k := n.Content[i].Value
+		if k == "<<" {
+			continue
+		}
+		if !known[k] {
+			return fmt.Errorf("line %d: unknown %s key %q", n.Content[i].Line, what, k)
+		}
+	}
+	return n.Decode(out)
+}
+
+// Agent configures the agent process.
+type Agent struct {
+	// RobotID identifies the robot; it is part of MQTT topics.
+	RobotID  string `yaml:"robot_id"`
+	StateDir string `yaml:"state_dir"`
+	// LogLevel is debug, info, warn or error.
+	LogLevel string `yaml:"log_level"`
+	MQTT     MQTT   `yaml:"mqtt"`
+}
+
+// MQTT configures the connection to the lab's MQTT broker(s).
+type MQTT struct {
+	// Brokers are broker URLs (tcp://, mqtt://, ssl://, tls://, mqtts://,
+	// ws://, wss://). Empty means none is configured; the simulator then
+	// starts an embedded broker.
+	Brokers []string `yaml:"brokers"`
+	// ClientID; empty means "papscan-" + robot_id, see EffectiveClientID.
+	ClientID string `yaml:"client_id"`
+	// TopicPrefix is the first topic level; empty means "papscan".
+	TopicPrefix  string   `yaml:"topic_prefix"`
+	KeepAlive    Duration `yaml:"keepalive"`
+	TLS          TLS      `yaml:"tls"`
+	Username     string   `yaml:"username"`
+	PasswordFile string   `yaml:"password_file"`
+}
+
+// TLS names the files of the MQTT TLS setup; all absolute paths.
+type TLS struct {
+	CAFile   string `yaml:"ca_file"`
+	CertFile string `yaml:"cert_file"`
+	KeyFile  string `yaml:"key_file"`
+}
+
+// DefaultTopicPrefix is used when agent.mqtt.topic_prefix is empty.
+const DefaultTopicPrefix = "papscan"
+
+// EffectiveClientID is agent.mqtt.client_id, or "papscan-" + robot_id when
+// that is empty.
+func (c *Config) EffectiveClientID() string {
+	if c.Agent.MQTT.ClientID != "" {
+		return c.Agent.MQTT.ClientID
+	}
+	return "papscan-" + c.Agent.RobotID
+}
+
+// EffectiveTopicPrefix is agent.mqtt.topic_prefix, or DefaultTopicPrefix
+// when that is empty.
+func (c *Config) EffectiveTopicPrefix() string {
+	if c.Agent.MQTT.TopicPrefix != "" {
+		return c.Agent.MQTT.TopicPrefix
+	}
+	return DefaultTopicPrefix
+}
+
+// Scan configures how a slide is scanned.
+type Scan struct {
+	// TileOverlap is the overlap of neighbouring tiles as a fraction.
+	TileOverlap float64 `yaml:"tile_overlap"`
+	// SpotCenterX, SpotCenterY are the nominal cell-spot centre in stage
+	// coordinates.
+	SpotCenterX  Distance `yaml:"spot_center_x"`
+	SpotCenterY  Distance `yaml:"spot_center_y"`
+	SpotDiameter Distance `yaml:"spot_diameter"`
+	// FocusRange is the half range searched around the expected focus.
+	FocusRange Distance `yaml:"focus_range"`
+	// FocusStep is the coarse focus step.
+	FocusStep Distance `yaml:"focus_step"`
+	// FocusPoints is the number of autofocus points of the focus map.
+	FocusPoints int `yaml:"focus_points"`
+	// ZNominal is the expected focus Z when nothing better is known.
+	ZNominal Distance `yaml:"z_nominal"`
+}
+
+// Classify configures cell classification and the slide verdict.
+type Classify struct {
+	// MinNucleusArea, MaxNucleusArea bound nucleus areas in µm².
+	MinNucleusArea float64 `yaml:"min_nucleus_area"`
+	MaxNucleusArea float64 `yaml:"max_nucleus_area"`
+	// HighGradeThreshold: a cell is high grade when
+	// P(ASC-H)+P(HSIL)+P(SCC) >= this.
+	HighGradeThreshold float64 `yaml:"high_grade_threshold"`
+	// LowGradeThreshold: a cell is low grade when P(ASC-US)+P(LSIL) >= this.
+	LowGradeThreshold float64 `yaml:"low_grade_threshold"`
+	MinHighGradeCells int     `yaml:"min_high_grade_cells"`
+	MinLowGradeCells  int     `yaml:"min_low_grade_cells"`
+	// MinSquamousCells is the adequacy minimum (Bethesda: 5000 for
+	// liquid-based preparations).
+	MinSquamousCells int `yaml:"min_squamous_cells"`
+	GallerySize      int `yaml:"gallery_size"`
+}
+
+// Sim configures the simulated robot; only `papscan sim` uses it.
+type Sim struct {
+	Slides int   `yaml:"slides"`
+	Seed   int64 `yaml:"seed"`
+	// DataDir; "" means automatic: ../shared/data if present.
+	DataDir  string `yaml:"data_dir"`
+	SpotKind string `yaml:"spot_kind"`
+}
+
+// Clone returns a deep copy of c.
+func (c *Config) Clone() *Config {
+	d := *c
+	if c.Agent.MQTT.Brokers != nil {
+		d.Agent.MQTT.Brokers = append([]string(nil), c.Agent.MQTT.Brokers...)
+	}
+	return &d
+}
+
+// sortedKeys returns the keys of m in order.
+func sortedKeys(m map[string]bool) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
+	return out
+}
