@@ -1,0 +1,175 @@
+package classify
+
+import (
+	"container/heap"
+	"fmt"
+	"sort"
+	"sync"
+)
+
+// Thresholds turn per-cell probabilities into a slide verdict.
+type Thresholds struct {
+	// HighGrade: a cell is high grade when P(ASC-H)+P(HSIL)+P(SCC) >= HighGrade.
+	HighGrade float64 `json:"high_grade"`
+	// LowGrade: a cell is low grade when P(ASC-US)+P(LSIL) >= LowGrade.
+	LowGrade float64 `json:"low_grade"`
+	// MinHighGradeCells high-grade cells make a HIGH_GRADE slide (0 disables).
+	MinHighGradeCells int `json:"min_high_grade_cells"`
+	// MinLowGradeCells low-grade cells make a LOW_GRADE slide (0 disables).
+	// A cell may count as both high and low grade when both thresholds are
+	// below 0.5.
+	MinLowGradeCells int `json:"min_low_grade_cells"`
+	// MinSquamousCells: fewer analysed cells make a complete slide UNSATISFACTORY.
+	MinSquamousCells int `json:"min_squamous_cells"`
+	// GallerySize is the number of most suspicious cells kept with crops.
+	GallerySize int `json:"gallery_size"`
+}
+
+// DefaultThresholds returns starting values. The cell-count thresholds are
+// NOT calibrated on whole slides (no slide-level data yet): see doc.go.
+func DefaultThresholds() Thresholds {
+	return Thresholds{
+		HighGrade:         0.5,
+		LowGrade:          0.5,
+		MinHighGradeCells: 5,
+		MinLowGradeCells:  10,
+		MinSquamousCells:  5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
+		GallerySize:       24,
+	}
+}
+
+// Verdict is the slide-level triage result.
+type Verdict string
+
+// Verdicts.
+const (
+	VerdictNILM           Verdict = "NILM"
+	VerdictLowGrade       Verdict = "LOW_GRADE"
+	VerdictHighGrade      Verdict = "HIGH_GRADE"
+	VerdictIncomplete     Verdict = "INCOMPLETE"
+	VerdictUnsatisfactory Verdict = "UNSATISFACTORY"
+)
+
+// SlideResult is the outcome of one slide.
+type SlideResult struct {
+	Verdict        Verdict        `json:"verdict"`
+	Counts         map[string]int `json:"counts"` // cells per most-probable class, by class name
+	Cells          int            `json:"cells"`
+	HighGradeCells int            `json:"high_grade_cells"`
+	LowGradeCells  int            `json:"low_grade_cells"`
+	Top            []Cell         `json:"top"` // most suspicious first; crops are not serialised
+	Reason         string         `json:"reason"`
+	ModelVersion   string         `json:"model_version"`
+	ModelSHA256    string         `json:"model_sha256"`
+	Thresholds     Thresholds     `json:"thresholds"`
+}
+
+// SlideSummary accumulates the cells of one slide tile by tile. It is safe
+// for concurrent use (Add from several workers). Memory is bounded: only counts
+// and the GallerySize most suspicious cells (with their crops) are kept.
+type SlideSummary struct {
+	mu           sync.Mutex
+	th           Thresholds
+	modelVersion string
+	modelSHA     string
+	counts       [NumClasses]int
+	cells        int
+	high, low    int
+	top          cellHeap
+}
+
+// NewSlideSummary starts a slide. m (may be nil) provides the model version
+// and hash reported in the result.
+func NewSlideSummary(th Thresholds, m *Model) *SlideSummary {
+	s := &SlideSummary{th: th}
+	if m != nil {
+		s.modelVersion, s.modelSHA = m.Version, m.SHA256
+	}
+	return s
+}
+
+// Add counts cells. Cells entering the gallery are copied (their Crop pointer
+// is kept, so do not modify a crop after Add); the slice may be reused.
+func (s *SlideSummary) Add(cells []Cell) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := s.th.GallerySize
+	for i := range cells {
+		c := &cells[i]
+		s.cells++
+		if c.Class >= 0 && int(c.Class) < NumClasses {
+			s.counts[c.Class]++
+		}
+		hg := c.HighGrade(s.th.HighGrade)
+		if hg {
+			s.high++
+		}
+		if c.LowGrade(s.th.LowGrade) {
+			s.low++
+		}
+		if k <= 0 {
+			continue
+		}
+		if len(s.top) < k {
+			heap.Push(&s.top, *c)
+		} else if c.Score > s.top[0].Score {
+			s.top[0] = *c
+			heap.Fix(&s.top, 0)
+		}
+	}
+}
+
+// Result returns the slide result; complete says whether the whole slide was
+// scanned. An incomplete slide is always INCOMPLETE, never negative.
+func (s *SlideSummary) Result(complete bool) SlideResult {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	r := SlideResult{
+		Counts:         make(map[string]int, NumClasses),
+		Cells:          s.cells,
+		HighGradeCells: s.high,
+		LowGradeCells:  s.low,
+		ModelVersion:   s.modelVersion,
+		ModelSHA256:    s.modelSHA,
+		Thresholds:     s.th,
+	}
+	for c := range NumClasses {
+		r.Counts[Class(c).String()] = s.counts[c]
+	}
+	r.Top = append([]Cell(nil), s.top...)
+	sort.SliceStable(r.Top, func(i, j int) bool { return r.Top[i].Score > r.Top[j].Score })
+	counts := fmt.Sprintf("%d cells analysed, %d high-grade (P>=%.2f, need %d), %d low-grade (P>=%.2f, need %d)",
+		s.cells, s.high, s.th.HighGrade, s.th.MinHighGradeCells, s.low, s.th.LowGrade, s.th.MinLowGradeCells)
+	switch {
+	case !complete:
+		r.Verdict = VerdictIncomplete
+		r.Reason = "scan not complete: " + counts
+	case s.cells < s.th.MinSquamousCells:
+		r.Verdict = VerdictUnsatisfactory
+		r.Reason = fmt.Sprintf("only %d cells analysed, fewer than the %d required: %s", s.cells, s.th.MinSquamousCells, counts)
+	case s.high >= s.th.MinHighGradeCells && s.th.MinHighGradeCells > 0:
+		r.Verdict = VerdictHighGrade
+		r.Reason = "high-grade cells at or above threshold: " + counts
+	case s.low >= s.th.MinLowGradeCells && s.th.MinLowGradeCells > 0:
+		r.Verdict = VerdictLowGrade
+		r.Reason = "low-grade cells at or above threshold: " + counts
+	default:
+		r.Verdict = VerdictNILM
+		r.Reason = "no abnormal cells above thresholds: " + counts
+	}
+	return r
+}
+
+// cellHeap is a min-heap on Score.
+type cellHeap []Cell
+
+func (h cellHeap) Len() int           { return len(h) }
+func (h cellHeap) Less(i, j int) bool { return h[i].Score < h[j].Score }
+func (h cellHeap) Swap(i, j int)      { h[i], h[j] = h[j], h[i] }
+func (h *cellHeap) Push(x any)        { *h = append(*h, x.(Cell)) }
+func (h *cellHeap) Pop() any {
+	old := *h
+	c := old[len(old)-1]
+	*h = old[:len(old)-1]
+	return c
+}

@@ -1,0 +1,35 @@
+// Command train fits the papscan per-cell model and writes its weights file.
+//
+//	go run ./classify/train/cmd -data ../shared/data -out classify/model_weights.json
+package main
+
+import (
+	"context"
+	"flag"
+	"fmt"
+	"os"
+	"os/signal"
+
+	"papscan/classify/internal/dataset"
+	"papscan/classify/train"
+)
+
+func main() {
+	data := flag.String("data", "", "data directory (default: $PAPSCAN_DATA or ../shared/data)")
+	out := flag.String("out", "classify/model_weights.json", "weights file to write")
+	seed := flag.Int64("seed", 1, "seed of the field-grouped folds")
+	flag.Parse()
+	if *data == "" {
+		*data = dataset.Dir()
+	}
+	if *data == "" {
+		fmt.Fprintln(os.Stderr, "train: no data directory")
+		os.Exit(2)
+	}
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
+	defer stop()
+	if err := train.Run(ctx, *data, *out, *seed, os.Stdout); err != nil {
+		fmt.Fprintln(os.Stderr, "train:", err)
+		os.Exit(1)
+	}
+}
