@@ -204,8 +204,8 @@ func parseQuantity(s string, units []unit, kind, example string) (int64, error) 
 
 // formatQuantity prints v nano-units exactly, in the largest unit of outs
 // whose size does not exceed |v| (the last unit for smaller values), with
-// trailing zeros of the fraction removed.
-func formatQuantity(v int64, outs []unit) string {
+// trailing zeros of the fraction removed. Zero is printed as "0" + zeroUnit.
+func formatQuantity(v int64, outs []unit, zeroUnit string) string {
 	neg := v < 0
 	a := uint64(v)
 	if neg {
@@ -213,7 +213,7 @@ func formatQuantity(v int64, outs []unit) string {
 	}
 	u := outs[len(outs)-1]
 	if a == 0 {
-		u = outs[0]
+		return "0" + zeroUnit
 	} else {
 		for _, cand := range outs {
 			if a >= uint64(cand.nano) {
@@ -279,7 +279,7 @@ func (d Distance) UM() float64 { return float64(d) / 1e3 }
 func (d Distance) MM() float64 { return float64(d) / 1e6 }
 
 // String formats the distance the way it is written in YAML, e.g. "13mm".
-func (d Distance) String() string { return formatQuantity(int64(d), distanceOut) }
+func (d Distance) String() string { return formatQuantity(int64(d), distanceOut, "mm") }
 
 // Set parses s; it makes *Distance a flag.Value.
 func (d *Distance) Set(s string) error {
@@ -320,7 +320,7 @@ func (sp Speed) MMPerS() float64 { return float64(sp) / 1e6 }
 func (sp Speed) UMPerS() float64 { return float64(sp) / 1e3 }
 
 // String formats the speed the way it is written in YAML, e.g. "20mm/s".
-func (sp Speed) String() string { return formatQuantity(int64(sp), speedOut) }
+func (sp Speed) String() string { return formatQuantity(int64(sp), speedOut, "mm/s") }
 
 // Set parses s; it makes *Speed a flag.Value.
 func (sp *Speed) Set(s string) error {
@@ -359,7 +359,7 @@ func (a Acceleration) UMPerS2() float64 { return float64(a) / 1e3 }
 
 // String formats the acceleration the way it is written in YAML, e.g.
 // "400mm/s^2".
-func (a Acceleration) String() string { return formatQuantity(int64(a), accelOut) }
+func (a Acceleration) String() string { return formatQuantity(int64(a), accelOut, "mm/s^2") }
 
 // Set parses s; it makes *Acceleration a flag.Value.
 func (a *Acceleration) Set(s string) error {
@@ -397,7 +397,7 @@ func (c Current) I() physic.ElectricCurrent { return physic.ElectricCurrent(c) }
 func (c Current) MA() float64 { return float64(c) / 1e6 }
 
 // String formats the current the way it is written in YAML, e.g. "800mA".
-func (c Current) String() string { return formatQuantity(int64(c), currentOut) }
+func (c Current) String() string { return formatQuantity(int64(c), currentOut, "mA") }
 
 // Set parses s; it makes *Current a flag.Value.
 func (c *Current) Set(s string) error {

@@ -90,7 +90,14 @@ func inRange[T cmp.Ordered](v *validator, path string, x, lo, hi T, loOpen, hiOp
 	if okLo && okHi {
 		return true
 	}
-	v.add(path, "must be in %s, got %s", interval(lo, hi, loOpen, hiOpen, f), f(x))
+	var zero T
+	bound := func(b T) string {
+		if b == zero {
+			return "0" // "(0, 200mm/s]" reads better than "(0mm/s, 200mm/s]"
+		}
+		return f(b)
+	}
+	v.add(path, "must be in %s, got %s", interval(lo, hi, loOpen, hiOpen, bound), f(x))
 	return false
 }
 
