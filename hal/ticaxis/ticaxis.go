@@ -1,0 +1,806 @@
+package ticaxis
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"math"
+	"reflect"
+	"strings"
+	"sync"
+	"time"
+
+	"papscan/hal"
+
+	"periph.io/x/conn/v3/i2c"
+	"periph.io/x/conn/v3/physic"
+	"periph.io/x/devices/v3/tic"
+)
+
+// ErrHalted is returned by Wait when Halt stopped the move it was waiting for.
+var ErrHalted = errors.New("move halted")
+
+// Options configures an Axis. Zero values get the documented defaults where
+// one is given; New rejects the others.
+type Options struct {
+	// Name names the axis in every error ("x", "y", "z"). Required.
+	Name string
+	// Address is the Tic's 7-bit I²C address; 0 means tic.I2CAddr (0x0E).
+	Address uint16
+	// Variant is the Tic model. Required.
+	Variant tic.Variant
+	// MicrostepsPerUM is the number of microsteps, in StepMode, per µm of
+	// carriage travel (e.g. 200 steps/rev, 1/8 step, 8 mm lead: 0.2).
+	MicrostepsPerUM float64
+	// StepMode is programmed into the Tic; MicrostepsPerUM must match it.
+	StepMode tic.StepMode
+	// CurrentLimit is the coil current limit. Required (> 0).
+	CurrentLimit physic.ElectricCurrent
+	// MaxSpeed is the carriage's top speed. Required (> 0).
+	MaxSpeed physic.Speed
+	// Acceleration is the carriage's acceleration limit in µm/s². Required.
+	Acceleration float64
+	// Deceleration is the deceleration limit in µm/s²; 0 means Acceleration.
+	Deceleration float64
+	// HomingTimeout bounds Home; 0 means 30 s.
+	HomingTimeout time.Duration
+	// HomeForward homes against the forward limit switch instead of the
+	// reverse one.
+	HomeForward bool
+	// Settle is waited after a move arrives, before Wait returns.
+	Settle time.Duration
+	// PollInterval is the status polling period; 0 means 5 ms.
+	PollInterval time.Duration
+	// TravelMin and TravelMax bound move targets, measured from home.
+	TravelMin, TravelMax physic.Distance
+	// CommandTimeout is the Tic's configured "Command timeout" (its
+	// dead-man); 0 means the feature is disabled on the Tic. New checks it
+	// against the Tic's setting. While the driver holds a move or homes, it
+	// sends a command at least every CommandTimeout/2.
+	CommandTimeout time.Duration
+}
+
+// Axis is a hal.Axis on a Pololu Tic over I²C. It is safe for concurrent
+// use; Halt in particular may be called from any goroutine at any time.
+type Axis struct {
+	opts   Options
+	bus    i2c.Bus
+	clock  hal.Clock
+	dev    *tic.Dev
+	maxPos int64 // |int32| bounds of travel, microsteps
+	minPos int64
+	// Programmed motion limits, in microsteps/s and microsteps/s².
+	speed, accel, decel float64
+
+	io sync.Mutex // serialises this axis's I²C transactions
+
+	mu        sync.Mutex
+	homed     bool
+	fault     error
+	holding   bool // a move or homing is in progress: keep the dead-man fed
+	target    int32
+	moveStart time.Time
+	budget    time.Duration
+	haltGen   uint64
+	lastCmd   time.Time
+}
+
+var _ hal.Axis = (*Axis)(nil)
+
+// Tic unit limits (user's guide section 7, variable reference).
+const (
+	maxTicSpeed = 500_000_000 // microsteps per 10000 s
+	minTicAccel = 100         // microsteps per 100 s²
+	maxTicAccel = math.MaxInt32
+)
+
+// New connects to the Tic, configures it and energizes the motor. The axis
+// is not homed.
+//
+// Init sequence: (connection check) → Halt and hold → Set step mode → Set
+// current limit → Set max speed → Set max acceleration → Set max
+// deceleration → Get setting "command timeout" (checked against
+// opts.CommandTimeout) → Energize → Exit safe start → Get error status (must
+// be 0).
+func New(bus i2c.Bus, clock hal.Clock, opts Options) (*Axis, error) {
+	if bus == nil || clock == nil {
+		return nil, fmt.Errorf("ticaxis %q: nil bus or clock", opts.Name)
+	}
+	if err := opts.check(); err != nil {
+		return nil, err
+	}
+	a := &Axis{opts: opts, bus: bus, clock: clock}
+	n := opts.Name
+	speed, err := ticUnits(float64(opts.MaxSpeed)/float64(physic.MicroMetrePerSecond)*opts.MicrostepsPerUM, 10000, 1, maxTicSpeed)
+	if err != nil {
+		return nil, fmt.Errorf("%s: MaxSpeed %s: %w", n, opts.MaxSpeed, err)
+	}
+	acc, err := ticUnits(opts.Acceleration*opts.MicrostepsPerUM, 100, minTicAccel, maxTicAccel)
+	if err != nil {
+		return nil, fmt.Errorf("%s: Acceleration %g µm/s²: %w", n, opts.Acceleration, err)
+	}
+	dec, err := ticUnits(opts.Deceleration*opts.MicrostepsPerUM, 100, minTicAccel, maxTicAccel)
+	if err != nil {
+		return nil, fmt.Errorf("%s: Deceleration %g µm/s²: %w", n, opts.Deceleration, err)
+	}
+	a.speed, a.accel, a.decel = float64(speed)/10000, float64(acc)/100, float64(dec)/100
+	if a.minPos, err = a.toMicrosteps(opts.TravelMin); err != nil {
+		return nil, fmt.Errorf("%s: TravelMin: %w", n, err)
+	}
+	if a.maxPos, err = a.toMicrosteps(opts.TravelMax); err != nil {
+		return nil, fmt.Errorf("%s: TravelMax: %w", n, err)
+	}
+
+	dev, err := tic.NewI2C(bus, opts.Variant, opts.Address)
+	if err != nil {
+		return nil, fmt.Errorf("%s: tic at 0x%02X: %w", n, opts.Address, err)
+	}
+	a.dev = dev
+	steps := []struct {
+		what string
+		do   func() error
+	}{
+		{"halt and hold", dev.HaltAndHold},
+		{"set step mode", func() error { return dev.SetStepMode(opts.StepMode) }},
+		{"set current limit", func() error { return dev.SetCurrentLimit(opts.CurrentLimit) }},
+		{"set max speed", func() error { return dev.SetMaxSpeed(uint32(speed)) }},
+		{"set max acceleration", func() error { return dev.SetMaxAccel(uint32(acc)) }},
+		{"set max deceleration", func() error { return dev.SetMaxDecel(uint32(dec)) }},
+	}
+	for i, s := range steps {
+		send := a.config
+		if i == 0 {
+			send = a.write
+		}
+		if err := send(s.do); err != nil {
+			return nil, fmt.Errorf("%s: init: %s: %w", n, s.what, err)
+		}
+	}
+	var setting []byte
+	if err := a.read(func() (err error) {
+		setting, err = dev.GetSetting(0x09, 2) // "Command timeout", u16 ms
+		return err
+	}); err != nil {
+		return nil, fmt.Errorf("%s: init: read command timeout setting: %w", n, err)
+	}
+	tiC := time.Duration(int(setting[0])|int(setting[1])<<8) * time.Millisecond
+	if tiC != opts.CommandTimeout.Truncate(time.Millisecond) {
+		return nil, fmt.Errorf("%s: CommandTimeout option is %s but the Tic's setting is %s", n, opts.CommandTimeout, tiC)
+	}
+	if err := a.write(dev.Energize); err != nil {
+		return nil, fmt.Errorf("%s: init: energize: %w", n, err)
+	}
+	if err := a.write(dev.ExitSafeStart); err != nil {
+		return nil, fmt.Errorf("%s: init: exit safe start: %w", n, err)
+	}
+	st, err := a.errorStatus()
+	if err != nil {
+		return nil, fmt.Errorf("%s: init: %w", n, err)
+	}
+	if st != 0 {
+		return nil, fmt.Errorf("%s: init: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault)
+	}
+	return a, nil
+}
+
+func (o *Options) check() error {
+	if o.Name == "" {
+		return errors.New("ticaxis: Options.Name is required")
+	}
+	n := o.Name
+	if o.Address == 0 {
+		o.Address = tic.I2CAddr
+	}
+	if o.Address > 0x7F {
+		return fmt.Errorf("%s: Address 0x%X is not a 7-bit I2C address", n, o.Address)
+	}
+	switch o.Variant {
+	case tic.TicT825, tic.TicT834, tic.TicT500, tic.TicT249, tic.Tic36v4:
+	default:
+		return fmt.Errorf("%s: Variant %q is not a Tic model", n, o.Variant)
+	}
+	if !(o.MicrostepsPerUM > 0) || math.IsInf(o.MicrostepsPerUM, 0) {
+		return fmt.Errorf("%s: MicrostepsPerUM must be > 0, got %g", n, o.MicrostepsPerUM)
+	}
+	if o.StepMode > tic.StepModeMicrostep256 {
+		return fmt.Errorf("%s: StepMode %d is invalid", n, o.StepMode)
+	}
+	if o.CurrentLimit <= 0 {
+		return fmt.Errorf("%s: CurrentLimit must be > 0, got %s", n, o.CurrentLimit)
+	}
+	if o.MaxSpeed <= 0 {
+		return fmt.Errorf("%s: MaxSpeed must be > 0, got %s", n, o.MaxSpeed)
+	}
+	if !(o.Acceleration > 0) || math.IsInf(o.Acceleration, 0) {
+		return fmt.Errorf("%s: Acceleration must be > 0 µm/s², got %g", n, o.Acceleration)
+	}
+	if o.Deceleration == 0 {
+		o.Deceleration = o.Acceleration
+	}
+	if !(o.Deceleration > 0) || math.IsInf(o.Deceleration, 0) {
+		return fmt.Errorf("%s: Deceleration must be > 0 µm/s², got %g", n, o.Deceleration)
+	}
+	if o.HomingTimeout == 0 {
+		o.HomingTimeout = 30 * time.Second
+	}
+	if o.HomingTimeout < 0 {
+		return fmt.Errorf("%s: HomingTimeout must be > 0, got %s", n, o.HomingTimeout)
+	}
+	if o.PollInterval == 0 {
+		o.PollInterval = 5 * time.Millisecond
+	}
+	if o.PollInterval < 0 || o.Settle < 0 {
+		return fmt.Errorf("%s: PollInterval and Settle must not be negative", n)
+	}
+	if o.TravelMin >= o.TravelMax {
+		return fmt.Errorf("%s: TravelMin %s must be below TravelMax %s", n, o.TravelMin, o.TravelMax)
+	}
+	if o.CommandTimeout < 0 || o.CommandTimeout > 60*time.Second {
+		return fmt.Errorf("%s: CommandTimeout %s outside 0..60s", n, o.CommandTimeout)
+	}
+	if o.CommandTimeout > 0 && o.PollInterval > o.CommandTimeout/4 {
+		return fmt.Errorf("%s: PollInterval %s too long for CommandTimeout %s (max a quarter)", n, o.PollInterval, o.CommandTimeout)
+	}
+	return nil
+}
+
+// ticUnits converts a physical rate (per second, or per second²) into the
+// Tic's integer units (scale 10000 for speeds, 100 for accelerations),
+// rounding, in int64, and checks the range.
+func ticUnits(perSecond float64, scale float64, lo, hi int64) (int64, error) {
+	f := math.Round(perSecond * scale)
+	if math.IsNaN(f) || f < float64(lo) || f > float64(hi) {
+		return 0, fmt.Errorf("%g in Tic units is outside %d..%d", f, lo, hi)
+	}
+	return int64(f), nil
+}
+
+// toMicrosteps converts a distance from home into microsteps (int64 math,
+// rounded) and checks that it fits the Tic's int32 position.
+func (a *Axis) toMicrosteps(d physic.Distance) (int64, error) {
+	f := math.Round(float64(d) / float64(physic.MicroMetre) * a.opts.MicrostepsPerUM)
+	if math.IsNaN(f) || f < math.MinInt32 || f > math.MaxInt32 {
+		return 0, fmt.Errorf("%s is outside the Tic's 32-bit position range", d)
+	}
+	return int64(f), nil
+}
+
+func (a *Axis) toDistance(pos int32) physic.Distance {
+	return physic.Distance(math.Round(float64(pos) / a.opts.MicrostepsPerUM * float64(physic.MicroMetre)))
+}
+
+// String implements hal.Axis.
+func (a *Axis) String() string { return a.opts.Name }
+
+// Travel implements hal.Axis.
+func (a *Axis) Travel() (min, max physic.Distance) { return a.opts.TravelMin, a.opts.TravelMax }
+
+// Homed implements hal.Axis. It is false before homing and after any fault,
+// halt or de-energize.
+func (a *Axis) Homed() bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.homed
+}
+
+// Fault returns the latched fault, or nil.
+func (a *Axis) Fault() error {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.fault
+}
+
+// ClearFault is the technician's acknowledge: it clears the latched fault and
+// sends "Clear driver error" to the Tic. The axis stays unhomed: Home it
+// before moving.
+func (a *Axis) ClearFault() error {
+	a.mu.Lock()
+	a.fault = nil
+	a.homed = false
+	a.mu.Unlock()
+	if err := a.config(a.dev.ClearDriverError); err != nil {
+		return fmt.Errorf("%s: clear driver error: %w", a.opts.Name, err)
+	}
+	return nil
+}
+
+// Position implements hal.Axis: the Tic's current (counted) position.
+func (a *Axis) Position() (physic.Distance, error) {
+	var p int32
+	if err := a.read(func() (err error) { p, err = a.dev.GetCurrentPosition(); return }); err != nil {
+		return 0, fmt.Errorf("%s: read position: %w", a.opts.Name, err)
+	}
+	return a.toDistance(p), nil
+}
+
+// Halt implements hal.Axis: "Halt and hold" at once. An abrupt stop may lose
+// steps, so the axis must be homed again afterwards (the Tic sets "position
+// uncertain" too). A Wait in progress returns ErrHalted.
+func (a *Axis) Halt() error {
+	a.mu.Lock()
+	a.haltGen++
+	a.homed = false
+	a.holding = false
+	a.mu.Unlock()
+	unregister(a)
+	if err := a.write(a.dev.HaltAndHold); err != nil {
+		return fmt.Errorf("%s: halt: %w", a.opts.Name, err)
+	}
+	return nil
+}
+
+// Home implements hal.Axis with the Tic's own homing procedure (user's guide
+// section 5.6): "Go home", then poll until homing is no longer active.
+func (a *Axis) Home(ctx context.Context) error {
+	n := a.opts.Name
+	a.mu.Lock()
+	if a.fault != nil {
+		err := a.fault
+		a.mu.Unlock()
+		return fmt.Errorf("%s: homing refused: %w", n, err)
+	}
+	a.homed = false
+	gen := a.haltGen
+	a.mu.Unlock()
+
+	st, err := a.errorStatus()
+	if err != nil {
+		return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+	}
+	if st&^recoverable(true) != 0 {
+		return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+	}
+	// Exit safe start also clears a command timeout and a serial error.
+	if err := a.write(a.dev.ExitSafeStart); err != nil {
+		return a.latch(fmt.Errorf("%s: homing: exit safe start: %w", n, err))
+	}
+	if st, err = a.errorStatus(); err != nil {
+		return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+	}
+	if st != 0 {
+		return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+	}
+	goHome := a.dev.GoHomeReverse
+	if a.opts.HomeForward {
+		goHome = a.dev.GoHomeForward
+	}
+	if err := a.config(goHome); err != nil {
+		return a.latch(fmt.Errorf("%s: homing: go home: %w", n, err))
+	}
+	a.hold(true)
+	defer a.hold(false)
+	start := a.clock.Now()
+	for {
+		if err := a.clock.Sleep(ctx, a.opts.PollInterval); err != nil {
+			_ = a.Halt()
+			return fmt.Errorf("%s: homing: %w", n, err)
+		}
+		if a.halted(gen) {
+			return fmt.Errorf("%s: homing: %w", n, ErrHalted)
+		}
+		a.keepalive()
+		st, err := a.errorStatus()
+		if err != nil {
+			return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+		}
+		if st != 0 {
+			return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+		}
+		flags, err := a.miscFlags()
+		if err != nil {
+			return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+		}
+		if flags&flagHomingActive == 0 {
+			if flags&flagPositionUncertain != 0 {
+				return a.latch(fmt.Errorf("%s: homing ended with the position uncertain: %w", n, hal.ErrFault))
+			}
+			break
+		}
+		if el := a.clock.Now().Sub(start); el >= a.opts.HomingTimeout {
+			return a.latch(fmt.Errorf("%s: homing: limit switch never triggered after %s: %w (%w)",
+				n, a.opts.HomingTimeout, hal.ErrTimeout, hal.ErrFault))
+		}
+	}
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.haltGen != gen {
+		return fmt.Errorf("%s: homing: %w", n, ErrHalted)
+	}
+	a.homed = true
+	a.target = 0
+	return nil
+}
+
+// recoverable is the set of Tic errors the driver clears by itself: a command
+// timeout and the safe-start bit that follows it happen whenever the axis
+// idles longer than the dead-man period, which is harmless at rest. Homing
+// (a re-initialisation) also clears a serial error.
+func recoverable(homing bool) uint16 {
+	b := uint16(1<<tic.ErrorBitCommandTimeout | 1<<tic.ErrorBitSafeStartViolation)
+	if homing {
+		b |= 1 << tic.ErrorBitSerialError
+	}
+	return b
+}
+
+// Start implements hal.Axis.
+func (a *Axis) Start(target physic.Distance) error {
+	n := a.opts.Name
+	a.mu.Lock()
+	switch {
+	case a.fault != nil:
+		err := a.fault
+		a.mu.Unlock()
+		return fmt.Errorf("%s: move to %s refused: %w", n, target, err)
+	case !a.homed:
+		a.mu.Unlock()
+		return fmt.Errorf("%s: move to %s refused: %w", n, target, hal.ErrNotHomed)
+	}
+	wasHolding := a.holding
+	prev := a.target
+	a.mu.Unlock()
+	if target < a.opts.TravelMin || target > a.opts.TravelMax {
+		return fmt.Errorf("%s: move to %s refused: travel is %s..%s: %w", n, target, a.opts.TravelMin, a.opts.TravelMax, hal.ErrOutOfTravel)
+	}
+	ms, err := a.toMicrosteps(target)
+	if err != nil || ms < a.minPos || ms > a.maxPos {
+		return fmt.Errorf("%s: move to %s refused: travel is %s..%s: %w", n, target, a.opts.TravelMin, a.opts.TravelMax, hal.ErrOutOfTravel)
+	}
+	flags, err := a.miscFlags()
+	if err != nil {
+		return a.latch(fmt.Errorf("%s: move to %s: %w", n, target, err))
+	}
+	if flags&flagPositionUncertain != 0 || flags&flagEnergized == 0 {
+		return a.latch(fmt.Errorf("%s: move to %s: tic reports %s: %w", n, target, decodeFlags(flags), hal.ErrFault))
+	}
+	st, err := a.errorStatus()
+	if err != nil {
+		return a.latch(fmt.Errorf("%s: move to %s: %w", n, target, err))
+	}
+	if st != 0 {
+		if wasHolding || st&^recoverable(false) != 0 {
+			return a.latch(fmt.Errorf("%s: move to %s: tic error: %s: %w", n, target, DecodeErrors(st), hal.ErrFault))
+		}
+		// Idle command timeout at rest: resume.
+		if err := a.write(a.dev.ExitSafeStart); err != nil {
+			return a.latch(fmt.Errorf("%s: move to %s: exit safe start: %w", n, target, err))
+		}
+	}
+	a.mu.Lock()
+	a.target = int32(ms)
+	a.moveStart = a.clock.Now()
+	a.budget = a.moveBudget(math.Abs(float64(ms) - float64(prev)))
+	a.holding = true
+	a.mu.Unlock()
+	register(a)
+	if err := a.write(func() error { return a.dev.SetTargetPosition(int32(ms)) }); err != nil {
+		// Not retried: whether the Tic took the command is unknown.
+		return a.latch(fmt.Errorf("%s: move to %s: set target: %w", n, target, err))
+	}
+	return nil
+}
+
+// moveBudget is how long a move of d microsteps may take before Wait calls it
+// a fault: 1.5 times the trapezoid's time plus 250 ms and two polls.
+func (a *Axis) moveBudget(d float64) time.Duration {
+	v, ac, de := a.speed, a.accel, a.decel
+	var s float64
+	if d >= v*v/(2*ac)+v*v/(2*de) {
+		s = d/v + v/(2*ac) + v/(2*de)
+	} else {
+		vp := math.Sqrt(2 * d * ac * de / (ac + de))
+		s = vp/ac + vp/de
+	}
+	return time.Duration(1.5*s*float64(time.Second)) + 250*time.Millisecond + 2*a.opts.PollInterval
+}
+
+// Wait implements hal.Axis: it polls the Tic until the carriage stands at
+// the target, then waits Settle. Any Tic error, a limit switch or an overlong
+// move halts the axis and latches a fault.
+func (a *Axis) Wait(ctx context.Context) error {
+	n := a.opts.Name
+	a.mu.Lock()
+	if a.fault != nil {
+		err := a.fault
+		a.mu.Unlock()
+		return err
+	}
+	if !a.holding {
+		a.mu.Unlock()
+		return nil
+	}
+	target, start, budget, gen := a.target, a.moveStart, a.budget, a.haltGen
+	a.mu.Unlock()
+	where := a.toDistance(target)
+	for {
+		if err := ctx.Err(); err != nil {
+			_ = a.Halt()
+			return fmt.Errorf("%s: move to %s: %w", n, where, err)
+		}
+		if a.halted(gen) {
+			return fmt.Errorf("%s: move to %s: %w", n, where, ErrHalted)
+		}
+		a.keepalive()
+		st, err := a.errorStatus()
+		if err != nil {
+			return a.latch(fmt.Errorf("%s: move to %s: %w", n, where, err))
+		}
+		if st != 0 {
+			return a.latch(fmt.Errorf("%s: move to %s: tic error: %s: %w", n, where, DecodeErrors(st), hal.ErrFault))
+		}
+		flags, err := a.miscFlags()
+		if err != nil {
+			return a.latch(fmt.Errorf("%s: move to %s: %w", n, where, err))
+		}
+		if flags&(flagForwardLimit|flagReverseLimit|flagPositionUncertain) != 0 || flags&flagEnergized == 0 {
+			return a.latch(fmt.Errorf("%s: move to %s: tic reports %s: %w", n, where, decodeFlags(flags), hal.ErrFault))
+		}
+		var pos, vel int32
+		if err := a.read(func() (err error) { pos, err = a.dev.GetCurrentPosition(); return }); err != nil {
+			return a.latch(fmt.Errorf("%s: move to %s: read position: %w", n, where, err))
+		}
+		if err := a.read(func() (err error) { vel, err = a.dev.GetCurrentVelocity(); return }); err != nil {
+			return a.latch(fmt.Errorf("%s: move to %s: read velocity: %w", n, where, err))
+		}
+		if pos == target && vel == 0 {
+			break
+		}
+		if el := a.clock.Now().Sub(start); el > budget {
+			return a.latch(fmt.Errorf("%s: move to %s: still at %s after %s (expected under %s): %w (%w)",
+				n, where, a.toDistance(pos), el, budget, hal.ErrTimeout, hal.ErrFault))
+		}
+		if err := a.clock.Sleep(ctx, a.opts.PollInterval); err != nil {
+			_ = a.Halt()
+			return fmt.Errorf("%s: move to %s: %w", n, where, err)
+		}
+	}
+	// Settle, feeding the dead-man.
+	for left := a.opts.Settle; left > 0; {
+		d := min(left, a.opts.PollInterval)
+		if err := a.clock.Sleep(ctx, d); err != nil {
+			_ = a.Halt()
+			return fmt.Errorf("%s: settle at %s: %w", n, where, err)
+		}
+		left -= d
+		a.keepalive()
+	}
+	a.mu.Lock()
+	halted := a.haltGen != gen
+	a.holding = false
+	a.mu.Unlock()
+	unregister(a)
+	if halted {
+		return fmt.Errorf("%s: move to %s: %w", n, where, ErrHalted)
+	}
+	return nil
+}
+
+// latch records a fault: the axis is halted, unhomed, and refuses moves
+// until ClearFault and Home. It returns err.
+func (a *Axis) latch(err error) error {
+	a.mu.Lock()
+	if a.fault == nil {
+		a.fault = err
+	}
+	a.homed = false
+	a.holding = false
+	a.haltGen++
+	a.mu.Unlock()
+	unregister(a)
+	if herr := a.write(a.dev.HaltAndHold); herr != nil {
+		return errors.Join(err, fmt.Errorf("%s: halt after fault: %w", a.opts.Name, herr))
+	}
+	return err
+}
+
+func (a *Axis) halted(gen uint64) bool {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.haltGen != gen
+}
+
+func (a *Axis) hold(on bool) {
+	a.mu.Lock()
+	a.holding = on
+	a.mu.Unlock()
+	if on {
+		register(a)
+	} else {
+		unregister(a)
+	}
+}
+
+// --- I²C access -------------------------------------------------------------
+
+// write sends one state-changing command. It is never retried. Commands that
+// feed the Tic's command timeout (all the driver sends except settings, go
+// home and clear driver error) restart the keepalive period.
+func (a *Axis) write(f func() error) error { return a.send(f, true) }
+
+// config sends a command that does not feed the Tic's command timeout
+// (settings, go home, clear driver error; section 5.4). Never retried.
+func (a *Axis) config(f func() error) error { return a.send(f, false) }
+
+func (a *Axis) send(f func() error, feeds bool) error {
+	a.io.Lock()
+	err := f()
+	a.io.Unlock()
+	if err == nil && feeds {
+		a.mu.Lock()
+		a.lastCmd = a.clock.Now()
+		a.mu.Unlock()
+	}
+	return err
+}
+
+// read runs one read, retried once on error.
+func (a *Axis) read(f func() error) error {
+	a.io.Lock()
+	defer a.io.Unlock()
+	if err := f(); err == nil {
+		return nil
+	}
+	return f()
+}
+
+func (a *Axis) errorStatus() (uint16, error) {
+	var st uint16
+	err := a.read(func() (err error) { st, err = a.dev.GetErrorStatus(); return })
+	if err != nil {
+		return 0, fmt.Errorf("read error status: %w", err)
+	}
+	return st, nil
+}
+
+// Misc flags 1 (variable 0x01).
+const (
+	flagEnergized         = 1 << 0
+	flagPositionUncertain = 1 << 1
+	flagForwardLimit      = 1 << 2
+	flagReverseLimit      = 1 << 3
+	flagHomingActive      = 1 << 4
+)
+
+// miscFlags reads "Misc flags 1" (variable 0x01) in one block read. periph's
+// tic driver offers one getter per bit, each reading the byte again; a single
+// read gives a consistent snapshot. The bytes on the wire are exactly those
+// of the driver's getVar8: write [0xA1, 0x01], then read 1 byte.
+func (a *Axis) miscFlags() (uint8, error) {
+	var f uint8
+	err := a.read(func() error {
+		// One block read of variable 0x01 with periph's I²C device.
+		var b [1]byte
+		d := i2c.Dev{Bus: a.bus, Addr: a.opts.Address}
+		if err := d.Tx([]byte{0xA1, 0x01}, nil); err != nil {
+			return err
+		}
+		if err := d.Tx(nil, b[:]); err != nil {
+			return err
+		}
+		f = b[0]
+		return nil
+	})
+	if err != nil {
+		return 0, fmt.Errorf("read misc flags: %w", err)
+	}
+	return f, nil
+}
+
+// keepalive feeds the command timeout of this axis and of every other axis
+// on the same bus that holds a move, so that "Start X, Start Y, Wait X, Wait
+// Y" does not let Y's dead-man fire while X is being waited for.
+func (a *Axis) keepalive() {
+	if a.opts.CommandTimeout <= 0 {
+		return
+	}
+	for _, p := range peers(a) {
+		p.mu.Lock()
+		due := p.holding && p.clock.Now().Sub(p.lastCmd) >= p.opts.CommandTimeout/2
+		p.mu.Unlock()
+		if due {
+			// A failure is not retried here; the next poll tries again,
+			// well within the timeout.
+			_ = p.write(p.dev.ResetCommandTimeout)
+		}
+	}
+}
+
+// DecodeErrors names the bits of a Tic "Error status" value.
+func DecodeErrors(st uint16) string {
+	names := []string{
+		tic.ErrorBitIntentionallyDeenergized: "intentionally de-energized",
+		tic.ErrorBitMotorDriverError:         "motor driver error",
+		tic.ErrorBitLowVin:                   "low VIN",
+		tic.ErrorBitKillSwitch:               "kill switch active",
+		tic.ErrorBitRequiredInputInvalid:     "required input invalid",
+		tic.ErrorBitSerialError:              "serial error",
+		tic.ErrorBitCommandTimeout:           "command timeout",
+		tic.ErrorBitSafeStartViolation:       "safe start violation",
+		tic.ErrorBitErrLineHigh:              "ERR line high",
+	}
+	var out []string
+	for b := 0; b < 16; b++ {
+		if st&(1<<b) == 0 {
+			continue
+		}
+		if b < len(names) && names[b] != "" {
+			out = append(out, names[b])
+		} else {
+			out = append(out, fmt.Sprintf("error bit %d", b))
+		}
+	}
+	if len(out) == 0 {
+		return "no error"
+	}
+	return strings.Join(out, ", ")
+}
+
+func decodeFlags(f uint8) string {
+	var out []string
+	if f&flagEnergized == 0 {
+		out = append(out, "de-energized")
+	}
+	if f&flagPositionUncertain != 0 {
+		out = append(out, "position uncertain")
+	}
+	if f&flagForwardLimit != 0 {
+		out = append(out, "forward limit switch active")
+	}
+	if f&flagReverseLimit != 0 {
+		out = append(out, "reverse limit switch active")
+	}
+	if f&flagHomingActive != 0 {
+		out = append(out, "homing active")
+	}
+	return strings.Join(out, ", ")
+}
+
+// --- bus groups -------------------------------------------------------------
+
+var groups struct {
+	mu sync.Mutex
+	m  map[any]map[*Axis]struct{}
+}
+
+func busKey(a *Axis) any {
+	if t := reflect.TypeOf(a.bus); t != nil && t.Comparable() {
+		return a.bus
+	}
+	return a // not comparable: the axis is its own group
+}
+
+func register(a *Axis) {
+	groups.mu.Lock()
+	defer groups.mu.Unlock()
+	if groups.m == nil {
+		groups.m = map[any]map[*Axis]struct{}{}
+	}
+	k := busKey(a)
+	if groups.m[k] == nil {
+		groups.m[k] = map[*Axis]struct{}{}
+	}
+	groups.m[k][a] = struct{}{}
+}
+
+func unregister(a *Axis) {
+	groups.mu.Lock()
+	defer groups.mu.Unlock()
+	k := busKey(a)
+	delete(groups.m[k], a)
+	if len(groups.m[k]) == 0 {
+		delete(groups.m, k)
+	}
+}
+
+// peers returns a and the other axes holding a move on a's bus.
+func peers(a *Axis) []*Axis {
+	groups.mu.Lock()
+	defer groups.mu.Unlock()
+	out := []*Axis{a}
+	for p := range groups.m[busKey(a)] {
+		if p != a {
+			out = append(out, p)
+		}
+	}
+	return out
+}
