@@ -202,3 +202,39 @@ func TestISBIDetection(t *testing.T) {
 		t.Errorf("ISBI F1 %.3f < 0.6", f1)
 	}
 }
+
+func BenchmarkDetectCRIC(b *testing.B) {
+	dir := dataDir(b)
+	img, err := dataset.LoadRGBA(filepath.Join(dir, "cric", "fields", "images", "ce95aaf77e8e7bcd44e4d1f731dea349.png"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	d := NewDetector(DetectOptions{})
+	d.Detect(img)
+	b.SetBytes(int64(len(img.Pix)))
+	b.ReportAllocs()
+	for b.Loop() {
+		d.Detect(img)
+	}
+	px := float64(img.Bounds().Dx() * img.Bounds().Dy())
+	b.ReportMetric(px*float64(b.N)/b.Elapsed().Seconds()/1e6, "MP/s")
+}
+
+func BenchmarkAnalyzeCRIC(b *testing.B) {
+	dir := dataDir(b)
+	img, err := dataset.LoadRGBA(filepath.Join(dir, "cric", "fields", "images", "ce95aaf77e8e7bcd44e4d1f731dea349.png"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	m, err := DefaultModel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	a := NewAnalyzer(DetectOptions{}, m)
+	n := len(a.Analyze(img))
+	b.ReportAllocs()
+	for b.Loop() {
+		a.Analyze(img)
+	}
+	b.ReportMetric(float64(n), "cells/tile")
+}
