@@ -1,0 +1,10 @@
+// Package camera turns a raw hal.FrameSource (a V4L2 camera from hal/v4l2
+// on the robot, the simulated camera from hal/sim in simulation) into a
+// hal.Camera that delivers decoded RGBA frames. Decoding is the same code on
+// the robot and in simulation.
+//
+// Supported pixel formats: YUYV 4:2:2 (ITU-R BT.601, limited range, the
+// usual V4L2 webcam encoding) and RGB3 (packed 24-bit RGB). Decoding uses
+// integer fixed-point arithmetic and allocates nothing per frame once the
+// caller reuses its destination image.
+package camera
