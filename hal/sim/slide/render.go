@@ -97,7 +97,8 @@ func (r *Renderer) Options() RenderOptions { return r.opts }
 // µm into dst (its bounds give the size), with the blur of defocusUM µm of
 // defocus, and adds sensor noise drawn from rng (no noise if rng is nil). A
 // nil slide renders an empty bright field. See the package documentation for
-// the pixel-to-slide mapping.
+// the pixel-to-slide mapping. It uses the default depth of field and noise
+// and allocates a Renderer per call; cameras should hold a Renderer.
 func (s *Slide) Render(dst *image.RGBA, cx, cy, pixelUM, defocusUM float64, rng *rand.Rand) {
 	NewRenderer(RenderOptions{PixelUM: pixelUM}).Render(s, dst, cx, cy, defocusUM, rng)
 }
