@@ -41,6 +41,7 @@ type Client struct {
 	topics  Topics
 	log     *slog.Logger
 	mc      paho.Client
+	store   *ackStore
 	session string
 	seq     atomic.Uint64
 
@@ -90,6 +91,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		opts:         opts,
 		topics:       topics,
 		session:      NewID(),
+		store:        newAckStore(),
 		progress:     make(chan progressMsg, progressQueue),
 		progressDone: make(chan struct{}),
 	}
@@ -146,6 +148,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	// KeepAlive: how fast the broker notices a dead robot (Will after 1.5x)
 	// and we notice a dead broker (PINGRESP missing).
 	po.SetKeepAlive(opts.KeepAlive)
+	// In-memory store (paho's MemoryStore) wrapped to observe real PUBACKs;
+	// see ackStore. Not durable: a restart loses what it holds.
+	po.SetStore(c.store)
 	// Per-attempt bound on TCP/TLS dial + CONNECT/CONNACK.
 	po.SetConnectTimeout(opts.ConnectTimeout)
 	// Bounds handing a message to paho's writer and the socket write
@@ -285,6 +290,9 @@ func (c *Client) PublishResult(ctx context.Context, slideID, resultID string, pa
 	if !json.Valid(payload) {
 		return fmt.Errorf("%w: result %s for slide %q: body is not valid JSON", ErrInvalidPayload, resultID, slideID)
 	}
+	if c.isClosing() {
+		return ErrClosed
+	}
 	b, err := c.envelope(Envelope{Kind: KindResult, SlideID: slideID, ResultID: resultID, Body: payload})
 	if err != nil {
 		return err
@@ -308,6 +316,9 @@ func (c *Client) PublishEvent(ctx context.Context, kind string, payload any) err
 		if body, err = json.Marshal(payload); err != nil {
 			return fmt.Errorf("%w: event %q: %w", ErrInvalidPayload, kind, err)
 		}
+	}
+	if c.isClosing() {
+		return ErrClosed
 	}
 	b, err := c.envelope(Envelope{Kind: KindEvent, Event: kind, Body: body})
 	if err != nil {
@@ -367,10 +378,7 @@ func (c *Client) PublishProgress(slideID string, done, total int) error {
 	if total < 0 || done < 0 || done > total {
 		return fmt.Errorf("%w: progress %d/%d for slide %q", ErrInvalidPayload, done, total, slideID)
 	}
-	c.mu.Lock()
-	closing := c.closing
-	c.mu.Unlock()
-	if closing {
+	if c.isClosing() {
 		return ErrClosed
 	}
 	body, _ := json.Marshal(ProgressBody{Done: done, Total: total})
@@ -415,6 +423,12 @@ func (c *Client) runProgress() {
 	}
 }
 
+func (c *Client) isClosing() bool {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	return c.closing
+}
+
 // envelope fills the common fields and marshals e.
 func (c *Client) envelope(e Envelope) ([]byte, error) {
 	e.Schema = Schema
@@ -430,27 +444,38 @@ func (c *Client) envelope(e Envelope) ([]byte, error) {
 	return b, nil
 }
 
-// publishWait publishes at QoS 1 and waits for the PUBACK, bounded by ctx
-// and PublishTimeout. Every failure wraps ErrNotAcked.
+// publishWait publishes at QoS 1 and waits until the broker's PUBACK for
+// this very payload has been read, bounded by ctx and PublishTimeout. Every
+// failure wraps ErrNotAcked. payload must be a fresh slice (see ackStore).
 func (c *Client) publishWait(ctx context.Context, topic string, retained bool, payload []byte) error {
 	if err := ctx.Err(); err != nil {
-		return fmt.Errorf("%w: %w", ErrNotAcked, err)
+		return fmt.Errorf("%w on %s: %w", ErrNotAcked, topic, err)
 	}
+	acked, done := c.store.expect(payload)
+	defer done()
+	timer := time.NewTimer(c.opts.PublishTimeout)
+	defer timer.Stop()
 	// paho's Publish may block up to WriteTimeout (= PublishTimeout) handing
 	// the packet to its writer; it returns at once when disconnected.
 	tok := c.mc.Publish(topic, 1, retained, payload)
-	timer := time.NewTimer(c.opts.PublishTimeout)
-	defer timer.Stop()
-	select {
-	case <-tok.Done():
-		if err := tok.Error(); err != nil {
-			return fmt.Errorf("%w on %s: %w", ErrNotAcked, topic, err)
+	tokDone := tok.Done()
+	for {
+		select {
+		case <-acked:
+			return nil
+		case <-tokDone:
+			if err := tok.Error(); err != nil {
+				return fmt.Errorf("%w on %s: %w", ErrNotAcked, topic, err)
+			}
+			// Completed without error: normally the PUBACK (already seen
+			// by ackStore, so acked is ready); after a reconnect paho may
+			// complete the token early, so keep waiting for the PUBACK.
+			tokDone = nil
+		case <-ctx.Done():
+			return fmt.Errorf("%w on %s: %w", ErrNotAcked, topic, ctx.Err())
+		case <-timer.C:
+			return fmt.Errorf("%w on %s: no PUBACK within %v (connected=%v)", ErrNotAcked, topic, c.opts.PublishTimeout, c.Connected())
 		}
-		return nil
-	case <-ctx.Done():
-		return fmt.Errorf("%w on %s: %w", ErrNotAcked, topic, ctx.Err())
-	case <-timer.C:
-		return fmt.Errorf("%w on %s: no PUBACK within %v (connected=%v)", ErrNotAcked, topic, c.opts.PublishTimeout, c.Connected())
 	}
 }
 

@@ -10,13 +10,13 @@ import (
 	"sync"
 
 	mqtt "github.com/mochi-mqtt/server/v2"
-	"github.com/mochi-mqtt/server/v2/listeners"
 	"github.com/mochi-mqtt/server/v2/packets"
 )
 
 // Broker is a running embedded MQTT broker.
 type Broker struct {
 	srv       *mqtt.Server
+	ln        *trackedListener
 	addr      *net.TCPAddr
 	closeOnce sync.Once
 	closeErr  error
@@ -55,9 +55,10 @@ func Start(ctx context.Context, addr string, logger *slog.Logger) (*Broker, erro
 		_ = ln.Close()
 		return nil, fmt.Errorf("broker: auth hook: %w", err)
 	}
-	// listeners.Net wraps our own net.Listener, so the actual port bound
-	// for ":0" is known (ln.Addr) without reading it back from mochi.
-	if err := srv.AddListener(listeners.NewNet("tcp", ln)); err != nil {
+	// Our own net.Listener, so the actual port bound for ":0" is known
+	// (ln.Addr) without reading it back from mochi; see trackedListener.
+	tl := newTrackedListener("tcp", ln)
+	if err := srv.AddListener(tl); err != nil {
 		_ = ln.Close()
 		return nil, fmt.Errorf("broker: add listener: %w", err)
 	}
@@ -65,7 +66,7 @@ func Start(ctx context.Context, addr string, logger *slog.Logger) (*Broker, erro
 		_ = srv.Close()
 		return nil, fmt.Errorf("broker: serve: %w", err)
 	}
-	b := &Broker{srv: srv, addr: tcpAddr}
+	b := &Broker{srv: srv, ln: tl, addr: tcpAddr}
 	b.stop = context.AfterFunc(ctx, func() { _ = b.Close() })
 	return b, nil
 }
@@ -87,6 +88,7 @@ func (b *Broker) Server() *mqtt.Server { return b.srv }
 func (b *Broker) Close() error {
 	b.closeOnce.Do(func() {
 		b.stop()
+		b.ln.shutdown() // before srv.Close: see trackedListener
 		b.closeErr = b.srv.Close()
 	})
 	return b.closeErr
