@@ -195,6 +195,7 @@ func TestParseStructureErrors(t *testing.T) {
 		{"float into int", "machine:\n  camera:\n    width: 1280.5\n", []string{"machine.camera.width: want an integer"}},
 		{"address range", "machine:\n  axes:\n    x:\n      address: 70000\n", []string{"machine.axes.x.address: want an integer in [0, 65535]"}},
 		{"negative address", "machine:\n  axes:\n    x:\n      address: -1\n", []string{"machine.axes.x.address: want an integer in [0, 65535]"}},
+		{"octal trap", "machine:\n  axes:\n    x:\n      address: 016\n", []string{"machine.axes.x.address: ambiguous leading zero in \"016\""}},
 		{"number wanted", "machine:\n  light:\n    brightness: bright\n", []string{"machine.light.brightness: want a number"}},
 		{"bool wanted", "machine:\n  panel:\n    led_busy: {name: GPIO6, active_low: maybe}\n", []string{"machine.panel.led_busy.active_low: want true or false"}},
 		{"string wanted", "agent:\n  robot_id: {a: b}\n", []string{"agent.robot_id: want a string, got a mapping"}},
@@ -293,6 +294,9 @@ func TestParseOnto(t *testing.T) {
 	want.Agent.RobotID = "r2-017"
 	if !reflect.DeepEqual(c, want) {
 		t.Error("ParseOnto did not keep the base")
+	}
+	if c, err := ParseOnto(nil, []byte("sim: {seed: 7}"), ""); err != nil || c.Sim.Seed != 7 {
+		t.Errorf("ParseOnto(nil) = %v, %v", c, err)
 	}
 	if r2.Agent.RobotID != "r2-unset" {
 		t.Error("ParseOnto modified its base")

@@ -9,6 +9,7 @@ import (
 	"os"
 	"path"
 	"reflect"
+	"regexp"
 	"sort"
 	"strconv"
 	"strings"
@@ -64,7 +65,7 @@ var simProfile = sync.OnceValues(func() (*Config, error) {
 	}
 	// The sim profile is the base of everything else, so it is decoded onto
 	// the zero Config and must therefore spell out every key (tested).
-	return ParseOnto(&Config{}, data, "profile "+DefaultProfile)
+	return parseOnto(&Config{}, data, "profile "+DefaultProfile)
 })
 
 // Default returns a fresh copy of the sim profile, the simulated robot. It
@@ -103,16 +104,25 @@ func Load(path string) (*Config, error) {
 // replace the default as a whole.
 //
 // Decoding is strict: unknown keys, duplicate keys, values of the wrong type
-// and quantities without a valid unit are errors. Problems with the content
-// are returned as a *ValidationError listing all of them with their key
-// paths and lines; source (a file name, say) names the input in messages.
+// and quantities without a valid unit are errors. Problems are returned as a
+// *ValidationError listing all of them with their key paths and lines;
+// source (a file name, say) names the input in messages. Decoding problems
+// are reported first: the range and cross-field checks of Validate run once
+// every value decodes.
 func Parse(data []byte, source string) (*Config, error) {
 	return ParseOnto(Default(), data, source)
 }
 
 // ParseOnto is Parse with another base than the sim profile, for example a
-// site file on top of Profile("papscan-r2"). base is not modified.
+// site file on top of Profile("papscan-r2"). base is not modified; nil means Default().
 func ParseOnto(base *Config, data []byte, source string) (*Config, error) {
+	if base == nil {
+		base = Default()
+	}
+	return parseOnto(base, data, source)
+}
+
+func parseOnto(base *Config, data []byte, source string) (*Config, error) {
 	if source == "" {
 		source = "config"
 	}
@@ -246,6 +256,7 @@ type checker struct {
 const maxAliasDepth = 16
 
 var (
+	leadingZeroRe = regexp.MustCompile(`^[-+]?0[0-9_]`)
 	pinType       = reflect.TypeFor[Pin]()
 	unmarshalType = reflect.TypeFor[yaml.Unmarshaler]()
 )
@@ -376,6 +387,11 @@ func (c *checker) scalar(n *yaml.Node, t reflect.Type, path string) {
 	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
 		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
 		ok = tag == "!!int"
+		if ok && leadingZeroRe.MatchString(n.Value) {
+			// yaml v3 reads 016 as octal 14; nobody means that.
+			c.add(path, n.Line, "ambiguous leading zero in %q; write decimal without it, or hex like 0x0E", n.Value)
+			return
+		}
 	case reflect.Float32, reflect.Float64:
 		ok = tag == "!!int" || tag == "!!float"
 	case reflect.Bool:
