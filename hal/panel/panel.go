@@ -172,3 +172,36 @@ func (p *Panel) Run(ctx context.Context) error {
 		}
 	}
 }
+
+// WaitPress blocks until the button on pin is pressed and released, or ctx
+// ends. A level must hold for debounce to count (periph's own debouncer
+// ignores its arguments). It reports whether the press was long (held at
+// least long). Edges are awaited with a finite timeout, as gpioioctl
+// requires.
+func WaitPress(ctx context.Context, pin gpio.PinIn, activeLow bool, debounce, long time.Duration) (bool, error) {
+	active := gpio.Level(!activeLow)
+	stable := func(want gpio.Level) bool {
+		t := time.NewTimer(debounce)
+		defer t.Stop()
+		select {
+		case <-ctx.Done():
+			return false
+		case <-t.C:
+		}
+		return pin.Read() == want
+	}
+	var down time.Time
+	for {
+		if err := ctx.Err(); err != nil {
+			return false, err
+		}
+		pin.WaitForEdge(50 * time.Millisecond)
+		lvl := pin.Read()
+		switch {
+		case down.IsZero() && lvl == active && stable(active):
+			down = time.Now()
+		case !down.IsZero() && lvl != active && stable(!active):
+			return time.Since(down) >= long, nil
+		}
+	}
+}

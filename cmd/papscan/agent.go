@@ -1,0 +1,167 @@
+package main
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"os"
+	"strings"
+	"time"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/scan"
+	"papscan/telemetry"
+)
+
+// deliverer stores each slide's report in the state directory and then
+// publishes it. Storing comes first: a result that reached the disk is
+// never lost, even if the broker is away.
+type deliverer struct {
+	stateDir string
+	tm       *telemetry.Client
+	log      *slog.Logger
+	jsonOut  io.Writer // one JSON object per slide, if set
+
+	reports []*scan.Report
+	paths   map[string]string // result ID -> result.json path
+	unsent  int
+}
+
+func (d *deliverer) deliver(ctx context.Context, r *scan.Report) error {
+	files, err := r.WriteFiles(d.stateDir)
+	if err != nil {
+		return fmt.Errorf("store result: %w", err)
+	}
+	if d.paths == nil {
+		d.paths = map[string]string{}
+	}
+	d.paths[r.ResultID] = files.Result
+	d.reports = append(d.reports, r)
+	body, err := json.Marshal(r)
+	if err != nil {
+		return fmt.Errorf("encode result: %w", err)
+	}
+	if d.jsonOut != nil {
+		fmt.Fprintf(d.jsonOut, "%s\n", jsonLine(r))
+	}
+	if d.tm != nil {
+		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+		err := d.tm.PublishResult(pctx, r.SlideID, r.ResultID, body)
+		cancel()
+		if err != nil {
+			// The result is on disk; it goes out when the outbox
+			// replays. Say so, and keep scanning.
+			d.unsent++
+			d.log.Error("result not confirmed by the broker; kept on disk", "slide", r.SlideID, "result_id", r.ResultID, "file", files.Result, "err", err)
+		}
+	}
+	d.log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells,
+		"tiles", fmt.Sprintf("%d/%d", r.TilesAnalysed, r.TilesPlanned), "machine_s", round1(r.Timing.Machine.Seconds()), "dir", files.Dir)
+	return nil
+}
+
+func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
+
+// jsonLine is the per-slide line of `papscan sim --json`: flat keys a
+// program can check.
+func jsonLine(r *scan.Report) []byte {
+	fields := 0.0
+	if r.TilesPlanned > 0 {
+		fields = float64(r.Focus.Points) / float64(r.TilesPlanned)
+	}
+	b, _ := json.Marshal(map[string]any{
+		"slide_id":            r.SlideID,
+		"result_id":           r.ResultID,
+		"verdict":             r.Verdict,
+		"cells":               r.Result.Cells,
+		"high_grade_cells":    r.Result.HighGradeCells,
+		"low_grade_cells":     r.Result.LowGradeCells,
+		"tiles":               r.TilesPlanned,
+		"tiles_analysed":      r.TilesAnalysed,
+		"autofocus_per_field": fields,
+		"focus_fit_rms_um":    r.Focus.FitRMS,
+		"machine_seconds":     r.Timing.Machine.Seconds(),
+		"wall_seconds":        r.Timing.Wall.Seconds(),
+		"error":               r.Error,
+	})
+	return b
+}
+
+// dialTelemetry connects to the configured brokers.
+func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger) (*telemetry.Client, error) {
+	m := cfg.Agent.MQTT
+	opts := telemetry.Options{
+		Brokers:     brokers,
+		ClientID:    cfg.EffectiveClientID(),
+		RobotID:     cfg.Agent.RobotID,
+		TopicPrefix: cfg.EffectiveTopicPrefix(),
+		Username:    m.Username,
+		KeepAlive:   m.KeepAlive.D(),
+		Logger:      log,
+	}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.password_file: %w", err)
+		}
+		opts.Password = strings.TrimSpace(string(b))
+	}
+	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
+		tc, err := tlsConfig(m.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = tc
+	}
+	return telemetry.Dial(ctx, opts)
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("agent.mqtt.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// exitCodeFor maps an agent error to the documented exit codes.
+func exitCodeFor(err error) int {
+	switch {
+	case err == nil:
+		return exitOK
+	case errors.Is(err, context.Canceled):
+		return exitOK // asked to stop
+	case errors.Is(err, hal.ErrFault), errors.Is(err, hal.ErrTimeout), errors.Is(err, hal.ErrNotHomed), errors.Is(err, hal.ErrOutOfTravel):
+		return exitFault
+	}
+	return exitFailure
+}
+
+func newLogger(w io.Writer, level string) *slog.Logger {
+	var l slog.Level
+	if err := l.UnmarshalText([]byte(level)); err != nil {
+		l = slog.LevelInfo
+	}
+	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}

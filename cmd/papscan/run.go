@@ -1,0 +1,177 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"strings"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpioreg"
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+	"periph.io/x/host/v3/gpioioctl"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/loader"
+	"papscan/hal/panel"
+	"papscan/hal/v4l2"
+	"papscan/scan"
+)
+
+func runRun(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "run", "run --config FILE",
+		"Run the agent on the robot's real hardware: Tic motion controllers on I²C, the V4L2 camera,\n"+
+			"the technician panel on GPIO. Each press of the start button scans the slide on the stage;\n"+
+			"results are stored in agent.state_dir and published to agent.mqtt.brokers.\n"+
+			"Stops cleanly on SIGTERM or SIGINT.")
+	cfgPath := fs.String("config", "", "configuration file (required)")
+	once := fs.Bool("once", false, "scan one slide at once, without waiting for the start button, then exit")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *cfgPath == "" {
+		fmt.Fprintln(e.stderr, "papscan run: --config FILE is required")
+		return exitUsage
+	}
+	cfg, err := config.Load(*cfgPath)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "%v\n", err)
+		return exitConfig
+	}
+	log := newLogger(e.stderr, cfg.Agent.LogLevel)
+	if cfg.Machine.I2CBus == "sim" || cfg.Machine.Camera.Device == "sim" {
+		fmt.Fprintln(e.stderr, "papscan run: machine.i2c_bus / machine.camera.device is \"sim\": use `papscan sim` for the simulated robot")
+		return exitConfig
+	}
+	if len(cfg.Agent.MQTT.Brokers) == 0 {
+		fmt.Fprintln(e.stderr, "agent.mqtt.brokers: the robot needs at least one broker URL")
+		return exitConfig
+	}
+	model, err := loadModel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan run: classifier model: %v\n", err)
+		return exitFailure
+	}
+
+	state, err := host.Init()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan run: periph host: %v\n", err)
+		return exitFault
+	}
+	for _, f := range state.Failed { // a failed driver does not fail Init
+		log.Warn("periph driver failed to load", "driver", f.D.String(), "err", f.Err)
+	}
+	bus, err := i2creg.Open(cfg.Machine.I2CBus)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "machine.i2c_bus: %s: %v\n", cfg.Machine.I2CBus, err)
+		return exitFault
+	}
+	defer bus.Close()
+	cam := cfg.Machine.Camera
+	frames, err := v4l2.Open(cam.Device, v4l2.Options{
+		PixelFormat:  fourcc(cam.PixelFormat),
+		Width:        cam.Width,
+		Height:       cam.Height,
+		BufferCount:  uint32(cam.BufferCount),
+		FrameTimeout: cam.FrameTimeout.D(),
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "machine.camera.device: %v\n", err)
+		return exitFault
+	}
+	defer frames.Close()
+	hw := hardware{bus: bus, frames: frames, pin: openPin, loader: &loader.Manual{}, clock: hal.SystemClock{}}
+	machine, pnl, err := buildMachine(cfg, hw)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
+		return exitFault
+	}
+	pctx, stopPanel := context.WithCancel(ctx)
+	defer stopPanel()
+	go pnl.Run(pctx)
+	pnl.Show(panel.StateStarting)
+
+	tm, err := dialTelemetry(ctx, cfg, cfg.Agent.MQTT.Brokers, log)
+	if err != nil {
+		pnl.Show(panel.StateFault)
+		fmt.Fprintf(e.stderr, "papscan run: telemetry: %v\n", err)
+		return exitFailure
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tm.Close(cctx)
+	}()
+	sc, err := scan.New(machine, scanOptions(cfg, model, log))
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
+		return exitConfig
+	}
+	start, err := openPin(cfg.Machine.Panel.ButtonStart)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "machine.panel.button_start: %v\n", err)
+		return exitFault
+	}
+	pull := map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}[cfg.Machine.Panel.ButtonStart.Pull]
+	if err := start.In(pull, gpio.BothEdges); err != nil {
+		fmt.Fprintf(e.stderr, "machine.panel.button_start: %v\n", err)
+		return exitFault
+	}
+	d := &deliverer{stateDir: cfg.Agent.StateDir, tm: tm, log: log}
+	for n := 1; ; n++ {
+		pnl.Show(panel.StateReady)
+		if !*once {
+			log.Info("ready: place a slide and press start")
+			if _, err := panel.WaitPress(ctx, start, cfg.Machine.Panel.ButtonStart.ActiveLow,
+				cfg.Machine.Panel.Debounce.D(), cfg.Machine.Panel.LongPress.D()); err != nil {
+				return exitOK // stopped
+			}
+		}
+		pnl.Show(panel.StateScanning)
+		err := sc.RunMagazine(ctx, fmt.Sprintf("MANUAL%04d", n), func(r *scan.Report) error { return d.deliver(ctx, r) })
+		if err != nil {
+			_ = sc.Halt()
+			if errors.Is(err, context.Canceled) {
+				return exitOK
+			}
+			pnl.Show(panel.StateFault)
+			log.Error("fault: motion halted", "err", err)
+			return exitCodeFor(err)
+		}
+		pnl.Show(panel.StateDone)
+		if *once {
+			return exitOK
+		}
+	}
+}
+
+// openPin opens a GPIO line by its name in gpioreg, or by chip and line
+// number through the kernel's character device (lines without a name in the
+// device tree are not in gpioreg).
+func openPin(p config.Pin) (gpio.PinIO, error) {
+	if p.Name != "" {
+		if pin := gpioreg.ByName(p.Name); pin != nil {
+			return pin, nil
+		}
+		return nil, fmt.Errorf("gpio %q: no such line", p.Name)
+	}
+	for _, c := range gpioioctl.Chips {
+		if c.Name() == p.Chip || strings.TrimPrefix(c.Path(), "/dev/") == p.Chip {
+			if l := c.ByNumber(p.Line); l != nil {
+				return l, nil
+			}
+			return nil, fmt.Errorf("gpio %s line %d: no such line", p.Chip, p.Line)
+		}
+	}
+	return nil, fmt.Errorf("gpio chip %q: not found", p.Chip)
+}
+
+func fourcc(s string) uint32 {
+	if s == "RGB3" {
+		return hal.PixFmtRGB3
+	}
+	return hal.PixFmtYUYV
+}

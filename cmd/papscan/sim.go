@@ -1,0 +1,203 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+
+	config "papscan/firmware-config"
+	"papscan/hal/panel"
+	"papscan/hal/sim/slide"
+	"papscan/hal/sim/world"
+	"papscan/scan"
+	"papscan/telemetry/broker"
+)
+
+func runSim(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "sim", "sim [flags]",
+		"Run the whole robot on simulated hardware: a magazine of virtual slides (built from the real\n"+
+			"CRIC Pap smear fields when ../shared/data is present, synthetic cells otherwise), the Tic\n"+
+			"motion controllers emulated on a simulated I²C bus, a camera rendering the slide at the\n"+
+			"true stage position, and the real drivers, scanner and classifier on top. Each slide's\n"+
+			"result is stored in the state directory and published over MQTT; with no broker\n"+
+			"configured an embedded one is started on loopback.")
+	cfgPath := fs.String("config", "", "configuration file (default: the built-in sim profile)")
+	slides := fs.Int("slides", 0, "number of slides in the magazine (default: sim.slides)")
+	stateDir := fs.String("state-dir", "", "where results are stored (default: agent.state_dir)")
+	brokerURL := fs.String("broker", "", "MQTT broker URL (default: agent.mqtt.brokers, else an embedded broker)")
+	dataDir := fs.String("data", "", "shared data directory with cric/ (default: sim.data_dir, else ../shared/data if present)")
+	seed := fs.Int64("seed", 0, "simulation seed (default: sim.seed)")
+	synthetic := fs.Bool("synthetic", false, "use synthetic cells even when the real data is present")
+	jsonOut := fs.Bool("json", false, "print one JSON object per slide on stdout instead of the table")
+	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: agent.log_level)")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if fs.NArg() > 0 {
+		fmt.Fprintf(e.stderr, "papscan sim: unexpected argument %q\n", fs.Arg(0))
+		return exitUsage
+	}
+
+	cfg := config.Default()
+	if *cfgPath != "" {
+		var err error
+		if cfg, err = config.Load(*cfgPath); err != nil {
+			fmt.Fprintf(e.stderr, "%v\n", err)
+			return exitConfig
+		}
+	}
+	if *slides > 0 {
+		cfg.Sim.Slides = *slides
+	}
+	if *stateDir != "" {
+		cfg.Agent.StateDir = *stateDir
+	}
+	if *brokerURL != "" {
+		cfg.Agent.MQTT.Brokers = []string{*brokerURL}
+	}
+	if *dataDir != "" {
+		cfg.Sim.DataDir = *dataDir
+	}
+	if *seed != 0 {
+		cfg.Sim.Seed = *seed
+	}
+	if *logLevel != "" {
+		cfg.Agent.LogLevel = *logLevel
+	}
+	if err := cfg.Validate(); err != nil {
+		fmt.Fprintf(e.stderr, "%v\n", err)
+		return exitConfig
+	}
+	log := newLogger(e.stderr, cfg.Agent.LogLevel)
+	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut}, log)
+}
+
+type simOptions struct {
+	synthetic bool
+	json      bool
+}
+
+func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log *slog.Logger) int {
+	model, err := loadModel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: classifier model: %v\n", err)
+		return exitFailure
+	}
+	const magazine = "M0001"
+	kind := slide.SurePath
+	if cfg.Sim.SpotKind == "thinprep" {
+		kind = slide.ThinPrep
+	}
+	data := ""
+	if !so.synthetic {
+		data = world.FindDataDir(cfg.Sim.DataDir)
+	}
+	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, magazine)
+	for i := range specs {
+		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
+	}
+	slides, source, err := world.BuildSlides(specs, data)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+		return exitFailure
+	}
+	w, err := world.NewWorld(cfg, slides)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+		return exitFailure
+	}
+	hw := hardware{
+		bus:    w.Bus,
+		frames: w.Camera,
+		pin: func(p config.Pin) (gpio.PinIO, error) {
+			return w.Pin(p.String())
+		},
+		loader: w.Loader,
+		clock:  w.Clock,
+	}
+	machine, pnl, err := buildMachine(cfg, hw)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+		return exitFault
+	}
+	pctx, stopPanel := context.WithCancel(ctx)
+	defer stopPanel()
+	go pnl.Run(pctx)
+	pnl.Show(panel.StateStarting)
+
+	out := e.stdout
+	if so.json {
+		out = e.stderr // keep stdout for the JSON lines
+	}
+	fmt.Fprintf(out, "papscan %s — simulated robot %q: %d slides (%s, %s spot), model %s\n",
+		version, cfg.Agent.RobotID, len(slides), source, kind, model.Version)
+
+	brokers := cfg.Agent.MQTT.Brokers
+	if len(brokers) == 0 {
+		b, err := broker.Start(ctx, "127.0.0.1:0", log)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "papscan sim: embedded MQTT broker: %v\n", err)
+			return exitFailure
+		}
+		defer b.Close()
+		brokers = []string{b.URL()}
+		fmt.Fprintf(out, "MQTT: embedded broker at %s; watch it with:\n  mosquitto_sub -h 127.0.0.1 -p %s -t '%s/#' -v\n",
+			b.URL(), b.Addr()[len("127.0.0.1:"):], cfg.EffectiveTopicPrefix())
+	}
+	tm, err := dialTelemetry(ctx, cfg, brokers, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: telemetry: %v\n", err)
+		return exitFailure
+	}
+	defer func() {
+		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+		defer cancel()
+		tm.Close(cctx)
+	}()
+
+	opts := scanOptions(cfg, model, log)
+	bar := newProgressBar(e.stderr)
+	opts.Progress = func(p scan.Progress) {
+		bar.update(p)
+		if p.Phase == "scan" {
+			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
+		}
+	}
+	sc, err := scan.New(machine, opts)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+		return exitConfig
+	}
+	d := &deliverer{stateDir: cfg.Agent.StateDir, tm: tm, log: log}
+	if so.json {
+		d.jsonOut = e.stdout
+	}
+	pnl.Show(panel.StateScanning)
+	runErr := sc.RunMagazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+	if runErr != nil {
+		pnl.Show(panel.StateFault)
+		_ = sc.Halt()
+		log.Error("magazine stopped", "err", runErr)
+	} else {
+		pnl.Show(panel.StateDone)
+	}
+	if !so.json {
+		fmt.Fprintln(out)
+		printTable(out, d.reports, d.paths)
+		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(d.reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
+	}
+	if d.unsent > 0 {
+		fmt.Fprintf(e.stderr, "%d results not confirmed by the broker (kept in %s)\n", d.unsent, cfg.Agent.StateDir)
+	}
+	if runErr != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", runErr)
+		return exitCodeFor(runErr)
+	}
+	if d.unsent > 0 {
+		return exitFailure
+	}
+	return exitOK
+}

@@ -1,0 +1,343 @@
+// Package world assembles a whole simulated robot from the wire-level
+// simulators in hal/sim: emulated Tic controllers on one I²C bus, the
+// simulated camera, GPIO pins, and a magazine of virtual slides with a
+// loader. The real drivers are built on top of it exactly as on the robot.
+package world
+
+import (
+	"context"
+
+	"fmt"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+	"periph.io/x/devices/v3/tic"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/sim"
+	"papscan/hal/sim/slide"
+	"papscan/hal/sim/ticemu"
+)
+
+// World is a whole simulated robot below its drivers: an I²C bus with one
+// emulated Tic per axis, the camera's frame source, GPIO pins, a magazine of
+// virtual slides and the loader that moves them. Build the real drivers on
+// top of it (ticaxis on Bus, camera.New on Camera, panel on Pins).
+type World struct {
+	Clock  *sim.Clock
+	Bus    *ticemu.Bus
+	X, Y   *ticemu.Tic
+	Z      *ticemu.Tic
+	Camera *sim.Camera
+	Loader *Loader
+	// Pins are the simulated GPIO lines by name (LEDs, buttons, light).
+	Pins map[string]*gpiotest.Pin
+
+	cfg *config.Config
+}
+
+// SlideSpecs returns the magazine a simulated run loads: n slides with a
+// mix of diagnoses (negative, low grade, high grade, repeating), seeded.
+func SlideSpecs(n int, seed int64, kind slide.SpotKind, magazine string) []slide.Spec {
+	mix := []slide.Diagnosis{slide.Negative, slide.LowGrade, slide.HighGrade}
+	specs := make([]slide.Spec, n)
+	for i := range specs {
+		specs[i] = slide.Spec{
+			ID:        fmt.Sprintf("%s-S%02d", magazine, i),
+			Seed:      seed + int64(i)*7919,
+			Spot:      kind,
+			Diagnosis: mix[i%len(mix)],
+		}
+	}
+	return specs
+}
+
+// BuildSlides builds the virtual slides: from the real CRIC fields when
+// dataDir holds them, synthetic otherwise. It reports which it used.
+func BuildSlides(specs []slide.Spec, dataDir string) ([]*slide.Slide, string, error) {
+	slides := make([]*slide.Slide, len(specs))
+	useCRIC := dataDir != ""
+	if useCRIC {
+		if _, err := os.Stat(filepath.Join(dataDir, "cric", "fields", "nuclei.csv")); err != nil {
+			useCRIC = false
+		}
+	}
+	for i, sp := range specs {
+		if useCRIC {
+			s, err := slide.FromCRIC(dataDir, sp)
+			if err != nil {
+				return nil, "", fmt.Errorf("slide %s from CRIC data in %s: %w", sp.ID, dataDir, err)
+			}
+			slides[i] = s
+			continue
+		}
+		slides[i] = slide.Synthetic(sp)
+	}
+	if useCRIC {
+		return slides, "real CRIC fields from " + dataDir, nil
+	}
+	return slides, "synthetic cells", nil
+}
+
+// FindDataDir looks for the shared data set: dir if given, else a
+// "shared/data" directory next to the working directory or one of its
+// parents. It returns "" when there is none.
+func FindDataDir(dir string) string {
+	if dir != "" {
+		return dir
+	}
+	wd, err := os.Getwd()
+	if err != nil {
+		return ""
+	}
+	for d := wd; ; d = filepath.Dir(d) {
+		for _, c := range []string{filepath.Join(d, "shared", "data"), filepath.Join(d, "..", "shared", "data")} {
+			if st, err := os.Stat(filepath.Join(c, "cric")); err == nil && st.IsDir() {
+				return filepath.Clean(c)
+			}
+		}
+		if filepath.Dir(d) == d {
+			return ""
+		}
+	}
+}
+
+// NewWorld builds the simulated machine described by cfg with slides in
+// the magazine's first slots (a nil entry is an empty slot).
+func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
+	if len(slides) > cfg.Machine.Loader.Slots {
+		return nil, fmt.Errorf("sim: %d slides for a %d-slot magazine", len(slides), cfg.Machine.Loader.Slots)
+	}
+	w := &World{Clock: sim.NewClock(), Bus: ticemu.NewBus(), Pins: map[string]*gpiotest.Pin{}, cfg: cfg}
+	rng := rand.New(rand.NewPCG(uint64(cfg.Sim.Seed), 0x3041d))
+	ax := []struct {
+		a   config.Axis
+		dst **ticemu.Tic
+	}{{cfg.Machine.Axes.X, &w.X}, {cfg.Machine.Axes.Y, &w.Y}, {cfg.Machine.Axes.Z, &w.Z}}
+	for _, e := range ax {
+		t, err := w.newTic(e.a, rng)
+		if err != nil {
+			return nil, err
+		}
+		*e.dst = t
+	}
+	w.Loader = newLoader(w.Clock, cfg.Machine.Loader.Slots, cfg.Machine.Loader.LoadTime.D(), slides, rng,
+		slide.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()})
+	c := cfg.Machine.Camera
+	w.Camera = sim.NewCamera(w.Clock, sim.CameraOptions{
+		Width:         c.Width,
+		Height:        c.Height,
+		PixelUM:       c.PixelSize.UM(),
+		Exposure:      c.Exposure.D(),
+		FrameInterval: time.Duration(float64(time.Second) / c.FrameRate),
+		Timeout:       c.FrameTimeout.D(),
+		DOFUM:         DepthOfFieldUM(c.Objective.NA),
+		Seed:          uint64(cfg.Sim.Seed),
+		Pose:          w.pose,
+		Specimen:      w.Loader.onStage,
+	})
+	p := cfg.Machine.Panel
+	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin} {
+		if pin.IsZero() {
+			continue
+		}
+		name := pin.String()
+		// Buttons idle released: pulled to their inactive level.
+		w.Pins[name] = &gpiotest.Pin{N: name, L: gpio.Level(pin.ActiveLow), EdgesChan: make(chan gpio.Level, 16)}
+	}
+	return w, nil
+}
+
+// DepthOfFieldUM is the wave-optical depth of field λ/NA² at 550 nm.
+func DepthOfFieldUM(na float64) float64 {
+	if na <= 0 {
+		return slide.DefaultDOFUM
+	}
+	return 0.55 / (na * na)
+}
+
+func (w *World) newTic(a config.Axis, rng *rand.Rand) (*ticemu.Tic, error) {
+	fullPerUM := a.MicrostepsPerUM / float64(a.StepMode)
+	travel := a.TravelMax.UM() * fullPerUM
+	homing := uint32(math.Min(a.HomingSpeed.UMPerS()*a.MicrostepsPerUM*10000, math.MaxUint32))
+	t := ticemu.New(w.Clock, ticemu.Options{
+		Variant:     tic.Variant("Tic " + a.TicVariant),
+		TravelSteps: travel,
+		// Power-up position: somewhere in the travel, unknown to the driver.
+		StartSteps:         travel * (0.2 + 0.6*rng.Float64()),
+		HomingSpeedTowards: homing,
+		HomingSpeedAway:    max(homing/10, 1),
+		CommandTimeout:     a.CommandTimeout.D(),
+	})
+	if err := w.Bus.Attach(a.Address, t); err != nil {
+		return nil, fmt.Errorf("sim: axis at 0x%02x: %w", a.Address, err)
+	}
+	return t, nil
+}
+
+// umOf is the true carriage position of an axis, µm from its reverse
+// limit switch (where homing puts zero).
+func umOf(t *ticemu.Tic, a config.Axis) float64 {
+	return t.PhysicalSteps() * float64(a.StepMode) / a.MicrostepsPerUM
+}
+
+// StageTruth is the true stage position (x, y) and focus z in µm.
+func (w *World) StageTruth() (x, y, z float64) {
+	ax := w.cfg.Machine.Axes
+	return umOf(w.X, ax.X), umOf(w.Y, ax.Y), umOf(w.Z, ax.Z)
+}
+
+// pose maps the true stage position to the point of the loaded slide under
+// the objective.
+func (w *World) pose() (x, y, z float64) {
+	sx, sy, sz := w.StageTruth()
+	o := w.Loader.origin()
+	return sx - o.X, sy - o.Y, sz
+}
+
+// Pin returns the named simulated GPIO pin.
+func (w *World) Pin(name string) (*gpiotest.Pin, error) {
+	p, ok := w.Pins[name]
+	if !ok {
+		return nil, fmt.Errorf("sim: no GPIO pin %q", name)
+	}
+	return p, nil
+}
+
+// Loader is the simulated slide loader: it moves slides between magazine
+// slots and the stage, taking the configured machine time for each move.
+// Each load seats the slide with a small random offset, as a real gripper
+// does, so the scanner has to find the cell spot.
+type Loader struct {
+	clock    *sim.Clock
+	loadTime time.Duration
+	nominal  slide.Point // stage position of a nominally seated slide's spot centre
+
+	mu      sync.Mutex
+	slots   []*slide.Slide
+	loaded  int // slot on the stage, -1 for none
+	offset  slide.Point
+	rng     *rand.Rand
+	failing error
+}
+
+var _ hal.SlideLoader = (*Loader)(nil)
+
+func newLoader(c *sim.Clock, n int, loadTime time.Duration, slides []*slide.Slide, rng *rand.Rand, nominal slide.Point) *Loader {
+	l := &Loader{clock: c, loadTime: loadTime, nominal: nominal, slots: make([]*slide.Slide, n), loaded: -1, rng: rng}
+	copy(l.slots, slides)
+	return l
+}
+
+func (l *Loader) String() string { return "sim-loader" }
+
+// Slots implements hal.SlideLoader.
+func (l *Loader) Slots() int { return len(l.slots) }
+
+// Occupied implements hal.SlideLoader.
+func (l *Loader) Occupied(slot int) (bool, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if slot < 0 || slot >= len(l.slots) {
+		return false, fmt.Errorf("%s: slot %d outside 0..%d", l, slot, len(l.slots)-1)
+	}
+	return l.slots[slot] != nil, nil
+}
+
+// Load implements hal.SlideLoader.
+func (l *Loader) Load(ctx context.Context, slot int) error {
+	if ok, err := l.Occupied(slot); err != nil {
+		return err
+	} else if !ok {
+		return fmt.Errorf("%s: slot %d: %w", l, slot, hal.ErrNoSlide)
+	}
+	l.mu.Lock()
+	if l.failing != nil {
+		err := l.failing
+		l.mu.Unlock()
+		return err
+	}
+	if l.loaded >= 0 {
+		l.mu.Unlock()
+		return fmt.Errorf("%s: slot %d still on the stage", l, l.loaded)
+	}
+	l.mu.Unlock()
+	if err := l.clock.Sleep(ctx, l.loadTime); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.loaded = slot
+	l.offset = slide.Point{X: (l.rng.Float64()*2 - 1) * 400, Y: (l.rng.Float64()*2 - 1) * 300}
+	return nil
+}
+
+// Unload implements hal.SlideLoader.
+func (l *Loader) Unload(ctx context.Context) error {
+	l.mu.Lock()
+	if l.loaded < 0 {
+		l.mu.Unlock()
+		return fmt.Errorf("%s: unload: %w", l, hal.ErrNoSlide)
+	}
+	l.mu.Unlock()
+	if err := l.clock.Sleep(ctx, l.loadTime); err != nil {
+		return err
+	}
+	l.mu.Lock()
+	l.loaded = -1
+	l.mu.Unlock()
+	return nil
+}
+
+// Inject makes every later Load fail with err (nil clears it).
+func (l *Loader) Inject(err error) {
+	l.mu.Lock()
+	l.failing = err
+	l.mu.Unlock()
+}
+
+// Slide returns the slide in slot (nil if empty or out of range).
+func (l *Loader) Slide(slot int) *slide.Slide {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if slot < 0 || slot >= len(l.slots) {
+		return nil
+	}
+	return l.slots[slot]
+}
+
+// onStage is the slide under the objective, or nil.
+func (l *Loader) onStage() *slide.Slide {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.loaded < 0 {
+		return nil
+	}
+	return l.slots[l.loaded]
+}
+
+// origin is the stage position of the loaded slide's (0, 0) corner.
+func (l *Loader) origin() slide.Point {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	s := l.slots[max(l.loaded, 0)]
+	if s == nil || l.loaded < 0 {
+		return slide.Point{}
+	}
+	cx, cy, _ := s.Spot()
+	return slide.Point{X: l.nominal.X - cx + l.offset.X, Y: l.nominal.Y - cy + l.offset.Y}
+}
+
+// StageToSlide converts a stage position (µm) to the loaded slide's
+// coordinates, for tests that compare findings with ground truth.
+func (l *Loader) StageToSlide(x, y float64) (float64, float64) {
+	o := l.origin()
+	return x - o.X, y - o.Y
+}

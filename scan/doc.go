@@ -1,0 +1,14 @@
+// Package scan turns a slide in the magazine into a slide result: it loads
+// the slide, homes and moves the stage, finds the cell spot, plans tiles with
+// overlap along a serpentine path, builds a focus map from sparse contrast
+// autofocus points, captures each tile at the mapped focus and hands it to
+// the analysis (package classify) on worker goroutines while the stage moves
+// on, and sums the tiles into a Report.
+//
+// scan programs against the hal interfaces only; it never sees a concrete
+// driver, so the same code scans on the robot and in simulation. Time is read
+// from hal.Clock, so reported timings are machine time in both.
+//
+// A slide that was not fully imaged (a tile missing, a fault, a cancelled
+// context) is reported INCOMPLETE, never negative.
+package scan

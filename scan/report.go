@@ -1,0 +1,325 @@
+package scan
+
+import (
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
+	"math"
+	"os"
+	"path/filepath"
+	"sync"
+	"time"
+
+	"golang.org/x/image/font"
+	"golang.org/x/image/font/basicfont"
+	"golang.org/x/image/math/fixed"
+
+	"papscan/classify"
+	"papscan/hal"
+)
+
+// Report is everything known about one slide's scan: the classification
+// result plus how the slide was imaged. It is what is stored in the state
+// directory and published to the fleet.
+type Report struct {
+	ResultID      string               `json:"result_id"`
+	SlideID       string               `json:"slide_id"`
+	RobotID       string               `json:"robot_id"`
+	Slot          int                  `json:"slot"`
+	Verdict       classify.Verdict     `json:"verdict"`
+	TilesPlanned  int                  `json:"tiles_planned"`
+	TilesCaptured int                  `json:"tiles_captured"`
+	TilesAnalysed int                  `json:"tiles_analysed"`
+	TilesMissing  int                  `json:"tiles_missing"`
+	Frames        int                  `json:"frames"`
+	Spot          Spot                 `json:"spot"`
+	Focus         FocusStats           `json:"focus"`
+	Result        classify.SlideResult `json:"result"`
+	Timing        Timing               `json:"timing"`
+	StartedAt     time.Time            `json:"started_at"`
+	FinishedAt    time.Time            `json:"finished_at"`
+	Error         string               `json:"error,omitempty"`
+
+	overview *overview
+	wallT0   time.Time
+}
+
+// FocusStats describes how the focus map was built.
+type FocusStats struct {
+	Points int          `json:"points"`
+	Failed int          `json:"failed"`
+	Frames int          `json:"frames"`
+	Terms  int          `json:"surface_terms"`
+	FitRMS float64      `json:"fit_rms_um"`
+	Map    []FocusPoint `json:"map,omitempty"`
+}
+
+// Timing is where a slide's machine time went. Durations marshal as
+// seconds.
+type Timing struct {
+	Machine time.Duration `json:"-"`
+	Spot    time.Duration `json:"-"`
+	Focus   time.Duration `json:"-"`
+	Motion  time.Duration `json:"-"`
+	Capture time.Duration `json:"-"`
+	Wall    time.Duration `json:"-"`
+}
+
+// MarshalJSON writes the durations in seconds.
+func (t Timing) MarshalJSON() ([]byte, error) {
+	return json.Marshal(map[string]float64{
+		"machine_seconds": t.Machine.Seconds(),
+		"spot_seconds":    t.Spot.Seconds(),
+		"focus_seconds":   t.Focus.Seconds(),
+		"motion_seconds":  t.Motion.Seconds(),
+		"capture_seconds": t.Capture.Seconds(),
+		"wall_seconds":    t.Wall.Seconds(),
+	})
+}
+
+// newID returns a random 128-bit identifier in hex.
+func newID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read never fails on Linux
+	return hex.EncodeToString(b[:])
+}
+
+func newReport(robot, slide string, slot int, now time.Time) *Report {
+	return &Report{
+		ResultID:  newID(),
+		SlideID:   slide,
+		RobotID:   robot,
+		Slot:      slot,
+		StartedAt: now,
+		wallT0:    time.Now(),
+	}
+}
+
+// Complete reports whether every planned tile was imaged and analysed.
+func (r *Report) Complete() bool {
+	return r.TilesPlanned > 0 && r.TilesAnalysed == r.TilesPlanned && r.TilesMissing == 0
+}
+
+func (r *Report) finish(c hal.Clock) {
+	r.FinishedAt = c.Now()
+	r.Timing.Machine = r.FinishedAt.Sub(r.StartedAt)
+	r.Timing.Wall = time.Since(r.wallT0)
+	r.Verdict = r.Result.Verdict
+	if !r.Complete() {
+		// Belt and braces: whatever the summary said, a slide that was
+		// not fully imaged is never reported negative.
+		r.Verdict = classify.VerdictIncomplete
+		r.Result.Verdict = classify.VerdictIncomplete
+	}
+}
+
+// overview is a downscaled mosaic of the scanned tiles.
+type overview struct {
+	mu       sync.Mutex
+	img      *image.RGBA
+	x0, y0   float64 // stage µm at the mosaic's top-left pixel
+	umPerPix float64
+	factor   int
+}
+
+func newOverview(p TilePlan, pixelUM float64) *overview {
+	wUM := float64(p.Cols-1)*p.StepX + p.FieldW
+	hUM := float64(p.Rows-1)*p.StepY + p.FieldH
+	f := int(math.Ceil(math.Max(wUM, hUM) / pixelUM / 1600))
+	if f < 1 {
+		f = 1
+	}
+	o := &overview{factor: f, umPerPix: pixelUM * float64(f)}
+	if len(p.Tiles) > 0 {
+		minX, minY := math.Inf(1), math.Inf(1)
+		for _, t := range p.Tiles {
+			minX, minY = math.Min(minX, t.X), math.Min(minY, t.Y)
+		}
+		// Grid origin: the top-left corner of the grid's first column/row.
+		o.x0 = minX - p.FieldW/2
+		o.y0 = minY - p.FieldH/2
+	}
+	w := int(wUM/o.umPerPix) + 1
+	h := int(hUM/o.umPerPix) + 1
+	o.img = image.NewRGBA(image.Rect(0, 0, w, h))
+	draw.Draw(o.img, o.img.Bounds(), image.NewUniform(color.RGBA{40, 40, 40, 255}), image.Point{}, draw.Src)
+	return o
+}
+
+// paste box-downsamples tile (whose top-left is at stage x, y µm) into the
+// mosaic.
+func (o *overview) paste(tile *image.RGBA, x, y float64) {
+	f := o.factor
+	ox := int(math.Round((x - o.x0) / o.umPerPix))
+	oy := int(math.Round((y - o.y0) / o.umPerPix))
+	tw, th := tile.Rect.Dx()/f, tile.Rect.Dy()/f
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	for j := 0; j < th; j++ {
+		dy := oy + j
+		if dy < 0 || dy >= o.img.Rect.Dy() {
+			continue
+		}
+		for i := 0; i < tw; i++ {
+			dx := ox + i
+			if dx < 0 || dx >= o.img.Rect.Dx() {
+				continue
+			}
+			var sr, sg, sb int
+			for yy := 0; yy < f; yy++ {
+				p := tile.Pix[(j*f+yy)*tile.Stride+i*f*4:]
+				for xx := 0; xx < f; xx++ {
+					sr += int(p[xx*4])
+					sg += int(p[xx*4+1])
+					sb += int(p[xx*4+2])
+				}
+			}
+			n := f * f
+			d := o.img.Pix[dy*o.img.Stride+dx*4:]
+			d[0], d[1], d[2], d[3] = uint8(sr/n), uint8(sg/n), uint8(sb/n), 255
+		}
+	}
+}
+
+// classColor is how a class is marked in the overview and the gallery.
+func classColor(c classify.Class) color.RGBA {
+	switch c {
+	case classify.HSIL, classify.SCC, classify.ASCH:
+		return color.RGBA{230, 20, 20, 255}
+	case classify.LSIL, classify.ASCUS:
+		return color.RGBA{250, 160, 0, 255}
+	}
+	return color.RGBA{0, 160, 60, 255}
+}
+
+// Overview returns the mosaic with the top cells ringed by class colour, or
+// nil when no tile was scanned.
+func (r *Report) Overview() *image.RGBA {
+	if r.overview == nil {
+		return nil
+	}
+	o := r.overview
+	o.mu.Lock()
+	defer o.mu.Unlock()
+	img := image.NewRGBA(o.img.Rect)
+	copy(img.Pix, o.img.Pix)
+	for _, c := range r.Result.Top {
+		x := (c.StageX - o.x0) / o.umPerPix
+		y := (c.StageY - o.y0) / o.umPerPix
+		ring(img, x, y, 9, 2, classColor(c.Class))
+	}
+	return img
+}
+
+// ring draws a circle outline of radius rad and width w.
+func ring(img *image.RGBA, cx, cy, rad, w float64, col color.RGBA) {
+	for y := int(cy - rad - w); y <= int(cy+rad+w); y++ {
+		for x := int(cx - rad - w); x <= int(cx+rad+w); x++ {
+			d := math.Hypot(float64(x)-cx, float64(y)-cy)
+			if math.Abs(d-rad) <= w/2 && image.Pt(x, y).In(img.Rect) {
+				img.SetRGBA(x, y, col)
+			}
+		}
+	}
+}
+
+// Gallery lays out the top cells' crops in a grid, most suspicious first,
+// each framed in its class colour and captioned with class and score, or nil
+// when there are none.
+func (r *Report) Gallery() *image.RGBA {
+	var cells []classify.Cell
+	for _, c := range r.Result.Top {
+		if c.Crop != nil {
+			cells = append(cells, c)
+		}
+	}
+	if len(cells) == 0 {
+		return nil
+	}
+	const cols, pad, caption = 6, 6, 14
+	cw, ch := 0, 0
+	for _, c := range cells {
+		cw = max(cw, c.Crop.Rect.Dx())
+		ch = max(ch, c.Crop.Rect.Dy())
+	}
+	cw = max(cw, 7*9) // room for a caption like "HSIL .93"
+	rows := (len(cells) + cols - 1) / cols
+	img := image.NewRGBA(image.Rect(0, 0, cols*(cw+pad)+pad, rows*(ch+pad+caption)+pad))
+	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
+	for i, c := range cells {
+		x := pad + (i%cols)*(cw+pad)
+		y := pad + (i/cols)*(ch+pad+caption)
+		col := classColor(c.Class)
+		frame := image.Rect(x-2, y-2, x+c.Crop.Rect.Dx()+2, y+c.Crop.Rect.Dy()+2)
+		draw.Draw(img, frame, image.NewUniform(col), image.Point{}, draw.Src)
+		draw.Draw(img, image.Rect(x, y, x+c.Crop.Rect.Dx(), y+c.Crop.Rect.Dy()), c.Crop, c.Crop.Rect.Min, draw.Src)
+		d := font.Drawer{Dst: img, Src: image.NewUniform(col), Face: basicfont.Face7x13,
+			Dot: fixed.P(x, y+c.Crop.Rect.Dy()+caption-1)}
+		d.DrawString(fmt.Sprintf("%s %.2f", c.Class, c.Score))
+	}
+	return img
+}
+
+// Files names the files WriteFiles wrote.
+type Files struct {
+	Dir      string `json:"dir"`
+	Result   string `json:"result"`
+	Overview string `json:"overview,omitempty"`
+	Gallery  string `json:"gallery,omitempty"`
+}
+
+// WriteFiles stores the report under stateDir/slides/<slide>/<result_id>/:
+// result.json, overview.png and gallery.png. Each file is written to a
+// temporary name, synced and renamed, so a crash never leaves a torn file.
+func (r *Report) WriteFiles(stateDir string) (Files, error) {
+	dir := filepath.Join(stateDir, "slides", r.SlideID, r.ResultID)
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return Files{}, fmt.Errorf("report: %w", err)
+	}
+	f := Files{Dir: dir, Result: filepath.Join(dir, "result.json")}
+	if img := r.Overview(); img != nil {
+		f.Overview = filepath.Join(dir, "overview.png")
+		if err := writeAtomic(f.Overview, func(w *os.File) error { return png.Encode(w, img) }); err != nil {
+			return f, err
+		}
+	}
+	if img := r.Gallery(); img != nil {
+		f.Gallery = filepath.Join(dir, "gallery.png")
+		if err := writeAtomic(f.Gallery, func(w *os.File) error { return png.Encode(w, img) }); err != nil {
+			return f, err
+		}
+	}
+	b, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return f, fmt.Errorf("report: encode: %w", err)
+	}
+	return f, writeAtomic(f.Result, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
+}
+
+func writeAtomic(path string, fill func(*os.File) error) error {
+	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
+	if err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer os.Remove(tmp.Name())
+	if err := fill(tmp); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := tmp.Sync(); err != nil {
+		tmp.Close()
+		return fmt.Errorf("write %s: sync: %w", path, err)
+	}
+	if err := tmp.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	if err := os.Rename(tmp.Name(), path); err != nil {
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	return nil
+}
