@@ -203,10 +203,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return c, nil
 	}
 	// Stop paho's retry loop (it would otherwise keep the connection
-	// attempts going in the background). Disconnect returns after the
-	// quiesce time even if the retry goroutine is still sleeping.
+	// attempts going in the background). Disconnect takes its quiesce time
+	// even when nothing is connected, so it runs in the background and
+	// Dial returns at its deadline.
 	c.stopLife()
-	c.mc.Disconnect(100)
+	go c.mc.Disconnect(100)
 	close(c.progressDone)
 	if last := c.getLastErr(); last != nil {
 		return nil, fmt.Errorf("%w: cannot connect to MQTT broker(s) %v: %w (last attempt: %w)", ErrUnreachable, opts.Brokers, why, last)

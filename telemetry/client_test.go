@@ -248,7 +248,7 @@ func TestDialUnreachable(t *testing.T) {
 	if !strings.Contains(err.Error(), url) {
 		t.Errorf("error %q does not name %s", err, url)
 	}
-	if elapsed > timeout+time.Second {
+	if elapsed > timeout+2*time.Second { // slack for a loaded machine; typically timeout+1ms
 		t.Errorf("Dial took %v, connect timeout %v", elapsed, timeout)
 	}
 	t.Logf("Dial error after %v: %v", elapsed.Round(time.Millisecond), err)
