@@ -16,6 +16,7 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/loader"
+	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/v4l2"
 	"papscan/scan"
@@ -83,14 +84,15 @@ func runRun(ctx context.Context, e env, args []string) int {
 		return exitFault
 	}
 	defer frames.Close()
-	hw := hardware{bus: bus, frames: frames, pin: openPin, loader: &loader.Manual{}, clock: hal.SystemClock{}}
-	machine, pnl, err := buildMachine(cfg, hw)
+	hw := machine.Wire{Bus: bus, Frames: frames, Pin: openPin, Loader: &loader.Manual{}, Clock: hal.SystemClock{}}
+	mach, err := machine.Build(cfg, hw)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
 		return exitFault
 	}
 	pctx, stopPanel := context.WithCancel(ctx)
 	defer stopPanel()
+	pnl := mach.Panel
 	go pnl.Run(pctx)
 	pnl.Show(panel.StateStarting)
 
@@ -105,7 +107,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		defer cancel()
 		tm.Close(cctx)
 	}()
-	sc, err := scan.New(machine, scanOptions(cfg, model, log))
+	sc, err := scan.New(scanMachine(mach), scanOptions(cfg, model, log))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
 		return exitConfig

@@ -9,6 +9,7 @@ import (
 	"periph.io/x/conn/v3/gpio"
 
 	config "papscan/firmware-config"
+	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
@@ -109,22 +110,23 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFailure
 	}
-	hw := hardware{
-		bus:    w.Bus,
-		frames: w.Camera,
-		pin: func(p config.Pin) (gpio.PinIO, error) {
+	hw := machine.Wire{
+		Bus:    w.Bus,
+		Frames: w.Camera,
+		Pin: func(p config.Pin) (gpio.PinIO, error) {
 			return w.Pin(p.String())
 		},
-		loader: w.Loader,
-		clock:  w.Clock,
+		Loader: w.Loader,
+		Clock:  w.Clock,
 	}
-	machine, pnl, err := buildMachine(cfg, hw)
+	mach, err := machine.Build(cfg, hw)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
 	pctx, stopPanel := context.WithCancel(ctx)
 	defer stopPanel()
+	pnl := mach.Panel
 	go pnl.Run(pctx)
 	pnl.Show(panel.StateStarting)
 
@@ -166,7 +168,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 		}
 	}
-	sc, err := scan.New(machine, opts)
+	sc, err := scan.New(scanMachine(mach), opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitConfig

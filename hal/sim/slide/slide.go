@@ -55,6 +55,9 @@ type Spec struct {
 	Spot SpotKind
 	// SpotCenter is the centre of the cell spot; zero means (40 mm, 12.5 mm).
 	SpotCenter Point
+	// SpotDiameterUM overrides the spot kind's diameter when > 0 (small
+	// spots make fast tests).
+	SpotDiameterUM float64
 	// Diagnosis is the slide-level truth; it decides which abnormal cells
 	// (or, for FromCRIC, which abnormal fields) the slide carries.
 	Diagnosis Diagnosis
@@ -167,7 +170,11 @@ func (s *Slide) String() string {
 
 func newSlide(spec Spec) *Slide {
 	spec = spec.withDefaults()
-	s := &Slide{Spec: spec, spotR: spec.Spot.DiameterUM() / 2}
+	d := spec.Spot.DiameterUM()
+	if spec.SpotDiameterUM > 0 {
+		d = spec.SpotDiameterUM
+	}
+	s := &Slide{Spec: spec, spotR: d / 2}
 	rng := rand.New(rand.NewPCG(uint64(spec.Seed), 0x5eed51de))
 	s.focus = newFocusSurface(rng, spec)
 	s.dust = makeDust(rng, s)

@@ -1,0 +1,182 @@
+package scan_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"syscall"
+	"testing"
+
+	"periph.io/x/conn/v3/gpio"
+
+	"papscan/classify"
+	config "papscan/firmware-config"
+	"papscan/hal/machine"
+	"papscan/hal/sim/slide"
+	"papscan/hal/sim/world"
+	"papscan/scan"
+)
+
+// simRig is a simulated robot with small cell spots, so a whole slide scans
+// in a few seconds.
+type simRig struct {
+	cfg     *config.Config
+	world   *world.World
+	scanner *scan.Scanner
+	// onProgress, if set, sees the scanner's progress reports.
+	onProgress func(scan.Progress)
+}
+
+const testSpotUM = 2000.0
+
+func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Scan.SpotDiameter = config.Distance(testSpotUM * 1000)
+	cfg.Classify.MinSquamousCells = 100
+	var slides []*slide.Slide
+	for i, d := range diagnoses {
+		slides = append(slides, slide.Synthetic(slide.Spec{
+			ID: scan.SlideID("T", i), Seed: int64(100 + i), Diagnosis: d,
+			SpotDiameterUM: testSpotUM, Abnormal: 25, FocusBaseUM: cfg.Scan.ZNominal.UM() + 5,
+		}))
+	}
+	w, err := world.NewWorld(cfg, slides)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := machine.Build(cfg, machine.Wire{
+		Bus: w.Bus, Frames: w.Camera, Loader: w.Loader, Clock: w.Clock,
+		Pin: func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) },
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	model, err := classify.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Classify
+	rig := &simRig{cfg: cfg, world: w}
+	sc, err := scan.New(scan.Machine{Stage: m.Stage, Focus: m.Focus, Camera: m.Camera, Light: m.Light, Loader: m.Loader, Clock: m.Clock},
+		scan.Options{
+			RobotID:      "test",
+			SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
+			SpotDiameter: testSpotUM,
+			TileOverlap:  cfg.Scan.TileOverlap,
+			FocusRange:   cfg.Scan.FocusRange.UM(),
+			FocusStep:    cfg.Scan.FocusStep.UM(),
+			FocusPoints:  cfg.Scan.FocusPoints,
+			ZNominal:     cfg.Scan.ZNominal.UM(),
+			Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
+			Model:        model,
+			Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
+				MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
+				MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
+			Progress: func(p scan.Progress) {
+				if rig.onProgress != nil {
+					rig.onProgress(p)
+				}
+			},
+		})
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.scanner = sc
+	return rig
+}
+
+func TestScanSimulatedSlide(t *testing.T) {
+	rig := newRig(t, slide.HighGrade)
+	ctx := context.Background()
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// Check focus and spot against the truth while the slide is loaded:
+	// capture the loader's placement through the report's coordinates.
+	r, err := rig.scanner.ScanSlot(ctx, 0, "T-S00")
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !r.Complete() || r.Verdict == "INCOMPLETE" || r.TilesPlanned < 4 {
+		t.Fatalf("report incomplete: %d/%d tiles, verdict %s, error %q", r.TilesAnalysed, r.TilesPlanned, r.Verdict, r.Error)
+	}
+	if !r.Spot.Found {
+		t.Fatal("cell spot not found")
+	}
+	if r.Result.Cells < 100 {
+		t.Errorf("only %d cells counted on a slide holding %d", r.Result.Cells, len(rig.world.Loader.Slide(0).Cells))
+	}
+	t.Logf("verdict %s, %d cells (%d high, %d low), %d tiles, %d frames, focus fit rms %.2f µm, machine %.1fs",
+		r.Verdict, r.Result.Cells, r.Result.HighGradeCells, r.Result.LowGradeCells, r.TilesPlanned, r.Frames, r.Focus.FitRMS, r.Timing.Machine.Seconds())
+	if r.Timing.Machine <= 0 || r.Timing.Motion <= 0 {
+		t.Errorf("no machine time accounted: %+v", r.Timing)
+	}
+}
+
+// TestFocusAndSpotMatchTruth loads a slide, builds the focus map as the
+// scanner does and compares it with the simulator's true focal surface.
+func TestFocusAndSpotMatchTruth(t *testing.T) {
+	rig := newRig(t, slide.Negative)
+	ctx := context.Background()
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	sl := rig.world.Loader.Slide(0)
+	r, err := rig.scanner.ScanSlot(ctx, 0, "T-S00")
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The loader seats each slide with a random offset; recover it from
+	// the world for the comparison (scan never sees it).
+	if len(r.Focus.Map) == 0 {
+		t.Fatal("no focus points")
+	}
+	cx, cy, _ := sl.Spot()
+	var ss float64
+	for _, p := range r.Focus.Map {
+		// Map the point back to slide coordinates with the spot found:
+		// the scanner's spot centre corresponds to the slide's.
+		sx := cx + (p.X - r.Spot.CenterX)
+		sy := cy + (p.Y - r.Spot.CenterY)
+		d := p.Z - sl.FocusZ(sx, sy)
+		ss += d * d
+	}
+	rms := math.Sqrt(ss / float64(len(r.Focus.Map)))
+	dof := world.DepthOfFieldUM(rig.cfg.Machine.Camera.Objective.NA)
+	t.Logf("autofocus error vs true surface: rms %.2f µm over %d points (DOF %.1f µm); verdict %s, %d cells (%d high, %d low)", rms, len(r.Focus.Map), dof, r.Verdict, r.Result.Cells, r.Result.HighGradeCells, r.Result.LowGradeCells)
+	if rms > dof/2 {
+		t.Errorf("autofocus rms error %.2f µm exceeds half the depth of field (%.1f µm)", rms, dof/2)
+	}
+}
+
+func TestCameraLostMidScanIsIncomplete(t *testing.T) {
+	rig := newRig(t, slide.Negative, slide.HighGrade)
+	ctx := context.Background()
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	var reports []*scan.Report
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Done == 3 {
+			rig.world.Camera.Disconnect()
+		}
+	}
+	err := rig.scanner.RunMagazine(ctx, "T", func(r *scan.Report) error {
+		reports = append(reports, r)
+		return nil
+	})
+	if !errors.Is(err, syscall.ENODEV) {
+		t.Fatalf("RunMagazine error %v, want the camera's ENODEV", err)
+	}
+	if len(reports) != 1 {
+		t.Fatalf("got %d reports, want 1 (the magazine stops at the fault)", len(reports))
+	}
+	r := reports[0]
+	if r.Verdict != classify.VerdictIncomplete || r.Result.Verdict != classify.VerdictIncomplete || r.Complete() {
+		t.Fatalf("slide that lost its camera reported %s (complete %v)", r.Verdict, r.Complete())
+	}
+	if r.Error == "" {
+		t.Error("report does not say why it is incomplete")
+	}
+}
