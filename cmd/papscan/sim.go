@@ -99,6 +99,8 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, magazine)
 	for i := range specs {
 		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
+		// The simulated spots have the configured nominal diameter.
+		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
 	}
 	slides, source, err := world.BuildSlides(specs, data)
 	if err != nil {
