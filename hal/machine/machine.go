@@ -77,8 +77,13 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 		a    config.Axis
 	}{{"x", cfg.Machine.Axes.X}, {"y", cfg.Machine.Axes.Y}, {"z", cfg.Machine.Axes.Z}}
 	var built [3]*ticaxis.Axis
+	stage := ticaxis.NewGroup() // X and Y move together
 	for i, ax := range axes {
-		a, err := ticaxis.New(hw.Bus, hw.Clock, TicOptions(ax.name, ax.a))
+		o := TicOptions(ax.name, ax.a)
+		if ax.name != "z" {
+			o.Group = stage
+		}
+		a, err := ticaxis.New(hw.Bus, hw.Clock, o)
 		if err != nil {
 			return nil, fmt.Errorf("machine.axes.%s: %w", ax.name, err)
 		}

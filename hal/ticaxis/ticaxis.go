@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"reflect"
 	"strings"
 	"sync"
 	"time"
@@ -58,6 +57,9 @@ type Options struct {
 	// against the Tic's setting. While the driver holds a move or homes, it
 	// sends a command at least every CommandTimeout/2.
 	CommandTimeout time.Duration
+	// Group, if set, is shared with the other axes moved together with
+	// this one (see Group); nil means the axis stands alone.
+	Group *Group
 }
 
 // Axis is a hal.Axis on a Pololu Tic over I²C. It is safe for concurrent
@@ -755,49 +757,53 @@ func decodeFlags(f uint8) string {
 	return strings.Join(out, ", ")
 }
 
-// --- bus groups -------------------------------------------------------------
+// --- groups -----------------------------------------------------------------
 
-var groups struct {
-	mu sync.Mutex
-	m  map[any]map[*Axis]struct{}
+// Group is a set of axes driven together (the stage's X and Y): while one
+// axis of the group polls its move, it also feeds the command timeout of
+// every other axis of the group that holds a move, so "Start X, Start Y,
+// Wait X, Wait Y" does not let Y's dead-man fire while X is waited for.
+// Create one with NewGroup and pass it in Options.Group of each axis.
+type Group struct {
+	mu   sync.Mutex
+	axes map[*Axis]struct{}
 }
 
-func busKey(a *Axis) any {
-	if t := reflect.TypeOf(a.bus); t != nil && t.Comparable() {
-		return a.bus
-	}
-	return a // not comparable: the axis is its own group
-}
+// NewGroup returns an empty group.
+func NewGroup() *Group { return &Group{axes: map[*Axis]struct{}{}} }
 
+// register marks a as holding a move in its group.
 func register(a *Axis) {
-	groups.mu.Lock()
-	defer groups.mu.Unlock()
-	if groups.m == nil {
-		groups.m = map[any]map[*Axis]struct{}{}
+	g := a.opts.Group
+	if g == nil {
+		return
 	}
-	k := busKey(a)
-	if groups.m[k] == nil {
-		groups.m[k] = map[*Axis]struct{}{}
-	}
-	groups.m[k][a] = struct{}{}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	g.axes[a] = struct{}{}
 }
 
+// unregister marks a as no longer holding a move.
 func unregister(a *Axis) {
-	groups.mu.Lock()
-	defer groups.mu.Unlock()
-	k := busKey(a)
-	delete(groups.m[k], a)
-	if len(groups.m[k]) == 0 {
-		delete(groups.m, k)
+	g := a.opts.Group
+	if g == nil {
+		return
 	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	delete(g.axes, a)
 }
 
-// peers returns a and the other axes holding a move on a's bus.
+// peers returns a and the other axes of its group holding a move.
 func peers(a *Axis) []*Axis {
-	groups.mu.Lock()
-	defer groups.mu.Unlock()
 	out := []*Axis{a}
-	for p := range groups.m[busKey(a)] {
+	g := a.opts.Group
+	if g == nil {
+		return out
+	}
+	g.mu.Lock()
+	defer g.mu.Unlock()
+	for p := range g.axes {
 		if p != a {
 			out = append(out, p)
 		}

@@ -148,11 +148,14 @@ func TestStageKeepsBothDeadMenFed(t *testing.T) {
 	if err := bus.Attach(0x0F, ey); err != nil {
 		t.Fatal(err)
 	}
-	x, err := New(bus, clk, axisOpts("x", 0x0E))
+	g := NewGroup()
+	ox, oy := axisOpts("x", 0x0E), axisOpts("y", 0x0F)
+	ox.Group, oy.Group = g, g
+	x, err := New(bus, clk, ox)
 	if err != nil {
 		t.Fatal(err)
 	}
-	y, err := New(bus, clk, axisOpts("y", 0x0F))
+	y, err := New(bus, clk, oy)
 	if err != nil {
 		t.Fatal(err)
 	}
