@@ -15,6 +15,7 @@ import (
 
 	config "papscan/firmware-config"
 	"papscan/hal"
+	"papscan/hal/panel"
 	"papscan/scan"
 	"papscan/telemetry"
 )
@@ -164,4 +165,28 @@ func newLogger(w io.Writer, level string) *slog.Logger {
 		l = slog.LevelInfo
 	}
 	return slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: l}))
+}
+
+// startPanel shows "starting" and clocks the panel's blink patterns until
+// the returned stop is called (it switches the LEDs off).
+func startPanel(ctx context.Context, p *panel.Panel) (stop func()) {
+	pctx, cancel := context.WithCancel(ctx)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		_ = p.Run(pctx)
+	}()
+	_ = p.Show(panel.StateStarting)
+	return func() {
+		cancel()
+		<-done
+	}
+}
+
+// closeTelemetry says goodbye to the broker, bounded even when ctx has
+// ended (the offline state is what the fleet should see).
+func closeTelemetry(ctx context.Context, tm *telemetry.Client) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tm.Close(cctx)
 }

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"strings"
-	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
@@ -90,11 +89,8 @@ func runRun(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
 		return exitFault
 	}
-	pctx, stopPanel := context.WithCancel(ctx)
-	defer stopPanel()
 	pnl := mach.Panel
-	go pnl.Run(pctx)
-	pnl.Show(panel.StateStarting)
+	defer startPanel(ctx, pnl)()
 
 	tm, err := dialTelemetry(ctx, cfg, cfg.Agent.MQTT.Brokers, log)
 	if err != nil {
@@ -102,11 +98,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan run: telemetry: %v\n", err)
 		return exitFailure
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		tm.Close(cctx)
-	}()
+	defer closeTelemetry(ctx, tm)
 	sc, err := scan.New(scanMachine(mach), scanOptions(cfg, model, log))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)

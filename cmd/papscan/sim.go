@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"log/slog"
-	"time"
 
 	"periph.io/x/conn/v3/gpio"
 
@@ -126,11 +125,8 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
-	pctx, stopPanel := context.WithCancel(ctx)
-	defer stopPanel()
 	pnl := mach.Panel
-	go pnl.Run(pctx)
-	pnl.Show(panel.StateStarting)
+	defer startPanel(ctx, pnl)()
 
 	out := e.stdout
 	if so.json {
@@ -156,11 +152,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: telemetry: %v\n", err)
 		return exitFailure
 	}
-	defer func() {
-		cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
-		defer cancel()
-		tm.Close(cctx)
-	}()
+	defer closeTelemetry(ctx, tm)
 
 	opts := scanOptions(cfg, model, log)
 	bar := newProgressBar(e.stderr)
