@@ -137,6 +137,16 @@ func (s Stage) Halt() error {
 	return errors.Join(s.X.Halt(), s.Y.Halt())
 }
 
+// Machine is the set of devices a slide scan drives.
+type Machine struct {
+	Stage  Stage
+	Focus  Focus
+	Camera Camera
+	Light  Light // optional
+	Loader SlideLoader
+	Clock  Clock
+}
+
 // Focus moves the objective (or the specimen) along the optical axis. A Z
 // axis on a stepper and a piezo stage behind a DAC both implement it.
 type Focus interface {

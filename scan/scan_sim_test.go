@@ -58,7 +58,7 @@ func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 	}
 	c := cfg.Classify
 	rig := &simRig{cfg: cfg, world: w}
-	sc, err := scan.New(scan.Machine{Stage: m.Stage, Focus: m.Focus, Camera: m.Camera, Light: m.Light, Loader: m.Loader, Clock: m.Clock},
+	sc, err := scan.New(m.Machine,
 		scan.Options{
 			RobotID:      "test",
 			SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},

@@ -16,14 +16,7 @@ import (
 )
 
 // Machine is the hardware a Scanner drives, as hal interfaces.
-type Machine struct {
-	Stage  hal.Stage
-	Focus  hal.Focus
-	Camera hal.Camera
-	Light  hal.Light
-	Loader hal.SlideLoader
-	Clock  hal.Clock
-}
+type Machine = hal.Machine
 
 // Options configure a Scanner. Lengths are micrometres.
 type Options struct {

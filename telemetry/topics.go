@@ -46,15 +46,11 @@ func ValidateSlideID(id string) error { return validateLevel("slide ID", id) }
 // whitespace characters (U+0000 is forbidden by MQTT; the others make topics
 // that are hard to type, log and ACL).
 func validateLevel(field, v string) error {
+	if err := validateText(field, v); err != nil {
+		return err
+	}
 	bad := func(reason string) error { return &IDError{Field: field, Value: v, Reason: reason} }
-	switch {
-	case v == "":
-		return bad("empty")
-	case !utf8.ValidString(v):
-		return bad("not valid UTF-8")
-	case len(v) > maxIDLen:
-		return bad(fmt.Sprintf("longer than %d bytes", maxIDLen))
-	case v[0] == '$':
+	if v[0] == '$' {
 		return bad("starts with '$' (reserved for broker topics)")
 	}
 	for _, r := range v {
@@ -65,8 +61,8 @@ func validateLevel(field, v string) error {
 			return bad("contains '+' (MQTT wildcard)")
 		case r == '#':
 			return bad("contains '#' (MQTT wildcard)")
-		case unicode.IsControl(r) || unicode.IsSpace(r):
-			return bad(fmt.Sprintf("contains control or space character %U", r))
+		case unicode.IsSpace(r):
+			return bad(fmt.Sprintf("contains space character %U", r))
 		}
 	}
 	return nil

@@ -99,7 +99,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		return exitFailure
 	}
 	defer closeTelemetry(ctx, tm)
-	sc, err := scan.New(scanMachine(mach), scanOptions(cfg, model, log))
+	sc, err := scan.New(mach.Machine, scanOptions(cfg, model, log))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
 		return exitConfig

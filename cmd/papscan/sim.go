@@ -162,7 +162,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 		}
 	}
-	sc, err := scan.New(scanMachine(mach), opts)
+	sc, err := scan.New(mach.Machine, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitConfig

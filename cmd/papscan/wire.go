@@ -5,14 +5,8 @@ import (
 
 	"papscan/classify"
 	config "papscan/firmware-config"
-	"papscan/hal/machine"
 	"papscan/scan"
 )
-
-// scanMachine is the scanner's view of the machine.
-func scanMachine(m *machine.Machine) scan.Machine {
-	return scan.Machine{Stage: m.Stage, Focus: m.Focus, Camera: m.Camera, Light: m.Light, Loader: m.Loader, Clock: m.Clock}
-}
 
 // scanOptions maps the configuration onto the scanner's options.
 func scanOptions(cfg *config.Config, model *classify.Model, log *slog.Logger) scan.Options {

@@ -29,17 +29,12 @@ type Wire struct {
 	Clock  hal.Clock
 }
 
-// Machine is the robot's devices, as hal interfaces, plus the panel.
+// Machine is the robot's devices, as hal interfaces, plus the panel and
+// the concrete axes (for fault handling).
 type Machine struct {
-	Stage  hal.Stage
-	Focus  hal.Focus
-	Camera hal.Camera
-	Light  hal.Light
-	Loader hal.SlideLoader
-	Clock  hal.Clock
-	Panel  *panel.Panel
-	// Axes are the Tic-driven axes (x, y, z), for fault handling.
-	Axes [3]*ticaxis.Axis
+	hal.Machine
+	Panel *panel.Panel
+	Axes  [3]*ticaxis.Axis // x, y, z
 }
 
 // stepModes maps microsteps per full step to the Tic's step-mode code.
@@ -71,7 +66,7 @@ func TicOptions(name string, a config.Axis) ticaxis.Options {
 
 // Build puts the drivers on top of the wire as cfg describes.
 func Build(cfg *config.Config, hw Wire) (*Machine, error) {
-	m := &Machine{Loader: hw.Loader, Clock: hw.Clock}
+	m := &Machine{Machine: hal.Machine{Loader: hw.Loader, Clock: hw.Clock}}
 	axes := []struct {
 		name string
 		a    config.Axis
