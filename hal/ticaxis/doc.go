@@ -27,7 +27,7 @@
 //     and latches a fault; moves stay refused until ClearFault and Home.
 //   - The Tic's command timeout is the dead-man: while a move or homing is in
 //     progress the driver sends "Reset command timeout" at least every half
-//     period, for every axis holding a move on the same bus (so a Stage's Y
+//     period, for every axis of its Group holding a move (so a Stage's Y
 //     keeps moving while X is waited for). An idle axis is allowed to time
 //     out at rest; the next Start recovers with "Exit safe start" if nothing
 //     else is wrong.

@@ -689,7 +689,7 @@ func (a *Axis) miscFlags() (uint8, error) {
 }
 
 // keepalive feeds the command timeout of this axis and of every other axis
-// on the same bus that holds a move, so that "Start X, Start Y, Wait X, Wait
+// of its Group that holds a move, so that "Start X, Start Y, Wait X, Wait
 // Y" does not let Y's dead-man fire while X is being waited for.
 func (a *Axis) keepalive() {
 	if a.opts.CommandTimeout <= 0 {

@@ -220,12 +220,11 @@ type Loader struct {
 	loadTime time.Duration
 	nominal  slide.Point // stage position of a nominally seated slide's spot centre
 
-	mu      sync.Mutex
-	slots   []*slide.Slide
-	loaded  int // slot on the stage, -1 for none
-	offset  slide.Point
-	rng     *rand.Rand
-	failing error
+	mu     sync.Mutex
+	slots  []*slide.Slide
+	loaded int // slot on the stage, -1 for none
+	offset slide.Point
+	rng    *rand.Rand
 }
 
 var _ hal.SlideLoader = (*Loader)(nil)
@@ -259,11 +258,6 @@ func (l *Loader) Load(ctx context.Context, slot int) error {
 		return fmt.Errorf("%s: slot %d: %w", l, slot, hal.ErrNoSlide)
 	}
 	l.mu.Lock()
-	if l.failing != nil {
-		err := l.failing
-		l.mu.Unlock()
-		return err
-	}
 	if l.loaded >= 0 {
 		l.mu.Unlock()
 		return fmt.Errorf("%s: slot %d still on the stage", l, l.loaded)
@@ -296,13 +290,6 @@ func (l *Loader) Unload(ctx context.Context) error {
 	return nil
 }
 
-// Inject makes every later Load fail with err (nil clears it).
-func (l *Loader) Inject(err error) {
-	l.mu.Lock()
-	l.failing = err
-	l.mu.Unlock()
-}
-
 // Slide returns the slide in slot (nil if empty or out of range).
 func (l *Loader) Slide(slot int) *slide.Slide {
 	l.mu.Lock()
@@ -333,11 +320,4 @@ func (l *Loader) origin() slide.Point {
 	}
 	cx, cy, _ := s.Spot()
 	return slide.Point{X: l.nominal.X - cx + l.offset.X, Y: l.nominal.Y - cy + l.offset.Y}
-}
-
-// StageToSlide converts a stage position (µm) to the loaded slide's
-// coordinates, for tests that compare findings with ground truth.
-func (l *Loader) StageToSlide(x, y float64) (float64, float64) {
-	o := l.origin()
-	return x - o.X, y - o.Y
 }
