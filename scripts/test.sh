@@ -5,6 +5,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=0
 
+echo "== deps"
+./scripts/deps.sh
+
 echo "== lint"
 make -s lint
 
