@@ -17,8 +17,17 @@ import (
 )
 
 // loopTick is how often the control loop turns when nothing happens: it
-// beats, refreshes the LEDs' network overlay and systemd's STATUS=.
+// beats, refreshes the LEDs' network overlay and systemd's STATUS=. With a
+// watchdog it turns at least 8 times per watchdog period, so a healthy loop
+// always beats within the watchdog's limit of half a period.
 const loopTick = 250 * time.Millisecond
+
+func (a *Agent) tick() time.Duration {
+	if a.o.Watchdog > 0 {
+		return min(loopTick, a.o.Watchdog/8)
+	}
+	return loopTick
+}
 
 // Agent is the long-running agent. Build it with New and call Run once.
 type Agent struct {
@@ -119,7 +128,11 @@ func (a *Agent) Status() Status {
 	a.mu.Unlock()
 	s.OutboxDepth = a.o.Delivery.Depth()
 	s.BrokerConnected = a.o.Delivery.Connected()
-	s.Healthy = a.health.Healthy(max(4*loopTick, a.o.Watchdog/2), max(4*loopTick, a.o.Watchdog/2))
+	lm, jm := watchdogLimits(a.o.Watchdog)
+	if a.o.Watchdog == 0 {
+		lm, jm = 4*loopTick, time.Minute
+	}
+	s.Healthy = a.health.Healthy(lm, jm)
 	return s
 }
 
@@ -208,7 +221,7 @@ func (a *Agent) Run(ctx context.Context) error {
 	if a.o.Hooks != nil {
 		stall = a.o.Hooks.Stall
 	}
-	t := time.NewTicker(loopTick)
+	t := time.NewTicker(a.tick())
 	defer t.Stop()
 	for {
 		a.health.LoopBeat()

@@ -270,7 +270,7 @@ func (a *Agent) stop(ctx context.Context) error {
 func (a *Agent) waitJob(budget time.Duration) (jobResult, bool) {
 	deadline := time.NewTimer(budget)
 	defer deadline.Stop()
-	t := time.NewTicker(loopTick)
+	t := time.NewTicker(a.tick())
 	defer t.Stop()
 	for {
 		a.health.LoopBeat()
@@ -287,7 +287,7 @@ func (a *Agent) waitJob(budget time.Duration) (jobResult, bool) {
 func (a *Agent) parkBeating(ctx context.Context) error {
 	done := make(chan error, 1)
 	go func() { done <- a.park(ctx) }()
-	t := time.NewTicker(loopTick)
+	t := time.NewTicker(a.tick())
 	defer t.Stop()
 	for {
 		a.health.LoopBeat()
