@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"os"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -339,4 +340,33 @@ func TestWatchdogFollowsHealth(t *testing.T) {
 			t.Error("missed pings not reported")
 		}
 	})
+}
+
+// A slide left "current" in the state file (power cut, SIGKILL) is moved to
+// the rerun list at the next start; an unreadable state file is set aside.
+func TestRecoverAfterUncleanStop(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeState(dir, PersistentState{Schema: 1, State: "scanning", Current: &Current{Magazine: "M1", Slot: 4, SlideID: "M1-S04", Phase: "scan"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Agent.StateDir = dir
+	o := Options{Config: cfg, NewScanner: func(*config.Config, func(scan.Progress)) (Scanner, error) { return nil, nil },
+		Machine: hal.Machine{Loader: fakeLoader{1}}, Delivery: &fakeDelivery{}}
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := a.Status().Rerun; len(rs) != 1 || rs[0].SlideID != "M1-S04" || rs[0].Slot != 4 {
+		t.Errorf("rerun after an unclean stop: %+v", rs)
+	}
+	if err := os.WriteFile(statePath(dir), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(statePath(dir) + ".corrupt"); err != nil || len(a.Status().Rerun) != 0 {
+		t.Errorf("corrupt state file not set aside: %v", err)
+	}
 }

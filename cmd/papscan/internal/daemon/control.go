@@ -231,6 +231,10 @@ func (a *Agent) stop(ctx context.Context) error {
 	a.setState(panel.StateStopping, "stopping")
 	bg := context.WithoutCancel(ctx)
 	wasFault := a.Status().Fault
+	if w := a.waiter; w != nil {
+		a.waiter = nil
+		w <- Response{Error: "agent stopping"}
+	}
 	if a.job != "" {
 		a.setPaused(false)
 		a.jobCancel()
