@@ -333,6 +333,28 @@ func TestAgentWatchdogStopsWhenLoopStalls(t *testing.T) {
 	a.waitFor("READY=1", 2*time.Minute, func() bool { return a.count("READY=1") > 0 })
 	a.waitFor("3 watchdog pings", 10*time.Second, func() bool { return a.count("WATCHDOG=1") >= 3 })
 
+	// Service engineer's tools while idle.
+	if code, out, stderr := runCmd(t, "jog", "--socket", a.socket, "x", "250um"); code != exitOK || !strings.Contains(out, "jogged x") {
+		t.Errorf("jog while idle: exit %d %q %q", code, out, stderr)
+	}
+	if code, _, stderr := runCmd(t, "jog", "--socket", a.socket, "x", "-1000mm"); code != exitFailure || !strings.Contains(stderr, "travel") {
+		t.Errorf("jog outside travel: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "jog", "--socket", a.socket, "w", "1um"); code != exitFailure || !strings.Contains(stderr, "no axis") {
+		t.Errorf("jog unknown axis: exit %d %q", code, stderr)
+	}
+	if code, out, stderr := runCmd(t, "selftest", "--socket", a.socket); code != exitOK || !strings.Contains(out, "passed") {
+		t.Errorf("selftest: exit %d %q %q", code, out, stderr)
+	}
+	code, out, _ := runCmd(t, "status", "--json", "--socket", a.socket)
+	var st daemon.Status
+	if err := json.Unmarshal([]byte(out), &st); code != exitOK || err != nil || st.State != "ready" || !st.Ready || !st.Healthy {
+		t.Errorf("status --json: exit %d %v %q", code, err, out)
+	}
+	if code, _, _ := runCmd(t, "status", "--socket", filepath.Join(filepath.Dir(a.socket), "none.sock")); code != exitNoAgent {
+		t.Errorf("status without an agent: exit %d, want %d", code, exitNoAgent)
+	}
+
 	good, _ := os.ReadFile(a.cfgPath)
 	bad := strings.Replace(string(good), "max_speed: 40mm/s", "max_speed: 500mm/s", 1)
 	if err := os.WriteFile(a.cfgPath, []byte(bad), 0o600); err != nil {
