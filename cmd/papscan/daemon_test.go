@@ -367,6 +367,14 @@ func TestAgentWatchdogStopsWhenLoopStalls(t *testing.T) {
 	if st := a.status(); st.State != "ready" || !st.Healthy {
 		t.Errorf("after a refused reload: %+v", st)
 	}
+	if err := os.WriteFile(a.cfgPath, []byte(strings.Replace(string(good), "log_level: info", "log_level: debug", 1)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	a.signal(syscall.SIGHUP)
+	a.waitFor("reload", 10*time.Second, func() bool { return strings.Contains(a.stderr.String(), "configuration reloaded") })
+	if a.count("RELOADING=1") != 2 || a.count("READY=1") != 3 {
+		t.Errorf("reloads must be RELOADING=1 ... READY=1: %q", a.msgs())
+	}
 
 	a.signal(syscall.SIGUSR1) // PAPSCAN_TESTHOOK_STALL
 	a.waitFor("stall", 10*time.Second, func() bool { return strings.Contains(a.stderr.String(), "stalled on purpose") })

@@ -48,6 +48,10 @@ func Redact(_ []string, a slog.Attr) slog.Attr {
 			return slog.String(k, v.Redacted())
 		case fmt.Stringer:
 			return slog.String(k, RedactString(v.String()))
+		default: // slices, maps, structs: redact their printed form
+			if p := fmt.Sprint(v); strings.Contains(p, "@") {
+				return slog.String(k, RedactString(p))
+			}
 		}
 	}
 	return a

@@ -29,6 +29,7 @@ func TestNoSecretsInLogs(t *testing.T) {
 		"parsed", u,
 		"err", errors.New("dial mqtt://robot:"+secret+"@broker:1883: refused"),
 		slog.Group("mqtt", "Password", secret, "username", "robot"),
+		"brokers", []string{"tcp://a:1883", "ssl://robot:" + secret + "@b:8883"},
 	)
 	log.With("api_key", secret).WithGroup("tls").Warn("x", "private_key", secret)
 	out := buf.String()
