@@ -56,7 +56,8 @@ type Agent struct {
 	paused bool
 	resume chan struct{} // closed when a pause ends
 
-	reqs chan request
+	reqs     chan request
+	stopping chan struct{} // closed when the stop sequence begins
 }
 
 type jobResult struct {
@@ -83,7 +84,7 @@ func New(o Options) (*Agent, error) {
 	}
 	a := &Agent{
 		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config,
-		jobDone: make(chan jobResult, 1), reqs: make(chan request),
+		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
 	}
 	ps, err := ReadState(o.Config.Agent.StateDir)
 	if err != nil {

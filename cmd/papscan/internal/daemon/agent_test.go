@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"strings"
 	"sync"
 	"testing"
 	"testing/synctest"
@@ -207,6 +208,14 @@ func TestButtonsDriveTheMagazine(t *testing.T) {
 		r.wait(t, "scanning slot 0", func(s Status) bool { return s.Current != nil && s.Current.Done > 2 })
 		if g, a, _ := panel.Lights(r.panel.View()); g.Pattern != hal.On || a.Pattern != hal.BlinkSlow {
 			t.Errorf("scanning LEDs: %v %v", g, a)
+		}
+		for _, cmd := range []string{"jog", "selftest", "home", "park"} {
+			if resp := r.a.Do(context.Background(), Request{Cmd: cmd, Axis: "x", UM: 10}); resp.OK || !strings.Contains(resp.Error, "refused: scanning") {
+				t.Errorf("%s while scanning: %+v", cmd, resp)
+			}
+		}
+		if resp := r.a.Do(context.Background(), Request{Cmd: "press", Button: "start"}); resp.OK {
+			t.Errorf("press accepted without a simulated panel: %+v", resp)
 		}
 		r.press(ButtonStart, false) // pause: takes effect after this slide
 		r.wait(t, "paused", state("paused"))

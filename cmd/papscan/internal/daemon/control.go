@@ -224,6 +224,7 @@ func (a *Agent) reload() {
 // flush, and leave a clean state file.
 func (a *Agent) stop(ctx context.Context) error {
 	t0 := a.now()
+	close(a.stopping)
 	if a.o.Notifier != nil {
 		_ = a.o.Notifier.Stopping()
 	}

@@ -99,25 +99,10 @@ func (a *Agent) handle(c net.Conn) {
 		enc.Encode(Response{Error: "bad request: " + err.Error()})
 		return
 	}
-	if req.Cmd == "status" {
-		st := a.Status()
-		enc.Encode(Response{OK: true, Status: &st})
-		return
-	}
-	reply := make(chan Response, 1)
-	select {
-	case a.reqs <- request{req, reply}:
-	case <-time.After(5 * time.Second):
-		enc.Encode(Response{Error: "agent busy: control loop did not take the request"})
-		return
-	}
+	ctx, cancel := context.WithTimeout(context.Background(), jobWait)
+	defer cancel()
 	c.SetDeadline(time.Now().Add(jobWait + 10*time.Second))
-	select {
-	case resp := <-reply:
-		enc.Encode(resp)
-	case <-time.After(jobWait):
-		enc.Encode(Response{Error: "no answer within " + jobWait.String()})
-	}
+	enc.Encode(a.Do(ctx, req))
 }
 
 // ErrNoAgent means nothing listens on the status socket.
@@ -144,4 +129,28 @@ func Query(ctx context.Context, socket string, req Request) (Response, error) {
 		return Response{}, fmt.Errorf("agent answer: %w", err)
 	}
 	return resp, nil
+}
+
+// Do runs a request as the socket would (status, selftest, jog, home,
+// park, press) and returns the answer; for fleet commands once they are
+// verified. It waits for a machine job until it ends or ctx does.
+func (a *Agent) Do(ctx context.Context, req Request) Response {
+	if req.Cmd == "status" {
+		st := a.Status()
+		return Response{OK: true, Status: &st}
+	}
+	reply := make(chan Response, 1)
+	select {
+	case a.reqs <- request{req, reply}:
+	case <-a.stopping:
+		return Response{Error: "agent stopping"}
+	case <-ctx.Done():
+		return Response{Error: "agent busy: " + ctx.Err().Error()}
+	}
+	select {
+	case resp := <-reply:
+		return resp
+	case <-ctx.Done():
+		return Response{Error: "no answer: " + ctx.Err().Error()}
+	}
 }
