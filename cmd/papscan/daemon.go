@@ -35,6 +35,8 @@ import (
 	"papscan/telemetry/broker"
 )
 
+var _ daemon.Notifier = (*sdnotify.Notifier)(nil)
+
 // defaultSocket is the agent's status socket under systemd's
 // RuntimeDirectory=papscan.
 const defaultSocket = "/run/papscan/agent.sock"
