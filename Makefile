@@ -9,7 +9,7 @@ PKG      := ./cmd/papscan
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run bench lint clean
+.PHONY: all build cross test test-short run bench lint clean install verify-unit
 
 all: build
 
@@ -38,3 +38,25 @@ lint:
 
 clean:
 	rm -rf $(BIN) papscan-state
+
+# The robot's service: binary, systemd unit, sysusers.d user, and the robot
+# profile as /etc/papscan/papscan.yaml unless one exists. DESTDIR for
+# packaging; on a live system the user is created and systemd reloaded.
+PREFIX     ?= /usr/local
+SYSTEMDDIR ?= /etc/systemd/system
+SYSUSERSDIR ?= /usr/lib/sysusers.d
+install: build
+	install -D -m 0755 $(BIN)/papscan $(DESTDIR)$(PREFIX)/bin/papscan
+	install -d $(DESTDIR)$(SYSTEMDDIR)
+	sed 's|/usr/local/bin/papscan|$(PREFIX)/bin/papscan|' deploy/papscan.service >$(DESTDIR)$(SYSTEMDDIR)/papscan.service
+	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/papscan.service
+	install -D -m 0644 deploy/papscan.sysusers $(DESTDIR)$(SYSUSERSDIR)/papscan.conf
+	test -e $(DESTDIR)/etc/papscan/papscan.yaml || install -D -m 0644 firmware-config/profiles/papscan-r2.yaml $(DESTDIR)/etc/papscan/papscan.yaml
+	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
+		systemd-sysusers papscan.conf && systemctl daemon-reload && \
+		echo "installed; edit /etc/papscan/papscan.yaml, then: systemctl enable --now papscan"; \
+	fi
+
+# `systemd-analyze verify` on the unit, offline (scripts/test.sh runs it).
+verify-unit: build
+	deploy/verify.sh $(BIN)/papscan

@@ -14,5 +14,11 @@ make -s lint
 echo "== cross-build (linux/arm64, linux/arm v7)"
 make -s cross >/dev/null
 
+echo "== systemd unit (systemd-analyze verify, make install into a scratch root)"
+make -s verify-unit
+scratch=$(mktemp -d); make -s install DESTDIR="$scratch" >/dev/null
+test -x "$scratch/usr/local/bin/papscan" && test -f "$scratch/etc/systemd/system/papscan.service" && test -f "$scratch/usr/lib/sysusers.d/papscan.conf"
+rm -rf "$scratch"
+
 echo "== go test"
 go test -count=1 ./...

@@ -9,6 +9,7 @@
 //	2  usage error (unknown subcommand or flag)
 //	3  configuration invalid (the message names the key)
 //	4  hardware fault (motion, camera, loader); the robot is halted
+//	5  no agent answers on the status socket (status, selftest, jog)
 package main
 
 import (
@@ -51,6 +52,10 @@ func commands() []command {
 	return []command{
 		{"sim", "run the whole robot on simulated hardware (scans a simulated magazine)", runSim},
 		{"run", "run the agent on the robot's real hardware", runRun},
+		{"agent", "run as the robot's service (systemd Type=notify; --sim for the simulated robot)", runAgent},
+		{"status", "show the running agent's state (slide, progress, faults, outbox, broker)", runStatus},
+		{"selftest", "ask the running agent to re-home and run the hardware self-check", runSelftest},
+		{"jog", "move one axis through the running agent (service engineers; refused while scanning)", runJog},
 		{"config", "check or print a configuration (config check FILE | config show [FILE|PROFILE])", runConfig},
 		{"version", "print the version, the build and the classifier model", runVersion},
 	}
@@ -69,7 +74,7 @@ func usage(w io.Writer) {
 		fmt.Fprintf(w, "  %-8s %s\n", c.name, c.summary)
 	}
 	fmt.Fprintf(w, "\nRun 'papscan <command> --help' for a command's flags.\n")
-	fmt.Fprintf(w, "Exit codes: 0 ok, 1 failure, 2 usage, 3 config invalid, 4 hardware fault.\n")
+	fmt.Fprintf(w, "Exit codes: 0 ok, 1 failure, 2 usage, 3 config invalid, 4 hardware fault, 5 no agent.\n")
 }
 
 func dispatch(ctx context.Context, e env, args []string) int {

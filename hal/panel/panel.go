@@ -24,6 +24,7 @@ type LED struct {
 
 	mu      sync.Mutex
 	pattern hal.Pattern
+	code    int // blink code shown instead of pattern when > 0
 	lit     bool
 	err     error // last write error, reported by Show
 }
@@ -60,7 +61,7 @@ func (l *LED) write(on bool) error {
 func (l *LED) Show(p hal.Pattern) error {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	l.pattern = p
+	l.pattern, l.code = p, 0
 	switch p {
 	case hal.Off:
 		return l.write(false)
@@ -72,7 +73,29 @@ func (l *LED) Show(p hal.Pattern) error {
 	return fmt.Errorf("%s: unknown pattern %v", l, p)
 }
 
-// Pattern implements hal.Indicator.
+// ShowSignal sets a pattern or a blink code (s.Blinks > 0; it starts at
+// the panel's next tick).
+func (l *LED) ShowSignal(s Signal) error {
+	if s.Blinks <= 0 {
+		return l.Show(s.Pattern)
+	}
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	l.pattern, l.code = hal.BlinkFast, s.Blinks
+	return l.err
+}
+
+// Signal is what the LED shows.
+func (l *LED) Signal() Signal {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.code > 0 {
+		return Signal{Blinks: l.code}
+	}
+	return Signal{Pattern: l.pattern}
+}
+
+// Pattern implements hal.Indicator (a blink code reports BlinkFast).
 func (l *LED) Pattern() hal.Pattern {
 	l.mu.Lock()
 	defer l.mu.Unlock()
@@ -90,6 +113,10 @@ func (l *LED) Lit() bool {
 func (l *LED) step(n int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	if l.code > 0 {
+		_ = l.write(codeLit(l.code, n))
+		return
+	}
 	switch l.pattern {
 	case hal.BlinkFast:
 		_ = l.write(n%2 == 0)
@@ -103,57 +130,65 @@ type State int
 
 // Robot states shown on the panel.
 const (
-	StateStarting State = iota
-	StateReady          // idle, waiting for a magazine or a command
-	StateScanning       // scanning a magazine
-	StateDone           // magazine finished, waiting for the technician
-	StateFault          // a latched fault needs the technician
+	StateStarting  State = iota
+	StateReady           // idle, waiting for a magazine or a command
+	StateScanning        // scanning a magazine
+	StateDone            // magazine finished, waiting for the technician
+	StateFault           // a latched fault needs the technician
+	StatePaused          // scanning paused by the technician (takes effect between slides)
+	StateAttention       // stopped with work left: a slide needs a rerun
+	StateStopping        // the service is stopping: parking, flushing results
 )
 
+var stateNames = [...]string{"starting", "ready", "scanning", "done", "fault", "paused", "attention", "stopping"}
+
 func (s State) String() string {
-	return [...]string{"starting", "ready", "scanning", "done", "fault"}[s]
+	if s >= 0 && int(s) < len(stateNames) {
+		return stateNames[s]
+	}
+	return fmt.Sprintf("State(%d)", int(s))
 }
 
-// Patterns is what each LED shows in a state: ready (green), busy (amber),
-// fault (red).
+// Patterns is what each LED shows in a state without overlays: ready
+// (green), busy (amber), fault (red). Blink codes report BlinkFast; see
+// Lights for the whole language.
 func Patterns(s State) (ready, busy, fault hal.Pattern) {
-	switch s {
-	case StateStarting:
-		return hal.BlinkSlow, hal.Off, hal.Off
-	case StateReady:
-		return hal.On, hal.Off, hal.Off
-	case StateScanning:
-		return hal.On, hal.BlinkSlow, hal.Off
-	case StateDone:
-		return hal.BlinkSlow, hal.Off, hal.Off
-	case StateFault:
-		return hal.Off, hal.Off, hal.BlinkFast
-	}
-	return hal.Off, hal.Off, hal.BlinkFast
+	r, b, f := Lights(View{State: s})
+	return r.Pattern, b.Pattern, f.Pattern
 }
 
 // Panel is the set of status LEDs.
 type Panel struct {
 	Ready, Busy, Fault *LED
 
-	mu    sync.Mutex
-	state State
+	mu   sync.Mutex
+	view View
 }
 
-// Show puts the panel in state s.
-func (p *Panel) Show(s State) error {
+// Show puts the panel in state s, without overlays.
+func (p *Panel) Show(s State) error { return p.ShowView(View{State: s}) }
+
+// ShowView shows v in the panel's LED language (see Lights).
+func (p *Panel) ShowView(v View) error {
 	p.mu.Lock()
-	p.state = s
+	p.view = v
 	p.mu.Unlock()
-	r, b, f := Patterns(s)
-	return errors.Join(p.Ready.Show(r), p.Busy.Show(b), p.Fault.Show(f))
+	r, b, f := Lights(v)
+	return errors.Join(p.Ready.ShowSignal(r), p.Busy.ShowSignal(b), p.Fault.ShowSignal(f))
 }
 
 // State is the state last shown.
 func (p *Panel) State() State {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	return p.state
+	return p.view.State
+}
+
+// View is the view last shown.
+func (p *Panel) View() View {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.view
 }
 
 // Run clocks the blink patterns until ctx ends, then switches every LED

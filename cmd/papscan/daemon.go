@@ -1,0 +1,498 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strings"
+	"sync"
+	"sync/atomic"
+	"syscall"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/i2c/i2creg"
+	"periph.io/x/host/v3"
+
+	"papscan/cmd/papscan/internal/daemon"
+	"papscan/cmd/papscan/internal/logx"
+	"papscan/cmd/papscan/internal/sdnotify"
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/loader"
+	"papscan/hal/machine"
+	"papscan/hal/panel"
+	"papscan/hal/sim/slide"
+	"papscan/hal/sim/world"
+	"papscan/hal/v4l2"
+	"papscan/scan"
+	"papscan/telemetry"
+	"papscan/telemetry/broker"
+)
+
+var _ daemon.Notifier = (*sdnotify.Notifier)(nil)
+
+// defaultSocket is the agent's status socket under systemd's
+// RuntimeDirectory=papscan.
+const defaultSocket = "/run/papscan/agent.sock"
+
+func socketPath(flagValue string) string {
+	if flagValue != "" {
+		return flagValue
+	}
+	if s := os.Getenv("PAPSCAN_SOCKET"); s != "" {
+		return s
+	}
+	return defaultSocket
+}
+
+func runAgent(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "agent", "agent --config FILE [--sim] [flags]",
+		"Run papscan as the robot's long-running service (systemd Type=notify, see deploy/): self-check,\n"+
+			"then READY; the panel's buttons start, pause and abort magazines; faults latch and show their\n"+
+			"code on the red LED; `papscan status` reads the agent's state from --socket. SIGTERM stops\n"+
+			"cleanly (the slide on the stage is marked for rerun, the stage parked, results flushed);\n"+
+			"SIGHUP reloads a valid configuration. With --sim the same agent drives the simulated robot.")
+	cfgPath := fs.String("config", "", "configuration file (required on the robot; --sim defaults to the sim profile)")
+	sim := fs.Bool("sim", false, "drive the simulated robot instead of the hardware")
+	sock := fs.String("socket", "", "status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
+	stateDir := fs.String("state-dir", "", "state directory (default agent.state_dir; systemd's $STATE_DIRECTORY wins over the config)")
+	autostart := fs.Bool("autostart", false, "start scanning the magazine as soon as the self-check passed")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *cfgPath == "" && !*sim {
+		fmt.Fprintln(e.stderr, "papscan agent: --config FILE is required (or --sim)")
+		return exitUsage
+	}
+	load := func() (*config.Config, error) {
+		if *cfgPath == "" {
+			return config.Profile("sim")
+		}
+		return config.Load(*cfgPath)
+	}
+	override := func(cfg *config.Config) {
+		if d := os.Getenv("STATE_DIRECTORY"); d != "" {
+			cfg.Agent.StateDir = strings.Split(d, ":")[0]
+		}
+		if *stateDir != "" {
+			cfg.Agent.StateDir = *stateDir
+		}
+	}
+	cfg, err := load()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan agent: configuration invalid: %v\n", err)
+		return exitConfig
+	}
+	override(cfg)
+	if !*sim && (cfg.Machine.I2CBus == "sim" || cfg.Machine.Camera.Device == "sim") {
+		fmt.Fprintln(e.stderr, "papscan agent: machine.i2c_bus / machine.camera.device is \"sim\": add --sim for the simulated robot")
+		return exitConfig
+	}
+	if !*sim && len(cfg.Agent.MQTT.Brokers) == 0 {
+		fmt.Fprintln(e.stderr, "papscan agent: agent.mqtt.brokers: the robot needs at least one broker URL")
+		return exitConfig
+	}
+	if err := os.MkdirAll(cfg.Agent.StateDir, 0o750); err != nil {
+		fmt.Fprintf(e.stderr, "papscan agent: agent.state_dir: %v\n", err)
+		return exitFailure
+	}
+	notifier, err := sdnotify.FromEnv(os.Getenv)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		return exitFailure
+	}
+	defer notifier.Close()
+	wd, _, err := sdnotify.WatchdogInterval(os.Getenv, os.Getpid())
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		return exitFailure
+	}
+
+	level := new(slog.LevelVar)
+	_ = level.UnmarshalText([]byte(cfg.Agent.LogLevel))
+	log := logx.New(e.stderr, level, 5, 10*time.Second, nil)
+	health := daemon.NewHealth(nil)
+	_ = notifier.Status("starting: opening hardware")
+
+	model, err := loadModel()
+	if err != nil {
+		log.Error("classifier model", "err", err)
+		return exitFailure
+	}
+	var rb *robot
+	if *sim {
+		rb, err = openSimRobot(ctx, cfg, health, log)
+	} else {
+		rb, err = openRealRobot(cfg, health, log)
+	}
+	if err != nil {
+		log.Error("hardware", "err", err)
+		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		return exitFault
+	}
+	defer rb.close()
+	mach := rb.mach
+
+	pctx, stopPanel := context.WithCancel(context.WithoutCancel(ctx))
+	var bg sync.WaitGroup
+	defer func() { stopPanel(); bg.Wait() }()
+	bg.Add(1)
+	go func() { defer bg.Done(); _ = mach.Panel.Run(pctx) }()
+	_ = mach.Panel.Show(panel.StateStarting)
+	var presses <-chan hal.Press
+	if rb.buttons != nil {
+		bg.Add(1)
+		go func() { defer bg.Done(); _ = rb.buttons.Run(pctx) }()
+		presses = rb.buttons.Presses()
+	}
+
+	brokers := cfg.Agent.MQTT.Brokers
+	if len(brokers) == 0 { // --sim only, checked above
+		// Outlives ctx: the stop sequence still flushes results to it.
+		b, err := broker.Start(context.WithoutCancel(ctx), "127.0.0.1:0", log)
+		if err != nil {
+			log.Error("embedded MQTT broker", "err", err)
+			return exitFailure
+		}
+		defer b.Close()
+		brokers = []string{b.URL()}
+		log.Info("embedded MQTT broker", "url", b.URL())
+	}
+	_ = notifier.Status("starting: connecting to the broker")
+	tm, err := dialTelemetry(ctx, cfg, brokers, log)
+	if err != nil {
+		_ = mach.Panel.ShowView(panel.View{State: panel.StateStarting, NetworkDown: true})
+		log.Error("telemetry", "err", err)
+		fmt.Fprintf(e.stderr, "papscan agent: telemetry: %v\n", err)
+		return exitFailure
+	}
+	defer closeTelemetry(ctx, tm)
+	dl := newAgentDelivery(cfg.Agent.StateDir, tm, log)
+	defer dl.close()
+
+	hup := make(chan os.Signal, 1)
+	signal.Notify(hup, syscall.SIGHUP)
+	defer signal.Stop(hup)
+	axes := map[string]hal.Axis{"x": mach.Axes[0], "y": mach.Axes[1], "z": mach.Axes[2]}
+	opts := daemon.Options{
+		Config:     cfg,
+		ConfigPath: *cfgPath,
+		Reload: func() (*config.Config, error) {
+			c, err := load()
+			if err == nil {
+				override(c)
+			}
+			return c, err
+		},
+		Hup: hup,
+		NewScanner: func(c *config.Config, progress func(scan.Progress)) (daemon.Scanner, error) {
+			o := scanOptions(c, model, log)
+			o.Progress = func(p scan.Progress) {
+				progress(p)
+				if p.Phase == "scan" {
+					_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
+				}
+			}
+			return scan.New(mach.Machine, o)
+		},
+		Machine: mach.Machine,
+		Axes:    axes,
+		ClearFaults: func() error {
+			var errs []error
+			for _, a := range mach.Axes {
+				errs = append(errs, a.ClearFault())
+			}
+			return errors.Join(errs...)
+		},
+		Delivery:  dl,
+		Panel:     mach.Panel,
+		Buttons:   presses,
+		Notifier:  notifier,
+		Watchdog:  wd,
+		Socket:    socketPath(*sock),
+		Log:       log,
+		Level:     level,
+		Health:    health,
+		Autostart: *autostart,
+		Press:     rb.press,
+		Hooks:     testHooks(log),
+		Magazine: func(n int) string {
+			if *sim {
+				return fmt.Sprintf("M%04d", n)
+			}
+			return fmt.Sprintf("%s-%s-%02d", cfg.Agent.RobotID, time.Now().UTC().Format("20060102T1504"), n)
+		},
+	}
+	ag, err := daemon.New(opts)
+	if err != nil {
+		log.Error("agent", "err", err)
+		return exitFailure
+	}
+	if err := ag.Run(ctx); err != nil {
+		log.Error("agent", "err", err)
+		return exitFailure
+	}
+	return exitOK
+}
+
+// testHooks arms the daemon's test-only fault injections from
+// PAPSCAN_TESTHOOK_* variables (the subprocess tests set them; the unit
+// file never does). Each one armed is logged loudly.
+func testHooks(log *slog.Logger) *daemon.TestHooks {
+	var h daemon.TestHooks
+	armed := false
+	if os.Getenv("PAPSCAN_TESTHOOK_STALL") == "1" {
+		// SIGUSR1 stalls the control loop.
+		c := make(chan os.Signal, 1)
+		signal.Notify(c, syscall.SIGUSR1)
+		stall := make(chan struct{})
+		go func() { <-c; close(stall) }()
+		h.Stall, armed = stall, true
+	}
+	if msg := os.Getenv("PAPSCAN_TESTHOOK_SELFTEST_FAIL"); msg != "" {
+		h.SelfTestError, armed = errors.New(msg), true
+	}
+	if !armed {
+		return nil
+	}
+	log.Warn("TEST HOOKS ARMED: this agent injects faults on purpose", "stall", h.Stall != nil, "selftest_fail", h.SelfTestError != nil)
+	return &h
+}
+
+// robot is the opened hardware (or simulation) below the agent.
+type robot struct {
+	mach    *machine.Machine
+	buttons *panel.Buttons
+	press   func(button string, long bool) error // simulated robot only
+	closers []func()
+}
+
+func (r *robot) close() {
+	for i := len(r.closers) - 1; i >= 0; i-- {
+		r.closers[i]()
+	}
+}
+
+func buttonList(cfg *config.Config, pin func(config.Pin) (gpio.PinIO, error)) ([]panel.Button, error) {
+	pc := cfg.Machine.Panel
+	var bs []panel.Button
+	for _, b := range []struct {
+		name, key string
+		p         config.Pin
+	}{{daemon.ButtonStart, "button_start", pc.ButtonStart}, {daemon.ButtonAbort, "button_abort", pc.ButtonAbort}, {daemon.ButtonAck, "button_ack", pc.ButtonAck}} {
+		if b.p.IsZero() {
+			continue
+		}
+		p, err := pin(b.p)
+		if err != nil {
+			return nil, fmt.Errorf("machine.panel.%s: %w", b.key, err)
+		}
+		pull := map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}[b.p.Pull]
+		if b.p.Pull == "" {
+			pull = gpio.PullNoChange
+		}
+		bs = append(bs, panel.Button{Name: b.name, Pin: p, ActiveLow: b.p.ActiveLow, Pull: pull})
+	}
+	return bs, nil
+}
+
+func newButtons(cfg *config.Config, pin func(config.Pin) (gpio.PinIO, error)) (*panel.Buttons, error) {
+	bs, err := buttonList(cfg, pin)
+	if err != nil {
+		return nil, err
+	}
+	return panel.NewButtons(bs, panel.ButtonOptions{Debounce: cfg.Machine.Panel.Debounce.D(), LongPress: cfg.Machine.Panel.LongPress.D()})
+}
+
+func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
+	kind := slide.SurePath
+	if cfg.Sim.SpotKind == "thinprep" {
+		kind = slide.ThinPrep
+	}
+	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, "M0001")
+	for i := range specs {
+		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
+		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
+	}
+	slides, source, err := world.BuildSlides(specs, world.FindDataDir(cfg.Sim.DataDir))
+	if err != nil {
+		return nil, err
+	}
+	w, err := world.NewWorld(cfg, slides)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("simulated robot", "slides", len(slides), "source", source)
+	pin := func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) }
+	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
+	if err != nil {
+		return nil, err
+	}
+	btn, err := newButtons(cfg, pin)
+	if err != nil {
+		return nil, err
+	}
+	keys := map[string]config.Pin{daemon.ButtonStart: cfg.Machine.Panel.ButtonStart, daemon.ButtonAbort: cfg.Machine.Panel.ButtonAbort, daemon.ButtonAck: cfg.Machine.Panel.ButtonAck}
+	press := func(button string, long bool) error {
+		var ps []config.Pin
+		for _, b := range strings.Split(button, "+") {
+			p, ok := keys[b]
+			if !ok || p.IsZero() {
+				return fmt.Errorf("press: no button %q (want start, abort, ack or a chord like ack+start)", b)
+			}
+			ps = append(ps, p)
+		}
+		hold := 150 * time.Millisecond
+		if long {
+			hold = cfg.Machine.Panel.LongPress.D() + 300*time.Millisecond
+		}
+		for _, p := range ps {
+			w.Pins[p.String()].EdgesChan <- gpio.Level(!p.ActiveLow)
+		}
+		time.AfterFunc(hold, func() {
+			for _, p := range ps {
+				w.Pins[p.String()].EdgesChan <- gpio.Level(p.ActiveLow)
+			}
+		})
+		return nil
+	}
+	return &robot{mach: mach, buttons: btn, press: press}, nil
+}
+
+func openRealRobot(cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
+	state, err := host.Init()
+	if err != nil {
+		return nil, fmt.Errorf("periph host: %w", err)
+	}
+	for _, f := range state.Failed {
+		log.Warn("periph driver failed to load", "driver", f.D.String(), "err", f.Err)
+	}
+	r := &robot{}
+	bus, err := i2creg.Open(cfg.Machine.I2CBus)
+	if err != nil {
+		return nil, fmt.Errorf("machine.i2c_bus: %s: %w", cfg.Machine.I2CBus, err)
+	}
+	r.closers = append(r.closers, func() { bus.Close() })
+	cam := cfg.Machine.Camera
+	frames, err := v4l2.Open(cam.Device, v4l2.Options{
+		PixelFormat: fourcc(cam.PixelFormat), Width: cam.Width, Height: cam.Height,
+		BufferCount: uint32(cam.BufferCount), FrameTimeout: cam.FrameTimeout.D(),
+	})
+	if err != nil {
+		r.close()
+		return nil, fmt.Errorf("machine.camera.device: %w", err)
+	}
+	r.closers = append(r.closers, func() { frames.Close() })
+	pin := func(p config.Pin) (gpio.PinIO, error) { return openPin(p) }
+	r.mach, err = machine.Build(cfg, machine.Wire{Bus: bus, Frames: frames, Pin: pin, Loader: &loader.Manual{}, Clock: health.Clock(hal.SystemClock{})})
+	if err != nil {
+		r.close()
+		return nil, err
+	}
+	if r.buttons, err = newButtons(cfg, pin); err != nil {
+		r.close()
+		return nil, err
+	}
+	return r, nil
+}
+
+// agentDelivery is the agent's Delivery until the durable outbox lands:
+// each result is written to the state directory before Deliver returns,
+// then published in order by one goroutine that retries with back-off, so
+// a broker outage never blocks the scan loop.
+type agentDelivery struct {
+	stateDir string
+	tm       *telemetry.Client
+	log      *slog.Logger
+	queue    chan *scan.Report
+	pending  atomic.Int64
+	ctx      context.Context
+	cancel   context.CancelFunc
+	done     chan struct{}
+}
+
+var _ daemon.Delivery = (*agentDelivery)(nil)
+
+func newAgentDelivery(stateDir string, tm *telemetry.Client, log *slog.Logger) *agentDelivery {
+	ctx, cancel := context.WithCancel(context.Background())
+	d := &agentDelivery{stateDir: stateDir, tm: tm, log: log, queue: make(chan *scan.Report, 1024), ctx: ctx, cancel: cancel, done: make(chan struct{})}
+	go d.run()
+	return d
+}
+
+func (d *agentDelivery) Deliver(_ context.Context, r *scan.Report) error {
+	files, err := r.WriteFiles(d.stateDir)
+	if err != nil {
+		return err
+	}
+	d.log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells,
+		"tiles", fmt.Sprintf("%d/%d", r.TilesAnalysed, r.TilesPlanned), "dir", filepath.Dir(files.Result))
+	d.pending.Add(1)
+	select {
+	case d.queue <- r:
+	default:
+		d.pending.Add(-1)
+		d.log.Warn("publish queue full; result kept on disk only", "slide", r.SlideID, "file", files.Result)
+	}
+	return nil
+}
+
+func (d *agentDelivery) run() {
+	defer close(d.done)
+	for r := range d.queue {
+		body, err := json.Marshal(r)
+		backoff := time.Second
+		for err == nil {
+			pctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
+			err = d.tm.PublishResult(pctx, r.SlideID, r.ResultID, body)
+			cancel()
+			if err == nil || d.ctx.Err() != nil {
+				break
+			}
+			d.log.Warn("result not confirmed by the broker; retrying", "slide", r.SlideID, "result_id", r.ResultID, "err", err, "retry_in", backoff)
+			select {
+			case <-d.ctx.Done():
+			case <-time.After(backoff):
+			}
+			backoff = min(2*backoff, time.Minute)
+			err = nil
+		}
+		if err != nil {
+			d.log.Error("result not published; kept on disk", "slide", r.SlideID, "result_id", r.ResultID, "err", err)
+			if d.ctx.Err() != nil {
+				return
+			}
+		}
+		d.pending.Add(-1)
+	}
+}
+
+func (d *agentDelivery) Depth() int      { return int(d.pending.Load()) }
+func (d *agentDelivery) Connected() bool { return d.tm.Connected() }
+
+func (d *agentDelivery) Event(ctx context.Context, kind string, body map[string]any) error {
+	return d.tm.PublishEvent(ctx, kind, body)
+}
+
+func (d *agentDelivery) Flush(ctx context.Context) error {
+	for d.pending.Load() > 0 {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("%d results still pending: %w", d.pending.Load(), ctx.Err())
+		case <-time.After(50 * time.Millisecond):
+		}
+	}
+	return nil
+}
+
+func (d *agentDelivery) close() {
+	d.cancel()
+	close(d.queue)
+	<-d.done
+}

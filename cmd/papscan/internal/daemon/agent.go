@@ -1,0 +1,547 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"os"
+	"slices"
+	"sync"
+	"time"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/panel"
+	"papscan/scan"
+)
+
+// loopTick is how often the control loop turns when nothing happens: it
+// beats, refreshes the LEDs' network overlay and systemd's STATUS=. With a
+// watchdog it turns at least 8 times per watchdog period, so a healthy loop
+// always beats within the watchdog's limit of half a period.
+const loopTick = 250 * time.Millisecond
+
+func (a *Agent) tick() time.Duration {
+	if a.o.Watchdog > 0 {
+		return min(loopTick, a.o.Watchdog/8)
+	}
+	return loopTick
+}
+
+// Agent is the long-running agent. Build it with New and call Run once.
+type Agent struct {
+	o      Options
+	log    *slog.Logger
+	now    func() time.Time
+	health *Health
+
+	// Owned by the control loop.
+	cfg       *config.Config
+	state     panel.State
+	job       string
+	jobCancel context.CancelFunc
+	jobDone   chan jobResult
+	waiter    chan<- Response // socket request waiting for the job
+	magazines int
+	ready     bool
+	lastLine  string
+	lastView  panel.View
+	viewShown bool
+
+	// Shared with the job goroutine and the socket.
+	mu     sync.Mutex
+	st     Status
+	ps     PersistentState
+	paused bool
+	resume chan struct{} // closed when a pause ends
+
+	reqs     chan request
+	stopping chan struct{} // closed when the stop sequence begins
+}
+
+type jobResult struct {
+	name string
+	err  error
+}
+
+// New checks the options and returns an agent.
+func New(o Options) (*Agent, error) {
+	if o.Config == nil || o.NewScanner == nil || o.Delivery == nil || o.Machine.Loader == nil {
+		return nil, errors.New("daemon: Config, NewScanner, Delivery and Machine.Loader are required")
+	}
+	if o.Log == nil {
+		o.Log = slog.New(slog.DiscardHandler)
+	}
+	if o.Now == nil {
+		o.Now = time.Now
+	}
+	if o.Health == nil {
+		o.Health = NewHealth(o.Now)
+	}
+	if o.Magazine == nil {
+		o.Magazine = func(n int) string { return fmt.Sprintf("MAG%04d", n) }
+	}
+	a := &Agent{
+		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config,
+		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
+	}
+	ps, err := ReadState(o.Config.Agent.StateDir)
+	if err != nil {
+		// A state file we cannot read is kept for a person to look at and
+		// replaced; the agent must still start.
+		a.log.Error("state file unreadable; starting with an empty rerun list", "err", err)
+		_ = os.Rename(statePath(o.Config.Agent.StateDir), statePath(o.Config.Agent.StateDir)+".corrupt")
+		ps = PersistentState{}
+	}
+	if ps.Current != nil {
+		// The previous run died mid-slide (power cut, kill): the slide
+		// needs a rerun.
+		c := ps.Current
+		ps.Rerun = addRerun(ps.Rerun, Rerun{Magazine: c.Magazine, Slot: c.Slot, SlideID: c.SlideID,
+			Reason: "agent stopped uncleanly during " + c.Phase, At: o.Now()})
+		ps.Current = nil
+	}
+	ps.Schema, ps.PID = 1, os.Getpid()
+	if ps.Rerun == nil {
+		ps.Rerun = []Rerun{}
+	}
+	a.ps = ps
+	a.st = Status{State: panel.StateStarting.String(), PID: os.Getpid(), Started: o.Now(), Config: o.ConfigPath, Rerun: ps.Rerun}
+	return a, nil
+}
+
+func addRerun(rs []Rerun, r Rerun) []Rerun {
+	rs = slices.DeleteFunc(rs, func(x Rerun) bool { return x.SlideID == r.SlideID })
+	return append(rs, r)
+}
+
+// Status is a snapshot of the agent's state.
+func (a *Agent) Status() Status {
+	a.mu.Lock()
+	s := a.st
+	s.Paused = a.paused
+	s.Rerun = slices.Clone(a.ps.Rerun)
+	if s.Current != nil {
+		c := *s.Current
+		s.Current = &c
+	}
+	a.mu.Unlock()
+	s.OutboxDepth = a.o.Delivery.Depth()
+	s.BrokerConnected = a.o.Delivery.Connected()
+	lm, jm := watchdogLimits(a.o.Watchdog)
+	if a.o.Watchdog == 0 {
+		lm, jm = 4*loopTick, time.Minute
+	}
+	s.Healthy = a.health.Healthy(lm, jm)
+	return s
+}
+
+func (a *Agent) update(f func(s *Status)) {
+	a.mu.Lock()
+	f(&a.st)
+	a.mu.Unlock()
+}
+
+// setState changes the panel state (loop only) and records it.
+func (a *Agent) setState(s panel.State, msg string) {
+	a.state = s
+	a.update(func(st *Status) {
+		st.State = s.String()
+		if msg != "" {
+			st.Message = msg
+		}
+		if s != panel.StateFault {
+			st.Fault = nil
+		}
+	})
+	a.persist()
+	a.refresh()
+}
+
+// persist writes the state file from the current status.
+func (a *Agent) persist() {
+	a.mu.Lock()
+	ps := a.ps
+	ps.State, ps.Updated, ps.Fault = a.st.State, a.now(), a.st.Fault
+	if a.st.Current != nil {
+		c := *a.st.Current
+		ps.Current = &c
+	} else {
+		ps.Current = nil
+	}
+	ps.Rerun = slices.Clone(a.ps.Rerun)
+	a.mu.Unlock()
+	if err := writeState(a.cfg.Agent.StateDir, ps); err != nil {
+		a.log.Error("state file not written", "err", err)
+	}
+}
+
+// refresh shows the state on the LEDs and in systemd's STATUS= (loop only).
+func (a *Agent) refresh() {
+	st := a.Status()
+	v := panel.View{State: a.state, NetworkDown: !st.BrokerConnected}
+	if st.Fault != nil {
+		v.Fault = hal.FaultCode(st.Fault.Code)
+	}
+	if a.o.Panel != nil && (!a.viewShown || v != a.lastView) {
+		if err := a.o.Panel.ShowView(v); err != nil {
+			a.log.Warn("panel LEDs", "err", err)
+		}
+		a.lastView, a.viewShown = v, true
+	}
+	if line := st.Line(); line != a.lastLine && a.o.Notifier != nil {
+		_ = a.o.Notifier.Status(line)
+		a.lastLine = line
+	}
+}
+
+// Run runs the agent until ctx ends (SIGTERM), then stops cleanly: the slide
+// being scanned is finished or marked for rerun, the stage parked, results
+// flushed. It returns nil after a clean stop.
+func (a *Agent) Run(ctx context.Context) error {
+	var srv *server
+	if a.o.Socket != "" {
+		var err error
+		if srv, err = a.serve(a.o.Socket); err != nil {
+			return err
+		}
+		defer srv.close()
+	}
+	wctx, stopWatchdog := context.WithCancel(context.WithoutCancel(ctx))
+	defer stopWatchdog()
+	if a.o.Watchdog > 0 && a.o.Notifier != nil {
+		go runWatchdog(wctx, a.o.Notifier, a.health, a.o.Watchdog, func() {
+			a.log.Error("control loop or machine job stalled: watchdog not pinged")
+		})
+	}
+	a.setState(panel.StateStarting, "self-check")
+	a.startJob(ctx, "selftest", a.homeAndCheck)
+
+	var stall <-chan struct{}
+	if a.o.Hooks != nil {
+		stall = a.o.Hooks.Stall
+	}
+	t := time.NewTicker(a.tick())
+	defer t.Stop()
+	for {
+		a.health.LoopBeat()
+		select {
+		case <-ctx.Done():
+			return a.stop(ctx)
+		case <-t.C:
+			a.refresh()
+		case p, ok := <-a.o.Buttons:
+			if !ok {
+				a.o.Buttons = nil
+				continue
+			}
+			a.onPress(ctx, p)
+		case r := <-a.jobDone:
+			a.onJobDone(ctx, r)
+		case req := <-a.reqs:
+			a.onRequest(ctx, req)
+		case <-a.o.Hup:
+			a.reload()
+		case <-stall:
+			a.log.Error("TEST HOOK: control loop stalled on purpose (PAPSCAN_TESTHOOK_STALL)")
+			<-ctx.Done()
+			return a.stop(ctx)
+		}
+	}
+}
+
+// startJob runs f on the job goroutine; false if a job is running.
+func (a *Agent) startJob(ctx context.Context, name string, f func(context.Context) error) bool {
+	if a.job != "" {
+		return false
+	}
+	jctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	a.job, a.jobCancel = name, cancel
+	a.update(func(s *Status) { s.Job = name })
+	a.health.jobStarted(true)
+	go func() {
+		err := f(jctx)
+		a.health.jobStarted(false)
+		a.jobDone <- jobResult{name, err}
+	}()
+	return true
+}
+
+// homeAndCheck re-homes and runs the hardware self-check.
+func (a *Agent) homeAndCheck(ctx context.Context) error {
+	if a.o.ClearFaults != nil {
+		if err := a.o.ClearFaults(); err != nil {
+			return err
+		}
+	}
+	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	if err != nil {
+		return err
+	}
+	if err := sc.Home(ctx); err != nil {
+		return err
+	}
+	if a.o.Hooks != nil && a.o.Hooks.SelfTestError != nil {
+		return hal.NewFault("selftest", hal.FaultSelfTest, a.o.Hooks.SelfTestError)
+	}
+	if a.o.SelfTest != nil {
+		return a.o.SelfTest(ctx)
+	}
+	return BasicSelfTest(ctx, a.o.Machine)
+}
+
+// BasicSelfTest is the minimal hardware self-check until scan.SelfTest is
+// wired: the machine must be homed (by the caller), the lamp must switch,
+// and the camera must deliver a frame of the configured size.
+func BasicSelfTest(ctx context.Context, m hal.Machine) error {
+	if m.Light != nil {
+		if err := m.Light.SetBrightness(1); err != nil {
+			return hal.NewFault(m.Light.String(), hal.FaultLight, err)
+		}
+		defer m.Light.SetBrightness(0)
+	}
+	if m.Camera != nil {
+		img, err := m.Camera.Capture(ctx, nil)
+		if err != nil {
+			if hal.FaultOf(err) != nil {
+				return err
+			}
+			return hal.NewFault(m.Camera.String(), hal.FaultCamera, err)
+		}
+		w, h := m.Camera.Size()
+		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
+			return hal.NewFault(m.Camera.String(), hal.FaultCamera, fmt.Errorf("frame %dx%d, want %dx%d", b.Dx(), b.Dy(), w, h))
+		}
+	}
+	return nil
+}
+
+func (a *Agent) progress(p scan.Progress) {
+	a.health.Beat()
+	a.update(func(s *Status) {
+		if s.Current != nil && s.Current.SlideID == p.SlideID {
+			s.Current.Phase, s.Current.Done, s.Current.Total = p.Phase, p.Done, p.Total
+		}
+	})
+}
+
+// storageError is a result that could not be stored.
+type storageError struct{ err error }
+
+func (e storageError) Error() string { return "storing the result: " + e.err.Error() }
+func (e storageError) Unwrap() error { return e.err }
+
+// runMagazine scans every occupied slot, pausing between slides on request.
+func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error {
+	return func(ctx context.Context) error {
+		a.update(func(s *Status) { s.Magazine, s.SlidesDone, s.Current = mag, 0, nil })
+		if err := sc.Home(ctx); err != nil {
+			return err
+		}
+		loader := a.o.Machine.Loader
+		for slot := 0; slot < loader.Slots(); slot++ {
+			if err := a.waitWhilePaused(ctx); err != nil {
+				return err
+			}
+			occupied, err := loader.Occupied(slot)
+			if err != nil {
+				return fmt.Errorf("magazine slot %d: %w", slot, err)
+			}
+			if !occupied {
+				continue
+			}
+			id := scan.SlideID(mag, slot)
+			a.update(func(s *Status) { s.Current = &Current{Magazine: mag, Slot: slot, SlideID: id, Phase: "load"} })
+			a.persist()
+			r, scanErr := sc.ScanSlot(ctx, slot, id)
+			if r != nil {
+				// Store the report even when ctx ended: an INCOMPLETE
+				// result on disk is how a stopped slide is accounted for.
+				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushBudget)
+				err := a.o.Delivery.Deliver(dctx, r)
+				cancel()
+				if err != nil {
+					return errors.Join(scanErr, storageError{err})
+				}
+				a.mu.Lock()
+				if r.Complete() {
+					a.ps.Rerun = slices.DeleteFunc(a.ps.Rerun, func(x Rerun) bool { return x.SlideID == id })
+				} else {
+					reason := "incomplete scan"
+					if scanErr != nil {
+						reason = scanErr.Error()
+						if errors.Is(scanErr, context.Canceled) {
+							reason = "stopped during the scan"
+						}
+					}
+					a.ps.Rerun = addRerun(a.ps.Rerun, Rerun{Magazine: mag, Slot: slot, SlideID: id, ResultID: r.ResultID, Reason: reason, At: a.now()})
+				}
+				a.st.SlidesDone++
+				a.st.Current = nil
+				a.mu.Unlock()
+				a.persist()
+			}
+			if scanErr != nil {
+				return scanErr
+			}
+		}
+		return nil
+	}
+}
+
+// waitWhilePaused blocks while a pause is requested.
+func (a *Agent) waitWhilePaused(ctx context.Context) error {
+	for {
+		a.mu.Lock()
+		paused, resume := a.paused, a.resume
+		a.mu.Unlock()
+		if !paused {
+			return ctx.Err()
+		}
+		a.health.jobStarted(false) // waiting for a person is not a stall
+		select {
+		case <-ctx.Done():
+			a.health.jobStarted(true)
+			return ctx.Err()
+		case <-resume:
+			a.health.jobStarted(true)
+		}
+	}
+}
+
+func (a *Agent) setPaused(on bool) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if on == a.paused {
+		return
+	}
+	a.paused = on
+	if on {
+		a.resume = make(chan struct{})
+	} else {
+		close(a.resume)
+	}
+}
+
+// startMagazine starts scanning a magazine (loop only).
+func (a *Agent) startMagazine(ctx context.Context) {
+	if a.job != "" || a.state == panel.StateFault || a.state == panel.StateStarting {
+		return
+	}
+	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	if err != nil {
+		a.fault(ctx, err)
+		return
+	}
+	a.magazines++
+	mag := a.o.Magazine(a.magazines)
+	a.setPaused(false)
+	a.startJob(ctx, "magazine", a.runMagazine(mag, sc))
+	a.log.Info("magazine started", "magazine", mag)
+	a.setState(panel.StateScanning, "scanning magazine "+mag)
+}
+
+// onJobDone handles the end of a job (loop only).
+func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
+	a.job, a.jobCancel = "", nil
+	a.update(func(s *Status) { s.Job = "" })
+	if w := a.waiter; w != nil {
+		a.waiter = nil
+		resp := Response{OK: r.err == nil}
+		if r.err != nil {
+			resp.Error = r.err.Error()
+		}
+		st := a.Status()
+		resp.Status = &st
+		w <- resp
+	}
+	switch {
+	case r.err == nil && r.name == "selftest":
+		a.log.Info("self-check passed")
+		a.becomeReady()
+		a.setState(panel.StateReady, "self-check passed")
+		if a.o.Autostart && a.magazines == 0 {
+			a.startMagazine(ctx)
+		}
+	case r.err == nil && r.name == "magazine":
+		a.setPaused(false)
+		st := a.Status()
+		if len(st.Rerun) > 0 {
+			a.setState(panel.StateAttention, fmt.Sprintf("magazine %s done; %d slides need a rerun", st.Magazine, len(st.Rerun)))
+		} else {
+			a.setState(panel.StateDone, fmt.Sprintf("magazine %s done: %d slides", st.Magazine, st.SlidesDone))
+		}
+		a.log.Info("magazine done", "magazine", st.Magazine, "slides", st.SlidesDone, "rerun", len(st.Rerun))
+	case r.err == nil:
+		a.setState(panel.StateReady, r.name+" done")
+	case errors.Is(r.err, context.Canceled):
+		a.setPaused(false)
+		a.halt()
+		a.setState(panel.StateAttention, r.name+" aborted")
+	case r.name == "jog" && (errors.Is(r.err, hal.ErrOutOfTravel) || errors.Is(r.err, hal.ErrNotHomed)):
+		a.setState(panel.StateReady, "jog refused: "+r.err.Error())
+	default:
+		a.fault(ctx, r.err)
+	}
+}
+
+// becomeReady sends READY=1 once: the configuration is valid (checked
+// before the agent was built), delivery is open (likewise) and the
+// self-check passed.
+func (a *Agent) becomeReady() {
+	if a.ready {
+		return
+	}
+	a.ready = true
+	a.update(func(s *Status) { s.Ready = true })
+	if a.o.Notifier != nil {
+		_ = a.o.Notifier.Ready()
+	}
+}
+
+// faultInfo classifies err for the LED and the fleet.
+func faultInfo(err error, at time.Time) *FaultInfo {
+	fi := &FaultInfo{Error: err.Error(), At: at}
+	var se storageError
+	switch f := hal.FaultOf(err); {
+	case f != nil:
+		fi.Code, fi.Device = int(f.Code), f.Device
+	case errors.As(err, &se):
+		fi.Code, fi.Device = int(hal.FaultStorage), "state_dir"
+	case errors.Is(err, hal.ErrTimeout), errors.Is(err, hal.ErrNotHomed), errors.Is(err, hal.ErrOutOfTravel):
+		fi.Code, fi.Device = int(hal.FaultMotion), "motion"
+	default:
+		fi.Code, fi.Device = int(hal.FaultInternal), "agent"
+	}
+	fi.Name = hal.FaultCode(fi.Code).String()
+	return fi
+}
+
+// fault halts motion, latches the fault for the technician and reports it.
+func (a *Agent) fault(ctx context.Context, err error) {
+	a.halt()
+	a.setPaused(false)
+	fi := faultInfo(err, a.now())
+	a.log.Error("fault: motion halted; press ACK to clear and re-home", "code", fi.Code, "fault", fi.Name, "device", fi.Device, "err", err)
+	a.update(func(s *Status) { s.Fault = fi })
+	a.setState(panel.StateFault, "")
+	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	if err := a.o.Delivery.Event(ectx, "fault", map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}); err != nil {
+		a.log.Warn("fault event not sent", "err", err)
+	}
+}
+
+func (a *Agent) halt() {
+	var errs []error
+	if s := a.o.Machine.Stage; s.X != nil && s.Y != nil {
+		errs = append(errs, s.Halt())
+	}
+	if f := a.o.Machine.Focus; f != nil {
+		errs = append(errs, f.Halt())
+	}
+	if err := errors.Join(errs...); err != nil {
+		a.log.Error("halt", "err", err)
+	}
+}

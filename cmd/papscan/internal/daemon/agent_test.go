@@ -1,0 +1,381 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"strings"
+	"sync"
+	"testing"
+	"testing/synctest"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/panel"
+	"papscan/scan"
+)
+
+// fakeScanner scans each slide in `tiles` steps of 100 ms (fake time).
+type fakeScanner struct {
+	tiles    int
+	progress func(scan.Progress)
+	failAt   map[string]error // slide ID -> fault injected mid-scan
+	homes    *int
+	mu       *sync.Mutex
+}
+
+func (f *fakeScanner) Home(ctx context.Context) error {
+	f.mu.Lock()
+	*f.homes++
+	f.mu.Unlock()
+	time.Sleep(time.Second)
+	return ctx.Err()
+}
+func (f *fakeScanner) Halt() error { return nil }
+func (f *fakeScanner) ScanSlot(ctx context.Context, slot int, id string) (*scan.Report, error) {
+	r := &scan.Report{ResultID: fmt.Sprintf("r-%s", id), SlideID: id, Slot: slot, TilesPlanned: f.tiles, Verdict: "NEGATIVE"}
+	for i := 0; i < f.tiles; i++ {
+		if err := f.failAt[id]; err != nil && i == f.tiles/2 {
+			r.Verdict, r.Error = "INCOMPLETE", err.Error()
+			return r, err
+		}
+		select {
+		case <-ctx.Done():
+			r.Verdict, r.Error = "INCOMPLETE", ctx.Err().Error()
+			return r, ctx.Err()
+		case <-time.After(100 * time.Millisecond):
+		}
+		r.TilesCaptured, r.TilesAnalysed = i+1, i+1
+		f.progress(scan.Progress{SlideID: id, Phase: "scan", Done: i + 1, Total: f.tiles})
+	}
+	return r, nil
+}
+
+type fakeLoader struct{ n int }
+
+func (l fakeLoader) String() string                   { return "loader" }
+func (l fakeLoader) Slots() int                       { return l.n }
+func (l fakeLoader) Occupied(int) (bool, error)       { return true, nil }
+func (l fakeLoader) Load(context.Context, int) error  { return nil }
+func (l fakeLoader) Unload(ctx context.Context) error { return nil }
+
+type fakeDelivery struct {
+	mu        sync.Mutex
+	delivered []*scan.Report
+	events    []map[string]any
+	connected bool
+}
+
+func (d *fakeDelivery) Deliver(_ context.Context, r *scan.Report) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	d.delivered = append(d.delivered, r)
+	return nil
+}
+func (d *fakeDelivery) Depth() int { return 0 }
+func (d *fakeDelivery) Connected() bool {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.connected
+}
+func (d *fakeDelivery) Event(_ context.Context, kind string, body map[string]any) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	body["kind"] = kind
+	d.events = append(d.events, body)
+	return nil
+}
+func (d *fakeDelivery) Flush(context.Context) error { return nil }
+
+type fakeNotifier struct {
+	mu   sync.Mutex
+	msgs []string
+}
+
+func (n *fakeNotifier) add(s string) error {
+	n.mu.Lock()
+	n.msgs = append(n.msgs, s)
+	n.mu.Unlock()
+	return nil
+}
+func (n *fakeNotifier) Ready() error          { return n.add("READY=1") }
+func (n *fakeNotifier) Stopping() error       { return n.add("STOPPING=1") }
+func (n *fakeNotifier) Reloading() error      { return n.add("RELOADING=1") }
+func (n *fakeNotifier) Watchdog() error       { return n.add("WATCHDOG=1") }
+func (n *fakeNotifier) Status(s string) error { return n.add("STATUS=" + s) }
+func (n *fakeNotifier) count(s string) int {
+	n.mu.Lock()
+	defer n.mu.Unlock()
+	c := 0
+	for _, m := range n.msgs {
+		if m == s {
+			c++
+		}
+	}
+	return c
+}
+
+type rig struct {
+	a       *Agent
+	presses chan hal.Press
+	del     *fakeDelivery
+	notify  *fakeNotifier
+	panel   *panel.Panel
+	homes   *int
+	mu      *sync.Mutex
+	cancel  context.CancelFunc
+	done    chan error
+}
+
+func newRig(t *testing.T, slots int, failAt map[string]error) *rig {
+	t.Helper()
+	cfg := config.Default()
+	cfg.Agent.StateDir = t.TempDir()
+	led := func(n string) *panel.LED {
+		l, err := panel.NewLED(n, &gpiotest.Pin{N: n, L: gpio.Low}, false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return l
+	}
+	r := &rig{presses: make(chan hal.Press), del: &fakeDelivery{connected: true}, notify: &fakeNotifier{},
+		panel: &panel.Panel{Ready: led("g"), Busy: led("a"), Fault: led("r")}, homes: new(int), mu: &sync.Mutex{}, done: make(chan error, 1)}
+	a, err := New(Options{
+		Config: cfg,
+		NewScanner: func(_ *config.Config, p func(scan.Progress)) (Scanner, error) {
+			return &fakeScanner{tiles: 20, progress: p, failAt: failAt, homes: r.homes, mu: r.mu}, nil
+		},
+		Machine:  hal.Machine{Loader: fakeLoader{slots}},
+		SelfTest: func(context.Context) error { return nil },
+		Delivery: r.del, Panel: r.panel, Buttons: r.presses, Notifier: r.notify, Watchdog: 4 * time.Second,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	r.a = a
+	ctx, cancel := context.WithCancel(context.Background())
+	r.cancel = cancel
+	go func() { r.done <- a.Run(ctx) }()
+	t.Cleanup(func() { // after a failure: end the agent inside the bubble
+		cancel()
+		select {
+		case <-r.done:
+		case <-time.After(5 * time.Minute):
+		}
+	})
+	return r
+}
+
+func (r *rig) press(b string, long bool) { r.presses <- hal.Press{Button: b, Long: long} }
+
+func (r *rig) wait(t *testing.T, what string, cond func(Status) bool) Status {
+	t.Helper()
+	for range 2000 {
+		if s := r.a.Status(); cond(s) {
+			return s
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	t.Fatalf("never %s: %+v", what, r.a.Status())
+	return Status{}
+}
+
+func (r *rig) stop(t *testing.T) {
+	t.Helper()
+	r.cancel()
+	err := <-r.done
+	r.done <- nil // for the cleanup
+	if err != nil {
+		t.Fatal(err)
+	}
+}
+
+func state(s string) func(Status) bool { return func(st Status) bool { return st.State == s } }
+
+func TestButtonsDriveTheMagazine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, 3, nil)
+		r.wait(t, "ready", state("ready"))
+		if r.notify.count("READY=1") != 1 {
+			t.Fatal("READY not sent after the self-check")
+		}
+		r.press(ButtonStart, false)
+		r.wait(t, "scanning slot 0", func(s Status) bool { return s.Current != nil && s.Current.Done > 2 })
+		if g, a, _ := panel.Lights(r.panel.View()); g.Pattern != hal.On || a.Pattern != hal.BlinkSlow {
+			t.Errorf("scanning LEDs: %v %v", g, a)
+		}
+		for _, cmd := range []string{"jog", "selftest", "home", "park"} {
+			if resp := r.a.Do(context.Background(), Request{Cmd: cmd, Axis: "x", UM: 10}); resp.OK || !strings.Contains(resp.Error, "refused: scanning") {
+				t.Errorf("%s while scanning: %+v", cmd, resp)
+			}
+		}
+		if resp := r.a.Do(context.Background(), Request{Cmd: "press", Button: "start"}); resp.OK {
+			t.Errorf("press accepted without a simulated panel: %+v", resp)
+		}
+		r.press(ButtonStart, false) // pause: takes effect after this slide
+		r.wait(t, "paused", state("paused"))
+		r.wait(t, "slide 0 done", func(s Status) bool { return s.SlidesDone == 1 })
+		time.Sleep(10 * time.Second)
+		if s := r.a.Status(); s.SlidesDone != 1 || s.Current != nil || !s.Healthy {
+			t.Fatalf("pause did not hold between slides (or is reported unhealthy): %+v", s)
+		}
+		r.press(ButtonStart, false) // resume
+		r.wait(t, "slide 1 started", func(s Status) bool { return s.Current != nil && s.Current.Slot == 1 })
+		r.press(ButtonAbort, false) // a short press does not abort
+		time.Sleep(500 * time.Millisecond)
+		if s := r.a.Status(); s.State != "scanning" {
+			t.Fatalf("short abort changed state: %+v", s)
+		}
+		r.press(ButtonAbort, true) // abort
+		s := r.wait(t, "attention", state("attention"))
+		if len(s.Rerun) != 1 || s.Rerun[0].Slot != 1 || s.Rerun[0].ResultID == "" {
+			t.Errorf("aborted slide not marked for rerun: %+v", s.Rerun)
+		}
+		if _, a, _ := panel.Lights(r.panel.View()); a.Pattern != hal.BlinkFast {
+			t.Errorf("attention LED: %v", a)
+		}
+		r.press(ButtonAck, false) // dismiss
+		r.wait(t, "ready", state("ready"))
+		r.stop(t)
+		ps, err := ReadState(r.a.cfg.Agent.StateDir)
+		if err != nil || ps.State != "stopped" || len(ps.Rerun) != 1 {
+			t.Errorf("state file: %+v %v", ps, err)
+		}
+	})
+}
+
+func TestFaultLatchesUntilAcknowledged(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cam := hal.NewFault("camera", hal.FaultCamera, errors.New("ENODEV"))
+		r := newRig(t, 2, map[string]error{"MAG0001-S01": cam})
+		r.wait(t, "ready", state("ready"))
+		r.press(ButtonStart, false)
+		s := r.wait(t, "fault", state("fault"))
+		if s.Fault == nil || s.Fault.Code != 5 || s.Fault.Device != "camera" {
+			t.Fatalf("fault: %+v", s.Fault)
+		}
+		if _, _, red := panel.Lights(r.panel.View()); red != panel.Code(5) {
+			t.Errorf("red LED shows %v, want code 5", red)
+		}
+		r.del.mu.Lock()
+		ev := r.del.events
+		r.del.mu.Unlock()
+		if len(ev) != 1 || ev[0]["code"] != 5 || ev[0]["kind"] != "fault" {
+			t.Errorf("fleet events: %v", ev)
+		}
+		if len(s.Rerun) != 1 || s.Rerun[0].SlideID != "MAG0001-S01" {
+			t.Errorf("faulted slide not marked for rerun: %+v", s.Rerun)
+		}
+		r.press(ButtonStart, false) // refused while faulted
+		time.Sleep(time.Second)
+		if st := r.a.Status(); st.State != "fault" {
+			t.Fatalf("start accepted during a fault: %+v", st)
+		}
+		r.mu.Lock()
+		before := *r.homes
+		r.mu.Unlock()
+		r.press(ButtonAck, false) // acknowledge: clear and re-home
+		r.wait(t, "ready again", state("ready"))
+		r.mu.Lock()
+		if *r.homes != before+1 {
+			t.Errorf("acknowledge did not re-home")
+		}
+		r.mu.Unlock()
+		if r.notify.count("READY=1") != 1 {
+			t.Errorf("READY sent %d times", r.notify.count("READY=1"))
+		}
+		r.stop(t)
+	})
+}
+
+func TestNetworkDownOverlay(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, 1, nil)
+		r.wait(t, "ready", state("ready"))
+		r.del.mu.Lock()
+		r.del.connected = false
+		r.del.mu.Unlock()
+		time.Sleep(time.Second)
+		if v := r.panel.View(); !v.NetworkDown {
+			t.Errorf("network down not shown: %+v", v)
+		}
+		r.stop(t)
+	})
+}
+
+func TestWatchdogFollowsHealth(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		h := NewHealth(nil)
+		n := &fakeNotifier{}
+		ctx, cancel := context.WithCancel(context.Background())
+		defer cancel()
+		missed := 0
+		go runWatchdog(ctx, n, h, 4*time.Second, func() { missed++ })
+		for range 8 { // healthy: the loop beats every 250 ms
+			h.LoopBeat()
+			time.Sleep(250 * time.Millisecond)
+		}
+		synctest.Wait()
+		if c := n.count("WATCHDOG=1"); c < 1 {
+			t.Fatalf("no pings while healthy")
+		}
+		// A job that stops beating (stuck outside the drivers) stops pings
+		// even though the loop turns.
+		h.jobStarted(true)
+		time.Sleep(2500 * time.Millisecond)
+		base := n.count("WATCHDOG=1")
+		for range 16 {
+			h.LoopBeat()
+			time.Sleep(250 * time.Millisecond)
+		}
+		if c := n.count("WATCHDOG=1"); c != base {
+			t.Errorf("%d pings with a stalled job", c-base)
+		}
+		// Driver sleeps through the health clock are beats.
+		hc := h.Clock(hal.SystemClock{})
+		for range 16 {
+			h.LoopBeat()
+			_ = hc.Sleep(ctx, 250*time.Millisecond)
+		}
+		if c := n.count("WATCHDOG=1"); c <= base {
+			t.Errorf("no pings with a job beating through the clock")
+		}
+		if missed == 0 {
+			t.Error("missed pings not reported")
+		}
+	})
+}
+
+// A slide left "current" in the state file (power cut, SIGKILL) is moved to
+// the rerun list at the next start; an unreadable state file is set aside.
+func TestRecoverAfterUncleanStop(t *testing.T) {
+	dir := t.TempDir()
+	if err := writeState(dir, PersistentState{Schema: 1, State: "scanning", Current: &Current{Magazine: "M1", Slot: 4, SlideID: "M1-S04", Phase: "scan"}}); err != nil {
+		t.Fatal(err)
+	}
+	cfg := config.Default()
+	cfg.Agent.StateDir = dir
+	o := Options{Config: cfg, NewScanner: func(*config.Config, func(scan.Progress)) (Scanner, error) { return nil, nil },
+		Machine: hal.Machine{Loader: fakeLoader{1}}, Delivery: &fakeDelivery{}}
+	a, err := New(o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rs := a.Status().Rerun; len(rs) != 1 || rs[0].SlideID != "M1-S04" || rs[0].Slot != 4 {
+		t.Errorf("rerun after an unclean stop: %+v", rs)
+	}
+	if err := os.WriteFile(statePath(dir), []byte("{not json"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	if a, err = New(o); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := os.Stat(statePath(dir) + ".corrupt"); err != nil || len(a.Status().Rerun) != 0 {
+		t.Errorf("corrupt state file not set aside: %v", err)
+	}
+}

@@ -1,0 +1,305 @@
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"reflect"
+	"time"
+
+	"periph.io/x/conn/v3/physic"
+
+	"papscan/hal"
+	"papscan/hal/panel"
+)
+
+// Buttons and what they do. The README's technician table says the same.
+const (
+	ButtonStart = "start"
+	ButtonAbort = "abort"
+	ButtonAck   = "ack"
+)
+
+// onPress turns a button press into an action (loop only).
+//
+//	start short  ready/done/attention: scan the magazine; scanning: pause
+//	             after this slide; paused: resume
+//	start long   idle: run the self-check
+//	abort short  done/attention: dismiss (back to ready); scanning: hint
+//	abort long   scanning/paused: abort (slide marked for rerun, stage parked)
+//	ack short    fault: clear the fault and re-home; done/attention: dismiss
+//	ack long     idle: re-home
+//	ack+start long (both held)  idle: park the stage for service
+func (a *Agent) onPress(ctx context.Context, p hal.Press) {
+	a.log.Info("button", "button", p.Button, "long", p.Long, "state", a.state.String())
+	idle := a.job == "" && a.state != panel.StateFault && a.state != panel.StateStarting
+	switch {
+	case p.Button == ButtonStart && !p.Long:
+		switch {
+		case a.state == panel.StateScanning:
+			a.setPaused(true)
+			a.setState(panel.StatePaused, "pause requested: stops after the current slide")
+		case a.state == panel.StatePaused:
+			a.setPaused(false)
+			a.setState(panel.StateScanning, "resumed")
+		case idle:
+			a.startMagazine(ctx)
+		}
+	case p.Button == ButtonStart && p.Long && idle:
+		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.setState(panel.StateStarting, "self-check requested")
+	case p.Button == ButtonAbort && p.Long && a.job == "magazine":
+		a.log.Warn("abort: stopping the magazine; the slide on the stage will need a rerun")
+		a.setPaused(false)
+		a.jobCancel()
+	case p.Button == ButtonAbort && !p.Long && a.job == "magazine":
+		a.update(func(s *Status) { s.Message = "hold ABORT for a long press to abort the magazine" })
+	case (p.Button == ButtonAbort || p.Button == ButtonAck) && !p.Long && (a.state == panel.StateDone || a.state == panel.StateAttention):
+		a.setState(panel.StateReady, "dismissed")
+	case p.Button == ButtonAck && !p.Long && a.state == panel.StateFault && a.job == "":
+		a.log.Info("fault acknowledged: clearing and re-homing")
+		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.setState(panel.StateStarting, "fault acknowledged; re-homing")
+	case p.Button == ButtonAck && p.Long && idle:
+		a.startJob(ctx, "rehome", a.rehome)
+		a.setState(panel.StateStarting, "re-homing")
+	case p.Button == ButtonAck+"+"+ButtonStart && p.Long && idle:
+		a.startJob(ctx, "park", a.park)
+		a.setState(panel.StateStopping, "parking for service")
+	default:
+		a.log.Debug("button press ignored in this state", "button", p.Button, "long", p.Long, "state", a.state.String())
+	}
+}
+
+func (a *Agent) rehome(ctx context.Context) error {
+	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	if err != nil {
+		return err
+	}
+	return sc.Home(ctx)
+}
+
+// park retracts the focus and moves the stage to its home corner, the
+// configured home side of each axis (only axes that are homed).
+func (a *Agent) park(ctx context.Context) error {
+	side := func(name string, ax hal.Axis) physic.Distance {
+		lo, hi := ax.Travel()
+		dir := map[string]string{"x": a.cfg.Machine.Axes.X.HomeDirection, "y": a.cfg.Machine.Axes.Y.HomeDirection, "z": a.cfg.Machine.Axes.Z.HomeDirection}[name]
+		if dir == "forward" {
+			return hi
+		}
+		return lo
+	}
+	for _, group := range [][]string{{"z"}, {"x", "y"}} {
+		var started []hal.Axis
+		for _, n := range group {
+			ax := a.o.Axes[n]
+			if ax == nil || !ax.Homed() {
+				continue
+			}
+			if err := ax.Start(side(n, ax)); err != nil {
+				return fmt.Errorf("park %s: %w", n, err)
+			}
+			started = append(started, ax)
+		}
+		for _, ax := range started {
+			if err := ax.Wait(ctx); err != nil {
+				return fmt.Errorf("park %s: %w", ax, err)
+			}
+		}
+	}
+	return nil
+}
+
+// jog moves one axis by delta; refused unless the robot is idle.
+func (a *Agent) jog(axis string, delta physic.Distance) (func(context.Context) error, error) {
+	ax := a.o.Axes[axis]
+	if ax == nil {
+		return nil, fmt.Errorf("jog: no axis %q (want x, y or z)", axis)
+	}
+	return func(ctx context.Context) error {
+		pos, err := ax.Position()
+		if err != nil {
+			return err
+		}
+		return hal.MoveTo(ctx, ax, pos+delta)
+	}, nil
+}
+
+// refusal says why a machine job cannot start now, or "".
+func (a *Agent) refusal(what string) string {
+	switch {
+	case a.job == "magazine" || a.state == panel.StateScanning || a.state == panel.StatePaused:
+		return fmt.Sprintf("%s refused: scanning (magazine %s); wait for it to finish or abort it (hold ABORT)", what, a.Status().Magazine)
+	case a.job != "":
+		return fmt.Sprintf("%s refused: busy with %s", what, a.job)
+	case a.state == panel.StateFault && what == "jog":
+		return "jog refused: a fault is latched; acknowledge it first (ACK)"
+	}
+	return ""
+}
+
+// onRequest serves a socket command that needs the loop.
+func (a *Agent) onRequest(ctx context.Context, req request) {
+	fail := func(msg string) { req.reply <- Response{Error: msg} }
+	switch req.Cmd {
+	case "selftest", "jog", "home", "park":
+		if why := a.refusal(req.Cmd); why != "" {
+			fail(why)
+			return
+		}
+		var f func(context.Context) error
+		switch req.Cmd {
+		case "selftest":
+			f = a.homeAndCheck
+		case "home":
+			f = a.rehome
+		case "park":
+			f = a.park
+		case "jog":
+			var err error
+			if f, err = a.jog(req.Axis, physic.Distance(req.UM*float64(physic.MicroMetre))); err != nil {
+				fail(err.Error())
+				return
+			}
+		}
+		a.startJob(ctx, req.Cmd, f)
+		a.waiter = req.reply
+	case "press":
+		if a.o.Press == nil {
+			fail("press: only on the simulated robot")
+			return
+		}
+		if err := a.o.Press(req.Button, req.Long); err != nil {
+			fail(err.Error())
+			return
+		}
+		req.reply <- Response{OK: true}
+	default:
+		fail(fmt.Sprintf("unknown command %q", req.Cmd))
+	}
+}
+
+// reload re-reads the configuration (SIGHUP). An invalid one is refused and
+// the running configuration kept. Changes under machine.* need the
+// hardware rebuilt: they are reported and take effect at the next restart;
+// the rest (log level, scan, classify) applies from the next magazine.
+func (a *Agent) reload() {
+	if a.o.Reload == nil {
+		a.log.Warn("SIGHUP: no configuration file to reload")
+		return
+	}
+	if a.o.Notifier != nil {
+		_ = a.o.Notifier.Reloading()
+	}
+	defer func() {
+		if a.o.Notifier != nil && a.ready {
+			_ = a.o.Notifier.Ready()
+		}
+	}()
+	cfg, err := a.o.Reload()
+	if err != nil {
+		a.log.Error("configuration reload refused; keeping the running configuration", "err", err)
+		a.update(func(s *Status) { s.Message = "reload refused: " + err.Error() })
+		return
+	}
+	if !reflect.DeepEqual(cfg.Machine, a.cfg.Machine) || cfg.Agent.StateDir != a.cfg.Agent.StateDir || !reflect.DeepEqual(cfg.Agent.MQTT, a.cfg.Agent.MQTT) {
+		a.log.Warn("configuration reload: machine.*, agent.state_dir and agent.mqtt changes take effect at the next restart")
+		cfg.Machine, cfg.Agent.StateDir, cfg.Agent.MQTT = a.cfg.Machine, a.cfg.Agent.StateDir, a.cfg.Agent.MQTT
+	}
+	if a.o.Level != nil {
+		var l slog.Level
+		if err := l.UnmarshalText([]byte(cfg.Agent.LogLevel)); err == nil {
+			a.o.Level.Set(l)
+		}
+	}
+	a.cfg = cfg
+	a.log.Info("configuration reloaded; scan settings apply from the next magazine")
+	a.update(func(s *Status) { s.Message = "configuration reloaded" })
+}
+
+// stop is the shutdown sequence after SIGTERM: STOPPING, stop the job (the
+// slide on the stage gets an INCOMPLETE result and a rerun entry), park,
+// flush, and leave a clean state file.
+func (a *Agent) stop(ctx context.Context) error {
+	t0 := a.now()
+	close(a.stopping)
+	if a.o.Notifier != nil {
+		_ = a.o.Notifier.Stopping()
+	}
+	a.log.Info("stopping", "job", a.job)
+	a.setState(panel.StateStopping, "stopping")
+	bg := context.WithoutCancel(ctx)
+	wasFault := a.Status().Fault
+	if w := a.waiter; w != nil {
+		a.waiter = nil
+		w <- Response{Error: "agent stopping"}
+	}
+	if a.job != "" {
+		a.setPaused(false)
+		a.jobCancel()
+		if r, ok := a.waitJob(AbortBudget); ok {
+			a.job = ""
+			if r.err != nil && !errors.Is(r.err, context.Canceled) {
+				a.log.Error("job ended with an error while stopping", "job", r.name, "err", r.err)
+			}
+		} else {
+			a.log.Error("job did not stop in time; halting motion", "job", a.job, "budget", AbortBudget)
+			a.halt()
+		}
+	}
+	if wasFault == nil && a.job == "" {
+		pctx, cancel := context.WithTimeout(bg, ParkBudget)
+		a.health.jobStarted(true)
+		err := a.parkBeating(pctx)
+		a.health.jobStarted(false)
+		cancel()
+		if err != nil {
+			a.log.Error("stage not parked", "err", err)
+			a.halt()
+		}
+	}
+	fctx, cancel := context.WithTimeout(bg, FlushBudget)
+	if err := a.o.Delivery.Flush(fctx); err != nil {
+		a.log.Warn("results not all delivered; they stay on disk", "pending", a.o.Delivery.Depth(), "err", err)
+	}
+	cancel()
+	a.update(func(s *Status) { s.State, s.Current, s.Job = "stopped", nil, "" })
+	a.persist()
+	a.log.Info("stopped", "took", a.now().Sub(t0).Round(time.Millisecond), "rerun", len(a.Status().Rerun))
+	return nil
+}
+
+// waitJob waits for the running job while the loop keeps beating.
+func (a *Agent) waitJob(budget time.Duration) (jobResult, bool) {
+	deadline := time.NewTimer(budget)
+	defer deadline.Stop()
+	t := time.NewTicker(a.tick())
+	defer t.Stop()
+	for {
+		a.health.LoopBeat()
+		select {
+		case r := <-a.jobDone:
+			return r, true
+		case <-t.C:
+		case <-deadline.C:
+			return jobResult{}, false
+		}
+	}
+}
+
+func (a *Agent) parkBeating(ctx context.Context) error {
+	done := make(chan error, 1)
+	go func() { done <- a.park(ctx) }()
+	t := time.NewTicker(a.tick())
+	defer t.Stop()
+	for {
+		a.health.LoopBeat()
+		select {
+		case err := <-done:
+			return err
+		case <-t.C:
+		}
+	}
+}

@@ -1,0 +1,117 @@
+package daemon
+
+import (
+	"context"
+	"log/slog"
+	"os"
+	"time"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/panel"
+	"papscan/scan"
+)
+
+// Scanner is what the agent needs of a scan.Scanner.
+type Scanner interface {
+	Home(ctx context.Context) error
+	Halt() error
+	ScanSlot(ctx context.Context, slot int, slideID string) (*scan.Report, error)
+}
+
+var _ Scanner = (*scan.Scanner)(nil)
+
+// Delivery stores results durably and sends them to the fleet. Today it is
+// the state directory plus the MQTT client; the durable outbox replaces it.
+type Delivery interface {
+	// Deliver stores r durably before it returns, then sends it (or queues
+	// it). An error means the result could not be stored.
+	Deliver(ctx context.Context, r *scan.Report) error
+	// Depth is the number of results stored but not yet confirmed by the
+	// fleet.
+	Depth() int
+	// Connected reports the broker connection.
+	Connected() bool
+	// Event sends an event (fault, state change) to the fleet, best effort.
+	Event(ctx context.Context, kind string, body map[string]any) error
+	// Flush tries to send what is pending until ctx ends.
+	Flush(ctx context.Context) error
+}
+
+// Notifier is the service manager (sdnotify.Notifier).
+type Notifier interface {
+	Ready() error
+	Stopping() error
+	Reloading() error
+	Watchdog() error
+	Status(s string) error
+}
+
+// Budgets of the stop sequence. The unit's TimeoutStopSec (deploy/) must
+// exceed their sum, StopBudget.
+const (
+	// AbortBudget: the slide being scanned is stopped, unloaded (the
+	// scanner allows itself one minute for that) and its INCOMPLETE report
+	// stored.
+	AbortBudget = 75 * time.Second
+	// ParkBudget: focus retracted and stage moved to its park corner.
+	ParkBudget = 20 * time.Second
+	// FlushBudget: pending results handed to the broker.
+	FlushBudget = 15 * time.Second
+	// StopBudget is the whole stop sequence.
+	StopBudget = AbortBudget + ParkBudget + FlushBudget
+)
+
+// Options is everything the agent is built from.
+type Options struct {
+	Config     *config.Config
+	ConfigPath string // shown in status
+	// Reload re-reads and validates the configuration; it is called on
+	// every receive from Hup (SIGHUP). Nil: no reload.
+	Reload func() (*config.Config, error)
+	Hup    <-chan os.Signal
+	// NewScanner builds the scanner for a configuration (at start and after
+	// a reload, for the next magazine).
+	// progress must be passed to the scanner's Options.Progress.
+	NewScanner func(cfg *config.Config, progress func(scan.Progress)) (Scanner, error)
+	Machine    hal.Machine
+	// Axes by name ("x", "y", "z") for jog and park.
+	Axes map[string]hal.Axis
+	// ClearFaults clears the drivers' latched faults (acknowledge). Nil:
+	// nothing to clear.
+	ClearFaults func() error
+	// SelfTest is the hardware self-check run before READY and on demand.
+	// Nil: BasicSelfTest.
+	SelfTest func(ctx context.Context) error
+	Delivery Delivery
+	Panel    *panel.Panel     // nil: no LEDs
+	Buttons  <-chan hal.Press // nil: no buttons
+	Notifier Notifier         // nil: not under systemd
+	Watchdog time.Duration    // systemd's WatchdogSec; 0: none
+	Socket   string           // status socket path; "" = none
+	Log      *slog.Logger     // nil: discard
+	Level    *slog.LevelVar   // changed by a reload; may be nil
+	Health   *Health          // nil: a new one (wire its Beat into the machine's clock)
+	Now      func() time.Time // wall clock; nil: time.Now
+	// Magazine names the n-th magazine (1-based).
+	Magazine func(n int) string
+	// Autostart starts the first magazine without a button press (the
+	// simulated robot, tests).
+	Autostart bool
+	// Press, if set, enables the socket command "press" (the simulated
+	// robot): it presses a panel button through its GPIO pin.
+	Press func(button string, long bool) error
+	// Hooks are test-only fault injections; nil in production.
+	Hooks *TestHooks
+}
+
+// TestHooks inject faults for the daemon's subprocess tests. They are set
+// only from PAPSCAN_TESTHOOK_* environment variables, never from the
+// configuration.
+type TestHooks struct {
+	// Stall, when it receives, blocks the control loop for good (as a
+	// deadlocked loop would): the watchdog pings must stop.
+	Stall <-chan struct{}
+	// SelfTestError, if set, makes the self-check fail with it.
+	SelfTestError error
+}
