@@ -61,6 +61,7 @@ func TicOptions(name string, a config.Axis) ticaxis.Options {
 		TravelMin:       a.TravelMin.D(),
 		TravelMax:       a.TravelMax.D(),
 		CommandTimeout:  a.CommandTimeout.D(),
+		Backlash:        a.Backlash.D(),
 	}
 }
 
