@@ -1,0 +1,39 @@
+// Package stepdir implements hal.Axis for a stepper motor behind a plain
+// STEP/DIR/ENABLE driver chip (A4988, DRV8825, TMC2209 in step/dir mode)
+// on three GPIO outputs, with a limit switch on a GPIO input for homing. It
+// is the low-cost alternative to a Pololu Tic (hal/ticaxis) for slow axes
+// such as a slide loader.
+//
+// # Step timing, honestly
+//
+// The agent generates every step pulse itself from a Go goroutine: it sets
+// STEP high then low (two GPIO writes, each an ioctl on /dev/gpiochipN that
+// takes a few µs on a Raspberry Pi 4 class CPU; that is the pulse width, well
+// above the 1–2 µs the driver chips need) and then sleeps on the hal.Clock
+// until the next step's time on a trapezoidal velocity profile. The step
+// times are computed from the move's start (absolute schedule), so timing
+// errors do not accumulate, but each pulse can be late: a Go timer on Linux
+// typically wakes 50–200 µs late and a GC pause or a busy CPU can delay it by
+// a millisecond or more. A late pulse is harmless at low step rates (the
+// motor simply waits), but near the motor's pull-out rate a burst of late
+// then early pulses is a velocity jerk that can stall it. Hence:
+//
+//   - Options.MaxStepRate caps the step rate; the default and the hard
+//     ceiling is 2 kHz (DefaultMaxStepRate), i.e. a 500 µs period, several
+//     times the typical timer lateness. Keep loader axes well below it, and
+//     use a Tic for anything fast or precise.
+//   - Steps are open loop: a stalled motor is not detected. Homing against
+//     the limit switch restores the reference; a limit switch that becomes
+//     active while moving towards it outside homing is a hal.FaultLimit.
+//
+// # Safety rules
+//
+// Moves are refused before homing (hal.ErrNotHomed), outside the travel
+// (hal.ErrOutOfTravel), while another move runs, and while a fault is
+// latched. Home fails with a hal.FaultLimit wrapping hal.ErrTimeout when the
+// switch never triggers within Options.HomingTimeout. Halt stops the pulses
+// at once (it returns after the step goroutine has stopped) and unhomes the
+// axis. A GPIO write error is a hal.FaultDriver. Faults latch until
+// ClearFault and a new Home. The driver stays enabled (holding torque) after
+// a fault; Close disables it.
+package stepdir
