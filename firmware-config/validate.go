@@ -187,6 +187,12 @@ func (c *Config) validateMachine(v *validator) {
 	for _, ax := range axes {
 		validateAxis(v, "machine.axes."+ax.name, ax.a)
 	}
+	if x, y := m.Axes.X.Driver, m.Axes.Y.Driver; x != y && x != "dac" && y != "dac" {
+		// A Tic waits by polling and feeds its stage partner's dead-man
+		// while it does; a stepdir axis waits for its step goroutine, so a
+		// Tic partner's command timeout would fire during the wait.
+		v.add("machine.axes.y.driver", "the stage's x and y move together and need the same driver, got x %q and y %q", x, y)
+	}
 	for _, ax := range axes[:2] {
 		if ax.a.Driver == "dac" {
 			v.add("machine.axes."+ax.name+".driver", "\"dac\" (a piezo focus stage) is only for z, got it for %s", ax.name)

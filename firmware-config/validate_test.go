@@ -19,6 +19,7 @@ func TestValidationRules(t *testing.T) {
 		{"stepdir too fast", "machine: {axes: {x: {driver: stepdir}}}", "machine.axes.x.max_speed: max_speed × microsteps_per_um must be <= 2000 steps/s for a stepdir axis"},
 		{"stepdir pin missing", "machine: {axes: {x: {driver: stepdir, max_speed: 5mm/s, homing_speed: 1mm/s, stepdir: {step: {}}}}}", "machine.axes.x.stepdir.step: required"},
 		{"stepdir pin reused", "machine: {axes: {x: {driver: stepdir, max_speed: 5mm/s, homing_speed: 1mm/s, stepdir: {step: SIM_LED_BUSY}}}}", "machine.axes.x.stepdir.step: pin SIM_LED_BUSY is already used by machine.panel.led_busy"},
+		{"mixed stage", "machine: {axes: {x: {driver: stepdir, max_speed: 5mm/s, homing_speed: 1mm/s}}}", `machine.axes.y.driver: the stage's x and y move together and need the same driver, got x "stepdir" and y "tic"`},
 		{"dac on x", "machine: {axes: {x: {driver: dac}}}", `machine.axes.x.driver: "dac" (a piezo focus stage) is only for z`},
 		{"dac range", "machine: {axes: {z: {driver: dac}}}", "machine.axes.z.travel_max: travel_min..travel_max (0mm..2mm) must lie within 0..dac.full_scale (100um)"},
 		{"dac gain", "machine: {axes: {z: {dac: {gain: 3}, driver: dac}}}", "machine.axes.z.dac.gain: must be 1 (0..2.5V) or 2 (0..5V), got 3"},
