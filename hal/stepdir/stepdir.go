@@ -428,6 +428,12 @@ func (a *Axis) run(ctx context.Context, from, to int64) error {
 		if err := a.clock.Sleep(ctx, at.Sub(a.clock.Now())); err != nil {
 			return fmt.Errorf("%s: move to %s: %w", a.opts.Name, where, ErrHalted)
 		}
+		if now := a.clock.Now(); now.After(at) {
+			// Woken late: shift the rest of the schedule, so the next
+			// interval is the profile's, instead of catching up with a
+			// burst of pulses the motor cannot follow.
+			start = start.Add(now.Sub(at))
+		}
 		if towardsSwitch && a.limitActive() {
 			return a.latch(hal.FaultLimit, fmt.Errorf("move to %s: limit switch active at %s (outside homing)", where, a.distance(a.pos)))
 		}
