@@ -24,9 +24,11 @@
 // rate. Hence:
 //
 //   - Options.MaxStepRate caps the step rate; the default and the hard
-//     ceiling is 2 kHz (DefaultMaxStepRate), i.e. a 500 µs period, several
-//     times the typical timer lateness. Keep loader axes well below it, and
-//     use a Tic for anything fast or precise.
+//     ceiling is 2 kHz (DefaultMaxStepRate), a 500 µs period: above the
+//     typical lateness of an idle controller, not of a busy one. For a
+//     dependable axis stay at a few hundred steps/s (a slide loader needs
+//     no more), keep the controller's CPU lightly loaded, and use a Tic for
+//     anything fast or precise.
 //   - Steps are open loop: a stalled motor is not detected. Homing against
 //     the limit switch restores the reference; a limit switch that becomes
 //     active while moving towards it outside homing is a hal.FaultLimit.
