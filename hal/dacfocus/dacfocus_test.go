@@ -195,3 +195,43 @@ func TestOptionsChecked(t *testing.T) {
 		}
 	}
 }
+
+// TestHysteresisApproachWireBytes: with 2 µm compensation (approach
+// upwards), a move down to 20 µm first goes to 18 µm, then up to 20 µm; a
+// move up goes straight.
+func TestHysteresisApproachWireBytes(t *testing.T) {
+	const A = 0x4C
+	code := func(um float64) (byte, byte) {
+		c := uint16(math.Round(um / 100 * 65535))
+		return byte(c >> 8), byte(c)
+	}
+	set := func(um float64) []i2ctest.IO {
+		h, l := code(um)
+		return []i2ctest.IO{{Addr: A, W: []byte{0x30, h, l}}, {Addr: A, R: []byte{h, l}}}
+	}
+	ops := []i2ctest.IO{{Addr: A, W: []byte{0x40, 0, 0}}, {Addr: A, W: []byte{0x40, 0, 0}}}
+	ops = append(ops, set(0)...)  // Home
+	ops = append(ops, set(30)...) // up: straight
+	ops = append(ops, set(18)...) // down: overshoot
+	ops = append(ops, set(20)...) // then approach from below
+	ops = append(ops, set(21)...) // up 1 µm after an upward approach: straight
+	bus := &i2ctest.Playback{Ops: ops, DontPanic: true}
+	o := opts()
+	o.Backlash = 2 * physic.MicroMetre
+	p, err := New(bus, sim.NewClock(), o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := p.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, z := range []physic.Distance{30, 20, 21} {
+		if err := p.SetZ(ctx, z*physic.MicroMetre); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := bus.Close(); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -21,6 +21,9 @@
 // back after every write and latches a bus fault on a mismatch. The 7-bit
 // address is 0x4C (A0 low) or 0x4E (A0 high).
 //
+// Options.Backlash compensates the piezo's hysteresis by approaching every
+// target from one side (a move from the other side overshoots first).
+//
 // The stage is open loop: Z is the commanded position; SetZ waits the
 // configured settle time (a few time constants of the stage) before it
 // returns, so the first frame is taken on a still specimen. Writes are never

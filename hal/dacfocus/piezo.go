@@ -29,6 +29,12 @@ type Options struct {
 	// Gain2 selects the DAC's 0..2×VREF output range (for a 0..5 V
 	// amplifier input); otherwise 0..2.5 V.
 	Gain2 bool
+	// Backlash, above zero, compensates the piezo's hysteresis: every
+	// target is approached from the same side (upwards, or downwards with
+	// ApproachReverse); a move that would arrive from the other side first
+	// overshoots by Backlash, clamped to the range.
+	Backlash        physic.Distance
+	ApproachReverse bool
 }
 
 // Piezo is a hal.Focus on an AD5693R-driven piezo stage. It is safe for
@@ -38,10 +44,11 @@ type Piezo struct {
 	clock hal.Clock
 	dac   *AD5693R
 
-	mu    sync.Mutex
-	homed bool
-	fault error
-	z     physic.Distance
+	mu      sync.Mutex
+	homed   bool
+	fault   error
+	z       physic.Distance
+	lastDir int // direction of the last change: +1 up, -1 down, 0 unknown
 }
 
 var _ hal.Focus = (*Piezo)(nil)
@@ -142,31 +149,65 @@ func (p *Piezo) set(ctx context.Context, z physic.Distance, homing bool) error {
 		p.mu.Unlock()
 		return fmt.Errorf("%s: move to %s refused: range is %s..%s: %w", n, z, p.opts.RangeMin, p.opts.RangeMax, hal.ErrOutOfTravel)
 	}
-	code := p.Code(z)
-	err := p.dac.Write(code)
-	var back uint16
-	if err == nil {
-		if back, err = p.dac.ReadBack(); err != nil {
-			back, err = p.dac.ReadBack() // reads may be retried
+	legs := []physic.Distance{z}
+	if over, ok := p.overshoot(z, homing); ok {
+		legs = []physic.Distance{over, z}
+	}
+	from := p.z
+	for _, leg := range legs {
+		code := p.Code(leg)
+		err := p.dac.Write(code)
+		var back uint16
+		if err == nil {
+			if back, err = p.dac.ReadBack(); err != nil {
+				back, err = p.dac.ReadBack() // reads may be retried
+			}
 		}
+		if err == nil && back != code {
+			err = fmt.Errorf("DAC reads back 0x%04X after writing 0x%04X", back, code)
+		}
+		if err != nil {
+			p.mu.Unlock()
+			return p.latch(fmt.Errorf("move to %s: %w", z, err))
+		}
+		switch {
+		case leg > from:
+			p.lastDir = 1
+		case leg < from:
+			p.lastDir = -1
+		}
+		from = leg
+		p.z = p.position(code)
 	}
-	p.mu.Unlock()
-	if err != nil {
-		return p.latch(fmt.Errorf("move to %s: %w", z, err))
-	}
-	if back != code {
-		return p.latch(fmt.Errorf("move to %s: DAC reads back 0x%04X after writing 0x%04X", z, back, code))
-	}
-	p.mu.Lock()
-	p.z = p.position(code)
 	if homing {
 		p.homed = true
+		p.lastDir = 0
 	}
 	p.mu.Unlock()
 	if err := p.clock.Sleep(ctx, p.opts.Settle); err != nil {
 		return fmt.Errorf("%s: settle at %s: %w", n, z, err)
 	}
 	return nil
+}
+
+// overshoot returns the point a move to z passes first with hysteresis
+// compensation, if any: when the move would arrive from the wrong side, or
+// from the right side after a reversal by less than Backlash. p.mu held.
+func (p *Piezo) overshoot(z physic.Distance, homing bool) (physic.Distance, bool) {
+	bl := p.opts.Backlash
+	if bl <= 0 || homing || z == p.z {
+		return 0, false
+	}
+	ap := physic.Distance(1)
+	if p.opts.ApproachReverse {
+		ap = -1
+	}
+	d := (z - p.z) * ap
+	if d > 0 && (p.lastDir == int(ap) || d >= bl) {
+		return 0, false
+	}
+	over := min(max(z-ap*bl, p.opts.RangeMin), p.opts.RangeMax)
+	return over, over != z
 }
 
 // latch records a bus fault.

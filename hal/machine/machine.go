@@ -88,6 +88,9 @@ func StepDirOptions(name string, a config.Axis) stepdir.Options {
 		TravelMin:     a.TravelMin.D(),
 		TravelMax:     a.TravelMax.D(),
 		Settle:        a.Settle.D(),
+		Backlash:      a.Backlash.D(),
+		// The approach side only matters with backlash.
+		ApproachReverse: a.Approach == "reverse",
 	}
 }
 
@@ -101,6 +104,9 @@ func DACOptions(name string, a config.Axis) dacfocus.Options {
 		RangeMax:  a.TravelMax.D(),
 		Settle:    a.Settle.D(),
 		Gain2:     a.DAC.Gain == 2,
+		// The piezo's hysteresis is compensated like backlash.
+		Backlash:        a.Backlash.D(),
+		ApproachReverse: a.Approach == "reverse",
 	}
 }
 

@@ -33,6 +33,10 @@
 //     the limit switch restores the reference; a limit switch that becomes
 //     active while moving towards it outside homing is a hal.FaultLimit.
 //
+// Options.Backlash makes every target be approached from one side, as in
+// hal/ticaxis: a move that would arrive from the other side overshoots by
+// the backlash first.
+//
 // # Safety rules
 //
 // Moves are refused before homing (hal.ErrNotHomed), outside the travel

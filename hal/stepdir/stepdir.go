@@ -61,6 +61,11 @@ type Options struct {
 	// MaxStepRate caps the step rate; 0 means DefaultMaxStepRate, which is
 	// also the highest accepted.
 	MaxStepRate physic.Frequency
+	// Backlash, when above zero, makes every target be approached from the
+	// same side (forward, or reverse with ApproachReverse): a move that
+	// would arrive from the other side first overshoots by Backlash.
+	Backlash        physic.Distance
+	ApproachReverse bool
 }
 
 // Axis is a hal.Axis on a STEP/DIR/ENABLE driver. It is safe for concurrent
@@ -75,12 +80,15 @@ type Axis struct {
 	homeRate         float64
 	stepsPerDistance float64
 
-	mu     sync.Mutex
-	homed  bool
-	fault  error
-	pos    int64 // steps from home, as counted
-	move   *move
-	closed bool
+	mu    sync.Mutex
+	homed bool
+	fault error
+	pos   int64 // steps from home, as counted
+	// lastDir is the direction of the last step: +1, -1, 0 unknown.
+	lastDir  int
+	backlash int64 // Options.Backlash in steps
+	move     *move
+	closed   bool
 }
 
 type move struct {
@@ -155,6 +163,10 @@ func New(pins Pins, clock hal.Clock, o Options) (*Axis, error) {
 			n, o.MaxSpeed, o.StepsPerUM, a.speed, o.MaxStepRate)
 	}
 	a.minPos, a.maxPos = a.steps(o.TravelMin), a.steps(o.TravelMax)
+	if o.Backlash < 0 || o.Backlash >= o.TravelMax-o.TravelMin {
+		return nil, fmt.Errorf("%s: Backlash %s must be in [0, travel)", n, o.Backlash)
+	}
+	a.backlash = a.steps(o.Backlash)
 	if float64(a.maxPos-a.minPos) > 1<<40 {
 		return nil, fmt.Errorf("%s: travel of %d steps is implausible", n, a.maxPos-a.minPos)
 	}
@@ -346,6 +358,7 @@ func (a *Axis) Home(ctx context.Context) error {
 	a.mu.Lock()
 	a.pos = 0
 	a.homed = true
+	a.lastDir = -towards // homing ends moving away from the switch
 	a.mu.Unlock()
 	return nil
 }
@@ -371,12 +384,52 @@ func (a *Axis) Start(target physic.Distance) error {
 	m := &move{target: to, cancel: cancel, done: make(chan struct{})}
 	a.move = m
 	from := a.pos
+	leg := a.firstLeg(from, to, a.lastDir)
 	go func() {
 		defer close(m.done)
 		defer cancel()
+		if leg != to {
+			// Backlash compensation: overshoot, then approach.
+			if m.err = a.run(ctx, from, leg); m.err != nil {
+				return
+			}
+			a.setLastDir(leg - from)
+			from = leg
+		}
 		m.err = a.run(ctx, from, to)
+		a.setLastDir(to - from)
 	}()
 	return nil
+}
+
+func (a *Axis) setLastDir(d int64) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	switch {
+	case d > 0:
+		a.lastDir = 1
+	case d < 0:
+		a.lastDir = -1
+	}
+}
+
+// firstLeg is where a move from prev to target goes first: target, or with
+// backlash compensation the overshoot point target-approach×backlash when
+// the move would arrive from the wrong side, or from the right side after
+// a reversal by less than the backlash. Clamped to the travel. a.mu held.
+func (a *Axis) firstLeg(prev, target int64, lastDir int) int64 {
+	if a.backlash <= 0 || target == prev {
+		return target
+	}
+	ap := int64(1)
+	if a.opts.ApproachReverse {
+		ap = -1
+	}
+	d := target - prev
+	if d*ap > 0 && (int64(lastDir) == ap || d*ap >= a.backlash) {
+		return target
+	}
+	return min(max(target-ap*a.backlash, a.minPos), a.maxPos)
 }
 
 // ProfileTime is the time, from the start of a trapezoidal move of d steps

@@ -374,3 +374,33 @@ func TestProfileTime(t *testing.T) {
 		t.Errorf("triangle end at %g, want %g", got, 2*tp)
 	}
 }
+
+// TestBacklashApproachFromOneSide: on a screw with 3 steps of play, without
+// compensation the carriage lands 3 steps apart depending on the side it
+// came from; with compensation on the same step.
+func TestBacklashApproachFromOneSide(t *testing.T) {
+	ctx := context.Background()
+	land := func(backlash physic.Distance, via physic.Distance) int64 {
+		clk := sim.NewClock()
+		emu, ax := rig(t, clk, stepemu.Options{StartSteps: 500, BacklashSteps: 3}, func(o *Options) { o.Backlash = backlash })
+		if err := ax.Home(ctx); err != nil {
+			t.Fatal(err)
+		}
+		for _, p := range []physic.Distance{via, 10 * physic.MilliMetre} {
+			if err := hal.MoveTo(ctx, ax, p); err != nil {
+				t.Fatal(err)
+			}
+		}
+		if p, _ := ax.Position(); p != 10*physic.MilliMetre {
+			t.Fatalf("position %s", p)
+		}
+		return emu.Position()
+	}
+	if below, above := land(0, 5*physic.MilliMetre), land(0, 15*physic.MilliMetre); above-below != 3 {
+		t.Fatalf("emulated play: landed at %d from below, %d from above", below, above)
+	}
+	// 50 µm = 4 steps of compensation.
+	if below, above := land(50*physic.MicroMetre, 5*physic.MilliMetre), land(50*physic.MicroMetre, 15*physic.MilliMetre); below != above {
+		t.Errorf("compensated: landed at %d from below, %d from above", below, above)
+	}
+}

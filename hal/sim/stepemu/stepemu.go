@@ -31,6 +31,9 @@ type Options struct {
 	// MaxStepRate is the fastest the motor follows; a pulse closer than
 	// 1/MaxStepRate to the previous one is lost (a stall). 0: no limit.
 	MaxStepRate physic.Frequency
+	// BacklashSteps is the play of the screw and nut: after a reversal the
+	// motor turns this many steps before the carriage follows.
+	BacklashSteps int64
 }
 
 // Driver is the emulated driver chip plus motor, screw and switch. It is
@@ -41,6 +44,7 @@ type Driver struct {
 
 	mu         sync.Mutex
 	pos        int64 // true carriage position, steps from the trip point
+	motor      int64 // motor position: the carriage is in [motor-backlash, motor]
 	dirHigh    bool
 	enabled    bool
 	stepHigh   bool
@@ -62,7 +66,7 @@ func New(clock hal.Clock, o Options) *Driver {
 	if o.OvertravelSteps <= 0 {
 		o.OvertravelSteps = 50
 	}
-	d := &Driver{clock: clock, opts: o, pos: o.StartSteps}
+	d := &Driver{clock: clock, opts: o, pos: o.StartSteps, motor: o.StartSteps}
 	mk := func(role string) *pin {
 		return &pin{Pin: gpiotest.Pin{N: o.Name + "_" + role, EdgesChan: make(chan gpio.Level, 1)}, d: d, role: role}
 	}
@@ -143,6 +147,7 @@ func (d *Driver) BreakLimitSwitch() {
 func (d *Driver) Push(n int64) {
 	d.mu.Lock()
 	d.pos += n
+	d.motor += n
 	d.mu.Unlock()
 }
 
@@ -180,15 +185,16 @@ func (d *Driver) out(role string, l gpio.Level) {
 			}
 		}
 		d.lastPulse = now
-		next := d.pos - 1
+		motor := d.motor - 1
 		if d.dirHigh {
-			next = d.pos + 1
+			motor = d.motor + 1
 		}
+		next := min(max(d.pos, motor-d.opts.BacklashSteps), motor)
 		if !d.enabled || fast || next < -d.opts.OvertravelSteps || next > d.opts.TravelSteps {
 			d.lost++
 			return
 		}
-		d.pos = next
+		d.motor, d.pos = motor, next
 	}
 }
 
