@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"math"
+	"runtime"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -307,5 +309,71 @@ func TestBacklashWireBytes(t *testing.T) {
 	}
 	if err := bus.Close(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// hookBus runs hook before the n-th transfer (1-based) from now on.
+type hookBus struct {
+	*ticemu.Bus
+	mu   sync.Mutex
+	n    int
+	hook func()
+}
+
+func (b *hookBus) Tx(addr uint16, w, r []byte) error {
+	b.mu.Lock()
+	b.n--
+	var h func()
+	if b.n == 0 {
+		h = b.hook
+	}
+	b.mu.Unlock()
+	if h != nil {
+		h()
+	}
+	return b.Bus.Tx(addr, w, r)
+}
+
+// TestHaltDuringStartWinsOverTheTarget: a Halt from another goroutine that
+// lands while Start is between its checks and its "Set target position"
+// stops the move from ever being sent.
+func TestHaltDuringStartWinsOverTheTarget(t *testing.T) {
+	clk := sim.NewClock()
+	emuBus := ticemu.NewBus()
+	emu := ticemu.New(clk, emuOpts())
+	if err := emuBus.Attach(tic.I2CAddr, emu); err != nil {
+		t.Fatal(err)
+	}
+	bus := &hookBus{Bus: emuBus}
+	ax, err := New(bus, clk, axisOpts("x", 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ax.Home(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	halted := make(chan error, 1)
+	bus.mu.Lock()
+	bus.n = 2 // Start reads misc flags, then error status: halt during the latter
+	bus.hook = func() {
+		go func() { halted <- ax.Halt() }()
+		for ax.Homed() { // Halt unhomes before it queues for the bus
+			runtime.Gosched()
+		}
+	}
+	bus.mu.Unlock()
+	err = ax.Start(20 * physic.MilliMetre)
+	if !errors.Is(err, ErrHalted) {
+		t.Fatalf("Start: %v", err)
+	}
+	if err := <-halted; err != nil {
+		t.Fatal(err)
+	}
+	if n := emu.CommandCount(ticemu.CmdSetTargetPosition); n != 0 {
+		t.Fatalf("%d targets sent after the Halt", n)
+	}
+	clk.Advance(time.Second)
+	if emu.Moving() {
+		t.Fatal("moving after Halt")
 	}
 }

@@ -463,6 +463,7 @@ func (a *Axis) Start(target physic.Distance) error {
 	}
 	wasHolding := a.holding
 	prev, lastDir := a.target, a.lastDir
+	gen := a.haltGen // a Halt from now on cancels this Start
 	a.mu.Unlock()
 	if target < a.opts.TravelMin || target > a.opts.TravelMax {
 		return fmt.Errorf("%s: move to %s refused: travel is %s..%s: %w", n, target, a.opts.TravelMin, a.opts.TravelMax, hal.ErrOutOfTravel)
@@ -493,6 +494,10 @@ func (a *Axis) Start(target physic.Distance) error {
 	}
 	leg := a.firstLeg(int64(prev), ms, lastDir)
 	a.mu.Lock()
+	if a.haltGen != gen {
+		a.mu.Unlock()
+		return fmt.Errorf("%s: move to %s: %w", n, target, ErrHalted)
+	}
 	a.target, a.final = int32(leg), int32(ms)
 	if leg != int64(prev) {
 		a.lastDir = sign64(leg - int64(prev))
@@ -502,7 +507,9 @@ func (a *Axis) Start(target physic.Distance) error {
 	a.holding = true
 	a.mu.Unlock()
 	register(a)
-	if err := a.write(func() error { return a.dev.SetTargetPosition(int32(leg)) }); err != nil {
+	if sent, err := a.target32(gen, int32(leg)); !sent {
+		return fmt.Errorf("%s: move to %s: %w", n, target, ErrHalted)
+	} else if err != nil {
 		// Not retried: whether the Tic took the command is unknown.
 		return a.latch(hal.FaultBus, fmt.Errorf("move to %s: set target: %w", target, err))
 	}
@@ -626,14 +633,12 @@ func (a *Axis) Wait(ctx context.Context) error {
 			}
 			// Backlash compensation: the overshoot point is reached; now
 			// approach the target from the configured side.
-			if err := a.write(func() error { return a.dev.SetTargetPosition(final) }); err != nil {
+			if sent, err := a.target32(gen, final); !sent {
+				continue // halted meanwhile: reported at the top of the loop
+			} else if err != nil {
 				return a.latch(hal.FaultBus, fmt.Errorf("move to %s: set target after overshoot: %w", a.toDistance(final), err))
 			}
 			a.mu.Lock()
-			if a.haltGen != gen {
-				a.mu.Unlock()
-				continue // reported as halted at the top of the loop
-			}
 			a.lastDir = sign64(int64(final) - int64(target))
 			a.target = final
 			a.moveStart = a.clock.Now()
@@ -750,6 +755,27 @@ func (a *Axis) send(f func() error, feeds bool) error {
 		a.mu.Unlock()
 	}
 	return err
+}
+
+// target32 sends "Set target position" unless the axis was halted since
+// generation gen, and reports whether it sent it. The check and the write
+// happen under the I²C lock, so a concurrent Halt either comes first (and
+// nothing is sent) or its "Halt and hold" goes out after the target: a move
+// never starts after a Halt. Never retried.
+func (a *Axis) target32(gen uint64, pos int32) (bool, error) {
+	a.io.Lock()
+	if a.halted(gen) {
+		a.io.Unlock()
+		return false, nil
+	}
+	err := a.dev.SetTargetPosition(pos)
+	a.io.Unlock()
+	if err == nil {
+		a.mu.Lock()
+		a.lastCmd = a.clock.Now()
+		a.mu.Unlock()
+	}
+	return true, err
 }
 
 // read runs one read, retried once on error.
