@@ -377,3 +377,26 @@ func TestHaltDuringStartWinsOverTheTarget(t *testing.T) {
 		t.Fatal("moving after Halt")
 	}
 }
+
+// TestPositionUncertainIsDriverFault: after the Tic stopped a move abruptly
+// by itself (here its dead-man), it reports "position uncertain"; the next
+// Start reads that back and latches a driver fault instead of moving from
+// a position nobody knows.
+func TestPositionUncertainIsDriverFault(t *testing.T) {
+	r := newRig(t, emuOpts(), nil)
+	ctx := context.Background()
+	if err := r.ax.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := r.ax.Start(25 * physic.MilliMetre); err != nil {
+		t.Fatal(err)
+	}
+	r.clk.Advance(3 * time.Second) // the loop stalls; the Tic stops by itself
+	sets := r.emu.CommandCount(ticemu.CmdSetTargetPosition)
+	err := r.ax.Start(5 * physic.MilliMetre)
+	wantFault(t, err, hal.FaultDriver, "tic reports position uncertain")
+	if r.emu.CommandCount(ticemu.CmdSetTargetPosition) != sets {
+		t.Error("a target was sent from an uncertain position")
+	}
+	requireLatched(t, r)
+}
