@@ -40,9 +40,12 @@ type Axes struct {
 	Z Axis `yaml:"z"`
 }
 
-// Axis is one stepper-driven linear axis.
+// Axis is one linear axis: a stepper on a Pololu Tic or a STEP/DIR
+// driver, or (focus only) a piezo stage behind an I²C DAC.
 type Axis struct {
-	// Driver is the motor controller type; "tic" (Pololu Tic over I²C).
+	// Driver is "tic" (Pololu Tic over I²C), "stepdir" (STEP/DIR/ENABLE
+	// driver on GPIO, see StepDir) or, for z only, "dac" (piezo stage
+	// through an AD5693R I²C DAC at Address, see DAC).
 	Driver string `yaml:"driver"`
 	// TicVariant is the Tic model: T825, T834, T500, T249 or 36v4.
 	TicVariant string `yaml:"tic_variant"`
@@ -63,6 +66,30 @@ type Axis struct {
 	Settle         Duration     `yaml:"settle"`
 	CommandTimeout Duration     `yaml:"command_timeout"`
 	Backlash       Distance     `yaml:"backlash"`
+	// Approach is the direction every target is approached from when
+	// Backlash > 0: "forward" or "reverse".
+	Approach string `yaml:"approach"`
+	// StepDir are the pins of a "stepdir" axis.
+	StepDir StepDir `yaml:"stepdir"`
+	// DAC describes a "dac" focus stage.
+	DAC DAC `yaml:"dac"`
+}
+
+// StepDir are the GPIO lines of a STEP/DIR/ENABLE stepper driver and its
+// home limit switch.
+type StepDir struct {
+	Step   Pin `yaml:"step"`
+	Dir    Pin `yaml:"dir"`
+	Enable Pin `yaml:"enable"`
+	Limit  Pin `yaml:"limit"`
+}
+
+// DAC describes a piezo focus stage driven by an AD5693R DAC.
+type DAC struct {
+	// FullScale is the stage's displacement at DAC code 65535.
+	FullScale Distance `yaml:"full_scale"`
+	// Gain is the DAC's output gain: 1 (0..2.5 V) or 2 (0..5 V).
+	Gain int `yaml:"gain"`
 }
 
 // ToMicrosteps converts a position or distance along the axis to microsteps,
@@ -117,9 +144,21 @@ func (o *Objective) UnmarshalYAML(n *yaml.Node) error {
 
 // Light is the transmitted-light illumination.
 type Light struct {
-	Pin Pin `yaml:"pin"`
+	// Driver is "gpio" (on/off lamp on Pin) or "pca9685" (dimmed by a
+	// PCA9685 PWM channel, see PCA9685).
+	Driver string `yaml:"driver"`
+	Pin    Pin    `yaml:"pin"`
+	// PCA9685 is the PWM controller of a "pca9685" lamp.
+	PCA9685 PCA9685 `yaml:"pca9685"`
 	// Brightness is the relative brightness used while scanning, 0..1.
 	Brightness float64 `yaml:"brightness"`
+}
+
+// PCA9685 is one channel of a PCA9685 PWM controller on machine.i2c_bus.
+type PCA9685 struct {
+	Address   uint16    `yaml:"address"`
+	Channel   int       `yaml:"channel"`
+	Frequency Frequency `yaml:"frequency"`
 }
 
 // Panel is the operator panel: three LEDs and three buttons.

@@ -342,7 +342,7 @@ func TestRoundTrip(t *testing.T) {
 		}
 	}
 	data, _ := Default().Marshal()
-	for _, w := range []string{"max_speed: 40mm/s", "address: 0x0E", "acceleration: 400mm/s^2", "current_limit: 800mA", "settle: 10ms", "pixel_size: 500nm"} {
+	for _, w := range []string{"max_speed: 40mm/s", "address: 0x0E", "address: 0x40", "frequency: 1kHz", "acceleration: 400mm/s^2", "current_limit: 800mA", "settle: 10ms", "pixel_size: 500nm"} {
 		if !strings.Contains(string(data), w) {
 			t.Errorf("Marshal output lacks %q", w)
 		}

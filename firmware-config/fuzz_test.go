@@ -27,6 +27,8 @@ func FuzzParse(f *testing.F) {
 		"machine: {axes: {x: {max_speed: 20mm/s, address: 0x0E}}}",
 		"machine: {light: {pin: {chip: gpiochip0, line: 4}}}",
 		"machine: {panel: {led_busy: GPIO6}}",
+		"machine: {light: {driver: pca9685, pca9685: {address: 0x41, channel: 15, frequency: 1.5 kHz}}}",
+		"machine: {axes: {z: {driver: dac, dac: {full_scale: 80um, gain: 2}}, x: {driver: stepdir, stepdir: {step: GPIO4, limit: {chip: gpiochip0, line: 7}}}}}",
 		"agent: {robot_id: x, mqtt: {brokers: ['tcp://a:1883', 'mqtts://b:8883'], tls: {ca_file: /ca}}}",
 		"scan: {spot_diameter: 1.2 mm, focus_step: 0.5µm}",
 		"a: &a {b: *a}",

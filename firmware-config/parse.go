@@ -199,17 +199,21 @@ func (c *Config) Marshal() ([]byte, error) {
 		return nil, err
 	}
 	// Write I²C addresses as 0x0E rather than 14.
+	hex := func(a *yaml.Node) {
+		if a != nil && a.Kind == yaml.ScalarNode {
+			if v, err := strconv.ParseUint(a.Value, 10, 16); err == nil {
+				a.Value = fmt.Sprintf("0x%02X", v)
+				a.Style = 0
+			}
+		}
+	}
 	if m := mapGet(&n, "machine"); m != nil {
 		if axes := mapGet(m, "axes"); axes != nil {
 			for _, name := range []string{"x", "y", "z"} {
-				if a := mapGet(mapGet(axes, name), "address"); a != nil && a.Kind == yaml.ScalarNode {
-					if v, err := strconv.ParseUint(a.Value, 10, 16); err == nil {
-						a.Value = fmt.Sprintf("0x%02X", v)
-						a.Style = 0
-					}
-				}
+				hex(mapGet(mapGet(axes, name), "address"))
 			}
 		}
+		hex(mapGet(mapGet(mapGet(m, "light"), "pca9685"), "address"))
 	}
 	var buf bytes.Buffer
 	enc := yaml.NewEncoder(&buf)

@@ -187,6 +187,17 @@ func (c *Config) validateMachine(v *validator) {
 	for _, ax := range axes {
 		validateAxis(v, "machine.axes."+ax.name, ax.a)
 	}
+	if x, y := m.Axes.X.Driver, m.Axes.Y.Driver; x != y && x != "dac" && y != "dac" {
+		// A Tic waits by polling and feeds its stage partner's dead-man
+		// while it does; a stepdir axis waits for its step goroutine, so a
+		// Tic partner's command timeout would fire during the wait.
+		v.add("machine.axes.y.driver", "the stage's x and y move together and need the same driver, got x %q and y %q", x, y)
+	}
+	for _, ax := range axes[:2] {
+		if ax.a.Driver == "dac" {
+			v.add("machine.axes."+ax.name+".driver", "\"dac\" (a piezo focus stage) is only for z, got it for %s", ax.name)
+		}
+	}
 	// Distinct I²C addresses.
 	for i := range axes {
 		for j := range i {
@@ -194,6 +205,14 @@ func (c *Config) validateMachine(v *validator) {
 				v.add("machine.axes."+axes[i].name+".address",
 					"I2C address %s is already used by machine.axes.%s.address; the three axes need distinct addresses",
 					fmtHex(axes[i].a.Address), axes[j].name)
+			}
+		}
+	}
+	if m.Light.Driver == "pca9685" {
+		for _, ax := range axes {
+			if ax.a.Address == m.Light.PCA9685.Address {
+				v.add("machine.light.pca9685.address", "I2C address %s is already used by machine.axes.%s.address",
+					fmtHex(m.Light.PCA9685.Address), ax.name)
 			}
 		}
 	}
@@ -212,6 +231,20 @@ func (c *Config) validateMachine(v *validator) {
 		{"machine.panel.button_abort", m.Panel.ButtonAbort},
 		{"machine.panel.button_ack", m.Panel.ButtonAck},
 	}
+	if m.Light.Driver != "gpio" {
+		pins = pins[1:] // the lamp pin is unused
+	}
+	for _, ax := range axes {
+		if ax.a.Driver != "stepdir" {
+			continue
+		}
+		sd := ax.a.StepDir
+		p := "machine.axes." + ax.name + ".stepdir."
+		pins = append(pins, []struct {
+			path string
+			pin  Pin
+		}{{p + "step", sd.Step}, {p + "dir", sd.Dir}, {p + "enable", sd.Enable}, {p + "limit", sd.Limit}}...)
+	}
 	used := map[string]string{}
 	for _, p := range pins {
 		if !validatePin(v, p.path, p.pin) {
@@ -225,14 +258,44 @@ func (c *Config) validateMachine(v *validator) {
 		used[k] = p.path
 	}
 	inRange(v, "machine.light.brightness", m.Light.Brightness, 0, 1, false, false, fmtFloat)
+	if oneOf(v, "machine.light.driver", m.Light.Driver, "gpio", "pca9685") && m.Light.Driver == "pca9685" {
+		pc := &m.Light.PCA9685
+		inRange(v, "machine.light.pca9685.address", pc.Address, 0x08, 0x77, false, false, fmtHex)
+		inRange(v, "machine.light.pca9685.channel", pc.Channel, 0, 15, false, false, fmtInt)
+		inRange(v, "machine.light.pca9685.frequency", pc.Frequency, 24*Hertz, 1526*Hertz, false, false, func(f Frequency) string { return f.String() })
+	}
 	inRange(v, "machine.panel.debounce", m.Panel.Debounce, Duration(time.Millisecond), Duration(200*time.Millisecond), false, false, fmtDur)
 	inRange(v, "machine.panel.long_press", m.Panel.LongPress, Duration(300*time.Millisecond), Duration(10*time.Second), false, false, fmtDur)
 	inRange(v, "machine.loader.slots", m.Loader.Slots, 1, 60, false, false, fmtInt)
 	inRange(v, "machine.loader.load_time", m.Loader.LoadTime, 0, Duration(5*time.Minute), false, false, fmtDur)
 }
 
+// StepDirMaxStepRate is the highest step rate (steps/s) a "stepdir" axis
+// may need: max_speed × microsteps_per_um. The agent times every pulse in
+// userspace (see hal/stepdir).
+const StepDirMaxStepRate = 2000
+
 func validateAxis(v *validator, p string, a *Axis) {
-	if oneOf(v, p+".driver", a.Driver, "tic") {
+	oneOf(v, p+".driver", a.Driver, "tic", "stepdir", "dac")
+	oneOf(v, p+".approach", a.Approach, "forward", "reverse")
+	switch a.Driver {
+	case "stepdir":
+		if sps := a.MaxSpeed.UMPerS() * a.MicrostepsPerUM; sps > StepDirMaxStepRate {
+			v.add(p+".max_speed", "max_speed × microsteps_per_um must be <= %d steps/s for a stepdir axis (steps are timed in userspace), got %s × %s = %.0f/s",
+				StepDirMaxStepRate, a.MaxSpeed, fmtFloat(a.MicrostepsPerUM), sps)
+		}
+	case "dac":
+		inRange(v, p+".address", a.Address, 0x08, 0x77, false, false, fmtHex)
+		if inRange(v, p+".dac.full_scale", a.DAC.FullScale, 0, Millimetre, true, false, fmtDist) {
+			if a.TravelMin < 0 || a.TravelMax > a.DAC.FullScale {
+				v.add(p+".travel_max", "travel_min..travel_max (%s..%s) must lie within 0..dac.full_scale (%s)", a.TravelMin, a.TravelMax, a.DAC.FullScale)
+			}
+		}
+		if a.DAC.Gain != 1 && a.DAC.Gain != 2 {
+			v.add(p+".dac.gain", "must be 1 (0..2.5V) or 2 (0..5V), got %d", a.DAC.Gain)
+		}
+	}
+	if a.Driver == "tic" {
 		variant, ok := TicVariants[a.TicVariant]
 		if !ok {
 			v.add(p+".tic_variant", "must be one of T825|T834|T500|T249|36v4, got %q", a.TicVariant)

@@ -27,6 +27,7 @@ import (
 	"papscan/hal/loader"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
+	"papscan/hal/pins"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
 	"papscan/hal/v4l2"
@@ -293,11 +294,7 @@ func buttonList(cfg *config.Config, pin func(config.Pin) (gpio.PinIO, error)) ([
 		if err != nil {
 			return nil, fmt.Errorf("machine.panel.%s: %w", b.key, err)
 		}
-		pull := map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}[b.p.Pull]
-		if b.p.Pull == "" {
-			pull = gpio.PullNoChange
-		}
-		bs = append(bs, panel.Button{Name: b.name, Pin: p, ActiveLow: b.p.ActiveLow, Pull: pull})
+		bs = append(bs, panel.Button{Name: b.name, Pin: p, ActiveLow: b.p.ActiveLow, Pull: pins.Pull(b.p)})
 	}
 	return bs, nil
 }
@@ -329,7 +326,7 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 		return nil, err
 	}
 	log.Info("simulated robot", "slides", len(slides), "source", source)
-	pin := func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) }
+	pin := w.GPIO
 	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
 	if err != nil {
 		return nil, err
@@ -389,7 +386,7 @@ func openRealRobot(cfg *config.Config, health *daemon.Health, log *slog.Logger) 
 		return nil, fmt.Errorf("machine.camera.device: %w", err)
 	}
 	r.closers = append(r.closers, func() { frames.Close() })
-	pin := func(p config.Pin) (gpio.PinIO, error) { return openPin(p) }
+	pin := func(p config.Pin) (gpio.PinIO, error) { return pins.Open(p) }
 	r.mach, err = machine.Build(cfg, machine.Wire{Bus: bus, Frames: frames, Pin: pin, Loader: &loader.Manual{}, Clock: health.Clock(hal.SystemClock{})})
 	if err != nil {
 		r.close()

@@ -4,19 +4,17 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"strings"
 
 	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/conn/v3/i2c/i2creg"
 	"periph.io/x/host/v3"
-	"periph.io/x/host/v3/gpioioctl"
 
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/loader"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
+	"papscan/hal/pins"
 	"papscan/hal/v4l2"
 	"papscan/scan"
 )
@@ -83,7 +81,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		return exitFault
 	}
 	defer frames.Close()
-	hw := machine.Wire{Bus: bus, Frames: frames, Pin: openPin, Loader: &loader.Manual{}, Clock: hal.SystemClock{}}
+	hw := machine.Wire{Bus: bus, Frames: frames, Pin: pins.Open, Loader: &loader.Manual{}, Clock: hal.SystemClock{}}
 	mach, err := machine.Build(cfg, hw)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
@@ -104,13 +102,12 @@ func runRun(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
 		return exitConfig
 	}
-	start, err := openPin(cfg.Machine.Panel.ButtonStart)
+	start, err := pins.Open(cfg.Machine.Panel.ButtonStart)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "machine.panel.button_start: %v\n", err)
 		return exitFault
 	}
-	pull := map[string]gpio.Pull{"up": gpio.PullUp, "down": gpio.PullDown, "none": gpio.Float}[cfg.Machine.Panel.ButtonStart.Pull]
-	if err := start.In(pull, gpio.BothEdges); err != nil {
+	if err := start.In(pins.Pull(cfg.Machine.Panel.ButtonStart), gpio.BothEdges); err != nil {
 		fmt.Fprintf(e.stderr, "machine.panel.button_start: %v\n", err)
 		return exitFault
 	}
@@ -140,27 +137,6 @@ func runRun(ctx context.Context, e env, args []string) int {
 			return exitOK
 		}
 	}
-}
-
-// openPin opens a GPIO line by its name in gpioreg, or by chip and line
-// number through the kernel's character device (lines without a name in the
-// device tree are not in gpioreg).
-func openPin(p config.Pin) (gpio.PinIO, error) {
-	if p.Name != "" {
-		if pin := gpioreg.ByName(p.Name); pin != nil {
-			return pin, nil
-		}
-		return nil, fmt.Errorf("gpio %q: no such line", p.Name)
-	}
-	for _, c := range gpioioctl.Chips {
-		if c.Name() == p.Chip || strings.TrimPrefix(c.Path(), "/dev/") == p.Chip {
-			if l := c.ByNumber(p.Line); l != nil {
-				return l, nil
-			}
-			return nil, fmt.Errorf("gpio %s line %d: no such line", p.Chip, p.Line)
-		}
-	}
-	return nil, fmt.Errorf("gpio chip %q: not found", p.Chip)
 }
 
 func fourcc(s string) uint32 {

@@ -115,7 +115,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		Bus:    w.Bus,
 		Frames: w.Camera,
 		Pin: func(p config.Pin) (gpio.PinIO, error) {
-			return w.Pin(p.String())
+			return w.GPIO(p)
 		},
 		Loader: w.Loader,
 		Clock:  w.Clock,

@@ -15,8 +15,11 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/camera"
+	"papscan/hal/dacfocus"
 	"papscan/hal/light"
 	"papscan/hal/panel"
+	"papscan/hal/pins"
+	"papscan/hal/stepdir"
 	"papscan/hal/ticaxis"
 )
 
@@ -29,12 +32,17 @@ type Wire struct {
 	Clock  hal.Clock
 }
 
-// Machine is the robot's devices, as hal interfaces, plus the panel and
-// the concrete axes (for fault handling).
+// Machine is the robot's devices, as hal interfaces, plus the panel, the
+// concrete Tic axes and every device that latches faults.
 type Machine struct {
 	hal.Machine
 	Panel *panel.Panel
-	Axes  [3]*ticaxis.Axis // x, y, z
+	// Axes are x, y, z when they run on a Tic; nil for an axis on another
+	// driver.
+	Axes [3]*ticaxis.Axis
+	// Latching lists every device that latches faults (axes, piezo focus,
+	// dimmable lamp), for reporting and the technician's acknowledge.
+	Latching []hal.Latching
 }
 
 // stepModes maps microsteps per full step to the Tic's step-mode code.
@@ -61,44 +69,159 @@ func TicOptions(name string, a config.Axis) ticaxis.Options {
 		TravelMin:       a.TravelMin.D(),
 		TravelMax:       a.TravelMax.D(),
 		CommandTimeout:  a.CommandTimeout.D(),
+		Backlash:        a.Backlash.D(),
+		ApproachReverse: a.Approach == "reverse",
 	}
 }
 
-// Build puts the drivers on top of the wire as cfg describes.
+// StepDirOptions maps one axis of the configuration onto the STEP/DIR
+// driver (microsteps_per_um is its steps per µm).
+func StepDirOptions(name string, a config.Axis) stepdir.Options {
+	return stepdir.Options{
+		Name:          name,
+		StepsPerUM:    a.MicrostepsPerUM,
+		MaxSpeed:      a.MaxSpeed.S(),
+		Acceleration:  a.Acceleration.UMPerS2(),
+		HomingSpeed:   a.HomingSpeed.S(),
+		HomingTimeout: a.HomingTimeout.D(),
+		HomeForward:   a.HomeDirection == "forward",
+		TravelMin:     a.TravelMin.D(),
+		TravelMax:     a.TravelMax.D(),
+		Settle:        a.Settle.D(),
+		Backlash:      a.Backlash.D(),
+		// The approach side only matters with backlash.
+		ApproachReverse: a.Approach == "reverse",
+	}
+}
+
+// DACOptions maps the z axis of the configuration onto the piezo driver.
+func DACOptions(name string, a config.Axis) dacfocus.Options {
+	return dacfocus.Options{
+		Name:      name,
+		Address:   a.Address,
+		FullScale: a.DAC.FullScale.D(),
+		RangeMin:  a.TravelMin.D(),
+		RangeMax:  a.TravelMax.D(),
+		Settle:    a.Settle.D(),
+		Gain2:     a.DAC.Gain == 2,
+		// The piezo's hysteresis is compensated like backlash.
+		Backlash:        a.Backlash.D(),
+		ApproachReverse: a.Approach == "reverse",
+	}
+}
+
+// stepDirPins opens the pins of a stepdir axis.
+func stepDirPins(hw Wire, key string, sd config.StepDir) (stepdir.Pins, error) {
+	var out stepdir.Pins
+	open := func(k string, p config.Pin) (gpio.PinIO, error) {
+		pin, err := hw.Pin(p)
+		if err != nil {
+			return nil, fmt.Errorf("%s.stepdir.%s: %w", key, k, err)
+		}
+		return pin, nil
+	}
+	var err error
+	if out.Step, err = open("step", sd.Step); err != nil {
+		return out, err
+	}
+	if out.Dir, err = open("dir", sd.Dir); err != nil {
+		return out, err
+	}
+	if out.Enable, err = open("enable", sd.Enable); err != nil {
+		return out, err
+	}
+	if out.Limit, err = open("limit", sd.Limit); err != nil {
+		return out, err
+	}
+	out.EnableActiveLow = sd.Enable.ActiveLow
+	out.LimitActiveLow = sd.Limit.ActiveLow
+	out.LimitPull = pins.Pull(sd.Limit)
+	out.DirInvert = sd.Dir.ActiveLow
+	return out, nil
+}
+
+// Build puts the drivers on top of the wire as cfg describes: each axis on
+// its configured driver (Tic, STEP/DIR, or for z a piezo behind a DAC), the
+// lamp on a GPIO or a PCA9685 channel, the panel LEDs on GPIOs.
 func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 	m := &Machine{Machine: hal.Machine{Loader: hw.Loader, Clock: hw.Clock}}
 	axes := []struct {
 		name string
 		a    config.Axis
 	}{{"x", cfg.Machine.Axes.X}, {"y", cfg.Machine.Axes.Y}, {"z", cfg.Machine.Axes.Z}}
-	var built [3]*ticaxis.Axis
+	var built [3]hal.Axis
 	stage := ticaxis.NewGroup() // X and Y move together
 	for i, ax := range axes {
-		o := TicOptions(ax.name, ax.a)
-		if ax.name != "z" {
-			o.Group = stage
+		key := "machine.axes." + ax.name
+		switch ax.a.Driver {
+		case "tic", "":
+			o := TicOptions(ax.name, ax.a)
+			if ax.name != "z" {
+				o.Group = stage
+			}
+			a, err := ticaxis.New(hw.Bus, hw.Clock, o)
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			built[i], m.Axes[i] = a, a
+			m.Latching = append(m.Latching, a)
+		case "stepdir":
+			p, err := stepDirPins(hw, key, ax.a.StepDir)
+			if err != nil {
+				return nil, err
+			}
+			a, err := stepdir.New(p, hw.Clock, StepDirOptions(ax.name, ax.a))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			built[i] = a
+			m.Latching = append(m.Latching, a)
+		case "dac":
+			if ax.name != "z" {
+				return nil, fmt.Errorf("%s.driver: dac is only for z", key)
+			}
+			f, err := dacfocus.New(hw.Bus, hw.Clock, DACOptions(ax.name, ax.a))
+			if err != nil {
+				return nil, fmt.Errorf("%s: %w", key, err)
+			}
+			m.Focus = f
+			m.Latching = append(m.Latching, f)
+		default:
+			return nil, fmt.Errorf("%s.driver: unknown driver %q", key, ax.a.Driver)
 		}
-		a, err := ticaxis.New(hw.Bus, hw.Clock, o)
-		if err != nil {
-			return nil, fmt.Errorf("machine.axes.%s: %w", ax.name, err)
-		}
-		built[i] = a
 	}
-	m.Axes = built
 	m.Stage = hal.Stage{X: built[0], Y: built[1]}
-	m.Focus = hal.AxisFocus{Axis: built[2]}
+	if built[2] != nil {
+		m.Focus = hal.AxisFocus{Axis: built[2]}
+	}
 	m.Camera = camera.New(hw.Frames, cfg.Machine.Camera.PixelSize.D())
 
-	if p := cfg.Machine.Light.Pin; !p.IsZero() {
-		pin, err := hw.Pin(p)
+	lc := cfg.Machine.Light
+	switch lc.Driver {
+	case "pca9685":
+		l, err := light.NewPCA9685(hw.Bus, light.PCA9685Options{
+			Name:      "light",
+			Address:   lc.PCA9685.Address,
+			Channel:   lc.PCA9685.Channel,
+			Frequency: lc.PCA9685.Frequency.F(),
+		})
 		if err != nil {
-			return nil, fmt.Errorf("machine.light.pin: %w", err)
-		}
-		l, err := light.NewGPIO(p.String(), pin, p.ActiveLow)
-		if err != nil {
-			return nil, err
+			return nil, fmt.Errorf("machine.light.pca9685: %w", err)
 		}
 		m.Light = l
+		m.Latching = append(m.Latching, l)
+	default:
+		if p := lc.Pin; !p.IsZero() {
+			pin, err := hw.Pin(p)
+			if err != nil {
+				return nil, fmt.Errorf("machine.light.pin: %w", err)
+			}
+			l, err := light.NewGPIO(p.String(), pin, p.ActiveLow)
+			if err != nil {
+				return nil, err
+			}
+			m.Light = l
+		}
 	}
 	pc := cfg.Machine.Panel
 	led := func(key string, p config.Pin) (*panel.LED, error) {

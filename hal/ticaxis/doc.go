@@ -31,6 +31,15 @@
 //     keeps moving while X is waited for). An idle axis is allowed to time
 //     out at rest; the next Start recovers with "Exit safe start" if nothing
 //     else is wrong.
+//   - Every latched fault is a *hal.Fault naming the axis, with its code:
+//     hal.FaultBus for an I²C NACK or error, hal.FaultDriver for a Tic
+//     error bit, "position uncertain" or de-energized, hal.FaultLimit for a
+//     limit switch outside homing or a homing switch that never triggers,
+//     hal.FaultMotion for a move over its time budget or a command timeout
+//     that fired during a move (the control loop stalled).
+//   - Backlash compensation (Options.Backlash): every target is approached
+//     from one side (forward unless Options.ApproachReverse); a move that
+//     would arrive from the other side first overshoots by the backlash.
 //   - Halt is an emergency stop: it may lose steps, so the axis must be
 //     homed again. Reads are retried once; commands are never retried.
 package ticaxis

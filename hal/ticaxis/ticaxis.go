@@ -60,6 +60,16 @@ type Options struct {
 	// Group, if set, is shared with the other axes moved together with
 	// this one (see Group); nil means the axis stands alone.
 	Group *Group
+	// Backlash is the lost motion of the axis's screw and nut. When it is
+	// above zero, every target is approached from the same side (see
+	// ApproachReverse): a move that would arrive from the other side first
+	// overshoots the target by Backlash, then comes back. 0 disables it.
+	Backlash physic.Distance
+	// ApproachReverse makes targets be approached moving in the reverse
+	// direction (towards TravelMin); the default is forward, the direction
+	// in which the Tic's reverse homing leaves the switch, so positions and
+	// the home reference carry the same backlash offset.
+	ApproachReverse bool
 }
 
 // Axis is a hal.Axis on a Pololu Tic over I²C. It is safe for concurrent
@@ -79,8 +89,11 @@ type Axis struct {
 	mu        sync.Mutex
 	homed     bool
 	fault     error
-	holding   bool // a move or homing is in progress: keep the dead-man fed
-	target    int32
+	holding   bool  // a move or homing is in progress: keep the dead-man fed
+	target    int32 // the leg being driven now (the overshoot point, or final)
+	final     int32 // the move's target
+	lastDir   int   // direction of the last leg: +1 forward, -1 reverse, 0 unknown
+	backlash  int64 // Options.Backlash in microsteps
 	moveStart time.Time
 	budget    time.Duration
 	haltGen   uint64
@@ -132,10 +145,13 @@ func New(bus i2c.Bus, clock hal.Clock, opts Options) (*Axis, error) {
 	if a.maxPos, err = a.toMicrosteps(opts.TravelMax); err != nil {
 		return nil, fmt.Errorf("%s: TravelMax: %w", n, err)
 	}
+	if a.backlash, err = a.toMicrosteps(opts.Backlash); err != nil {
+		return nil, fmt.Errorf("%s: Backlash: %w", n, err)
+	}
 
 	dev, err := tic.NewI2C(bus, opts.Variant, opts.Address)
 	if err != nil {
-		return nil, fmt.Errorf("%s: tic at 0x%02X: %w", n, opts.Address, err)
+		return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("tic at 0x%02X: %w", opts.Address, err))
 	}
 	a.dev = dev
 	steps := []struct {
@@ -155,7 +171,7 @@ func New(bus i2c.Bus, clock hal.Clock, opts Options) (*Axis, error) {
 			send = a.write
 		}
 		if err := send(s.do); err != nil {
-			return nil, fmt.Errorf("%s: init: %s: %w", n, s.what, err)
+			return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("init: %s: %w", s.what, err))
 		}
 	}
 	var setting []byte
@@ -163,24 +179,24 @@ func New(bus i2c.Bus, clock hal.Clock, opts Options) (*Axis, error) {
 		setting, err = dev.GetSetting(0x09, 2) // "Command timeout", u16 ms
 		return err
 	}); err != nil {
-		return nil, fmt.Errorf("%s: init: read command timeout setting: %w", n, err)
+		return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("init: read command timeout setting: %w", err))
 	}
 	tiC := time.Duration(int(setting[0])|int(setting[1])<<8) * time.Millisecond
 	if tiC != opts.CommandTimeout.Truncate(time.Millisecond) {
 		return nil, fmt.Errorf("%s: CommandTimeout option is %s but the Tic's setting is %s", n, opts.CommandTimeout, tiC)
 	}
 	if err := a.write(dev.Energize); err != nil {
-		return nil, fmt.Errorf("%s: init: energize: %w", n, err)
+		return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("init: energize: %w", err))
 	}
 	if err := a.write(dev.ExitSafeStart); err != nil {
-		return nil, fmt.Errorf("%s: init: exit safe start: %w", n, err)
+		return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("init: exit safe start: %w", err))
 	}
 	st, err := a.errorStatus()
 	if err != nil {
-		return nil, fmt.Errorf("%s: init: %w", n, err)
+		return nil, hal.NewFault(n, hal.FaultBus, fmt.Errorf("init: %w", err))
 	}
 	if st != 0 {
-		return nil, fmt.Errorf("%s: init: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault)
+		return nil, hal.NewFault(n, hal.FaultDriver, fmt.Errorf("init: tic error: %s", DecodeErrors(st)))
 	}
 	return a, nil
 }
@@ -236,6 +252,9 @@ func (o *Options) check() error {
 	}
 	if o.TravelMin >= o.TravelMax {
 		return fmt.Errorf("%s: TravelMin %s must be below TravelMax %s", n, o.TravelMin, o.TravelMax)
+	}
+	if o.Backlash < 0 || o.Backlash >= o.TravelMax-o.TravelMin {
+		return fmt.Errorf("%s: Backlash %s must be in [0, travel)", n, o.Backlash)
 	}
 	if o.CommandTimeout < 0 || o.CommandTimeout > 60*time.Second {
 		return fmt.Errorf("%s: CommandTimeout %s outside 0..60s", n, o.CommandTimeout)
@@ -347,27 +366,27 @@ func (a *Axis) Home(ctx context.Context) error {
 
 	st, err := a.errorStatus()
 	if err != nil {
-		return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("homing: %w", err))
 	}
 	if st&^recoverable(true) != 0 {
-		return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+		return a.latch(ticErrCode(st), fmt.Errorf("homing: tic error: %s", DecodeErrors(st)))
 	}
 	// Exit safe start also clears a command timeout and a serial error.
 	if err := a.write(a.dev.ExitSafeStart); err != nil {
-		return a.latch(fmt.Errorf("%s: homing: exit safe start: %w", n, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("homing: exit safe start: %w", err))
 	}
 	if st, err = a.errorStatus(); err != nil {
-		return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("homing: %w", err))
 	}
 	if st != 0 {
-		return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+		return a.latch(ticErrCode(st), fmt.Errorf("homing: tic error: %s", DecodeErrors(st)))
 	}
 	goHome := a.dev.GoHomeReverse
 	if a.opts.HomeForward {
 		goHome = a.dev.GoHomeForward
 	}
 	if err := a.config(goHome); err != nil {
-		return a.latch(fmt.Errorf("%s: homing: go home: %w", n, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("homing: go home: %w", err))
 	}
 	a.hold(true)
 	defer a.hold(false)
@@ -380,27 +399,26 @@ func (a *Axis) Home(ctx context.Context) error {
 		if a.halted(gen) {
 			return fmt.Errorf("%s: homing: %w", n, ErrHalted)
 		}
-		a.keepalive()
 		st, err := a.errorStatus()
 		if err != nil {
-			return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("homing: %w", err))
 		}
 		if st != 0 {
-			return a.latch(fmt.Errorf("%s: homing: tic error: %s: %w", n, DecodeErrors(st), hal.ErrFault))
+			return a.latch(ticErrCode(st), fmt.Errorf("homing: tic error: %s", DecodeErrors(st)))
 		}
+		a.keepalive()
 		flags, err := a.miscFlags()
 		if err != nil {
-			return a.latch(fmt.Errorf("%s: homing: %w", n, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("homing: %w", err))
 		}
 		if flags&flagHomingActive == 0 {
 			if flags&flagPositionUncertain != 0 {
-				return a.latch(fmt.Errorf("%s: homing ended with the position uncertain: %w", n, hal.ErrFault))
+				return a.latch(hal.FaultDriver, fmt.Errorf("homing ended with the position uncertain"))
 			}
 			break
 		}
 		if el := a.clock.Now().Sub(start); el >= a.opts.HomingTimeout {
-			return a.latch(fmt.Errorf("%s: homing: limit switch never triggered after %s: %w (%w)",
-				n, a.opts.HomingTimeout, hal.ErrTimeout, hal.ErrFault))
+			return a.latch(hal.FaultLimit, fmt.Errorf("homing: limit switch never triggered after %s: %w", a.opts.HomingTimeout, hal.ErrTimeout))
 		}
 	}
 	a.mu.Lock()
@@ -409,7 +427,12 @@ func (a *Axis) Home(ctx context.Context) error {
 		return fmt.Errorf("%s: homing: %w", n, ErrHalted)
 	}
 	a.homed = true
-	a.target = 0
+	a.target, a.final = 0, 0
+	// The Tic's homing ends moving away from the switch.
+	a.lastDir = 1
+	if a.opts.HomeForward {
+		a.lastDir = -1
+	}
 	return nil
 }
 
@@ -439,7 +462,8 @@ func (a *Axis) Start(target physic.Distance) error {
 		return fmt.Errorf("%s: move to %s refused: %w", n, target, hal.ErrNotHomed)
 	}
 	wasHolding := a.holding
-	prev := a.target
+	prev, lastDir := a.target, a.lastDir
+	gen := a.haltGen // a Halt from now on cancels this Start
 	a.mu.Unlock()
 	if target < a.opts.TravelMin || target > a.opts.TravelMax {
 		return fmt.Errorf("%s: move to %s refused: travel is %s..%s: %w", n, target, a.opts.TravelMin, a.opts.TravelMax, hal.ErrOutOfTravel)
@@ -450,36 +474,90 @@ func (a *Axis) Start(target physic.Distance) error {
 	}
 	flags, err := a.miscFlags()
 	if err != nil {
-		return a.latch(fmt.Errorf("%s: move to %s: %w", n, target, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("move to %s: %w", target, err))
 	}
 	if flags&flagPositionUncertain != 0 || flags&flagEnergized == 0 {
-		return a.latch(fmt.Errorf("%s: move to %s: tic reports %s: %w", n, target, decodeFlags(flags), hal.ErrFault))
+		return a.latch(flagsCode(flags), fmt.Errorf("move to %s: tic reports %s", target, decodeFlags(flags)))
 	}
 	st, err := a.errorStatus()
 	if err != nil {
-		return a.latch(fmt.Errorf("%s: move to %s: %w", n, target, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("move to %s: %w", target, err))
 	}
 	if st != 0 {
 		if wasHolding || st&^recoverable(false) != 0 {
-			return a.latch(fmt.Errorf("%s: move to %s: tic error: %s: %w", n, target, DecodeErrors(st), hal.ErrFault))
+			return a.latch(ticErrCode(st), fmt.Errorf("move to %s: tic error: %s", target, DecodeErrors(st)))
 		}
 		// Idle command timeout at rest: resume.
 		if err := a.write(a.dev.ExitSafeStart); err != nil {
-			return a.latch(fmt.Errorf("%s: move to %s: exit safe start: %w", n, target, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("move to %s: exit safe start: %w", target, err))
 		}
 	}
+	leg := a.firstLeg(int64(prev), ms, lastDir)
 	a.mu.Lock()
-	a.target = int32(ms)
+	if a.haltGen != gen {
+		a.mu.Unlock()
+		return fmt.Errorf("%s: move to %s: %w", n, target, ErrHalted)
+	}
+	a.target, a.final = int32(leg), int32(ms)
+	if leg != int64(prev) {
+		a.lastDir = sign64(leg - int64(prev))
+	}
 	a.moveStart = a.clock.Now()
-	a.budget = a.moveBudget(math.Abs(float64(ms) - float64(prev)))
+	a.budget = a.moveBudget(math.Abs(float64(leg) - float64(prev)))
 	a.holding = true
 	a.mu.Unlock()
 	register(a)
-	if err := a.write(func() error { return a.dev.SetTargetPosition(int32(ms)) }); err != nil {
+	if sent, err := a.target32(gen, int32(leg)); !sent {
+		return fmt.Errorf("%s: move to %s: %w", n, target, ErrHalted)
+	} else if err != nil {
 		// Not retried: whether the Tic took the command is unknown.
-		return a.latch(fmt.Errorf("%s: move to %s: set target: %w", n, target, err))
+		return a.latch(hal.FaultBus, fmt.Errorf("move to %s: set target: %w", target, err))
 	}
 	return nil
+}
+
+// approach is +1 when targets are approached moving forward, -1 reverse.
+func (a *Axis) approach() int {
+	if a.opts.ApproachReverse {
+		return -1
+	}
+	return 1
+}
+
+// firstLeg is where a move from prev to target goes first: target itself,
+// or, with backlash compensation, the overshoot point target-approach×
+// backlash when the move would arrive from the wrong side, or when it
+// arrives from the right side but follows a reversal by less than the
+// backlash (the play would not be taken up). The overshoot point is
+// clamped to the travel: at the very end of travel the approach side cannot
+// be honoured and the move goes straight.
+func (a *Axis) firstLeg(prev, target int64, lastDir int) int64 {
+	if a.backlash <= 0 || target == prev {
+		return target
+	}
+	ap := a.approach()
+	dir := sign64(target - prev)
+	if dir == ap && (lastDir == ap || abs64(target-prev) >= a.backlash) {
+		return target
+	}
+	return min(max(target-int64(ap)*a.backlash, a.minPos), a.maxPos)
+}
+
+func sign64(d int64) int {
+	switch {
+	case d > 0:
+		return 1
+	case d < 0:
+		return -1
+	}
+	return 0
+}
+
+func abs64(d int64) int64 {
+	if d < 0 {
+		return -d
+	}
+	return d
 }
 
 // moveBudget is how long a move of d microsteps may take before Wait calls it
@@ -512,8 +590,8 @@ func (a *Axis) Wait(ctx context.Context) error {
 		return nil
 	}
 	target, start, budget, gen := a.target, a.moveStart, a.budget, a.haltGen
+	where := a.toDistance(a.final)
 	a.mu.Unlock()
-	where := a.toDistance(target)
 	for {
 		if err := ctx.Err(); err != nil {
 			_ = a.Halt()
@@ -522,34 +600,56 @@ func (a *Axis) Wait(ctx context.Context) error {
 		if a.halted(gen) {
 			return fmt.Errorf("%s: move to %s: %w", n, where, ErrHalted)
 		}
-		a.keepalive()
+		// Error status first: feeding the dead-man would clear a command
+		// timeout that already fired.
 		st, err := a.errorStatus()
 		if err != nil {
-			return a.latch(fmt.Errorf("%s: move to %s: %w", n, where, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("move to %s: %w", where, err))
 		}
 		if st != 0 {
-			return a.latch(fmt.Errorf("%s: move to %s: tic error: %s: %w", n, where, DecodeErrors(st), hal.ErrFault))
+			return a.latch(ticErrCode(st), fmt.Errorf("move to %s: tic error: %s", where, DecodeErrors(st)))
 		}
+		a.keepalive()
 		flags, err := a.miscFlags()
 		if err != nil {
-			return a.latch(fmt.Errorf("%s: move to %s: %w", n, where, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("move to %s: %w", where, err))
 		}
 		if flags&(flagForwardLimit|flagReverseLimit|flagPositionUncertain) != 0 || flags&flagEnergized == 0 {
-			return a.latch(fmt.Errorf("%s: move to %s: tic reports %s: %w", n, where, decodeFlags(flags), hal.ErrFault))
+			return a.latch(flagsCode(flags), fmt.Errorf("move to %s: tic reports %s", where, decodeFlags(flags)))
 		}
 		var pos, vel int32
 		if err := a.read(func() (err error) { pos, err = a.dev.GetCurrentPosition(); return }); err != nil {
-			return a.latch(fmt.Errorf("%s: move to %s: read position: %w", n, where, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("move to %s: read position: %w", where, err))
 		}
 		if err := a.read(func() (err error) { vel, err = a.dev.GetCurrentVelocity(); return }); err != nil {
-			return a.latch(fmt.Errorf("%s: move to %s: read velocity: %w", n, where, err))
+			return a.latch(hal.FaultBus, fmt.Errorf("move to %s: read velocity: %w", where, err))
 		}
 		if pos == target && vel == 0 {
-			break
+			a.mu.Lock()
+			final := a.final
+			a.mu.Unlock()
+			if final == target {
+				break
+			}
+			// Backlash compensation: the overshoot point is reached; now
+			// approach the target from the configured side.
+			if sent, err := a.target32(gen, final); !sent {
+				continue // halted meanwhile: reported at the top of the loop
+			} else if err != nil {
+				return a.latch(hal.FaultBus, fmt.Errorf("move to %s: set target after overshoot: %w", a.toDistance(final), err))
+			}
+			a.mu.Lock()
+			a.lastDir = sign64(int64(final) - int64(target))
+			a.target = final
+			a.moveStart = a.clock.Now()
+			a.budget = a.moveBudget(math.Abs(float64(final) - float64(target)))
+			target, start, budget = a.target, a.moveStart, a.budget
+			a.mu.Unlock()
+			where = a.toDistance(target)
+			continue
 		}
 		if el := a.clock.Now().Sub(start); el > budget {
-			return a.latch(fmt.Errorf("%s: move to %s: still at %s after %s (expected under %s): %w (%w)",
-				n, where, a.toDistance(pos), el, budget, hal.ErrTimeout, hal.ErrFault))
+			return a.latch(hal.FaultMotion, fmt.Errorf("move to %s: still at %s after %s (expected under %s): %w", where, a.toDistance(pos), el, budget, hal.ErrTimeout))
 		}
 		if err := a.clock.Sleep(ctx, a.opts.PollInterval); err != nil {
 			_ = a.Halt()
@@ -578,11 +678,14 @@ func (a *Axis) Wait(ctx context.Context) error {
 }
 
 // latch records a fault: the axis is halted, unhomed, and refuses moves
-// until ClearFault and Home. It returns err.
-func (a *Axis) latch(err error) error {
+// until ClearFault and Home. It returns the *hal.Fault (joined with the error
+// of the halt command if that failed too). The first fault stays latched;
+// later ones are returned but do not replace it.
+func (a *Axis) latch(code hal.FaultCode, cause error) error {
+	f := hal.NewFault(a.opts.Name, code, cause)
 	a.mu.Lock()
 	if a.fault == nil {
-		a.fault = err
+		a.fault = f
 	}
 	a.homed = false
 	a.holding = false
@@ -590,9 +693,28 @@ func (a *Axis) latch(err error) error {
 	a.mu.Unlock()
 	unregister(a)
 	if herr := a.write(a.dev.HaltAndHold); herr != nil {
-		return errors.Join(err, fmt.Errorf("%s: halt after fault: %w", a.opts.Name, herr))
+		return errors.Join(f, fmt.Errorf("%s: halt after fault: %w", a.opts.Name, herr))
 	}
-	return err
+	return f
+}
+
+// ticErrCode classifies a non-zero Tic error status: the command timeout
+// firing while the driver held a move means the control loop stalled (a
+// motion fault); everything else is the driver's own error.
+func ticErrCode(st uint16) hal.FaultCode {
+	if st&^recoverable(false) == 0 {
+		return hal.FaultMotion
+	}
+	return hal.FaultDriver
+}
+
+// flagsCode classifies alarming misc flags: a limit switch is a limit
+// fault, "position uncertain" or de-energized a driver fault.
+func flagsCode(f uint8) hal.FaultCode {
+	if f&(flagForwardLimit|flagReverseLimit) != 0 {
+		return hal.FaultLimit
+	}
+	return hal.FaultDriver
 }
 
 func (a *Axis) halted(gen uint64) bool {
@@ -633,6 +755,27 @@ func (a *Axis) send(f func() error, feeds bool) error {
 		a.mu.Unlock()
 	}
 	return err
+}
+
+// target32 sends "Set target position" unless the axis was halted since
+// generation gen, and reports whether it sent it. The check and the write
+// happen under the I²C lock, so a concurrent Halt either comes first (and
+// nothing is sent) or its "Halt and hold" goes out after the target: a move
+// never starts after a Halt. Never retried.
+func (a *Axis) target32(gen uint64, pos int32) (bool, error) {
+	a.io.Lock()
+	if a.halted(gen) {
+		a.io.Unlock()
+		return false, nil
+	}
+	err := a.dev.SetTargetPosition(pos)
+	a.io.Unlock()
+	if err == nil {
+		a.mu.Lock()
+		a.lastCmd = a.clock.Now()
+		a.mu.Unlock()
+	}
+	return true, err
 }
 
 // read runs one read, retried once on error.

@@ -216,7 +216,7 @@ func TestHomingFailsLoudlyWithBrokenSwitch(t *testing.T) {
 	if !errors.Is(err, hal.ErrTimeout) || !errors.Is(err, hal.ErrFault) {
 		t.Fatalf("err = %v", err)
 	}
-	if !strings.Contains(err.Error(), "x: homing: limit switch never triggered after 30s") {
+	if !strings.Contains(err.Error(), "x: limit fault: homing: limit switch never triggered after 30s") {
 		t.Errorf("message: %v", err)
 	}
 	if el := r.clk.Now().Sub(start); el < 30*time.Second || el > 31*time.Second {

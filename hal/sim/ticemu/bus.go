@@ -18,13 +18,20 @@ var ErrNACK = errors.New("i2c: NACK")
 // ErrClosed is returned by Tx after Close.
 var ErrClosed = errors.New("ticemu: bus closed")
 
-// Bus is an emulated I²C bus with emulated Tic controllers attached by 7-bit
-// address. It implements i2c.Bus, so periph's tic driver (and anything else
+// Device is an emulated I²C target: it handles one transfer (a write of w,
+// then after a repeated start a read into r). Tic implements it; other
+// emulators (hal/sim/dacemu, hal/sim/pca9685emu) attach to the same Bus.
+type Device interface {
+	I2CTx(w, r []byte) error
+}
+
+// Bus is an emulated I²C bus with emulated devices (Tic controllers, and any
+// other Device) attached by 7-bit address. It implements i2c.Bus, so periph's tic driver (and anything else
 // speaking I²C) runs on it unchanged. Transfers are serialised, as on a real
 // bus. A Bus is safe for concurrent use.
 type Bus struct {
 	mu     sync.Mutex
-	devs   map[uint16]*Tic
+	devs   map[uint16]Device
 	speed  physic.Frequency
 	closed bool
 }
@@ -33,16 +40,16 @@ var _ i2c.BusCloser = (*Bus)(nil)
 
 // NewBus returns an empty bus running at 100 kHz.
 func NewBus() *Bus {
-	return &Bus{devs: map[uint16]*Tic{}, speed: 100 * physic.KiloHertz}
+	return &Bus{devs: map[uint16]Device{}, speed: 100 * physic.KiloHertz}
 }
 
 // Attach connects d to the bus at the 7-bit address addr. It fails if addr is
 // not a 7-bit address, d is nil, or the address is taken.
-func (b *Bus) Attach(addr uint16, d *Tic) error {
+func (b *Bus) Attach(addr uint16, d Device) error {
 	if addr > 0x7F {
 		return fmt.Errorf("ticemu: address 0x%X is not a 7-bit I2C address", addr)
 	}
-	if d == nil {
+	if t, ok := d.(*Tic); d == nil || ok && t == nil {
 		return errors.New("ticemu: Attach: nil device")
 	}
 	b.mu.Lock()
@@ -76,7 +83,7 @@ func (b *Bus) Tx(addr uint16, w, r []byte) error {
 	if !ok {
 		return fmt.Errorf("ticemu: i2c address 0x%02X: no device answered: %w", addr, ErrNACK)
 	}
-	if err := d.tx(w, r); err != nil {
+	if err := d.I2CTx(w, r); err != nil {
 		return fmt.Errorf("ticemu: i2c address 0x%02X: %w", addr, err)
 	}
 	return nil

@@ -2,7 +2,10 @@
 // an i2c.Bus (Bus) with emulated Tics (Tic) attached by address, each
 // driving a simulated motor, lead screw and pair of limit switches. The real
 // periph.io/x/devices/v3/tic driver, and hal/ticaxis on top of it, run on it
-// unchanged; on the robot the same code runs over /dev/i2c-1.
+// unchanged; on the robot the same code runs over /dev/i2c-1. Any other
+// emulated I²C target implementing Device (hal/sim/dacemu,
+// hal/sim/pca9685emu) attaches to the same Bus. Options.BacklashSteps adds
+// play between the motor and the carriage.
 //
 // References are to the Tic Stepper Motor Controller User's Guide
 // (https://www.pololu.com/docs/0J71).

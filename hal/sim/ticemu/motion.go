@@ -236,8 +236,14 @@ func (t *Tic) move(dx float64) {
 	lost := math.Min(math.Abs(dx), t.stallLeft)
 	t.stallLeft -= lost
 	eff := dx - sign(dx)*lost
-	t.phys += eff / float64(microstepsPerStep(t.stepMode))
 	lo, hi := -t.opts.OvertravelSteps, t.opts.TravelSteps+t.opts.OvertravelSteps
+	b := t.opts.BacklashSteps
+	// The motor turns; the carriage is pushed along only once the nut's
+	// play is taken up, and stops at the hard stops (where the motor
+	// stalls too).
+	t.motor += eff / float64(microstepsPerStep(t.stepMode))
+	t.motor = math.Max(lo, math.Min(hi+b, t.motor))
+	t.phys = math.Max(t.motor-b, math.Min(t.motor, t.phys))
 	t.phys = math.Max(lo, math.Min(hi, t.phys))
 }
 

@@ -115,6 +115,11 @@ type Options struct {
 	NoReverseSwitch, NoForwardSwitch bool
 	// Vin is the supply voltage; default 24 V.
 	Vin physic.ElectricPotential
+	// BacklashSteps is the lost motion of the lead screw and nut, in full
+	// steps: after a reversal the motor turns this far before the carriage
+	// follows. The carriage stays between motor-BacklashSteps and the
+	// motor's position. Default 0 (none).
+	BacklashSteps float64
 }
 
 // Tic is one emulated Tic stepper motor controller plus its motor, lead
@@ -159,6 +164,7 @@ type Tic struct {
 	x, v float64
 	// Mechanics.
 	phys       float64 // true position, full steps from the reverse switch
+	motor      float64 // the motor shaft's position, full steps (phys plus backlash)
 	stallLeft  float64 // microsteps still to be lost
 	revBroken  bool
 	fwdBroken  bool
@@ -166,6 +172,7 @@ type Tic struct {
 	pending    *blockRead
 	lastRead   *blockRead
 	nackLeft   int
+	nackCmd    map[byte]int
 	cmdCounts  map[byte]int
 	resetCount int
 }
@@ -222,6 +229,8 @@ func New(clock hal.Clock, opts Options) *Tic {
 		born:      now,
 		now:       now,
 		phys:      opts.StartSteps,
+		motor:     opts.StartSteps,
+		nackCmd:   map[byte]int{},
 		vinMV:     uint32(opts.Vin / physic.MilliVolt),
 		cmdCounts: map[byte]int{},
 	}
@@ -265,6 +274,18 @@ func (t *Tic) InjectNACK(n int) {
 	t.nackLeft = n
 	t.mu.Unlock()
 }
+
+// InjectNACKOnCommand makes the next n writes whose first byte is cmd
+// fail with an error wrapping ErrNACK, without any effect on the device
+// (the command is lost on the wire). Other transfers pass.
+func (t *Tic) InjectNACKOnCommand(cmd byte, n int) {
+	t.mu.Lock()
+	t.nackCmd[cmd] = n
+	t.mu.Unlock()
+}
+
+// I2CTx implements Device.
+func (t *Tic) I2CTx(w, r []byte) error { return t.tx(w, r) }
 
 // InjectDriverError raises the "Motor driver error" (as an over-current or
 // over-temperature fault of the driver chip would). The motor stops at once.
@@ -537,6 +558,10 @@ func (t *Tic) tx(w, r []byte) error {
 	if t.nackLeft > 0 {
 		t.nackLeft--
 		return fmt.Errorf("injected fault: %w", ErrNACK)
+	}
+	if len(w) > 0 && t.nackCmd[w[0]] > 0 {
+		t.nackCmd[w[0]]--
+		return fmt.Errorf("injected fault on command 0x%02X: %w", w[0], ErrNACK)
 	}
 	t.advance()
 	if len(w) > 0 {

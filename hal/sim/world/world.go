@@ -41,6 +41,7 @@ type World struct {
 	Pins map[string]*gpiotest.Pin
 
 	cfg *config.Config
+	dev devices // emulators of the non-Tic drivers (world_devices.go)
 }
 
 // SlideSpecs returns the magazine a simulated run loads: n slides with a
@@ -121,7 +122,13 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		a   config.Axis
 		dst **ticemu.Tic
 	}{{cfg.Machine.Axes.X, &w.X}, {cfg.Machine.Axes.Y, &w.Y}, {cfg.Machine.Axes.Z, &w.Z}}
-	for _, e := range ax {
+	for i, e := range ax {
+		if ok, err := w.newDevice("xyz"[i:i+1], e.a, rng); err != nil || ok {
+			if err != nil {
+				return nil, err
+			}
+			continue // not on a Tic
+		}
 		t, err := w.newTic(e.a, rng)
 		if err != nil {
 			return nil, err
@@ -151,6 +158,9 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		name := pin.String()
 		// Buttons idle released: pulled to their inactive level.
 		w.Pins[name] = &gpiotest.Pin{N: name, L: gpio.Level(pin.ActiveLow), EdgesChan: make(chan gpio.Level, 16)}
+	}
+	if err := w.newLamp(); err != nil {
+		return nil, err
 	}
 	return w, nil
 }
@@ -190,8 +200,7 @@ func umOf(t *ticemu.Tic, a config.Axis) float64 {
 
 // StageTruth is the true stage position (x, y) and focus z in µm.
 func (w *World) StageTruth() (x, y, z float64) {
-	ax := w.cfg.Machine.Axes
-	return umOf(w.X, ax.X), umOf(w.Y, ax.Y), umOf(w.Z, ax.Z)
+	return w.truthUM("x"), w.truthUM("y"), w.truthUM("z")
 }
 
 // pose maps the true stage position to the point of the loaded slide under

@@ -1,0 +1,128 @@
+package machine_test
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"testing"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/physic"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/machine"
+	"papscan/hal/sim/world"
+)
+
+// combo returns the sim profile with the given drivers, the axes' other
+// keys adjusted to what each driver can do.
+func combo(xy, z, lamp string) *config.Config {
+	c := config.Default()
+	for _, a := range []*config.Axis{&c.Machine.Axes.X, &c.Machine.Axes.Y} {
+		a.Driver = xy
+		if xy == "stepdir" { // 200 steps/rev × 4 / 10mm: 80 steps/mm, 1600 steps/s
+			a.MicrostepsPerUM = 0.08
+			a.MaxSpeed = 20 * config.MillimetrePerSecond
+			a.HomingSpeed = 10 * config.MillimetrePerSecond
+			a.Acceleration = 200 * config.MillimetrePerSecond2
+		}
+	}
+	zc := &c.Machine.Axes.Z
+	zc.Driver = z
+	switch z {
+	case "stepdir": // 12.8 steps/µm: at most 156 µm/s
+		zc.MaxSpeed = 150 * config.MicrometrePerSecond
+		zc.HomingSpeed = 100 * config.MicrometrePerSecond
+	case "dac":
+		zc.Address = 0x4C
+		zc.TravelMin, zc.TravelMax = 0, 100*config.Micrometre
+		zc.DAC = config.DAC{FullScale: 100 * config.Micrometre, Gain: 1}
+		c.Scan.ZNominal = 50 * config.Micrometre
+	}
+	c.Machine.Light.Driver = lamp
+	c.Machine.Light.PCA9685 = config.PCA9685{Address: 0x40, Channel: 5, Frequency: config.Kilohertz}
+	return c
+}
+
+// TestEveryDriverCombination builds the simulated machine for every
+// selection of axis, focus and lamp drivers, with the same machine.Build as
+// the robot, and does a short move, a focus step and a brightness change,
+// checking each against the emulators' ground truth.
+func TestEveryDriverCombination(t *testing.T) {
+	lamps := []string{"gpio", "pca9685"}
+	for _, xy := range []string{"tic", "stepdir"} {
+		for _, z := range []string{"tic", "stepdir", "dac"} {
+			for i, lamp := range lamps {
+				if testing.Short() && i != (len(xy)+len(z))%2 {
+					continue // -short: each axis combination with one lamp
+				}
+				t.Run(fmt.Sprintf("xy=%s,z=%s,light=%s", xy, z, lamp), func(t *testing.T) {
+					runCombo(t, combo(xy, z, lamp))
+				})
+			}
+		}
+	}
+}
+
+func runCombo(t *testing.T, cfg *config.Config) {
+	if err := cfg.Validate(); err != nil {
+		t.Fatalf("config: %v", err)
+	}
+	w, err := world.NewWorld(cfg, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: w.GPIO, Loader: w.Loader, Clock: w.Clock})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx := context.Background()
+	if err := m.Stage.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Focus.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	tx, ty := 40*physic.MilliMetre, 15*physic.MilliMetre
+	if err := m.Stage.MoveTo(ctx, tx, ty); err != nil {
+		t.Fatal(err)
+	}
+	zt := cfg.Scan.ZNominal.D() + 5*physic.MicroMetre
+	if err := m.Focus.SetZ(ctx, zt); err != nil {
+		t.Fatal(err)
+	}
+	x, y, z := w.StageTruth()
+	ax := cfg.Machine.Axes
+	// Within two steps (the home reference sits one step off the trip
+	// point on a stepdir axis) or 1 µm.
+	tol := func(a config.Axis) float64 { return math.Max(2/a.MicrostepsPerUM, 1) }
+	if math.Abs(x-40000) > tol(ax.X) || math.Abs(y-15000) > tol(ax.Y) {
+		t.Errorf("stage at %.2f, %.2f µm, want 40000, 15000", x, y)
+	}
+	if want := zt.String(); math.Abs(z-float64(zt)/1e3) > tol(ax.Z) {
+		t.Errorf("focus at %.3f µm, want %s", z, want)
+	}
+	if m.Light == nil {
+		t.Fatal("no light")
+	}
+	if err := m.Light.SetBrightness(0.5); err != nil {
+		t.Fatal(err)
+	}
+	if lamp := w.Lamp(); lamp != nil {
+		if d := lamp.Duty(cfg.Machine.Light.PCA9685.Channel); d != 0.5 {
+			t.Errorf("lamp duty %g, want 0.5", d)
+		}
+	} else {
+		p, err := w.Pin(cfg.Machine.Light.Pin.String())
+		if err != nil || p.Read() != gpio.High {
+			t.Errorf("lamp pin: %v, %v", p, err)
+		}
+	}
+	if n := len(m.Latching); n < 3 {
+		t.Errorf("%d latching devices", n)
+	}
+	if f := hal.Faults(m.Latching); len(f) != 0 {
+		t.Errorf("faults: %v", f)
+	}
+}
