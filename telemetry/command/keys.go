@@ -12,6 +12,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"os"
 	"strings"
 	"time"
 )
@@ -278,4 +279,24 @@ func SignBody(key SigningKey, body []byte) ([]byte, error) {
 func signedBytes(body []byte) []byte {
 	m := make([]byte, 0, len(signContext)+len(body))
 	return append(append(m, signContext...), body...)
+}
+
+// LoadKeyRing builds the ring from config values (agent.commands.fleet_keys)
+// and, when file is not empty, the key file (agent.commands.fleet_keys_file;
+// a missing file is an error: keys were promised and are not there).
+func LoadKeyRing(values []string, file string) (*KeyRing, error) {
+	all := append([]string(nil), values...)
+	if file != "" {
+		f, err := os.Open(file)
+		if err != nil {
+			return nil, fmt.Errorf("command: fleet key file: %w", err)
+		}
+		defer f.Close()
+		lines, err := ReadKeyFile(f)
+		if err != nil {
+			return nil, fmt.Errorf("command: fleet key file %s: %w", file, err)
+		}
+		all = append(all, lines...)
+	}
+	return ParseKeyRing(all...)
 }

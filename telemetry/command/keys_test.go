@@ -223,3 +223,24 @@ func TestDeliverNeverBlocks(t *testing.T) {
 		}
 	})
 }
+
+func TestLoadKeyRing(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "fleet-keys")
+	if err := os.WriteFile(file, []byte("# site keys\n"+otherKey.Public().String()+"\n"), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	r, err := LoadKeyRing([]string{fleetKey.Public().String()}, file)
+	if err != nil || r.Len() != 2 {
+		t.Fatalf("LoadKeyRing: %v", err)
+	}
+	if _, err := LoadKeyRing(nil, file+".missing"); err == nil {
+		t.Error("missing key file accepted")
+	}
+	if _, err := LoadKeyRing([]string{fleetKey.Public().String()}, ""); err != nil {
+		t.Error(err)
+	}
+	// The same key in the config and the file: refused (listed twice).
+	if _, err := LoadKeyRing([]string{otherKey.Public().String()}, file); err == nil {
+		t.Error("duplicate key accepted")
+	}
+}
