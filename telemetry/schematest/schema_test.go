@@ -299,7 +299,21 @@ func newRecorder(t *testing.T, url string) *recorder {
 		t.Fatalf("recorder connect: %v", tok.Error())
 	}
 	t.Cleanup(func() { r.mc.Disconnect(100) })
-	tok := r.mc.Subscribe(prefix+"/#", 1, func(_ paho.Client, m paho.Message) {
+	// The probe topic lies outside the prefix. mochi v2.7.9 scans its
+	// retained messages for a new subscription after sending the SUBACK,
+	// racing with a retained publish from another client (data race in
+	// TopicsIndex). Packets of one client are processed in order, so once
+	// our own probe publish comes back, the scan is over.
+	probe := "schematest/probe/" + telemetry.NewID()
+	probed := make(chan struct{}, 1)
+	tok := r.mc.SubscribeMultiple(map[string]byte{prefix + "/#": 1, probe: 1}, func(_ paho.Client, m paho.Message) {
+		if m.Topic() == probe {
+			select {
+			case probed <- struct{}{}:
+			default:
+			}
+			return
+		}
 		r.mu.Lock()
 		r.in = append(r.in, captured{m.Topic(), append([]byte(nil), m.Payload()...)})
 		r.mu.Unlock()
@@ -310,6 +324,12 @@ func newRecorder(t *testing.T, url string) *recorder {
 	})
 	if !tok.WaitTimeout(wait) || tok.Error() != nil {
 		t.Fatalf("subscribe: %v", tok.Error())
+	}
+	r.publish(t, probe, []byte("probe"))
+	select {
+	case <-probed:
+	case <-time.After(wait):
+		t.Fatal("probe did not come back")
 	}
 	return r
 }
