@@ -300,3 +300,46 @@ func LoadKeyRing(values []string, file string) (*KeyRing, error) {
 	}
 	return ParseKeyRing(all...)
 }
+
+// Keygen creates a new fleet key pair (the body of `papscan-fleet
+// keygen`): it writes the private key as PEM to privPath, mode 0600,
+// refusing to overwrite an existing file, and returns the public key line
+// for agent.commands.fleet_keys.
+func Keygen(keyID, privPath string) (publicLine string, err error) {
+	k, err := GenerateKey(nil, keyID)
+	if err != nil {
+		return "", err
+	}
+	pemBytes, err := MarshalSigningKey(k)
+	if err != nil {
+		return "", err
+	}
+	f, err := os.OpenFile(privPath, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o600)
+	if err != nil {
+		return "", fmt.Errorf("command: keygen: %w", err)
+	}
+	if _, err := f.Write(pemBytes); err != nil {
+		f.Close()
+		os.Remove(privPath)
+		return "", fmt.Errorf("command: keygen: %w", err)
+	}
+	if err := f.Sync(); err != nil {
+		f.Close()
+		os.Remove(privPath)
+		return "", fmt.Errorf("command: keygen: %w", err)
+	}
+	if err := f.Close(); err != nil {
+		os.Remove(privPath)
+		return "", fmt.Errorf("command: keygen: %w", err)
+	}
+	return k.Public().String(), nil
+}
+
+// ReadSigningKeyFile reads a private key written by Keygen.
+func ReadSigningKeyFile(path string) (SigningKey, error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return SigningKey{}, fmt.Errorf("command: signing key: %w", err)
+	}
+	return ParseSigningKey(b, "")
+}

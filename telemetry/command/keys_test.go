@@ -244,3 +244,35 @@ func TestLoadKeyRing(t *testing.T) {
 		t.Error("duplicate key accepted")
 	}
 }
+
+func TestKeygen(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "fleet.pem")
+	line, err := Keygen("fleet-2027", path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, err := os.Stat(path)
+	if err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("key file mode %v: %v", st.Mode(), err)
+	}
+	if _, err := Keygen("fleet-2027", path); err == nil {
+		t.Fatal("Keygen overwrote an existing key")
+	}
+	k, err := ReadSigningKeyFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ring, err := ParseKeyRing(line)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, _ := NewCommand(testRobot, TypeStatus, nil, t0)
+	msg, err := Sign(k, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := Verifier{RobotID: testRobot, Keys: ring, MaxAge: time.Minute}
+	if got, verr := v.Verify(msg, t0); verr != nil || got.KeyID != "fleet-2027" {
+		t.Fatalf("generated key does not verify: %v", verr)
+	}
+}
