@@ -41,8 +41,8 @@ type StartMagazineArgs struct {
 }
 
 // AbortArgs: stop the running magazine (after the current motion stops
-// safely). Reason is logged and audited (optional, at most 256 bytes of
-// printable UTF-8).
+// safely). Reason is logged and audited (optional, at most 256 characters
+// of printable UTF-8).
 type AbortArgs struct {
 	Reason string `json:"reason,omitempty"`
 }
@@ -99,8 +99,8 @@ func (a StartMagazineArgs) Validate() error {
 
 // Validate checks the arguments.
 func (a AbortArgs) Validate() error {
-	if len(a.Reason) > 256 {
-		return argsError("reason", "longer than 256 bytes")
+	if utf8.RuneCountInString(a.Reason) > 256 {
+		return argsError("reason", "longer than 256 characters")
 	}
 	if !printable(a.Reason) {
 		return argsError("reason", "must be printable UTF-8 without control characters")

@@ -162,6 +162,14 @@ func (v *Verifier) Verify(msg []byte, now time.Time) (*Verified, *Error) {
 	if err := strictUnmarshal(body, &c); err != nil {
 		return nil, refuse(CodeBadRequest, "command body: %v", err)
 	}
+	// encoding/json's time parsing is lenient (one-digit hours, ...):
+	// hold issued_at to the documented form.
+	var raw struct {
+		IssuedAt string `json:"issued_at"`
+	}
+	if json.Unmarshal(body, &raw) != nil || !timestampRe.MatchString(raw.IssuedAt) {
+		return nil, refuse(CodeBadRequest, "issued_at: required, RFC 3339 like 2026-11-21T08:00:00Z")
+	}
 	switch {
 	case !idRe.MatchString(c.ID):
 		return nil, refuse(CodeBadRequest, "id: required, 1..128 of [A-Za-z0-9._:-] starting with a letter or digit")

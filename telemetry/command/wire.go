@@ -124,6 +124,8 @@ var (
 	nonceRe = regexp.MustCompile(`^[A-Za-z0-9_-]{16,128}$`)
 	keyIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 	keyRe   = regexp.MustCompile(`^[a-z][a-z0-9_]{0,63}$`)
+	// timestampRe is the documented issued_at form (docs/schemas/common.json).
+	timestampRe = regexp.MustCompile(`^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}(\.[0-9]{1,9})?(Z|[+-][0-9]{2}:[0-9]{2})$`)
 )
 
 // b64 is strict standard base64: padding required, no newlines, and

@@ -84,7 +84,7 @@ type spec struct {
 	channels map[string]*channel
 }
 
-func loadSpec(t *testing.T) *spec {
+func loadSpec(t testing.TB) *spec {
 	t.Helper()
 	raw, err := os.ReadFile(docPath)
 	if err != nil {
