@@ -445,3 +445,46 @@ func TestDispatcherOptionsChecked(t *testing.T) {
 		t.Error(err)
 	}
 }
+
+func TestRefusalRateLimit(t *testing.T) {
+	r := newRig(t, func(o *DispatcherOptions) { o.RefusalBurst = 5; o.RefusalEvery = time.Second })
+	garbage := []byte(`{"schema":"papscan.command/v1"}`)
+	for i := range 8 {
+		rep, send := r.d.handle(t.Context(), garbage)
+		if send != (i < 5) {
+			t.Fatalf("refusal %d: send=%v (%s)", i, send, describe(rep))
+		}
+	}
+	if n := len(r.Audits()); n != 5 {
+		t.Fatalf("%d audit records, want 5", n)
+	}
+	// Accepted commands are never limited.
+	msg, _ := mustSign(t, fleetKey, testRobot, TypeStatus, nil, t0)
+	if rep, send := r.d.handle(t.Context(), msg); !rep.OK || !send {
+		t.Fatalf("accepted command limited: %s", describe(rep))
+	}
+	// The next record reports what was dropped.
+	if a := r.lastAudit(t); a.Suppressed != 3 || !a.Accepted {
+		t.Errorf("audit %+v, want 3 suppressed", a)
+	}
+	// One token per second.
+	if _, send := r.d.handle(t.Context(), garbage); send {
+		t.Error("refusal sent before the refill")
+	}
+	r.clk.Advance(time.Second)
+	if rep, send := r.d.handle(t.Context(), garbage); !send || rep.Code != CodeBadRequest {
+		t.Fatalf("after refill: send=%v %s", send, describe(rep))
+	}
+	if a := r.lastAudit(t); a.Suppressed != 1 || a.Accepted {
+		t.Errorf("audit %+v, want 1 suppressed", a)
+	}
+	if _, send := r.d.handle(t.Context(), garbage); send {
+		t.Error("second refusal after one refill was sent")
+	}
+	r.clk.Advance(time.Hour) // refill caps at the burst
+	for i := range 6 {
+		if _, send := r.d.handle(t.Context(), garbage); send != (i < 5) {
+			t.Fatalf("after a long pause, refusal %d: send=%v", i, send)
+		}
+	}
+}

@@ -91,6 +91,9 @@ type AuditRecord struct {
 	Message       string        `json:"message,omitempty"`
 	PayloadSHA256 string        `json:"payload_sha256"`
 	Duration      time.Duration `json:"duration_ns,omitempty"`
+	// Suppressed counts refused messages dropped by the refusal rate
+	// limit (no reply, no audit record) since the previous record.
+	Suppressed int `json:"suppressed,omitempty"`
 }
 
 // Defaults for DispatcherOptions.
@@ -98,6 +101,8 @@ const (
 	DefaultHandlerTimeout = 30 * time.Second
 	DefaultQueueSize      = 32
 	DefaultMaxFetchBytes  = 8 << 20
+	DefaultRefusalBurst   = 30
+	DefaultRefusalEvery   = 2 * time.Second
 )
 
 // DispatcherOptions configures a Dispatcher.
@@ -120,7 +125,16 @@ type DispatcherOptions struct {
 	QueueSize int
 	// MaxFetchBytes bounds a fetched file (default 8 MiB).
 	MaxFetchBytes int
-	Logger        *slog.Logger
+	// RefusalBurst and RefusalEvery rate-limit refusals: at most
+	// RefusalBurst refused messages in a row get a reply and an audit
+	// record, then one more per RefusalEvery; the others are dropped and
+	// counted (AuditRecord.Suppressed). Someone who can publish on the cmd
+	// topic without the fleet key can then not flood the replies, the log
+	// or the durable audit trail (and fill the disk). Accepted commands
+	// are never limited. Defaults 30 and 2 s.
+	RefusalBurst int
+	RefusalEvery time.Duration
+	Logger       *slog.Logger
 }
 
 // Dispatcher verifies command messages, admits them through the replay
@@ -133,6 +147,11 @@ type Dispatcher struct {
 	queue chan []byte
 
 	handlers sync.WaitGroup // handler goroutines, including overrunning ones
+
+	limMu      sync.Mutex
+	tokens     int       // refusals that may still be answered
+	refilled   time.Time // when tokens were last topped up
+	suppressed int       // refusals dropped since the last audit record
 }
 
 // NewDispatcher checks the options and applies defaults.
@@ -163,10 +182,17 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.MaxFetchBytes <= 0 {
 		o.MaxFetchBytes = DefaultMaxFetchBytes
 	}
+	if o.RefusalBurst <= 0 {
+		o.RefusalBurst = DefaultRefusalBurst
+	}
+	if o.RefusalEvery <= 0 {
+		o.RefusalEvery = DefaultRefusalEvery
+	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Dispatcher{o: o, log: o.Logger.With("component", "commands"), queue: make(chan []byte, o.QueueSize)}, nil
+	return &Dispatcher{o: o, log: o.Logger.With("component", "commands"), queue: make(chan []byte, o.QueueSize),
+		tokens: o.RefusalBurst, refilled: o.Now()}, nil
 }
 
 // Deliver queues a received message (copied) and returns at once; it is
@@ -179,9 +205,17 @@ func (d *Dispatcher) Deliver(payload []byte) bool {
 	case d.queue <- msg:
 		return true
 	default:
+		now := d.o.Now()
+		if !d.allowRefusal(now) {
+			return false
+		}
 		id, typ, keyID := Peek(msg)
-		d.audit(AuditRecord{Time: d.o.Now(), ID: id, Type: typ, KeyID: keyID, Code: CodeBusy,
-			Message: "command queue full; dropped without reply", PayloadSHA256: digest(msg)})
+		rec := AuditRecord{Time: now, ID: id, Type: typ, KeyID: keyID, Code: CodeBusy,
+			Message: "command queue full; dropped without reply", PayloadSHA256: digest(msg)}
+		d.limMu.Lock()
+		rec.Suppressed, d.suppressed = d.suppressed, 0
+		d.limMu.Unlock()
+		d.audit(rec)
 		return false
 	}
 }
@@ -195,7 +229,10 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return ctx.Err()
 		case msg := <-d.queue:
-			reply := d.Handle(ctx, msg)
+			reply, send := d.handle(ctx, msg)
+			if !send {
+				continue
+			}
 			b, err := EncodeReply(reply)
 			if err == nil {
 				err = d.o.Publish(ctx, b)
@@ -208,12 +245,42 @@ func (d *Dispatcher) Run(ctx context.Context) error {
 }
 
 // Handle verifies, admits and runs one message synchronously and returns
-// its reply (Run publishes it). Every call emits exactly one audit record.
+// its reply (Run publishes it). Every call emits exactly one audit record,
+// except refusals beyond the refusal rate limit: those are only counted,
+// and their reply (returned here with code busy) is not sent by Run.
 func (d *Dispatcher) Handle(ctx context.Context, msg []byte) Reply {
+	r, _ := d.handle(ctx, msg)
+	return r
+}
+
+// allowRefusal takes a refusal token (refilling one per RefusalEvery up
+// to RefusalBurst); false means: drop silently and count.
+func (d *Dispatcher) allowRefusal(now time.Time) bool {
+	d.limMu.Lock()
+	defer d.limMu.Unlock()
+	if n := int(now.Sub(d.refilled) / d.o.RefusalEvery); n > 0 {
+		d.tokens = min(d.o.RefusalBurst, d.tokens+n)
+		d.refilled = d.refilled.Add(time.Duration(n) * d.o.RefusalEvery)
+	} else if now.Before(d.refilled) {
+		d.refilled = now // the clock stepped back
+	}
+	if d.tokens > 0 {
+		d.tokens--
+		return true
+	}
+	d.suppressed++
+	return false
+}
+
+func (d *Dispatcher) handle(ctx context.Context, msg []byte) (Reply, bool) {
 	start := d.o.Now()
 	rec := AuditRecord{Time: start, PayloadSHA256: digest(msg)}
 	reply := Reply{Robot: d.o.Verifier.RobotID}
-	finish := func(code Code, message string, result json.RawMessage) Reply {
+	finish := func(code Code, message string, result json.RawMessage) (Reply, bool) {
+		if !rec.Accepted && !d.allowRefusal(start) {
+			d.log.Debug("command refusal suppressed (rate limit)", "code", code, "payload_sha256", rec.PayloadSHA256)
+			return Reply{Robot: reply.Robot, Code: CodeBusy, Message: "refusal rate limit", SentAt: start.UTC()}, false
+		}
 		rec.Code, rec.Message = code, message
 		reply.ID, reply.Type = rec.ID, rec.Type
 		reply.OK, reply.Code, reply.Message, reply.Result = code == CodeOK, code, message, result
@@ -221,8 +288,11 @@ func (d *Dispatcher) Handle(ctx context.Context, msg []byte) Reply {
 		if rec.Accepted {
 			rec.Duration = reply.SentAt.Sub(start)
 		}
+		d.limMu.Lock()
+		rec.Suppressed, d.suppressed = d.suppressed, 0
+		d.limMu.Unlock()
 		d.audit(rec)
-		return reply
+		return reply, true
 	}
 
 	v, verr := d.o.Verifier.Verify(msg, start)
