@@ -91,4 +91,11 @@
 // by the handler timeout (a handler that overruns gets a timeout reply and
 // the dispatcher moves on), and publishes the reply. Agent methods must
 // return promptly and start long work in the background.
+//
+// Refusals are rate-limited (DispatcherOptions.RefusalBurst/RefusalEvery,
+// default 30 then one per 2 s): beyond that a refused message gets neither
+// reply nor audit record, only a count in the next record's Suppressed.
+// Whoever can publish on the cmd topic without the fleet key thus cannot
+// flood replies, logs or the durable audit trail. Accepted commands are
+// limited only by the replay store's capacity.
 package command
