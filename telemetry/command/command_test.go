@@ -9,6 +9,7 @@ import (
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 )
 
 func TestAcceptsEveryType(t *testing.T) {
@@ -486,5 +487,31 @@ func TestRefusalRateLimit(t *testing.T) {
 		if _, send := r.d.handle(t.Context(), garbage); send != (i < 5) {
 			t.Fatalf("after a long pause, refusal %d: send=%v", i, send)
 		}
+	}
+}
+
+func TestBase64LineBreaksRefused(t *testing.T) {
+	r := newRig(t, nil)
+	msg, _ := mustSign(t, fleetKey, testRobot, TypeStatus, nil, t0)
+	var s Signed
+	if err := json.Unmarshal(msg, &s); err != nil {
+		t.Fatal(err)
+	}
+	s.Body = s.Body[:8] + "\n" + s.Body[8:]
+	bad, _ := json.Marshal(s)
+	if rep := r.d.Handle(t.Context(), bad); rep.Code != CodeBadRequest || !strings.Contains(rep.Message, "line breaks") {
+		t.Fatalf("reply %s", describe(rep))
+	}
+}
+
+func TestLongMessagesTruncated(t *testing.T) {
+	r := newRig(t, nil)
+	body := bodyJSON(map[string]any{"type": "start_magazine", "args": map[string]any{"magazine": strings.Repeat("é", 5000)}})
+	rep := r.d.Handle(t.Context(), signRaw(fleetKey, body))
+	if rep.Code != CodeBadRequest || len(rep.Message) > maxMessageBytes+len("…") || !utf8.ValidString(rep.Message) {
+		t.Fatalf("reply message of %d bytes: %s", len(rep.Message), describe(rep))
+	}
+	if a := r.lastAudit(t); a.Message != rep.Message {
+		t.Error("audit and reply messages differ")
 	}
 }

@@ -10,6 +10,7 @@ import (
 	"log/slog"
 	"sync"
 	"time"
+	"unicode/utf8"
 )
 
 // Agent is what the robot's agent implements to be commanded. Every
@@ -281,6 +282,7 @@ func (d *Dispatcher) handle(ctx context.Context, msg []byte) (Reply, bool) {
 			d.log.Debug("command refusal suppressed (rate limit)", "code", code, "payload_sha256", rec.PayloadSHA256)
 			return Reply{Robot: reply.Robot, Code: CodeBusy, Message: "refusal rate limit", SentAt: start.UTC()}, false
 		}
+		message = truncate(message, maxMessageBytes)
 		rec.Code, rec.Message = code, message
 		reply.ID, reply.Type = rec.ID, rec.Type
 		reply.OK, reply.Code, reply.Message, reply.Result = code == CodeOK, code, message, result
@@ -415,6 +417,21 @@ func (d *Dispatcher) audit(r AuditRecord) {
 	if d.o.Audit != nil {
 		d.o.Audit(r)
 	}
+}
+
+// maxMessageBytes bounds a reply's (and audit record's) message: error
+// texts quote values taken from the command.
+const maxMessageBytes = 1024
+
+// truncate shortens s to at most n bytes on a UTF-8 boundary.
+func truncate(s string, n int) string {
+	if len(s) <= n {
+		return s
+	}
+	for n > 0 && !utf8.RuneStart(s[n]) {
+		n--
+	}
+	return s[:n] + "…"
 }
 
 func digest(b []byte) string {

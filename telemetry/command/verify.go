@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 )
 
@@ -141,6 +142,11 @@ func (v *Verifier) Verify(msg []byte, now time.Time) (*Verified, *Error) {
 	}
 	if s.KeyID != "" && !keyIDRe.MatchString(s.KeyID) {
 		return nil, refuse(CodeBadRequest, "key_id: want 1..64 of [A-Za-z0-9._-]")
+	}
+	// encoding/base64 skips CR and LF even in strict mode; the wire form
+	// has none (one encoding per body and signature).
+	if strings.ContainsAny(s.Body, "\r\n") || strings.ContainsAny(s.Sig, "\r\n") {
+		return nil, refuse(CodeBadRequest, "body, sig: line breaks are not allowed in the base64")
 	}
 	body, err := b64.DecodeString(s.Body)
 	if err != nil || len(body) == 0 {

@@ -93,3 +93,32 @@ func FuzzSchemaMatchesVerifier(f *testing.F) {
 		}
 	})
 }
+
+// FuzzEnvelopeMatchesVerifier mutates whole signed messages: whatever the
+// robot accepts (only envelope-level variations survive the signature:
+// spacing, key order, escapes, key_id), the command schema accepts too.
+func FuzzEnvelopeMatchesVerifier(f *testing.F) {
+	t0 := time.Date(2026, 11, 21, 8, 0, 0, 0, time.UTC)
+	key := command.SigningKey{ID: "fleet-1", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{1}, 32))}
+	for _, typ := range []string{command.TypeStatus, command.TypePause} {
+		c := command.Command{ID: "c-1", Type: typ, Robot: robot, IssuedAt: t0, Nonce: "AAAAAAAAAAAAAAAAAAAAAA"}
+		m, err := command.Sign(key, c)
+		if err != nil {
+			f.Fatal(err)
+		}
+		f.Add(m)
+		f.Add(bytes.ReplaceAll(m, []byte(`,`), []byte(" ,\n\t")))
+		f.Add(bytes.Replace(m, []byte(`"key_id":"fleet-1"`), []byte(`"key_id":""`), 1))
+	}
+	s := loadSpec(f)
+	cmd := s.channels["cmd"]
+	ring, _ := command.NewKeyRing(key.Public())
+	v := command.Verifier{RobotID: robot, Keys: ring, MaxAge: 2 * time.Minute, ClockSkew: 30 * time.Second}
+	f.Fuzz(func(t *testing.T, msg []byte) {
+		if _, verr := v.Verify(msg, t0); verr == nil {
+			if err := cmd.validate(msg); err != nil {
+				t.Fatalf("robot accepts a message the schema refuses:\n%s\n%v", msg, err)
+			}
+		}
+	})
+}
