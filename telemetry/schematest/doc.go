@@ -17,6 +17,11 @@
 //   - Schemas are not vacuous: typical malformed payloads are rejected.
 //
 // Channels whose producer lives elsewhere (health, ack, replay: the
-// durable-delivery work) are validated through their examples until their
-// encoders are wired in here (see realProducers).
+// durable-delivery work) are validated through their examples, and by
+// merged_payloads_test.go (build tag "outbox" until that work is merged;
+// then drop the tag and the realProducers exemption).
+//
+// Two differential fuzz targets hold the schema to the robot's verifier:
+// FuzzSchemaMatchesVerifier (signed arbitrary bodies) and
+// FuzzEnvelopeMatchesVerifier (mutated whole messages).
 package schematest
