@@ -251,6 +251,8 @@ type Agent struct {
 	// LogLevel is debug, info, warn or error.
 	LogLevel string `yaml:"log_level"`
 	MQTT     MQTT   `yaml:"mqtt"`
+	// Commands configures signed fleet commands (commands.go).
+	Commands Commands `yaml:"commands"`
 }
 
 // MQTT configures the connection to the lab's MQTT broker(s).
@@ -348,6 +350,9 @@ func (c *Config) Clone() *Config {
 	d := *c
 	if c.Agent.MQTT.Brokers != nil {
 		d.Agent.MQTT.Brokers = append([]string(nil), c.Agent.MQTT.Brokers...)
+	}
+	if c.Agent.Commands.FleetKeys != nil {
+		d.Agent.Commands.FleetKeys = append([]string(nil), c.Agent.Commands.FleetKeys...)
 	}
 	return &d
 }

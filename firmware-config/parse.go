@@ -189,6 +189,9 @@ func (c *Config) normalize() {
 	if len(c.Agent.MQTT.Brokers) == 0 {
 		c.Agent.MQTT.Brokers = nil
 	}
+	if len(c.Agent.Commands.FleetKeys) == 0 {
+		c.Agent.Commands.FleetKeys = nil
+	}
 }
 
 // Marshal encodes c as YAML that Parse reads back to an equal Config.

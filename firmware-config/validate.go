@@ -163,6 +163,7 @@ func (c *Config) Validate() error {
 	v := &validator{}
 	c.validateMachine(v)
 	c.validateAgent(v)
+	c.validateCommands(v)
 	c.validateScan(v)
 	c.validateClassify(v)
 	c.validateSim(v)

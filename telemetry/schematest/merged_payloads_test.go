@@ -1,0 +1,66 @@
+//go:build outbox
+
+// Real health, durable-delivery result/event, ack and replay messages from
+// the outbox work (branch i7-outbox) validated against the schemas. After
+// merging that branch, delete the build constraint above (run it before
+// with: go test -tags outbox ./telemetry/schematest).
+
+package schematest
+
+import (
+	"context"
+	"encoding/json"
+	"testing"
+	"time"
+
+	"papscan/telemetry"
+	"papscan/telemetry/broker"
+)
+
+func TestMergedPayloads(t *testing.T) {
+	s := loadSpec(t)
+	b, err := broker.Start(context.Background(), "127.0.0.1:0", testLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	rec := newRecorder(t, b.URL())
+	ctx := t.Context()
+	tm, err := telemetry.Dial(ctx, telemetry.Options{Brokers: []string{b.URL()}, RobotID: robot, TopicPrefix: prefix, Logger: testLogger()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tm.Close(context.Background())
+	rec.waitFor(t, "birth", has(`"online"`))
+	if err := tm.PublishHealth(telemetry.Health{UptimeS: 3, Stage: "ready", Temperatures: []telemetry.Temperature{{Zone: "z", Type: "cpu", C: 40}},
+		Faults: []telemetry.FaultInfo{{Code: 9, Name: "storage", Device: "disk", Cause: "full"}}, Outbox: telemetry.OutboxInfo{Depth: 2, Session: "s", Floor: 3}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: telemetry.NewID(), SlideID: "S1", Body: mustJSON(sampleReport("S1", true)),
+		OutboxSession: telemetry.NewID(), OutboxSeq: 4, OutboxFloor: 2, CommittedAt: time.Now(), Attempt: 2}); err != nil {
+		t.Fatal(err)
+	}
+	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindEvent, ID: telemetry.NewID(), Event: "storage_full", Body: json.RawMessage(`{"free_mb":1}`),
+		OutboxSession: telemetry.NewID(), OutboxSeq: 5, OutboxFloor: 2, CommittedAt: time.Now(), Attempt: 1}); err != nil {
+		t.Fatal(err)
+	}
+	ack, _ := json.Marshal(telemetry.Ack{Schema: telemetry.Schema, Kind: telemetry.KindAck, RobotID: robot, Receiver: "fleet-1", IDs: []string{"a"}})
+	rep, _ := json.Marshal(telemetry.Replay{Schema: telemetry.Schema, Kind: telemetry.KindReplay, RobotID: robot, OutboxSession: "s", FromSeq: 2, ToSeq: 5})
+	rec.publish(t, tm.Topics().Ack(), ack)
+	rec.publish(t, tm.Topics().Replay(), rep)
+	rec.waitFor(t, "all", func(cs []captured) bool { return len(cs) >= 6 })
+	for _, c := range rec.all() {
+		ch, err := s.channelOf(c.topic)
+		if err != nil {
+			t.Error(err)
+			continue
+		}
+		if err := ch.validate(c.payload); err != nil {
+			t.Errorf("%s: %s\n%v", c.topic, c.payload, err)
+		} else {
+			t.Logf("ok %s", ch.name)
+		}
+	}
+}
+
+func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
