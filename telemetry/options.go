@@ -71,6 +71,32 @@ type Options struct {
 
 	// Logger receives connection events. Default slog.Default().
 	Logger *slog.Logger
+
+	// OnAck receives every valid fleet ack from "<prefix>/<robot>/ack";
+	// OnReplay every valid replay request from "<prefix>/<robot>/replay".
+	// Both topics are subscribed (QoS 1) on every connect, before
+	// OnConnected runs, when the handler is set. Handlers are called from
+	// paho's goroutines and MUST NOT block (hand the value to your own
+	// goroutine; outbox.Sender does). Malformed messages are logged and
+	// dropped.
+	OnAck    func(Ack)
+	OnReplay func(Replay)
+
+	// OnConnected runs after every (re)connect once the subscriptions
+	// above are in place (acks can arrive). It MUST NOT block. The outbox
+	// sender uses it to replay unacknowledged entries.
+	OnConnected func()
+
+	// Subscriptions are further fleet -> robot topics subscribed on every
+	// connect (e.g. the signed command topic). Handlers MUST NOT block.
+	Subscriptions []Subscription
+}
+
+// Subscription is one inbound topic and its handler.
+type Subscription struct {
+	Topic   string
+	QoS     byte
+	Handler func(topic string, payload []byte) // must not block
 }
 
 // withDefaults validates o and returns a copy with defaults applied.
