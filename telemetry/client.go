@@ -151,6 +151,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	// KeepAlive: how fast the broker notices a dead robot (Will after 1.5x)
 	// and we notice a dead broker (PINGRESP missing).
 	po.SetKeepAlive(opts.KeepAlive)
+	po.SetPingTimeout(opts.PingTimeout)
 	// In-memory store (paho's MemoryStore) wrapped to observe real PUBACKs;
 	// see ackStore. Not durable: a restart loses what it holds.
 	po.SetStore(c.store)

@@ -15,6 +15,7 @@ const (
 	DefaultConnectTimeout       = 10 * time.Second
 	DefaultPublishTimeout       = 10 * time.Second
 	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultPingTimeout          = 10 * time.Second
 )
 
 // connectRetryInterval is the pause between attempts while Dial waits for
@@ -52,6 +53,11 @@ type Options struct {
 	// KeepAlive is the MQTT keep-alive: the broker publishes the Will when
 	// it has heard nothing for 1.5 x KeepAlive. Default DefaultKeepAlive.
 	KeepAlive time.Duration
+
+	// PingTimeout: a connection whose PINGREQ gets no PINGRESP within
+	// this is dropped and reconnected (a silent network blackhole is
+	// detected after KeepAlive + PingTimeout). Default DefaultPingTimeout.
+	PingTimeout time.Duration
 
 	// ConnectTimeout bounds Dial (together with its ctx) and each single
 	// connection attempt (TCP + TLS + CONNECT/CONNACK). Default
@@ -131,6 +137,9 @@ func (o Options) withDefaults() (Options, Topics, error) {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = DefaultPingTimeout
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout

@@ -415,6 +415,37 @@ func (o *Outbox) Pending(after uint64, limit int) ([]Entry, error) {
 	return out, nil
 }
 
+// Check verifies the file's consistency (bbolt's page check) and that
+// every entry decodes and is indexed by its ID.
+func (o *Outbox) Check() error {
+	err := o.db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: the checker goroutine sends every error
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return first
+		}
+		ids := tx.Bucket(bucketIDs)
+		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
+			var e Entry
+			if err := json.Unmarshal(v, &e); err != nil {
+				return fmt.Errorf("entry %x: %w", k, err)
+			}
+			if e.Seq != binary.BigEndian.Uint64(k) || string(ids.Get([]byte(e.ID))) != string(k) {
+				return fmt.Errorf("entry %x (%s): index mismatch", k, e.ID)
+			}
+			return nil
+		})
+	})
+	if err != nil {
+		return fmt.Errorf("%w: check %s: %w", ErrStorage, o.Path(), err)
+	}
+	return nil
+}
+
 // Close closes the file. Entries stay on disk for the next Open.
 func (o *Outbox) Close() error { return o.db.Close() }
 
