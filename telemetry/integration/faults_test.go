@@ -227,9 +227,17 @@ func TestAgentSIGKILLed50Times(t *testing.T) {
 // until Admit refuses; no panic, a commit never evicts anything, and every
 // committed result reaches the fleet afterwards.
 func TestDiskFull(t *testing.T) {
+	t.Run("tmpfs", func(t *testing.T) { testDiskFull(t, false) })
+	t.Run("injected", func(t *testing.T) { testDiskFull(t, true) })
+}
+
+func testDiskFull(t *testing.T, inject bool) {
 	m := mqtttest.StartMosquitto(t, nil)
 	f := startFleet(t, []string{m.URL}, nil)
-	dir, real := tinyDir(t)
+	dir, real := t.TempDir(), false
+	if !inject {
+		dir, real = tinyDir(t)
+	}
 	ob, err := outbox.Open(filepath.Join(dir, "outbox.db"), outbox.Options{MinFreeBytes: 96 << 10, Logger: logger(),
 		FreeSpace: func(d string) (uint64, error) {
 			if real {
