@@ -200,3 +200,20 @@ func waitDepth0(ob *outbox.Outbox, timeout time.Duration) bool {
 	}
 	return ob.Depth() == 0
 }
+
+// startSender dials for an already opened robot outbox and runs its sender.
+func startSender(t testing.TB, r *robot, url string) {
+	t.Helper()
+	o := robotOptions([]string{url}, "robot-bench")
+	o.OnAck, o.OnReplay, o.OnConnected = r.snd.HandleAck, r.snd.HandleReplay, r.snd.Reconnected
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	var err error
+	if r.tm, err = telemetry.Dial(ctx, o); err != nil {
+		t.Fatal(err)
+	}
+	sctx, stop := context.WithCancel(context.Background())
+	r.cancel = stop
+	go func() { defer close(r.done); _ = r.snd.Run(sctx, r.tm) }()
+	t.Cleanup(r.stop)
+}

@@ -3,6 +3,7 @@ package outbox
 import (
 	"context"
 	"log/slog"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -41,6 +42,9 @@ type SenderOptions struct {
 	// RetryInterval is the pause after a failed publish (no PUBACK, not
 	// connected) before trying again. Default DefaultRetryInterval.
 	RetryInterval time.Duration
+	// OnAcked, if set, is called from the sender goroutine with the IDs
+	// each fleet ack removed (for metrics and tests). It must not block.
+	OnAcked func(ids []string)
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -178,6 +182,9 @@ func (s *Sender) Run(ctx context.Context, p Publisher) error {
 				retryAt = time.Now().Add(s.opts.RetryInterval)
 			} else {
 				s.acked.Add(uint64(n))
+				if s.opts.OnAcked != nil && n > 0 {
+					s.opts.OnAcked(slices.Clone(pendingAcks))
+				}
 				for _, id := range pendingAcks {
 					if seq, ok := byID[id]; ok {
 						delete(inflight, seq)

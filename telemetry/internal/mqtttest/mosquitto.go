@@ -97,7 +97,7 @@ func StartMosquitto(t TB, tlsf *TLSFiles) *Mosquitto {
 	port := FreePort(t)
 	var c strings.Builder
 	fmt.Fprintf(&c, "listener %d 127.0.0.1\nallow_anonymous true\npersistence false\n", port)
-	c.WriteString("max_queued_messages 100000\nmax_inflight_messages 100\nlog_dest stderr\nlog_type error\nlog_type warning\n")
+	c.WriteString("max_queued_messages 100000\nmax_inflight_messages 100\nset_tcp_nodelay true\nlog_dest stderr\nlog_type error\nlog_type warning\n")
 	if os.Geteuid() == 0 {
 		// mosquitto started as root drops to user "mosquitto", which
 		// could not read the test's files.
