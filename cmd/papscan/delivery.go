@@ -36,13 +36,17 @@ type link struct {
 // openLink opens <state_dir>/outbox.db, connects to brokers with the
 // outbox's ack/replay hooks, and starts the sender (which first replays
 // whatever an earlier run left unacked) and the health loop.
-func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger) (*link, error) {
+func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*outbox.Options)) (*link, error) {
 	m := cfg.Agent.MQTT
 	minFree := int64(m.MinFreeMB) << 20
 	if minFree == 0 {
 		minFree = -1 // no reserve
 	}
-	ob, err := outbox.Open(filepath.Join(cfg.Agent.StateDir, "outbox.db"), outbox.Options{MinFreeBytes: minFree, Logger: log})
+	oo := outbox.Options{MinFreeBytes: minFree, Logger: log}
+	for _, mod := range mods {
+		mod(&oo)
+	}
+	ob, err := outbox.Open(filepath.Join(cfg.Agent.StateDir, "outbox.db"), oo)
 	if err != nil {
 		return nil, hal.NewFault("storage", hal.FaultStorage, err)
 	}
