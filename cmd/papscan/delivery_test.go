@@ -37,7 +37,7 @@ func TestStorageFullRefusesSlides(t *testing.T) {
 		t.Fatal(tok.Error())
 	}
 	defer sub.Disconnect(100)
-	if tok := sub.Subscribe("papscan/+/event", 1, func(_ paho.Client, m paho.Message) { events <- m.Payload() }); !tok.WaitTimeout(10*time.Second) {
+	if tok := sub.Subscribe("papscan/+/event", 1, func(_ paho.Client, m paho.Message) { events <- m.Payload() }); !tok.WaitTimeout(10 * time.Second) {
 		t.Fatal("subscribe")
 	}
 
