@@ -4,6 +4,8 @@ import (
 	"context"
 	"crypto/tls"
 	"errors"
+	"os"
+	"path/filepath"
 	"slices"
 	"strings"
 	"testing"
@@ -101,4 +103,76 @@ func TestBrokerFailover(t *testing.T) {
 		t.Fatal("after broker A died the result never reached broker B")
 	}
 	t.Logf("FIGURES failover: result delivered through broker B %v after broker A was killed", time.Since(t0).Round(time.Millisecond))
+}
+
+// readmeACL is the ACL file shown in README.md (keep them in sync).
+const readmeACL = `pattern write papscan/%u/state
+pattern write papscan/%u/result/#
+pattern write papscan/%u/event
+pattern write papscan/%u/progress
+pattern write papscan/%u/health
+pattern read  papscan/%u/ack
+pattern read  papscan/%u/replay
+pattern read  papscan/%u/cmd
+
+user papscan-fleet
+topic read  papscan/+/state
+topic read  papscan/+/result/#
+topic read  papscan/+/event
+topic read  papscan/+/progress
+topic read  papscan/+/health
+topic write papscan/+/ack
+topic write papscan/+/replay
+topic write papscan/+/cmd
+`
+
+// TestPerRobotACL runs the README's Mosquitto TLS + ACL setup: robot-07
+// delivers; robot-08 (a valid lab certificate) publishing as robot-07 gets
+// a PUBACK (MQTT 3.1.1) but nothing reaches the fleet.
+func TestPerRobotACL(t *testing.T) {
+	mqtttest.RequireMosquitto(t)
+	dir := t.TempDir()
+	lab := mqtttest.NewCA(t, dir, "lab")
+	server := lab.Issue(t, dir, "broker", true)
+	r07 := lab.Issue(t, dir, "robot-07", false)
+	r08 := lab.Issue(t, dir, "robot-08", false)
+	fl := lab.Issue(t, dir, "papscan-fleet", false)
+	acl := filepath.Join(dir, "papscan.acl")
+	if err := os.WriteFile(acl, []byte(readmeACL), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	m := mqtttest.StartMosquitto(t, &mqtttest.TLSFiles{CAFile: lab.File, CertFile: server.CertFile, KeyFile: server.KeyFile,
+		RequireClientCert: true, Extra: "use_identity_as_username true\nacl_file " + acl + "\n"})
+	tc := func(p mqtttest.Pair) *tls.Config {
+		return &tls.Config{MinVersion: tls.VersionTLS12, RootCAs: lab.Pool(), Certificates: []tls.Certificate{p.TLS}}
+	}
+	f := startFleet(t, []string{m.URL}, tc(fl))
+	good := startRobot(t, t.TempDir(), []string{m.URL}, "robot-07", func(o *telemetry.Options) { o.TLS = tc(r07) })
+	id := telemetry.NewID()
+	if _, err := good.ob.PutResult("S-07", id, []byte(`{}`)); err != nil {
+		t.Fatal(err)
+	}
+	if missing := f.waitFor(map[string]string{id: "S-07"}, 20*time.Second); len(missing) > 0 {
+		t.Fatal("robot-07's own result never arrived")
+	}
+	if !waitDepth0(good.ob, 10*time.Second) {
+		t.Fatal("robot-07 never got the fleet's ack")
+	}
+
+	// robot-08 pretends to be robot-07.
+	o := robotOptions([]string{m.URL}, "robot-07")
+	o.ClientID, o.TLS = "impostor", tc(r08)
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	imp, err := telemetry.Dial(ctx, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer imp.Close(context.Background())
+	fake := telemetry.NewID()
+	err = imp.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: fake, SlideID: "S-FAKE", Body: []byte(`{}`), OutboxSeq: 99})
+	t.Logf("impostor publish: PUBACK error = %v (a PUBACK proves nothing)", err)
+	if missing := f.waitFor(map[string]string{fake: "S-FAKE"}, 2*time.Second); len(missing) == 0 {
+		t.Fatal("the impostor's result reached the fleet: the ACL let it through")
+	}
 }

@@ -60,6 +60,8 @@ func RequireMosquitto(t TB) string {
 type TLSFiles struct {
 	CAFile, CertFile, KeyFile string
 	RequireClientCert         bool
+	// Extra configuration lines for the listener (e.g. use_identity_as_username, acl_file).
+	Extra string
 }
 
 // Mosquitto is a running broker on a loopback port.
@@ -110,6 +112,7 @@ func StartMosquitto(t TB, tlsf *TLSFiles) *Mosquitto {
 		scheme = "ssl"
 		fmt.Fprintf(&c, "cafile %s\ncertfile %s\nkeyfile %s\nrequire_certificate %v\ntls_version tlsv1.2\n",
 			tlsf.CAFile, tlsf.CertFile, tlsf.KeyFile, tlsf.RequireClientCert)
+		c.WriteString(tlsf.Extra)
 	}
 	conf := filepath.Join(dir, "mosquitto.conf")
 	if err := os.WriteFile(conf, []byte(c.String()), 0o600); err != nil {
