@@ -70,6 +70,9 @@
 //     ErrUnreachable with the broker URLs and the last attempt's error.
 //   - ProtocolVersion 4 (MQTT 3.1.1) explicitly: no silent 3.1 fallback.
 //   - KeepAlive 30 s: the broker publishes the Will after 1.5x silence.
+//   - ResumeSubs left false: the ack, replay and command subscriptions are
+//     made explicitly on every connect (a broker restarted without
+//     persistence has forgotten them), before Options.OnConnected runs.
 //   - PingTimeout 10 s: a blackholed link (no PINGRESP) is dropped and
 //     redialled after KeepAlive + PingTimeout.
 //   - WriteTimeout = PublishTimeout: bounded hand-over and socket writes.
