@@ -79,3 +79,26 @@ func BenchmarkPublishToAck(b *testing.B) {
 	b.ReportMetric(float64(lat[len(lat)*99/100].Microseconds())/1000, "p99-ms")
 	b.ReportMetric(float64(b.N)/elapsed.Seconds(), "acked-results/s")
 }
+
+// BenchmarkDeliveredPipelined: results committed back to back while the
+// sender streams them (window 64) through Mosquitto to the fleet; the
+// clock stops when the fleet's acks emptied the outbox: durable
+// end-to-end results per second.
+func BenchmarkDeliveredPipelined(b *testing.B) {
+	if mqtttest.Binary() == "" {
+		b.Skip("mosquitto not installed")
+	}
+	m := mqtttest.StartMosquitto(b, nil)
+	startFleet(b, []string{m.URL}, nil)
+	r := startRobot(b, b.TempDir(), []string{m.URL}, "robot-pipe", nil)
+	start := time.Now()
+	for b.Loop() {
+		if _, err := r.ob.PutResult("S-pipe", telemetry.NewID(), []byte(`{"verdict":"NILM"}`)); err != nil {
+			b.Fatal(err)
+		}
+	}
+	if !waitDepth0(r.ob, time.Minute) {
+		b.Fatalf("outbox still holds %d", r.ob.Depth())
+	}
+	b.ReportMetric(float64(b.N)/time.Since(start).Seconds(), "acked-results/s")
+}
