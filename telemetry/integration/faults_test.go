@@ -294,7 +294,15 @@ func testDiskFull(t *testing.T, inject bool) {
 	if missing := f.waitFor(want, 60*time.Second); len(missing) > 0 {
 		t.Fatalf("%d committed results lost after the disk filled", len(missing))
 	}
-	t.Logf("FIGURES disk-full (tmpfs=%v): %d results committed, then refused: %v (put error: %v); all %d reached the fleet",
+	// Once the fleet acked them, their pages are free for new results:
+	// the robot takes slides again.
+	if !waitDepth0(ob, 30*time.Second) {
+		t.Fatalf("outbox depth %d: acks not applied on the full disk", ob.Depth())
+	}
+	if err := ob.Admit(); err != nil {
+		t.Fatalf("after every result was acked the robot still refuses slides: %v", err)
+	}
+	t.Logf("FIGURES disk-full (tmpfs=%v): %d results committed, then refused: %v (put error: %v); all %d reached the fleet; after the acks slides are admitted again",
 		real, len(want), refused, putErr, f.count())
 }
 

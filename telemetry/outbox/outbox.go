@@ -342,8 +342,13 @@ func (o *Outbox) Admit() error {
 		if err != nil {
 			return classify(fmt.Errorf("outbox: free space of %s: %w", o.dir, err))
 		}
-		if free < uint64(o.opts.MinFreeBytes) {
-			return fmt.Errorf("%w: %s has %d bytes free, below the %d-byte reserve", ErrFull, o.dir, free, o.opts.MinFreeBytes)
+		// bbolt never shrinks its file: pages freed by acks are reused by
+		// later commits, so they count as free space too.
+		st := o.db.Stats()
+		reusable := uint64(st.FreePageN+st.PendingPageN) * uint64(o.db.Info().PageSize)
+		if free+reusable < uint64(o.opts.MinFreeBytes) {
+			return fmt.Errorf("%w: %s has %d bytes free (+%d reusable in the outbox file), below the %d-byte reserve",
+				ErrFull, o.dir, free, reusable, o.opts.MinFreeBytes)
 		}
 	}
 	if last != nil {
