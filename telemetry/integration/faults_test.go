@@ -357,7 +357,7 @@ func TestNetworkBlackholeAndReset(t *testing.T) {
 		time.Sleep(10 * time.Millisecond)
 	}
 	detected := time.Since(t0)
-	if limit := keepAlive + pingTimeout + 2*time.Second; detected > limit {
+	if limit := keepAlive + pingTimeout + 3*time.Second; detected > limit { // slack: keepalive tick + a loaded CI machine
 		t.Fatalf("blackhole detected after %v, want <= keepalive+ping timeout (+slack) %v", detected, limit)
 	}
 	time.Sleep(time.Second) // a while in the hole, reconnect attempts time out
