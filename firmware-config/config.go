@@ -269,6 +269,18 @@ type MQTT struct {
 	TLS          TLS      `yaml:"tls"`
 	Username     string   `yaml:"username"`
 	PasswordFile string   `yaml:"password_file"`
+
+	// Durable delivery (telemetry/outbox). AckTimeout: an entry without
+	// the fleet's ack for this long is sent again. OutboxWindow: entries
+	// published but not yet acked. MinFreeMB: free space the state
+	// directory keeps; below it no new slide is taken. MaxReconnectInterval
+	// caps the reconnect back-off. HealthInterval: period of the health
+	// message.
+	AckTimeout           Duration `yaml:"ack_timeout"`
+	OutboxWindow         int      `yaml:"outbox_window"`
+	MinFreeMB            int      `yaml:"min_free_mb"`
+	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
+	HealthInterval       Duration `yaml:"health_interval"`
 }
 
 // TLS names the files of the MQTT TLS setup; all absolute paths.

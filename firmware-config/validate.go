@@ -460,6 +460,11 @@ func (c *Config) validateAgent(v *validator) {
 	if needCA && m.TLS.CAFile == "" {
 		v.add("agent.mqtt.tls.ca_file", "required when a broker uses TLS (%s://)", strings.Join(tlsSchemes, "://, "))
 	}
+	inRange(v, "agent.mqtt.ack_timeout", m.AckTimeout, Duration(time.Second), Duration(time.Hour), false, false, fmtDur)
+	inRange(v, "agent.mqtt.outbox_window", m.OutboxWindow, 1, 10000, false, false, fmtInt)
+	inRange(v, "agent.mqtt.min_free_mb", m.MinFreeMB, 0, 1000000, false, false, fmtInt)
+	inRange(v, "agent.mqtt.max_reconnect_interval", m.MaxReconnectInterval, Duration(time.Second), Duration(10*time.Minute), false, false, fmtDur)
+	inRange(v, "agent.mqtt.health_interval", m.HealthInterval, Duration(time.Second), Duration(time.Hour), false, false, fmtDur)
 	if m.PasswordFile != "" && m.Username == "" {
 		v.add("agent.mqtt.username", "required when password_file is set (MQTT sends a password only with a user name)")
 	}

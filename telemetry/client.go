@@ -54,6 +54,8 @@ type Client struct {
 	births    sync.WaitGroup // birth goroutines started by onConnect
 	lastState *stateMsg      // last state set by PublishState, restored after a reconnect
 
+	inbound []Subscription // subscribed on every connect
+
 	lastErrMu sync.Mutex
 	lastErr   error // last connection failure, for Dial's error message
 
@@ -96,6 +98,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		progressDone: make(chan struct{}),
 	}
 	c.log = opts.Logger.With("component", "telemetry", "robot_id", opts.RobotID, "client_id", opts.ClientID)
+	c.inbound = c.inboundSubscriptions()
 	c.life, c.stopLife = context.WithCancel(context.Background())
 
 	will, err := json.Marshal(Envelope{
@@ -148,6 +151,7 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 	// KeepAlive: how fast the broker notices a dead robot (Will after 1.5x)
 	// and we notice a dead broker (PINGRESP missing).
 	po.SetKeepAlive(opts.KeepAlive)
+	po.SetPingTimeout(opts.PingTimeout)
 	// In-memory store (paho's MemoryStore) wrapped to observe real PUBACKs;
 	// see ackStore. Not durable: a restart loses what it holds.
 	po.SetStore(c.store)
@@ -181,7 +185,14 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 			}
 		}
 	})
+	// Inbound routes, registered before connecting so that messages the
+	// broker queued for our persistent session find their handler.
+	// OrderMatters=false runs each in its own goroutine; they never block.
 	c.mc = paho.NewClient(po)
+	for _, sb := range c.inbound {
+		h := sb.Handler
+		c.mc.AddRoute(sb.Topic, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
+	}
 
 	timeout := time.NewTimer(opts.ConnectTimeout)
 	defer timeout.Stop()
@@ -249,11 +260,15 @@ func (c *Client) onConnect(paho.Client) {
 	c.births.Add(1)
 	c.mu.Unlock()
 
-	// Hook for later work: subscribe to c.topics.Cmd() here (QoS 1) when
-	// signed commands arrive; the session is persistent, so the broker
-	// also keeps the subscription across reconnects.
 	go func() {
 		defer c.births.Done()
+		// Subscribe on every connect: a broker restarted without
+		// persistence has forgotten our session and its subscriptions.
+		// Acks must be flowing before the outbox replays.
+		c.subscribe()
+		if c.opts.OnConnected != nil {
+			c.opts.OnConnected()
+		}
 		c.log.Info("mqtt connected; publishing birth", "topic", c.topics.State())
 		ctx := c.life
 		err := c.publishState(ctx, StateOnline, map[string]any{"client_id": c.opts.ClientID})
@@ -266,6 +281,53 @@ func (c *Client) onConnect(paho.Client) {
 			c.log.Warn("birth state not published", "error", err)
 		}
 	}()
+}
+
+// subscribe (re)subscribes the inbound topics and waits for the SUBACK,
+// bounded by PublishTimeout.
+func (c *Client) subscribe() {
+	subs := map[string]byte{}
+	for _, sb := range c.inbound {
+		subs[sb.Topic] = sb.QoS
+	}
+	if len(subs) == 0 {
+		return
+	}
+	tok := c.mc.SubscribeMultiple(subs, nil)
+	if !tok.WaitTimeout(c.opts.PublishTimeout) {
+		c.log.Warn("mqtt subscribe: no SUBACK in time", "topics", len(subs))
+		return
+	}
+	if err := tok.Error(); err != nil {
+		c.log.Warn("mqtt subscribe failed", "error", err)
+	}
+}
+
+// inboundSubscriptions lists the topics the client subscribes on connect,
+// each with a handler that never blocks.
+func (c *Client) inboundSubscriptions() []Subscription {
+	var subs []Subscription
+	if h := c.opts.OnAck; h != nil {
+		subs = append(subs, Subscription{Topic: c.topics.Ack(), QoS: 1, Handler: func(topic string, p []byte) {
+			a, err := DecodeAck(c.opts.RobotID, p)
+			if err != nil {
+				c.log.Warn("ignoring inbound message", "topic", topic, "error", err)
+				return
+			}
+			h(a)
+		}})
+	}
+	if h := c.opts.OnReplay; h != nil {
+		subs = append(subs, Subscription{Topic: c.topics.Replay(), QoS: 1, Handler: func(topic string, p []byte) {
+			r, err := DecodeReplay(c.opts.RobotID, p)
+			if err != nil {
+				c.log.Warn("ignoring inbound message", "topic", topic, "error", err)
+				return
+			}
+			h(r)
+		}})
+	}
+	return append(subs, c.opts.Subscriptions...)
 }
 
 // PublishResult publishes one slide's result envelope (kind "result") to

@@ -15,7 +15,10 @@
 //	P/R/result/<slide_id>  1    no        one message per result (PublishResult)
 //	P/R/event              1    no        events (PublishEvent)
 //	P/R/progress           0    no        scan progress (PublishProgress); lossy by design
-//	P/R/cmd                -    -         fleet -> robot commands: reserved, not subscribed yet
+//	P/R/health             0    yes       periodic Health (RunHealth, PublishHealth)
+//	P/R/ack                1    no        fleet -> robot: Ack {"ids":[...]} (Options.OnAck)
+//	P/R/replay             1    no        fleet -> robot: Replay {"from_seq","to_seq"} (Options.OnReplay)
+//	P/R/cmd                -    -         fleet -> robot commands (Options.Subscriptions)
 //
 // Topics builds them (NewTopics, Topics.State, Topics.Result, ...);
 // ResultFilter(P) = "P/+/result/#" and StateFilter(P) = "P/+/state" are the
@@ -67,6 +70,11 @@
 //     ErrUnreachable with the broker URLs and the last attempt's error.
 //   - ProtocolVersion 4 (MQTT 3.1.1) explicitly: no silent 3.1 fallback.
 //   - KeepAlive 30 s: the broker publishes the Will after 1.5x silence.
+//   - ResumeSubs left false: the ack, replay and command subscriptions are
+//     made explicitly on every connect (a broker restarted without
+//     persistence has forgotten them), before Options.OnConnected runs.
+//   - PingTimeout 10 s: a blackholed link (no PINGRESP) is dropped and
+//     redialled after KeepAlive + PingTimeout.
 //   - WriteTimeout = PublishTimeout: bounded hand-over and socket writes.
 //   - Will: retained "offline" at QoS 1 on the state topic.
 //   - OnConnect only starts a goroutine (birth, then the last application
@@ -96,15 +104,14 @@
 // The state topic flips to "offline" via the Will only after the broker
 // notices the loss (at most 1.5 x KeepAlive) or at once on a TCP reset.
 //
-// # Not done yet (later issues; shape meant to be extended, not replaced)
+// # Durable delivery
 //
-//   - Durable outbox (bbolt, fsync on commit) holding every result until the
-//     fleet's application-level ack for its result_id, with retry across
-//     restarts; PublishResult becomes its transport.
-//   - Application-level acks from the fleet receiver, and the receiver.
-//   - Signed commands on P/R/cmd: subscribe in onConnect (QoS 1; the
-//     session is persistent), verify signatures, hand to the robot.
-//   - TLS and fault tests against a real Mosquitto (Options.TLS is wired to
-//     paho but untested here); the embedded broker (package broker) is for
-//     the out-of-the-box simulation and fast tests only.
+// Results and events go through package telemetry/outbox: committed to
+// disk first, published by PublishDelivery (envelope result_id/event_id,
+// outbox_session, outbox_seq, outbox_floor, committed_at, attempt), and
+// removed only by the fleet's Ack. ack and replay are subscribed (QoS 1)
+// on every connect, before Options.OnConnected runs, so acks flow before
+// the outbox replays. Package telemetry/fleet is the reference receiver;
+// docs/telemetry-delivery.md describes the protocol and the fault tests
+// (telemetry/integration, real Mosquitto).
 package telemetry

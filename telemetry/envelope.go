@@ -43,6 +43,12 @@ const (
 //	  "event":      "door_opened",   // event: event type
 //	  "state":      "online",        // state
 //	  "body":       {...}            // kind-specific JSON, produced by the caller
+//	  "event_id":       "0192...",    // event from the outbox: stable identity, ack key
+//	  "outbox_session": "0192...",    // outbox stream (persisted in the state dir)
+//	  "outbox_seq":     17,           // persisted, +1 per committed result/event
+//	  "outbox_floor":   12,           // lowest seq still unacked when sent
+//	  "committed_at":   "...",        // when the entry reached the disk
+//	  "attempt":        1             // 1 = first send, >1 = replay
 //	}
 //
 // Optional fields are omitted when empty. The Last Will has no message_id,
@@ -63,6 +69,15 @@ type Envelope struct {
 	Event     string          `json:"event,omitempty"`
 	State     string          `json:"state,omitempty"`
 	Body      json.RawMessage `json:"body,omitempty"`
+
+	// Durable delivery (results and events sent from the outbox, see
+	// PublishDelivery and docs/telemetry-delivery.md).
+	EventID       string    `json:"event_id,omitempty"`       // event: stable identity, the ack key
+	OutboxSession string    `json:"outbox_session,omitempty"` // the outbox's persisted stream ID
+	OutboxSeq     uint64    `json:"outbox_seq,omitzero"`      // strictly increasing within outbox_session, persisted
+	OutboxFloor   uint64    `json:"outbox_floor,omitzero"`    // lowest seq the outbox still held when sent
+	CommittedAt   time.Time `json:"committed_at,omitzero"`    // when the entry reached the disk
+	Attempt       int       `json:"attempt,omitzero"`         // 1 = first send; higher = replay
 }
 
 // ProgressBody is the body of a progress message.

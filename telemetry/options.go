@@ -15,6 +15,7 @@ const (
 	DefaultConnectTimeout       = 10 * time.Second
 	DefaultPublishTimeout       = 10 * time.Second
 	DefaultMaxReconnectInterval = 30 * time.Second
+	DefaultPingTimeout          = 10 * time.Second
 )
 
 // connectRetryInterval is the pause between attempts while Dial waits for
@@ -53,6 +54,11 @@ type Options struct {
 	// it has heard nothing for 1.5 x KeepAlive. Default DefaultKeepAlive.
 	KeepAlive time.Duration
 
+	// PingTimeout: a connection whose PINGREQ gets no PINGRESP within
+	// this is dropped and reconnected (a silent network blackhole is
+	// detected after KeepAlive + PingTimeout). Default DefaultPingTimeout.
+	PingTimeout time.Duration
+
 	// ConnectTimeout bounds Dial (together with its ctx) and each single
 	// connection attempt (TCP + TLS + CONNECT/CONNACK). Default
 	// DefaultConnectTimeout.
@@ -71,6 +77,32 @@ type Options struct {
 
 	// Logger receives connection events. Default slog.Default().
 	Logger *slog.Logger
+
+	// OnAck receives every valid fleet ack from "<prefix>/<robot>/ack";
+	// OnReplay every valid replay request from "<prefix>/<robot>/replay".
+	// Both topics are subscribed (QoS 1) on every connect, before
+	// OnConnected runs, when the handler is set. Handlers are called from
+	// paho's goroutines and MUST NOT block (hand the value to your own
+	// goroutine; outbox.Sender does). Malformed messages are logged and
+	// dropped.
+	OnAck    func(Ack)
+	OnReplay func(Replay)
+
+	// OnConnected runs after every (re)connect once the subscriptions
+	// above are in place (acks can arrive). It MUST NOT block. The outbox
+	// sender uses it to replay unacknowledged entries.
+	OnConnected func()
+
+	// Subscriptions are further fleet -> robot topics subscribed on every
+	// connect (e.g. the signed command topic). Handlers MUST NOT block.
+	Subscriptions []Subscription
+}
+
+// Subscription is one inbound topic and its handler.
+type Subscription struct {
+	Topic   string
+	QoS     byte
+	Handler func(topic string, payload []byte) // must not block
 }
 
 // withDefaults validates o and returns a copy with defaults applied.
@@ -105,6 +137,9 @@ func (o Options) withDefaults() (Options, Topics, error) {
 	}
 	if o.KeepAlive <= 0 {
 		o.KeepAlive = DefaultKeepAlive
+	}
+	if o.PingTimeout <= 0 {
+		o.PingTimeout = DefaultPingTimeout
 	}
 	if o.ConnectTimeout <= 0 {
 		o.ConnectTimeout = DefaultConnectTimeout

@@ -157,6 +157,15 @@ func (t Topics) Progress() string { return t.base() + "/progress" }
 // fleet commands (not subscribed yet; see doc.go).
 func (t Topics) Cmd() string { return t.base() + "/cmd" }
 
+// Ack is "<prefix>/<robot>/ack": fleet -> robot application-level acks.
+func (t Topics) Ack() string { return t.base() + "/ack" }
+
+// Replay is "<prefix>/<robot>/replay": fleet -> robot replay requests.
+func (t Topics) Replay() string { return t.base() + "/replay" }
+
+// Health is "<prefix>/<robot>/health": periodic health, QoS 0, retained.
+func (t Topics) Health() string { return t.base() + "/health" }
+
 // Result is "<prefix>/<robot>/result/<slideID>" (QoS 1, not retained). It
 // returns an *IDError if slideID is not a safe topic level.
 func (t Topics) Result(slideID string) (string, error) {
@@ -169,6 +178,15 @@ func (t Topics) Result(slideID string) (string, error) {
 // ResultFilter is the subscription filter "<prefix>/+/result/#" that matches
 // the results of every robot sharing prefix (what a fleet receiver subscribes to).
 func ResultFilter(prefix string) string { return prefix + "/+/result/#" }
+
+// EventFilter is "<prefix>/+/event", matching every robot's events.
+func EventFilter(prefix string) string { return prefix + "/+/event" }
+
+// AckTopic is "<prefix>/<robot>/ack" for a fleet that holds no Topics.
+func AckTopic(prefix, robot string) string { return prefix + "/" + robot + "/ack" }
+
+// ReplayTopic is "<prefix>/<robot>/replay".
+func ReplayTopic(prefix, robot string) string { return prefix + "/" + robot + "/replay" }
 
 // StateFilter is "<prefix>/+/state", matching every robot's state topic.
 func StateFilter(prefix string) string { return prefix + "/+/state" }

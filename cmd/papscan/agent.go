@@ -20,12 +20,14 @@ import (
 	"papscan/telemetry"
 )
 
-// deliverer stores each slide's report in the state directory and then
-// publishes it. Storing comes first: a result that reached the disk is
-// never lost, even if the broker is away.
+// deliverer stores each slide's report in the state directory and commits
+// it to the durable outbox, whose sender publishes it until the fleet acks
+// it. Storing comes first: a result that reached the disk is never lost,
+// even if the broker is away. When the disk is full it refuses the next
+// slide (a storage fault).
 type deliverer struct {
 	stateDir string
-	tm       *telemetry.Client
+	link     *link
 	log      *slog.Logger
 	jsonOut  io.Writer // one JSON object per slide, if set
 
@@ -37,7 +39,11 @@ type deliverer struct {
 func (d *deliverer) deliver(ctx context.Context, r *scan.Report) error {
 	files, err := r.WriteFiles(d.stateDir)
 	if err != nil {
-		return fmt.Errorf("store result: %w", err)
+		err = fmt.Errorf("store result: %w", err)
+		if d.link != nil {
+			return d.link.storageFault(ctx, err)
+		}
+		return err
 	}
 	if d.paths == nil {
 		d.paths = map[string]string{}
@@ -51,15 +57,15 @@ func (d *deliverer) deliver(ctx context.Context, r *scan.Report) error {
 	if d.jsonOut != nil {
 		fmt.Fprintf(d.jsonOut, "%s\n", jsonLine(r))
 	}
-	if d.tm != nil {
-		pctx, cancel := context.WithTimeout(ctx, 30*time.Second)
-		err := d.tm.PublishResult(pctx, r.SlideID, r.ResultID, body)
-		cancel()
-		if err != nil {
-			// The result is on disk; it goes out when the outbox
-			// replays. Say so, and keep scanning.
+	if d.link != nil {
+		// Durable first; the outbox sender publishes it and keeps it
+		// until the fleet's ack. A full disk refuses the next slide.
+		if err := d.link.commit(ctx, r.SlideID, r.ResultID, body, r.Verdict == "INCOMPLETE"); err != nil {
 			d.unsent++
-			d.log.Error("result not confirmed by the broker; kept on disk", "slide", r.SlideID, "result_id", r.ResultID, "file", files.Result, "err", err)
+			return err
+		}
+		if err := d.link.admit(ctx); err != nil {
+			return err
 		}
 	}
 	d.log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells,
@@ -95,7 +101,7 @@ func jsonLine(r *scan.Report) []byte {
 }
 
 // dialTelemetry connects to the configured brokers.
-func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger) (*telemetry.Client, error) {
+func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*telemetry.Options)) (*telemetry.Client, error) {
 	m := cfg.Agent.MQTT
 	opts := telemetry.Options{
 		Brokers:     brokers,
@@ -119,6 +125,9 @@ func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, lo
 			return nil, err
 		}
 		opts.TLS = tc
+	}
+	for _, mod := range mods {
+		mod(&opts)
 	}
 	return telemetry.Dial(ctx, opts)
 }

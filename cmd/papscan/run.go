@@ -90,13 +90,13 @@ func runRun(ctx context.Context, e env, args []string) int {
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
 
-	tm, err := dialTelemetry(ctx, cfg, cfg.Agent.MQTT.Brokers, log)
+	lk, err := openLink(ctx, cfg, cfg.Agent.MQTT.Brokers, log)
 	if err != nil {
 		pnl.Show(panel.StateFault)
 		fmt.Fprintf(e.stderr, "papscan run: telemetry: %v\n", err)
-		return exitFailure
+		return exitCodeFor(err)
 	}
-	defer closeTelemetry(ctx, tm)
+	defer lk.close(ctx)
 	sc, err := scan.New(mach.Machine, scanOptions(cfg, model, log))
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan run: %v\n", err)
@@ -111,7 +111,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "machine.panel.button_start: %v\n", err)
 		return exitFault
 	}
-	d := &deliverer{stateDir: cfg.Agent.StateDir, tm: tm, log: log}
+	d := &deliverer{stateDir: cfg.Agent.StateDir, link: lk, log: log}
 	for n := 1; ; n++ {
 		pnl.Show(panel.StateReady)
 		if !*once {
@@ -121,7 +121,12 @@ func runRun(ctx context.Context, e env, args []string) int {
 				return exitOK // stopped
 			}
 		}
+		if err := lk.admit(ctx); err != nil { // storage full: take no slide
+			pnl.Show(panel.StateFault)
+			return exitCodeFor(err)
+		}
 		pnl.Show(panel.StateScanning)
+		lk.setStage("scanning")
 		err := sc.RunMagazine(ctx, fmt.Sprintf("MANUAL%04d", n), func(r *scan.Report) error { return d.deliver(ctx, r) })
 		if err != nil {
 			_ = sc.Halt()

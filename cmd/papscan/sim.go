@@ -146,13 +146,22 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		brokers = []string{b.URL()}
 		fmt.Fprintf(out, "MQTT: embedded broker at %s; watch it with:\n  mosquitto_sub -h 127.0.0.1 -p %s -t '%s/#' -v\n",
 			b.URL(), b.Addr()[len("127.0.0.1:"):], cfg.EffectiveTopicPrefix())
+		// The reference fleet receiver, in process: it stores each
+		// result, then acks it, which empties the robot's outbox.
+		stopFleet, err := startSimFleet(ctx, cfg, b.URL(), out, log)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "papscan sim: fleet receiver: %v\n", err)
+			return exitFailure
+		}
+		defer stopFleet()
 	}
-	tm, err := dialTelemetry(ctx, cfg, brokers, log)
+	lk, err := openLink(ctx, cfg, brokers, log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: telemetry: %v\n", err)
 		return exitFailure
 	}
-	defer closeTelemetry(ctx, tm)
+	defer lk.close(ctx)
+	tm := lk.tm
 
 	opts := scanOptions(cfg, model, log)
 	bar := newProgressBar(e.stderr)
@@ -167,12 +176,20 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitConfig
 	}
-	d := &deliverer{stateDir: cfg.Agent.StateDir, tm: tm, log: log}
+	d := &deliverer{stateDir: cfg.Agent.StateDir, link: lk, log: log}
 	if so.json {
 		d.jsonOut = e.stdout
 	}
 	pnl.Show(panel.StateScanning)
-	runErr := sc.RunMagazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+	lk.setStage("scanning")
+	runErr := lk.admit(ctx) // no slide is taken when its result could not be stored
+	if runErr == nil {
+		runErr = sc.RunMagazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+	}
+	if runErr == nil {
+		lk.setStage("done")
+		lk.event("magazine_done", map[string]any{"magazine": magazine, "slides": len(d.reports)})
+	}
 	if runErr != nil {
 		pnl.Show(panel.StateFault)
 		_ = sc.Halt()
@@ -185,8 +202,11 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		printTable(out, d.reports, d.paths)
 		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(d.reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
 	}
-	if d.unsent > 0 {
-		fmt.Fprintf(e.stderr, "%d results not confirmed by the broker (kept in %s)\n", d.unsent, cfg.Agent.StateDir)
+	if left := lk.drain(ctx, simAckWait); left > 0 {
+		fmt.Fprintf(e.stderr, "%d results/events await the fleet's ack (kept in %s; sent again at the next start)\n",
+			left, lk.ob.Path())
+	} else {
+		fmt.Fprintf(e.stderr, "outbox empty: the fleet acknowledged every result\n")
 	}
 	if runErr != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", runErr)

@@ -1,9 +1,5 @@
-//go:build outbox
-
 // Real health, durable-delivery result/event, ack and replay messages from
-// the outbox work (branch i7-outbox) validated against the schemas. After
-// merging that branch, delete the build constraint above (run it before
-// with: go test -tags outbox ./telemetry/schematest).
+// the outbox validated against the schemas.
 
 package schematest
 

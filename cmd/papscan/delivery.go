@@ -1,0 +1,175 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"path/filepath"
+	"sync"
+	"time"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/telemetry"
+	"papscan/telemetry/outbox"
+)
+
+// link is the robot's durable path to the fleet: the outbox in the state
+// directory, its sender, the MQTT client and the health loop.
+type link struct {
+	ob    *outbox.Outbox
+	snd   *outbox.Sender
+	tm    *telemetry.Client
+	log   *slog.Logger
+	start time.Time
+
+	mu    sync.Mutex
+	stats telemetry.ScanStats
+	stage string
+	fault *hal.Fault
+
+	cancel context.CancelFunc
+	wg     sync.WaitGroup
+}
+
+// openLink opens <state_dir>/outbox.db, connects to brokers with the
+// outbox's ack/replay hooks, and starts the sender (which first replays
+// whatever an earlier run left unacked) and the health loop.
+func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*outbox.Options)) (*link, error) {
+	m := cfg.Agent.MQTT
+	minFree := int64(m.MinFreeMB) << 20
+	if minFree == 0 {
+		minFree = -1 // no reserve
+	}
+	oo := outbox.Options{MinFreeBytes: minFree, Logger: log}
+	for _, mod := range mods {
+		mod(&oo)
+	}
+	ob, err := outbox.Open(filepath.Join(cfg.Agent.StateDir, "outbox.db"), oo)
+	if err != nil {
+		return nil, hal.NewFault("storage", hal.FaultStorage, err)
+	}
+	snd := outbox.NewSender(ob, outbox.SenderOptions{Window: m.OutboxWindow, AckTimeout: m.AckTimeout.D(), Logger: log})
+	tm, err := dialTelemetry(ctx, cfg, brokers, log, func(o *telemetry.Options) {
+		o.OnAck = snd.HandleAck
+		o.OnReplay = snd.HandleReplay
+		o.OnConnected = snd.Reconnected
+		o.MaxReconnectInterval = m.MaxReconnectInterval.D()
+	})
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
+	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
+	l := &link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: "ready", cancel: cancel}
+	if d := ob.Depth(); d > 0 {
+		log.Info("outbox holds results/events not yet acked by the fleet; sending them again", "depth", d)
+	}
+	l.wg.Add(2)
+	go func() { defer l.wg.Done(); _ = snd.Run(lctx, tm) }()
+	go func() {
+		defer l.wg.Done()
+		tm.RunHealth(lctx, m.HealthInterval.D(), func(h *telemetry.Health) { l.fillHealth(h, cfg.Agent.StateDir) })
+	}()
+	return l, nil
+}
+
+func (l *link) fillHealth(h *telemetry.Health, stateDir string) {
+	h.UptimeS = time.Since(l.start).Seconds()
+	h.Temperatures = telemetry.ReadThermal("/sys/class/thermal")
+	if u, err := outbox.DiskUsage(stateDir); err == nil {
+		h.Disk = telemetry.DiskInfo{FreeBytes: u.FreeBytes, TotalBytes: u.TotalBytes}
+	}
+	h.Outbox = telemetry.OutboxInfo{Depth: l.ob.Depth(), Session: l.ob.Session(), Floor: l.ob.Floor()}
+	h.AcceptSlides = l.ob.Admit() == nil
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	h.Stage = l.stage
+	h.Scan = l.stats
+	if f := l.fault; f != nil {
+		h.Faults = []telemetry.FaultInfo{{Code: int(f.Code), Name: f.Code.String(), Device: f.Device, Cause: fmt.Sprint(f.Err)}}
+	}
+}
+
+// setStage records what the robot does, for health.
+func (l *link) setStage(s string) {
+	l.mu.Lock()
+	l.stage = s
+	l.mu.Unlock()
+}
+
+// admit refuses a new slide when the outbox cannot take its result: it
+// returns a storage *hal.Fault, says so in telemetry (state "fault" and
+// a non-durable "storage_full" event: the disk has no room for a durable
+// one) and records it for health.
+func (l *link) admit(ctx context.Context) error {
+	err := l.ob.Admit()
+	if err == nil {
+		return nil
+	}
+	return l.storageFault(ctx, err)
+}
+
+func (l *link) storageFault(ctx context.Context, err error) error {
+	f := hal.NewFault("storage", hal.FaultStorage, err)
+	l.mu.Lock()
+	l.fault = f
+	l.stage = "fault"
+	l.mu.Unlock()
+	l.log.Error("storage full or failing: taking no new slides; committed results are kept", "err", err, "outbox_depth", l.ob.Depth())
+	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	fields := map[string]any{"code": int(hal.FaultStorage), "fault": hal.FaultStorage.String(), "cause": err.Error(), "outbox_depth": l.ob.Depth()}
+	_ = l.tm.PublishEvent(pctx, "storage_full", fields)
+	_ = l.tm.PublishState(pctx, "fault", fields)
+	return f
+}
+
+// commit stores a result durably in the outbox; the sender publishes it.
+func (l *link) commit(ctx context.Context, slideID, resultID string, body []byte, incomplete bool) error {
+	l.mu.Lock()
+	l.stats.Slides++
+	if incomplete {
+		l.stats.Incomplete++
+	}
+	l.mu.Unlock()
+	if _, err := l.ob.PutResult(slideID, resultID, body); err != nil {
+		if errors.Is(err, outbox.ErrFull) || errors.Is(err, outbox.ErrStorage) {
+			return l.storageFault(ctx, err)
+		}
+		return err
+	}
+	l.mu.Lock()
+	l.stats.Results++
+	l.mu.Unlock()
+	return nil
+}
+
+// event commits an event durably (logged if it cannot be).
+func (l *link) event(kind string, payload any) {
+	if _, err := l.ob.PutEvent(kind, payload); err != nil {
+		l.log.Warn("event not stored", "event", kind, "err", err)
+	}
+}
+
+// drain waits until the fleet acked everything or wait elapsed, and
+// returns the entries still waiting.
+func (l *link) drain(ctx context.Context, wait time.Duration) int {
+	deadline := time.Now().Add(wait)
+	for l.ob.Depth() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
+		time.Sleep(20 * time.Millisecond)
+	}
+	return l.ob.Depth()
+}
+
+// close stops the sender and health loop, says goodbye to the broker and
+// closes the outbox (whatever it holds goes out at the next start).
+func (l *link) close(ctx context.Context) {
+	l.cancel()
+	l.wg.Wait()
+	closeTelemetry(ctx, l.tm)
+	if err := l.ob.Close(); err != nil {
+		l.log.Warn("outbox close", "err", err)
+	}
+}

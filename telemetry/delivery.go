@@ -1,0 +1,194 @@
+package telemetry
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+)
+
+// Kinds of the fleet -> robot delivery messages.
+const (
+	KindAck    = "ack"
+	KindReplay = "replay"
+	KindHealth = "health"
+)
+
+// Delivery is one durable outbox entry as it goes on the wire: a result or
+// an event with a stable ID (result_id / event_id, the key the fleet acks)
+// and its place in the robot's outbox stream (OutboxSession, OutboxSeq,
+// OutboxFloor). Built by package outbox; published by PublishDelivery.
+type Delivery struct {
+	Kind          string // KindResult or KindEvent
+	ID            string // result_id (results) or event_id (events): the ack key
+	SlideID       string // results: the slide (also the last topic level)
+	Event         string // events: the event kind
+	Body          json.RawMessage
+	OutboxSession string    // the outbox's persisted stream ID
+	OutboxSeq     uint64    // persisted, strictly increasing within OutboxSession
+	OutboxFloor   uint64    // lowest seq still held by the outbox when sent
+	CommittedAt   time.Time // when the entry was committed to disk
+	Attempt       int       // 1 on first send, then 2, 3, ... (replays)
+}
+
+// Ack is the fleet's application-level acknowledgement, published by the
+// fleet on "<prefix>/<robot>/ack" (QoS 1) after its own durable commit:
+//
+//	{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"R",
+//	 "receiver":"fleet-1","ids":["<result_id or event_id>", ...]}
+//
+// Only an Ack removes an entry from the robot's outbox; a PUBACK does not.
+type Ack struct {
+	Schema   string   `json:"schema"`
+	Kind     string   `json:"kind"`
+	RobotID  string   `json:"robot_id"`
+	Receiver string   `json:"receiver,omitempty"`
+	IDs      []string `json:"ids"`
+}
+
+// Replay asks the robot to send again every entry it still holds in
+// [FromSeq, ToSeq] of OutboxSession (ToSeq 0 = no upper bound), published
+// by the fleet on "<prefix>/<robot>/replay" (QoS 1) when it sees a gap:
+//
+//	{"schema":"papscan.telemetry/v1","kind":"replay","robot_id":"R",
+//	 "outbox_session":"...","from_seq":12,"to_seq":17}
+//
+// Entries the robot no longer holds were acked already; they are not sent.
+type Replay struct {
+	Schema        string `json:"schema"`
+	Kind          string `json:"kind"`
+	RobotID       string `json:"robot_id"`
+	OutboxSession string `json:"outbox_session,omitempty"`
+	FromSeq       uint64 `json:"from_seq"`
+	ToSeq         uint64 `json:"to_seq,omitzero"`
+}
+
+// maxAckIDs bounds the IDs of one ack message (a bigger one is refused).
+const maxAckIDs = 4096
+
+// ErrBadMessage wraps every decoding error of an inbound ack or replay.
+var ErrBadMessage = errors.New("telemetry: bad inbound message")
+
+// DecodeAck parses and validates an ack payload received for robotID.
+func DecodeAck(robotID string, payload []byte) (Ack, error) {
+	var a Ack
+	if err := decodeStrict(payload, &a); err != nil {
+		return Ack{}, fmt.Errorf("%w: ack: %w", ErrBadMessage, err)
+	}
+	if err := checkHeader(a.Schema, a.Kind, KindAck, a.RobotID, robotID); err != nil {
+		return Ack{}, fmt.Errorf("%w: ack: %w", ErrBadMessage, err)
+	}
+	if len(a.IDs) == 0 || len(a.IDs) > maxAckIDs {
+		return Ack{}, fmt.Errorf("%w: ack: field ids: want 1..%d IDs, got %d", ErrBadMessage, maxAckIDs, len(a.IDs))
+	}
+	for i, id := range a.IDs {
+		if err := validateText("acked ID", id); err != nil {
+			return Ack{}, fmt.Errorf("%w: ack: field ids[%d]: %w", ErrBadMessage, i, err)
+		}
+	}
+	return a, nil
+}
+
+// DecodeReplay parses and validates a replay request received for robotID.
+func DecodeReplay(robotID string, payload []byte) (Replay, error) {
+	var r Replay
+	if err := decodeStrict(payload, &r); err != nil {
+		return Replay{}, fmt.Errorf("%w: replay: %w", ErrBadMessage, err)
+	}
+	if err := checkHeader(r.Schema, r.Kind, KindReplay, r.RobotID, robotID); err != nil {
+		return Replay{}, fmt.Errorf("%w: replay: %w", ErrBadMessage, err)
+	}
+	if r.ToSeq != 0 && r.ToSeq < r.FromSeq {
+		return Replay{}, fmt.Errorf("%w: replay: field to_seq %d < from_seq %d", ErrBadMessage, r.ToSeq, r.FromSeq)
+	}
+	return r, nil
+}
+
+func decodeStrict(payload []byte, v any) error {
+	if len(payload) > 1<<20 {
+		return fmt.Errorf("payload of %d bytes exceeds 1 MiB", len(payload))
+	}
+	d := json.NewDecoder(bytes.NewReader(payload))
+	d.DisallowUnknownFields()
+	if err := d.Decode(v); err != nil {
+		return err
+	}
+	if d.More() {
+		return errors.New("trailing data after the JSON object")
+	}
+	return nil
+}
+
+func checkHeader(schema, kind, wantKind, robot, wantRobot string) error {
+	switch {
+	case schema != Schema:
+		return fmt.Errorf("field schema: want %q, got %q", Schema, schema)
+	case kind != wantKind:
+		return fmt.Errorf("field kind: want %q, got %q", wantKind, kind)
+	case robot != wantRobot:
+		return fmt.Errorf("field robot_id: want %q, got %q", wantRobot, robot)
+	}
+	return nil
+}
+
+// PublishDelivery publishes an outbox entry at QoS 1 and waits for the
+// broker's PUBACK (bounded by ctx and PublishTimeout): a result to
+// "<prefix>/<robot>/result/<slide>", an event to "<prefix>/<robot>/event".
+// The envelope carries result_id or event_id (the ack key, stable across
+// retries) and outbox_session / outbox_seq / outbox_floor / committed_at /
+// attempt. A nil error means only that the broker has it; the entry stays
+// in the outbox until the fleet's Ack names its ID.
+func (c *Client) PublishDelivery(ctx context.Context, d Delivery) error {
+	e := Envelope{
+		Kind:          d.Kind,
+		Body:          d.Body,
+		OutboxSession: d.OutboxSession,
+		OutboxSeq:     d.OutboxSeq,
+		OutboxFloor:   d.OutboxFloor,
+		CommittedAt:   d.CommittedAt.UTC(),
+		Attempt:       d.Attempt,
+	}
+	var topic string
+	switch d.Kind {
+	case KindResult:
+		t, err := c.topics.Result(d.SlideID)
+		if err != nil {
+			return err
+		}
+		topic = t
+		e.SlideID, e.ResultID = d.SlideID, d.ID
+		if err := validateText("result ID", d.ID); err != nil {
+			return err
+		}
+		if !json.Valid(d.Body) {
+			return fmt.Errorf("%w: result %s: body is not valid JSON", ErrInvalidPayload, d.ID)
+		}
+	case KindEvent:
+		if err := validateText("event kind", d.Event); err != nil {
+			return err
+		}
+		if err := validateText("event ID", d.ID); err != nil {
+			return err
+		}
+		if len(d.Body) > 0 && !json.Valid(d.Body) {
+			return fmt.Errorf("%w: event %s: body is not valid JSON", ErrInvalidPayload, d.ID)
+		}
+		topic = c.topics.Event()
+		e.Event, e.EventID = d.Event, d.ID
+	default:
+		return fmt.Errorf("%w: delivery kind %q (want %q or %q)", ErrInvalidPayload, d.Kind, KindResult, KindEvent)
+	}
+	if c.isClosing() {
+		return ErrClosed
+	}
+	b, err := c.envelope(e)
+	if err != nil {
+		return err
+	}
+	if err := c.publishWait(ctx, topic, false, b); err != nil {
+		return fmt.Errorf("%s %s (outbox seq %d): %w", d.Kind, d.ID, d.OutboxSeq, err)
+	}
+	return nil
+}
