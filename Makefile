@@ -9,7 +9,7 @@ PKG      := ./cmd/papscan
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run bench lint clean
+.PHONY: all build cross test test-short run bench lint clean test-vivid
 
 all: build
 
@@ -25,6 +25,10 @@ cross:
 # The whole test suite; installs what the tests need first.
 test:
 	./scripts/test.sh
+
+# The V4L2 camera driver against the kernel's vivid driver in a qemu VM.
+test-vivid:
+	./scripts/vm/vivid.sh
 
 run: build
 	$(BIN)/papscan sim

@@ -16,3 +16,6 @@ make -s cross >/dev/null
 
 echo "== go test"
 go test -count=1 ./...
+
+echo "== camera driver against the kernel's vivid V4L2 driver (qemu VM)"
+./scripts/vm/vivid.sh

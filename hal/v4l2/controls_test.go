@@ -106,3 +106,11 @@ func TestControlRangeAndWriteErrors(t *testing.T) {
 		t.Error("control names")
 	}
 }
+
+func TestReleaseBuffersField(t *testing.T) {
+	// A never-started handle has no buffers: nothing to unmap, but the
+	// field must exist for the failed-start cleanup to work.
+	if err := releaseBuffers(&webcam.Webcam{}); err != nil {
+		t.Fatal(err)
+	}
+}

@@ -131,7 +131,11 @@ func (s *Source) setup(opts Options) error {
 		return fmt.Errorf("v4l2 %s: set buffer count %d: %w", s.dev, opts.BufferCount, err)
 	}
 	if err := s.cam.StartStreaming(); err != nil {
-		return fmt.Errorf("v4l2 %s: start streaming: %w", s.dev, err)
+		err = fmt.Errorf("v4l2 %s: start streaming: %w", s.dev, err)
+		if rerr := releaseBuffers(s.cam); rerr != nil {
+			err = fmt.Errorf("%w (and releasing its buffers: %v)", err, rerr)
+		}
+		return err
 	}
 	return nil
 }
