@@ -9,7 +9,7 @@ PKG      := ./cmd/papscan
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run bench lint clean test-vivid
+.PHONY: all build cross test test-short run bench lint clean test-vivid test-qemu-user
 
 all: build
 
@@ -29,6 +29,10 @@ test:
 # The V4L2 camera driver against the kernel's vivid driver in a qemu VM.
 test-vivid:
 	./scripts/vm/vivid.sh
+
+# go test ./... on arm64 and armv7 under qemu-user (32-bit int bugs).
+test-qemu-user:
+	./scripts/qemu-user.sh
 
 run: build
 	$(BIN)/papscan sim
