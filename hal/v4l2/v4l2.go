@@ -54,6 +54,10 @@ type Source struct {
 
 var _ hal.FrameSource = (*Source)(nil)
 
+// maxSide bounds the frame size: 16384² RGBA pixels are 1 GiB, still an
+// int on 32-bit ARM.
+const maxSide = 16384
+
 // bytesPerPixel of the uncompressed formats whose frame length Source
 // checks.
 func frameLen(fourcc uint32, w, h int) int {
@@ -74,6 +78,10 @@ func Open(device string, opts Options) (*Source, error) {
 	}
 	if opts.Width <= 0 || opts.Height <= 0 {
 		return nil, fmt.Errorf("v4l2 %s: frame size %dx%d: width and height are required", device, opts.Width, opts.Height)
+	}
+	if opts.Width > maxSide || opts.Height > maxSide {
+		// Keeps every frame length (and its RGBA decode) within a 32-bit int.
+		return nil, fmt.Errorf("v4l2 %s: frame size %dx%d: at most %d pixels a side", device, opts.Width, opts.Height, maxSide)
 	}
 	if opts.BufferCount == 0 {
 		opts.BufferCount = 4

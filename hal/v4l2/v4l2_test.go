@@ -52,6 +52,11 @@ func TestOpenNeedsSize(t *testing.T) {
 	if err == nil || !strings.Contains(err.Error(), "required") {
 		t.Fatalf("missing size: %v", err)
 	}
+	// 65536² YUYV would overflow a 32-bit int frame length.
+	_, err = Open("/dev/null", Options{Width: 65536, Height: 65536})
+	if err == nil || !strings.Contains(err.Error(), "at most 16384") {
+		t.Fatalf("huge size: %v", err)
+	}
 }
 
 func TestDescribe(t *testing.T) {
