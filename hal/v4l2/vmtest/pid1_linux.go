@@ -12,15 +12,16 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Init prepares a bare initramfs for the tests: it mounts proc, sysfs and
-// devtmpfs and points stdin, stdout and stderr at console (e.g.
-// "/dev/ttyS0"), because an initramfs without /dev/console starts init
-// with no open files.
+// Init prepares a bare initramfs for the tests: it mounts proc, sysfs,
+// devtmpfs and a tmpfs on /tmp, and points stdin, stdout and stderr at
+// console (e.g. "/dev/ttyS0"), because an initramfs without /dev/console
+// starts init with no open files.
 func Init(console string) error {
 	mounts := []struct{ src, dst, fstype string }{
 		{"proc", "/proc", "proc"},
 		{"sysfs", "/sys", "sysfs"},
 		{"devtmpfs", "/dev", "devtmpfs"},
+		{"tmpfs", "/tmp", "tmpfs"}, // t.TempDir
 	}
 	for _, m := range mounts {
 		if err := os.MkdirAll(m.dst, 0o755); err != nil {
