@@ -53,6 +53,15 @@ type Recovering struct {
 	closed bool
 
 	reopens int // successful reopens, for telemetry
+
+	// The current outage: reopen attempts made since the last good frame,
+	// the next backoff, when it began and what started it. A reopen that
+	// works but whose source fails again before delivering a frame (a
+	// stalled camera) does not end the outage.
+	attempt int
+	delay   time.Duration
+	since   time.Time
+	first   error
 }
 
 var _ hal.FrameSource = (*Recovering)(nil)
@@ -140,6 +149,7 @@ func (r *Recovering) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) 
 	for {
 		buf, err := r.src.ReadFrame(ctx, dst)
 		if err == nil {
+			r.attempt = 0 // a good frame ends the outage
 			return buf, nil
 		}
 		dst = buf
@@ -161,39 +171,45 @@ func (r *Recovering) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) 
 }
 
 // reopen opens the source again with backoff. cause is the failure that
-// made the camera close. After opts.Attempts failed opens it latches and
-// returns the fault; a cancelled ctx returns ctx.Err().
+// made the camera close. Attempts count from the last good frame, so a
+// camera that reopens but never delivers still runs out of attempts. When
+// they are used up it latches and returns the fault; a cancelled ctx
+// returns ctx.Err().
 func (r *Recovering) reopen(ctx context.Context, cause error) error {
-	delay := r.opts.Backoff
-	start := r.opts.Clock.Now()
+	if r.attempt == 0 {
+		r.delay, r.since, r.first = r.opts.Backoff, r.opts.Clock.Now(), cause
+	}
 	last := cause
-	for attempt := 1; attempt <= r.opts.Attempts; attempt++ {
-		if err := r.opts.Clock.Sleep(ctx, delay); err != nil {
+	for r.attempt < r.opts.Attempts {
+		r.attempt++
+		if err := r.opts.Clock.Sleep(ctx, r.delay); err != nil {
 			return err
 		}
-		delay = min(2*delay, r.opts.MaxBackoff)
+		r.delay = min(2*r.delay, r.opts.MaxBackoff)
 		src, err := r.open(ctx)
 		if err == nil {
 			if f, w, h := src.Format(); r.w != 0 && (f != r.four || w != r.w || h != r.h) {
 				_ = src.Close()
 				err = fmt.Errorf("reopened with %s %dx%d, not %s %dx%d", hal.FourCC(f), w, h, hal.FourCC(r.four), r.w, r.h)
+				r.attempt = 0
 				r.fault = hal.NewFault(r.opts.Device, hal.FaultCamera, err)
 				return r.fault
 			}
 			r.src = src
 			r.reopens++
-			r.opts.Log.Info("camera reopened", "camera", r.name, "attempt", attempt)
+			r.opts.Log.Info("camera reopened", "camera", r.name, "attempt", r.attempt, "of", r.opts.Attempts)
 			return nil
 		}
 		if ctx.Err() != nil {
 			return ctx.Err()
 		}
 		last = err
-		r.opts.Log.Warn("camera reopen failed", "camera", r.name, "attempt", attempt, "of", r.opts.Attempts, "err", err)
+		r.opts.Log.Warn("camera reopen failed", "camera", r.name, "attempt", r.attempt, "of", r.opts.Attempts, "err", err)
 	}
 	r.fault = hal.NewFault(r.opts.Device, hal.FaultCamera,
-		fmt.Errorf("gone: %d reopen attempts over %v failed (first failure: %v): %w",
-			r.opts.Attempts, r.opts.Clock.Now().Sub(start), cause, last))
+		fmt.Errorf("no working camera after %d reopen attempts over %v (first failure: %v): %w",
+			r.opts.Attempts, r.opts.Clock.Now().Sub(r.since), r.first, last))
+	r.attempt = 0
 	return r.fault
 }
 

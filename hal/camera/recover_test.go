@@ -261,3 +261,44 @@ func TestRecoverSimCameraUnplug(t *testing.T) {
 		t.Errorf("%d opens, %d reopens", len(cams), r.Reopens())
 	}
 }
+
+// A camera that reopens fine but never delivers a frame (a stalled stream)
+// must still run out of attempts: they count from the last good frame.
+func TestStalledCameraRunsOutOfAttempts(t *testing.T) {
+	c := sim.NewClock()
+	stall := fmt.Errorf("no frame within 1s: %w", hal.ErrTimeout)
+	o := &fakeOpener{clock: c}
+	for i := 0; i < 10; i++ {
+		o.reads = append(o.reads, []error{stall, stall})
+	}
+	o.reads[0] = []error{nil, stall}
+	r, err := camera.NewRecovering(t.Context(), o.open, opts(c))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := r.ReadFrame(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	_, err = r.ReadFrame(t.Context(), nil)
+	if f := hal.FaultOf(err); f == nil || f.Code != hal.FaultCamera || !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("stalled camera: %v", err)
+	}
+	if r.Reopens() != 4 || len(o.at) != 5 {
+		t.Errorf("%d reopens, %d opens; want 4 reopens then the fault", r.Reopens(), len(o.at))
+	}
+	// A good frame in between ends an outage: attempts start over.
+	c2 := sim.NewClock()
+	o2 := &fakeOpener{clock: c2, reads: [][]error{{stall}, {nil, stall}, {nil, stall}, {nil, stall}, {nil, stall}, {nil, stall}}}
+	r2, err := camera.NewRecovering(t.Context(), o2.open, opts(c2))
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := 0; i < 5; i++ {
+		if _, err := r2.ReadFrame(t.Context(), nil); err != nil {
+			t.Fatalf("read %d: camera recovering every time must not fault: %v", i, err)
+		}
+	}
+	if c2.Elapsed() != 5*100*time.Millisecond {
+		t.Errorf("backoff did not start over after good frames: %v", c2.Elapsed())
+	}
+}

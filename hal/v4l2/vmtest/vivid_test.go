@@ -341,3 +341,26 @@ func TestDequeueErrorFrame(t *testing.T) {
 		}
 	}
 }
+
+// A camera that streams no frames (vivid drops every buffer) is reopened
+// like an unplugged one; when reopening does not help, the camera fault
+// latches, wrapping hal.ErrTimeout.
+func TestStuckCameraFaults(t *testing.T) {
+	r := recovering(t, 2)
+	if _, err := r.ReadFrame(t.Context(), nil); err != nil {
+		t.Fatal(err)
+	}
+	press(t, cidPercDropped, 100, false)
+	defer press(t, cidPercDropped, 0, false)
+	var err error
+	for i := 0; i < 5 && err == nil; i++ { // drain frames already filled
+		_, err = r.ReadFrame(t.Context(), nil)
+	}
+	if f := hal.FaultOf(err); f == nil || f.Code != hal.FaultCamera || !errors.Is(err, hal.ErrTimeout) {
+		t.Fatalf("stuck camera: want a camera fault wrapping ErrTimeout, got %v", err)
+	}
+	if r.Reopens() != 2 {
+		t.Errorf("reopens %d, want 2 (each reopen worked, the frames never came)", r.Reopens())
+	}
+	t.Log(err)
+}
