@@ -9,7 +9,7 @@ PKG      := ./cmd/papscan
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run bench lint clean install verify-unit
+.PHONY: all build cross test test-short run bench lint clean install verify-unit test-vivid test-qemu-user
 
 all: build
 
@@ -25,6 +25,14 @@ cross:
 # The whole test suite; installs what the tests need first.
 test:
 	./scripts/test.sh
+
+# The V4L2 camera driver against the kernel's vivid driver in a qemu VM.
+test-vivid:
+	./scripts/vm/vivid.sh
+
+# go test ./... on arm64 and armv7 under qemu-user (32-bit int bugs).
+test-qemu-user:
+	./scripts/qemu-user.sh
 
 run: build
 	$(BIN)/papscan sim

@@ -109,15 +109,25 @@ func (a *Axis) FromMicrosteps(n int64) physic.Distance {
 // Camera is the microscope camera.
 type Camera struct {
 	// Device is "sim" or a V4L2 device such as "/dev/video0".
-	Device       string   `yaml:"device"`
-	PixelFormat  string   `yaml:"pixel_format"`
-	Width        int      `yaml:"width"`
-	Height       int      `yaml:"height"`
-	FrameRate    float64  `yaml:"frame_rate"`
-	Exposure     Duration `yaml:"exposure"`
-	Gain         float64  `yaml:"gain"`
+	Device      string   `yaml:"device"`
+	PixelFormat string   `yaml:"pixel_format"`
+	Width       int      `yaml:"width"`
+	Height      int      `yaml:"height"`
+	FrameRate   float64  `yaml:"frame_rate"`
+	Exposure    Duration `yaml:"exposure"`
+	Gain        float64  `yaml:"gain"`
+	// GainUnity is the raw value of the camera's V4L2 gain control that
+	// means 1x; the driver sets Gain×GainUnity. 0 leaves the camera's gain
+	// (and automatic gain) alone.
+	GainUnity    int      `yaml:"gain_unity"`
 	BufferCount  int      `yaml:"buffer_count"`
 	FrameTimeout Duration `yaml:"frame_timeout"`
+	// ReopenAttempts is how often a camera that failed (unplugged, I/O
+	// error, no frames) is reopened before the camera fault latches.
+	ReopenAttempts int `yaml:"reopen_attempts"`
+	// ReopenBackoff is the wait before the first reopen; it doubles per
+	// attempt (up to 5 s).
+	ReopenBackoff Duration `yaml:"reopen_backoff"`
 	// PixelSize is the size of one pixel projected onto the specimen.
 	PixelSize Distance  `yaml:"pixel_size"`
 	Objective Objective `yaml:"objective"`

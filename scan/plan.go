@@ -38,17 +38,15 @@ func PlanTiles(c Point, r, fieldW, fieldH, overlap float64) (TilePlan, error) {
 		FieldH: fieldH,
 	}
 	// Enough tiles that the outermost fields reach past the disc's edge.
-	p.Cols = int(math.Ceil((2*r-fieldW)/p.StepX)) + 1
-	p.Rows = int(math.Ceil((2*r-fieldH)/p.StepY)) + 1
-	if p.Cols < 1 {
-		p.Cols = 1
-	}
-	if p.Rows < 1 {
-		p.Rows = 1
-	}
-	if p.Cols*p.Rows > 1_000_000 {
+	// Counted in float64 and checked before converting: a huge count
+	// does not fit an int on 32-bit ARM (and its product overflows even
+	// int64), so the limit must hold before int() sees it.
+	cols := math.Max(math.Ceil((2*r-fieldW)/p.StepX)+1, 1)
+	rows := math.Max(math.Ceil((2*r-fieldH)/p.StepY)+1, 1)
+	if cols*rows > 1_000_000 {
 		return TilePlan{}, errors.New("plan: more than a million tiles: check pixel size and spot diameter")
 	}
+	p.Cols, p.Rows = int(cols), int(rows)
 	x0 := c.X - float64(p.Cols-1)*p.StepX/2
 	y0 := c.Y - float64(p.Rows-1)*p.StepY/2
 	for row := 0; row < p.Rows; row++ {

@@ -29,6 +29,17 @@ type simRig struct {
 
 const testSpotUM = 2000.0
 
+// skipWholeSlideInShort skips a whole-slide simulation with -short: it
+// takes tens of seconds natively and many minutes under qemu-user
+// (scripts/qemu-user.sh). The planning and classification units it is
+// built from have their own short tests.
+func skipWholeSlideInShort(t *testing.T) {
+	t.Helper()
+	if testing.Short() {
+		t.Skip("whole simulated slide scan: skipped with -short")
+	}
+}
+
 func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 	t.Helper()
 	cfg := config.Default()
@@ -87,6 +98,7 @@ func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 }
 
 func TestScanSimulatedSlide(t *testing.T) {
+	skipWholeSlideInShort(t)
 	rig := newRig(t, slide.HighGrade)
 	ctx := context.Background()
 	if err := rig.scanner.Home(ctx); err != nil {
@@ -117,6 +129,7 @@ func TestScanSimulatedSlide(t *testing.T) {
 // TestFocusAndSpotMatchTruth loads a slide, builds the focus map as the
 // scanner does and compares it with the simulator's true focal surface.
 func TestFocusAndSpotMatchTruth(t *testing.T) {
+	skipWholeSlideInShort(t)
 	rig := newRig(t, slide.Negative)
 	ctx := context.Background()
 	if err := rig.scanner.Home(ctx); err != nil {
@@ -151,6 +164,7 @@ func TestFocusAndSpotMatchTruth(t *testing.T) {
 }
 
 func TestCameraLostMidScanIsIncomplete(t *testing.T) {
+	skipWholeSlideInShort(t)
 	rig := newRig(t, slide.Negative, slide.HighGrade)
 	ctx := context.Background()
 	if err := rig.scanner.Home(ctx); err != nil {

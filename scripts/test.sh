@@ -22,3 +22,9 @@ rm -rf "$scratch"
 
 echo "== go test"
 go test -count=1 ./...
+
+echo "== camera driver against the kernel's vivid V4L2 driver (qemu VM)"
+./scripts/vm/vivid.sh
+
+echo "== go test on arm64 and armv7 (qemu-user)"
+./scripts/qemu-user.sh

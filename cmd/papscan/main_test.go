@@ -77,6 +77,9 @@ func TestConfigCheck(t *testing.T) {
 // broker with a fleet-side subscriber: each slide's result must arrive over
 // MQTT and be stored in the state directory.
 func TestSimEndToEnd(t *testing.T) {
+	if testing.Short() {
+		t.Skip("end-to-end simulated run: skipped with -short (minutes under qemu-user)")
+	}
 	ctx, cancel := context.WithTimeout(context.Background(), 3*time.Minute)
 	defer cancel()
 	b, err := broker.Start(ctx, "127.0.0.1:0", nil)

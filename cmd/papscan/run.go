@@ -15,7 +15,6 @@ import (
 	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/pins"
-	"papscan/hal/v4l2"
 	"papscan/scan"
 )
 
@@ -68,14 +67,7 @@ func runRun(ctx context.Context, e env, args []string) int {
 		return exitFault
 	}
 	defer bus.Close()
-	cam := cfg.Machine.Camera
-	frames, err := v4l2.Open(cam.Device, v4l2.Options{
-		PixelFormat:  fourcc(cam.PixelFormat),
-		Width:        cam.Width,
-		Height:       cam.Height,
-		BufferCount:  uint32(cam.BufferCount),
-		FrameTimeout: cam.FrameTimeout.D(),
-	})
+	frames, err := openCamera(ctx, cfg.Machine.Camera, log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "machine.camera.device: %v\n", err)
 		return exitFault

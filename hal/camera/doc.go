@@ -7,4 +7,10 @@
 // usual V4L2 webcam encoding) and RGB3 (packed 24-bit RGB). Decoding uses
 // integer fixed-point arithmetic and allocates nothing per frame once the
 // caller reuses its destination image.
+//
+// Recovering wraps a frame source with recovery: a camera that drops off
+// the bus (ENODEV, EIO) or stops delivering frames (hal.ErrTimeout) is
+// closed and reopened with exponential backoff on the injected hal.Clock;
+// after a bounded number of attempts a camera fault (*hal.Fault,
+// hal.FaultCamera) latches until ClearFault.
 package camera

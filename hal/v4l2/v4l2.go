@@ -6,6 +6,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strings"
 	"syscall"
@@ -25,6 +26,18 @@ type Options struct {
 	// returns an error wrapping hal.ErrTimeout; default 2 s. The library
 	// waits in whole seconds, so it is rounded up to at least 1 s.
 	FrameTimeout time.Duration
+	// FrameRate requested with VIDIOC_S_PARM, frames per second; 0 leaves
+	// the device's rate.
+	FrameRate float64
+	// Exposure is the manual exposure time (V4L2_CID_EXPOSURE_ABSOLUTE,
+	// 100 µs units; automatic exposure is switched off first); 0 leaves
+	// the device's exposure alone.
+	Exposure time.Duration
+	// Gain is the raw value of V4L2_CID_GAIN (device units; automatic gain
+	// is switched off first); 0 leaves the device's gain alone.
+	Gain int32
+	// Controls are further controls set after exposure and gain.
+	Controls []Control
 }
 
 // Source is a V4L2 capture device streaming frames.
@@ -36,9 +49,14 @@ type Source struct {
 	frameLen int // expected bytes per frame, 0 for compressed formats
 	timeout  time.Duration
 	frames   uint64
+	controls map[uint32]int32
 }
 
 var _ hal.FrameSource = (*Source)(nil)
+
+// maxSide bounds the frame size: 16384² RGBA pixels are 1 GiB, still an
+// int on 32-bit ARM.
+const maxSide = 16384
 
 // bytesPerPixel of the uncompressed formats whose frame length Source
 // checks.
@@ -60,6 +78,10 @@ func Open(device string, opts Options) (*Source, error) {
 	}
 	if opts.Width <= 0 || opts.Height <= 0 {
 		return nil, fmt.Errorf("v4l2 %s: frame size %dx%d: width and height are required", device, opts.Width, opts.Height)
+	}
+	if opts.Width > maxSide || opts.Height > maxSide {
+		// Keeps every frame length (and its RGBA decode) within a 32-bit int.
+		return nil, fmt.Errorf("v4l2 %s: frame size %dx%d: at most %d pixels a side", device, opts.Width, opts.Height, maxSide)
 	}
 	if opts.BufferCount == 0 {
 		opts.BufferCount = 4
@@ -101,11 +123,27 @@ func (s *Source) setup(opts Options) error {
 			s.dev, hal.FourCC(opts.PixelFormat), opts.Width, opts.Height, hal.FourCC(uint32(got)), w, h)
 	}
 	s.frameLen = frameLen(s.fourcc, s.w, s.h)
+	if opts.FrameRate > 0 {
+		if err := s.cam.SetFramerate(float32(opts.FrameRate)); err != nil {
+			return fmt.Errorf("v4l2 %s: set frame rate %g/s: %w", s.dev, opts.FrameRate, err)
+		}
+	}
+	want, err := wantControls(opts, s.cam.GetControls())
+	if err != nil {
+		return fmt.Errorf("v4l2 %s: %w", s.dev, err)
+	}
+	if s.controls, err = applyControls(s.cam, want); err != nil {
+		return fmt.Errorf("v4l2 %s: %w", s.dev, err)
+	}
 	if err := s.cam.SetBufferCount(opts.BufferCount); err != nil {
 		return fmt.Errorf("v4l2 %s: set buffer count %d: %w", s.dev, opts.BufferCount, err)
 	}
 	if err := s.cam.StartStreaming(); err != nil {
-		return fmt.Errorf("v4l2 %s: start streaming: %w", s.dev, err)
+		err = fmt.Errorf("v4l2 %s: start streaming: %w", s.dev, err)
+		if rerr := releaseBuffers(s.cam); rerr != nil {
+			err = fmt.Errorf("%w (and releasing its buffers: %v)", err, rerr)
+		}
+		return err
 	}
 	return nil
 }
@@ -158,6 +196,23 @@ func (s *Source) String() string {
 // Format implements hal.FrameSource.
 func (s *Source) Format() (fourcc uint32, w, h int) { return s.fourcc, s.w, s.h }
 
+// Controls are the values of the controls Open set, as the device reports
+// them back (a driver may round to its step), by control ID.
+func (s *Source) Controls() map[uint32]int32 { return maps.Clone(s.controls) }
+
+// SetControl sets one V4L2 control on the open device, checking it against
+// what the device offers like Open does.
+func (s *Source) SetControl(c Control) (int32, error) {
+	if s.cam == nil {
+		return 0, fmt.Errorf("%s: set control: closed: %w", s, syscall.EBADF)
+	}
+	got, err := applyControls(s.cam, []Control{c})
+	if err != nil {
+		return 0, fmt.Errorf("%s: %w", s, err)
+	}
+	return got[c.ID], nil
+}
+
 // Frames is the number of frames read so far.
 func (s *Source) Frames() uint64 { return s.frames }
 
@@ -169,17 +224,17 @@ func (s *Source) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 		return dst[:0], fmt.Errorf("%s: read frame: closed: %w", s, syscall.EBADF)
 	}
 	deadline := time.Now().Add(s.timeout)
-	for {
+	for first := true; ; first = false {
 		if err := ctx.Err(); err != nil {
 			return dst[:0], err
+		}
+		if !first && !time.Now().Before(deadline) {
+			return dst[:0], fmt.Errorf("%s: no frame within %v: %w", s, s.timeout, hal.ErrTimeout)
 		}
 		err := s.cam.WaitForFrame(1) // seconds
 		var to *webcam.Timeout
 		switch {
 		case errors.As(err, &to):
-			if !time.Now().Before(deadline) {
-				return dst[:0], fmt.Errorf("%s: no frame within %v: %w", s, s.timeout, hal.ErrTimeout)
-			}
 			continue
 		case errors.Is(err, syscall.EINTR):
 			continue
