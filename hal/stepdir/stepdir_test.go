@@ -137,9 +137,16 @@ func TestRampKeepsSpeedAndAcceleration(t *testing.T) {
 	}
 }
 
+// TestMoveRefusals runs on the real clock inside a synctest bubble: the
+// move's goroutine cannot finish between the two Starts (bubble time only
+// advances when every goroutine is blocked), whereas the virtual sim clock
+// lets it race to the end on a slow machine (seen under qemu-user).
 func TestMoveRefusals(t *testing.T) {
-	clk := sim.NewClock()
-	emu, ax := rig(t, clk, stepemu.Options{StartSteps: 100}, nil)
+	synctest.Test(t, testMoveRefusals)
+}
+
+func testMoveRefusals(t *testing.T) {
+	emu, ax := rig(t, hal.SystemClock{}, stepemu.Options{StartSteps: 100}, nil)
 	if err := ax.Start(physic.MilliMetre); !errors.Is(err, hal.ErrNotHomed) || !strings.HasPrefix(err.Error(), "loader: ") {
 		t.Fatalf("before homing: %v", err)
 	}
