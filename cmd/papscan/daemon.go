@@ -72,6 +72,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	sock := fs.String("socket", "", "status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
 	stateDir := fs.String("state-dir", "", "state directory (default agent.state_dir; systemd's $STATE_DIRECTORY wins over the config)")
 	autostart := fs.Bool("autostart", false, "start scanning the magazine as soon as the self-check passed")
+	embedded := fs.String("embedded-broker", "127.0.0.1:0", "--sim without agent.mqtt.brokers: the embedded MQTT broker's listen address")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -164,7 +165,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	brokers := cfg.Agent.MQTT.Brokers
 	if len(brokers) == 0 { // --sim only, checked above
 		// Outlives ctx: the stop sequence still flushes results to it.
-		b, err := broker.Start(context.WithoutCancel(ctx), "127.0.0.1:0", log)
+		b, err := broker.Start(context.WithoutCancel(ctx), *embedded, log)
 		if err != nil {
 			log.Error("embedded MQTT broker", "err", err)
 			return exitFailure
