@@ -138,6 +138,42 @@ func TestAgentOfflineThenBrokerAppears(t *testing.T) {
 			t.Errorf("fleet has %d %s events", f.count("event", ev), ev)
 		}
 	}
+	// Periodic health (every second here) carries the agent's state.
+	health := make(chan []byte, 16)
+	mc := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("health-watch"))
+	if tok := mc.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer mc.Disconnect(100)
+	mc.Subscribe("papscan/sim-01/health", 0, func(_ paho.Client, m paho.Message) {
+		select {
+		case health <- m.Payload():
+		default:
+		}
+	}).WaitTimeout(10 * time.Second)
+	deadline := time.After(30 * time.Second)
+	for ok := false; !ok; {
+		select {
+		case p := <-health:
+			var env struct {
+				Body struct {
+					Stage     string `json:"stage"`
+					Connected bool   `json:"connected"`
+					Outbox    struct {
+						Depth int `json:"depth"`
+					} `json:"outbox"`
+					Scan struct {
+						Results int `json:"results"`
+					} `json:"scan"`
+				} `json:"body"`
+			}
+			_ = json.Unmarshal(p, &env)
+			h := env.Body
+			ok = (h.Stage == "done" || h.Stage == "attention") && h.Outbox.Depth == 0 && h.Scan.Results == 1
+		case <-deadline:
+			t.Fatal("no health message with the agent's stage, an empty outbox and 1 result")
+		}
+	}
 	a.signal(syscall.SIGTERM)
 	if code := a.waitExit(StopTimeout(t)); code != exitOK {
 		t.Fatalf("exit %d", code)
