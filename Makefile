@@ -6,6 +6,7 @@ VERSION  ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev
 LDFLAGS  := -s -w -X main.version=$(VERSION)
 BIN      := bin
 PKG      := ./cmd/papscan
+FLEETPKG := ./cmd/papscan-fleet
 
 export CGO_ENABLED := 0
 
@@ -13,10 +14,13 @@ export CGO_ENABLED := 0
 
 all: build
 
+# bin/papscan (the robot's agent and tools) and bin/papscan-fleet (the fleet
+# side: reference receiver, keygen, send; not for the robot).
 build:
 	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan $(PKG)
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan-fleet $(FLEETPKG)
 
-# Static binaries for the robot's controllers.
+# Static binaries for the robot's controllers (papscan only).
 cross:
 	GOOS=linux GOARCH=arm64 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan-linux-arm64 $(PKG)
 	GOOS=linux GOARCH=arm GOARM=7 $(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN)/papscan-linux-armv7 $(PKG)

@@ -194,9 +194,14 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		c.mc.AddRoute(sb.Topic, func(_ paho.Client, m paho.Message) { h(m.Topic(), m.Payload()) })
 	}
 
+	tok := c.mc.Connect()
+	if opts.Background {
+		go c.runProgress()
+		c.log.Info("mqtt connecting in the background", "brokers", opts.Brokers)
+		return c, nil
+	}
 	timeout := time.NewTimer(opts.ConnectTimeout)
 	defer timeout.Stop()
-	tok := c.mc.Connect()
 	var why error
 	select {
 	case <-tok.Done():
@@ -389,6 +394,25 @@ func (c *Client) PublishEvent(ctx context.Context, kind string, payload any) err
 	}
 	if err := c.publishWait(ctx, c.topics.Event(), false, b); err != nil {
 		return fmt.Errorf("event %q: %w", kind, err)
+	}
+	return nil
+}
+
+// PublishReply publishes an encoded command reply (package
+// telemetry/command builds it) to "<prefix>/<robot>/cmd/reply" at QoS 1,
+// not retained, and waits for the broker's PUBACK, bounded by ctx and
+// PublishTimeout. The reply is sent as is (it is not an envelope).
+func (c *Client) PublishReply(ctx context.Context, reply []byte) error {
+	if len(reply) == 0 || !json.Valid(reply) {
+		return fmt.Errorf("%w: command reply is not JSON", ErrInvalidPayload)
+	}
+	if c.isClosing() {
+		return ErrClosed
+	}
+	// A fresh slice: the ack store matches the PUBACK on this very payload.
+	b := append([]byte(nil), reply...)
+	if err := c.publishWait(ctx, c.topics.CmdReply(), false, b); err != nil {
+		return fmt.Errorf("command reply: %w", err)
 	}
 	return nil
 }

@@ -18,7 +18,8 @@
 //	P/R/health             0    yes       periodic Health (RunHealth, PublishHealth)
 //	P/R/ack                1    no        fleet -> robot: Ack {"ids":[...]} (Options.OnAck)
 //	P/R/replay             1    no        fleet -> robot: Replay {"from_seq","to_seq"} (Options.OnReplay)
-//	P/R/cmd                -    -         fleet -> robot commands (Options.Subscriptions)
+//	P/R/cmd                1    no        fleet -> robot signed commands (Options.Subscriptions)
+//	P/R/cmd/reply          1    no        command replies (PublishReply; package telemetry/command)
 //
 // Topics builds them (NewTopics, Topics.State, Topics.Result, ...);
 // ResultFilter(P) = "P/+/result/#" and StateFilter(P) = "P/+/state" are the

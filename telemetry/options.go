@@ -96,6 +96,14 @@ type Options struct {
 	// Subscriptions are further fleet -> robot topics subscribed on every
 	// connect (e.g. the signed command topic). Handlers MUST NOT block.
 	Subscriptions []Subscription
+
+	// Background makes Dial return as soon as the options are valid,
+	// without waiting for the first connection: paho keeps trying the
+	// brokers (every second) until one answers, then reconnects as usual.
+	// The robot's agent uses it so that it starts, scans and stores
+	// results into its outbox while the broker is down (Connected reports
+	// false until then; QoS 1 publishes wait for their PUBACK as always).
+	Background bool
 }
 
 // Subscription is one inbound topic and its handler.

@@ -116,7 +116,8 @@ func ValidateTopicPrefix(prefix string) error {
 //	<prefix>/<robot>/result/<slide_id>   QoS 1, not retained: one message per result
 //	<prefix>/<robot>/event               QoS 1, not retained
 //	<prefix>/<robot>/progress            QoS 0, not retained, lossy
-//	<prefix>/<robot>/cmd                 fleet -> robot commands (not subscribed yet)
+//	<prefix>/<robot>/cmd                 fleet -> robot signed commands (Options.Subscriptions)
+//	<prefix>/<robot>/cmd/reply           QoS 1, not retained: command replies (PublishReply)
 type Topics struct {
 	prefix, robot string
 }
@@ -153,9 +154,14 @@ func (t Topics) Event() string { return t.base() + "/event" }
 // Progress is "<prefix>/<robot>/progress" (QoS 0, lossy).
 func (t Topics) Progress() string { return t.base() + "/progress" }
 
-// Cmd is "<prefix>/<robot>/cmd", the topic the robot will subscribe to for
-// fleet commands (not subscribed yet; see doc.go).
+// Cmd is "<prefix>/<robot>/cmd", the topic the robot subscribes to for
+// signed fleet commands (package telemetry/command; the agent passes it in
+// Options.Subscriptions).
 func (t Topics) Cmd() string { return t.base() + "/cmd" }
+
+// CmdReply is "<prefix>/<robot>/cmd/reply": the robot's answers to
+// commands (QoS 1, not retained; PublishReply).
+func (t Topics) CmdReply() string { return t.Cmd() + "/reply" }
 
 // Ack is "<prefix>/<robot>/ack": fleet -> robot application-level acks.
 func (t Topics) Ack() string { return t.base() + "/ack" }

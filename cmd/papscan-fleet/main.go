@@ -1,10 +1,13 @@
-// Command papscan-fleet is the reference fleet receiver (it runs at the
-// lab, not on the robot): it stores every result and event the robots
-// publish, acknowledges each after its own commit, asks robots to replay
-// when their sequence numbers show a gap, and lists what it holds.
+// Command papscan-fleet is the fleet side's tool (it runs at the lab, not
+// on the robot): the reference receiver stores every result and event the
+// robots publish, acknowledges each after its own commit, asks robots to
+// replay when their sequence numbers show a gap, and lists what it holds;
+// keygen and send command robots with signed commands (docs/commands.md).
 //
-//	papscan-fleet run  --broker tcp://127.0.0.1:1883 [--broker ...] --db fleet.db [--robot +]
-//	papscan-fleet list --db fleet.db [--robot R] [--json]
+//	papscan-fleet run    --broker tcp://127.0.0.1:1883 [--broker ...] --db fleet.db [--robot +]
+//	papscan-fleet list   --db fleet.db [--robot R] [--json]
+//	papscan-fleet keygen --id fleet-2026 --out fleet-2026.pem
+//	papscan-fleet send   --broker URL --robot ID --fleet-key fleet-2026.pem [--args JSON] TYPE
 package main
 
 import (
@@ -41,7 +44,7 @@ func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: papscan-fleet run|list [flags] (papscan-fleet run -h)")
+		fmt.Fprintln(stderr, "usage: papscan-fleet run|list|keygen|send [flags] (papscan-fleet send -h)")
 		return 2
 	}
 	switch args[0] {
@@ -49,8 +52,12 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 		return runReceiver(ctx, args[1:], stdout, stderr)
 	case "list":
 		return runList(args[1:], stdout, stderr)
+	case "keygen":
+		return runKeygen(args[1:], stdout, stderr)
+	case "send":
+		return runSend(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "papscan-fleet: unknown command %q (want run or list)\n", args[0])
+	fmt.Fprintf(stderr, "papscan-fleet: unknown command %q (want run, list, keygen or send)\n", args[0])
 	return 2
 }
 

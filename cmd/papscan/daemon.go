@@ -2,16 +2,13 @@ package main
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -30,7 +27,6 @@ import (
 	"papscan/hal/pins"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
-	"papscan/hal/v4l2"
 	"papscan/scan"
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
@@ -53,7 +49,18 @@ func socketPath(flagValue string) string {
 }
 
 func runAgent(ctx context.Context, e env, args []string) int {
-	fs := newFlags(e, "agent", "agent --config FILE [--sim] [flags]",
+	return agentMain(ctx, e, "agent", args)
+}
+
+// agentMain is `papscan agent`, and `papscan run` (name "run"), its alias
+// for the real robot: one wiring for the hardware, the outbox, the fleet
+// commands and the service manager.
+func agentMain(ctx context.Context, e env, name string, args []string) int {
+	synopsis := "agent --config FILE [--sim] [flags]"
+	if name == "run" {
+		synopsis = "run --config FILE [flags]   (alias of `papscan agent`, the systemd service)"
+	}
+	fs := newFlags(e, name, synopsis,
 		"Run papscan as the robot's long-running service (systemd Type=notify, see deploy/): self-check,\n"+
 			"then READY; the panel's buttons start, pause and abort magazines; faults latch and show their\n"+
 			"code on the red LED; `papscan status` reads the agent's state from --socket. SIGTERM stops\n"+
@@ -64,11 +71,12 @@ func runAgent(ctx context.Context, e env, args []string) int {
 	sock := fs.String("socket", "", "status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
 	stateDir := fs.String("state-dir", "", "state directory (default agent.state_dir; systemd's $STATE_DIRECTORY wins over the config)")
 	autostart := fs.Bool("autostart", false, "start scanning the magazine as soon as the self-check passed")
+	embedded := fs.String("embedded-broker", "127.0.0.1:0", "--sim without agent.mqtt.brokers: the embedded MQTT broker's listen address")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
 	if *cfgPath == "" && !*sim {
-		fmt.Fprintln(e.stderr, "papscan agent: --config FILE is required (or --sim)")
+		fmt.Fprintln(e.stderr, "papscan "+name+": --config FILE is required (or --sim)")
 		return exitUsage
 	}
 	load := func() (*config.Config, error) {
@@ -87,31 +95,31 @@ func runAgent(ctx context.Context, e env, args []string) int {
 	}
 	cfg, err := load()
 	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan agent: configuration invalid: %v\n", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": configuration invalid: %v\n", err)
 		return exitConfig
 	}
 	override(cfg)
 	if !*sim && (cfg.Machine.I2CBus == "sim" || cfg.Machine.Camera.Device == "sim") {
-		fmt.Fprintln(e.stderr, "papscan agent: machine.i2c_bus / machine.camera.device is \"sim\": add --sim for the simulated robot")
+		fmt.Fprintln(e.stderr, "papscan "+name+": machine.i2c_bus / machine.camera.device is \"sim\": add --sim for the simulated robot")
 		return exitConfig
 	}
 	if !*sim && len(cfg.Agent.MQTT.Brokers) == 0 {
-		fmt.Fprintln(e.stderr, "papscan agent: agent.mqtt.brokers: the robot needs at least one broker URL")
+		fmt.Fprintln(e.stderr, "papscan "+name+": agent.mqtt.brokers: the robot needs at least one broker URL")
 		return exitConfig
 	}
 	if err := os.MkdirAll(cfg.Agent.StateDir, 0o750); err != nil {
-		fmt.Fprintf(e.stderr, "papscan agent: agent.state_dir: %v\n", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": agent.state_dir: %v\n", err)
 		return exitFailure
 	}
 	notifier, err := sdnotify.FromEnv(os.Getenv)
 	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFailure
 	}
 	defer notifier.Close()
 	wd, _, err := sdnotify.WatchdogInterval(os.Getenv, os.Getpid())
 	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFailure
 	}
 
@@ -130,11 +138,11 @@ func runAgent(ctx context.Context, e env, args []string) int {
 	if *sim {
 		rb, err = openSimRobot(ctx, cfg, health, log)
 	} else {
-		rb, err = openRealRobot(cfg, health, log)
+		rb, err = openRealRobot(ctx, cfg, health, log)
 	}
 	if err != nil {
 		log.Error("hardware", "err", err)
-		fmt.Fprintf(e.stderr, "papscan agent: %v\n", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFault
 	}
 	defer rb.close()
@@ -156,7 +164,7 @@ func runAgent(ctx context.Context, e env, args []string) int {
 	brokers := cfg.Agent.MQTT.Brokers
 	if len(brokers) == 0 { // --sim only, checked above
 		// Outlives ctx: the stop sequence still flushes results to it.
-		b, err := broker.Start(context.WithoutCancel(ctx), "127.0.0.1:0", log)
+		b, err := broker.Start(context.WithoutCancel(ctx), *embedded, log)
 		if err != nil {
 			log.Error("embedded MQTT broker", "err", err)
 			return exitFailure
@@ -164,18 +172,42 @@ func runAgent(ctx context.Context, e env, args []string) int {
 		defer b.Close()
 		brokers = []string{b.URL()}
 		log.Info("embedded MQTT broker", "url", b.URL())
+		// The reference fleet receiver acks what the simulated robot
+		// sends, as `papscan sim` does, so its outbox drains.
+		stopFleet, err := startSimFleet(context.WithoutCancel(ctx), cfg, b.URL(), e.stderr, log)
+		if err != nil {
+			log.Error("simulated fleet receiver", "err", err)
+			return exitFailure
+		}
+		defer stopFleet()
 	}
-	_ = notifier.Status("starting: connecting to the broker")
-	tm, err := dialTelemetry(ctx, cfg, brokers, log)
+	// The outbox comes first: READY means results can be stored. The
+	// broker may be down (the robot works offline; the sender delivers
+	// when it comes back); the panel shows the network-down overlay.
+	_ = notifier.Status("starting: opening the outbox")
+	cmds, err := newFleetCommands(cfg, level, log)
 	if err != nil {
-		_ = mach.Panel.ShowView(panel.View{State: panel.StateStarting, NetworkDown: true})
-		log.Error("telemetry", "err", err)
-		fmt.Fprintf(e.stderr, "papscan agent: telemetry: %v\n", err)
+		log.Error("fleet commands", "err", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
+		if errors.As(err, new(configError)) {
+			return exitConfig
+		}
 		return exitFailure
 	}
-	defer closeTelemetry(ctx, tm)
-	dl := newAgentDelivery(cfg.Agent.StateDir, tm, log)
-	defer dl.close()
+	lk, err := openLinkWith(ctx, cfg, brokers, log, func(o *telemetry.Options) {
+		o.Background = true
+		o.Subscriptions = append(o.Subscriptions, cmds.subscription())
+	})
+	if err != nil {
+		cmds.stop()
+		_ = mach.Panel.ShowView(panel.View{State: panel.StateFault, Fault: hal.FaultStorage})
+		log.Error("outbox / telemetry", "err", err)
+		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
+		return exitFailure
+	}
+	defer lk.close(ctx)
+	tm := lk.tm
+	dl := &outboxDelivery{stateDir: cfg.Agent.StateDir, link: lk, log: log}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -232,10 +264,15 @@ func runAgent(ctx context.Context, e env, args []string) int {
 	}
 	ag, err := daemon.New(opts)
 	if err != nil {
+		cmds.stop()
 		log.Error("agent", "err", err)
 		return exitFailure
 	}
-	if err := ag.Run(ctx); err != nil {
+	lk.setHealth(agentHealth(ag))
+	cmds.start(ag, lk)
+	err = ag.Run(ctx)
+	cmds.stop() // before the link closes: the last replies and audits go out
+	if err != nil {
 		log.Error("agent", "err", err)
 		return exitFailure
 	}
@@ -362,7 +399,7 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 	return &robot{mach: mach, buttons: btn, press: press}, nil
 }
 
-func openRealRobot(cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
+func openRealRobot(ctx context.Context, cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
 	state, err := host.Init()
 	if err != nil {
 		return nil, fmt.Errorf("periph host: %w", err)
@@ -377,10 +414,7 @@ func openRealRobot(cfg *config.Config, health *daemon.Health, log *slog.Logger) 
 	}
 	r.closers = append(r.closers, func() { bus.Close() })
 	cam := cfg.Machine.Camera
-	frames, err := v4l2.Open(cam.Device, v4l2.Options{
-		PixelFormat: fourcc(cam.PixelFormat), Width: cam.Width, Height: cam.Height,
-		BufferCount: uint32(cam.BufferCount), FrameTimeout: cam.FrameTimeout.D(),
-	})
+	frames, err := openCamera(ctx, cam, log)
 	if err != nil {
 		r.close()
 		return nil, fmt.Errorf("machine.camera.device: %w", err)
@@ -397,99 +431,4 @@ func openRealRobot(cfg *config.Config, health *daemon.Health, log *slog.Logger) 
 		return nil, err
 	}
 	return r, nil
-}
-
-// agentDelivery is the agent's Delivery until the durable outbox lands:
-// each result is written to the state directory before Deliver returns,
-// then published in order by one goroutine that retries with back-off, so
-// a broker outage never blocks the scan loop.
-type agentDelivery struct {
-	stateDir string
-	tm       *telemetry.Client
-	log      *slog.Logger
-	queue    chan *scan.Report
-	pending  atomic.Int64
-	ctx      context.Context
-	cancel   context.CancelFunc
-	done     chan struct{}
-}
-
-var _ daemon.Delivery = (*agentDelivery)(nil)
-
-func newAgentDelivery(stateDir string, tm *telemetry.Client, log *slog.Logger) *agentDelivery {
-	ctx, cancel := context.WithCancel(context.Background())
-	d := &agentDelivery{stateDir: stateDir, tm: tm, log: log, queue: make(chan *scan.Report, 1024), ctx: ctx, cancel: cancel, done: make(chan struct{})}
-	go d.run()
-	return d
-}
-
-func (d *agentDelivery) Deliver(_ context.Context, r *scan.Report) error {
-	files, err := r.WriteFiles(d.stateDir)
-	if err != nil {
-		return err
-	}
-	d.log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells,
-		"tiles", fmt.Sprintf("%d/%d", r.TilesAnalysed, r.TilesPlanned), "dir", filepath.Dir(files.Result))
-	d.pending.Add(1)
-	select {
-	case d.queue <- r:
-	default:
-		d.pending.Add(-1)
-		d.log.Warn("publish queue full; result kept on disk only", "slide", r.SlideID, "file", files.Result)
-	}
-	return nil
-}
-
-func (d *agentDelivery) run() {
-	defer close(d.done)
-	for r := range d.queue {
-		body, err := json.Marshal(r)
-		backoff := time.Second
-		for err == nil {
-			pctx, cancel := context.WithTimeout(d.ctx, 30*time.Second)
-			err = d.tm.PublishResult(pctx, r.SlideID, r.ResultID, body)
-			cancel()
-			if err == nil || d.ctx.Err() != nil {
-				break
-			}
-			d.log.Warn("result not confirmed by the broker; retrying", "slide", r.SlideID, "result_id", r.ResultID, "err", err, "retry_in", backoff)
-			select {
-			case <-d.ctx.Done():
-			case <-time.After(backoff):
-			}
-			backoff = min(2*backoff, time.Minute)
-			err = nil
-		}
-		if err != nil {
-			d.log.Error("result not published; kept on disk", "slide", r.SlideID, "result_id", r.ResultID, "err", err)
-			if d.ctx.Err() != nil {
-				return
-			}
-		}
-		d.pending.Add(-1)
-	}
-}
-
-func (d *agentDelivery) Depth() int      { return int(d.pending.Load()) }
-func (d *agentDelivery) Connected() bool { return d.tm.Connected() }
-
-func (d *agentDelivery) Event(ctx context.Context, kind string, body map[string]any) error {
-	return d.tm.PublishEvent(ctx, kind, body)
-}
-
-func (d *agentDelivery) Flush(ctx context.Context) error {
-	for d.pending.Load() > 0 {
-		select {
-		case <-ctx.Done():
-			return fmt.Errorf("%d results still pending: %w", d.pending.Load(), ctx.Err())
-		case <-time.After(50 * time.Millisecond):
-		}
-	}
-	return nil
-}
-
-func (d *agentDelivery) close() {
-	d.cancel()
-	close(d.queue)
-	<-d.done
 }

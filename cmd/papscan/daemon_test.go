@@ -97,12 +97,18 @@ type agentProc struct {
 
 func startAgent(t *testing.T, extraEnv []string, args ...string) *agentProc {
 	t.Helper()
+	return startAgentWith(t, nil, extraEnv, args...)
+}
+
+// startAgentWith is startAgent with the sim configuration edited first.
+func startAgentWith(t *testing.T, edit func(string) string, extraEnv []string, args ...string) *agentProc {
+	t.Helper()
 	if testing.Short() {
 		t.Skip("daemon subprocess test (runs the simulated robot) skipped in -short")
 	}
 	dir := shortTempDir(t)
 	a := &agentProc{t: t, stderr: &syncBuffer{}, socket: filepath.Join(dir, "agent.sock"), stateDir: filepath.Join(dir, "state"), exited: make(chan struct{})}
-	a.cfgPath = writeSimConfig(t, dir, nil)
+	a.cfgPath = writeSimConfig(t, dir, edit)
 	nsock := filepath.Join(dir, "notify")
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: nsock, Net: "unixgram"})
 	if err != nil {

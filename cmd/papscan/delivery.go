@@ -28,6 +28,9 @@ type link struct {
 	stats telemetry.ScanStats
 	stage string
 	fault *hal.Fault
+	// health, if set, fills what the link does not know (the agent's
+	// stage and latched faults) after the link's own figures.
+	health func(h *telemetry.Health)
 
 	cancel context.CancelFunc
 	wg     sync.WaitGroup
@@ -37,6 +40,12 @@ type link struct {
 // outbox's ack/replay hooks, and starts the sender (which first replays
 // whatever an earlier run left unacked) and the health loop.
 func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*outbox.Options)) (*link, error) {
+	return openLinkWith(ctx, cfg, brokers, log, nil, mods...)
+}
+
+// openLinkWith is openLink with changes to the telemetry options (the
+// agent's: connect in the background, the command subscription).
+func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, tmod func(*telemetry.Options), mods ...func(*outbox.Options)) (*link, error) {
 	m := cfg.Agent.MQTT
 	minFree := int64(m.MinFreeMB) << 20
 	if minFree == 0 {
@@ -56,6 +65,9 @@ func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *sl
 		o.OnReplay = snd.HandleReplay
 		o.OnConnected = snd.Reconnected
 		o.MaxReconnectInterval = m.MaxReconnectInterval.D()
+		if tmod != nil {
+			tmod(o)
+		}
 	})
 	if err != nil {
 		ob.Close()
@@ -90,6 +102,16 @@ func (l *link) fillHealth(h *telemetry.Health, stateDir string) {
 	if f := l.fault; f != nil {
 		h.Faults = []telemetry.FaultInfo{{Code: int(f.Code), Name: f.Code.String(), Device: f.Device, Cause: fmt.Sprint(f.Err)}}
 	}
+	if l.health != nil {
+		l.health(h)
+	}
+}
+
+// setHealth installs the agent's part of the health message.
+func (l *link) setHealth(f func(h *telemetry.Health)) {
+	l.mu.Lock()
+	l.health = f
+	l.mu.Unlock()
 }
 
 // setStage records what the robot does, for health.
@@ -118,6 +140,9 @@ func (l *link) storageFault(ctx context.Context, err error) error {
 	l.stage = "fault"
 	l.mu.Unlock()
 	l.log.Error("storage full or failing: taking no new slides; committed results are kept", "err", err, "outbox_depth", l.ob.Depth())
+	if !l.tm.Connected() {
+		return f // nothing to tell now; health says accept_slides false later
+	}
 	pctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
 	fields := map[string]any{"code": int(hal.FaultStorage), "fault": hal.FaultStorage.String(), "cause": err.Error(), "outbox_depth": l.ob.Depth()}

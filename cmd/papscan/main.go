@@ -51,7 +51,7 @@ type command struct {
 func commands() []command {
 	return []command{
 		{"sim", "run the whole robot on simulated hardware (scans a simulated magazine)", runSim},
-		{"run", "run the agent on the robot's real hardware", runRun},
+		{"run", "alias of `agent` on the real hardware (one wiring; for running it by hand)", runRun},
 		{"agent", "run as the robot's service (systemd Type=notify; --sim for the simulated robot)", runAgent},
 		{"status", "show the running agent's state (slide, progress, faults, outbox, broker)", runStatus},
 		{"selftest", "ask the running agent to re-home and run the hardware self-check", runSelftest},

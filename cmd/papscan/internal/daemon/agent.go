@@ -40,6 +40,7 @@ type Agent struct {
 	cfg       *config.Config
 	state     panel.State
 	job       string
+	lastJob   string // the job that ended last
 	jobCancel context.CancelFunc
 	jobDone   chan jobResult
 	waiter    chan<- Response // socket request waiting for the job
@@ -242,7 +243,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case req := <-a.reqs:
 			a.onRequest(ctx, req)
 		case <-a.o.Hup:
-			a.reload()
+			_ = a.reload()
 		case <-stall:
 			a.log.Error("TEST HOOK: control loop stalled on purpose (PAPSCAN_TESTHOOK_STALL)")
 			<-ctx.Done()
@@ -351,6 +352,10 @@ func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error 
 			if !occupied {
 				continue
 			}
+			// No slide is taken whose result could not be stored.
+			if err := a.o.Delivery.Admit(ctx); err != nil {
+				return err
+			}
 			id := scan.SlideID(mag, slot)
 			a.update(func(s *Status) { s.Current = &Current{Magazine: mag, Slot: slot, SlideID: id, Phase: "load"} })
 			a.persist()
@@ -424,27 +429,42 @@ func (a *Agent) setPaused(on bool) {
 	}
 }
 
-// startMagazine starts scanning a magazine (loop only).
-func (a *Agent) startMagazine(ctx context.Context) {
-	if a.job != "" || a.state == panel.StateFault || a.state == panel.StateStarting {
-		return
+// startMagazine starts scanning a magazine (loop only), named name or,
+// if name is "", by Options.Magazine. It returns why it did not start.
+func (a *Agent) startMagazine(ctx context.Context, name string) error {
+	if why := a.refusal("start"); why != "" {
+		return errRefused{why, CodeBusy}
+	}
+	switch a.state {
+	case panel.StateFault:
+		return errRefused{"start refused: a fault is latched; acknowledge it first (ACK)", CodeInvalidState}
+	case panel.StateStarting:
+		return errRefused{"start refused: the self-check has not passed", CodeInvalidState}
+	}
+	if err := a.o.Delivery.Admit(ctx); err != nil {
+		a.fault(ctx, err)
+		return err
 	}
 	sc, err := a.o.NewScanner(a.cfg, a.progress)
 	if err != nil {
 		a.fault(ctx, err)
-		return
+		return err
 	}
 	a.magazines++
-	mag := a.o.Magazine(a.magazines)
+	mag := name
+	if mag == "" {
+		mag = a.o.Magazine(a.magazines)
+	}
 	a.setPaused(false)
 	a.startJob(ctx, "magazine", a.runMagazine(mag, sc))
 	a.log.Info("magazine started", "magazine", mag)
 	a.setState(panel.StateScanning, "scanning magazine "+mag)
+	return nil
 }
 
 // onJobDone handles the end of a job (loop only).
 func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
-	a.job, a.jobCancel = "", nil
+	a.job, a.jobCancel, a.lastJob = "", nil, r.name
 	a.update(func(s *Status) { s.Job = "" })
 	if w := a.waiter; w != nil {
 		a.waiter = nil
@@ -461,8 +481,9 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 		a.log.Info("self-check passed")
 		a.becomeReady()
 		a.setState(panel.StateReady, "self-check passed")
+		a.event(ctx, "self_test", map[string]any{"passed": true})
 		if a.o.Autostart && a.magazines == 0 {
-			a.startMagazine(ctx)
+			_ = a.startMagazine(ctx, "")
 		}
 	case r.err == nil && r.name == "magazine":
 		a.setPaused(false)
@@ -473,12 +494,17 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 			a.setState(panel.StateDone, fmt.Sprintf("magazine %s done: %d slides", st.Magazine, st.SlidesDone))
 		}
 		a.log.Info("magazine done", "magazine", st.Magazine, "slides", st.SlidesDone, "rerun", len(st.Rerun))
+		a.event(ctx, "magazine_done", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": len(st.Rerun)})
 	case r.err == nil:
 		a.setState(panel.StateReady, r.name+" done")
 	case errors.Is(r.err, context.Canceled):
 		a.setPaused(false)
 		a.halt()
 		a.setState(panel.StateAttention, r.name+" aborted")
+		if r.name == "magazine" {
+			st := a.Status()
+			a.event(ctx, "magazine_aborted", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": len(st.Rerun)})
+		}
 	case r.name == "jog" && (errors.Is(r.err, hal.ErrOutOfTravel) || errors.Is(r.err, hal.ErrNotHomed)):
 		a.setState(panel.StateReady, "jog refused: "+r.err.Error())
 	default:
@@ -526,10 +552,19 @@ func (a *Agent) fault(ctx context.Context, err error) {
 	a.log.Error("fault: motion halted; press ACK to clear and re-home", "code", fi.Code, "fault", fi.Name, "device", fi.Device, "err", err)
 	a.update(func(s *Status) { s.Fault = fi })
 	a.setState(panel.StateFault, "")
+	ev := map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}
+	if a.job == "selftest" || a.lastJob == "selftest" {
+		ev["during"] = "self_test"
+	}
+	a.event(ctx, "fault", ev)
+}
+
+// event stores an event for the fleet through the durable delivery.
+func (a *Agent) event(ctx context.Context, kind string, body map[string]any) {
 	ectx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
 	defer cancel()
-	if err := a.o.Delivery.Event(ectx, "fault", map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}); err != nil {
-		a.log.Warn("fault event not sent", "err", err)
+	if err := a.o.Delivery.Event(ectx, kind, body); err != nil {
+		a.log.Warn("event not stored", "event", kind, "err", err)
 	}
 }
 

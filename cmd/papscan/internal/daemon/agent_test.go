@@ -69,6 +69,7 @@ type fakeDelivery struct {
 	delivered []*scan.Report
 	events    []map[string]any
 	connected bool
+	admitErr  error
 }
 
 func (d *fakeDelivery) Deliver(_ context.Context, r *scan.Report) error {
@@ -78,6 +79,11 @@ func (d *fakeDelivery) Deliver(_ context.Context, r *scan.Report) error {
 	return nil
 }
 func (d *fakeDelivery) Depth() int { return 0 }
+func (d *fakeDelivery) Admit(context.Context) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.admitErr
+}
 func (d *fakeDelivery) Connected() bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
@@ -91,6 +97,18 @@ func (d *fakeDelivery) Event(_ context.Context, kind string, body map[string]any
 	return nil
 }
 func (d *fakeDelivery) Flush(context.Context) error { return nil }
+
+func (d *fakeDelivery) eventsOf(kind string) []map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []map[string]any
+	for _, e := range d.events {
+		if e["kind"] == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
 
 type fakeNotifier struct {
 	mu   sync.Mutex
@@ -262,11 +280,11 @@ func TestFaultLatchesUntilAcknowledged(t *testing.T) {
 		if _, _, red := panel.Lights(r.panel.View()); red != panel.Code(5) {
 			t.Errorf("red LED shows %v, want code 5", red)
 		}
-		r.del.mu.Lock()
-		ev := r.del.events
-		r.del.mu.Unlock()
-		if len(ev) != 1 || ev[0]["code"] != 5 || ev[0]["kind"] != "fault" {
-			t.Errorf("fleet events: %v", ev)
+		if ev := r.del.eventsOf("fault"); len(ev) != 1 || ev[0]["code"] != 5 {
+			t.Errorf("fleet fault events: %v", ev)
+		}
+		if ev := r.del.eventsOf("self_test"); len(ev) != 1 || ev[0]["passed"] != true {
+			t.Errorf("fleet self_test events: %v", ev)
 		}
 		if len(s.Rerun) != 1 || s.Rerun[0].SlideID != "MAG0001-S01" {
 			t.Errorf("faulted slide not marked for rerun: %+v", s.Rerun)
@@ -378,4 +396,89 @@ func TestRecoverAfterUncleanStop(t *testing.T) {
 	if _, err := os.Stat(statePath(dir) + ".corrupt"); err != nil || len(a.Status().Rerun) != 0 {
 		t.Errorf("corrupt state file not set aside: %v", err)
 	}
+}
+
+// TestRequestsDriveTheMagazine: the fleet's commands (through Do) start a
+// named magazine, pause, resume and abort it, each refused with a code in
+// a state where it makes no sense; a reload that does not validate is
+// refused; the magazine's end is an event.
+func TestRequestsDriveTheMagazine(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, 3, nil)
+		ctx := context.Background()
+		r.wait(t, "ready", state("ready"))
+		for _, cmd := range []string{"pause", "resume", "abort"} {
+			if resp := r.a.Do(ctx, Request{Cmd: cmd}); resp.OK || resp.Code != CodeInvalidState {
+				t.Errorf("%s while idle: %+v", cmd, resp)
+			}
+		}
+		if resp := r.a.Do(ctx, Request{Cmd: "start", Magazine: "FLEET-7"}); !resp.OK || resp.Status.Magazine != "FLEET-7" || resp.Status.State != "scanning" {
+			t.Fatalf("start: %+v", resp)
+		}
+		if resp := r.a.Do(ctx, Request{Cmd: "start"}); resp.OK || resp.Code != CodeBusy {
+			t.Errorf("second start: %+v", resp)
+		}
+		r.wait(t, "scanning slot 0", func(s Status) bool { return s.Current != nil && s.Current.Done > 2 })
+		if resp := r.a.Do(ctx, Request{Cmd: "pause"}); !resp.OK || resp.Status.State != "paused" {
+			t.Errorf("pause: %+v", resp)
+		}
+		r.wait(t, "slide 0 done", func(s Status) bool { return s.SlidesDone == 1 })
+		if resp := r.a.Do(ctx, Request{Cmd: "resume"}); !resp.OK || resp.Status.State != "scanning" {
+			t.Errorf("resume: %+v", resp)
+		}
+		r.wait(t, "slide 1 started", func(s Status) bool { return s.Current != nil && s.Current.Slot == 1 })
+		if resp := r.a.Do(ctx, Request{Cmd: "abort", Reason: "test"}); !resp.OK {
+			t.Errorf("abort: %+v", resp)
+		}
+		r.wait(t, "attention", state("attention"))
+		if ev := r.del.eventsOf("magazine_aborted"); len(ev) != 1 || ev[0]["magazine"] != "FLEET-7" {
+			t.Errorf("magazine_aborted events: %v", ev)
+		}
+		if resp := r.a.Do(ctx, Request{Cmd: "reload"}); resp.OK || resp.Code != CodeBadRequest {
+			t.Errorf("reload without a file: %+v", resp)
+		}
+		// A magazine that runs to its end.
+		if resp := r.a.Do(ctx, Request{Cmd: "start", Magazine: "FLEET-8"}); !resp.OK {
+			t.Fatalf("start: %+v", resp)
+		}
+		r.wait(t, "done", func(s Status) bool { return s.State == "done" || s.State == "attention" })
+		if ev := r.del.eventsOf("magazine_done"); len(ev) != 1 || ev[0]["magazine"] != "FLEET-8" || ev[0]["slides"] != 3 {
+			t.Errorf("magazine_done events: %v", ev)
+		}
+		r.stop(t)
+	})
+}
+
+// TestFullStorageRefusesSlides: when the delivery cannot store results
+// (Admit fails with a storage fault), no slide is scanned: the agent
+// latches fault code 9 on the panel and reports it as an event.
+func TestFullStorageRefusesSlides(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		r := newRig(t, 2, nil)
+		r.wait(t, "ready", state("ready"))
+		r.del.mu.Lock()
+		r.del.admitErr = hal.NewFault("storage", hal.FaultStorage, errors.New("outbox: disk full"))
+		r.del.mu.Unlock()
+		resp := r.a.Do(context.Background(), Request{Cmd: "start"})
+		if resp.OK {
+			t.Fatalf("start with a full disk: %+v", resp)
+		}
+		s := r.wait(t, "fault", state("fault"))
+		if s.Fault == nil || s.Fault.Code != int(hal.FaultStorage) || s.Current != nil || s.SlidesDone != 0 {
+			t.Fatalf("status: %+v %+v", s, s.Fault)
+		}
+		if _, _, red := panel.Lights(r.panel.View()); red != panel.Code(9) {
+			t.Errorf("red LED shows %v, want code 9", red)
+		}
+		if ev := r.del.eventsOf("fault"); len(ev) != 1 || ev[0]["code"] != 9 {
+			t.Errorf("fault events: %v", ev)
+		}
+		r.del.mu.Lock()
+		n := len(r.del.delivered)
+		r.del.mu.Unlock()
+		if n != 0 {
+			t.Errorf("%d results delivered with a full disk", n)
+		}
+		r.stop(t)
+	})
 }

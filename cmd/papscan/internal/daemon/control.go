@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"reflect"
+	"strings"
 	"time"
 
 	"periph.io/x/conn/v3/physic"
@@ -44,7 +45,9 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 			a.setPaused(false)
 			a.setState(panel.StateScanning, "resumed")
 		case idle:
-			a.startMagazine(ctx)
+			if err := a.startMagazine(ctx, ""); err != nil {
+				a.log.Warn("magazine not started", "err", err)
+			}
 		}
 	case p.Button == ButtonStart && p.Long && idle:
 		a.startJob(ctx, "selftest", a.homeAndCheck)
@@ -140,13 +143,20 @@ func (a *Agent) refusal(what string) string {
 	return ""
 }
 
-// onRequest serves a socket command that needs the loop.
+// onRequest serves a socket or fleet command that needs the loop.
 func (a *Agent) onRequest(ctx context.Context, req request) {
-	fail := func(msg string) { req.reply <- Response{Error: msg} }
+	fail := func(msg, code string) { req.reply <- Response{Error: msg, Code: code} }
+	ok := func(msg string) {
+		if msg != "" {
+			a.log.Info(msg, "cmd", req.Cmd)
+		}
+		st := a.Status()
+		req.reply <- Response{OK: true, Status: &st}
+	}
 	switch req.Cmd {
 	case "selftest", "jog", "home", "park":
 		if why := a.refusal(req.Cmd); why != "" {
-			fail(why)
+			fail(why, CodeBusy)
 			return
 		}
 		var f func(context.Context) error
@@ -160,35 +170,89 @@ func (a *Agent) onRequest(ctx context.Context, req request) {
 		case "jog":
 			var err error
 			if f, err = a.jog(req.Axis, physic.Distance(req.UM*float64(physic.MicroMetre))); err != nil {
-				fail(err.Error())
+				fail(err.Error(), CodeBadRequest)
 				return
 			}
 		}
 		a.startJob(ctx, req.Cmd, f)
 		a.waiter = req.reply
+	case "start":
+		if err := a.startMagazine(ctx, req.Magazine); err != nil {
+			var r errRefused
+			if errors.As(err, &r) {
+				fail(r.msg, r.code)
+			} else {
+				fail("start: "+err.Error(), CodeInvalidState)
+			}
+			return
+		}
+		ok("")
+	case "pause":
+		if a.state != panel.StateScanning || a.job != "magazine" {
+			fail(fmt.Sprintf("pause refused: not scanning (state %s)", a.state), CodeInvalidState)
+			return
+		}
+		a.setPaused(true)
+		a.setState(panel.StatePaused, "pause requested: stops after the current slide")
+		ok("pause requested")
+	case "resume":
+		if a.state != panel.StatePaused {
+			fail(fmt.Sprintf("resume refused: not paused (state %s)", a.state), CodeInvalidState)
+			return
+		}
+		a.setPaused(false)
+		a.setState(panel.StateScanning, "resumed")
+		ok("resumed")
+	case "abort":
+		if a.job != "magazine" {
+			fail(fmt.Sprintf("abort refused: no magazine running (state %s)", a.state), CodeInvalidState)
+			return
+		}
+		a.log.Warn("abort requested: stopping the magazine; the slide on the stage will need a rerun", "reason", req.Reason)
+		a.setPaused(false)
+		a.jobCancel()
+		ok("")
+	case "reload":
+		if err := a.reload(); err != nil {
+			fail("reload refused: "+err.Error(), CodeBadRequest)
+			return
+		}
+		ok("")
 	case "press":
 		if a.o.Press == nil {
-			fail("press: only on the simulated robot")
+			fail("press: only on the simulated robot", CodeInvalidState)
 			return
 		}
 		if err := a.o.Press(req.Button, req.Long); err != nil {
-			fail(err.Error())
+			fail(err.Error(), CodeBadRequest)
 			return
 		}
 		req.reply <- Response{OK: true}
 	default:
-		fail(fmt.Sprintf("unknown command %q", req.Cmd))
+		fail(fmt.Sprintf("unknown command %q", req.Cmd), CodeBadRequest)
 	}
 }
+
+// Response codes: why a request was refused (Response.Code).
+const (
+	CodeBusy         = "busy"          // another machine job runs
+	CodeInvalidState = "invalid_state" // not possible in this state
+	CodeBadRequest   = "bad_request"   // bad arguments, or a configuration that does not validate
+)
+
+// errRefused is a request refused in the current state.
+type errRefused struct{ msg, code string }
+
+func (e errRefused) Error() string { return e.msg }
 
 // reload re-reads the configuration (SIGHUP). An invalid one is refused and
 // the running configuration kept. Changes under machine.* need the
 // hardware rebuilt: they are reported and take effect at the next restart;
 // the rest (log level, scan, classify) applies from the next magazine.
-func (a *Agent) reload() {
+func (a *Agent) reload() error {
 	if a.o.Reload == nil {
 		a.log.Warn("SIGHUP: no configuration file to reload")
-		return
+		return errors.New("no configuration file to reload")
 	}
 	if a.o.Notifier != nil {
 		_ = a.o.Notifier.Reloading()
@@ -202,7 +266,7 @@ func (a *Agent) reload() {
 	if err != nil {
 		a.log.Error("configuration reload refused; keeping the running configuration", "err", err)
 		a.update(func(s *Status) { s.Message = "reload refused: " + err.Error() })
-		return
+		return err
 	}
 	if !reflect.DeepEqual(cfg.Machine, a.cfg.Machine) || cfg.Agent.StateDir != a.cfg.Agent.StateDir || !reflect.DeepEqual(cfg.Agent.MQTT, a.cfg.Agent.MQTT) {
 		a.log.Warn("configuration reload: machine.*, agent.state_dir and agent.mqtt changes take effect at the next restart")
@@ -217,6 +281,25 @@ func (a *Agent) reload() {
 	a.cfg = cfg
 	a.log.Info("configuration reloaded; scan settings apply from the next magazine")
 	a.update(func(s *Status) { s.Message = "configuration reloaded" })
+	return nil
+}
+
+// LogLevel is the current log level ("" when the agent has no LevelVar).
+func (a *Agent) LogLevel() string {
+	if a.o.Level == nil {
+		return ""
+	}
+	return strings.ToLower(a.o.Level.Level().String())
+}
+
+// SetLogLevel changes the log level until the next reload or restart.
+func (a *Agent) SetLogLevel(l slog.Level) error {
+	if a.o.Level == nil {
+		return errors.New("no adjustable log level")
+	}
+	a.o.Level.Set(l)
+	a.log.Info("log level changed", "level", l.String())
+	return nil
 }
 
 // stop is the shutdown sequence after SIGTERM: STOPPING, stop the job (the

@@ -21,18 +21,24 @@ type Scanner interface {
 
 var _ Scanner = (*scan.Scanner)(nil)
 
-// Delivery stores results durably and sends them to the fleet. Today it is
-// the state directory plus the MQTT client; the durable outbox replaces it.
+// Delivery stores results and events durably and sends them to the fleet
+// (the agent's is backed by the durable outbox, telemetry/outbox).
 type Delivery interface {
 	// Deliver stores r durably before it returns, then sends it (or queues
-	// it). An error means the result could not be stored.
+	// it). An error means the result could not be stored (a storage
+	// *hal.Fault when the disk is full).
 	Deliver(ctx context.Context, r *scan.Report) error
-	// Depth is the number of results stored but not yet confirmed by the
-	// fleet.
+	// Admit is asked before every new slide: nil, or why no result could
+	// be stored now (disk full or failing: a storage *hal.Fault, code 9).
+	// A refused slide is never scanned.
+	Admit(ctx context.Context) error
+	// Depth is the number of results and events stored but not yet
+	// confirmed by the fleet.
 	Depth() int
 	// Connected reports the broker connection.
 	Connected() bool
-	// Event sends an event (fault, state change) to the fleet, best effort.
+	// Event stores an event (fault, self-test, magazine done) durably and
+	// sends it to the fleet; an error means it could not be stored.
 	Event(ctx context.Context, kind string, body map[string]any) error
 	// Flush tries to send what is pending until ctx ends.
 	Flush(ctx context.Context) error
@@ -56,7 +62,8 @@ const (
 	AbortBudget = 75 * time.Second
 	// ParkBudget: focus retracted and stage moved to its park corner.
 	ParkBudget = 20 * time.Second
-	// FlushBudget: pending results handed to the broker.
+	// FlushBudget: pending results acknowledged by the fleet (or left in
+	// the outbox for the next start).
 	FlushBudget = 15 * time.Second
 	// StopBudget is the whole stop sequence.
 	StopBudget = AbortBudget + ParkBudget + FlushBudget

@@ -14,17 +14,26 @@ import (
 
 // Request is one command on the status socket: a JSON object on one line.
 type Request struct {
-	Cmd    string  `json:"cmd"`              // status, selftest, jog, home, park, press
+	// Cmd: status, selftest, jog, home, park, press (socket); start,
+	// pause, resume, abort, reload (also fleet commands).
+	Cmd    string  `json:"cmd"`
 	Axis   string  `json:"axis,omitempty"`   // jog: x, y or z
 	UM     float64 `json:"um,omitempty"`     // jog: distance in µm, signed
 	Button string  `json:"button,omitempty"` // press (simulated robot)
 	Long   bool    `json:"long,omitempty"`   // press
+	// Magazine names the magazine to start ("" = the agent's naming).
+	Magazine string `json:"magazine,omitempty"`
+	// Reason of an abort (logged).
+	Reason string `json:"reason,omitempty"`
 }
 
 // Response is the agent's answer: one JSON object on one line.
 type Response struct {
-	OK     bool    `json:"ok"`
-	Error  string  `json:"error,omitempty"`
+	OK    bool   `json:"ok"`
+	Error string `json:"error,omitempty"`
+	// Code says why a request was refused: CodeBusy, CodeInvalidState,
+	// CodeBadRequest ("" otherwise).
+	Code   string  `json:"code,omitempty"`
 	Status *Status `json:"status,omitempty"`
 }
 
