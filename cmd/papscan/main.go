@@ -52,6 +52,7 @@ func commands() []command {
 		{"sim", "run the whole robot on simulated hardware (scans a simulated magazine)", runSim},
 		{"run", "run the agent on the robot's real hardware", runRun},
 		{"config", "check or print a configuration (config check FILE | config show [FILE|PROFILE])", runConfig},
+		{"eval", "measure the cell model and detector on labelled data (eval --data DIR [--json])", runEval},
 		{"version", "print the version, the build and the classifier model", runVersion},
 	}
 }
