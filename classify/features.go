@@ -6,7 +6,7 @@ import (
 )
 
 // NumFeatures is the length of the per-cell feature vector.
-const NumFeatures = 48
+const NumFeatures = 59
 
 // FeatureNames names the per-cell features, in vector order.
 var FeatureNames = [NumFeatures]string{
@@ -20,7 +20,16 @@ var FeatureNames = [NumFeatures]string{
 	"ring2_r", "ring2_g", "ring2_b", "ring3_r", "ring3_g", "ring3_b",
 	"ring4_r", "ring4_g", "ring4_b", "ring5_r", "ring5_g", "ring5_b",
 	"ring6_r", "ring6_g", "ring6_b",
+	"disc_h15", "disc_h25", "disc_h35", "disc_h45", "disc_h60", "disc_h80",
+	"ring0_hsd", "ring1_hsd", "ring2_hsd", "ring3_hsd", "ring4_hsd",
 }
+
+// discLevelsOD are the haematoxylin levels at which the covered fraction of
+// the disc of radius discUM around the nucleus is measured (a
+// segmentation-free size/darkness spectrum).
+var discLevelsOD = [6]float64{0.15, 0.25, 0.35, 0.45, 0.60, 0.80}
+
+const discUM = 10
 
 // ringEdgesUM are the outer radii (µm) of the rings around the nucleus
 // centroid over which the mean optical density per channel is measured (a
@@ -260,7 +269,13 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 	}
 	cyN := math.Max(cytoN, 1)
 	var ringSum [numRings][3]float64
-	var ringCnt [numRings]float64
+	var ringCnt, ringH1, ringH2 [numRings]float64
+	var discN float64
+	var discAt [len(discLevelsOD)]float64
+	var discLv [len(discLevelsOD)]uint8
+	for k, od := range discLevelsOD {
+		discLv[k] = odToH(od)
+	}
 	for y := 0; y < hgt; y++ {
 		o := img.PixOffset(win.Min.X, win.Min.Y+y)
 		prow := img.Pix[o : o+4*w]
@@ -276,6 +291,17 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 				continue
 			}
 			ringCnt[k]++
+			hv := float64(hb[y*w+x]) / hScale
+			ringH1[k] += hv
+			ringH2[k] += hv * hv
+			if d <= discUM {
+				discN++
+				for l, lv := range discLv {
+					if hb[y*w+x] >= lv {
+						discAt[l]++
+					}
+				}
+			}
 			ringSum[k][0] += float64(odTable[prow[4*x]])
 			ringSum[k][1] += float64(odTable[prow[4*x+1]])
 			ringSum[k][2] += float64(odTable[prow[4*x+2]])
@@ -325,6 +351,17 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 			if ringCnt[k] > 0 {
 				f[27+3*k+c] = float32(ringSum[k][c] / ringCnt[k])
 			}
+		}
+	}
+	for l := range discAt {
+		if discN > 0 {
+			f[48+l] = float32(discAt[l] / discN)
+		}
+	}
+	for k := range 5 {
+		if ringCnt[k] > 0 {
+			m := ringH1[k] / ringCnt[k]
+			f[54+k] = float32(math.Sqrt(math.Max(0, ringH2[k]/ringCnt[k]-m*m)))
 		}
 	}
 	return f, true

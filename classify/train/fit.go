@@ -23,7 +23,7 @@ type FitOptions struct {
 
 // DefaultFit returns the hyper-parameters of the shipped model.
 func DefaultFit() FitOptions {
-	return FitOptions{Hidden: 32, Iters: 800, LR: 0.01, Lambda: 1e-2, HighGradeWeight: 1.5, Seed: 1}
+	return FitOptions{Hidden: 16, Iters: 600, LR: 0.01, Lambda: 3e-3, HighGradeWeight: 1.5, Seed: 1}
 }
 
 // fit trains a class-weighted softmax classifier (optionally with one ReLU
