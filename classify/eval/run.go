@@ -38,9 +38,19 @@ type Options struct {
 	// Threshold is the high-grade operating point (config
 	// classify.high_grade_threshold).
 	Threshold float64
-	// Detect holds the detector settings; PixelUM is replaced by each data
-	// set's own pixel size.
+	// Detect holds the detector settings. Detect.PixelUM is the robot
+	// camera's pixel size: field images are resampled to it before
+	// detection (0 keeps each data set's own pixel size).
 	Detect classify.DetectOptions
+}
+
+// prepare returns img at the detection pixel size and the factor mapping a
+// native coordinate u to the detection image: (u+0.5)·k − 0.5.
+func prepare(img *image.RGBA, native, robot float64) (*image.RGBA, float64) {
+	if robot <= 0 || math.Abs(robot/native-1) < 0.03 {
+		return img, 1
+	}
+	return classify.Rescale(img, native, robot), native / robot
 }
 
 // DetMetrics are detection scores against exhaustive ground truth.
@@ -77,16 +87,19 @@ type CellSource struct {
 
 // Result is the outcome of Run. Parts whose data is absent are nil.
 type Result struct {
-	Cells       *CellMetrics `json:"cells"`
-	CellSource  *CellSource  `json:"cell_source"`
-	Detection   Detection    `json:"detection"`
-	Model       ModelID      `json:"model"`
-	Seconds     float64      `json:"seconds"`
-	DataDir     string       `json:"data_dir"`
-	Threshold   float64      `json:"threshold"`
-	PixelUMUsed struct {
-		CRIC float64 `json:"cric"`
-		ISBI float64 `json:"isbi"`
+	Cells      *CellMetrics `json:"cells"`
+	CellSource *CellSource  `json:"cell_source"`
+	Detection  Detection    `json:"detection"`
+	Model      ModelID      `json:"model"`
+	Seconds    float64      `json:"seconds"`
+	DataDir    string       `json:"data_dir"`
+	Threshold  float64      `json:"threshold"`
+	// PixelUM: native pixel sizes of the data sets and the detection pixel
+	// size (the robot camera's) they are resampled to.
+	PixelUM struct {
+		CRIC   float64 `json:"cric"`
+		ISBI   float64 `json:"isbi"`
+		Detect float64 `json:"detect"`
 	} `json:"pixel_um"`
 }
 
@@ -113,7 +126,7 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 		return nil, fmt.Errorf("eval: data directory %q not found", opts.DataDir)
 	}
 	r := &Result{Model: ModelID{opts.Model.Version, opts.Model.SHA256}, DataDir: opts.DataDir, Threshold: opts.Threshold}
-	r.PixelUMUsed.CRIC, r.PixelUMUsed.ISBI = CRICPixelUM, ISBIPixelUM
+	r.PixelUM.CRIC, r.PixelUM.ISBI, r.PixelUM.Detect = CRICPixelUM, ISBIPixelUM, opts.Detect.PixelUM
 	var err error
 	if r.Cells, r.CellSource, err = cells(ctx, opts); err != nil {
 		return nil, err
@@ -335,8 +348,12 @@ func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
 	if err != nil {
 		return nil, err
 	}
-	det := classify.NewDetector(withPixel(o.Detect, CRICPixelUM))
-	tol := MatchTolUM / CRICPixelUM
+	px := o.Detect.PixelUM
+	if px <= 0 {
+		px = CRICPixelUM
+	}
+	det := classify.NewDetector(withPixel(o.Detect, px))
+	tol := MatchTolUM / px
 	fr := &FieldRecall{Labelled: map[string]int{}, Found: map[string]int{}}
 	var ab, abFound, all, allFound int
 	for _, name := range names {
@@ -351,9 +368,10 @@ func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
 			return nil, err
 		}
 		fr.Images++
+		img, k := prepare(img, CRICPixelUM, px)
 		ns := det.Detect(img)
 		for _, p := range by[name] {
-			ok := Covered(p, ns, tol)
+			ok := Covered(Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}, ns, tol)
 			fr.Labelled[p.Class]++
 			all++
 			if ok {
@@ -386,8 +404,12 @@ func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
 	if err != nil {
 		return nil, err
 	}
-	det := classify.NewDetector(withPixel(o.Detect, ISBIPixelUM))
-	tol := MatchTolUM / ISBIPixelUM
+	px := o.Detect.PixelUM
+	if px <= 0 {
+		px = ISBIPixelUM
+	}
+	det := classify.NewDetector(withPixel(o.Detect, px))
+	tol := MatchTolUM / px
 	m := &DetMetrics{}
 	for _, name := range names {
 		if err := ctx.Err(); err != nil {
@@ -401,8 +423,13 @@ func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
 			return nil, err
 		}
 		m.Images++
+		img, k := prepare(img, ISBIPixelUM, px)
 		ns := det.Detect(img)
-		tp, _ := MatchPoints(by[name], ns, tol)
+		gt := make([]Point, len(by[name]))
+		for i, p := range by[name] {
+			gt[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}
+		}
+		tp, _ := MatchPoints(gt, ns, tol)
 		m.TP += tp
 		m.GT += len(by[name])
 		m.Detections += len(ns)

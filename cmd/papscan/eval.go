@@ -40,7 +40,7 @@ func runEval(ctx context.Context, e env, args []string) int {
 		DataDir:   *data,
 		Model:     m,
 		Threshold: cfg.Classify.HighGradeThreshold,
-		Detect:    classify.DetectOptions{MinAreaUM2: cfg.Classify.MinNucleusArea, MaxAreaUM2: cfg.Classify.MaxNucleusArea},
+		Detect:    classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: cfg.Classify.MinNucleusArea, MaxAreaUM2: cfg.Classify.MaxNucleusArea},
 	})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
@@ -72,14 +72,14 @@ func printEval(w io.Writer, r *eval.Result) {
 	if d := r.Detection.ISBI; d == nil {
 		fmt.Fprintln(w, "detection isbi2014: skipped")
 	} else {
-		fmt.Fprintf(w, "detection isbi2014 (%d images, %.2f µm/px, match within %.1f µm): gt %d, detections %d, precision %.3f recall %.3f F1 %.3f\n",
-			d.Images, r.PixelUMUsed.ISBI, eval.MatchTolUM, d.GT, d.Detections, d.Precision, d.Recall, d.F1)
+		fmt.Fprintf(w, "detection isbi2014 (%d images, %.2f µm/px resampled to %.2f, match within %.1f µm): gt %d, detections %d, precision %.3f recall %.3f F1 %.3f\n",
+			d.Images, r.PixelUM.ISBI, r.PixelUM.Detect, eval.MatchTolUM, d.GT, d.Detections, d.Precision, d.Recall, d.F1)
 	}
 	if c := r.Detection.CRIC; c == nil {
 		fmt.Fprintln(w, "detection cric/fields: skipped")
 	} else {
-		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px): labelled-nucleus recall %.3f, abnormal %.3f; per class:",
-			c.Images, r.PixelUMUsed.CRIC, c.Recall, c.AbnormalRecall)
+		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f): labelled-nucleus recall %.3f, abnormal %.3f; per class:",
+			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, c.Recall, c.AbnormalRecall)
 		for k := range classify.NumClasses {
 			n := classify.Class(k).String()
 			fmt.Fprintf(w, " %s %d/%d", n, c.Found[n], c.Labelled[n])

@@ -65,8 +65,12 @@ func TestEvalTinyData(t *testing.T) {
 		img := image.NewRGBA(image.Rect(0, 0, w, h))
 		for y := 0; y < h; y++ {
 			for x := 0; x < w; x++ {
-				c := color.RGBA{225, 225, 230, 255}
-				if (float64(x)-cx)*(float64(x)-cx)+(float64(y)-cy)*(float64(y)-cy) <= r*r {
+				c := color.RGBA{235, 235, 240, 255}
+				d2 := (float64(x)-cx)*(float64(x)-cx) + (float64(y)-cy)*(float64(y)-cy)
+				if d2 <= 9*r*r {
+					c = color.RGBA{175, 195, 210, 255} // cytoplasm
+				}
+				if d2 <= r*r {
 					c = color.RGBA{70, 60, 120, 255}
 				}
 				img.SetRGBA(x, y, c)
@@ -84,8 +88,8 @@ func TestEvalTinyData(t *testing.T) {
 			t.Fatal(err)
 		}
 	}
-	save(filepath.Join(isbi, "EDF000.png"), disc(200, 200, 100, 100, 12))
-	os.WriteFile(filepath.Join(dir, "isbi2014", "nuclei.csv"), []byte("image,nucleus_idx,x,y,area_px,gt_style\nEDF000.png,0,100,100,450,filled\n"), 0o644)
+	save(filepath.Join(isbi, "EDF000.png"), disc(300, 300, 150, 150, 15))
+	os.WriteFile(filepath.Join(dir, "isbi2014", "nuclei.csv"), []byte("image,nucleus_idx,x,y,area_px,gt_style\nEDF000.png,0,150,150,700,filled\n"), 0o644)
 	save(filepath.Join(cells, "1.png"), disc(100, 100, 50, 50, 18))
 	os.WriteFile(filepath.Join(dir, "cric", "cells", "labels.csv"), []byte("file,class,cell_id,image_filename\nHSIL/1.png,HSIL,1,f1.png\n"), 0o644)
 
