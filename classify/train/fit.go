@@ -18,12 +18,15 @@ type FitOptions struct {
 	// HighGradeWeight multiplies the (class-balanced) weight of high-grade
 	// cells: missing HSIL+ costs most.
 	HighGradeWeight float64
-	Seed            int64
+	// ExtraWeight is the total weight of the field negatives relative to
+	// one class.
+	ExtraWeight float64
+	Seed        int64
 }
 
 // DefaultFit returns the hyper-parameters of the shipped model.
 func DefaultFit() FitOptions {
-	return FitOptions{Hidden: 16, Iters: 600, LR: 0.01, Lambda: 3e-3, HighGradeWeight: 1.5, Seed: 1}
+	return FitOptions{Hidden: 16, Iters: 600, LR: 0.01, Lambda: 3e-3, HighGradeWeight: 1.5, ExtraWeight: 1, Seed: 1}
 }
 
 // fit trains a class-weighted softmax classifier (optionally with one ReLU
@@ -62,7 +65,12 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 		}
 	}
 	var cnt [K]float64
+	var nExtra float64
 	for _, s := range samples {
+		if s.Extra {
+			nExtra++
+			continue
+		}
 		cnt[s.Class]++
 	}
 	present := 0.0
@@ -81,6 +89,13 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 			}
 			norm += cw[c] * cnt[c]
 		}
+	}
+	// Field negatives (Sample.Extra) together weigh ExtraWeight times the
+	// mean class.
+	var ew float64
+	if nExtra > 0 {
+		ew = float64(n) / (present * nExtra) * o.ExtraWeight
+		norm += ew * nExtra
 	}
 	H := o.Hidden
 	in := nf
@@ -139,6 +154,9 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 				sum += p[c]
 			}
 			wi := cw[s.Class] / norm
+			if s.Extra {
+				wi = ew / norm
+			}
 			if H > 0 {
 				clear(dact[:H])
 			}

@@ -19,6 +19,7 @@ package train
 
 import (
 	"context"
+	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -27,6 +28,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"papscan/classify"
 	"papscan/classify/eval"
@@ -63,7 +65,14 @@ type Options struct {
 	// MaxCells, when > 0, keeps only the first MaxCells crops of labels.csv
 	// (tests).
 	MaxCells int
+	// FieldNegatives is the number of field negatives per CRIC field
+	// (default DefaultFieldNegatives; negative: none).
+	FieldNegatives int
 }
+
+// DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
+// field added to training as NILM.
+const DefaultFieldNegatives = 30
 
 func (o Options) withDefaults() Options {
 	if o.PixelUM <= 0 {
@@ -77,6 +86,9 @@ func (o Options) withDefaults() Options {
 	if o.TargetFPR <= 0 {
 		o.TargetFPR = DefaultTargetFPR
 	}
+	if o.FieldNegatives == 0 {
+		o.FieldNegatives = DefaultFieldNegatives
+	}
 	return o
 }
 
@@ -86,6 +98,110 @@ type Sample struct {
 	Field string
 	Class classify.Class
 	F     classify.Features
+	// Extra marks a field negative: a detected object of a CRIC field far
+	// from every labelled nucleus, trained as NILM (see LoadFieldNegatives)
+	// but not scored in the cell metrics.
+	Extra bool
+}
+
+// LoadFieldNegatives runs the detector at the model's pixel size on the
+// CRIC fields (dataDir/cric/fields) and returns up to perField detected
+// objects per field lying farther than 6 µm from every labelled nucleus
+// (any class), drawn with seed, labelled NILM. CRIC labels every abnormal
+// cell of a field it annotates but only some normal ones, so these are
+// normal nuclei, inflammatory cells, debris and overlaps: the objects a
+// whole slide is full of and the labelled crops lack.
+func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model, perField int, seed int64) ([]Sample, error) {
+	dir := filepath.Join(dataDir, "cric", "fields")
+	rows, err := readPoints(filepath.Join(dir, "nuclei.csv"))
+	if err != nil {
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	names := make([]string, 0, len(rows))
+	for k := range rows {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	px := fm.Params().PixelUM
+	det := classify.NewDetector(classify.DetectOptions{PixelUM: px})
+	rng := rand.New(rand.NewSource(seed))
+	var out []Sample
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
+		if err != nil {
+			return nil, err
+		}
+		k := CRICPixelUM / px
+		img = classify.Rescale(img, CRICPixelUM, px)
+		var cand []classify.Nucleus
+		for _, n := range det.Detect(img) {
+			if n.Edge {
+				continue
+			}
+			far := true
+			for _, p := range rows[name] {
+				if math.Hypot((p[0]+0.5)*k-0.5-n.X, (p[1]+0.5)*k-0.5-n.Y)*px < 6 {
+					far = false
+					break
+				}
+			}
+			if far {
+				cand = append(cand, n)
+			}
+		}
+		rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
+		for i, n := range cand[:min(perField, len(cand))] {
+			f, ok := fm.Features(img, n)
+			if !ok {
+				continue
+			}
+			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true})
+		}
+	}
+	return out, nil
+}
+
+// readPoints reads cric/fields/nuclei.csv into labelled points (x_img,
+// y_img) per image.
+func readPoints(path string) (map[string][][2]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
+	}
+	col := map[string]int{}
+	for i, k := range recs[0] {
+		col[k] = i
+	}
+	for _, k := range []string{"image_filename", "x_img", "y_img"} {
+		if _, ok := col[k]; !ok {
+			return nil, fmt.Errorf("%s: no column %q", path, k)
+		}
+	}
+	out := map[string][][2]float64{}
+	for i, r := range recs[1:] {
+		x, err1 := strconv.ParseFloat(r[col["x_img"]], 64)
+		y, err2 := strconv.ParseFloat(r[col["y_img"]], 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s:%d: bad coordinates", path, i+2)
+		}
+		n := r[col["image_filename"]]
+		out[n] = append(out[n], [2]float64{x, y})
+	}
+	return out, nil
 }
 
 // Report holds validation metrics (pooled out-of-fold predictions).
@@ -101,6 +217,11 @@ type Report struct {
 	// TargetFPR and the threshold chosen for it on the out-of-fold NILM cells.
 	TargetFPR float64          `json:"target_fpr"`
 	Cells     eval.CellMetrics `json:"cells"`
+	// FieldNegatives and the out-of-fold fraction of them flagged high
+	// grade at the threshold: the per-object false-positive rate to expect
+	// on whole slides.
+	FieldNegatives        int     `json:"field_negatives"`
+	FieldNegativesFlagged float64 `json:"field_negatives_flagged_high"`
 }
 
 // LoadSamples reads the crops of dataDir/cric/cells and measures them with
@@ -236,14 +357,22 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	if len(samples) < 2*Folds {
 		return classify.ModelParams{}, nil, fmt.Errorf("train: only %d samples", len(samples))
 	}
+	nLabelled := len(samples)
+	if o.FieldNegatives > 0 {
+		neg, err := LoadFieldNegatives(ctx, dataDir, fm, o.FieldNegatives, o.Seed)
+		if err != nil {
+			return classify.ModelParams{}, nil, err
+		}
+		samples = append(samples, neg...)
+	}
 	fold := AssignFolds(samples, Folds, o.Seed)
 	folds, probs, err := CrossValidate(ctx, samples, fold, Folds, o.Fit)
 	if err != nil {
 		return classify.ModelParams{}, nil, err
 	}
-	truth := make([]classify.Class, len(samples))
+	truth := make([]classify.Class, nLabelled)
 	var nilm []float64
-	for i, s := range samples {
+	for i, s := range samples[:nLabelled] {
 		truth[i] = s.Class
 		if s.Class == classify.NILM {
 			nilm = append(nilm, float64(classify.HighGradeProb(probs[i])))
@@ -251,10 +380,20 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	}
 	th := eval.ThresholdAtFPR(nilm, o.TargetFPR)
 	th = math.Round(th*1000) / 1000
+	negFlag := 0
+	for i := nLabelled; i < len(samples); i++ {
+		if float64(classify.HighGradeProb(probs[i])) >= th {
+			negFlag++
+		}
+	}
 	rep := &Report{
 		Seed: o.Seed, PixelUM: o.PixelUM, Hidden: o.Fit.Hidden, Samples: len(samples), Skipped: skipped,
 		Fields: len(fold), Folds: Folds, Detected: detected, TargetFPR: o.TargetFPR,
-		Cells: eval.Cells(truth, probs, th),
+		Cells:          eval.Cells(truth, probs[:nLabelled], th),
+		FieldNegatives: len(samples) - nLabelled,
+	}
+	if rep.FieldNegatives > 0 {
+		rep.FieldNegativesFlagged = float64(negFlag) / float64(rep.FieldNegatives)
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
 	p.Folds = folds
@@ -277,7 +416,7 @@ func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "samples %d (skipped %d, nucleus detected near centre %d) from %d fields; %d-fold CV grouped by field, seed %d; features at %.2f µm/px; hidden %d\n",
 		r.Samples, r.Skipped, r.Detected, r.Fields, r.Folds, r.Seed, r.PixelUM, r.Hidden)
 	eval.PrintCells(w, &r.Cells)
-	fmt.Fprintf(w, "threshold %.3f chosen for out-of-fold NILM FPR <= %.2f\n", r.Cells.Threshold, r.TargetFPR)
+	fmt.Fprintf(w, "threshold %.3f chosen for out-of-fold NILM FPR <= %.2f; field negatives %d, flagged high %.4f\n", r.Cells.Threshold, r.TargetFPR, r.FieldNegatives, r.FieldNegativesFlagged)
 }
 
 // Run trains on dataDir, prints the validation report to w and writes the

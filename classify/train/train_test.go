@@ -99,7 +99,7 @@ func TestTrainSmallReal(t *testing.T) {
 	if dir == "" {
 		t.Skip("shared data not found")
 	}
-	o := Options{Seed: 1, MaxCells: 120, Fit: FitOptions{Hidden: 4, Iters: 40, LR: 0.02, Lambda: 1e-3, HighGradeWeight: 1.5, Seed: 1}}
+	o := Options{Seed: 1, MaxCells: 120, FieldNegatives: -1, Fit: FitOptions{Hidden: 4, Iters: 40, LR: 0.02, Lambda: 1e-3, HighGradeWeight: 1.5, Seed: 1}}
 	p1, rep, err := Train(context.Background(), dir, o)
 	if err != nil {
 		t.Fatal(err)
