@@ -36,6 +36,8 @@ type Head struct {
 // source field.
 type Fold struct {
 	Head
+	// High are the fold's high-grade heads (see ModelParams.High).
+	High []Head `json:"high,omitempty"`
 	// Fields are the source fields (image file names) the fold's training
 	// cells came from.
 	Fields []string `json:"fields"`
@@ -52,6 +54,12 @@ type ModelParams struct {
 	WindowUM float64    `json:"window_um"` // side of the analysis window around a nucleus
 	Stain    [3]float64 `json:"stain"`     // nuclear projection vector (see DefaultStain)
 	Head
+	// High is an optional ensemble of heads trained on NILM and high-grade
+	// cells only (their P(ASC-H)+P(HSIL)+P(SCC) is averaged): it sets the
+	// high-grade mass of the probabilities, the rest keeping the main
+	// head's proportions. It separates high grade from NILM better than the
+	// six-class head, which spends capacity on ASC-US versus LSIL.
+	High []Head `json:"high,omitempty"`
 	// Folds are the grouped cross-validation models (optional).
 	Folds []Fold `json:"folds,omitempty"`
 	// Training holds free-form provenance and validation metrics.
@@ -153,6 +161,62 @@ func (h *head) predict(f Features) [NumClasses]float32 {
 	return p
 }
 
+// predictor is a compiled main head and its high-grade ensemble.
+type predictor struct {
+	main *head
+	high []*head
+}
+
+func compilePredictor(main Head, high []Head) (*predictor, error) {
+	m, err := compileHead(main)
+	if err != nil {
+		return nil, err
+	}
+	p := &predictor{main: m}
+	for i, h := range high {
+		c, err := compileHead(h)
+		if err != nil {
+			return nil, fmt.Errorf("classify: high-grade head %d: %w", i, err)
+		}
+		p.high = append(p.high, c)
+	}
+	return p, nil
+}
+
+func (p *predictor) predict(f Features) [NumClasses]float32 {
+	pr := p.main.predict(f)
+	if len(p.high) == 0 {
+		return pr
+	}
+	var ph float32
+	for _, h := range p.high {
+		ph += HighGradeProb(h.predict(f))
+	}
+	ph /= float32(len(p.high))
+	return SetHighGrade(pr, ph)
+}
+
+// SetHighGrade rescales p so that P(ASC-H)+P(HSIL)+P(SCC) = ph, keeping the
+// proportions within the high-grade and within the other classes.
+func SetHighGrade(p [NumClasses]float32, ph float32) [NumClasses]float32 {
+	h := HighGradeProb(p)
+	rest := 1 - h
+	var out [NumClasses]float32
+	for c := range out {
+		switch {
+		case Class(c).HighGrade() && h > 0:
+			out[c] = p[c] * ph / h
+		case Class(c).HighGrade():
+			out[c] = ph / 3
+		case rest > 0:
+			out[c] = p[c] * (1 - ph) / rest
+		default:
+			out[c] = (1 - ph) / 3
+		}
+	}
+	return out
+}
+
 // Model is a per-cell Bethesda classifier: hand-crafted nuclear features →
 // classifier head (see Head). A Model is immutable after loading and safe
 // for concurrent use.
@@ -164,8 +228,8 @@ type Model struct {
 
 	p     ModelParams
 	lut   *stainLUT
-	final *head
-	folds []*head
+	final *predictor
+	folds []*predictor
 	// heldOut maps a training field to the fold whose model did not see it.
 	heldOut map[string]int
 	pool    sync.Pool
@@ -215,7 +279,7 @@ func NewModel(p ModelParams) (*Model, error) {
 	}
 	m := &Model{Version: p.Version, p: p, lut: newStainLUT(p.Stain)}
 	if len(p.Weights) > 0 {
-		h, err := compileHead(p.Head)
+		h, err := compilePredictor(p.Head, p.High)
 		if err != nil {
 			return nil, err
 		}
@@ -230,7 +294,7 @@ func NewModel(p ModelParams) (*Model, error) {
 		}
 		m.heldOut = map[string]int{}
 		for k, f := range p.Folds {
-			h, err := compileHead(f.Head)
+			h, err := compilePredictor(f.Head, f.High)
 			if err != nil {
 				return nil, fmt.Errorf("classify: fold %d: %w", k, err)
 			}

@@ -21,12 +21,39 @@ type FitOptions struct {
 	// ExtraWeight is the total weight of the field negatives relative to
 	// one class.
 	ExtraWeight float64
-	Seed        int64
+	// HighEnsemble is the number of high-grade heads (trained on NILM and
+	// high-grade cells only, seeds Seed+1…; see classify.ModelParams.High).
+	HighEnsemble int
+	// HighExtraWeight is ExtraWeight for the high-grade heads.
+	HighExtraWeight float64
+	Seed            int64
+}
+
+// fitHigh fits the high-grade ensemble on the NILM (including field
+// negatives) and high-grade samples.
+func fitHigh(samples []Sample, o FitOptions) []classify.Head {
+	if o.HighEnsemble <= 0 {
+		return nil
+	}
+	var sub []Sample
+	for _, s := range samples {
+		if s.Class == classify.NILM || s.Class.HighGrade() {
+			sub = append(sub, s)
+		}
+	}
+	var hs []classify.Head
+	for k := range o.HighEnsemble {
+		fo := o
+		fo.Seed = o.Seed + int64(k) + 1
+		fo.ExtraWeight = o.HighExtraWeight
+		hs = append(hs, fit(sub, fo))
+	}
+	return hs
 }
 
 // DefaultFit returns the hyper-parameters of the shipped model.
 func DefaultFit() FitOptions {
-	return FitOptions{Hidden: 16, Iters: 600, LR: 0.01, Lambda: 3e-3, HighGradeWeight: 1.5, ExtraWeight: 1, Seed: 1}
+	return FitOptions{Hidden: 16, Iters: 600, LR: 0.01, Lambda: 3e-3, HighGradeWeight: 1.5, ExtraWeight: 1, HighEnsemble: 0, HighExtraWeight: 0.3, Seed: 1}
 }
 
 // fit trains a class-weighted softmax classifier (optionally with one ReLU

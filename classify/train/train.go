@@ -36,7 +36,7 @@ import (
 )
 
 // Version is the version string of models produced by this package.
-const Version = "mlp-features-2"
+const Version = "mlp-features-3"
 
 // CRICPixelUM is the pixel size of the stored CRIC images (see
 // classify.DefaultPixelUM).
@@ -307,12 +307,15 @@ func CrossValidate(ctx context.Context, samples []Sample, fold map[string]int, k
 			}
 		}
 		h := fit(tr, fo)
+		high := fitHigh(tr, fo)
 		fields := make([]string, 0, len(fieldSet))
 		for name := range fieldSet {
 			fields = append(fields, name)
 		}
 		sort.Strings(fields)
-		m, err := classify.NewModel(params(DefaultPixelUM, h))
+		fp := params(DefaultPixelUM, h)
+		fp.High = high
+		m, err := classify.NewModel(fp)
 		if err != nil {
 			return nil, nil, err
 		}
@@ -321,7 +324,7 @@ func CrossValidate(ctx context.Context, samples []Sample, fold map[string]int, k
 				probs[i] = m.Predict(s.F)
 			}
 		}
-		folds = append(folds, classify.Fold{Head: h, Fields: fields})
+		folds = append(folds, classify.Fold{Head: h, High: high, Fields: fields})
 	}
 	return folds, probs, nil
 }
@@ -396,6 +399,7 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		rep.FieldNegativesFlagged = float64(negFlag) / float64(rep.FieldNegatives)
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
+	p.High = fitHigh(samples, o.Fit)
 	p.Folds = folds
 	meta, err := json.Marshal(map[string]any{
 		"data":                             "CRIC cervix cell crops (cric/cells/labels.csv)",
