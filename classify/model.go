@@ -266,8 +266,8 @@ func LoadModel(data []byte) (*Model, error) {
 // NewModel builds a model from params. The head may be empty (no weights),
 // in which case the model can only extract features (used by training).
 func NewModel(p ModelParams) (*Model, error) {
-	if p.PixelUM <= 0 || p.WindowUM <= 0 {
-		return nil, errors.New("classify: model needs pixel_um and window_um")
+	if !(p.PixelUM >= 0.05 && p.PixelUM <= 5) || !(p.WindowUM > 0 && p.WindowUM/p.PixelUM <= 1024) {
+		return nil, fmt.Errorf("classify: model pixel_um %v must be in [0.05, 5] µm and window_um %v in (0, 1024 px]", p.PixelUM, p.WindowUM)
 	}
 	if len(p.Features) != 0 && len(p.Features) != NumFeatures {
 		return nil, fmt.Errorf("classify: model has %d features, code has %d", len(p.Features), NumFeatures)
