@@ -63,13 +63,13 @@
 // Cell scores are held-out predictions: each crop is scored by the
 // cross-validation fold that did not see its field (package classify/eval).
 // High-grade recall at the configured operating point (P(high) >= 0.33) is
-// 0.75 at a NILM false-positive rate of 0.08 (AUC 0.92); the target (0.90
+// 0.76 at a NILM false-positive rate of 0.09 (AUC 0.92); the target (0.90
 // at <= 0.10) is NOT met by these hand-crafted features: the best measured
 // (ensembles of heads trained on NILM vs high grade only, without field
 // negatives) was 0.83 at 0.10. Detection at 0.5 µm/px: labelled-nucleus
-// recall on the CRIC fields 0.93 (abnormal 0.94, target 0.95); ISBI 2014
-// F1 0.68 (precision 0.56, recall 0.85; target 0.85): touching nuclei and
-// cytoplasm folds are the main errors.
+// recall on the CRIC fields 0.95 (abnormal 0.954); ISBI 2014 F1 0.67
+// (precision 0.54, recall 0.89; target 0.85): debris, inflammatory cells,
+// touching nuclei and cytoplasm folds are the false detections.
 //
 // # Limits
 //

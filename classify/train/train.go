@@ -56,6 +56,15 @@ const Folds = 5
 // high-grade threshold is chosen for (below the 0.10 target, for margin).
 const DefaultTargetFPR = 0.08
 
+// detectOptions are the detector settings training uses to find the
+// nucleus of each crop and the field negatives, at pixel size px. They are
+// pinned (Otsu scale 1, local offset 0.04 OD: the defaults the shipped
+// model was fitted with) so that retraining reproduces the shipped weights
+// whatever later tuning changes the detector's defaults to.
+func detectOptions(px float64) classify.DetectOptions {
+	return classify.DetectOptions{PixelUM: px, OtsuScale: 1, LocalOffsetOD: 0.04}
+}
+
 // Options configure a training run. Zero values select defaults.
 type Options struct {
 	Seed      int64
@@ -126,7 +135,7 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 	}
 	sort.Strings(names)
 	px := fm.Params().PixelUM
-	det := classify.NewDetector(classify.DetectOptions{PixelUM: px})
+	det := classify.NewDetector(detectOptions(px))
 	rng := rand.New(rand.NewSource(seed))
 	var out []Sample
 	for _, name := range names {
@@ -236,7 +245,7 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 	if maxCells > 0 && len(rows) > maxCells {
 		rows = rows[:maxCells]
 	}
-	det := classify.NewDetector(classify.DetectOptions{PixelUM: CRICPixelUM})
+	det := classify.NewDetector(detectOptions(CRICPixelUM))
 	cells := filepath.Join(dataDir, "cric", "cells")
 	var out []Sample
 	skipped, detected := 0, 0
