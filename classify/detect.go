@@ -131,6 +131,12 @@ type Nucleus struct {
 	Circularity float32 `json:"circularity"`
 	// Elongation is the major/minor axis ratio of the moment ellipse (>= 1).
 	Elongation float32 `json:"elongation"`
+	// RingContrast is MeanH minus the mean density of the ring around the
+	// box; Surround is the outer ring's density above the tile background
+	// (OD); Fill is area / bounding-box area.
+	RingContrast float32 `json:"ring_contrast"`
+	Surround     float32 `json:"surround"`
+	Fill         float32 `json:"fill"`
 	// Edge is set when the nucleus touches the tile border (it may be cut).
 	Edge bool `json:"edge,omitempty"`
 }
@@ -349,10 +355,12 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 	if meanH-ringMean < d.opts.MinRingContrastOD {
 		return
 	}
-	if fill := a / float64((c.maxX-c.minX+1)*(c.maxY-c.minY+1)); fill < d.opts.MinFill {
+	fill := a / float64((c.maxX-c.minX+1)*(c.maxY-c.minY+1))
+	if fill < d.opts.MinFill {
 		return
 	}
-	if d.opts.MinSurroundOD >= 0 {
+	surround := 1.0
+	{
 		// Outer annulus (between g and 2g beyond the box), clear of the
 		// nucleus's own blur halo.
 		g2 := 2 * g
@@ -360,25 +368,31 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 		ox1, oy1 := min(int32(w), c.maxX+g2+1), min(int32(hgt), c.maxY+g2+1)
 		outer := int64(in[oy1*W+ox1]) - int64(in[oy0*W+ox1]) - int64(in[oy1*W+ox0]) + int64(in[oy0*W+ox0])
 		on := int64(ox1-ox0)*int64(oy1-oy0) - int64(x1-x0)*int64(y1-y0)
-		if on > 0 && float64(outer-box)/float64(on)/hScale-d.bg < d.opts.MinSurroundOD {
+		if on > 0 {
+			surround = float64(outer-box)/float64(on)/hScale - d.bg
+		}
+		if d.opts.MinSurroundOD >= 0 && surround < d.opts.MinSurroundOD {
 			return
 		}
 	}
 	per := float64(c.edges) * math.Pi / 4
 	d.out = append(d.out, Nucleus{
-		X:           mx + float64(b.Min.X),
-		Y:           my + float64(b.Min.Y),
-		AreaPx:      int(c.area),
-		AreaUM2:     a * px * px,
-		Box:         image.Rect(int(c.minX), int(c.minY), int(c.maxX)+1, int(c.maxY)+1).Add(b.Min),
-		PixelUM:     px,
-		MeanH:       float32(meanH),
-		MaxH:        float32(c.maxH) / hScale,
-		Contrast:    float32(meanH - float64(t)/hScale),
-		Perimeter:   per,
-		Circularity: float32(4 * math.Pi * a / (per * per)),
-		Elongation:  float32(elong),
-		Edge:        c.edge,
+		X:            mx + float64(b.Min.X),
+		Y:            my + float64(b.Min.Y),
+		AreaPx:       int(c.area),
+		AreaUM2:      a * px * px,
+		Box:          image.Rect(int(c.minX), int(c.minY), int(c.maxX)+1, int(c.maxY)+1).Add(b.Min),
+		PixelUM:      px,
+		MeanH:        float32(meanH),
+		MaxH:         float32(c.maxH) / hScale,
+		Contrast:     float32(meanH - float64(t)/hScale),
+		Perimeter:    per,
+		Circularity:  float32(4 * math.Pi * a / (per * per)),
+		Elongation:   float32(elong),
+		RingContrast: float32(meanH - ringMean),
+		Surround:     float32(surround),
+		Fill:         float32(fill),
+		Edge:         c.edge,
 	})
 }
 
