@@ -29,7 +29,9 @@ type DetectOptions struct {
 	// background or unstained when computing Otsu's threshold (default 0.08).
 	TissueOD float64
 	// OtsuScale multiplies Otsu's threshold (default 1). Lower values grow
-	// nuclei but merge neighbours; higher ones keep only dark cores.
+	// nuclei but merge neighbours; higher ones keep only dark cores. With
+	// LocalOffsetOD 0.06 it raises the CRIC abnormal-nucleus recall at the
+	// robot's 0.5 µm/px from 0.939 (1 and 0.04) to 0.954.
 	OtsuScale float64
 	// LocalWindowUM is the side of the square window (µm) over which the local
 	// mean density is taken (default 14 µm, a few nuclear diameters); a pixel
@@ -38,6 +40,30 @@ type DetectOptions struct {
 	// keratinised cytoplasm that is as dark as a nucleus in absolute terms.
 	// A negative LocalOffsetOD disables the local test.
 	LocalWindowUM, LocalOffsetOD float64
+	// SurroundUM is the width of the ring around a component's bounding box
+	// over which the surrounding density is measured (default 3 µm).
+	SurroundUM float64
+	// MinRingContrastOD: a nucleus must be at least this much denser than
+	// its surrounding ring (default 0.10 OD); rejects cytoplasm folds and
+	// overlaps that pass the global threshold. Negative disables.
+	MinRingContrastOD float64
+	// MinSurroundOD: the outer ring (SurroundUM to 2·SurroundUM beyond the
+	// box) must be this much denser than the tile's background (5th
+	// percentile density; default 0.03 OD): a squamous nucleus lies in its
+	// cytoplasm, dark specks on bare glass (debris, bare nuclei of
+	// inflammatory cells) do not. Negative disables.
+	MinSurroundOD float64
+	// MinFill is the lowest area / bounding-box area of a nucleus (default
+	// 0: off): rejects rings and arcs of folded cytoplasm.
+	MinFill float64
+	// MaxElongation rejects thin streaks (default 0: off).
+	MaxElongation float64
+	// SplitCircularity (default 0: off): components less circular than
+	// this, or less full than MinFill, are split (see Detector.split).
+	// Off by default: measured on the CRIC fields it loses pale abnormal
+	// nuclei merged with darker neighbours (abnormal-nucleus recall 0.94
+	// → 0.88) for a gain in ISBI recall (0.85 → 0.93).
+	SplitCircularity float64
 }
 
 func (o DetectOptions) withDefaults() DetectOptions {
@@ -60,13 +86,25 @@ func (o DetectOptions) withDefaults() DetectOptions {
 		o.LocalWindowUM = 14
 	}
 	if o.LocalOffsetOD == 0 {
-		o.LocalOffsetOD = 0.04
+		o.LocalOffsetOD = 0.06
 	}
 	if o.OtsuScale <= 0 {
-		o.OtsuScale = 1
+		o.OtsuScale = 0.92
 	}
 	if o.TissueOD <= 0 {
 		o.TissueOD = 0.08
+	}
+	if o.SurroundUM <= 0 {
+		o.SurroundUM = 3
+	}
+	if o.MinRingContrastOD == 0 {
+		o.MinRingContrastOD = 0.10
+	}
+	if o.MinSurroundOD == 0 {
+		o.MinSurroundOD = 0.03
+	}
+	if o.MaxElongation <= 0 {
+		o.MaxElongation = math.Inf(1)
 	}
 	return o
 }
@@ -93,6 +131,12 @@ type Nucleus struct {
 	Circularity float32 `json:"circularity"`
 	// Elongation is the major/minor axis ratio of the moment ellipse (>= 1).
 	Elongation float32 `json:"elongation"`
+	// RingContrast is MeanH minus the mean density of the ring around the
+	// box; Surround is the outer ring's density above the tile background
+	// (OD); Fill is area / bounding-box area.
+	RingContrast float32 `json:"ring_contrast"`
+	Surround     float32 `json:"surround"`
+	Fill         float32 `json:"fill"`
 	// Edge is set when the nucleus touches the tile border (it may be cut).
 	Edge bool `json:"edge,omitempty"`
 }
@@ -134,6 +178,13 @@ type Detector struct {
 	comps    []compStats
 	out      []Nucleus
 	row16    []uint16
+	// split scratch
+	lab     []int32
+	cores   []compStats
+	bg      float64 // background density (OD) of the current tile
+	stack   []int32
+	ringPx  int
+	minRing uint32 // MinRingContrastOD in H units ×256
 
 	// Threshold is the H-channel threshold (0..255) used by the last Detect.
 	lastThreshold uint8
@@ -158,6 +209,7 @@ func NewDetector(opts DetectOptions) *Detector {
 	if d.minArea < 1 {
 		d.minArea = 1
 	}
+	d.ringPx = max(1, int(math.Round(opts.SurroundUM/opts.PixelUM)))
 	return d
 }
 
@@ -229,6 +281,18 @@ func (d *Detector) Detect(img *image.RGBA) []Nucleus {
 	var hist [256]int32
 	boxBlur3(tmp, hb, d.rowTmp(w), w, hgt, &hist)
 
+	// Background level: 5th percentile of the density.
+	{
+		var acc int32
+		lim := int32(n / 20)
+		for v, c := range hist {
+			acc += c
+			if acc > lim {
+				d.bg = float64(v) / hScale
+				break
+			}
+		}
+	}
 	// 3. Threshold.
 	t := uint8(math.Round(float64(otsu(&hist, int(d.tissue))) * d.opts.OtsuScale))
 	if t < d.minThresh {
@@ -242,38 +306,310 @@ func (d *Detector) Detect(img *image.RGBA) []Nucleus {
 	// 5. Run-length labelling.
 	d.label(w, hgt)
 
-	// 6. Components → nuclei.
-	px := d.opts.PixelUM
+	// 6. Components → nuclei: shape and surround tests; irregular
+	// components are re-thresholded (split) first.
 	for i := range d.comps {
 		c := &d.comps[i]
-		if c.area < d.minArea || c.area > d.maxArea {
+		if c.area < d.minArea || c.area > 4*d.maxArea {
 			continue
 		}
-		a := float64(c.area)
-		mx, my := float64(c.sx)/a, float64(c.sy)/a
-		mu20 := float64(c.sxx)/a - mx*mx + 1.0/12
-		mu02 := float64(c.syy)/a - my*my + 1.0/12
-		mu11 := float64(c.sxy)/a - mx*my
-		l1, l2 := ellipseAxes(mu20, mu02, mu11)
-		per := float64(c.edges) * math.Pi / 4
-		meanH := float32(float64(c.sumH) / a / hScale)
-		d.out = append(d.out, Nucleus{
-			X:           mx + float64(b.Min.X),
-			Y:           my + float64(b.Min.Y),
-			AreaPx:      int(c.area),
-			AreaUM2:     a * px * px,
-			Box:         image.Rect(int(c.minX), int(c.minY), int(c.maxX)+1, int(c.maxY)+1).Add(b.Min),
-			PixelUM:     px,
-			MeanH:       meanH,
-			MaxH:        float32(c.maxH) / hScale,
-			Contrast:    meanH - float32(t)/hScale,
-			Perimeter:   per,
-			Circularity: float32(4 * math.Pi * a / (per * per)),
-			Elongation:  float32(math.Sqrt(l1 / math.Max(l2, 1e-6))),
-			Edge:        c.edge,
-		})
+		if d.opts.SplitCircularity > 0 && c.area >= 2*d.minArea && c.maxH > t && !d.compact(c) {
+			d.split(int32(i), c, t, w, hgt, b)
+			continue
+		}
+		d.accept(c, t, w, hgt, b)
 	}
 	return d.out
+}
+
+// accept turns component stats into a Nucleus and appends it to d.out if it
+// passes the area, elongation and surround tests.
+func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) {
+	if c.area < d.minArea || c.area > d.maxArea {
+		return
+	}
+	px := d.opts.PixelUM
+	a := float64(c.area)
+	mx, my := float64(c.sx)/a, float64(c.sy)/a
+	mu20 := float64(c.sxx)/a - mx*mx + 1.0/12
+	mu02 := float64(c.syy)/a - my*my + 1.0/12
+	mu11 := float64(c.sxy)/a - mx*my
+	l1, l2 := ellipseAxes(mu20, mu02, mu11)
+	elong := math.Sqrt(l1 / math.Max(l2, 1e-6))
+	if elong > d.opts.MaxElongation {
+		return
+	}
+	meanH := float64(c.sumH) / a / hScale
+	// Surrounding ring from the integral image of h.
+	g := int32(d.ringPx)
+	x0, y0 := max(0, c.minX-g), max(0, c.minY-g)
+	x1, y1 := min(int32(w), c.maxX+g+1), min(int32(hgt), c.maxY+g+1)
+	W := int32(w + 1)
+	in := d.integ
+	box := int64(in[y1*W+x1]) - int64(in[y0*W+x1]) - int64(in[y1*W+x0]) + int64(in[y0*W+x0])
+	ringN := int64(x1-x0)*int64(y1-y0) - c.area
+	ringMean := meanH
+	if ringN > 0 {
+		ringMean = float64(box-c.sumH) / float64(ringN) / hScale
+	}
+	if meanH-ringMean < d.opts.MinRingContrastOD {
+		return
+	}
+	fill := a / float64((c.maxX-c.minX+1)*(c.maxY-c.minY+1))
+	if fill < d.opts.MinFill {
+		return
+	}
+	surround := 1.0
+	{
+		// Outer annulus (between g and 2g beyond the box), clear of the
+		// nucleus's own blur halo.
+		g2 := 2 * g
+		ox0, oy0 := max(0, c.minX-g2), max(0, c.minY-g2)
+		ox1, oy1 := min(int32(w), c.maxX+g2+1), min(int32(hgt), c.maxY+g2+1)
+		outer := int64(in[oy1*W+ox1]) - int64(in[oy0*W+ox1]) - int64(in[oy1*W+ox0]) + int64(in[oy0*W+ox0])
+		on := int64(ox1-ox0)*int64(oy1-oy0) - int64(x1-x0)*int64(y1-y0)
+		if on > 0 {
+			surround = float64(outer-box)/float64(on)/hScale - d.bg
+		}
+		if d.opts.MinSurroundOD >= 0 && surround < d.opts.MinSurroundOD {
+			return
+		}
+	}
+	per := float64(c.edges) * math.Pi / 4
+	d.out = append(d.out, Nucleus{
+		X:            mx + float64(b.Min.X),
+		Y:            my + float64(b.Min.Y),
+		AreaPx:       int(c.area),
+		AreaUM2:      a * px * px,
+		Box:          image.Rect(int(c.minX), int(c.minY), int(c.maxX)+1, int(c.maxY)+1).Add(b.Min),
+		PixelUM:      px,
+		MeanH:        float32(meanH),
+		MaxH:         float32(c.maxH) / hScale,
+		Contrast:     float32(meanH - float64(t)/hScale),
+		Perimeter:    per,
+		Circularity:  float32(4 * math.Pi * a / (per * per)),
+		Elongation:   float32(elong),
+		RingContrast: float32(meanH - ringMean),
+		Surround:     float32(surround),
+		Fill:         float32(fill),
+		Edge:         c.edge,
+	})
+}
+
+// split re-thresholds an irregular component ci at rising levels between
+// t and its maximum density (1/4, 1/2, 3/4 of the way). At the first level
+// that leaves two or more nucleus-sized cores, the cores are grown back over
+// the whole component (multi-source breadth-first: each pixel joins the
+// core it is geodesically nearest to) and each region is judged as a
+// nucleus: touching nuclei come apart, and a paler nucleus merged with
+// darker neighbours stays covered. A single compact core replaces the
+// component (a pale fold or overlap attached to a nucleus falls off).
+// Otherwise the component is judged whole.
+func (d *Detector) split(ci int32, c *compStats, t uint8, w, hgt int, b image.Rectangle) {
+	for k := 1; k <= 3; k++ {
+		t2 := t + uint8(int(c.maxH-t)*k/4)
+		if t2 <= t {
+			continue
+		}
+		n := d.cores2(ci, c, t2, w)
+		if n >= 2 {
+			d.grow2(c, n, w, hgt)
+			for i := range d.cores {
+				if d.cores[i].area > 0 {
+					d.accept(&d.cores[i], t, w, hgt, b)
+				}
+			}
+			return
+		}
+		if n == 0 {
+			break
+		}
+		if d.compact(&d.cores[0]) {
+			d.accept(&d.cores[0], t2, w, hgt, b)
+			return
+		}
+	}
+	d.accept(c, t, w, hgt, b)
+}
+
+// compact reports whether a component is round and full enough not to need
+// splitting.
+func (d *Detector) compact(c *compStats) bool {
+	a := float64(c.area)
+	per := float64(c.edges) * math.Pi / 4
+	fill := a / float64((c.maxX-c.minX+1)*(c.maxY-c.minY+1))
+	return 4*math.Pi*a/(per*per) >= d.opts.SplitCircularity && fill >= d.opts.MinFill
+}
+
+// cores2 labels, in d.lab over the bounding box of component ci, the
+// component's pixels (-1) and its 4-connected cores at or above density t2
+// that are at least minArea large (1..n); smaller cores go back to -1. The
+// cores' stats are in d.cores[:n].
+func (d *Detector) cores2(ci int32, c *compStats, t2 uint8, w int) int {
+	bx, by := int(c.minX), int(c.minY)
+	bw, bh := int(c.maxX)-bx+1, int(c.maxY)-by+1
+	d.lab = grow(d.lab, bw*bh)
+	lab := d.lab
+	clear(lab)
+	for r := d.firstRun(c.minY); r < len(d.runs) && d.runs[r].y <= c.maxY; r++ {
+		if d.compOf[r] != ci {
+			continue
+		}
+		run := d.runs[r]
+		lrow := lab[(int(run.y)-by)*bw : (int(run.y)-by+1)*bw]
+		for x := run.x0; x <= run.x1; x++ {
+			lrow[int(x)-bx] = -1
+		}
+	}
+	d.cores = d.cores[:0]
+	const pending = -2
+	for i0, v := range lab {
+		if v != -1 || d.h[(i0/bw+by)*w+i0%bw+bx] < t2 {
+			continue
+		}
+		id := int32(len(d.cores) + 1)
+		lab[i0] = id
+		st := append(d.stack[:0], int32(i0))
+		var area int64
+		for p := 0; p < len(st); p++ {
+			i := int(st[p])
+			area++
+			lx, ly := i%bw, i/bw
+			for k := 0; k < 4; k++ {
+				nx, ny := lx, ly
+				switch k {
+				case 0:
+					nx--
+				case 1:
+					nx++
+				case 2:
+					ny--
+				case 3:
+					ny++
+				}
+				if nx < 0 || ny < 0 || nx >= bw || ny >= bh {
+					continue
+				}
+				j := ny*bw + nx
+				if lab[j] == -1 && d.h[(ny+by)*w+nx+bx] >= t2 {
+					lab[j] = id
+					st = append(st, int32(j))
+				}
+			}
+		}
+		if area < d.minArea {
+			for _, i := range st {
+				lab[i] = pending // not a core; not revisited as a seed
+			}
+		} else {
+			d.cores = append(d.cores, compStats{})
+		}
+		d.stack = st
+	}
+	for i, v := range lab {
+		if v == pending {
+			lab[i] = -1
+		}
+	}
+	// Core stats (used when there is a single core).
+	if len(d.cores) == 1 {
+		d.regionStats(c, w)
+	}
+	return len(d.cores)
+}
+
+// grow2 assigns every unlabelled component pixel (-1) to the nearest core by
+// a multi-source breadth-first search, then fills d.cores with the regions'
+// stats.
+func (d *Detector) grow2(c *compStats, n int, w, hgt int) {
+	bx, by := int(c.minX), int(c.minY)
+	bw, bh := int(c.maxX)-bx+1, int(c.maxY)-by+1
+	lab := d.lab
+	q := d.stack[:0]
+	for i, v := range lab {
+		if v > 0 {
+			q = append(q, int32(i))
+		}
+	}
+	for p := 0; p < len(q); p++ {
+		i := int(q[p])
+		lx, ly := i%bw, i/bw
+		for k := 0; k < 4; k++ {
+			nx, ny := lx, ly
+			switch k {
+			case 0:
+				nx--
+			case 1:
+				nx++
+			case 2:
+				ny--
+			case 3:
+				ny++
+			}
+			if nx < 0 || ny < 0 || nx >= bw || ny >= bh {
+				continue
+			}
+			j := ny*bw + nx
+			if lab[j] == -1 {
+				lab[j] = lab[i]
+				q = append(q, int32(j))
+			}
+		}
+	}
+	d.stack = q
+	_ = hgt
+	d.regionStats(c, w)
+}
+
+// regionStats recomputes d.cores[k] from the pixels labelled k+1 in d.lab.
+func (d *Detector) regionStats(c *compStats, w int) {
+	bx, by := int(c.minX), int(c.minY)
+	bw, bh := int(c.maxX)-bx+1, int(c.maxY)-by+1
+	for k := range d.cores {
+		d.cores[k] = compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+	}
+	lab := d.lab
+	for ly := 0; ly < bh; ly++ {
+		for lx := 0; lx < bw; lx++ {
+			v := lab[ly*bw+lx]
+			if v <= 0 {
+				continue
+			}
+			cs := &d.cores[v-1]
+			x, y := int64(lx+bx), int64(ly+by)
+			hv := d.h[int(y)*w+int(x)]
+			cs.area++
+			cs.sx += x
+			cs.sy += y
+			cs.sxx += x * x
+			cs.syy += y * y
+			cs.sxy += x * y
+			cs.sumH += int64(hv)
+			cs.maxH = max(cs.maxH, hv)
+			cs.minX, cs.maxX = min(cs.minX, int32(x)), max(cs.maxX, int32(x))
+			cs.minY, cs.maxY = min(cs.minY, int32(y)), max(cs.maxY, int32(y))
+			if c.edge && (lx == 0 && c.minX == 0 || ly == 0 && c.minY == 0) {
+				cs.edge = true
+			}
+			if lx == 0 || lab[ly*bw+lx-1] != v {
+				cs.edges++
+			}
+			if lx == bw-1 || lab[ly*bw+lx+1] != v {
+				cs.edges++
+			}
+			if ly == 0 || lab[(ly-1)*bw+lx] != v {
+				cs.edges++
+			}
+			if ly == bh-1 || lab[(ly+1)*bw+lx] != v {
+				cs.edges++
+			}
+		}
+	}
+}
+
+// firstRun returns the index of the first run on row y.
+func (d *Detector) firstRun(y int32) int {
+	return int(d.rowStart[y])
 }
 
 func (d *Detector) rowTmp(w int) []uint16 {
@@ -380,12 +716,6 @@ func union(parent []int32, a, b int32) {
 // d.offset above the mean of h over the local window, else 0.
 func (d *Detector) mask(w, hgt int, t uint8) {
 	hb, m := d.h, d.tmp
-	if d.opts.LocalOffsetOD < 0 {
-		for i, v := range hb {
-			m[i] = b2u(v >= t)
-		}
-		return
-	}
 	// Integral image, (w+1)*(hgt+1), first row and column zero.
 	W := w + 1
 	d.integ = grow(d.integ, W*(hgt+1))
@@ -401,6 +731,12 @@ func (d *Detector) mask(w, hgt int, t uint8) {
 			s += uint32(v)
 			cur[x+1] = prev[x+1] + s
 		}
+	}
+	if d.opts.LocalOffsetOD < 0 {
+		for i, v := range hb {
+			m[i] = b2u(v >= t)
+		}
+		return
 	}
 	r := d.radius
 	off := d.offset

@@ -6,7 +6,7 @@ import (
 )
 
 // NumFeatures is the length of the per-cell feature vector.
-const NumFeatures = 18
+const NumFeatures = 59
 
 // FeatureNames names the per-cell features, in vector order.
 var FeatureNames = [NumFeatures]string{
@@ -14,7 +14,30 @@ var FeatureNames = [NumFeatures]string{
 	"mean_h", "std_h", "max_h", "texture_grad", "edge_grad", "ring_contrast",
 	"nc_ratio", "cyto_orange", "nuc_blue", "nuc_od", "crowding",
 	"log_area_sq", "tissue_frac", "threshold",
+	"nuc_od_r", "nuc_od_g", "nuc_od_b", "cyto_od_r", "cyto_od_g", "cyto_od_b",
+	"h_spread", "clump_frac", "radial_cv",
+	"ring0_r", "ring0_g", "ring0_b", "ring1_r", "ring1_g", "ring1_b",
+	"ring2_r", "ring2_g", "ring2_b", "ring3_r", "ring3_g", "ring3_b",
+	"ring4_r", "ring4_g", "ring4_b", "ring5_r", "ring5_g", "ring5_b",
+	"ring6_r", "ring6_g", "ring6_b",
+	"disc_h15", "disc_h25", "disc_h35", "disc_h45", "disc_h60", "disc_h80",
+	"ring0_hsd", "ring1_hsd", "ring2_hsd", "ring3_hsd", "ring4_hsd",
 }
+
+// discLevelsOD are the haematoxylin levels at which the covered fraction of
+// the disc of radius discUM around the nucleus is measured (a
+// segmentation-free size/darkness spectrum).
+var discLevelsOD = [6]float64{0.15, 0.25, 0.35, 0.45, 0.60, 0.80}
+
+const discUM = 10
+
+// ringEdgesUM are the outer radii (µm) of the rings around the nucleus
+// centroid over which the mean optical density per channel is measured (a
+// rotation-invariant profile: nucleus size and darkness, cytoplasm colour
+// and density around it).
+var ringEdgesUM = [numRings]float64{1.5, 3, 4.5, 6, 8, 10, 12.5}
+
+const numRings = 7
 
 // Features is the hand-crafted feature vector of one cell.
 type Features [NumFeatures]float32
@@ -25,6 +48,7 @@ type featureScratch struct {
 	lab    []uint8 // 1 = nucleus
 	stack  []int32
 	rows   []uint16
+	win    *image.RGBA // resampled window (see Model.Features)
 }
 
 // extractFeatures segments the nucleus nearest (n.X, n.Y) again inside a window
@@ -122,6 +146,8 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 	var area, sumH, sumH2, sumGrad, sumEdgeGrad, sumBlue, sumOD float64
 	var sx, sy, sxx, syy, sxy float64
 	var edges, maxH, bpx int
+	var nR, nG, nB float64
+	var hh [256]int32
 	minX, minY, maxX, maxY := w, hgt, -1, -1
 	for y := 0; y < hgt; y++ {
 		o := img.PixOffset(win.Min.X, win.Min.Y+y)
@@ -170,6 +196,8 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 			odR, odG, odB := odTable[prow[4*x]], odTable[prow[4*x+1]], odTable[prow[4*x+2]]
 			sumBlue += float64(odR - odB)
 			sumOD += float64(odR+odG+odB) / 3
+			nR, nG, nB = nR+float64(odR), nG+float64(odG), nB+float64(odB)
+			hh[hb[i]]++
 		}
 	}
 	if area < 3 {
@@ -179,6 +207,7 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 	ring := max(2, int(math.Round(3/px)))
 	rx0, ry0, rx1, ry1 := minX-ring, minY-ring, maxX+ring, maxY+ring
 	var ringN, ringH, cytoN, cytoOrange, otherNuc float64
+	var cR, cG, cB float64
 	for y := 0; y < hgt; y++ {
 		o := img.PixOffset(win.Min.X, win.Min.Y+y)
 		prow := img.Pix[o : o+4*w]
@@ -198,10 +227,86 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 			if odR+odG+odB > 0.15 {
 				cytoN++
 				cytoOrange += float64(odB - odR)
+				cR, cG, cB = cR+float64(odR), cG+float64(odG), cB+float64(odB)
 			}
 		}
 	}
 	meanH := sumH / area
+	// H percentiles and clumping (pixels well above the nuclear mean).
+	var p10, p90 int
+	var acc, clump int32
+	for v := range hh {
+		acc += hh[v]
+		if p10 == 0 && float64(acc) >= 0.1*area {
+			p10 = v
+		}
+		if p90 == 0 && float64(acc) >= 0.9*area {
+			p90 = v
+		}
+		if float64(v)/hScale > meanH*1.15 {
+			clump += hh[v]
+		}
+	}
+	// Radial irregularity: CV of boundary-pixel distances to the centroid.
+	cxn, cyn := sx/area, sy/area
+	var rs, rs2, rn float64
+	for y := minY; y <= maxY; y++ {
+		for x := minX; x <= maxX; x++ {
+			i := y*w + x
+			if sc.lab[i] == 0 {
+				continue
+			}
+			if x == 0 || x == w-1 || y == 0 || y == hgt-1 || sc.lab[i-1] == 0 || sc.lab[i+1] == 0 || sc.lab[i-w] == 0 || sc.lab[i+w] == 0 {
+				d := math.Hypot(float64(x)-cxn, float64(y)-cyn)
+				rs, rs2, rn = rs+d, rs2+d*d, rn+1
+			}
+		}
+	}
+	radCV := 0.0
+	if rn > 0 && rs > 0 {
+		mr := rs / rn
+		radCV = math.Sqrt(math.Max(0, rs2/rn-mr*mr)) / mr
+	}
+	cyN := math.Max(cytoN, 1)
+	var ringSum [numRings][3]float64
+	var ringCnt, ringH1, ringH2 [numRings]float64
+	var discN float64
+	var discAt [len(discLevelsOD)]float64
+	var discLv [len(discLevelsOD)]uint8
+	for k, od := range discLevelsOD {
+		discLv[k] = odToH(od)
+	}
+	for y := 0; y < hgt; y++ {
+		o := img.PixOffset(win.Min.X, win.Min.Y+y)
+		prow := img.Pix[o : o+4*w]
+		dy := (float64(y) - cyn) * px
+		for x := 0; x < w; x++ {
+			dx := (float64(x) - cxn) * px
+			d := math.Sqrt(dx*dx + dy*dy)
+			k := 0
+			for k < numRings && d > ringEdgesUM[k] {
+				k++
+			}
+			if k == numRings {
+				continue
+			}
+			ringCnt[k]++
+			hv := float64(hb[y*w+x]) / hScale
+			ringH1[k] += hv
+			ringH2[k] += hv * hv
+			if d <= discUM {
+				discN++
+				for l, lv := range discLv {
+					if hb[y*w+x] >= lv {
+						discAt[l]++
+					}
+				}
+			}
+			ringSum[k][0] += float64(odTable[prow[4*x]])
+			ringSum[k][1] += float64(odTable[prow[4*x+1]])
+			ringSum[k][2] += float64(odTable[prow[4*x+2]])
+		}
+	}
 	stdH := math.Sqrt(math.Max(0, sumH2/area-meanH*meanH))
 	mx, my := sx/area, sy/area
 	l1, l2 := ellipseAxes(sxx/area-mx*mx+1.0/12, syy/area-my*my+1.0/12, sxy/area-mx*my)
@@ -235,6 +340,29 @@ func extractFeatures(img *image.RGBA, n Nucleus, lut *stainLUT, pixelUM, windowU
 		float32(la * la),
 		float32((cytoN + area) / float64(np)),
 		float32(float64(t) / hScale),
+		float32(nR / area), float32(nG / area), float32(nB / area),
+		float32(cR / cyN), float32(cG / cyN), float32(cB / cyN),
+		float32(float64(p90-p10) / hScale),
+		float32(float64(clump) / area),
+		float32(radCV),
+	}
+	for k := range numRings {
+		for c := range 3 {
+			if ringCnt[k] > 0 {
+				f[27+3*k+c] = float32(ringSum[k][c] / ringCnt[k])
+			}
+		}
+	}
+	for l := range discAt {
+		if discN > 0 {
+			f[48+l] = float32(discAt[l] / discN)
+		}
+	}
+	for k := range 5 {
+		if ringCnt[k] > 0 {
+			m := ringH1[k] / ringCnt[k]
+			f[54+k] = float32(math.Sqrt(math.Max(0, ringH2[k]/ringCnt[k]-m*m)))
+		}
 	}
 	return f, true
 }

@@ -15,38 +15,224 @@ import (
 //go:embed model_weights.json
 var defaultWeights []byte
 
+// MaxHidden is the largest hidden layer a model may have.
+const MaxHidden = 64
+
+// Head is a classifier on the standardised feature vector: a multinomial
+// logistic regression when Hidden is empty, else a one-hidden-layer
+// perceptron (ReLU) followed by a softmax layer.
+type Head struct {
+	Mean []float64 `json:"mean"` // feature means (standardisation)
+	Std  []float64 `json:"std"`  // feature standard deviations
+	// Hidden has H <= MaxHidden rows of NumFeatures+1 values (last: bias).
+	Hidden [][]float64 `json:"hidden,omitempty"`
+	// Weights has NumClasses rows of (H or NumFeatures)+1 values; the last
+	// is the bias.
+	Weights [][]float64 `json:"weights"`
+}
+
+// Fold is one cross-validation model of the training run, kept so that
+// evaluation can score every training cell with a model that never saw its
+// source field.
+type Fold struct {
+	Head
+	// High are the fold's high-grade heads (see ModelParams.High).
+	High []Head `json:"high,omitempty"`
+	// Fields are the source fields (image file names) the fold's training
+	// cells came from.
+	Fields []string `json:"fields"`
+}
+
 // ModelParams is the on-disk (JSON) form of a per-cell model: feature
-// extraction settings, standardisation and softmax-regression weights.
+// extraction settings, the final classifier head and the cross-validation
+// heads.
 type ModelParams struct {
 	Version  string     `json:"version"`
 	Classes  []string   `json:"classes"`
 	Features []string   `json:"features"`
-	PixelUM  float64    `json:"pixel_um"`  // pixel size of the training images
+	PixelUM  float64    `json:"pixel_um"`  // pixel size the features are measured at
 	WindowUM float64    `json:"window_um"` // side of the analysis window around a nucleus
 	Stain    [3]float64 `json:"stain"`     // nuclear projection vector (see DefaultStain)
-	Mean     []float64  `json:"mean"`      // feature means (standardisation)
-	Std      []float64  `json:"std"`       // feature standard deviations
-	// Weights has NumClasses rows of NumFeatures+1 values; the last is the bias.
-	Weights [][]float64 `json:"weights"`
+	Head
+	// High is an optional ensemble of heads trained on NILM and high-grade
+	// cells only (their P(ASC-H)+P(HSIL)+P(SCC) is averaged): it sets the
+	// high-grade mass of the probabilities, the rest keeping the main
+	// head's proportions. It separates high grade from NILM better than the
+	// six-class head, which spends capacity on ASC-US versus LSIL.
+	High []Head `json:"high,omitempty"`
+	// Folds are the grouped cross-validation models (optional).
+	Folds []Fold `json:"folds,omitempty"`
 	// Training holds free-form provenance and validation metrics.
 	Training json.RawMessage `json:"training,omitempty"`
 }
 
+// head is a compiled Head.
+type head struct {
+	mean, invStd [NumFeatures]float32
+	nh           int
+	hidden       [][NumFeatures + 1]float32
+	out          [NumClasses][]float32 // length nh+1 or NumFeatures+1
+}
+
+func compileHead(h Head) (*head, error) {
+	if len(h.Mean) != NumFeatures || len(h.Std) != NumFeatures || len(h.Weights) != NumClasses {
+		return nil, errors.New("classify: weights/mean/std have the wrong shape")
+	}
+	if len(h.Hidden) > MaxHidden {
+		return nil, fmt.Errorf("classify: %d hidden units, at most %d", len(h.Hidden), MaxHidden)
+	}
+	c := &head{nh: len(h.Hidden)}
+	for j := range NumFeatures {
+		c.mean[j] = float32(h.Mean[j])
+		s := h.Std[j]
+		if s <= 0 || math.IsNaN(s) {
+			s = 1
+		}
+		c.invStd[j] = float32(1 / s)
+	}
+	c.hidden = make([][NumFeatures + 1]float32, c.nh)
+	for i, row := range h.Hidden {
+		if len(row) != NumFeatures+1 {
+			return nil, errors.New("classify: hidden row has the wrong length")
+		}
+		for j, v := range row {
+			c.hidden[i][j] = float32(v)
+		}
+	}
+	in := NumFeatures
+	if c.nh > 0 {
+		in = c.nh
+	}
+	for k, row := range h.Weights {
+		if len(row) != in+1 {
+			return nil, errors.New("classify: weights row has the wrong length")
+		}
+		c.out[k] = make([]float32, in+1)
+		for j, v := range row {
+			c.out[k][j] = float32(v)
+		}
+	}
+	return c, nil
+}
+
+func (h *head) predict(f Features) [NumClasses]float32 {
+	var z [NumFeatures]float32
+	for j := range z {
+		z[j] = (f[j] - h.mean[j]) * h.invStd[j]
+		if math.IsNaN(float64(z[j])) || math.IsInf(float64(z[j]), 0) {
+			z[j] = 0
+		}
+		// Clip far outliers (objects unlike any training cell).
+		z[j] = min(max(z[j], -8), 8)
+	}
+	var act [MaxHidden]float32
+	in := z[:]
+	if h.nh > 0 {
+		for i := range h.nh {
+			row := &h.hidden[i]
+			s := row[NumFeatures]
+			for j, v := range z {
+				s += row[j] * v
+			}
+			act[i] = max(s, 0)
+		}
+		in = act[:h.nh]
+	}
+	var logit [NumClasses]float64
+	mx := math.Inf(-1)
+	for c := range logit {
+		w := h.out[c]
+		s := w[len(in)]
+		for j, v := range in {
+			s += w[j] * v
+		}
+		logit[c] = float64(s)
+		mx = math.Max(mx, logit[c])
+	}
+	var sum float64
+	for c := range logit {
+		logit[c] = math.Exp(logit[c] - mx)
+		sum += logit[c]
+	}
+	var p [NumClasses]float32
+	for c := range p {
+		p[c] = float32(logit[c] / sum)
+	}
+	return p
+}
+
+// predictor is a compiled main head and its high-grade ensemble.
+type predictor struct {
+	main *head
+	high []*head
+}
+
+func compilePredictor(main Head, high []Head) (*predictor, error) {
+	m, err := compileHead(main)
+	if err != nil {
+		return nil, err
+	}
+	p := &predictor{main: m}
+	for i, h := range high {
+		c, err := compileHead(h)
+		if err != nil {
+			return nil, fmt.Errorf("classify: high-grade head %d: %w", i, err)
+		}
+		p.high = append(p.high, c)
+	}
+	return p, nil
+}
+
+func (p *predictor) predict(f Features) [NumClasses]float32 {
+	pr := p.main.predict(f)
+	if len(p.high) == 0 {
+		return pr
+	}
+	var ph float32
+	for _, h := range p.high {
+		ph += HighGradeProb(h.predict(f))
+	}
+	ph /= float32(len(p.high))
+	return SetHighGrade(pr, ph)
+}
+
+// SetHighGrade rescales p so that P(ASC-H)+P(HSIL)+P(SCC) = ph, keeping the
+// proportions within the high-grade and within the other classes.
+func SetHighGrade(p [NumClasses]float32, ph float32) [NumClasses]float32 {
+	h := HighGradeProb(p)
+	rest := 1 - h
+	var out [NumClasses]float32
+	for c := range out {
+		switch {
+		case Class(c).HighGrade() && h > 0:
+			out[c] = p[c] * ph / h
+		case Class(c).HighGrade():
+			out[c] = ph / 3
+		case rest > 0:
+			out[c] = p[c] * (1 - ph) / rest
+		default:
+			out[c] = (1 - ph) / 3
+		}
+	}
+	return out
+}
+
 // Model is a per-cell Bethesda classifier: hand-crafted nuclear features →
-// multinomial logistic regression. A Model is immutable after loading and safe
+// classifier head (see Head). A Model is immutable after loading and safe
 // for concurrent use.
 type Model struct {
-	// Version is the model version string (e.g. "lr-features-1").
+	// Version is the model version string (e.g. "mlp-features-2").
 	Version string
 	// SHA256 is the hex SHA-256 of the weights file bytes.
 	SHA256 string
 
-	p      ModelParams
-	lut    *stainLUT
-	w      [NumClasses][NumFeatures + 1]float32
-	mean   [NumFeatures]float32
-	invStd [NumFeatures]float32
-	pool   sync.Pool
+	p     ModelParams
+	lut   *stainLUT
+	final *predictor
+	folds []*predictor
+	// heldOut maps a training field to the fold whose model did not see it.
+	heldOut map[string]int
+	pool    sync.Pool
 }
 
 var (
@@ -77,11 +263,11 @@ func LoadModel(data []byte) (*Model, error) {
 	return m, nil
 }
 
-// NewModel builds a model from params. Weights, Mean and Std may be empty, in
-// which case the model can only extract features (used by training).
+// NewModel builds a model from params. The head may be empty (no weights),
+// in which case the model can only extract features (used by training).
 func NewModel(p ModelParams) (*Model, error) {
-	if p.PixelUM <= 0 || p.WindowUM <= 0 {
-		return nil, errors.New("classify: model needs pixel_um and window_um")
+	if !(p.PixelUM >= 0.05 && p.PixelUM <= 5) || !(p.WindowUM > 0 && p.WindowUM/p.PixelUM <= 1024) {
+		return nil, fmt.Errorf("classify: model pixel_um %v must be in [0.05, 5] µm and window_um %v in (0, 1024 px]", p.PixelUM, p.WindowUM)
 	}
 	if len(p.Features) != 0 && len(p.Features) != NumFeatures {
 		return nil, fmt.Errorf("classify: model has %d features, code has %d", len(p.Features), NumFeatures)
@@ -93,24 +279,38 @@ func NewModel(p ModelParams) (*Model, error) {
 	}
 	m := &Model{Version: p.Version, p: p, lut: newStainLUT(p.Stain)}
 	if len(p.Weights) > 0 {
-		if len(p.Weights) != NumClasses || len(p.Mean) != NumFeatures || len(p.Std) != NumFeatures {
-			return nil, errors.New("classify: weights/mean/std have the wrong shape")
+		h, err := compilePredictor(p.Head, p.High)
+		if err != nil {
+			return nil, err
 		}
-		for c := range p.Weights {
-			if len(p.Weights[c]) != NumFeatures+1 {
-				return nil, errors.New("classify: weights row has the wrong length")
-			}
-			for j, v := range p.Weights[c] {
-				m.w[c][j] = float32(v)
+		m.final = h
+	}
+	if len(p.Folds) > 0 {
+		trainedOn := map[string]int{}
+		for _, f := range p.Folds {
+			for _, name := range f.Fields {
+				trainedOn[name]++
 			}
 		}
-		for j := range NumFeatures {
-			m.mean[j] = float32(p.Mean[j])
-			s := p.Std[j]
-			if s <= 0 || math.IsNaN(s) {
-				s = 1
+		m.heldOut = map[string]int{}
+		for k, f := range p.Folds {
+			h, err := compilePredictor(f.Head, f.High)
+			if err != nil {
+				return nil, fmt.Errorf("classify: fold %d: %w", k, err)
 			}
-			m.invStd[j] = float32(1 / s)
+			m.folds = append(m.folds, h)
+			in := make(map[string]bool, len(f.Fields))
+			for _, name := range f.Fields {
+				in[name] = true
+			}
+			for name := range trainedOn {
+				if !in[name] {
+					if _, dup := m.heldOut[name]; dup {
+						return nil, fmt.Errorf("classify: field %s is held out by two folds", name)
+					}
+					m.heldOut[name] = k
+				}
+			}
 		}
 	}
 	m.pool.New = func() any { return new(featureScratch) }
@@ -124,40 +324,53 @@ func (m *Model) Params() ModelParams { return m.p }
 // when the nucleus cannot be re-segmented (blank window).
 func (m *Model) Features(img *image.RGBA, n Nucleus) (Features, bool) {
 	sc := m.pool.Get().(*featureScratch)
-	f, ok := extractFeatures(img, n, m.lut, m.p.PixelUM, m.p.WindowUM, sc)
-	m.pool.Put(sc)
-	return f, ok
+	defer m.pool.Put(sc)
+	px := n.PixelUM
+	if px <= 0 {
+		px = m.p.PixelUM
+	}
+	if r := px / m.p.PixelUM; r < 0.97 || r > 1.03 {
+		// Resample the window to the model's pixel size: the features
+		// (texture, gradients, areas in px) are then measured at the scale
+		// the model was trained at, whatever the camera's pixel size.
+		side := max(16, int(math.Round(m.p.WindowUM/m.p.PixelUM)))
+		sc.win = resampleWindow(sc.win, img, n.X, n.Y, px, m.p.PixelUM, side)
+		c := float64(side)/2 - 0.5
+		n.AreaPx = int(math.Round(float64(n.AreaPx) * r * r))
+		n.X, n.Y, n.PixelUM = c, c, m.p.PixelUM
+		img = sc.win
+	}
+	return extractFeatures(img, n, m.lut, m.p.PixelUM, m.p.WindowUM, sc)
 }
 
-// Predict turns a feature vector into class probabilities.
+// Predict turns a feature vector into class probabilities with the final
+// model (uniform probabilities for a model without weights).
 func (m *Model) Predict(f Features) [NumClasses]float32 {
-	var z [NumFeatures]float32
-	for j := range z {
-		z[j] = (f[j] - m.mean[j]) * m.invStd[j]
-		if math.IsNaN(float64(z[j])) || math.IsInf(float64(z[j]), 0) {
-			z[j] = 0
+	if m.final == nil {
+		var p [NumClasses]float32
+		for c := range p {
+			p[c] = 1.0 / NumClasses
 		}
+		return p
 	}
-	var logit [NumClasses]float64
-	mx := math.Inf(-1)
-	for c := range logit {
-		s := m.w[c][NumFeatures]
-		for j, v := range z {
-			s += m.w[c][j] * v
-		}
-		logit[c] = float64(s)
-		mx = math.Max(mx, logit[c])
+	return m.final.predict(f)
+}
+
+// PredictHeldOut predicts the class probabilities of a cell from the source
+// field named field without using any model that was trained on that field:
+// the cross-validation fold that held the field out when it was part of the
+// training data (fold >= 0), else the final model (fold -1).
+func (m *Model) PredictHeldOut(field string, f Features) (p [NumClasses]float32, fold int) {
+	if k, ok := m.heldOut[field]; ok {
+		return m.folds[k].predict(f), k
 	}
-	var sum float64
-	for c := range logit {
-		logit[c] = math.Exp(logit[c] - mx)
-		sum += logit[c]
-	}
-	var p [NumClasses]float32
-	for c := range p {
-		p[c] = float32(logit[c] / sum)
-	}
-	return p
+	return m.Predict(f), -1
+}
+
+// TrainedOn reports whether the final model was trained on cells of field.
+func (m *Model) TrainedOn(field string) bool {
+	_, ok := m.heldOut[field]
+	return ok
 }
 
 // HighGradeProb returns P(ASC-H)+P(HSIL)+P(SCC).

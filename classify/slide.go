@@ -13,28 +13,43 @@ type Thresholds struct {
 	HighGrade float64 `json:"high_grade"`
 	// LowGrade: a cell is low grade when P(ASC-US)+P(LSIL) >= LowGrade.
 	LowGrade float64 `json:"low_grade"`
-	// MinHighGradeCells high-grade cells make a HIGH_GRADE slide (0 disables).
-	MinHighGradeCells int `json:"min_high_grade_cells"`
-	// MinLowGradeCells low-grade cells make a LOW_GRADE slide (0 disables).
-	// A cell may count as both high and low grade when both thresholds are
-	// below 0.5.
-	MinLowGradeCells int `json:"min_low_grade_cells"`
+	// SlideHighGrade and SlideLowGrade are the (stricter) probabilities a
+	// cell must reach to count toward the slide verdict; 0 means HighGrade
+	// and LowGrade. A slide holds thousands of cells, so the cell operating
+	// point's false positives would swamp the counts.
+	SlideHighGrade float64 `json:"slide_high_grade"`
+	SlideLowGrade  float64 `json:"slide_low_grade"`
+	// MinHighGradeCells cells at or above SlideHighGrade make a HIGH_GRADE
+	// slide (0 disables), provided they are also at least
+	// MinHighGradeFraction of all cells.
+	MinHighGradeCells    int     `json:"min_high_grade_cells"`
+	MinHighGradeFraction float64 `json:"min_high_grade_fraction"`
+	// MinLowGradeCells cells at or above SlideLowGrade make a LOW_GRADE
+	// slide (0 disables), provided they are also at least
+	// MinLowGradeFraction of all cells.
+	MinLowGradeCells    int     `json:"min_low_grade_cells"`
+	MinLowGradeFraction float64 `json:"min_low_grade_fraction"`
 	// MinSquamousCells: fewer analysed cells make a complete slide UNSATISFACTORY.
 	MinSquamousCells int `json:"min_squamous_cells"`
 	// GallerySize is the number of most suspicious cells kept with crops.
 	GallerySize int `json:"gallery_size"`
 }
 
-// DefaultThresholds returns starting values. The cell-count thresholds are
-// NOT calibrated on whole slides (no slide-level data yet): see doc.go.
+// DefaultThresholds returns the values of the shipped configuration: the
+// cell operating point chosen on the model's held-out folds, slide counts
+// set on CRIC-tiled simulated slides (see doc.go).
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		HighGrade:         0.5,
-		LowGrade:          0.5,
-		MinHighGradeCells: 5,
-		MinLowGradeCells:  10,
-		MinSquamousCells:  5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
-		GallerySize:       24,
+		HighGrade:            0.33,
+		LowGrade:             0.5,
+		SlideHighGrade:       0.95,
+		SlideLowGrade:        0.95,
+		MinHighGradeCells:    3,
+		MinHighGradeFraction: 0.002,
+		MinLowGradeCells:     5,
+		MinLowGradeFraction:  0.005,
+		MinSquamousCells:     5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
+		GallerySize:          24,
 	}
 }
 
@@ -55,13 +70,17 @@ type SlideResult struct {
 	Verdict        Verdict        `json:"verdict"`
 	Counts         map[string]int `json:"counts"` // cells per most-probable class, by class name
 	Cells          int            `json:"cells"`
-	HighGradeCells int            `json:"high_grade_cells"`
-	LowGradeCells  int            `json:"low_grade_cells"`
-	Top            []Cell         `json:"top"` // most suspicious first; crops are not serialised
-	Reason         string         `json:"reason"`
-	ModelVersion   string         `json:"model_version"`
-	ModelSHA256    string         `json:"model_sha256"`
-	Thresholds     Thresholds     `json:"thresholds"`
+	HighGradeCells int            `json:"high_grade_cells"` // at Thresholds.HighGrade
+	LowGradeCells  int            `json:"low_grade_cells"`  // at Thresholds.LowGrade
+	// SlideHighGradeCells and SlideLowGradeCells are counted at the slide
+	// thresholds and decide the verdict.
+	SlideHighGradeCells int        `json:"slide_high_grade_cells"`
+	SlideLowGradeCells  int        `json:"slide_low_grade_cells"`
+	Top                 []Cell     `json:"top"` // most suspicious first; crops are not serialised
+	Reason              string     `json:"reason"`
+	ModelVersion        string     `json:"model_version"`
+	ModelSHA256         string     `json:"model_sha256"`
+	Thresholds          Thresholds `json:"thresholds"`
 }
 
 // SlideSummary accumulates the cells of one slide tile by tile. It is safe
@@ -75,6 +94,7 @@ type SlideSummary struct {
 	counts       [NumClasses]int
 	cells        int
 	high, low    int
+	sHigh, sLow  int
 	top          cellHeap
 }
 
@@ -107,6 +127,12 @@ func (s *SlideSummary) Add(cells []Cell) {
 		if c.LowGrade(s.th.LowGrade) {
 			s.low++
 		}
+		if c.HighGrade(orDefault(s.th.SlideHighGrade, s.th.HighGrade)) {
+			s.sHigh++
+		}
+		if c.LowGrade(orDefault(s.th.SlideLowGrade, s.th.LowGrade)) {
+			s.sLow++
+		}
 		if k <= 0 {
 			continue
 		}
@@ -125,21 +151,26 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	r := SlideResult{
-		Counts:         make(map[string]int, NumClasses),
-		Cells:          s.cells,
-		HighGradeCells: s.high,
-		LowGradeCells:  s.low,
-		ModelVersion:   s.modelVersion,
-		ModelSHA256:    s.modelSHA,
-		Thresholds:     s.th,
+		Counts:              make(map[string]int, NumClasses),
+		Cells:               s.cells,
+		HighGradeCells:      s.high,
+		LowGradeCells:       s.low,
+		SlideHighGradeCells: s.sHigh,
+		SlideLowGradeCells:  s.sLow,
+		ModelVersion:        s.modelVersion,
+		ModelSHA256:         s.modelSHA,
+		Thresholds:          s.th,
 	}
 	for c := range NumClasses {
 		r.Counts[Class(c).String()] = s.counts[c]
 	}
 	r.Top = append([]Cell(nil), s.top...)
 	sort.SliceStable(r.Top, func(i, j int) bool { return r.Top[i].Score > r.Top[j].Score })
-	counts := fmt.Sprintf("%d cells analysed, %d high-grade (P>=%.2f, need %d), %d low-grade (P>=%.2f, need %d)",
-		s.cells, s.high, s.th.HighGrade, s.th.MinHighGradeCells, s.low, s.th.LowGrade, s.th.MinLowGradeCells)
+	sh, sl := orDefault(s.th.SlideHighGrade, s.th.HighGrade), orDefault(s.th.SlideLowGrade, s.th.LowGrade)
+	counts := fmt.Sprintf("%d cells analysed; %d high-grade at P>=%.2f (need %d and %.2f%% of cells), %d at P>=%.2f; %d low-grade at P>=%.2f (need %d and %.2f%%), %d at P>=%.2f",
+		s.cells, s.sHigh, sh, s.th.MinHighGradeCells, 100*s.th.MinHighGradeFraction, s.high, s.th.HighGrade,
+		s.sLow, sl, s.th.MinLowGradeCells, 100*s.th.MinLowGradeFraction, s.low, s.th.LowGrade)
+	frac := func(n int) float64 { return float64(n) / float64(max(s.cells, 1)) }
 	switch {
 	case !complete:
 		r.Verdict = VerdictIncomplete
@@ -147,10 +178,10 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 	case s.cells < s.th.MinSquamousCells:
 		r.Verdict = VerdictUnsatisfactory
 		r.Reason = fmt.Sprintf("only %d cells analysed, fewer than the %d required: %s", s.cells, s.th.MinSquamousCells, counts)
-	case s.high >= s.th.MinHighGradeCells && s.th.MinHighGradeCells > 0:
+	case s.th.MinHighGradeCells > 0 && s.sHigh >= s.th.MinHighGradeCells && frac(s.sHigh) >= s.th.MinHighGradeFraction:
 		r.Verdict = VerdictHighGrade
 		r.Reason = "high-grade cells at or above threshold: " + counts
-	case s.low >= s.th.MinLowGradeCells && s.th.MinLowGradeCells > 0:
+	case s.th.MinLowGradeCells > 0 && s.sLow >= s.th.MinLowGradeCells && frac(s.sLow) >= s.th.MinLowGradeFraction:
 		r.Verdict = VerdictLowGrade
 		r.Reason = "low-grade cells at or above threshold: " + counts
 	default:
@@ -158,6 +189,13 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 		r.Reason = "no abnormal cells above thresholds: " + counts
 	}
 	return r
+}
+
+func orDefault(v, d float64) float64 {
+	if v > 0 {
+		return v
+	}
+	return d
 }
 
 // cellHeap is a min-heap on Score.

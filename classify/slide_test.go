@@ -59,6 +59,44 @@ func TestSlideVerdicts(t *testing.T) {
 	}
 }
 
+// TestSlideCountingThresholds: the verdict counts cells at the stricter
+// slide thresholds and needs a minimum fraction of all cells.
+func TestSlideCountingThresholds(t *testing.T) {
+	th := Thresholds{HighGrade: 0.3, LowGrade: 0.5, SlideHighGrade: 0.95, SlideLowGrade: 0.9,
+		MinHighGradeCells: 3, MinHighGradeFraction: 0.002, MinLowGradeCells: 5, MinLowGradeFraction: 0.005, MinSquamousCells: 100}
+	run := func(normal int, extra ...Cell) SlideResult {
+		s := NewSlideSummary(th, nil)
+		for range normal {
+			s.Add([]Cell{mkCell(NILM, 0, 0)})
+		}
+		s.Add(extra)
+		return s.Result(true)
+	}
+	many := func(n int, c Cell) []Cell {
+		out := make([]Cell, n)
+		for i := range out {
+			out[i] = c
+		}
+		return out
+	}
+	// 50 cells at P=0.8: above the cell operating point, below the slide one.
+	if r := run(5000, many(50, mkCell(HSIL, 0.8, 0.8))...); r.Verdict != VerdictNILM || r.HighGradeCells != 50 || r.SlideHighGradeCells != 0 {
+		t.Errorf("moderate cells: %s high %d slide %d", r.Verdict, r.HighGradeCells, r.SlideHighGradeCells)
+	}
+	// 5 confident cells among 5000: count met, fraction (0.1 %) not.
+	if r := run(5000, many(5, mkCell(HSIL, 0.99, 0.99))...); r.Verdict != VerdictNILM {
+		t.Errorf("5 of 5000: %s (%s)", r.Verdict, r.Reason)
+	}
+	// 15 confident cells among 5000 (0.3 %): high grade.
+	if r := run(5000, many(15, mkCell(SCC, 0.99, 0.99))...); r.Verdict != VerdictHighGrade || r.SlideHighGradeCells != 15 {
+		t.Errorf("15 of 5000: %s (%s)", r.Verdict, r.Reason)
+	}
+	// 30 confident low-grade cells among 5000 (0.6 %): low grade.
+	if r := run(5000, many(30, mkCell(LSIL, 0.95, 0.45))...); r.Verdict != VerdictLowGrade {
+		t.Errorf("30 LSIL of 5000: %s (%s)", r.Verdict, r.Reason)
+	}
+}
+
 func TestSlideTopK(t *testing.T) {
 	th := DefaultThresholds()
 	th.GallerySize = 5
@@ -105,7 +143,7 @@ func TestSlideJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(b)
-	for _, k := range []string{`"verdict":"UNSATISFACTORY"`, `"model_version":"lr-features-1"`, `"stage_x_um":1234.5`, `"class":"HSIL"`, `"high_grade_cells":1`, `"ASC-US":0`} {
+	for _, k := range []string{`"verdict":"UNSATISFACTORY"`, `"model_version":"mlp-features-3"`, `"stage_x_um":1234.5`, `"class":"HSIL"`, `"high_grade_cells":1`, `"ASC-US":0`} {
 		if !strings.Contains(js, k) {
 			t.Errorf("JSON lacks %s: %s", k, js)
 		}

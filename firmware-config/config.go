@@ -352,6 +352,14 @@ type Classify struct {
 	LowGradeThreshold float64 `yaml:"low_grade_threshold"`
 	MinHighGradeCells int     `yaml:"min_high_grade_cells"`
 	MinLowGradeCells  int     `yaml:"min_low_grade_cells"`
+	// SlideHighGradeThreshold, SlideLowGradeThreshold: stricter per-cell
+	// probabilities a cell must reach to count toward the slide verdict.
+	SlideHighGradeThreshold float64 `yaml:"slide_high_grade_threshold"`
+	SlideLowGradeThreshold  float64 `yaml:"slide_low_grade_threshold"`
+	// MinHighGradeFraction, MinLowGradeFraction: the slide verdict also
+	// needs the counted cells to be at least this fraction of all cells.
+	MinHighGradeFraction float64 `yaml:"min_high_grade_fraction"`
+	MinLowGradeFraction  float64 `yaml:"min_low_grade_fraction"`
 	// MinSquamousCells is the adequacy minimum (Bethesda: 5000 for
 	// liquid-based preparations).
 	MinSquamousCells int `yaml:"min_squamous_cells"`

@@ -123,6 +123,10 @@ func TestValidationRules(t *testing.T) {
 		{"min low", "classify: {min_low_grade_cells: 1001}", "classify.min_low_grade_cells: must be in [1, 1000], got 1001"},
 		{"squamous", "classify: {min_squamous_cells: -1}", "classify.min_squamous_cells: must be in [0, 100000], got -1"},
 		{"gallery", "classify: {gallery_size: 201}", "classify.gallery_size: must be in [1, 200], got 201"},
+		{"slide high", "classify: {slide_high_grade_threshold: 1}", "classify.slide_high_grade_threshold: must be in (0, 1), got 1"},
+		{"slide low", "classify: {slide_low_grade_threshold: 0}", "classify.slide_low_grade_threshold: must be in (0, 1), got 0"},
+		{"high fraction", "classify: {min_high_grade_fraction: 1.5}", "classify.min_high_grade_fraction: must be in [0, 1], got 1.5"},
+		{"low fraction", "classify: {min_low_grade_fraction: -0.1}", "classify.min_low_grade_fraction: must be in [0, 1], got -0.1"},
 		// sim
 		{"sim slides", "sim: {slides: 11}", "sim.slides: must be in [1, 10] (machine.loader.slots), got 11"},
 		{"sim slides follow slots", "sim: {slides: 11}\nmachine: {loader: {slots: 12}}", ""},

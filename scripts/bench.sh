@@ -19,4 +19,48 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   grep -E '^(Benchmark|pkg:)' "$raw"
   echo '```'
 } > BENCHMARKS.md
+
+# Detection and classification per core and scaling (-cpu 1,2) on real CRIC
+# fields, and the same detection steps with OpenCV on the same images
+# (bench/opencv_detect.py, Debian python3-opencv; bench only, not a test
+# dependency).
+data="${PAPSCAN_DATA:-$(cd .. && pwd)/shared/data}"
+if [ -d "$data/cric/fields/images" ]; then
+  if ! /usr/bin/python3 -c 'import cv2' 2>/dev/null; then
+    apt-get install -y -q python3-opencv >/dev/null 2>&1 || echo "bench: python3-opencv not installable; skipping OpenCV comparison" >&2
+  fi
+  fields=$(mktemp)
+  trap 'rm -f "$raw" "$fields"' EXIT
+  PAPSCAN_DATA="$data" go test -run '^$' -bench 'Fields' -benchmem -cpu 1,2 -count 1 ./classify/ | tee "$fields"
+  gomps=$(awk '$1=="BenchmarkDetectFields" {for (i=1;i<=NF;i++) if ($(i+1)=="MP/s") print $i}' "$fields")
+  cv=""
+  if /usr/bin/python3 -c 'import cv2' 2>/dev/null; then
+    # The same files as BenchmarkDetectFields: the first 8 field images by name.
+    mapfile -t imgs < <(ls "$data"/cric/fields/images/*.png | LC_ALL=C sort | head -8)
+    cv=$(/usr/bin/python3 bench/opencv_detect.py --pixel-um 0.5 --seconds 5 --threads 1 "${imgs[@]}")
+    echo "$cv"
+  fi
+  {
+    echo
+    echo "## Detection on real fields, per core and scaling, and OpenCV"
+    echo
+    echo "8 CRIC fields (1280x960 each, treated as 0.5 µm/px camera tiles); \`-cpu 1,2\`:"
+    echo
+    echo '```'
+    grep -E '^Benchmark' "$fields"
+    echo '```'
+    if [ -n "$cv" ]; then
+      cvmps=$(echo "$cv" | awk '{for (i=1;i<=NF;i++) if ($i=="mp_per_s") print $(i+1)}')
+      ratio=$(awk -v a="$gomps" -v b="$cvmps" 'BEGIN { if (b > 0) printf "%.1f", a / b; else print "n/a" }')
+      echo
+      echo "Same detection steps with OpenCV (bench/opencv_detect.py, one thread, same images):"
+      echo
+      echo '```'
+      echo "$cv"
+      echo '```'
+      echo
+      echo "Go detector ${gomps} MP/s vs OpenCV ${cvmps} MP/s on one core: ratio Go/OpenCV = ${ratio}."
+    fi
+  } >> BENCHMARKS.md
+fi
 echo "wrote BENCHMARKS.md"

@@ -2,13 +2,19 @@
 // crops and writes the weights file embedded by classify (model_weights.json).
 //
 // Data: dataDir/cric/cells/labels.csv and the 100x100 crops it names. Each
-// crop is centred on an annotated nucleus; the detector is run on the crop and
-// the nucleus nearest the centre is measured, as the Analyzer does on a tile.
+// crop is centred on an annotated nucleus; the detector is run on the crop
+// (at the CRIC pixel size) and the nucleus nearest the centre is measured by
+// the model, which resamples the window to its own pixel size (PixelUM, the
+// robot camera's 0.5 µm/px by default), as it does on a robot tile.
 //
 // Validation: grouped k-fold cross-validation by source field
 // (image_filename), folds drawn with a fixed seed, never by crop (cells of a
-// field are correlated). Metrics are pooled over the out-of-fold predictions;
-// the shipped model is then refitted on all crops.
+// field are correlated). Metrics are pooled over the out-of-fold
+// predictions, and the high-grade operating threshold is chosen on them
+// (the lowest threshold whose out-of-fold NILM false-positive rate is at
+// most TargetFPR). The fold models are stored in the weights file (see
+// classify.Fold) so that package classify/eval can score any cell with a
+// model that never saw its field; the shipped model is refitted on all crops.
 package train
 
 import (
@@ -22,17 +28,23 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
 
 	"papscan/classify"
+	"papscan/classify/eval"
 	"papscan/classify/internal/dataset"
 )
 
 // Version is the version string of models produced by this package.
-const Version = "lr-features-1"
+const Version = "mlp-features-3"
 
-// CRICPixelUM is the pixel size assumed for the stored CRIC images (see
+// CRICPixelUM is the pixel size of the stored CRIC images (see
 // classify.DefaultPixelUM).
 const CRICPixelUM = classify.DefaultPixelUM
+
+// DefaultPixelUM is the pixel size the shipped model measures features at:
+// the robot camera's 0.5 µm/px at 20x (CRIC crops are downsampled 2x).
+const DefaultPixelUM = 0.5
 
 // WindowUM is the analysis window side: 100 px crops at CRICPixelUM.
 const WindowUM = 25.0
@@ -40,82 +52,213 @@ const WindowUM = 25.0
 // Folds is the number of grouped cross-validation folds.
 const Folds = 5
 
+// DefaultTargetFPR is the out-of-fold NILM false-positive rate the
+// high-grade threshold is chosen for (below the 0.10 target, for margin).
+const DefaultTargetFPR = 0.08
+
+// detectOptions are the detector settings training uses to find the
+// nucleus of each crop and the field negatives, at pixel size px. They are
+// pinned (Otsu scale 1, local offset 0.04 OD: the defaults the shipped
+// model was fitted with) so that retraining reproduces the shipped weights
+// whatever later tuning changes the detector's defaults to.
+func detectOptions(px float64) classify.DetectOptions {
+	return classify.DetectOptions{PixelUM: px, OtsuScale: 1, LocalOffsetOD: 0.04}
+}
+
+// Options configure a training run. Zero values select defaults.
+type Options struct {
+	Seed      int64
+	PixelUM   float64
+	Fit       FitOptions
+	TargetFPR float64
+	// MaxCells, when > 0, keeps only the first MaxCells crops of labels.csv
+	// (tests).
+	MaxCells int
+	// FieldNegatives is the number of field negatives per CRIC field
+	// (default DefaultFieldNegatives; negative: none).
+	FieldNegatives int
+}
+
+// DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
+// field added to training as NILM.
+const DefaultFieldNegatives = 30
+
+func (o Options) withDefaults() Options {
+	if o.PixelUM <= 0 {
+		o.PixelUM = DefaultPixelUM
+	}
+	if o.Fit.Iters == 0 {
+		f := DefaultFit()
+		f.Seed = o.Seed
+		o.Fit = f
+	}
+	if o.TargetFPR <= 0 {
+		o.TargetFPR = DefaultTargetFPR
+	}
+	if o.FieldNegatives == 0 {
+		o.FieldNegatives = DefaultFieldNegatives
+	}
+	return o
+}
+
 // Sample is one labelled crop with its features.
 type Sample struct {
 	ID    string
 	Field string
 	Class classify.Class
 	F     classify.Features
+	// Extra marks a field negative: a detected object of a CRIC field far
+	// from every labelled nucleus, trained as NILM (see LoadFieldNegatives)
+	// but not scored in the cell metrics.
+	Extra bool
 }
 
-// Report holds validation metrics (pooled out-of-fold predictions).
-type Report struct {
-	Seed      int64                                         `json:"seed"`
-	Samples   int                                           `json:"samples"`
-	Skipped   int                                           `json:"skipped"`
-	Fields    int                                           `json:"fields"`
-	Folds     int                                           `json:"folds"`
-	Detected  int                                           `json:"detected_nucleus_near_centre"`
-	Confusion [classify.NumClasses][classify.NumClasses]int `json:"confusion"` // [true][pred]
-	Recall    [classify.NumClasses]float64                  `json:"recall"`
-	Accuracy  float64                                       `json:"accuracy"`
-	// At Threshold: high grade = P(ASC-H+HSIL+SCC) >= Threshold.
-	Threshold       float64 `json:"threshold"`
-	HighGradeRecall float64 `json:"high_grade_recall"`
-	HSILPlusRecall  float64 `json:"hsil_scc_recall"`
-	NILMHighFPR     float64 `json:"nilm_high_grade_fpr"`
-	NILMAbnormalFPR float64 `json:"nilm_abnormal_fpr"` // high or low grade flagged
-	LowGradeRecall  float64 `json:"low_grade_recall"`  // low-grade cells flagged high or low
-	HighGradeAUC    float64 `json:"high_grade_auc"`    // P(high): high vs rest
-	AbnormalAUC     float64 `json:"abnormal_auc"`      // Score: abnormal vs NILM
-}
-
-// loadSamples reads the crops and extracts features.
-func loadSamples(ctx context.Context, dataDir string, fm *classify.Model) ([]Sample, int, int, error) {
-	cells := filepath.Join(dataDir, "cric", "cells")
-	f, err := os.Open(filepath.Join(cells, "labels.csv"))
+// LoadFieldNegatives runs the detector at the model's pixel size on the
+// CRIC fields (dataDir/cric/fields) and returns up to perField detected
+// objects per field lying farther than 6 µm from every labelled nucleus
+// (any class), drawn with seed, labelled NILM. CRIC labels every abnormal
+// cell of a field it annotates but only some normal ones, so these are
+// normal nuclei, inflammatory cells, debris and overlaps: the objects a
+// whole slide is full of and the labelled crops lack.
+func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model, perField int, seed int64) ([]Sample, error) {
+	dir := filepath.Join(dataDir, "cric", "fields")
+	rows, err := readPoints(filepath.Join(dir, "nuclei.csv"))
 	if err != nil {
-		return nil, 0, 0, err
+		if os.IsNotExist(err) {
+			return nil, nil
+		}
+		return nil, err
+	}
+	names := make([]string, 0, len(rows))
+	for k := range rows {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	px := fm.Params().PixelUM
+	det := classify.NewDetector(detectOptions(px))
+	rng := rand.New(rand.NewSource(seed))
+	var out []Sample
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
+		if err != nil {
+			return nil, err
+		}
+		k := CRICPixelUM / px
+		img = classify.Rescale(img, CRICPixelUM, px)
+		var cand []classify.Nucleus
+		for _, n := range det.Detect(img) {
+			if n.Edge {
+				continue
+			}
+			far := true
+			for _, p := range rows[name] {
+				if math.Hypot((p[0]+0.5)*k-0.5-n.X, (p[1]+0.5)*k-0.5-n.Y)*px < 6 {
+					far = false
+					break
+				}
+			}
+			if far {
+				cand = append(cand, n)
+			}
+		}
+		rng.Shuffle(len(cand), func(i, j int) { cand[i], cand[j] = cand[j], cand[i] })
+		for i, n := range cand[:min(perField, len(cand))] {
+			f, ok := fm.Features(img, n)
+			if !ok {
+				continue
+			}
+			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true})
+		}
+	}
+	return out, nil
+}
+
+// readPoints reads cric/fields/nuclei.csv into labelled points (x_img,
+// y_img) per image.
+func readPoints(path string) (map[string][][2]float64, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
 	}
 	defer f.Close()
 	recs, err := csv.NewReader(f).ReadAll()
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
 	}
 	col := map[string]int{}
 	for i, k := range recs[0] {
 		col[k] = i
 	}
-	for _, k := range []string{"file", "class", "cell_id", "image_filename"} {
+	for _, k := range []string{"image_filename", "x_img", "y_img"} {
 		if _, ok := col[k]; !ok {
-			return nil, 0, 0, fmt.Errorf("labels.csv: no column %q", k)
+			return nil, fmt.Errorf("%s: no column %q", path, k)
 		}
 	}
-	det := classify.NewDetector(classify.DetectOptions{PixelUM: CRICPixelUM})
+	out := map[string][][2]float64{}
+	for i, r := range recs[1:] {
+		x, err1 := strconv.ParseFloat(r[col["x_img"]], 64)
+		y, err2 := strconv.ParseFloat(r[col["y_img"]], 64)
+		if err1 != nil || err2 != nil {
+			return nil, fmt.Errorf("%s:%d: bad coordinates", path, i+2)
+		}
+		n := r[col["image_filename"]]
+		out[n] = append(out[n], [2]float64{x, y})
+	}
+	return out, nil
+}
+
+// Report holds validation metrics (pooled out-of-fold predictions).
+type Report struct {
+	Seed     int64   `json:"seed"`
+	PixelUM  float64 `json:"pixel_um"`
+	Hidden   int     `json:"hidden"`
+	Samples  int     `json:"samples"`
+	Skipped  int     `json:"skipped"`
+	Fields   int     `json:"fields"`
+	Folds    int     `json:"folds"`
+	Detected int     `json:"detected_nucleus_near_centre"`
+	// TargetFPR and the threshold chosen for it on the out-of-fold NILM cells.
+	TargetFPR float64          `json:"target_fpr"`
+	Cells     eval.CellMetrics `json:"cells"`
+	// FieldNegatives and the out-of-fold fraction of them flagged high
+	// grade at the threshold: the per-object false-positive rate to expect
+	// on whole slides.
+	FieldNegatives        int     `json:"field_negatives"`
+	FieldNegativesFlagged float64 `json:"field_negatives_flagged_high"`
+}
+
+// LoadSamples reads the crops of dataDir/cric/cells and measures them with
+// the feature extractor of fm (a model whose pixel size sets the scale).
+// It returns the samples, the number of crops skipped (no nucleus) and the
+// number where the detector found a nucleus near the centre.
+func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCells int) ([]Sample, int, int, error) {
+	rows, err := ReadLabels(dataDir)
+	if err != nil {
+		return nil, 0, 0, err
+	}
+	if maxCells > 0 && len(rows) > maxCells {
+		rows = rows[:maxCells]
+	}
+	det := classify.NewDetector(detectOptions(CRICPixelUM))
+	cells := filepath.Join(dataDir, "cric", "cells")
 	var out []Sample
 	skipped, detected := 0, 0
-	for _, r := range recs[1:] {
+	for _, r := range rows {
 		if err := ctx.Err(); err != nil {
 			return nil, 0, 0, err
 		}
-		cls, err := classify.ParseClass(r[col["class"]])
+		img, err := dataset.LoadRGBA(filepath.Join(cells, r.File))
 		if err != nil {
 			return nil, 0, 0, err
 		}
-		img, err := dataset.LoadRGBA(filepath.Join(cells, r[col["file"]]))
-		if err != nil {
-			return nil, 0, 0, err
-		}
-		b := img.Bounds()
-		cx, cy := float64(b.Min.X+b.Dx()/2), float64(b.Min.Y+b.Dy()/2)
-		n := classify.Nucleus{X: cx, Y: cy, PixelUM: CRICPixelUM}
-		best := 25.0
-		for _, d := range det.Detect(img) {
-			if dd := math.Hypot(d.X-cx, d.Y-cy); dd < best {
-				best, n = dd, d
-			}
-		}
-		if n.AreaPx > 0 {
+		n, found := eval.CentreNucleus(det, img)
+		if found {
 			detected++
 		}
 		fv, ok := fm.Features(img, n)
@@ -123,140 +266,85 @@ func loadSamples(ctx context.Context, dataDir string, fm *classify.Model) ([]Sam
 			skipped++
 			continue
 		}
-		out = append(out, Sample{ID: r[col["cell_id"]], Field: r[col["image_filename"]], Class: cls, F: fv})
+		out = append(out, Sample{ID: r.ID, Field: r.Field, Class: r.Class, F: fv})
 	}
 	return out, skipped, detected, nil
 }
 
-// fit trains a class-weighted softmax regression on samples and returns
-// standardisation and weights.
-func fit(samples []Sample) (mean, std []float64, w [][]float64) {
-	const nf = classify.NumFeatures
-	mean, std = make([]float64, nf), make([]float64, nf)
-	for _, s := range samples {
-		for j := range nf {
-			mean[j] += float64(s.F[j])
-		}
-	}
-	for j := range nf {
-		mean[j] /= float64(len(samples))
-	}
-	for _, s := range samples {
-		for j := range nf {
-			d := float64(s.F[j]) - mean[j]
-			std[j] += d * d
-		}
-	}
-	for j := range nf {
-		std[j] = math.Sqrt(std[j] / float64(len(samples)))
-		if std[j] < 1e-9 {
-			std[j] = 1
-		}
-	}
-	X := make([][nf + 1]float64, len(samples))
-	for i, s := range samples {
-		for j := range nf {
-			X[i][j] = (float64(s.F[j]) - mean[j]) / std[j]
-		}
-		X[i][nf] = 1
-	}
-	// Class-balanced weights, high grade up-weighted: missing HSIL+ costs most.
-	var cnt [classify.NumClasses]float64
-	for _, s := range samples {
-		cnt[s.Class]++
-	}
-	var cw [classify.NumClasses]float64
-	present := 0.0
-	for _, c := range cnt {
-		if c > 0 {
-			present++
-		}
-	}
-	for c := range cw {
-		if cnt[c] > 0 {
-			cw[c] = float64(len(samples)) / (present * cnt[c])
-			if classify.Class(c).HighGrade() {
-				cw[c] *= 1.5
-			}
-		}
-	}
-	const (
-		iters  = 1500
-		lr     = 0.05
-		lambda = 1e-3
-		b1, b2 = 0.9, 0.999
-	)
-	K := classify.NumClasses
-	W := make([][nf + 1]float64, K)
-	m := make([][nf + 1]float64, K)
-	v := make([][nf + 1]float64, K)
-	g := make([][nf + 1]float64, K)
-	var norm float64
-	for _, s := range samples {
-		norm += cw[s.Class]
-	}
-	p := make([]float64, K)
-	for it := 1; it <= iters; it++ {
-		for c := range g {
-			g[c] = [nf + 1]float64{}
-		}
-		for i, s := range samples {
-			mx := math.Inf(-1)
-			for c := range K {
-				z := 0.0
-				for j, x := range X[i] {
-					z += W[c][j] * x
-				}
-				p[c] = z
-				mx = math.Max(mx, z)
-			}
-			sum := 0.0
-			for c := range K {
-				p[c] = math.Exp(p[c] - mx)
-				sum += p[c]
-			}
-			wi := cw[s.Class] / norm
-			for c := range K {
-				d := p[c] / sum
-				if classify.Class(c) == s.Class {
-					d--
-				}
-				d *= wi
-				for j, x := range X[i] {
-					g[c][j] += d * x
-				}
-			}
-		}
-		for c := range K {
-			for j := range nf + 1 {
-				gr := g[c][j]
-				if j < nf {
-					gr += lambda * W[c][j]
-				}
-				m[c][j] = b1*m[c][j] + (1-b1)*gr
-				v[c][j] = b2*v[c][j] + (1-b2)*gr*gr
-				mh := m[c][j] / (1 - math.Pow(b1, float64(it)))
-				vh := v[c][j] / (1 - math.Pow(b2, float64(it)))
-				W[c][j] -= lr * mh / (math.Sqrt(vh) + 1e-8)
-			}
-		}
-	}
-	w = make([][]float64, K)
-	for c := range K {
-		w[c] = append([]float64(nil), W[c][:]...)
-	}
-	return mean, std, w
+// ReadLabels reads dataDir/cric/cells/labels.csv.
+func ReadLabels(dataDir string) ([]eval.CellLabel, error) {
+	return eval.ReadCellLabels(filepath.Join(dataDir, "cric", "cells", "labels.csv"))
 }
 
-func params(mean, std []float64, w [][]float64) classify.ModelParams {
+// AssignFolds maps each field to a fold in [0, k): fields sorted, shuffled
+// with seed, dealt round-robin.
+func AssignFolds(samples []Sample, k int, seed int64) map[string]int {
+	set := map[string]bool{}
+	for _, s := range samples {
+		set[s.Field] = true
+	}
+	fields := make([]string, 0, len(set))
+	for f := range set {
+		fields = append(fields, f)
+	}
+	sort.Strings(fields)
+	rng := rand.New(rand.NewSource(seed))
+	rng.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
+	fold := make(map[string]int, len(fields))
+	for i, f := range fields {
+		fold[f] = i % k
+	}
+	return fold
+}
+
+// CrossValidate fits one head per fold on the other folds' samples and
+// returns the fold models (with the fields each was trained on) and the
+// out-of-fold probabilities of every sample.
+func CrossValidate(ctx context.Context, samples []Sample, fold map[string]int, k int, fo FitOptions) ([]classify.Fold, [][classify.NumClasses]float32, error) {
+	probs := make([][classify.NumClasses]float32, len(samples))
+	var folds []classify.Fold
+	for f := range k {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		var tr []Sample
+		fieldSet := map[string]bool{}
+		for _, s := range samples {
+			if fold[s.Field] != f {
+				tr = append(tr, s)
+				fieldSet[s.Field] = true
+			}
+		}
+		h := fit(tr, fo)
+		high := fitHigh(tr, fo)
+		fields := make([]string, 0, len(fieldSet))
+		for name := range fieldSet {
+			fields = append(fields, name)
+		}
+		sort.Strings(fields)
+		fp := params(DefaultPixelUM, h)
+		fp.High = high
+		m, err := classify.NewModel(fp)
+		if err != nil {
+			return nil, nil, err
+		}
+		for i, s := range samples {
+			if fold[s.Field] == f {
+				probs[i] = m.Predict(s.F)
+			}
+		}
+		folds = append(folds, classify.Fold{Head: h, High: high, Fields: fields})
+	}
+	return folds, probs, nil
+}
+
+func params(pixelUM float64, h classify.Head) classify.ModelParams {
 	p := classify.ModelParams{
 		Version:  Version,
-		PixelUM:  CRICPixelUM,
+		PixelUM:  pixelUM,
 		WindowUM: WindowUM,
 		Stain:    classify.DefaultStain,
-		Mean:     mean,
-		Std:      std,
-		Weights:  w,
+		Head:     h,
 	}
 	for c := range classify.NumClasses {
 		p.Classes = append(p.Classes, classify.Class(c).String())
@@ -265,200 +353,89 @@ func params(mean, std []float64, w [][]float64) classify.ModelParams {
 	return p
 }
 
-// Train fits the model on dataDir with grouped cross-validation (seed fixes
-// the folds) and returns the final parameters (fitted on all crops) and the
-// validation report.
-func Train(dataDir string, seed int64) (classify.ModelParams, *Report, error) {
-	return train(context.Background(), dataDir, seed)
-}
-
-func train(ctx context.Context, dataDir string, seed int64) (classify.ModelParams, *Report, error) {
-	fm, err := classify.NewModel(classify.ModelParams{PixelUM: CRICPixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
+// Train fits the model on dataDir with grouped cross-validation and returns
+// the final parameters (fitted on all crops, carrying the fold models) and
+// the validation report.
+func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams, *Report, error) {
+	o = o.withDefaults()
+	fm, err := classify.NewModel(classify.ModelParams{PixelUM: o.PixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
 	if err != nil {
 		return classify.ModelParams{}, nil, err
 	}
-	samples, skipped, detected, err := loadSamples(ctx, dataDir, fm)
+	samples, skipped, detected, err := LoadSamples(ctx, dataDir, fm, o.MaxCells)
 	if err != nil {
 		return classify.ModelParams{}, nil, err
 	}
-	if len(samples) < 50 {
+	if len(samples) < 2*Folds {
 		return classify.ModelParams{}, nil, fmt.Errorf("train: only %d samples", len(samples))
 	}
-	// Folds by field.
-	fieldSet := map[string]bool{}
-	for _, s := range samples {
-		fieldSet[s.Field] = true
-	}
-	fields := make([]string, 0, len(fieldSet))
-	for f := range fieldSet {
-		fields = append(fields, f)
-	}
-	sort.Strings(fields)
-	rng := rand.New(rand.NewSource(seed))
-	rng.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
-	fold := map[string]int{}
-	for i, f := range fields {
-		fold[f] = i % Folds
-	}
-	probs := make([][classify.NumClasses]float32, len(samples))
-	for k := range Folds {
-		if err := ctx.Err(); err != nil {
-			return classify.ModelParams{}, nil, err
-		}
-		var tr []Sample
-		for _, s := range samples {
-			if fold[s.Field] != k {
-				tr = append(tr, s)
-			}
-		}
-		mean, std, w := fit(tr)
-		m, err := classify.NewModel(params(mean, std, w))
+	nLabelled := len(samples)
+	if o.FieldNegatives > 0 {
+		neg, err := LoadFieldNegatives(ctx, dataDir, fm, o.FieldNegatives, o.Seed)
 		if err != nil {
 			return classify.ModelParams{}, nil, err
 		}
-		for i, s := range samples {
-			if fold[s.Field] == k {
-				probs[i] = m.Predict(s.F)
-			}
+		samples = append(samples, neg...)
+	}
+	fold := AssignFolds(samples, Folds, o.Seed)
+	folds, probs, err := CrossValidate(ctx, samples, fold, Folds, o.Fit)
+	if err != nil {
+		return classify.ModelParams{}, nil, err
+	}
+	truth := make([]classify.Class, nLabelled)
+	var nilm []float64
+	for i, s := range samples[:nLabelled] {
+		truth[i] = s.Class
+		if s.Class == classify.NILM {
+			nilm = append(nilm, float64(classify.HighGradeProb(probs[i])))
 		}
 	}
-	rep := evaluate(samples, probs, 0.5)
-	rep.Seed, rep.Skipped, rep.Fields, rep.Folds, rep.Detected = seed, skipped, len(fields), Folds, detected
-	mean, std, w := fit(samples)
-	p := params(mean, std, w)
-	meta, _ := json.Marshal(map[string]any{
-		"data":       "CRIC cervix cell crops (cric/cells/labels.csv)",
-		"validation": fmt.Sprintf("%d-fold cross-validation grouped by image_filename, seed %d; final fit on all crops", Folds, seed),
-		"report":     rep,
+	th := eval.ThresholdAtFPR(nilm, o.TargetFPR)
+	th = math.Round(th*1000) / 1000
+	negFlag := 0
+	for i := nLabelled; i < len(samples); i++ {
+		if float64(classify.HighGradeProb(probs[i])) >= th {
+			negFlag++
+		}
+	}
+	rep := &Report{
+		Seed: o.Seed, PixelUM: o.PixelUM, Hidden: o.Fit.Hidden, Samples: len(samples), Skipped: skipped,
+		Fields: len(fold), Folds: Folds, Detected: detected, TargetFPR: o.TargetFPR,
+		Cells:          eval.Cells(truth, probs[:nLabelled], th),
+		FieldNegatives: len(samples) - nLabelled,
+	}
+	if rep.FieldNegatives > 0 {
+		rep.FieldNegativesFlagged = float64(negFlag) / float64(rep.FieldNegatives)
+	}
+	p := params(o.PixelUM, fit(samples, o.Fit))
+	p.High = fitHigh(samples, o.Fit)
+	p.Folds = folds
+	meta, err := json.Marshal(map[string]any{
+		"data":                             "CRIC cervix cell crops (cric/cells/labels.csv)",
+		"validation":                       fmt.Sprintf("%d-fold cross-validation grouped by image_filename, seed %d; final fit on all crops", Folds, o.Seed),
+		"fit":                              o.Fit,
+		"recommended_high_grade_threshold": th,
+		"report":                           rep,
 	})
+	if err != nil {
+		return classify.ModelParams{}, nil, err
+	}
 	p.Training = meta
 	return p, rep, nil
 }
 
-func evaluate(samples []Sample, probs [][classify.NumClasses]float32, th float64) *Report {
-	r := &Report{Samples: len(samples), Threshold: th}
-	var hiN, hiTP, hsN, hsTP, nilN, nilHi, nilAb, lowN, lowTP, correct int
-	var hiScores, restScores, abScores, nilScores []float64
-	for i, s := range samples {
-		p := probs[i]
-		best := 0
-		for c := range p {
-			if p[c] > p[best] {
-				best = c
-			}
-		}
-		r.Confusion[s.Class][best]++
-		if best == int(s.Class) {
-			correct++
-		}
-		ph, pl := float64(classify.HighGradeProb(p)), float64(classify.LowGradeProb(p))
-		flagHi, flagAb := ph >= th, ph >= th || pl >= th
-		switch {
-		case s.Class.HighGrade():
-			hiN++
-			if flagHi {
-				hiTP++
-			}
-			if s.Class != classify.ASCH {
-				hsN++
-				if flagHi {
-					hsTP++
-				}
-			}
-			hiScores = append(hiScores, ph)
-			abScores = append(abScores, float64(classify.SuspicionScore(p)))
-		case s.Class.LowGrade():
-			lowN++
-			if flagAb {
-				lowTP++
-			}
-			restScores = append(restScores, ph)
-			abScores = append(abScores, float64(classify.SuspicionScore(p)))
-		default:
-			nilN++
-			if flagHi {
-				nilHi++
-			}
-			if flagAb {
-				nilAb++
-			}
-			restScores = append(restScores, ph)
-			nilScores = append(nilScores, float64(classify.SuspicionScore(p)))
-		}
-	}
-	for c := range classify.NumClasses {
-		n := 0
-		for _, v := range r.Confusion[c] {
-			n += v
-		}
-		if n > 0 {
-			r.Recall[c] = float64(r.Confusion[c][c]) / float64(n)
-		}
-	}
-	div := func(a, b int) float64 {
-		if b == 0 {
-			return 0
-		}
-		return float64(a) / float64(b)
-	}
-	r.Accuracy = div(correct, len(samples))
-	r.HighGradeRecall = div(hiTP, hiN)
-	r.HSILPlusRecall = div(hsTP, hsN)
-	r.NILMHighFPR = div(nilHi, nilN)
-	r.NILMAbnormalFPR = div(nilAb, nilN)
-	r.LowGradeRecall = div(lowTP, lowN)
-	r.HighGradeAUC = auc(hiScores, restScores)
-	r.AbnormalAUC = auc(abScores, nilScores)
-	return r
-}
-
-// auc is the Mann-Whitney AUC of pos scoring above neg.
-func auc(pos, neg []float64) float64 {
-	if len(pos) == 0 || len(neg) == 0 {
-		return 0
-	}
-	var s float64
-	for _, p := range pos {
-		for _, n := range neg {
-			switch {
-			case p > n:
-				s++
-			case p == n:
-				s += 0.5
-			}
-		}
-	}
-	return s / float64(len(pos)*len(neg))
-}
-
 // Print writes the report in human-readable form.
 func (r *Report) Print(w io.Writer) {
-	fmt.Fprintf(w, "samples %d (skipped %d, nucleus detected near centre %d) from %d fields; %d-fold CV grouped by field, seed %d\n",
-		r.Samples, r.Skipped, r.Detected, r.Fields, r.Folds, r.Seed)
-	fmt.Fprintf(w, "confusion (rows true, cols predicted):\n%8s", "")
-	for c := range classify.NumClasses {
-		fmt.Fprintf(w, "%7s", classify.Class(c))
-	}
-	fmt.Fprintf(w, "%8s\n", "recall")
-	for t := range classify.NumClasses {
-		fmt.Fprintf(w, "%8s", classify.Class(t))
-		for p := range classify.NumClasses {
-			fmt.Fprintf(w, "%7d", r.Confusion[t][p])
-		}
-		fmt.Fprintf(w, "%8.3f\n", r.Recall[t])
-	}
-	fmt.Fprintf(w, "accuracy (6 classes) %.3f\n", r.Accuracy)
-	fmt.Fprintf(w, "at P(high)>=%.2f: high-grade recall %.3f (HSIL+SCC %.3f), NILM flagged high %.3f\n",
-		r.Threshold, r.HighGradeRecall, r.HSILPlusRecall, r.NILMHighFPR)
-	fmt.Fprintf(w, "at P(high)>=%.2f or P(low)>=%.2f: low-grade cells flagged %.3f, NILM flagged abnormal %.3f\n",
-		r.Threshold, r.Threshold, r.LowGradeRecall, r.NILMAbnormalFPR)
-	fmt.Fprintf(w, "AUC high vs rest %.3f; abnormal vs NILM (score) %.3f\n", r.HighGradeAUC, r.AbnormalAUC)
+	fmt.Fprintf(w, "samples %d (skipped %d, nucleus detected near centre %d) from %d fields; %d-fold CV grouped by field, seed %d; features at %.2f µm/px; hidden %d\n",
+		r.Samples, r.Skipped, r.Detected, r.Fields, r.Folds, r.Seed, r.PixelUM, r.Hidden)
+	eval.PrintCells(w, &r.Cells)
+	fmt.Fprintf(w, "threshold %.3f chosen for out-of-fold NILM FPR <= %.2f; field negatives %d, flagged high %.4f\n", r.Cells.Threshold, r.TargetFPR, r.FieldNegatives, r.FieldNegativesFlagged)
 }
 
 // Run trains on dataDir, prints the validation report to w and writes the
 // weights file (JSON classify.ModelParams) to outPath.
-func Run(ctx context.Context, dataDir, outPath string, seed int64, w io.Writer) error {
-	p, rep, err := train(ctx, dataDir, seed)
+func Run(ctx context.Context, dataDir, outPath string, o Options, w io.Writer) error {
+	p, rep, err := Train(ctx, dataDir, o)
 	if err != nil {
 		return err
 	}

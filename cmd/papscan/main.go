@@ -57,6 +57,7 @@ func commands() []command {
 		{"selftest", "ask the running agent to re-home and run the hardware self-check", runSelftest},
 		{"jog", "move one axis through the running agent (service engineers; refused while scanning)", runJog},
 		{"config", "check or print a configuration (config check FILE | config show [FILE|PROFILE])", runConfig},
+		{"eval", "measure the cell model and detector on labelled data (eval --data DIR [--json])", runEval},
 		{"version", "print the version, the build and the classifier model", runVersion},
 	}
 }

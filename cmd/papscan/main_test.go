@@ -42,7 +42,7 @@ func TestUsageAndHelp(t *testing.T) {
 
 func TestVersion(t *testing.T) {
 	code, out, _ := runCmd(t, "version")
-	if code != exitOK || !strings.Contains(out, "papscan ") || !strings.Contains(out, "model lr-") || !strings.Contains(out, "sha256:") {
+	if code != exitOK || !strings.Contains(out, "papscan ") || !strings.Contains(out, "model mlp-") || !strings.Contains(out, "sha256:") {
 		t.Errorf("version: exit %d, output %q", code, out)
 	}
 }

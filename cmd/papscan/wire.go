@@ -34,6 +34,11 @@ func scanOptions(cfg *config.Config, model *classify.Model, log *slog.Logger) sc
 			MinLowGradeCells:  c.MinLowGradeCells,
 			MinSquamousCells:  c.MinSquamousCells,
 			GallerySize:       c.GallerySize,
+			// Slide-level counting (classify issue 4).
+			SlideHighGrade:       c.SlideHighGradeThreshold,
+			SlideLowGrade:        c.SlideLowGradeThreshold,
+			MinHighGradeFraction: c.MinHighGradeFraction,
+			MinLowGradeFraction:  c.MinLowGradeFraction,
 		},
 		Logger: log,
 	}

@@ -17,7 +17,9 @@ import (
 func main() {
 	data := flag.String("data", "", "data directory (default: $PAPSCAN_DATA or ../shared/data)")
 	out := flag.String("out", "classify/model_weights.json", "weights file to write")
-	seed := flag.Int64("seed", 1, "seed of the field-grouped folds")
+	seed := flag.Int64("seed", 1, "seed of the field-grouped folds and of the weight initialisation")
+	px := flag.Float64("pixel-um", train.DefaultPixelUM, "pixel size (µm) the model measures features at")
+	hidden := flag.Int("hidden", train.DefaultFit().Hidden, "hidden units (0: logistic regression)")
 	flag.Parse()
 	if *data == "" {
 		*data = dataset.Dir()
@@ -28,7 +30,9 @@ func main() {
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
-	if err := train.Run(ctx, *data, *out, *seed, os.Stdout); err != nil {
+	fo := train.DefaultFit()
+	fo.Seed, fo.Hidden = *seed, *hidden
+	if err := train.Run(ctx, *data, *out, train.Options{Seed: *seed, PixelUM: *px, Fit: fo}, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,172 @@
+package eval
+
+import (
+	"math"
+	"sort"
+
+	"papscan/classify"
+)
+
+// CellMetrics are the per-cell scores of a set of labelled cells.
+type CellMetrics struct {
+	N int `json:"n"`
+	// Confusion[true][predicted] counts cells by their most probable class.
+	Confusion [classify.NumClasses][classify.NumClasses]int `json:"confusion"`
+	// Recall per class (argmax), indexed by classify.Class; NaN-free (0 when
+	// a class has no cells).
+	Recall [classify.NumClasses]float64 `json:"recall"`
+	// MacroF1 is the unweighted mean F1 over the classes present.
+	MacroF1  float64 `json:"macro_f1"`
+	Accuracy float64 `json:"accuracy"`
+	// Threshold is the operating point: a cell is flagged high grade when
+	// P(ASC-H)+P(HSIL)+P(SCC) >= Threshold.
+	Threshold float64 `json:"threshold"`
+	// HighGradeRecall: flagged fraction of ASC-H, HSIL and SCC cells.
+	HighGradeRecall float64 `json:"high_grade_recall"`
+	// NILMFPR: flagged fraction of NILM cells.
+	NILMFPR float64 `json:"nilm_fpr"`
+	// LowGradeFlagged: fraction of ASC-US/LSIL cells flagged high grade
+	// (not an error in triage terms; reported for completeness).
+	LowGradeFlagged float64 `json:"low_grade_flagged_high"`
+	// AUCHighVsNILM is the ROC AUC of P(high grade), high grade vs NILM.
+	AUCHighVsNILM float64 `json:"auc_high_vs_nilm"`
+	HighGradeN    int     `json:"high_grade_n"`
+	NILMN         int     `json:"nilm_n"`
+}
+
+// Cells scores probabilities probs (one per cell) against the true classes
+// at the high-grade threshold th.
+func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, th float64) CellMetrics {
+	m := CellMetrics{N: len(truth), Threshold: th}
+	var hiTP, nilFP, lowN, lowFP, correct int
+	var hi, nilm []float64
+	for i, t := range truth {
+		p := probs[i]
+		best := 0
+		for c := range p {
+			if p[c] > p[best] {
+				best = c
+			}
+		}
+		m.Confusion[t][best]++
+		if best == int(t) {
+			correct++
+		}
+		ph := float64(classify.HighGradeProb(p))
+		flag := ph >= th
+		switch {
+		case t.HighGrade():
+			m.HighGradeN++
+			hi = append(hi, ph)
+			if flag {
+				hiTP++
+			}
+		case t.LowGrade():
+			lowN++
+			if flag {
+				lowFP++
+			}
+		default:
+			m.NILMN++
+			nilm = append(nilm, ph)
+			if flag {
+				nilFP++
+			}
+		}
+	}
+	var f1s float64
+	present := 0
+	for c := range classify.NumClasses {
+		tp := m.Confusion[c][c]
+		var pos, pred int
+		for k := range classify.NumClasses {
+			pos += m.Confusion[c][k]
+			pred += m.Confusion[k][c]
+		}
+		if pos == 0 {
+			continue
+		}
+		present++
+		m.Recall[c] = float64(tp) / float64(pos)
+		if tp > 0 {
+			f1s += 2 * float64(tp) / float64(pos+pred)
+		}
+	}
+	if present > 0 {
+		m.MacroF1 = f1s / float64(present)
+	}
+	m.Accuracy = ratio(correct, len(truth))
+	m.HighGradeRecall = ratio(hiTP, m.HighGradeN)
+	m.NILMFPR = ratio(nilFP, m.NILMN)
+	m.LowGradeFlagged = ratio(lowFP, lowN)
+	m.AUCHighVsNILM = AUC(hi, nilm)
+	return m
+}
+
+func ratio(a, b int) float64 {
+	if b == 0 {
+		return 0
+	}
+	return float64(a) / float64(b)
+}
+
+// AUC is the Mann-Whitney ROC AUC of pos scoring above neg (ties count one
+// half); 0 when either set is empty.
+func AUC(pos, neg []float64) float64 {
+	if len(pos) == 0 || len(neg) == 0 {
+		return 0
+	}
+	type sc struct {
+		v   float64
+		pos bool
+	}
+	all := make([]sc, 0, len(pos)+len(neg))
+	for _, v := range pos {
+		all = append(all, sc{v, true})
+	}
+	for _, v := range neg {
+		all = append(all, sc{v, false})
+	}
+	sort.Slice(all, func(i, j int) bool { return all[i].v < all[j].v })
+	// Rank sum of positives with mid-ranks for ties.
+	var rs float64
+	for i := 0; i < len(all); {
+		j := i
+		for j < len(all) && all[j].v == all[i].v {
+			j++
+		}
+		mid := float64(i+j+1) / 2
+		for k := i; k < j; k++ {
+			if all[k].pos {
+				rs += mid
+			}
+		}
+		i = j
+	}
+	np, nn := float64(len(pos)), float64(len(neg))
+	return (rs - np*(np+1)/2) / (np * nn)
+}
+
+// ThresholdAtFPR returns the lowest threshold t on the scores such that the
+// fraction of neg scores >= t is at most maxFPR (t is midway between two
+// neighbouring negative scores, so it generalises a little better than the
+// score itself).
+func ThresholdAtFPR(neg []float64, maxFPR float64) float64 {
+	if len(neg) == 0 {
+		return 0.5
+	}
+	s := append([]float64(nil), neg...)
+	sort.Float64s(s)
+	allowed := int(math.Floor(maxFPR * float64(len(s))))
+	i := len(s) - allowed // s[i:] may be flagged; s[i-1] must not be
+	if i <= 0 {
+		return s[0]
+	}
+	if i >= len(s) {
+		return math.Nextafter(s[len(s)-1], math.Inf(1))
+	}
+	if s[i] == s[i-1] {
+		return math.Nextafter(s[i-1], math.Inf(1))
+	}
+	return (s[i-1] + s[i]) / 2
+}

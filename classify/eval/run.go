@@ -1,0 +1,446 @@
+package eval
+
+import (
+	"context"
+	"encoding/csv"
+	"errors"
+	"fmt"
+	"image"
+	"io/fs"
+	"math"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"time"
+
+	"papscan/classify"
+	"papscan/classify/internal/dataset"
+)
+
+// Pixel sizes of the development data sets (µm per stored pixel).
+const (
+	// CRICPixelUM: CRIC fields and crops (see classify.DefaultPixelUM).
+	CRICPixelUM = classify.DefaultPixelUM
+	// ISBIPixelUM: ISBI 2014 EDF images (nuclei 20–40 px across).
+	ISBIPixelUM = 0.3
+	// MatchTolUM is the distance (µm) within which a detection matches a
+	// ground-truth nucleus point (10 px on the CRIC fields).
+	MatchTolUM = 2.5
+)
+
+// Options configure an evaluation.
+type Options struct {
+	// DataDir is laid out like the shared data (cric/cells, cric/fields,
+	// isbi2014); absent parts are skipped.
+	DataDir string
+	Model   *classify.Model
+	// Threshold is the high-grade operating point (config
+	// classify.high_grade_threshold).
+	Threshold float64
+	// Detect holds the detector settings. Detect.PixelUM is the robot
+	// camera's pixel size: field images are resampled to it before
+	// detection (0 keeps each data set's own pixel size).
+	Detect classify.DetectOptions
+}
+
+// prepare returns img at the detection pixel size and the factor mapping a
+// native coordinate u to the detection image: (u+0.5)·k − 0.5.
+func prepare(img *image.RGBA, native, robot float64) (*image.RGBA, float64) {
+	if robot <= 0 || math.Abs(robot/native-1) < 0.03 {
+		return img, 1
+	}
+	return classify.Rescale(img, native, robot), native / robot
+}
+
+// DetMetrics are detection scores against exhaustive ground truth.
+type DetMetrics struct {
+	Images     int     `json:"images"`
+	GT         int     `json:"gt"`
+	Detections int     `json:"detections"`
+	TP         int     `json:"tp"`
+	Precision  float64 `json:"precision"`
+	Recall     float64 `json:"recall"`
+	F1         float64 `json:"f1"`
+}
+
+// FieldRecall is the recall of labelled nuclei on the CRIC fields.
+type FieldRecall struct {
+	Images int `json:"images"`
+	// Labelled and Found count labelled nuclei per class name.
+	Labelled map[string]int `json:"labelled"`
+	Found    map[string]int `json:"found"`
+	// AbnormalRecall is over every non-NILM labelled nucleus.
+	AbnormalRecall float64 `json:"abnormal_recall"`
+	Recall         float64 `json:"recall"`
+}
+
+// CellSource says how the cell predictions were obtained.
+type CellSource struct {
+	// HeldOutFold counts cells of fields the shipped model was trained on,
+	// scored by the cross-validation fold that held the field out.
+	HeldOutFold int `json:"held_out_fold"`
+	// FinalModel counts cells of fields the model never saw.
+	FinalModel int `json:"final_model"`
+	Skipped    int `json:"skipped"`
+}
+
+// Result is the outcome of Run. Parts whose data is absent are nil.
+type Result struct {
+	Cells      *CellMetrics `json:"cells"`
+	CellSource *CellSource  `json:"cell_source"`
+	Detection  Detection    `json:"detection"`
+	Model      ModelID      `json:"model"`
+	Seconds    float64      `json:"seconds"`
+	DataDir    string       `json:"data_dir"`
+	Threshold  float64      `json:"threshold"`
+	// PixelUM: native pixel sizes of the data sets and the detection pixel
+	// size (the robot camera's) they are resampled to.
+	PixelUM struct {
+		CRIC   float64 `json:"cric"`
+		ISBI   float64 `json:"isbi"`
+		Detect float64 `json:"detect"`
+	} `json:"pixel_um"`
+}
+
+// Detection groups the detection results.
+type Detection struct {
+	ISBI               *DetMetrics  `json:"isbi"`
+	CRICAbnormalRecall *float64     `json:"cric_abnormal_recall"`
+	CRIC               *FieldRecall `json:"cric"`
+}
+
+// ModelID identifies the model evaluated.
+type ModelID struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
+}
+
+// Run evaluates opts.Model and the detector on opts.DataDir.
+func Run(ctx context.Context, opts Options) (*Result, error) {
+	start := time.Now()
+	if opts.Model == nil {
+		return nil, errors.New("eval: no model")
+	}
+	if st, err := os.Stat(opts.DataDir); err != nil || !st.IsDir() {
+		return nil, fmt.Errorf("eval: data directory %q not found", opts.DataDir)
+	}
+	r := &Result{Model: ModelID{opts.Model.Version, opts.Model.SHA256}, DataDir: opts.DataDir, Threshold: opts.Threshold}
+	r.PixelUM.CRIC, r.PixelUM.ISBI, r.PixelUM.Detect = CRICPixelUM, ISBIPixelUM, opts.Detect.PixelUM
+	var err error
+	if r.Cells, r.CellSource, err = cells(ctx, opts); err != nil {
+		return nil, err
+	}
+	if r.Detection.CRIC, err = cricFields(ctx, opts); err != nil {
+		return nil, err
+	}
+	if r.Detection.CRIC != nil {
+		v := r.Detection.CRIC.AbnormalRecall
+		r.Detection.CRICAbnormalRecall = &v
+	}
+	if r.Detection.ISBI, err = isbi(ctx, opts); err != nil {
+		return nil, err
+	}
+	r.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
+	return r, nil
+}
+
+func exists(p string) bool {
+	_, err := os.Stat(p)
+	return err == nil
+}
+
+// CentreNucleus returns the detected nucleus nearest the centre of a crop
+// (within 25 px), or a bare nucleus at the centre (found false).
+func CentreNucleus(det *classify.Detector, img *image.RGBA) (classify.Nucleus, bool) {
+	b := img.Bounds()
+	cx, cy := float64(b.Min.X+b.Dx()/2), float64(b.Min.Y+b.Dy()/2)
+	n := classify.Nucleus{X: cx, Y: cy, PixelUM: det.Options().PixelUM}
+	best, found := 25.0, false
+	for _, d := range det.Detect(img) {
+		if dd := math.Hypot(d.X-cx, d.Y-cy); dd < best {
+			best, n, found = dd, d, true
+		}
+	}
+	return n, found
+}
+
+func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
+	dir := filepath.Join(o.DataDir, "cric", "cells")
+	lp := filepath.Join(dir, "labels.csv")
+	if !exists(lp) {
+		return nil, nil, nil
+	}
+	rows, err := ReadCellLabels(lp)
+	if err != nil {
+		return nil, nil, err
+	}
+	det := classify.NewDetector(withPixel(o.Detect, CRICPixelUM))
+	src := &CellSource{}
+	var truth []classify.Class
+	var probs [][classify.NumClasses]float32
+	for _, row := range rows {
+		if err := ctx.Err(); err != nil {
+			return nil, nil, err
+		}
+		img, err := dataset.LoadRGBA(filepath.Join(dir, row.File))
+		if err != nil {
+			return nil, nil, err
+		}
+		n, _ := CentreNucleus(det, img)
+		f, ok := o.Model.Features(img, n)
+		var p [classify.NumClasses]float32
+		if !ok {
+			// No nucleus: the device would report nothing for this cell;
+			// score it as a confident NILM (a miss if abnormal).
+			src.Skipped++
+			p[classify.NILM] = 1
+		} else {
+			var fold int
+			p, fold = o.Model.PredictHeldOut(row.Field, f)
+			if fold >= 0 {
+				src.HeldOutFold++
+			} else {
+				src.FinalModel++
+			}
+		}
+		truth = append(truth, row.Class)
+		probs = append(probs, p)
+	}
+	if len(truth) == 0 {
+		return nil, nil, nil
+	}
+	m := Cells(truth, probs, o.Threshold)
+	return &m, src, nil
+}
+
+func withPixel(d classify.DetectOptions, px float64) classify.DetectOptions {
+	d.PixelUM = px
+	return d
+}
+
+// Point is a ground-truth nucleus position (pixels) with its label.
+type Point struct {
+	X, Y  float64
+	Class string
+}
+
+func readCSV(path string) ([]map[string]string, error) {
+	f, err := os.Open(path)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	recs, err := csv.NewReader(f).ReadAll()
+	if err != nil {
+		return nil, fmt.Errorf("%s: %w", path, err)
+	}
+	if len(recs) == 0 {
+		return nil, fmt.Errorf("%s: empty file", path)
+	}
+	var out []map[string]string
+	for _, r := range recs[1:] {
+		m := make(map[string]string, len(r))
+		for i, k := range recs[0] {
+			if i < len(r) {
+				m[k] = r[i]
+			}
+		}
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+func num(m map[string]string, k, path string) (float64, error) {
+	v, err := strconv.ParseFloat(m[k], 64)
+	if err != nil {
+		return 0, fmt.Errorf("%s: column %s: %w", path, k, err)
+	}
+	return v, nil
+}
+
+// groupPoints reads a nuclei CSV into points per image.
+func groupPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, []string, error) {
+	rows, err := readCSV(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	by := map[string][]Point{}
+	for _, r := range rows {
+		x, err := num(r, xCol, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		y, err := num(r, yCol, path)
+		if err != nil {
+			return nil, nil, err
+		}
+		p := Point{X: x, Y: y}
+		if classCol != "" {
+			c, err := classify.ParseClass(r[classCol])
+			if err != nil {
+				return nil, nil, fmt.Errorf("%s: %w", path, err)
+			}
+			p.Class = c.String()
+		}
+		by[r[imgCol]] = append(by[r[imgCol]], p)
+	}
+	names := make([]string, 0, len(by))
+	for k := range by {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	return by, names, nil
+}
+
+// MatchPoints greedily matches ground-truth points to detections within tol
+// px (closest pairs first); it returns the number of matches and, per
+// point, the index of its detection or -1.
+func MatchPoints(gt []Point, det []classify.Nucleus, tol float64) (int, []int) {
+	type pair struct {
+		d    float64
+		g, k int
+	}
+	var ps []pair
+	for g, p := range gt {
+		for k, n := range det {
+			if dd := math.Hypot(p.X-n.X, p.Y-n.Y); dd <= tol {
+				ps = append(ps, pair{dd, g, k})
+			}
+		}
+	}
+	sort.Slice(ps, func(i, j int) bool { return ps[i].d < ps[j].d })
+	gm := make([]int, len(gt))
+	for i := range gm {
+		gm[i] = -1
+	}
+	dm := make([]bool, len(det))
+	m := 0
+	for _, p := range ps {
+		if gm[p.g] >= 0 || dm[p.k] {
+			continue
+		}
+		gm[p.g], dm[p.k] = p.k, true
+		m++
+	}
+	return m, gm
+}
+
+// Covered reports whether a labelled point is found: a detection's centre
+// lies within tol px of it, or its bounding box contains it (CRIC points lie
+// a median 8 px from the nucleus's darkest pixel, not at its centre).
+func Covered(p Point, det []classify.Nucleus, tol float64) bool {
+	for _, n := range det {
+		if math.Hypot(p.X-n.X, p.Y-n.Y) <= tol || image.Pt(int(p.X), int(p.Y)).In(n.Box) {
+			return true
+		}
+	}
+	return false
+}
+
+func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
+	dir := filepath.Join(o.DataDir, "cric", "fields")
+	cp := filepath.Join(dir, "nuclei.csv")
+	if !exists(cp) {
+		return nil, nil
+	}
+	by, names, err := groupPoints(cp, "image_filename", "x_img", "y_img", "bethesda_system")
+	if err != nil {
+		return nil, err
+	}
+	px := o.Detect.PixelUM
+	if px <= 0 {
+		px = CRICPixelUM
+	}
+	det := classify.NewDetector(withPixel(o.Detect, px))
+	tol := MatchTolUM / px
+	fr := &FieldRecall{Labelled: map[string]int{}, Found: map[string]int{}}
+	var ab, abFound, all, allFound int
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		fr.Images++
+		img, k := prepare(img, CRICPixelUM, px)
+		ns := det.Detect(img)
+		for _, p := range by[name] {
+			ok := Covered(Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}, ns, tol)
+			fr.Labelled[p.Class]++
+			all++
+			if ok {
+				fr.Found[p.Class]++
+				allFound++
+			}
+			if p.Class != classify.NILM.String() {
+				ab++
+				if ok {
+					abFound++
+				}
+			}
+		}
+	}
+	if fr.Images == 0 {
+		return nil, nil
+	}
+	fr.AbnormalRecall = ratio(abFound, ab)
+	fr.Recall = ratio(allFound, all)
+	return fr, nil
+}
+
+func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
+	dir := filepath.Join(o.DataDir, "isbi2014")
+	cp := filepath.Join(dir, "nuclei.csv")
+	if !exists(cp) {
+		return nil, nil
+	}
+	by, names, err := groupPoints(cp, "image", "x", "y", "")
+	if err != nil {
+		return nil, err
+	}
+	px := o.Detect.PixelUM
+	if px <= 0 {
+		px = ISBIPixelUM
+	}
+	det := classify.NewDetector(withPixel(o.Detect, px))
+	tol := MatchTolUM / px
+	m := &DetMetrics{}
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
+		if errors.Is(err, fs.ErrNotExist) {
+			continue
+		}
+		if err != nil {
+			return nil, err
+		}
+		m.Images++
+		img, k := prepare(img, ISBIPixelUM, px)
+		ns := det.Detect(img)
+		gt := make([]Point, len(by[name]))
+		for i, p := range by[name] {
+			gt[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}
+		}
+		tp, _ := MatchPoints(gt, ns, tol)
+		m.TP += tp
+		m.GT += len(by[name])
+		m.Detections += len(ns)
+	}
+	if m.Images == 0 {
+		return nil, nil
+	}
+	m.Precision = ratio(m.TP, m.Detections)
+	m.Recall = ratio(m.TP, m.GT)
+	if m.Precision+m.Recall > 0 {
+		m.F1 = 2 * m.Precision * m.Recall / (m.Precision + m.Recall)
+	}
+	return m, nil
+}

@@ -1,0 +1,51 @@
+package eval
+
+import (
+	"context"
+	"testing"
+
+	"papscan/classify"
+	"papscan/classify/internal/dataset"
+)
+
+// TestRunRealData evaluates the embedded model and the default detector on
+// the shared data at the robot's 0.5 µm/px (skipped without the data or in
+// -short mode) and guards the measured levels against regressions.
+func TestRunRealData(t *testing.T) {
+	if testing.Short() {
+		t.Skip("evaluates the whole data set")
+	}
+	dir := dataset.Dir()
+	if dir == "" {
+		t.Skip("shared data not found")
+	}
+	m, err := classify.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r, err := Run(context.Background(), Options{DataDir: dir, Model: m, Threshold: 0.33,
+		Detect: classify.DetectOptions{PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Cells == nil || r.Detection.ISBI == nil || r.Detection.CRIC == nil {
+		t.Fatalf("parts missing: %+v", r)
+	}
+	c := r.Cells
+	t.Logf("cells %d: HG recall %.3f NILM FPR %.3f AUC %.3f macro-F1 %.3f; held-out %d final %d",
+		c.N, c.HighGradeRecall, c.NILMFPR, c.AUCHighVsNILM, c.MacroF1, r.CellSource.HeldOutFold, r.CellSource.FinalModel)
+	t.Logf("ISBI P %.3f R %.3f F1 %.3f; CRIC recall %.3f abnormal %.3f",
+		r.Detection.ISBI.Precision, r.Detection.ISBI.Recall, r.Detection.ISBI.F1, r.Detection.CRIC.Recall, r.Detection.CRIC.AbnormalRecall)
+	if r.CellSource.HeldOutFold < c.N*9/10 {
+		t.Errorf("only %d of %d cells scored by a held-out fold", r.CellSource.HeldOutFold, c.N)
+	}
+	if c.AUCHighVsNILM < 0.9 || c.NILMFPR > 0.1 || c.HighGradeRecall < 0.7 {
+		t.Errorf("cell metrics regressed: %+v", c)
+	}
+	if r.Detection.CRIC.AbnormalRecall < 0.95 {
+		t.Errorf("CRIC abnormal-nucleus recall %.3f < 0.95", r.Detection.CRIC.AbnormalRecall)
+	}
+	if r.Detection.ISBI.F1 < 0.6 {
+		t.Errorf("ISBI F1 %.3f < 0.6", r.Detection.ISBI.F1)
+	}
+}

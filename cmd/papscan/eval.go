@@ -1,0 +1,90 @@
+package main
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"io"
+
+	"papscan/classify"
+	"papscan/classify/eval"
+)
+
+func runEval(ctx context.Context, e env, args []string) int {
+	fs := newFlags(e, "eval", "eval --data DIR [--json] [--config FILE|PROFILE]",
+		"Measure the embedded cell model and the nucleus detector on a directory laid out like the shared data\n"+
+			"(cric/cells/labels.csv + crops, cric/fields/, isbi2014/; absent parts are skipped, null in JSON).\n"+
+			"Cells of fields the model was trained on are scored by the cross-validation fold that held the field out.\n"+
+			"The high-grade operating point and nucleus area limits come from the configuration.")
+	data := fs.String("data", "", "data directory (required)")
+	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
+	cfgName := fs.String("config", "sim", "configuration file or shipped profile for the classify thresholds")
+	if code, ok := parseFlags(fs, args); !ok {
+		return code
+	}
+	if *data == "" || fs.NArg() != 0 {
+		fmt.Fprintln(e.stderr, "papscan eval: --data DIR is required (and takes no arguments)")
+		fs.Usage()
+		return exitUsage
+	}
+	cfg, code := loadConfigOrProfile(e, *cfgName)
+	if cfg == nil {
+		return code
+	}
+	m, err := loadModel()
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
+		return exitFailure
+	}
+	res, err := eval.Run(ctx, eval.Options{
+		DataDir:   *data,
+		Model:     m,
+		Threshold: cfg.Classify.HighGradeThreshold,
+		Detect:    classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: cfg.Classify.MinNucleusArea, MaxAreaUM2: cfg.Classify.MaxNucleusArea},
+	})
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
+		return exitFailure
+	}
+	if *asJSON {
+		b, err := json.Marshal(res)
+		if err != nil {
+			fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stdout, "%s\n", b)
+		return exitOK
+	}
+	printEval(e.stdout, res)
+	return exitOK
+}
+
+func printEval(w io.Writer, r *eval.Result) {
+	fmt.Fprintf(w, "papscan eval %s\nmodel %s sha256:%s\n\n", r.DataDir, r.Model.Version, r.Model.SHA256)
+	if r.Cells == nil {
+		fmt.Fprintln(w, "cells: skipped (no cric/cells/labels.csv)")
+	} else {
+		fmt.Fprintf(w, "cells (cric/cells): %d held-out-fold predictions, %d by the final model (fields it never saw), %d without a nucleus\n",
+			r.CellSource.HeldOutFold, r.CellSource.FinalModel, r.CellSource.Skipped)
+		eval.PrintCells(w, r.Cells)
+	}
+	fmt.Fprintln(w)
+	if d := r.Detection.ISBI; d == nil {
+		fmt.Fprintln(w, "detection isbi2014: skipped")
+	} else {
+		fmt.Fprintf(w, "detection isbi2014 (%d images, %.2f µm/px resampled to %.2f, match within %.1f µm): gt %d, detections %d, precision %.3f recall %.3f F1 %.3f\n",
+			d.Images, r.PixelUM.ISBI, r.PixelUM.Detect, eval.MatchTolUM, d.GT, d.Detections, d.Precision, d.Recall, d.F1)
+	}
+	if c := r.Detection.CRIC; c == nil {
+		fmt.Fprintln(w, "detection cric/fields: skipped")
+	} else {
+		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f): labelled-nucleus recall %.3f, abnormal %.3f; per class:",
+			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, c.Recall, c.AbnormalRecall)
+		for k := range classify.NumClasses {
+			n := classify.Class(k).String()
+			fmt.Fprintf(w, " %s %d/%d", n, c.Found[n], c.Labelled[n])
+		}
+		fmt.Fprintln(w)
+	}
+	fmt.Fprintf(w, "\ntime %.1f s\n", r.Seconds)
+}
