@@ -155,8 +155,13 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 	return mz - b/(2*c), true
 }
 
-// focusPointsIn spreads n autofocus points over the inner part of the spot:
-// a square grid of ceil(sqrt(n)) per side within ±0.6 r, nearest first.
+// focusSpread is how far out (in spot radii) the focus-point grid reaches:
+// the corners of the grid stay inside the spot, its edges reach near the
+// rim so that the map interpolates rather than extrapolates there.
+const focusSpread = 0.7
+
+// focusPointsIn spreads n autofocus points over the spot: a square grid of
+// ceil(sqrt(n)) per side within ±focusSpread r, nearest the centre first.
 func focusPointsIn(c Point, r float64, n int) []Point {
 	k := int(math.Ceil(math.Sqrt(float64(n))))
 	pts := make([]Point, 0, k*k)
@@ -164,8 +169,8 @@ func focusPointsIn(c Point, r float64, n int) []Point {
 		for i := 0; i < k; i++ {
 			p := c
 			if k > 1 {
-				p.X += (float64(i)/float64(k-1)*2 - 1) * 0.6 * r
-				p.Y += (float64(j)/float64(k-1)*2 - 1) * 0.6 * r
+				p.X += (float64(i)/float64(k-1)*2 - 1) * focusSpread * r
+				p.Y += (float64(j)/float64(k-1)*2 - 1) * focusSpread * r
 			}
 			pts = append(pts, p)
 		}
@@ -295,6 +300,7 @@ func FitRobust(pts []FocusPoint, maxResidual float64) (m *FocusMap, kept, reject
 	if err != nil {
 		return nil, kept, rejected
 	}
+	fm.withResiduals(kept)
 	return fm, kept, rejected
 }
 

@@ -68,7 +68,15 @@ func (s *Scanner) overview(ctx context.Context, r *Report) (spot Spot, haveSpot 
 	nom := s.o.SpotCenter
 	lx, _ := toPix(Point{nom.X - s.o.SpotDiameter/2 - 2000, nom.Y})
 	crop := image.Rect(0, 0, int(math.Max(0, math.Min(lx, float64(w)))), h).Add(img.Rect.Min)
-	res, lerr := label.Read(img.SubImage(crop))
+	// Read the label where its paper is (brighter than glass and holder):
+	// the tight crop keeps the holder's edges from confusing the 2-D
+	// symbol detectors; the whole part left of the spot is the fallback.
+	res, lerr := label.Read(img.SubImage(paperBox(img, crop, int(math.Ceil(1000/px)))))
+	if lerr != nil {
+		if res2, err2 := label.Read(img.SubImage(crop)); err2 == nil {
+			res, lerr = res2, nil
+		}
+	}
 	magazine := r.Magazine
 	switch {
 	case lerr == nil && validSlideID.MatchString(res.Text):
@@ -168,4 +176,44 @@ func spotInOverview(img *image.RGBA, win image.Rectangle, b int) (Point, float64
 	}
 	c := Point{sx/float64(blocks) - 0.5 - float64(img.Rect.Min.X), sy/float64(blocks) - 0.5 - float64(img.Rect.Min.Y)}
 	return c, 2 * math.Sqrt(float64(blocks*b*b)/math.Pi), true
+}
+
+// paperBox is the bounding box, grown by margin pixels, of the label paper
+// in area of img: pixels brighter than the 90th percentile of green, when
+// that is brighter than clear glass would be. It returns area when there is
+// no such paper.
+func paperBox(img *image.RGBA, area image.Rectangle, margin int) image.Rectangle {
+	area = area.Intersect(img.Rect)
+	var hist [256]int
+	n := 0
+	for y := area.Min.Y; y < area.Max.Y; y += 2 {
+		for x := area.Min.X; x < area.Max.X; x += 2 {
+			hist[img.Pix[img.PixOffset(x, y)+1]]++
+			n++
+		}
+	}
+	if n == 0 {
+		return area
+	}
+	top, acc := 255, 0
+	for v := 255; v >= 0; v-- {
+		acc += hist[v]
+		if acc*10 >= n {
+			top = v
+			break
+		}
+	}
+	cut := top - 4
+	box := image.Rectangle{}
+	for y := area.Min.Y; y < area.Max.Y; y++ {
+		for x := area.Min.X; x < area.Max.X; x++ {
+			if int(img.Pix[img.PixOffset(x, y)+1]) >= cut {
+				box = box.Union(image.Rect(x, y, x+1, y+1))
+			}
+		}
+	}
+	if box.Dx() < 4*margin || box.Dy() < 4*margin {
+		return area
+	}
+	return box.Inset(-margin).Intersect(area)
 }

@@ -61,7 +61,7 @@ type Report struct {
 	overview   *overview
 	wallT0     time.Time
 	lowerBound time.Duration
-	moves      int // XY/Z moves waited for while imaging tiles
+	moves      int // tile moves (XY and/or Z together), for the settle estimate
 	cellsSoFar int // cells counted by the workers so far
 }
 
@@ -187,7 +187,7 @@ func (r *Report) finish(c hal.Clock, mm MotionModel) {
 	r.FinishedAt = c.Now()
 	r.Timing.Machine = r.FinishedAt.Sub(r.StartedAt)
 	r.Timing.Wall = time.Since(r.wallT0)
-	r.Timing.Settle = time.Duration(r.moves) * max(mm.X.Settle, mm.Y.Settle, mm.Z.Settle)
+	r.Timing.Settle = time.Duration(r.moves) * max(mm.X.Settle, mm.Y.Settle)
 	r.Timing.Exposure = time.Duration(r.Frames) * mm.Exposure
 	m := &r.Measures
 	if r.lowerBound > 0 {

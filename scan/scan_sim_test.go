@@ -25,6 +25,8 @@ type simRig struct {
 	cfg     *config.Config
 	world   *world.World
 	scanner *scan.Scanner
+	machine scan.Machine
+	options scan.Options
 	// onProgress, if set, sees the scanner's progress reports.
 	onProgress func(scan.Progress)
 }
@@ -88,40 +90,42 @@ func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) 
 	}
 	c := cfg.Classify
 	rig := &simRig{cfg: cfg, world: w}
-	sc, err := scan.New(m.Machine,
-		scan.Options{
-			RobotID:      "test",
-			SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
-			SpotDiameter: testSpotUM,
-			TileOverlap:  cfg.Scan.TileOverlap,
-			FocusRange:   cfg.Scan.FocusRange.UM(),
-			FocusStep:    cfg.Scan.FocusStep.UM(),
-			FocusPoints:  cfg.Scan.FocusPoints,
-			ZNominal:     cfg.Scan.ZNominal.UM(),
-			Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
-			Model:        model,
-			Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-				MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-				MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
-			Progress: func(p scan.Progress) {
-				if rig.onProgress != nil {
-					rig.onProgress(p)
-				}
-			},
-			Motion:      motionModel(cfg),
-			Overview:    scan.OverviewGeometry{CenterX: cfg.Scan.OverviewCenterX.UM(), CenterY: cfg.Scan.OverviewCenterY.UM()},
-			SelfTest:    scan.SelfTestOptions{Reference: scan.Point{X: cfg.Scan.ReferenceX.UM(), Y: cfg.Scan.ReferenceY.UM()}, ReferenceZ: cfg.Scan.ReferenceZ.UM(), Tolerance: cfg.Scan.SelfTestTolerance.UM()},
-			RefocusDrop: cfg.Scan.RefocusDrop,
-			RefocusMax:  cfg.Scan.RefocusMax,
-			ZPlanes:     cfg.Scan.ZPlanes,
-			ZPlaneStep:  cfg.Scan.ZPlaneStep.UM(),
-			StateDir:    rigStateDir(t, cfg),
-			FocusTruth:  w.FocusTruth,
-		})
+	opts := scan.Options{
+		RobotID:      "test",
+		SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
+		SpotDiameter: testSpotUM,
+		TileOverlap:  cfg.Scan.TileOverlap,
+		FocusRange:   cfg.Scan.FocusRange.UM(),
+		FocusStep:    cfg.Scan.FocusStep.UM(),
+		FocusPoints:  cfg.Scan.FocusPoints,
+		ZNominal:     cfg.Scan.ZNominal.UM(),
+		Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
+		Model:        model,
+		Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
+			MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
+			MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
+		Progress: func(p scan.Progress) {
+			if rig.onProgress != nil {
+				rig.onProgress(p)
+			}
+		},
+		Motion:      motionModel(cfg),
+		Overview:    scan.OverviewGeometry{CenterX: cfg.Scan.OverviewCenterX.UM(), CenterY: cfg.Scan.OverviewCenterY.UM()},
+		SelfTest:    scan.SelfTestOptions{Reference: scan.Point{X: cfg.Scan.ReferenceX.UM(), Y: cfg.Scan.ReferenceY.UM()}, ReferenceZ: cfg.Scan.ReferenceZ.UM(), Tolerance: cfg.Scan.SelfTestTolerance.UM()},
+		RefocusDrop: cfg.Scan.RefocusDrop,
+		RefocusMax:  cfg.Scan.RefocusMax,
+		ZPlanes:     cfg.Scan.ZPlanes,
+		ZPlaneStep:  cfg.Scan.ZPlaneStep.UM(),
+		StateDir:    rigStateDir(t, cfg),
+		FocusTruth:  w.FocusTruth,
+	}
+	sc, err := scan.New(m.Machine, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rig.scanner = sc
+	rig.machine = m.Machine
+	rig.options = opts
 	return rig
 }
 

@@ -333,6 +333,8 @@ func (s *Scanner) moveXYZ(ctx context.Context, r *Report, x, y, z float64) error
 			}
 			return err
 		}
+	}
+	if len(moves) > 0 {
 		r.moves++
 	}
 	if !zok {

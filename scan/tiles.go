@@ -133,11 +133,13 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 			return fmt.Errorf("tile %d: capture: %w", i, err)
 		}
 		mid := bufs[planes/2]
-		// Refocus when the tile is much less sharp than its recent
-		// neighbours although it holds as much tissue.
+		// Refocus when the tile is much less sharp, per unit of tissue,
+		// than its recent neighbours, while it holds a fair amount of
+		// tissue (a tile with few cells is not a focus problem).
 		if s.o.RefocusDrop > 0 && r.Focus.Refocus < s.o.RefocusMax && len(sharp) >= 5 {
-			sh, tf := Sharpness(mid), tissueFraction(mid)
-			if sh < s.o.RefocusDrop*median(sharp) && tf >= 0.5*median(tissue) && tf > 0.02 {
+			tf := tissueFraction(mid)
+			sh := Sharpness(mid) / math.Max(tf, 1e-3)
+			if sh < s.o.RefocusDrop*median(sharp) && tf >= 0.7*median(tissue) && tf > 0.02 {
 				r.Focus.Refocus++
 				t0 := s.m.Clock.Now()
 				zn, err := s.autofocus(ctx, r, z, localRangeSteps*s.o.FocusStep, &afBuf)
@@ -148,6 +150,9 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 					free <- bufs
 					r.TilesMissing++
 					return fmt.Errorf("tile %d: refocus: %w", i, err)
+				case math.Abs(zn-z) < s.o.FocusStep/2:
+					// The focus was right: the tile is just poor in contrast.
+					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn)
 				default:
 					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", zs[i], "new_z_um", zn)
 					offset = zn - zs[i]
@@ -166,8 +171,11 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 			}
 		}
 		if s.o.RefocusDrop > 0 {
-			sharp = pushWindow(sharp, Sharpness(mid))
-			tissue = pushWindow(tissue, tissueFraction(mid))
+			tf := tissueFraction(mid)
+			if tf > 0.02 {
+				sharp = pushWindow(sharp, Sharpness(mid)/tf)
+				tissue = pushWindow(tissue, tf)
+			}
 		}
 		if s.o.FocusTruth != nil {
 			if zt, ok := s.o.FocusTruth(t.X, t.Y); ok {

@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"periph.io/x/conn/v3/gpio"
 
 	config "papscan/firmware-config"
+	"papscan/hal/camera"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
@@ -33,6 +38,7 @@ func runSim(ctx context.Context, e env, args []string) int {
 	synthetic := fs.Bool("synthetic", false, "use synthetic cells even when the real data is present")
 	jsonOut := fs.Bool("json", false, "print one JSON object per slide on stdout instead of the table")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: agent.log_level)")
+	resume := fs.Bool("resume", false, "keep the magazine's progress journal from an interrupted run (same seed): report the\ninterrupted slide for rerun, skip the slides done and scan the rest")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -72,12 +78,13 @@ func runSim(ctx context.Context, e env, args []string) int {
 		return exitConfig
 	}
 	log := newLogger(e.stderr, cfg.Agent.LogLevel)
-	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut}, log)
+	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume}, log)
 }
 
 type simOptions struct {
 	synthetic bool
 	json      bool
+	resume    bool
 }
 
 func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log *slog.Logger) int {
@@ -87,6 +94,13 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitFailure
 	}
 	const magazine = "M0001"
+	if !so.resume {
+		// A new simulated world holds a new magazine: forget the last run's.
+		if err := os.Remove(filepath.Join(cfg.Agent.StateDir, "progress", magazine+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+			return exitFailure
+		}
+	}
 	kind := slide.SurePath
 	if cfg.Sim.SpotKind == "thinprep" {
 		kind = slide.ThinPrep
@@ -100,6 +114,9 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
 		// The simulated spots have the configured nominal diameter.
 		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
+		if i == cfg.Sim.UnreadableLabelSlot {
+			specs[i].Label = slide.LabelDamaged
+		}
 	}
 	slides, source, err := world.BuildSlides(specs, data)
 	if err != nil {
@@ -124,6 +141,13 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
+	}
+	if w.Overview != nil {
+		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
+	}
+	if cfg.Sim.CameraLossSlot >= 0 {
+		// Mid-scan: past the overview and the focus map, among the tiles.
+		w.InjectCameraLoss(cfg.Sim.CameraLossSlot, simCameraLossFrames)
 	}
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
@@ -155,6 +179,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	defer closeTelemetry(ctx, tm)
 
 	opts := scanOptions(cfg, model, log)
+	opts.FocusTruth = w.FocusTruth // measures the focus error; the scanner never steers by it
 	bar := newProgressBar(e.stderr)
 	opts.Progress = func(p scan.Progress) {
 		bar.update(p)
@@ -168,11 +193,17 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitConfig
 	}
 	d := &deliverer{stateDir: cfg.Agent.StateDir, tm: tm, log: log}
-	if so.json {
-		d.jsonOut = e.stdout
-	}
 	pnl.Show(panel.StateScanning)
-	runErr := sc.RunMagazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+	mres, runErr := sc.Magazine(ctx, magazine, func(r *scan.Report) error {
+		if err := d.deliver(ctx, r); err != nil {
+			return err
+		}
+		if so.json {
+			fmt.Fprintf(e.stdout, "%s\n", simJSONLine(r))
+		}
+		return nil
+	})
+	printMagazine(out, mres)
 	if runErr != nil {
 		pnl.Show(panel.StateFault)
 		_ = sc.Halt()

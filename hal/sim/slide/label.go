@@ -5,6 +5,7 @@ import (
 
 	"github.com/makiuchi-d/gozxing"
 	"github.com/makiuchi-d/gozxing/datamatrix"
+	"github.com/makiuchi-d/gozxing/datamatrix/encoder"
 	"github.com/makiuchi-d/gozxing/qrcode"
 )
 
@@ -127,7 +128,9 @@ func (l *labelRaster) drawMatrix(id string, code LabelCode, usable float64) {
 	var bm *gozxing.BitMatrix
 	var err error
 	if code == LabelDataMatrix {
-		bm, err = datamatrix.NewDataMatrixWriter().Encode(id, gozxing.BarcodeFormat_DATA_MATRIX, 0, 0, nil)
+		// Square symbols, as slide printers use.
+		bm, err = datamatrix.NewDataMatrixWriter().Encode(id, gozxing.BarcodeFormat_DATA_MATRIX, 0, 0,
+			map[gozxing.EncodeHintType]interface{}{gozxing.EncodeHintType_DATA_MATRIX_SHAPE: encoder.SymbolShapeHint_FORCE_SQUARE})
 	} else {
 		bm, err = qrcode.NewQRCodeWriter().Encode(id, gozxing.BarcodeFormat_QR_CODE, 0, 0,
 			map[gozxing.EncodeHintType]interface{}{gozxing.EncodeHintType_MARGIN: 0})

@@ -430,3 +430,16 @@ func (l *Loader) origin() slide.Point {
 	cx, cy, _ := s.Spot()
 	return slide.Point{X: l.nominal.X - cx + l.offset.X, Y: l.nominal.Y - cy + l.offset.Y}
 }
+
+// SpotTruth is the stage position of the loaded slide's cell-spot centre
+// and the spot's radius (µm), or false with no slide loaded. Like
+// FocusTruth it is for measuring the scanner, which never sees it.
+func (w *World) SpotTruth() (x, y, r float64, ok bool) {
+	s := w.Loader.onStage()
+	if s == nil {
+		return 0, 0, 0, false
+	}
+	o := w.Loader.origin()
+	cx, cy, rad := s.Spot()
+	return cx + o.X, cy + o.Y, rad, true
+}
