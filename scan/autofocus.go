@@ -155,24 +155,34 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 	return mz - b/(2*c), true
 }
 
-// focusSpread is how far out (in spot radii) the focus-point grid reaches:
-// the corners of the grid stay inside the spot, its edges reach near the
-// rim so that the map interpolates rather than extrapolates there.
-const focusSpread = 0.7
+// Focus-point layout: a square grid reaching focusSpread spot radii from
+// the centre along the axes, keeping only the points within focusInside
+// radii (on specimen; the grid's corners would be bare glass).
+const (
+	focusSpread = 0.8
+	focusInside = 0.9
+)
 
-// focusPointsIn spreads n autofocus points over the spot: a square grid of
-// ceil(sqrt(n)) per side within ±focusSpread r, nearest the centre first.
+// focusPointsIn spreads autofocus points over the spot: the smallest square
+// grid (see focusSpread) with at least n points inside the spot, all of
+// them, nearest the centre first. One point is the centre.
 func focusPointsIn(c Point, r float64, n int) []Point {
-	k := int(math.Ceil(math.Sqrt(float64(n))))
-	pts := make([]Point, 0, k*k)
-	for j := 0; j < k; j++ {
-		for i := 0; i < k; i++ {
-			p := c
-			if k > 1 {
-				p.X += (float64(i)/float64(k-1)*2 - 1) * focusSpread * r
-				p.Y += (float64(j)/float64(k-1)*2 - 1) * focusSpread * r
+	if n <= 1 {
+		return []Point{c}
+	}
+	var pts []Point
+	for k := 2; k <= 64; k++ {
+		pts = pts[:0]
+		for j := range k {
+			for i := range k {
+				p := Point{c.X + (float64(i)/float64(k-1)*2-1)*focusSpread*r, c.Y + (float64(j)/float64(k-1)*2-1)*focusSpread*r}
+				if dist2(p, c) <= focusInside*focusInside*r*r {
+					pts = append(pts, p)
+				}
 			}
-			pts = append(pts, p)
+		}
+		if len(pts) >= n {
+			break
 		}
 	}
 	// Nearest the centre first: the first points anchor the later sweeps.
@@ -181,7 +191,7 @@ func focusPointsIn(c Point, r float64, n int) []Point {
 			pts[j], pts[j-1] = pts[j-1], pts[j]
 		}
 	}
-	return pts[:n]
+	return pts
 }
 
 func dist2(a, b Point) float64 { return (a.X-b.X)*(a.X-b.X) + (a.Y-b.Y)*(a.Y-b.Y) }

@@ -144,6 +144,9 @@ func TestResumeAfterRestart(t *testing.T) {
 		return nil
 	})
 	if !errors.Is(err, context.Canceled) || len(first) != 1 || first[0].SlideID != "C10" || !first[0].Complete() {
+		for _, r := range first {
+			t.Logf("report %s: %d/%d tiles, error %q", r.SlideID, r.TilesAnalysed, r.TilesPlanned, r.Error)
+		}
 		t.Fatalf("first run: err %v, %d reports", err, len(first))
 	}
 
@@ -157,7 +160,7 @@ func TestResumeAfterRestart(t *testing.T) {
 		t.Fatalf("after restart: %d reports, skipped %v; want the interrupted report and the rescan, slot 0 skipped", len(second), res.Skipped)
 	}
 	ir, rs := second[0], second[1]
-	if ir.SlideID != "C11" || ir.Verdict != classify.VerdictIncomplete || !ir.Rerun || ir.Complete() || ir.TilesCaptured < 6 || ir.TilesCaptured >= ir.TilesPlanned {
+	if ir.SlideID != "C11" || ir.Verdict != classify.VerdictIncomplete || !ir.Rerun || ir.Complete() || ir.TilesCaptured < 4 || ir.TilesPlanned == 0 || ir.TilesCaptured >= ir.TilesPlanned {
 		t.Errorf("interrupted report: slide %s verdict %s rerun %v tiles %d/%d", ir.SlideID, ir.Verdict, ir.Rerun, ir.TilesCaptured, ir.TilesPlanned)
 	}
 	if rs.SlideID != "C11" || !rs.Complete() || rs.Verdict == classify.VerdictIncomplete || rs.ResultID == ir.ResultID {

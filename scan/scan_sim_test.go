@@ -50,6 +50,7 @@ func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) 
 	cfg := config.Default()
 	cfg.Scan.SpotDiameter = config.Distance(testSpotUM * 1000)
 	cfg.Classify.MinSquamousCells = 100
+	cfg.Scan.FocusPoints = 9 // a 2 mm spot needs few
 	cfg.Machine.Loader.Slots = max(cfg.Machine.Loader.Slots, len(specs))
 	if tweak != nil {
 		tweak(cfg)

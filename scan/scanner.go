@@ -175,12 +175,14 @@ func (s *Scanner) scanSlot(ctx context.Context, magazine string, slot int, j *jo
 	scanErr := s.scanLoaded(ctx, r, j)
 	if scanErr != nil {
 		r.Error = scanErr.Error()
-		_ = s.Halt()
+		if !errors.Is(scanErr, ErrSlide) {
+			_ = s.Halt() // a slide problem leaves the machine as it is
+		}
 	}
 	s.progress(Progress{SlideID: r.SlideID, Phase: "unload"})
 	// Unload even after a scan error so the slide goes back to its slot;
 	// use a fresh context if ctx is what ended, but never after a fault.
-	if scanErr == nil || errors.Is(scanErr, context.Canceled) || errors.Is(scanErr, context.DeadlineExceeded) {
+	if scanErr == nil || errors.Is(scanErr, ErrSlide) || errors.Is(scanErr, context.Canceled) || errors.Is(scanErr, context.DeadlineExceeded) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
 		t0 := s.m.Clock.Now()
 		err := s.m.Loader.Unload(uctx)
@@ -237,6 +239,9 @@ func (s *Scanner) scanLoaded(ctx context.Context, r *Report, j *journal) error {
 		return fmt.Errorf("%w: %w", ErrSlide, err)
 	}
 	r.TilesPlanned = len(plan.Tiles)
+	if j != nil {
+		j.planned(r)
+	}
 
 	// 4. Focus map.
 	t0 = s.m.Clock.Now()
