@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"testing"
 
@@ -18,10 +19,10 @@ import (
 	"papscan/scan"
 )
 
-// small makes a rig cheap: a 1.5 mm spot, four focus points.
+// small makes a rig cheap: a 1.2 mm spot, four focus points.
 func small(stateDir string) func(*config.Config) {
 	return func(c *config.Config) {
-		c.Scan.SpotDiameter = config.Distance(1500 * 1000)
+		c.Scan.SpotDiameter = config.Distance(1200 * 1000)
 		c.Scan.FocusPoints = 4
 		c.Machine.Loader.LoadTime = config.Duration(2e9)
 		c.Classify.MinSquamousCells = 50
@@ -169,8 +170,8 @@ func TestResumeAfterRestart(t *testing.T) {
 }
 
 // TestRefocusOnSharpnessDrop: the focus drifts 6 µm in the middle of the
-// tiles; the sharpness drop triggers a refocus, whose offset carries the
-// rest of the slide.
+// tiles; the sharpness drops trigger refocusing, whose points correct the
+// map, so the tiles are still imaged in focus.
 func TestRefocusOnSharpnessDrop(t *testing.T) {
 	rig := newRig(t, slide.Negative)
 	rig.onProgress = func(p scan.Progress) {
@@ -189,8 +190,8 @@ func TestRefocusOnSharpnessDrop(t *testing.T) {
 	dof := world.DepthOfFieldUM(rig.cfg.Machine.Camera.Objective.NA)
 	t.Logf("refocus %d, autofocus ops %d (%.2f per field), frames/op %.1f, focus error rms %.2f µm (DOF %.1f)",
 		r.Focus.Refocus, r.Focus.Ops, r.Measures.AutofocusPerField, r.Measures.FramesPerAutofocus, r.Focus.ErrorRMS, dof)
-	if r.Focus.Refocus < 1 || r.Focus.Refocus > 3 {
-		t.Errorf("refocused %d times after one drift, want 1..3", r.Focus.Refocus)
+	if r.Focus.Refocus < 1 || r.Focus.Refocus > rig.cfg.Scan.RefocusMax {
+		t.Errorf("refocused %d times after a drift, want 1..%d", r.Focus.Refocus, rig.cfg.Scan.RefocusMax)
 	}
 	if !r.Complete() || r.Focus.ErrorRMS > dof/4 {
 		t.Errorf("complete %v, focus error %.2f µm > DOF/4", r.Complete(), r.Focus.ErrorRMS)
@@ -261,7 +262,7 @@ func TestMagazineUnattended(t *testing.T) {
 			r.Measures.ScanEfficiency, r.Measures.AutofocusPerField, r.Measures.FocusErrorRMS, r.Flags)
 		switch {
 		case i == lost:
-			if r.Complete() || r.Verdict != classify.VerdictIncomplete || !errors.Is(errors.New(r.Error), errors.New(r.Error)) || r.Error == "" {
+			if r.Complete() || r.Verdict != classify.VerdictIncomplete || !strings.Contains(r.Error, syscall.ENODEV.Error()) {
 				t.Errorf("slot %d lost its camera but reported %s (complete %v)", i, r.Verdict, r.Complete())
 			}
 			continue

@@ -21,8 +21,12 @@ const sharpWindow = 15
 // flat. The stage and focus move to the next tile while the workers
 // analyse the previous ones. A tile whose sharpness drops well below the
 // running median although it shows as much tissue as usual is refocused
-// (bounded by RefocusMax) and captured again; the refocus offset then
-// carries over to the following tiles until the next refocus.
+// (bounded by RefocusMax) and captured again. A focus found off the map is
+// taken as a local map error and becomes a new point of the map, which
+// corrects the map around it (one bad area must not defocus the rest of
+// the slide); when two refocuses in a row find the same shift from the
+// original map, the whole focus has moved (thermal drift, a knock) and the
+// shift applies everywhere.
 func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary, j *journal) error {
 	type job struct {
 		i      int
@@ -104,7 +108,11 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	fromZ, _ := s.m.Focus.Z()
 	phase0 := s.m.Clock.Now()
 	var sharp, tissue []float64 // recent tiles
-	offset := 0.0               // refocus correction to the map
+	base := fm                  // the map as measured before the tiles
+	basePts := r.Focus.Map      // its points
+	var local []FocusPoint      // points added by refocusing
+	offset := 0.0               // focus shift of the whole slide found by refocusing
+	lastDev := math.NaN()       // shift from base+offset found by the last refocus
 	var errSS float64
 	var errN int
 	var afBuf *image.RGBA
@@ -114,7 +122,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		z := zs[i] + offset
+		z := fm.Z(t.X, t.Y) + offset
 		lowest := z - float64(planes/2)*s.o.ZPlaneStep
 		if err := s.moveXYZ(ctx, r, t.X, t.Y, lowest); err != nil {
 			return fmt.Errorf("tile %d: %w", i, err)
@@ -154,8 +162,21 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 					// The focus was right: the tile is just poor in contrast.
 					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn)
 				default:
-					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", zs[i], "new_z_um", zn)
-					offset = zn - zs[i]
+					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn)
+					dev := zn - base.Z(t.X, t.Y) - offset
+					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 {
+						// The same shift twice: the whole focus moved.
+						offset += dev
+						local, fm, lastDev = nil, base, math.NaN()
+						r.Focus.Map = basePts
+					} else {
+						local = append(local, FocusPoint{t.X, t.Y, zn - offset})
+						pts := append(append([]FocusPoint(nil), basePts...), local...)
+						if m2, kept, _ := FitRobust(pts, s.rejectResidual()); m2 != nil {
+							fm, r.Focus.Map = m2, kept
+						}
+						lastDev = dev
+					}
 					z = zn
 					lowest = z - float64(planes/2)*s.o.ZPlaneStep
 					if err := s.setZ(ctx, r, lowest); err == nil {

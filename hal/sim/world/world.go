@@ -171,7 +171,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	})
 	w.Reference = slide.Synthetic(slide.Spec{
 		ID: "REFERENCE", Seed: cfg.Sim.Seed + 77, SpotDiameterUM: referenceDiameterUM,
-		CellsPerMM2: 400, FocusBaseUM: cfg.Scan.ReferenceZ.UM(), FocusAmplitudeUM: -1,
+		CellsPerMM2: 200, FocusBaseUM: cfg.Scan.ReferenceZ.UM(), FocusAmplitudeUM: -1,
 	})
 	if px := cfg.Scan.OverviewPixelSize.UM(); px > 0 {
 		w.Overview = newOverviewCamera(w.Clock, w.Loader, cfg.Scan.OverviewCenterX.UM(), cfg.Scan.OverviewCenterY.UM(), px)
