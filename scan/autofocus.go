@@ -159,8 +159,8 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 // the centre along the axes, keeping only the points within focusInside
 // radii (on specimen; the grid's corners would be bare glass).
 const (
-	focusSpread = 0.8
-	focusInside = 0.9
+	focusSpread = 0.9
+	focusInside = 0.97
 )
 
 // focusPointsIn spreads autofocus points over the spot: the smallest square

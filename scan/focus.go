@@ -147,7 +147,7 @@ func (m *FocusMap) withResiduals(pts []FocusPoint) {
 
 // rbfRegularisation is added to the kernel's diagonal: the residual
 // interpolation passes near, not exactly through, each point.
-const rbfRegularisation = 0.01
+const rbfRegularisation = 0.3
 
 // FocusPoint is one autofocus measurement.
 type FocusPoint struct {

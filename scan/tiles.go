@@ -25,8 +25,8 @@ const sharpWindow = 15
 // taken as a local map error and becomes a new point of the map, which
 // corrects the map around it (one bad area must not defocus the rest of
 // the slide); when two refocuses in a row find the same shift from the
-// original map, the whole focus has moved (thermal drift, a knock) and the
-// shift applies everywhere.
+// original map at places a quarter of the spot apart, the whole focus has
+// moved (thermal drift, a knock) and the shift applies everywhere.
 func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary, j *journal) error {
 	type job struct {
 		i      int
@@ -113,6 +113,8 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	var local []FocusPoint      // points added by refocusing
 	offset := 0.0               // focus shift of the whole slide found by refocusing
 	lastDev := math.NaN()       // shift from base+offset found by the last refocus
+	var lastAt Point            // where
+	farApart := r.Spot.Diameter / 4
 	var errSS float64
 	var errN int
 	var afBuf *image.RGBA
@@ -164,8 +166,9 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 				default:
 					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn)
 					dev := zn - base.Z(t.X, t.Y) - offset
-					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 {
-						// The same shift twice: the whole focus moved.
+					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 && math.Sqrt(dist2(t, lastAt)) > farApart {
+						// The same shift twice, far apart: the whole focus
+						// moved (neighbouring tiles share a local error).
 						offset += dev
 						local, fm, lastDev = nil, base, math.NaN()
 						r.Focus.Map = basePts
@@ -175,7 +178,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 						if m2, kept, _ := FitRobust(pts, s.rejectResidual()); m2 != nil {
 							fm, r.Focus.Map = m2, kept
 						}
-						lastDev = dev
+						lastDev, lastAt = dev, t
 					}
 					z = zn
 					lowest = z - float64(planes/2)*s.o.ZPlaneStep
