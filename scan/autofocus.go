@@ -220,6 +220,8 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		}
 		z, err := s.autofocus(ctx, r, zc, half, &buf)
 		if errors.Is(err, ErrNoFocusPeak) && half < s.o.FocusRange {
+			// Widen the same operation to the whole range.
+			r.Focus.Ops--
 			z, err = s.autofocus(ctx, r, zc, s.o.FocusRange, &buf)
 		}
 		r.Focus.Points++

@@ -102,8 +102,9 @@ type FocusStats struct {
 	Failed int `json:"failed"`
 	// Rejected points were implausible (slope, residual).
 	Rejected int `json:"rejected"`
-	// Ops counts autofocus operations: map points (a widened retry counts
-	// again) and refocuses; Frames all the frames they took.
+	// Ops counts autofocus operations: map points (a sweep widened after
+	// a miss is the same operation) and refocuses; Frames all the frames
+	// they took.
 	Ops     int `json:"autofocus_ops"`
 	Refocus int `json:"refocus"`
 	Frames  int `json:"frames"`
