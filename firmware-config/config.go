@@ -332,8 +332,8 @@ type Sim struct {
 	// UnreadableLabelSlot is a slot whose slide has a damaged label; -1
 	// for none.
 	UnreadableLabelSlot int `yaml:"unreadable_label_slot"`
-	// CameraLossSlot is a slot during whose scan the camera is unplugged;
-	// -1 for none.
+	// CameraLossSlot is a slot whose camera is unplugged half way through
+	// its tiles; -1 for none.
 	CameraLossSlot int `yaml:"camera_loss_slot"`
 }
 

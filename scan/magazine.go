@@ -97,10 +97,11 @@ func (s *Scanner) Magazine(ctx context.Context, magazine string, onReport func(*
 			}
 		}
 	}
-	if err := s.Home(ctx); err != nil {
-		return res, err
-	}
-	if !s.o.SelfTest.Disabled {
+	if s.o.SelfTest.Disabled {
+		if err := s.Home(ctx); err != nil {
+			return res, err
+		}
+	} else { // the self-test homes
 		st, err := s.selfTest(ctx)
 		res.Before = st
 		if err != nil {

@@ -145,10 +145,6 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if w.Overview != nil {
 		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
 	}
-	if cfg.Sim.CameraLossSlot >= 0 {
-		// Mid-scan: past the overview and the focus map, among the tiles.
-		w.InjectCameraLoss(cfg.Sim.CameraLossSlot, simCameraLossFrames)
-	}
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
 
@@ -181,7 +177,17 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	opts := scanOptions(cfg, model, log)
 	opts.FocusTruth = w.FocusTruth // measures the focus error; the scanner never steers by it
 	bar := newProgressBar(e.stderr)
+	lossArmed := false
 	opts.Progress = func(p scan.Progress) {
+		// sim.camera_loss_slot: unplug the camera half way through that
+		// slide's tiles (the slide is still named by its slot at load).
+		if cfg.Sim.CameraLossSlot >= 0 && p.Phase == "load" {
+			lossArmed = p.SlideID == scan.SlideID(magazine, cfg.Sim.CameraLossSlot)
+		}
+		if lossArmed && p.Phase == "scan" && p.Total > 0 && p.Done == p.Total/2 {
+			lossArmed = false
+			w.Camera.Disconnect()
+		}
 		bar.update(p)
 		if p.Phase == "scan" {
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)

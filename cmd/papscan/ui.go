@@ -90,11 +90,6 @@ func printTable(w io.Writer, reports []*scan.Report, paths map[string]string) {
 	tw.Flush()
 }
 
-// simCameraLossFrames is after how many frames of its slide the camera is
-// unplugged when sim.camera_loss_slot is set: past the overview and the
-// focus map, among the tiles.
-const simCameraLossFrames = 200
-
 // simJSONLine is the per-slide line of `papscan sim --json`: flat keys a
 // program can check.
 func simJSONLine(r *scan.Report) []byte {
