@@ -12,7 +12,7 @@ go test -run '^$' -bench . -benchmem -count 1 ./... | tee "$raw"
 scanraw=$(mktemp)
 trap 'rm -f "$raw" "$scanraw"' EXIT
 for profile in sim papscan-r2; do
-  PAPSCAN_BENCH_SLIDE=1 go test -run '^$' -bench "BenchmarkSlide/${profile}\$" -benchtime 1x ./scan | tee -a "$scanraw"
+  PAPSCAN_BENCH_SLIDE=1 go test -run '^$' -bench "BenchmarkSlide/${profile}\$" -benchtime 1x -timeout 60m ./scan | tee -a "$scanraw"
 done
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 {
