@@ -107,7 +107,7 @@ func (s *Scanner) selfTest(ctx context.Context) (*SelfTestResult, error) {
 	fail := func(name string, err error) (*SelfTestResult, error) {
 		res.add(Check{Name: name, Detail: err.Error()})
 		_ = s.Halt()
-		return res, ctxErr(ctx, err)
+		return res, ctxErr(ctx)
 	}
 	if s.m.Light != nil {
 		if err := s.m.Light.SetBrightness(1); err != nil {
@@ -192,12 +192,10 @@ func (s *Scanner) selfTest(ctx context.Context) (*SelfTestResult, error) {
 	return res, nil
 }
 
-func ctxErr(ctx context.Context, err error) error {
-	if ctx.Err() != nil {
-		return ctx.Err()
-	}
-	return nil
-}
+// ctxErr is ctx's error if it ended (the failure is then the
+// cancellation, not the machine), else nil: a device failure is a failed
+// check, not an error.
+func ctxErr(ctx context.Context) error { return ctx.Err() }
 
 // meanAbsDiff is the mean absolute difference of green between a and b on
 // a sparse grid.
