@@ -271,7 +271,8 @@ type Scan struct {
 	FocusRange Distance `yaml:"focus_range"`
 	// FocusStep is the coarse focus step.
 	FocusStep Distance `yaml:"focus_step"`
-	// FocusPoints is the number of autofocus points of the focus map.
+	// FocusPoints is the number of autofocus points of the focus map (the
+	// scanner uses no more than one per 10 planned tiles).
 	FocusPoints int `yaml:"focus_points"`
 	// ZNominal is the expected focus Z when nothing better is known.
 	ZNominal Distance `yaml:"z_nominal"`

@@ -10,6 +10,12 @@ import (
 
 // Autofocus tuning.
 const (
+	// focusTilesPerPoint caps the focus map's points at one per so many
+	// planned tiles (with refocusing, autofocus stays under one operation
+	// per 8 fields); minFocusPoints is the floor (a centre and four
+	// around: a plane with a check).
+	focusTilesPerPoint = 10
+	minFocusPoints     = 5
 	// maxFocusSlope is the steepest focal surface believed, µm per mm: a
 	// slide on a holder tilts a few µm/mm at most; a point implying more
 	// against its neighbours focused on something else (dust on the
@@ -204,7 +210,10 @@ func dist2(a, b Point) float64 { return (a.X-b.X)*(a.X-b.X) + (a.Y-b.Y)*(a.Y-b.Y
 // points (too steep against their neighbours, or far off the surface fitted
 // without them) are rejected; the map needs at least one good point.
 func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float64) (*FocusMap, error) {
-	pts := focusPointsIn(c, radius, s.o.FocusPoints)
+	// No more points than the plan is worth: at most one per
+	// focusTilesPerPoint tiles (a small spot needs few).
+	n := min(s.o.FocusPoints, max(minFocusPoints, r.TilesPlanned/focusTilesPerPoint))
+	pts := focusPointsIn(c, radius, n)
 	var good []FocusPoint
 	var buf *image.RGBA
 	for i, p := range pts {
