@@ -334,10 +334,38 @@ type Scan struct {
 	FocusRange Distance `yaml:"focus_range"`
 	// FocusStep is the coarse focus step.
 	FocusStep Distance `yaml:"focus_step"`
-	// FocusPoints is the number of autofocus points of the focus map.
+	// FocusPoints is the number of autofocus points of the focus map (the
+	// scanner uses no more than one per 10 planned tiles).
 	FocusPoints int `yaml:"focus_points"`
 	// ZNominal is the expected focus Z when nothing better is known.
 	ZNominal Distance `yaml:"z_nominal"`
+	// OverviewPixelSize is the slide size of one pixel of the
+	// low-magnification overview camera (label and spot); 0 means the robot
+	// has none (the spot is then found by probing with the main camera and
+	// the label is not read).
+	OverviewPixelSize Distance `yaml:"overview_pixel_size"`
+	// OverviewCenterX, OverviewCenterY are the stage position that puts the
+	// point seen at the overview image's centre under the objective.
+	OverviewCenterX Distance `yaml:"overview_center_x"`
+	OverviewCenterY Distance `yaml:"overview_center_y"`
+	// ReferenceX, ReferenceY are the stage position of the reference target
+	// on the slide holder used by the self-test; ReferenceZ is its focus.
+	ReferenceX Distance `yaml:"reference_x"`
+	ReferenceY Distance `yaml:"reference_y"`
+	ReferenceZ Distance `yaml:"reference_z"`
+	// SelfTestTolerance is the largest home-repeatability error and focus
+	// offset on the reference the self-test accepts.
+	SelfTestTolerance Distance `yaml:"selftest_tolerance"`
+	// RefocusDrop: a tile whose sharpness falls below this fraction of the
+	// running median is refocused; 0 disables refocusing.
+	RefocusDrop float64 `yaml:"refocus_drop"`
+	// RefocusMax bounds the refocus operations per slide.
+	RefocusMax int `yaml:"refocus_max"`
+	// ZPlanes is the number of focal planes per tile (1, or an odd z-stack
+	// for thick clusters, merged by per-pixel sharpness); ZPlaneStep their
+	// spacing.
+	ZPlanes    int      `yaml:"z_planes"`
+	ZPlaneStep Distance `yaml:"z_plane_step"`
 }
 
 // Classify configures cell classification and the slide verdict.
@@ -373,6 +401,12 @@ type Sim struct {
 	// DataDir; "" means automatic: ../shared/data if present.
 	DataDir  string `yaml:"data_dir"`
 	SpotKind string `yaml:"spot_kind"`
+	// UnreadableLabelSlot is a slot whose slide has a damaged label; -1
+	// for none.
+	UnreadableLabelSlot int `yaml:"unreadable_label_slot"`
+	// CameraLossSlot is a slot whose camera is unplugged half way through
+	// its tiles; -1 for none.
+	CameraLossSlot int `yaml:"camera_loss_slot"`
 }
 
 // Clone returns a deep copy of c.

@@ -542,6 +542,23 @@ func (c *Config) validateScan(v *validator) {
 		v.add("scan.focus_range", "z_nominal ± focus_range (%s ± %s) must lie within machine.axes.z travel [%s, %s]",
 			s.ZNominal, s.FocusRange, z.TravelMin, z.TravelMax)
 	}
+	if inRange(v, "scan.overview_pixel_size", s.OverviewPixelSize, 0, 200*Micrometre, false, false, fmtDist) && s.OverviewPixelSize > 0 {
+		inRange(v, "scan.overview_center_x", s.OverviewCenterX, -200*Millimetre, 200*Millimetre, false, false, fmtDist)
+		inRange(v, "scan.overview_center_y", s.OverviewCenterY, -200*Millimetre, 200*Millimetre, false, false, fmtDist)
+	}
+	inRange(v, "scan.reference_x", s.ReferenceX, ax.X.TravelMin, ax.X.TravelMax, false, false, fmtDist)
+	inRange(v, "scan.reference_y", s.ReferenceY, ax.Y.TravelMin, ax.Y.TravelMax, false, false, fmtDist)
+	if okRange && (s.ReferenceZ-s.FocusRange < z.TravelMin || s.ReferenceZ+s.FocusRange > z.TravelMax) {
+		v.add("scan.reference_z", "reference_z ± focus_range (%s ± %s) must lie within machine.axes.z travel [%s, %s]",
+			s.ReferenceZ, s.FocusRange, z.TravelMin, z.TravelMax)
+	}
+	inRange(v, "scan.selftest_tolerance", s.SelfTestTolerance, 0, 100*Micrometre, true, false, fmtDist)
+	inRange(v, "scan.refocus_drop", s.RefocusDrop, 0, 1, false, true, fmtFloat)
+	inRange(v, "scan.refocus_max", s.RefocusMax, 0, 10000, false, false, fmtInt)
+	if inRange(v, "scan.z_planes", s.ZPlanes, 1, 9, false, false, fmtInt) && s.ZPlanes%2 == 0 {
+		v.add("scan.z_planes", "must be odd (the middle plane is the mapped focus), got %d", s.ZPlanes)
+	}
+	inRange(v, "scan.z_plane_step", s.ZPlaneStep, 0, 50*Micrometre, true, false, fmtDist)
 }
 
 func (c *Config) validateClassify(v *validator) {
@@ -571,4 +588,6 @@ func (c *Config) validateSim(v *validator) {
 		v.add("sim.slides", "must be in [1, %d] (machine.loader.slots), got %d", slots, s.Slides)
 	}
 	oneOf(v, "sim.spot_kind", s.SpotKind, "surepath", "thinprep")
+	inRange(v, "sim.unreadable_label_slot", s.UnreadableLabelSlot, -1, slots-1, false, false, fmtInt)
+	inRange(v, "sim.camera_loss_slot", s.CameraLossSlot, -1, slots-1, false, false, fmtInt)
 }

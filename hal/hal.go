@@ -145,6 +145,10 @@ type Machine struct {
 	Light  Light // optional
 	Loader SlideLoader
 	Clock  Clock
+	// Overview is the optional low-magnification camera that sees the whole
+	// slide on the holder (label code, cell spot); nil when the robot has
+	// none. Its PixelSize is the slide size of one of its pixels.
+	Overview Camera
 }
 
 // Focus moves the objective (or the specimen) along the optical axis. A Z

@@ -8,69 +8,187 @@ import (
 	"math"
 )
 
-// autofocus finds the best focus near zc at the current XY with a coarse
-// sweep over ±FocusRange and a fine sweep around the coarse peak. Every sweep
-// approaches from below (increasing Z) so gear backlash is always taken up
-// the same way. It returns the focus and the frames it took.
-func (s *Scanner) autofocus(ctx context.Context, r *Report, zc float64, buf **image.RGBA) (float64, error) {
+// Autofocus tuning.
+const (
+	// focusTilesPerPoint caps the focus map's points at one per so many
+	// planned tiles (with refocusing, autofocus stays under one operation
+	// per 8 fields); minFocusPoints is the floor (a centre and four
+	// around: a plane with a check).
+	focusTilesPerPoint = 10
+	minFocusPoints     = 5
+	// maxFocusSlope is the steepest focal surface believed, µm per mm: a
+	// slide on a holder tilts a few µm/mm at most; a point implying more
+	// against its neighbours focused on something else (dust on the
+	// coverslip, a bubble).
+	maxFocusSlope = 20.0
+	// localRangeSteps is the half range, in coarse steps, of a sweep
+	// centred on a prediction (the focus map, a neighbour).
+	localRangeSteps = 3
+	// fineSamples are taken fineStepFrac coarse steps apart around the
+	// coarse peak and fitted.
+	fineSamples  = 5
+	fineStepFrac = 0.5
+)
+
+// autofocus finds the best focus near zc at the current XY: a coarse sweep
+// over zc ± half, stopped early once the sharpness has clearly passed its
+// peak, then a few fine samples around the coarse peak fitted with a
+// Gaussian (a parabola in log sharpness). Every sweep approaches from below
+// (increasing Z) so gear backlash is always taken up the same way. The
+// peak must be a real one: inside the sweep and well above its floor
+// (ErrNoFocusPeak otherwise). It is one autofocus operation in r.Focus.
+func (s *Scanner) autofocus(ctx context.Context, r *Report, zc, half float64, buf **image.RGBA) (float64, error) {
+	r.Focus.Ops++
 	zmin, zmax := s.m.Focus.Range()
 	lo, hi := um(zmin), um(zmax)
-	sweep := func(from, to, step float64) (float64, error) {
-		from, to = math.Max(from, lo), math.Min(to, hi)
-		n := int(math.Floor((to-from)/step+1e-9)) + 1
-		if n < 3 {
-			return 0, fmt.Errorf("%w: sweep %.1f..%.1f µm outside focus travel", ErrNoFocusPeak, from, to)
-		}
-		zs := make([]float64, n)
-		sh := make([]float64, n)
-		// Take up backlash: start one step below the sweep.
-		if err := s.setZ(ctx, r, math.Max(from-step, lo)); err != nil {
+	step := s.o.FocusStep
+	shoot := func(z float64) (float64, error) {
+		if err := s.setZ(ctx, r, z); err != nil {
 			return 0, err
 		}
-		for i := range zs {
-			zs[i] = from + float64(i)*step
-			if err := s.setZ(ctx, r, zs[i]); err != nil {
-				return 0, err
-			}
-			img, err := s.capture(ctx, r, *buf)
-			if err != nil {
-				return 0, err
-			}
-			*buf = img
-			r.Focus.Frames++
-			sh[i] = Sharpness(img)
+		img, err := s.capture(ctx, r, *buf)
+		if err != nil {
+			return 0, err
 		}
-		return peakOf(zs, sh)
+		*buf = img
+		r.Focus.Frames++
+		return Sharpness(img), nil
 	}
-	step := s.o.FocusStep
-	z, err := sweep(zc-s.o.FocusRange, zc+s.o.FocusRange, step)
+	from, to := math.Max(zc-half, lo), math.Min(zc+half, hi)
+	if to-from < 2*step {
+		return 0, fmt.Errorf("%w: sweep %.1f..%.1f µm outside focus travel", ErrNoFocusPeak, from, to)
+	}
+	// Take up backlash: start one step below the sweep.
+	if err := s.setZ(ctx, r, math.Max(from-step, lo)); err != nil {
+		return 0, err
+	}
+	var zs, sh []float64
+	best := 0
+	for z := from; z <= to+1e-9; z += step {
+		v, err := shoot(z)
+		if err != nil {
+			return 0, err
+		}
+		zs, sh = append(zs, z), append(sh, v)
+		if v > sh[best] {
+			best = len(sh) - 1
+		}
+		// Past a clear peak: stop, the rest of the sweep is downhill.
+		if n := len(sh); best > 0 && n-1-best >= 2 && v < 0.6*sh[best] && sh[n-2] < sh[best] {
+			break
+		}
+	}
+	zp, err := peakOf(zs, sh)
 	if err != nil {
 		return 0, err
 	}
-	fine := step / 3
-	zf, err := sweep(z-step, z+step, fine)
-	if err != nil {
-		if errors.Is(err, ErrNoFocusPeak) {
-			return z, nil // the coarse peak stands
-		}
+	// Fine samples around the coarse peak, again from below.
+	h := step * fineStepFrac
+	f0 := zp - h*float64(fineSamples-1)/2
+	if f0-h < lo || f0+h*float64(fineSamples-1) > hi {
+		return zp, nil
+	}
+	if err := s.setZ(ctx, r, f0-h); err != nil {
 		return 0, err
 	}
-	return zf, nil
+	fz := make([]float64, fineSamples)
+	fs := make([]float64, fineSamples)
+	for i := range fz {
+		fz[i] = f0 + float64(i)*h
+		if fs[i], err = shoot(fz[i]); err != nil {
+			return 0, err
+		}
+	}
+	if zf, ok := gaussPeak(fz, fs); ok && math.Abs(zf-zp) <= h*float64(fineSamples-1)/2 {
+		return zf, nil
+	}
+	return zp, nil
 }
 
-// focusPointsIn spreads n autofocus points over the inner part of the spot:
-// a square grid of ceil(sqrt(n)) per side within ±0.6 r, nearest first.
-func focusPointsIn(c Point, r float64, n int) []Point {
-	k := int(math.Ceil(math.Sqrt(float64(n))))
-	pts := make([]Point, 0, k*k)
-	for j := 0; j < k; j++ {
-		for i := 0; i < k; i++ {
-			p := c
-			if k > 1 {
-				p.X += (float64(i)/float64(k-1)*2 - 1) * 0.6 * r
-				p.Y += (float64(j)/float64(k-1)*2 - 1) * 0.6 * r
+// gaussPeak fits log(s) = a + b z + c z² by least squares and returns the
+// vertex -b/2c when the fit is concave (c < 0).
+func gaussPeak(zs, s []float64) (float64, bool) {
+	n := float64(len(zs))
+	if len(zs) < 3 {
+		return 0, false
+	}
+	var mz float64
+	for _, z := range zs {
+		mz += z
+	}
+	mz /= n
+	// Normal equations of the centred quadratic.
+	var s0, s1, s2, s3, s4, t0, t1, t2 float64
+	for i, z := range zs {
+		if !(s[i] > 0) {
+			return 0, false
+		}
+		u, l := z-mz, math.Log(s[i])
+		s0++
+		s1 += u
+		s2 += u * u
+		s3 += u * u * u
+		s4 += u * u * u * u
+		t0 += l
+		t1 += u * l
+		t2 += u * u * l
+	}
+	m := [3][4]float64{{s0, s1, s2, t0}, {s1, s2, s3, t1}, {s2, s3, s4, t2}}
+	for c := 0; c < 3; c++ {
+		p := c
+		for r := c + 1; r < 3; r++ {
+			if math.Abs(m[r][c]) > math.Abs(m[p][c]) {
+				p = r
 			}
-			pts = append(pts, p)
+		}
+		if math.Abs(m[p][c]) < 1e-12 {
+			return 0, false
+		}
+		m[c], m[p] = m[p], m[c]
+		for r := 0; r < 3; r++ {
+			if r != c {
+				f := m[r][c] / m[c][c]
+				for k := c; k < 4; k++ {
+					m[r][k] -= f * m[c][k]
+				}
+			}
+		}
+	}
+	b, c := m[1][3]/m[1][1], m[2][3]/m[2][2]
+	if !(c < 0) {
+		return 0, false
+	}
+	return mz - b/(2*c), true
+}
+
+// Focus-point layout: a square grid reaching focusSpread spot radii from
+// the centre along the axes, keeping only the points within focusInside
+// radii (on specimen; the grid's corners would be bare glass).
+const (
+	focusSpread = 0.9
+	focusInside = 0.97
+)
+
+// focusPointsIn spreads autofocus points over the spot: the smallest square
+// grid (see focusSpread) with at least n points inside the spot, all of
+// them, nearest the centre first. One point is the centre.
+func focusPointsIn(c Point, r float64, n int) []Point {
+	if n <= 1 {
+		return []Point{c}
+	}
+	var pts []Point
+	for k := 2; k <= 64; k++ {
+		pts = pts[:0]
+		for j := range k {
+			for i := range k {
+				p := Point{c.X + (float64(i)/float64(k-1)*2-1)*focusSpread*r, c.Y + (float64(j)/float64(k-1)*2-1)*focusSpread*r}
+				if dist2(p, c) <= focusInside*focusInside*r*r {
+					pts = append(pts, p)
+				}
+			}
+		}
+		if len(pts) >= n {
+			break
 		}
 	}
 	// Nearest the centre first: the first points anchor the later sweeps.
@@ -79,32 +197,42 @@ func focusPointsIn(c Point, r float64, n int) []Point {
 			pts[j], pts[j-1] = pts[j-1], pts[j]
 		}
 	}
-	return pts[:n]
+	return pts
 }
 
 func dist2(a, b Point) float64 { return (a.X-b.X)*(a.X-b.X) + (a.Y-b.Y)*(a.Y-b.Y) }
 
 // focusMap measures autofocus points across the spot and fits the focus
-// surface. Each sweep is centred on the surface predicted from the points
-// already measured. Points whose sweep shows no peak (a bare patch of glass,
-// a bubble) are skipped; the map needs at least one good point.
+// surface. The first sweep spans the whole focus range around the nominal
+// focus; later ones a few steps around the surface predicted from the
+// points so far (widened once if the peak falls outside). Points whose
+// sweep shows no peak (bare glass, a bubble) are skipped, and implausible
+// points (too steep against their neighbours, or far off the surface fitted
+// without them) are rejected; the map needs at least one good point.
 func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float64) (*FocusMap, error) {
-	pts := focusPointsIn(c, radius, s.o.FocusPoints)
+	// No more points than the plan is worth: at most one per
+	// focusTilesPerPoint tiles (a small spot needs few).
+	n := min(s.o.FocusPoints, max(minFocusPoints, r.TilesPlanned/focusTilesPerPoint))
+	pts := focusPointsIn(c, radius, n)
 	var good []FocusPoint
 	var buf *image.RGBA
 	for i, p := range pts {
 		s.progress(Progress{SlideID: r.SlideID, Phase: "focus", Done: i, Total: len(pts)})
-		zc := s.o.ZNominal
+		zc, half := s.o.ZNominal, s.o.FocusRange
 		if len(good) > 0 {
-			m, err := FitFocusMap(good)
-			if err == nil {
-				zc = m.Z(p.X, p.Y)
+			if m, _, _ := FitRobust(good, s.rejectResidual()); m != nil {
+				zc, half = m.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 			}
 		}
 		if err := s.moveTo(ctx, r, p.X, p.Y); err != nil {
 			return nil, fmt.Errorf("focus point %d: %w", i, err)
 		}
-		z, err := s.autofocus(ctx, r, zc, &buf)
+		z, err := s.autofocus(ctx, r, zc, half, &buf)
+		if errors.Is(err, ErrNoFocusPeak) && half < s.o.FocusRange {
+			// Widen the same operation to the whole range.
+			r.Focus.Ops--
+			z, err = s.autofocus(ctx, r, zc, s.o.FocusRange, &buf)
+		}
 		r.Focus.Points++
 		if errors.Is(err, ErrNoFocusPeak) {
 			r.Focus.Failed++
@@ -116,12 +244,107 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		}
 		good = append(good, FocusPoint{p.X, p.Y, z})
 	}
-	m, err := FitFocusMap(good)
-	if err != nil {
-		return nil, fmt.Errorf("focus map: every autofocus point failed (%d points): %w", len(pts), err)
+	m, kept, rejected := FitRobust(good, s.rejectResidual())
+	if m == nil {
+		return nil, fmt.Errorf("focus map: every autofocus point failed (%d points): %w", len(pts), ErrNoFocusPeak)
 	}
+	for _, p := range rejected {
+		s.log.Warn("implausible focus point rejected", "slide", r.SlideID, "x_um", p.X, "y_um", p.Y, "z_um", p.Z)
+	}
+	r.Focus.Rejected = len(rejected)
 	r.Focus.FitRMS = m.RMS()
 	r.Focus.Terms = m.Terms()
-	r.Focus.Map = good
+	r.Focus.Map = kept
 	return m, nil
+}
+
+// rejectResidual is the largest leave-one-out residual a focus point may
+// have: three coarse steps, far beyond the surface's real waviness.
+func (s *Scanner) rejectResidual() float64 { return 3 * s.o.FocusStep }
+
+// FitRobust fits a focus surface to pts after rejecting implausible
+// points: first those implying a slope steeper than maxFocusSlope against
+// other points (the one with most such conflicts first), then, while more
+// points remain than the surface has terms, the one whose leave-one-out
+// residual (its distance from the surface fitted to the others) is largest
+// if that exceeds maxResidual µm. It returns the map (nil if no point is
+// left), the points kept and those rejected.
+func FitRobust(pts []FocusPoint, maxResidual float64) (m *FocusMap, kept, rejected []FocusPoint) {
+	kept = append([]FocusPoint(nil), pts...)
+	// Slope conflicts.
+	for len(kept) > 1 {
+		conflicts := make([]int, len(kept))
+		worst := -1
+		for i := range kept {
+			for j := range i {
+				d := math.Sqrt(dist2(Point{kept[i].X, kept[i].Y}, Point{kept[j].X, kept[j].Y})) / 1000
+				if d > 0 && math.Abs(kept[i].Z-kept[j].Z)/d > maxFocusSlope {
+					conflicts[i]++
+					conflicts[j]++
+				}
+			}
+		}
+		for i, c := range conflicts {
+			if c > 0 && (worst < 0 || c > conflicts[worst] ||
+				(c == conflicts[worst] && math.Abs(kept[i].Z-medianZ(kept)) > math.Abs(kept[worst].Z-medianZ(kept)))) {
+				worst = i
+			}
+		}
+		if worst < 0 {
+			break
+		}
+		rejected = append(rejected, kept[worst])
+		kept = append(kept[:worst], kept[worst+1:]...)
+	}
+	// Leave-one-out residuals.
+	for len(kept) >= 4 {
+		worst, wres := -1, 0.0
+		others := make([]FocusPoint, 0, len(kept)-1)
+		for i := range kept {
+			others = append(others[:0], kept[:i]...)
+			others = append(others, kept[i+1:]...)
+			fm, err := FitFocusMap(others)
+			if err != nil {
+				continue
+			}
+			if res := math.Abs(fm.Z(kept[i].X, kept[i].Y) - kept[i].Z); res > wres {
+				worst, wres = i, res
+			}
+		}
+		if worst < 0 || wres <= maxResidual {
+			break
+		}
+		rejected = append(rejected, kept[worst])
+		kept = append(kept[:worst], kept[worst+1:]...)
+	}
+	fm, err := FitFocusMap(kept)
+	if err != nil {
+		return nil, kept, rejected
+	}
+	fm.withResiduals(kept)
+	return fm, kept, rejected
+}
+
+func medianZ(pts []FocusPoint) float64 {
+	zs := make([]float64, len(pts))
+	for i, p := range pts {
+		zs[i] = p.Z
+	}
+	return median(zs)
+}
+
+func median(v []float64) float64 {
+	if len(v) == 0 {
+		return 0
+	}
+	c := append([]float64(nil), v...)
+	for i := 1; i < len(c); i++ {
+		for j := i; j > 0 && c[j] < c[j-1]; j-- {
+			c[j], c[j-1] = c[j-1], c[j]
+		}
+	}
+	if len(c)%2 == 1 {
+		return c[len(c)/2]
+	}
+	return (c[len(c)/2-1] + c[len(c)/2]) / 2
 }

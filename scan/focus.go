@@ -68,12 +68,86 @@ func peakOf(zs, s []float64) (float64, error) {
 // autofocus points, by least squares: a constant from one point, a plane from
 // three, a quadratic surface from six or more. Coordinates are centred on the
 // points' mean and scaled to millimetres to keep the fit well conditioned.
+//
+// With enough points the map also follows what a quadratic cannot (the
+// waviness of a coverslip): the residuals at the points are interpolated
+// with Gaussian radial basis functions of the points' spacing, fading to
+// the bare surface away from the points.
 type FocusMap struct {
 	cx, cy float64
 	coef   []float64 // 1, x, y, x², xy, y² (as many as used)
 	rms    float64   // residual RMS of the fit, µm
 	n      int
+	res    []FocusPoint // kernel centres and weights (Z) of the residual correction
+	corrL  float64      // kernel length, µm; 0: no residual correction
 }
+
+// residualMinPoints is the fewest points for residual correction: more
+// than the surface's terms, so the residuals carry information.
+const residualMinPoints = 9
+
+// withResiduals adds the residual correction for pts (see FocusMap): a
+// Gaussian radial-basis interpolation of the residuals with a kernel as
+// long as the points' typical spacing, lightly regularised so noise is not
+// chased.
+func (m *FocusMap) withResiduals(pts []FocusPoint) {
+	n := len(pts)
+	if n < residualMinPoints {
+		return
+	}
+	nn := make([]float64, n)
+	for i, p := range pts {
+		nn[i] = math.Inf(1)
+		for j, q := range pts {
+			if i != j {
+				nn[i] = math.Min(nn[i], math.Hypot(p.X-q.X, p.Y-q.Y))
+			}
+		}
+	}
+	L := median(nn)
+	if !(L > 0) || math.IsInf(L, 0) {
+		return
+	}
+	// Solve (K + λI) w = residuals.
+	a := make([][]float64, n)
+	for i, p := range pts {
+		a[i] = make([]float64, n+1)
+		for j, q := range pts {
+			a[i][j] = math.Exp(-((p.X-q.X)*(p.X-q.X) + (p.Y-q.Y)*(p.Y-q.Y)) / (2 * L * L))
+		}
+		a[i][i] += rbfRegularisation
+		a[i][n] = p.Z - m.surface(p.X, p.Y)
+	}
+	for col := range n {
+		piv := col
+		for r := col + 1; r < n; r++ {
+			if math.Abs(a[r][col]) > math.Abs(a[piv][col]) {
+				piv = r
+			}
+		}
+		if math.Abs(a[piv][col]) < 1e-12 {
+			return
+		}
+		a[col], a[piv] = a[piv], a[col]
+		for r := range n {
+			if r != col {
+				f := a[r][col] / a[col][col]
+				for k := col; k <= n; k++ {
+					a[r][k] -= f * a[col][k]
+				}
+			}
+		}
+	}
+	m.res = make([]FocusPoint, n)
+	for i, p := range pts {
+		m.res[i] = FocusPoint{p.X, p.Y, a[i][n] / a[i][i]}
+	}
+	m.corrL = L
+}
+
+// rbfRegularisation is added to the kernel's diagonal: the residual
+// interpolation passes near, not exactly through, each point.
+const rbfRegularisation = 0.3
 
 // FocusPoint is one autofocus measurement.
 type FocusPoint struct {
@@ -166,6 +240,20 @@ func (m *FocusMap) solve(pts []FocusPoint, terms int) ([]float64, bool) {
 
 // Z predicts the focus at (x, y) µm.
 func (m *FocusMap) Z(x, y float64) float64 {
+	z := m.surface(x, y)
+	if m.corrL > 0 {
+		for _, r := range m.res {
+			d2 := ((x-r.X)*(x-r.X) + (y-r.Y)*(y-r.Y)) / (2 * m.corrL * m.corrL)
+			if d2 < 20 {
+				z += r.Z * math.Exp(-d2)
+			}
+		}
+	}
+	return z
+}
+
+// surface is the fitted polynomial surface alone.
+func (m *FocusMap) surface(x, y float64) float64 {
 	var b [6]float64
 	m.basis(x, y, b[:len(m.coef)])
 	z := 0.0

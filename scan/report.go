@@ -27,11 +27,23 @@ import (
 // result plus how the slide was imaged. It is what is stored in the state
 // directory and published to the fleet.
 type Report struct {
-	ResultID      string               `json:"result_id"`
-	SlideID       string               `json:"slide_id"`
-	RobotID       string               `json:"robot_id"`
-	Slot          int                  `json:"slot"`
-	Verdict       classify.Verdict     `json:"verdict"`
+	ResultID string           `json:"result_id"`
+	SlideID  string           `json:"slide_id"`
+	RobotID  string           `json:"robot_id"`
+	Magazine string           `json:"magazine"`
+	Slot     int              `json:"slot"`
+	Label    Label            `json:"label"`
+	Verdict  classify.Verdict `json:"verdict"`
+	// Flags name what needs a person's attention (label_unreadable,
+	// spot_nominal, interrupted, selftest_failed).
+	Flags []string `json:"flags,omitempty"`
+	// Rerun: the slide must be scanned again (interrupted, or its
+	// magazine's self-test failed); RerunReason says why.
+	Rerun       bool   `json:"rerun"`
+	RerunReason string `json:"rerun_reason,omitempty"`
+	// Supersedes is the result this one replaces (the same slide, now
+	// marked for rerun).
+	Supersedes    string               `json:"supersedes,omitempty"`
 	TilesPlanned  int                  `json:"tiles_planned"`
 	TilesCaptured int                  `json:"tiles_captured"`
 	TilesAnalysed int                  `json:"tiles_analysed"`
@@ -39,46 +51,113 @@ type Report struct {
 	Frames        int                  `json:"frames"`
 	Spot          Spot                 `json:"spot"`
 	Focus         FocusStats           `json:"focus"`
+	Measures      Measures             `json:"measures"`
 	Result        classify.SlideResult `json:"result"`
 	Timing        Timing               `json:"timing"`
 	StartedAt     time.Time            `json:"started_at"`
 	FinishedAt    time.Time            `json:"finished_at"`
 	Error         string               `json:"error,omitempty"`
 
-	overview *overview
-	wallT0   time.Time
+	overview   *overview
+	wallT0     time.Time
+	lowerBound time.Duration
+	moves      int // tile moves (XY and/or Z together), for the settle estimate
+	cellsSoFar int // cells counted by the workers so far
+}
+
+// flag adds f to the report's flags once.
+func (r *Report) flag(f string) {
+	for _, g := range r.Flags {
+		if g == f {
+			return
+		}
+	}
+	r.Flags = append(r.Flags, f)
+}
+
+// rerunCopy is a new result for the same slide, superseding r and marked
+// for rerun; it shares r's images.
+func (r *Report) rerunCopy(reason string) *Report {
+	c := *r
+	c.Flags = append([]string(nil), r.Flags...)
+	c.ResultID = newID()
+	c.Supersedes = r.ResultID
+	c.MarkRerun(reason)
+	return &c
+}
+
+// MarkRerun flags the slide for a rerun and says why.
+func (r *Report) MarkRerun(reason string) {
+	r.Rerun = true
+	if r.RerunReason == "" {
+		r.RerunReason = reason
+	} else if r.RerunReason != reason {
+		r.RerunReason += "; " + reason
+	}
 }
 
 // FocusStats describes how the focus map was built.
 type FocusStats struct {
-	Points int          `json:"points"`
-	Failed int          `json:"failed"`
-	Frames int          `json:"frames"`
-	Terms  int          `json:"surface_terms"`
-	FitRMS float64      `json:"fit_rms_um"`
-	Map    []FocusPoint `json:"map,omitempty"`
+	Points int `json:"points"`
+	Failed int `json:"failed"`
+	// Rejected points were implausible (slope, residual).
+	Rejected int `json:"rejected"`
+	// Ops counts autofocus operations: map points (a sweep widened after
+	// a miss is the same operation) and refocuses; Frames all the frames
+	// they took.
+	Ops     int `json:"autofocus_ops"`
+	Refocus int `json:"refocus"`
+	Frames  int `json:"frames"`
+	// ErrorRMS is the RMS error of the focus tiles were imaged at against
+	// the truth (simulation only), µm.
+	ErrorRMS float64      `json:"error_rms_um"`
+	Terms    int          `json:"surface_terms"`
+	FitRMS   float64      `json:"fit_rms_um"`
+	Map      []FocusPoint `json:"map,omitempty"`
 }
 
 // Timing is where a slide's machine time went. Durations marshal as
 // seconds.
+//
+// Machine is load to unload. Load is the loader's time; Spot the overview
+// (label, spot) or spot probing; Focus the focus map; Refocus re-focusing
+// during the tile phase. Motion and Capture are all stage/focus moves and
+// frames (autofocus sweeps included); Settle is the part of Motion spent
+// settling (moves waited for times the configured settle); Exposure the
+// part of Capture spent exposing. TilePhase is the first tile move to the
+// last frame. AnalysisWait is real (wall) time the capture loop waited for
+// the analysis (a free buffer, the final drain): a virtual clock cannot
+// see CPU time, so in simulation it is measured on the host.
 type Timing struct {
-	Machine time.Duration `json:"-"`
-	Spot    time.Duration `json:"-"`
-	Focus   time.Duration `json:"-"`
-	Motion  time.Duration `json:"-"`
-	Capture time.Duration `json:"-"`
-	Wall    time.Duration `json:"-"`
+	Machine      time.Duration `json:"-"`
+	Load         time.Duration `json:"-"`
+	Spot         time.Duration `json:"-"`
+	Focus        time.Duration `json:"-"`
+	Refocus      time.Duration `json:"-"`
+	Motion       time.Duration `json:"-"`
+	Settle       time.Duration `json:"-"`
+	Capture      time.Duration `json:"-"`
+	Exposure     time.Duration `json:"-"`
+	TilePhase    time.Duration `json:"-"`
+	AnalysisWait time.Duration `json:"-"`
+	Wall         time.Duration `json:"-"`
 }
 
 // MarshalJSON writes the durations in seconds.
 func (t Timing) MarshalJSON() ([]byte, error) {
 	return json.Marshal(map[string]float64{
-		"machine_seconds": t.Machine.Seconds(),
-		"spot_seconds":    t.Spot.Seconds(),
-		"focus_seconds":   t.Focus.Seconds(),
-		"motion_seconds":  t.Motion.Seconds(),
-		"capture_seconds": t.Capture.Seconds(),
-		"wall_seconds":    t.Wall.Seconds(),
+		"machine_seconds":            t.Machine.Seconds(),
+		"load_seconds":               t.Load.Seconds(),
+		"spot_seconds":               t.Spot.Seconds(),
+		"focus_seconds":              t.Focus.Seconds(),
+		"refocus_seconds":            t.Refocus.Seconds(),
+		"motion_seconds":             t.Motion.Seconds(),
+		"settle_seconds":             t.Settle.Seconds(),
+		"capture_seconds":            t.Capture.Seconds(),
+		"exposure_seconds":           t.Exposure.Seconds(),
+		"tile_phase_seconds":         t.TilePhase.Seconds(),
+		"analysis_wait_wall_seconds": t.AnalysisWait.Seconds(),
+		"wall_seconds":               t.Wall.Seconds(),
 	})
 }
 
@@ -105,10 +184,26 @@ func (r *Report) Complete() bool {
 	return r.TilesPlanned > 0 && r.TilesAnalysed == r.TilesPlanned && r.TilesMissing == 0
 }
 
-func (r *Report) finish(c hal.Clock) {
+func (r *Report) finish(c hal.Clock, mm MotionModel) {
 	r.FinishedAt = c.Now()
 	r.Timing.Machine = r.FinishedAt.Sub(r.StartedAt)
 	r.Timing.Wall = time.Since(r.wallT0)
+	r.Timing.Settle = time.Duration(r.moves) * max(mm.X.Settle, mm.Y.Settle)
+	r.Timing.Exposure = time.Duration(r.Frames) * mm.Exposure
+	m := &r.Measures
+	if r.lowerBound > 0 {
+		m.LowerBoundSeconds = r.lowerBound.Seconds()
+		m.ScanEfficiency = r.Timing.TilePhase.Seconds() / m.LowerBoundSeconds
+		m.SlideEfficiency = r.Timing.Machine.Seconds() / m.LowerBoundSeconds
+	}
+	m.TilePhaseSeconds = r.Timing.TilePhase.Seconds()
+	if r.TilesPlanned > 0 {
+		m.AutofocusPerField = float64(r.Focus.Ops) / float64(r.TilesPlanned)
+	}
+	if r.Focus.Ops > 0 {
+		m.FramesPerAutofocus = float64(r.Focus.Frames) / float64(r.Focus.Ops)
+	}
+	m.FocusErrorRMS = r.Focus.ErrorRMS
 	r.Verdict = r.Result.Verdict
 	if !r.Complete() {
 		// Belt and braces: whatever the summary said, a slide that was

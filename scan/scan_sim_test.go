@@ -6,11 +6,13 @@ import (
 	"math"
 	"syscall"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 
 	"papscan/classify"
 	config "papscan/firmware-config"
+	"papscan/hal/camera"
 	"papscan/hal/machine"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
@@ -23,6 +25,8 @@ type simRig struct {
 	cfg     *config.Config
 	world   *world.World
 	scanner *scan.Scanner
+	machine scan.Machine
+	options scan.Options
 	// onProgress, if set, sees the scanner's progress reports.
 	onProgress func(scan.Progress)
 }
@@ -42,15 +46,41 @@ func skipWholeSlideInShort(t *testing.T) {
 
 func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 	t.Helper()
+	specs := make([]slide.Spec, len(diagnoses))
+	for i, d := range diagnoses {
+		specs[i] = slide.Spec{ID: scan.SlideID("T", i), Diagnosis: d}
+	}
+	return newRigSpecs(t, nil, specs...)
+}
+
+// newRigSpecs builds a rig whose slides follow specs (seed, spot size,
+// focus and abnormal count filled in when zero); tweak, if set, edits the
+// configuration first.
+func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) *simRig {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Scan.SpotDiameter = config.Distance(testSpotUM * 1000)
 	cfg.Classify.MinSquamousCells = 100
+	cfg.Scan.FocusPoints = 9 // a 2 mm spot needs few
+	cfg.Machine.Loader.Slots = max(cfg.Machine.Loader.Slots, len(specs))
+	if tweak != nil {
+		tweak(cfg)
+	}
 	var slides []*slide.Slide
-	for i, d := range diagnoses {
-		slides = append(slides, slide.Synthetic(slide.Spec{
-			ID: scan.SlideID("T", i), Seed: int64(100 + i), Diagnosis: d,
-			SpotDiameterUM: testSpotUM, Abnormal: 25, FocusBaseUM: cfg.Scan.ZNominal.UM() + 5,
-		}))
+	for i, sp := range specs {
+		if sp.Seed == 0 {
+			sp.Seed = int64(100 + i)
+		}
+		if sp.SpotDiameterUM == 0 {
+			sp.SpotDiameterUM = testSpotUM
+		}
+		if sp.Abnormal == 0 {
+			sp.Abnormal = 25
+		}
+		if sp.FocusBaseUM == 0 {
+			sp.FocusBaseUM = cfg.Scan.ZNominal.UM() + 5
+		}
+		slides = append(slides, slide.Synthetic(sp))
 	}
 	w, err := world.NewWorld(cfg, slides)
 	if err != nil {
@@ -63,38 +93,70 @@ func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 	if err != nil {
 		t.Fatal(err)
 	}
+	if w.Overview != nil {
+		m.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D())
+	}
 	model, err := classify.DefaultModel()
 	if err != nil {
 		t.Fatal(err)
 	}
 	c := cfg.Classify
 	rig := &simRig{cfg: cfg, world: w}
-	sc, err := scan.New(m.Machine,
-		scan.Options{
-			RobotID:      "test",
-			SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
-			SpotDiameter: testSpotUM,
-			TileOverlap:  cfg.Scan.TileOverlap,
-			FocusRange:   cfg.Scan.FocusRange.UM(),
-			FocusStep:    cfg.Scan.FocusStep.UM(),
-			FocusPoints:  cfg.Scan.FocusPoints,
-			ZNominal:     cfg.Scan.ZNominal.UM(),
-			Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
-			Model:        model,
-			Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-				MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-				MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
-			Progress: func(p scan.Progress) {
-				if rig.onProgress != nil {
-					rig.onProgress(p)
-				}
-			},
-		})
+	opts := scan.Options{
+		RobotID:      "test",
+		SpotCenter:   scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
+		SpotDiameter: testSpotUM,
+		TileOverlap:  cfg.Scan.TileOverlap,
+		FocusRange:   cfg.Scan.FocusRange.UM(),
+		FocusStep:    cfg.Scan.FocusStep.UM(),
+		FocusPoints:  cfg.Scan.FocusPoints,
+		ZNominal:     cfg.Scan.ZNominal.UM(),
+		Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
+		Model:        model,
+		Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
+			MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
+			MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
+		Progress: func(p scan.Progress) {
+			if rig.onProgress != nil {
+				rig.onProgress(p)
+			}
+		},
+		Motion:      motionModel(cfg),
+		Overview:    scan.OverviewGeometry{CenterX: cfg.Scan.OverviewCenterX.UM(), CenterY: cfg.Scan.OverviewCenterY.UM()},
+		SelfTest:    scan.SelfTestOptions{Reference: scan.Point{X: cfg.Scan.ReferenceX.UM(), Y: cfg.Scan.ReferenceY.UM()}, ReferenceZ: cfg.Scan.ReferenceZ.UM(), Tolerance: cfg.Scan.SelfTestTolerance.UM()},
+		RefocusDrop: cfg.Scan.RefocusDrop,
+		RefocusMax:  cfg.Scan.RefocusMax,
+		ZPlanes:     cfg.Scan.ZPlanes,
+		ZPlaneStep:  cfg.Scan.ZPlaneStep.UM(),
+		StateDir:    rigStateDir(t, cfg),
+		FocusTruth:  w.FocusTruth,
+	}
+	sc, err := scan.New(m.Machine, opts)
 	if err != nil {
 		t.Fatal(err)
 	}
 	rig.scanner = sc
+	rig.machine = m.Machine
+	rig.options = opts
 	return rig
+}
+
+// rigStateDir is the state directory a test configured (agent.state_dir
+// set by tweak), or none.
+func rigStateDir(t *testing.T, cfg *config.Config) string {
+	if cfg.Agent.StateDir == config.Default().Agent.StateDir {
+		return ""
+	}
+	return cfg.Agent.StateDir
+}
+
+func motionModel(cfg *config.Config) scan.MotionModel {
+	ax, cam := cfg.Machine.Axes, cfg.Machine.Camera
+	axis := func(a config.Axis) scan.AxisModel {
+		return scan.AxisModel{Speed: a.MaxSpeed.UMPerS(), Accel: a.Acceleration.UMPerS2(), Settle: a.Settle.D()}
+	}
+	return scan.MotionModel{X: axis(ax.X), Y: axis(ax.Y), Z: axis(ax.Z), Exposure: cam.Exposure.D(),
+		FrameInterval: time.Duration(float64(time.Second) / cam.FrameRate)}
 }
 
 func TestScanSimulatedSlide(t *testing.T) {
@@ -106,7 +168,7 @@ func TestScanSimulatedSlide(t *testing.T) {
 	}
 	// Check focus and spot against the truth while the slide is loaded:
 	// capture the loader's placement through the report's coordinates.
-	r, err := rig.scanner.ScanSlot(ctx, 0, "T-S00")
+	r, err := rig.scanner.ScanSlot(ctx, "T", 0)
 	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}
@@ -136,7 +198,7 @@ func TestFocusAndSpotMatchTruth(t *testing.T) {
 		t.Fatal(err)
 	}
 	sl := rig.world.Loader.Slide(0)
-	r, err := rig.scanner.ScanSlot(ctx, 0, "T-S00")
+	r, err := rig.scanner.ScanSlot(ctx, "T", 0)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -8,8 +8,10 @@ import (
 	"log/slog"
 	"math"
 	"runtime"
-	"sync"
+	"slices"
 	"time"
+
+	"periph.io/x/conn/v3/physic"
 
 	"papscan/classify"
 	"papscan/hal"
@@ -24,24 +26,56 @@ type Options struct {
 	SpotCenter   Point   // nominal cell-spot centre, stage coordinates
 	SpotDiameter float64 // nominal cell-spot diameter
 	TileOverlap  float64 // fraction of a field shared with its neighbour
-	FocusRange   float64 // half range of the autofocus sweep
+	FocusRange   float64 // half range of the first autofocus sweep
 	FocusStep    float64 // coarse autofocus step
 	FocusPoints  int     // autofocus points for the focus map
 	ZNominal     float64 // expected focus before anything is measured
-	Workers      int     // analysis goroutines; 0 = GOMAXPROCS
-	Detect       classify.DetectOptions
-	Model        *classify.Model
-	Thresholds   classify.Thresholds
-	Logger       *slog.Logger
+	// RefocusDrop: a tile whose sharpness falls below this fraction of the
+	// running median (with as much tissue as usual) is refocused and
+	// captured again; 0 disables it. RefocusMax bounds it per slide.
+	RefocusDrop float64
+	RefocusMax  int
+	// ZPlanes > 1 captures an odd z-stack of that many planes ZPlaneStep
+	// apart around the mapped focus for every tile and merges them, per
+	// pixel by local contrast, before analysis (thick clusters).
+	ZPlanes    int
+	ZPlaneStep float64
+	// Overview is the calibration of Machine.Overview, if there is one.
+	Overview OverviewGeometry
+	// Motion is the machine's motion model (from its configuration); it
+	// orders the waits so the axes settle in parallel and gives the
+	// physical lower bound of a tile plan. Zero: no efficiency figure.
+	Motion MotionModel
+	// SelfTest configures the self-test around each magazine.
+	SelfTest SelfTestOptions
+	// StateDir, if set, is where progress is journalled so an interrupted
+	// slide is found after a restart (see RunMagazine).
+	StateDir string
+	// FocusTruth, if set, returns the true focus at a stage position. Only
+	// a simulator knows it; the scanner uses it solely to measure its own
+	// focus error (Report.Focus.ErrorRMS).
+	FocusTruth func(x, y float64) (z float64, ok bool)
+	Workers    int // analysis goroutines; 0 = GOMAXPROCS
+	Detect     classify.DetectOptions
+	Model      *classify.Model
+	Thresholds classify.Thresholds
+	Logger     *slog.Logger
 	// Progress, if set, is called from the scanning goroutine as the slide
 	// advances. It must not block.
 	Progress func(Progress)
 }
 
+// OverviewGeometry calibrates the overview camera: its image centre shows
+// the point that stage position (CenterX, CenterY) µm puts under the
+// objective; the camera's PixelSize is the slide size of a pixel.
+type OverviewGeometry struct {
+	CenterX, CenterY float64
+}
+
 // Progress reports how far a slide has come.
 type Progress struct {
 	SlideID string
-	Phase   string // load, spot, focus, scan, unload, done
+	Phase   string // load, label, spot, focus, scan, unload, done
 	Done    int
 	Total   int
 }
@@ -71,8 +105,17 @@ func New(m Machine, o Options) (*Scanner, error) {
 	if o.FocusPoints < 1 {
 		errs = append(errs, fmt.Errorf("scan: focus points must be >= 1, got %d", o.FocusPoints))
 	}
+	if o.ZPlanes < 0 || (o.ZPlanes > 1 && (o.ZPlanes%2 == 0 || !(o.ZPlaneStep > 0))) {
+		errs = append(errs, fmt.Errorf("scan: z planes must be 1 or odd with a step > 0, got %d planes %g µm apart", o.ZPlanes, o.ZPlaneStep))
+	}
+	if !(o.RefocusDrop >= 0 && o.RefocusDrop < 1) || o.RefocusMax < 0 {
+		errs = append(errs, fmt.Errorf("scan: refocus drop must be in [0, 1) and refocus max >= 0, got %g and %d", o.RefocusDrop, o.RefocusMax))
+	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err
+	}
+	if o.ZPlanes == 0 {
+		o.ZPlanes = 1
 	}
 	if o.Workers <= 0 {
 		o.Workers = runtime.GOMAXPROCS(0)
@@ -108,40 +151,53 @@ func (s *Scanner) progress(p Progress) {
 	}
 }
 
-// ScanSlot loads the slide in slot, scans it and unloads it. It always
-// returns a Report for a slide that was loaded; the report is INCOMPLETE
-// unless every planned tile was imaged and analysed. The error is non-nil
-// when the machine failed (a fault the caller must handle before the next
-// slide) or ctx ended.
-func (s *Scanner) ScanSlot(ctx context.Context, slot int, slideID string) (*Report, error) {
-	r := newReport(s.o.RobotID, slideID, slot, s.m.Clock.Now())
-	s.progress(Progress{SlideID: slideID, Phase: "load"})
+// ScanSlot loads the slide in slot of the magazine, reads its label, scans
+// it and unloads it. It always returns a Report for a slide that was
+// loaded; the report is INCOMPLETE unless every planned tile was imaged and
+// analysed. The slide is named by its label; an unreadable label names it
+// UNREADABLE-<magazine>-S<slot> and flags it, never a guess. The error is
+// non-nil when the machine failed (a fault the caller must handle before
+// the next slide) or ctx ended.
+func (s *Scanner) ScanSlot(ctx context.Context, magazine string, slot int) (*Report, error) {
+	return s.scanSlot(ctx, magazine, slot, nil)
+}
+
+func (s *Scanner) scanSlot(ctx context.Context, magazine string, slot int, j *journal) (*Report, error) {
+	r := newReport(s.o.RobotID, SlideID(magazine, slot), slot, s.m.Clock.Now())
+	r.Magazine = magazine
+	s.progress(Progress{SlideID: r.SlideID, Phase: "load"})
+	t0 := s.m.Clock.Now()
 	if err := s.m.Loader.Load(ctx, slot); err != nil {
 		return nil, fmt.Errorf("load slot %d: %w", slot, err)
 	}
-	defer r.finish(s.m.Clock)
-	scanErr := s.scanLoaded(ctx, r)
+	r.Timing.Load += s.m.Clock.Now().Sub(t0)
+	defer r.finish(s.m.Clock, s.o.Motion)
+	scanErr := s.scanLoaded(ctx, r, j)
 	if scanErr != nil {
 		r.Error = scanErr.Error()
-		_ = s.Halt()
+		if !errors.Is(scanErr, ErrSlide) {
+			_ = s.Halt() // a slide problem leaves the machine as it is
+		}
 	}
-	s.progress(Progress{SlideID: slideID, Phase: "unload"})
+	s.progress(Progress{SlideID: r.SlideID, Phase: "unload"})
 	// Unload even after a scan error so the slide goes back to its slot;
 	// use a fresh context if ctx is what ended, but never after a fault.
-	if scanErr == nil || errors.Is(scanErr, context.Canceled) || errors.Is(scanErr, context.DeadlineExceeded) {
+	if scanErr == nil || errors.Is(scanErr, ErrSlide) || errors.Is(scanErr, context.Canceled) || errors.Is(scanErr, context.DeadlineExceeded) {
 		uctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), time.Minute)
+		t0 := s.m.Clock.Now()
 		err := s.m.Loader.Unload(uctx)
+		r.Timing.Load += s.m.Clock.Now().Sub(t0)
 		cancel()
 		if err != nil {
 			scanErr = errors.Join(scanErr, fmt.Errorf("unload slot %d: %w", slot, err))
 		}
 	}
-	s.progress(Progress{SlideID: slideID, Phase: "done", Done: r.TilesAnalysed, Total: r.TilesPlanned})
+	s.progress(Progress{SlideID: r.SlideID, Phase: "done", Done: r.TilesAnalysed, Total: r.TilesPlanned})
 	return r, scanErr
 }
 
 // scanLoaded runs every step on the slide on the stage and fills r.
-func (s *Scanner) scanLoaded(ctx context.Context, r *Report) error {
+func (s *Scanner) scanLoaded(ctx context.Context, r *Report, j *journal) error {
 	summary := classify.NewSlideSummary(s.o.Thresholds, s.o.Model)
 	defer func() { r.Result = summary.Result(r.Complete()) }()
 
@@ -153,33 +209,53 @@ func (s *Scanner) scanLoaded(ctx context.Context, r *Report) error {
 	}
 	fw, fh := s.fieldUM()
 
-	// 1. Find the cell spot.
-	s.progress(Progress{SlideID: r.SlideID, Phase: "spot"})
+	// 1. Overview: the label names the slide, the spot is found.
+	s.progress(Progress{SlideID: r.SlideID, Phase: "label"})
 	t0 := s.m.Clock.Now()
-	spot, err := s.findSpot(ctx)
+	spot, haveSpot, err := s.overview(ctx, r)
 	r.Timing.Spot += s.m.Clock.Now().Sub(t0)
 	if err != nil {
 		return err
 	}
+	if j != nil {
+		j.start(r)
+	}
+
+	// 2. Without an overview, probe for the spot with the main camera.
+	if !haveSpot {
+		s.progress(Progress{SlideID: r.SlideID, Phase: "spot"})
+		t0 = s.m.Clock.Now()
+		spot, err = s.findSpot(ctx)
+		r.Timing.Spot += s.m.Clock.Now().Sub(t0)
+		if err != nil {
+			return err
+		}
+	}
 	r.Spot = spot
 
-	// 2. Plan tiles.
+	// 3. Plan tiles.
 	plan, err := PlanTiles(Point{spot.CenterX, spot.CenterY}, spot.Diameter/2, fw, fh, s.o.TileOverlap)
 	if err != nil {
-		return err
+		return fmt.Errorf("%w: %w", ErrSlide, err)
 	}
 	r.TilesPlanned = len(plan.Tiles)
+	if j != nil {
+		j.planned(r)
+	}
 
-	// 3. Focus map.
+	// 4. Focus map.
 	t0 = s.m.Clock.Now()
 	fm, err := s.focusMap(ctx, r, Point{spot.CenterX, spot.CenterY}, spot.Diameter/2)
 	r.Timing.Focus += s.m.Clock.Now().Sub(t0)
+	if errors.Is(err, ErrNoFocusPeak) {
+		return fmt.Errorf("%w: %w", ErrSlide, err)
+	}
 	if err != nil {
 		return err
 	}
 
-	// 4. Capture tiles while workers analyse the previous ones.
-	return s.captureTiles(ctx, r, plan, fm, summary)
+	// 5. Capture tiles while workers analyse the previous ones.
+	return s.captureTiles(ctx, r, plan, fm, summary, j)
 }
 
 // fieldUM is the camera's field of view in µm.
@@ -189,7 +265,90 @@ func (s *Scanner) fieldUM() (w, h float64) {
 	return float64(pw) * px, float64(ph) * px
 }
 
-// capture moves to (x, y, z) and captures into dst, accounting the time.
+// starter is an axis whose move can be started and waited for separately;
+// hal.AxisFocus is one, so XY and Z moves can overlap.
+type starter interface {
+	Start(target physic.Distance) error
+	Wait(ctx context.Context) error
+	Position() (physic.Distance, error)
+	Halt() error
+}
+
+// maxOverlap is the longest expected move for which XY and Z are moved at
+// the same time; well under any axis's command timeout.
+const maxOverlap = 250 * time.Millisecond
+
+// moveXYZ moves the stage to (x, y) and the focus to z together. Only the
+// axes whose target differs move, and they are waited for in the order
+// they are expected to arrive (from the motion model), so that each axis's
+// settle overlaps the others' travel instead of following it. The time is
+// accounted as motion.
+func (s *Scanner) moveXYZ(ctx context.Context, r *Report, x, y, z float64) error {
+	t0 := s.m.Clock.Now()
+	defer func() { r.Timing.Motion += s.m.Clock.Now().Sub(t0) }()
+	type mv struct {
+		a      starter
+		target float64
+		eta    time.Duration
+	}
+	var moves []mv
+	add := func(a starter, target float64, m AxisModel) {
+		if a == nil {
+			return
+		}
+		p, err := a.Position()
+		d := math.Inf(1)
+		if err == nil {
+			d = math.Abs(um(p) - target)
+		}
+		if d < 0.0005 { // already there (to the nanometre rounding)
+			return
+		}
+		moves = append(moves, mv{a, target, m.MoveTime(d) + m.Settle})
+	}
+	add(s.m.Stage.X, x, s.o.Motion.X)
+	add(s.m.Stage.Y, y, s.o.Motion.Y)
+	zax, zok := s.m.Focus.(starter)
+	if zok {
+		add(zax, z, s.o.Motion.Z)
+	}
+	slices.SortStableFunc(moves, func(a, b mv) int { return int(a.eta - b.eta) })
+	if len(moves) > 0 && moves[len(moves)-1].eta > maxOverlap {
+		// A long move: one axis at a time, so no axis holds a move
+		// unattended (its command-timeout dead-man is fed only while it
+		// is waited for, or by its stage group).
+		if err := s.m.Stage.MoveTo(ctx, dist(x), dist(y)); err != nil {
+			return err
+		}
+		r.moves++
+		return s.m.Focus.SetZ(ctx, dist(z))
+	}
+	for i, m := range moves {
+		if err := m.a.Start(dist(m.target)); err != nil {
+			for _, o := range moves[:i] {
+				_ = o.a.Halt()
+			}
+			return err
+		}
+	}
+	for i, m := range moves {
+		if err := m.a.Wait(ctx); err != nil {
+			for _, o := range moves[i+1:] {
+				_ = o.a.Halt()
+			}
+			return err
+		}
+	}
+	if len(moves) > 0 {
+		r.moves++
+	}
+	if !zok {
+		return s.m.Focus.SetZ(ctx, dist(z))
+	}
+	return nil
+}
+
+// moveTo moves the stage to (x, y), accounting the time as motion.
 func (s *Scanner) moveTo(ctx context.Context, r *Report, x, y float64) error {
 	t0 := s.m.Clock.Now()
 	err := s.m.Stage.MoveTo(ctx, dist(x), dist(y))
@@ -210,96 +369,4 @@ func (s *Scanner) capture(ctx context.Context, r *Report, dst *image.RGBA) (*ima
 	r.Timing.Capture += s.m.Clock.Now().Sub(t0)
 	r.Frames++
 	return img, err
-}
-
-// captureTiles images every planned tile and feeds the analysis workers
-// through a bounded queue; frame buffers are recycled so memory stays flat.
-func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary) error {
-	type job struct {
-		i    int
-		x, y float64
-		img  *image.RGBA
-	}
-	nbuf := s.o.Workers + 2
-	free := make(chan *image.RGBA, nbuf)
-	for i := 0; i < nbuf; i++ {
-		free <- nil // allocated on first capture at the camera's size
-	}
-	jobs := make(chan job, s.o.Workers)
-	ov := newOverview(plan, um(s.m.Camera.PixelSize()))
-	r.overview = ov
-
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards r.TilesAnalysed
-	fw, fh := s.fieldUM()
-	for w := 0; w < s.o.Workers; w++ {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := classify.NewAnalyzer(s.o.Detect, s.o.Model)
-			for j := range jobs {
-				cells := a.Analyze(j.img)
-				kept := cells[:0]
-				for _, c := range cells {
-					// Count each cell once: keep only nuclei in the tile's
-					// core, the part not shared with a neighbouring tile.
-					cx := j.x + (c.X-float64(j.img.Rect.Dx())/2)*s.o.Detect.PixelUM
-					cy := j.y + (c.Y-float64(j.img.Rect.Dy())/2)*s.o.Detect.PixelUM
-					if math.Abs(cx-j.x) > plan.StepX/2 || math.Abs(cy-j.y) > plan.StepY/2 {
-						continue
-					}
-					c.StageX, c.StageY, c.Tile = cx, cy, j.i
-					kept = append(kept, c)
-				}
-				summary.Add(kept)
-				ov.paste(j.img, j.x-fw/2, j.y-fh/2)
-				mu.Lock()
-				r.TilesAnalysed++
-				mu.Unlock()
-				free <- j.img
-			}
-		}()
-	}
-	defer func() {
-		close(jobs)
-		wg.Wait()
-	}()
-
-	s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Total: len(plan.Tiles)})
-	for i, t := range plan.Tiles {
-		if err := ctx.Err(); err != nil {
-			return err
-		}
-		if err := s.moveTo(ctx, r, t.X, t.Y); err != nil {
-			return fmt.Errorf("tile %d: %w", i, err)
-		}
-		if err := s.setZ(ctx, r, fm.Z(t.X, t.Y)); err != nil {
-			return fmt.Errorf("tile %d: %w", i, err)
-		}
-		var buf *image.RGBA
-		select {
-		case buf = <-free:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		img, err := s.capture(ctx, r, buf)
-		if errors.Is(err, hal.ErrTimeout) {
-			// A dropped frame: one more try at the same place.
-			s.log.Warn("frame timeout, retrying", "slide", r.SlideID, "tile", i)
-			img, err = s.capture(ctx, r, img)
-		}
-		if err != nil {
-			free <- img
-			r.TilesMissing++
-			return fmt.Errorf("tile %d: capture: %w", i, err)
-		}
-		r.TilesCaptured++
-		select {
-		case jobs <- job{i, t.X, t.Y, img}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Done: i + 1, Total: len(plan.Tiles)})
-	}
-	return nil
 }

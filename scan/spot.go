@@ -13,7 +13,9 @@ type Spot struct {
 	CenterY  float64 `json:"center_y_um"`
 	Diameter float64 `json:"diameter_um"`
 	Found    bool    `json:"found"`  // false: the nominal spot was used
-	Probes   int     `json:"probes"` // frames taken to find it
+	Probes   int     `json:"probes"` // main-camera frames taken to find it
+	// FromOverview: found in the overview image, not by probing.
+	FromOverview bool `json:"from_overview"`
 }
 
 // tissueFraction is the fraction of sampled pixels clearly darker than the

@@ -55,7 +55,7 @@ func (d *deliverer) deliver(ctx context.Context, r *scan.Report) error {
 		return fmt.Errorf("encode result: %w", err)
 	}
 	if d.jsonOut != nil {
-		fmt.Fprintf(d.jsonOut, "%s\n", jsonLine(r))
+		fmt.Fprintf(d.jsonOut, "%s\n", simJSONLine(r))
 	}
 	if d.link != nil {
 		// Durable first; the outbox sender publishes it and keeps it
@@ -74,31 +74,6 @@ func (d *deliverer) deliver(ctx context.Context, r *scan.Report) error {
 }
 
 func round1(v float64) float64 { return float64(int64(v*10+0.5)) / 10 }
-
-// jsonLine is the per-slide line of `papscan sim --json`: flat keys a
-// program can check.
-func jsonLine(r *scan.Report) []byte {
-	fields := 0.0
-	if r.TilesPlanned > 0 {
-		fields = float64(r.Focus.Points) / float64(r.TilesPlanned)
-	}
-	b, _ := json.Marshal(map[string]any{
-		"slide_id":            r.SlideID,
-		"result_id":           r.ResultID,
-		"verdict":             r.Verdict,
-		"cells":               r.Result.Cells,
-		"high_grade_cells":    r.Result.HighGradeCells,
-		"low_grade_cells":     r.Result.LowGradeCells,
-		"tiles":               r.TilesPlanned,
-		"tiles_analysed":      r.TilesAnalysed,
-		"autofocus_per_field": fields,
-		"focus_fit_rms_um":    r.Focus.FitRMS,
-		"machine_seconds":     r.Timing.Machine.Seconds(),
-		"wall_seconds":        r.Timing.Wall.Seconds(),
-		"error":               r.Error,
-	})
-	return b
-}
 
 // dialTelemetry connects to the configured brokers.
 func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*telemetry.Options)) (*telemetry.Client, error) {

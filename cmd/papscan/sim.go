@@ -2,12 +2,17 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
+	"io/fs"
 	"log/slog"
+	"os"
+	"path/filepath"
 
 	"periph.io/x/conn/v3/gpio"
 
 	config "papscan/firmware-config"
+	"papscan/hal/camera"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
@@ -33,6 +38,7 @@ func runSim(ctx context.Context, e env, args []string) int {
 	synthetic := fs.Bool("synthetic", false, "use synthetic cells even when the real data is present")
 	jsonOut := fs.Bool("json", false, "print one JSON object per slide on stdout instead of the table")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: agent.log_level)")
+	resume := fs.Bool("resume", false, "keep the magazine's progress journal from an interrupted run (same seed): report the\ninterrupted slide for rerun, skip the slides done and scan the rest")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -72,12 +78,13 @@ func runSim(ctx context.Context, e env, args []string) int {
 		return exitConfig
 	}
 	log := newLogger(e.stderr, cfg.Agent.LogLevel)
-	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut}, log)
+	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume}, log)
 }
 
 type simOptions struct {
 	synthetic bool
 	json      bool
+	resume    bool
 }
 
 func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log *slog.Logger) int {
@@ -87,6 +94,13 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitFailure
 	}
 	const magazine = "M0001"
+	if !so.resume {
+		// A new simulated world holds a new magazine: forget the last run's.
+		if err := os.Remove(filepath.Join(cfg.Agent.StateDir, "progress", magazine+".json")); err != nil && !errors.Is(err, fs.ErrNotExist) {
+			fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+			return exitFailure
+		}
+	}
 	kind := slide.SurePath
 	if cfg.Sim.SpotKind == "thinprep" {
 		kind = slide.ThinPrep
@@ -100,6 +114,9 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
 		// The simulated spots have the configured nominal diameter.
 		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
+		if i == cfg.Sim.UnreadableLabelSlot {
+			specs[i].Label = slide.LabelDamaged
+		}
 	}
 	slides, source, err := world.BuildSlides(specs, data)
 	if err != nil {
@@ -124,6 +141,9 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
+	}
+	if w.Overview != nil {
+		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
 	}
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
@@ -164,8 +184,19 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	tm := lk.tm
 
 	opts := scanOptions(cfg, model, log)
+	opts.FocusTruth = w.FocusTruth // measures the focus error; the scanner never steers by it
 	bar := newProgressBar(e.stderr)
+	lossArmed := false
 	opts.Progress = func(p scan.Progress) {
+		// sim.camera_loss_slot: unplug the camera half way through that
+		// slide's tiles (the slide is still named by its slot at load).
+		if cfg.Sim.CameraLossSlot >= 0 && p.Phase == "load" {
+			lossArmed = p.SlideID == scan.SlideID(magazine, cfg.Sim.CameraLossSlot)
+		}
+		if lossArmed && p.Phase == "scan" && p.Total > 0 && p.Done == p.Total/2 {
+			lossArmed = false
+			w.Camera.Disconnect()
+		}
 		bar.update(p)
 		if p.Phase == "scan" {
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
@@ -182,9 +213,11 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	}
 	pnl.Show(panel.StateScanning)
 	lk.setStage("scanning")
+	var mres *scan.MagazineResult
 	runErr := lk.admit(ctx) // no slide is taken when its result could not be stored
 	if runErr == nil {
-		runErr = sc.RunMagazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+		mres, runErr = sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
+		printMagazine(out, mres)
 	}
 	if runErr == nil {
 		lk.setStage("done")

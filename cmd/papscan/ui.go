@@ -1,6 +1,7 @@
 package main
 
 import (
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -75,12 +76,94 @@ func (b *progressBar) line(p scan.Progress) string {
 // printTable writes the end-of-run summary, one row per slide.
 func printTable(w io.Writer, reports []*scan.Report, paths map[string]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	fmt.Fprintln(tw, "SLOT\tSLIDE\tVERDICT\tCELLS\tHIGH\tLOW\tTILES\tFOCUS RMS\tMACHINE\tWALL\tRESULT")
+	fmt.Fprintln(tw, "SLOT\tSLIDE\tVERDICT\tCELLS\tHIGH\tLOW\tTILES\tEFF\tAF/FIELD\tFOCUS ERR\tMACHINE\tWALL\tFLAGS\tRESULT")
 	for _, r := range reports {
-		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%.2fµm\t%.0fs\t%.1fs\t%s\n",
+		flags := strings.Join(r.Flags, ",")
+		if r.Rerun && !strings.Contains(flags, "rerun") {
+			flags = strings.TrimPrefix(flags+",rerun", ",")
+		}
+		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%.3f\t%.3f\t%.2fµm\t%.0fs\t%.1fs\t%s\t%s\n",
 			r.Slot, r.SlideID, r.Verdict, r.Result.Cells, r.Result.HighGradeCells, r.Result.LowGradeCells,
-			r.TilesAnalysed, r.TilesPlanned, r.Focus.FitRMS, r.Timing.Machine.Seconds(), r.Timing.Wall.Seconds(),
-			paths[r.ResultID])
+			r.TilesAnalysed, r.TilesPlanned, r.Measures.ScanEfficiency, r.Measures.AutofocusPerField, r.Measures.FocusErrorRMS,
+			r.Timing.Machine.Seconds(), r.Timing.Wall.Seconds(), flags, paths[r.ResultID])
 	}
 	tw.Flush()
+}
+
+// simJSONLine is the per-slide line of `papscan sim --json`: flat keys a
+// program can check.
+func simJSONLine(r *scan.Report) []byte {
+	m := r.Measures
+	b, _ := json.Marshal(map[string]any{
+		"slide_id":                   r.SlideID,
+		"result_id":                  r.ResultID,
+		"supersedes":                 r.Supersedes,
+		"magazine":                   r.Magazine,
+		"slot":                       r.Slot,
+		"label_read":                 r.Label.Read,
+		"label_format":               r.Label.Format,
+		"verdict":                    r.Verdict,
+		"complete":                   r.Complete(),
+		"rerun":                      r.Rerun,
+		"rerun_reason":               r.RerunReason,
+		"flags":                      r.Flags,
+		"cells":                      r.Result.Cells,
+		"high_grade_cells":           r.Result.HighGradeCells,
+		"low_grade_cells":            r.Result.LowGradeCells,
+		"tiles":                      r.TilesPlanned,
+		"tiles_analysed":             r.TilesAnalysed,
+		"frames":                     r.Frames,
+		"scan_efficiency":            m.ScanEfficiency,
+		"slide_efficiency":           m.SlideEfficiency,
+		"lower_bound_seconds":        m.LowerBoundSeconds,
+		"tile_phase_seconds":         m.TilePhaseSeconds,
+		"autofocus_per_field":        m.AutofocusPerField,
+		"autofocus_ops":              r.Focus.Ops,
+		"frames_per_autofocus":       m.FramesPerAutofocus,
+		"refocus":                    r.Focus.Refocus,
+		"focus_points_rejected":      r.Focus.Rejected,
+		"focus_error_rms_um":         m.FocusErrorRMS,
+		"focus_fit_rms_um":           r.Focus.FitRMS,
+		"machine_seconds":            r.Timing.Machine.Seconds(),
+		"load_seconds":               r.Timing.Load.Seconds(),
+		"overview_seconds":           r.Timing.Spot.Seconds(),
+		"focus_seconds":              r.Timing.Focus.Seconds(),
+		"motion_seconds":             r.Timing.Motion.Seconds(),
+		"settle_seconds":             r.Timing.Settle.Seconds(),
+		"capture_seconds":            r.Timing.Capture.Seconds(),
+		"exposure_seconds":           r.Timing.Exposure.Seconds(),
+		"analysis_wait_wall_seconds": r.Timing.AnalysisWait.Seconds(),
+		"wall_seconds":               r.Timing.Wall.Seconds(),
+		"error":                      r.Error,
+	})
+	return b
+}
+
+// printMagazine prints the self-tests and what was left of a magazine run.
+func printMagazine(w io.Writer, m *scan.MagazineResult) {
+	if m == nil {
+		return
+	}
+	for _, t := range []struct {
+		name string
+		st   *scan.SelfTestResult
+	}{{"before", m.Before}, {"after", m.After}} {
+		if t.st == nil {
+			continue
+		}
+		status := "passed"
+		if !t.st.OK {
+			status = "FAILED: " + strings.Join(t.st.Failures, "; ")
+		}
+		fmt.Fprintf(w, "self-test %s magazine %s: %s (%.1f s)\n", t.name, m.Magazine, status, t.st.Seconds)
+	}
+	if len(m.Skipped) > 0 {
+		fmt.Fprintf(w, "slots already done (journal): %v\n", m.Skipped)
+	}
+	if len(m.Pending) > 0 {
+		fmt.Fprintf(w, "slots left in the magazine: %v\n", m.Pending)
+	}
+	if m.Rerun {
+		fmt.Fprintf(w, "magazine %s must be rerun: %s\n", m.Magazine, m.RerunReason)
+	}
 }

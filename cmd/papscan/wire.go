@@ -16,7 +16,7 @@ func scanOptions(cfg *config.Config, model *classify.Model, log *slog.Logger) sc
 		MinAreaUM2: c.MinNucleusArea,
 		MaxAreaUM2: c.MaxNucleusArea,
 	}
-	return scan.Options{
+	o := scan.Options{
 		RobotID:      cfg.Agent.RobotID,
 		SpotCenter:   scan.Point{X: s.SpotCenterX.UM(), Y: s.SpotCenterY.UM()},
 		SpotDiameter: s.SpotDiameter.UM(),
@@ -42,4 +42,6 @@ func scanOptions(cfg *config.Config, model *classify.Model, log *slog.Logger) sc
 		},
 		Logger: log,
 	}
+	scanExtras(cfg, &o)
+	return o
 }

@@ -2,7 +2,41 @@ package slide
 
 import (
 	"strings"
+
+	"github.com/makiuchi-d/gozxing"
+	"github.com/makiuchi-d/gozxing/datamatrix"
+	"github.com/makiuchi-d/gozxing/datamatrix/encoder"
+	"github.com/makiuchi-d/gozxing/qrcode"
 )
+
+// LabelCode is the symbology printed on a slide's label next to the
+// human-readable ID.
+type LabelCode uint8
+
+// Label symbologies.
+const (
+	LabelCode128    LabelCode = iota // a Code 128 (set B) linear barcode
+	LabelDataMatrix                  // an ECC 200 Data Matrix
+	LabelQR                          // a QR code
+	// LabelDamaged is a Code 128 label smeared across its middle, as by a
+	// wet glove or a solvent: the text shows but no reader can decode it.
+	LabelDamaged
+)
+
+// String implements fmt.Stringer.
+func (c LabelCode) String() string {
+	switch c {
+	case LabelCode128:
+		return "code128"
+	case LabelDataMatrix:
+		return "datamatrix"
+	case LabelQR:
+		return "qr"
+	case LabelDamaged:
+		return "damaged"
+	}
+	return "LabelCode(?)"
+}
 
 // labelRaster is the printed label: grey levels over x in [0, LabelWidthUM),
 // y in [0, HeightUM), umPerPx µm per pixel.
@@ -26,11 +60,11 @@ const (
 )
 
 func (s *Slide) labelRaster() *labelRaster {
-	s.labelOnce.Do(func() { s.label = drawLabelRaster(s.Spec.ID) })
+	s.labelOnce.Do(func() { s.label = drawLabelRaster(s.Spec.ID, s.Spec.Label) })
 	return s.label
 }
 
-func drawLabelRaster(id string) *labelRaster {
+func drawLabelRaster(id string, code LabelCode) *labelRaster {
 	l := &labelRaster{umPerPx: labelUMPerPx, w: int(LabelWidthUM / labelUMPerPx), h: int(HeightUM / labelUMPerPx)}
 	l.pix = make([]uint8, l.w*l.h)
 	for i := range l.pix {
@@ -55,6 +89,10 @@ func drawLabelRaster(id string) *labelRaster {
 			x += cell * (glyphW + 1)
 		}
 	}
+	if code == LabelDataMatrix || code == LabelQR {
+		l.drawMatrix(id, code, usable)
+		return l
+	}
 	// Code 128 (set B) barcode of the ID, with quiet zones of 10 modules.
 	if widths := code128B(id); len(widths) > 0 {
 		total := 20
@@ -69,8 +107,47 @@ func drawLabelRaster(id string) *labelRaster {
 			}
 			x += module * float64(m)
 		}
+		if code == LabelDamaged {
+			// A smear across the middle third of the bars.
+			mid := labelMargin + usable/2
+			l.fill(mid-usable/6, labelBarTop-500, usable/3, barcodeHeight+1000, 150)
+		}
 	}
 	return l
+}
+
+// matrixModule is the module size of a 2-D symbol, µm.
+const matrixModule = 350.0
+
+// drawMatrix prints id as a Data Matrix or QR symbol centred under the
+// text, with a quiet zone of paper around it.
+func (l *labelRaster) drawMatrix(id string, code LabelCode, usable float64) {
+	if id == "" {
+		return
+	}
+	var bm *gozxing.BitMatrix
+	var err error
+	if code == LabelDataMatrix {
+		// Square symbols, as slide printers use.
+		bm, err = datamatrix.NewDataMatrixWriter().Encode(id, gozxing.BarcodeFormat_DATA_MATRIX, 0, 0,
+			map[gozxing.EncodeHintType]interface{}{gozxing.EncodeHintType_DATA_MATRIX_SHAPE: encoder.SymbolShapeHint_FORCE_SQUARE})
+	} else {
+		bm, err = qrcode.NewQRCodeWriter().Encode(id, gozxing.BarcodeFormat_QR_CODE, 0, 0,
+			map[gozxing.EncodeHintType]interface{}{gozxing.EncodeHintType_MARGIN: 0})
+	}
+	if err != nil {
+		return // too long for a symbol: the label shows the text only
+	}
+	w, h := bm.GetWidth(), bm.GetHeight()
+	module := min(matrixModule, usable/float64(w+4), (HeightUM-labelBarTop-500)/float64(h+4))
+	x0 := labelMargin + (usable-module*float64(w))/2
+	for j := range h {
+		for i := range w {
+			if bm.Get(i, j) {
+				l.fill(x0+float64(i)*module, labelBarTop+float64(j)*module, module, module, labelInk)
+			}
+		}
+	}
 }
 
 // fill paints the rectangle (µm) with grey level g.

@@ -11,18 +11,58 @@ import (
 // as a faint disc (tinted, and each synthetic cell darkens the pixel it falls in; a CRIC
 // spot is a uniform faint tint). There is no noise and no blur.
 func (s *Slide) RenderOverview(w, h int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	img := image.NewRGBA(image.Rect(0, 0, max(w, 0), max(h, 0)))
 	if w <= 0 || h <= 0 {
 		return img
 	}
-	sx, sy := WidthUM/float64(w), HeightUM/float64(h)
+	s.overviewInto(img, 0, 0, WidthUM/float64(w), HeightUM/float64(h))
+	return img
+}
+
+// Holder is the grey of the slide holder around the slide, as the
+// overview camera sees it.
+const Holder = 70
+
+// RenderOverviewAt renders what a low-magnification overview camera sees
+// into dst: pixel (i, j) shows slide point (x0 + (i+0.5)·umPerPx,
+// y0 + (j+0.5)·umPerPx), which may lie off the slide (the holder, grey
+// Holder). A nil s renders an empty holder. Like RenderOverview it has no
+// noise and no blur.
+func RenderOverviewAt(s *Slide, dst *image.RGBA, x0, y0, umPerPx float64) {
+	w, h := dst.Rect.Dx(), dst.Rect.Dy()
+	for j := range h {
+		row := dst.Pix[j*dst.Stride:]
+		for i := range w {
+			o := i * 4
+			row[o], row[o+1], row[o+2], row[o+3] = Holder, Holder, Holder, 255
+		}
+	}
+	if s == nil || !(umPerPx > 0) {
+		return
+	}
+	// The part of dst the slide covers.
+	i0 := max(0, int(math.Ceil(-x0/umPerPx-0.5)))
+	i1 := min(w, int(math.Floor((WidthUM-x0)/umPerPx-0.5))+1)
+	j0 := max(0, int(math.Ceil(-y0/umPerPx-0.5)))
+	j1 := min(h, int(math.Floor((HeightUM-y0)/umPerPx-0.5))+1)
+	if i0 >= i1 || j0 >= j1 {
+		return
+	}
+	sub := dst.SubImage(image.Rect(dst.Rect.Min.X+i0, dst.Rect.Min.Y+j0, dst.Rect.Min.X+i1, dst.Rect.Min.Y+j1)).(*image.RGBA)
+	s.overviewInto(sub, x0+float64(i0)*umPerPx, y0+float64(j0)*umPerPx, umPerPx, umPerPx)
+}
+
+// overviewInto renders the slide into img, whose pixel (i, j) covers the
+// slide rectangle starting at (ox + i·sx, oy + j·sy) of size sx x sy µm.
+func (s *Slide) overviewInto(img *image.RGBA, ox, oy, sx, sy float64) {
+	w, h := img.Rect.Dx(), img.Rect.Dy()
 	l := s.labelRaster()
 	cx, cy, r := s.Spot()
 	for j := range h {
-		y := (float64(j) + 0.5) * sy
+		y := oy + (float64(j)+0.5)*sy
 		row := img.Pix[j*img.Stride:]
 		for i := range w {
-			x := (float64(i) + 0.5) * sx
+			x := ox + (float64(i)+0.5)*sx
 			o := i * 4
 			row[o+3] = 255
 			if x < LabelWidthUM {
@@ -42,16 +82,22 @@ func (s *Slide) RenderOverview(w, h int) *image.RGBA {
 			}
 		}
 	}
+	pixel := func(x, y float64) (int, bool) {
+		i, j := int(math.Floor((x-ox)/sx)), int(math.Floor((y-oy)/sy))
+		if i < 0 || i >= w || j < 0 || j >= h {
+			return 0, false
+		}
+		return j*img.Stride + i*4, true
+	}
 	if s.cric == nil {
 		// Each cell darkens its pixel by the fraction of the pixel it covers.
 		for k := range s.shapes {
 			sh := &s.shapes[k]
-			i, j := int(sh.cx/sx), int(sh.cy/sy)
-			if i < 0 || i >= w || j < 0 || j >= h {
+			o, ok := pixel(sh.cx, sh.cy)
+			if !ok {
 				continue
 			}
 			cover := math.Min(1, math.Pi*sh.extent*sh.extent*0.6/(sx*sy))
-			o := j*img.Stride + i*4
 			for ch := range 3 {
 				t := float64(sh.cytoT[ch]) / 256
 				f := uint32(256 * (1 - cover*(1-t*0.9)))
@@ -60,14 +106,11 @@ func (s *Slide) RenderOverview(w, h int) *image.RGBA {
 		}
 	}
 	for _, d := range s.dust {
-		i, j := int(d.x/sx), int(d.y/sy)
-		if i >= 0 && i < w && j >= 0 && j < h && d.r*2 > sx/4 {
-			o := j*img.Stride + i*4
+		if o, ok := pixel(d.x, d.y); ok && d.r*2 > sx/4 {
 			f := uint32(d.t)
 			img.Pix[o], img.Pix[o+1], img.Pix[o+2] = mul(img.Pix[o], f), mul(img.Pix[o+1], f), mul(img.Pix[o+2], f)
 		}
 	}
-	return img
 }
 
 // average is the mean grey level of the label over the rectangle (µm).

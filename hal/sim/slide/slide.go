@@ -50,9 +50,11 @@ type Point struct{ X, Y float64 }
 
 // Spec describes a slide to build. Zero fields take defaults.
 type Spec struct {
-	ID   string // printed on the label and encoded in its barcode
-	Seed int64  // everything random about the slide derives from it
-	Spot SpotKind
+	ID string // printed on the label and encoded in its barcode
+	// Label is the symbology of the label's machine-readable code.
+	Label LabelCode
+	Seed  int64 // everything random about the slide derives from it
+	Spot  SpotKind
 	// SpotCenter is the centre of the cell spot; zero means (40 mm, 12.5 mm).
 	SpotCenter Point
 	// SpotDiameterUM overrides the spot kind's diameter when > 0 (small

@@ -39,10 +39,34 @@ type World struct {
 	Loader *Loader
 	// Pins are the simulated GPIO lines by name (LEDs, buttons, light).
 	Pins map[string]*gpiotest.Pin
+	// Overview is the overview camera above the holder; nil when
+	// scan.overview_pixel_size is 0.
+	Overview *OverviewCamera
+	// Reference is the reference target on the slide holder (a flat,
+	// densely stained patch with clear glass beside it) the self-test
+	// images at scan.reference_x/y; its focus is scan.reference_z.
+	Reference *slide.Slide
 
 	cfg *config.Config
 	dev devices // emulators of the non-Tic drivers (world_devices.go)
+
+	mu         sync.Mutex
+	focusDrift float64 // µm added to every true focal height
+	lossSlot   int     // slot whose scan loses the camera, -1 none
+	lossAfter  int     // ... after this many frames of that slide
+	lossFrames int
 }
+
+// Reference target geometry: the target is a disc of this diameter centred
+// at the configured reference position; the self-test's clear-glass field
+// lies referenceGlassDX beside it; the holder shows the reference within
+// ±referenceHalfW x ±referenceHalfH of that position.
+const (
+	referenceDiameterUM = 2500.0
+	referenceGlassDX    = 2000.0
+	referenceHalfW      = 3000.0
+	referenceHalfH      = 1200.0
+)
 
 // SlideSpecs returns the magazine a simulated run loads: n slides with a
 // mix of diagnoses (negative, low grade, high grade, repeating), seeded.
@@ -55,6 +79,8 @@ func SlideSpecs(n int, seed int64, kind slide.SpotKind, magazine string) []slide
 			Seed:      seed + int64(i)*7919,
 			Spot:      kind,
 			Diagnosis: mix[i%len(mix)],
+			// The label codes a lab meets: Code 128, Data Matrix, QR.
+			Label: []slide.LabelCode{slide.LabelCode128, slide.LabelDataMatrix, slide.LabelQR}[i%3],
 		}
 	}
 	return specs
@@ -116,7 +142,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	if len(slides) > cfg.Machine.Loader.Slots {
 		return nil, fmt.Errorf("sim: %d slides for a %d-slot magazine", len(slides), cfg.Machine.Loader.Slots)
 	}
-	w := &World{Clock: sim.NewClock(), Bus: ticemu.NewBus(), Pins: map[string]*gpiotest.Pin{}, cfg: cfg}
+	w := &World{Clock: sim.NewClock(), Bus: ticemu.NewBus(), Pins: map[string]*gpiotest.Pin{}, cfg: cfg, lossSlot: -1}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Sim.Seed), 0x3041d))
 	ax := []struct {
 		a   config.Axis
@@ -148,8 +174,15 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		DOFUM:         DepthOfFieldUM(c.Objective.NA),
 		Seed:          uint64(cfg.Sim.Seed),
 		Pose:          w.pose,
-		Specimen:      w.Loader.onStage,
+		Specimen:      w.specimen,
 	})
+	w.Reference = slide.Synthetic(slide.Spec{
+		ID: "REFERENCE", Seed: cfg.Sim.Seed + 77, SpotDiameterUM: referenceDiameterUM,
+		CellsPerMM2: 200, FocusBaseUM: cfg.Scan.ReferenceZ.UM(), FocusAmplitudeUM: -1,
+	})
+	if px := cfg.Scan.OverviewPixelSize.UM(); px > 0 {
+		w.Overview = newOverviewCamera(w.Clock, w.Loader, cfg.Scan.OverviewCenterX.UM(), cfg.Scan.OverviewCenterY.UM(), px)
+	}
 	p := cfg.Machine.Panel
 	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin} {
 		if pin.IsZero() {
@@ -203,12 +236,88 @@ func (w *World) StageTruth() (x, y, z float64) {
 	return w.truthUM("x"), w.truthUM("y"), w.truthUM("z")
 }
 
-// pose maps the true stage position to the point of the loaded slide under
-// the objective.
+// pose maps the true stage position to the point of the specimen under the
+// objective: the reference target when the stage stands over it, else the
+// loaded slide. An injected focus drift shifts the true focus.
 func (w *World) pose() (x, y, z float64) {
 	sx, sy, sz := w.StageTruth()
+	w.mu.Lock()
+	sz -= w.focusDrift
+	w.mu.Unlock()
+	if ref, ok := w.overReference(sx, sy); ok {
+		return ref.X, ref.Y, sz
+	}
 	o := w.Loader.origin()
 	return sx - o.X, sy - o.Y, sz
+}
+
+// overReference maps stage (x, y) onto the reference target, if the stage
+// stands over it.
+func (w *World) overReference(x, y float64) (slide.Point, bool) {
+	rx, ry := w.cfg.Scan.ReferenceX.UM(), w.cfg.Scan.ReferenceY.UM()
+	if math.Abs(x-rx) > referenceHalfW || math.Abs(y-ry) > referenceHalfH {
+		return slide.Point{}, false
+	}
+	cx, cy, _ := w.Reference.Spot()
+	return slide.Point{X: cx + x - rx, Y: cy + y - ry}, true
+}
+
+// specimen is what the camera images: the reference target or the loaded
+// slide. It also counts the frames of a slide that is to lose the camera.
+func (w *World) specimen() *slide.Slide {
+	sx, sy, _ := w.StageTruth()
+	if _, ok := w.overReference(sx, sy); ok {
+		return w.Reference
+	}
+	w.Loader.mu.Lock()
+	loaded := w.Loader.loaded
+	w.Loader.mu.Unlock()
+	w.mu.Lock()
+	if loaded >= 0 && loaded == w.lossSlot {
+		w.lossFrames++
+		if w.lossFrames == w.lossAfter {
+			w.Camera.Disconnect() // fails the next read, as an unplug would
+		}
+	}
+	w.mu.Unlock()
+	return w.Loader.onStage()
+}
+
+// InjectCameraLoss unplugs the camera after the given number of frames
+// taken while the slide in slot is loaded.
+func (w *World) InjectCameraLoss(slot, afterFrames int) {
+	w.mu.Lock()
+	w.lossSlot, w.lossAfter, w.lossFrames = slot, max(afterFrames, 1), 0
+	w.mu.Unlock()
+}
+
+// InjectFocusDrift shifts every true focal height (slides and reference)
+// by dz µm, as a slipped objective or thermal drift would.
+func (w *World) InjectFocusDrift(dz float64) {
+	w.mu.Lock()
+	w.focusDrift = dz
+	w.mu.Unlock()
+}
+
+// FocusTruth is the true focus height (µm, focus-stage scale) at stage
+// position (x, y) of the loaded slide, or false with no slide loaded. It is
+// for measuring the scanner against the truth; the scanner never sees it.
+func (w *World) FocusTruth(x, y float64) (float64, bool) {
+	s := w.Loader.onStage()
+	if s == nil {
+		return 0, false
+	}
+	o := w.Loader.origin()
+	w.mu.Lock()
+	d := w.focusDrift
+	w.mu.Unlock()
+	return s.FocusZ(x-o.X, y-o.Y) + d, true
+}
+
+// ReferenceGlass is the stage position of the clear glass beside the
+// reference target (for the self-test's illumination check).
+func ReferenceGlass(cfg *config.Config) (x, y float64) {
+	return cfg.Scan.ReferenceX.UM() + referenceGlassDX, cfg.Scan.ReferenceY.UM()
 }
 
 // Pin returns the named simulated GPIO pin.
@@ -329,4 +438,17 @@ func (l *Loader) origin() slide.Point {
 	}
 	cx, cy, _ := s.Spot()
 	return slide.Point{X: l.nominal.X - cx + l.offset.X, Y: l.nominal.Y - cy + l.offset.Y}
+}
+
+// SpotTruth is the stage position of the loaded slide's cell-spot centre
+// and the spot's radius (µm), or false with no slide loaded. Like
+// FocusTruth it is for measuring the scanner, which never sees it.
+func (w *World) SpotTruth() (x, y, r float64, ok bool) {
+	s := w.Loader.onStage()
+	if s == nil {
+		return 0, 0, 0, false
+	}
+	o := w.Loader.origin()
+	cx, cy, rad := s.Spot()
+	return cx + o.X, cy + o.Y, rad, true
 }

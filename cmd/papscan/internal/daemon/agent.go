@@ -359,8 +359,9 @@ func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error 
 			id := scan.SlideID(mag, slot)
 			a.update(func(s *Status) { s.Current = &Current{Magazine: mag, Slot: slot, SlideID: id, Phase: "load"} })
 			a.persist()
-			r, scanErr := sc.ScanSlot(ctx, slot, id)
+			r, scanErr := sc.ScanSlot(ctx, mag, slot)
 			if r != nil {
+				id = r.SlideID // named by its label once read
 				// Store the report even when ctx ended: an INCOMPLETE
 				// result on disk is how a stopped slide is accounted for.
 				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushBudget)

@@ -37,7 +37,8 @@ func (f *fakeScanner) Home(ctx context.Context) error {
 	return ctx.Err()
 }
 func (f *fakeScanner) Halt() error { return nil }
-func (f *fakeScanner) ScanSlot(ctx context.Context, slot int, id string) (*scan.Report, error) {
+func (f *fakeScanner) ScanSlot(ctx context.Context, mag string, slot int) (*scan.Report, error) {
+	id := scan.SlideID(mag, slot)
 	r := &scan.Report{ResultID: fmt.Sprintf("r-%s", id), SlideID: id, Slot: slot, TilesPlanned: f.tiles, Verdict: "NEGATIVE"}
 	for i := 0; i < f.tiles; i++ {
 		if err := f.failAt[id]; err != nil && i == f.tiles/2 {

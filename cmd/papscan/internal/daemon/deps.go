@@ -16,7 +16,7 @@ import (
 type Scanner interface {
 	Home(ctx context.Context) error
 	Halt() error
-	ScanSlot(ctx context.Context, slot int, slideID string) (*scan.Report, error)
+	ScanSlot(ctx context.Context, magazine string, slot int) (*scan.Report, error)
 }
 
 var _ Scanner = (*scan.Scanner)(nil)

@@ -1,0 +1,215 @@
+package scan
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"os"
+	"path/filepath"
+	"sort"
+	"strconv"
+	"sync"
+	"time"
+)
+
+// Journal statuses of a slot.
+const (
+	slotScanning = "scanning" // a scan started and has not been reported
+	slotDone     = "done"     // reported complete
+	slotRerun    = "rerun"    // reported, but to be scanned again
+)
+
+// journalEvery is how many tiles pass between progress writes (besides the
+// writes at the start, once the tiles are planned and at the end of a
+// slide): a write is a small file, fsynced, against a tile's ~0.1 s.
+const journalEvery = 4
+
+// JournalEntry is one slot's persisted progress.
+type JournalEntry struct {
+	Slot          int       `json:"slot"`
+	SlideID       string    `json:"slide_id"`
+	ResultID      string    `json:"result_id"`
+	Status        string    `json:"status"`
+	TilesPlanned  int       `json:"tiles_planned"`
+	TilesCaptured int       `json:"tiles_captured"`
+	TilesAnalysed int       `json:"tiles_analysed"`
+	Cells         int       `json:"cells"`
+	StartedAt     time.Time `json:"started_at"`
+	Reason        string    `json:"reason,omitempty"`
+}
+
+type journalFile struct {
+	Magazine string                   `json:"magazine"`
+	Slots    map[string]*JournalEntry `json:"slots"` // by slot number
+}
+
+// journal persists a magazine's progress in
+// <state>/progress/<magazine>.json, written atomically (temporary file,
+// fsync, rename), so that after a power loss or restart an interrupted
+// slide is found and never taken for a finished one.
+type journal struct {
+	path string
+	log  *slog.Logger
+	mu   sync.Mutex
+	f    journalFile
+	err  error // first write error, reported once
+}
+
+func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) {
+	if !validSlideID.MatchString(magazine) {
+		return nil, fmt.Errorf("journal: magazine ID %q is not usable as a file name", magazine)
+	}
+	dir := filepath.Join(stateDir, "progress")
+	if err := os.MkdirAll(dir, 0o750); err != nil {
+		return nil, fmt.Errorf("journal: %w", err)
+	}
+	j := &journal{path: filepath.Join(dir, magazine+".json"), log: log,
+		f: journalFile{Magazine: magazine, Slots: map[string]*JournalEntry{}}}
+	b, err := os.ReadFile(j.path)
+	switch {
+	case errors.Is(err, fs.ErrNotExist):
+		return j, nil
+	case err != nil:
+		return nil, fmt.Errorf("journal %s: %w", j.path, err)
+	}
+	var f journalFile
+	if err := json.Unmarshal(b, &f); err != nil || f.Slots == nil {
+		// A torn or foreign file: keep it for a person, start afresh, and
+		// do not take any slot as done.
+		bad := j.path + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
+		_ = os.Rename(j.path, bad)
+		log.Error("progress journal unreadable; kept aside, every slot will be scanned", "file", bad, "err", err)
+		return j, nil
+	}
+	f.Magazine = magazine
+	j.f = f
+	return j, nil
+}
+
+// entry returns the slot's entry, creating it.
+func (j *journal) entry(slot int) *JournalEntry {
+	k := strconv.Itoa(slot)
+	e := j.f.Slots[k]
+	if e == nil {
+		e = &JournalEntry{Slot: slot}
+		j.f.Slots[k] = e
+	}
+	return e
+}
+
+// status is the slot's status ("" when the journal does not know it).
+func (j *journal) status(slot int) string {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if e := j.f.Slots[strconv.Itoa(slot)]; e != nil {
+		return e.Status
+	}
+	return ""
+}
+
+// interrupted returns the entries of slides whose scan started and was
+// never reported, in slot order.
+func (j *journal) interrupted() []JournalEntry {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	var out []JournalEntry
+	for _, e := range j.f.Slots {
+		if e.Status == slotScanning {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Slot < out[b].Slot })
+	return out
+}
+
+func (j *journal) start(r *Report) {
+	j.mu.Lock()
+	e := j.entry(r.Slot)
+	*e = JournalEntry{Slot: r.Slot, SlideID: r.SlideID, ResultID: r.ResultID, Status: slotScanning, StartedAt: r.StartedAt}
+	j.mu.Unlock()
+	j.write()
+}
+
+func (j *journal) planned(r *Report) {
+	j.mu.Lock()
+	j.entry(r.Slot).TilesPlanned = r.TilesPlanned
+	j.mu.Unlock()
+	j.write()
+}
+
+func (j *journal) progress(r *Report, captured, analysed, cells int) {
+	j.mu.Lock()
+	e := j.entry(r.Slot)
+	e.TilesPlanned, e.TilesCaptured, e.TilesAnalysed, e.Cells = r.TilesPlanned, captured, analysed, cells
+	j.mu.Unlock()
+	if captured%journalEvery == 0 {
+		j.write()
+	}
+}
+
+// finish records a delivered report: done when complete and not to be
+// rerun, else rerun.
+func (j *journal) finish(r *Report) {
+	j.mu.Lock()
+	e := j.entry(r.Slot)
+	e.SlideID, e.ResultID = r.SlideID, r.ResultID
+	e.TilesPlanned, e.TilesCaptured, e.TilesAnalysed = r.TilesPlanned, r.TilesCaptured, r.TilesAnalysed
+	e.Cells = r.Result.Cells
+	e.Status, e.Reason = slotDone, ""
+	if !r.Complete() || r.Rerun {
+		e.Status = slotRerun
+		e.Reason = r.RerunReason
+		if e.Reason == "" {
+			e.Reason = "incomplete: " + r.Error
+		}
+	}
+	j.mu.Unlock()
+	j.write()
+}
+
+// markRerun marks every done slot for a rerun.
+func (j *journal) markRerun(reason string) {
+	j.mu.Lock()
+	for _, e := range j.f.Slots {
+		if e.Status == slotDone {
+			e.Status, e.Reason = slotRerun, reason
+		}
+	}
+	j.mu.Unlock()
+	j.write()
+}
+
+func (j *journal) write() {
+	j.mu.Lock()
+	b, err := json.MarshalIndent(j.f, "", "  ")
+	j.mu.Unlock()
+	if err == nil {
+		err = writeAtomic(j.path, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
+	}
+	if err != nil && j.err == nil {
+		j.err = err
+		j.log.Error("progress journal not written", "file", j.path, "err", err)
+	}
+}
+
+// interruptedReport is the report of a slide whose scan a restart cut
+// short: INCOMPLETE, flagged and marked for rerun, never negative.
+func interruptedReport(robot, magazine string, e JournalEntry, now time.Time) *Report {
+	r := newReport(robot, e.SlideID, e.Slot, e.StartedAt)
+	if e.ResultID != "" {
+		r.ResultID = e.ResultID
+	}
+	r.Magazine = magazine
+	r.TilesPlanned, r.TilesCaptured, r.TilesAnalysed = e.TilesPlanned, e.TilesCaptured, e.TilesAnalysed
+	r.TilesMissing = max(e.TilesPlanned-e.TilesCaptured, 0)
+	r.Error = fmt.Sprintf("scan interrupted by a restart at tile %d of %d", e.TilesCaptured, e.TilesPlanned)
+	r.flag(FlagInterrupted)
+	r.MarkRerun("interrupted by a restart")
+	r.FinishedAt = now
+	r.Verdict = "INCOMPLETE"
+	r.Result.Verdict = "INCOMPLETE"
+	r.Result.Cells = e.Cells
+	return r
+}

@@ -1,0 +1,325 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"sync"
+	"time"
+
+	"papscan/classify"
+	"papscan/hal"
+)
+
+// sharpWindow is how many recent tiles the running sharpness median spans.
+const sharpWindow = 15
+
+// captureTiles images every planned tile and feeds the analysis workers
+// through a bounded queue; frame buffers are recycled so memory stays
+// flat. The stage and focus move to the next tile while the workers
+// analyse the previous ones. A tile whose sharpness drops well below the
+// running median although it shows as much tissue as usual is refocused
+// (bounded by RefocusMax) and captured again. A focus found off the map is
+// taken as a local map error and becomes a new point of the map, which
+// corrects the map around it (one bad area must not defocus the rest of
+// the slide); when two refocuses in a row find the same shift from the
+// original map at places a quarter of the spot apart, the whole focus has
+// moved (thermal drift, a knock) and the shift applies everywhere.
+func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary, j *journal) error {
+	type job struct {
+		i      int
+		x, y   float64
+		planes []*image.RGBA
+	}
+	planes := s.o.ZPlanes
+	nbuf := s.o.Workers + 2
+	free := make(chan []*image.RGBA, nbuf)
+	for range nbuf {
+		free <- make([]*image.RGBA, planes) // allocated on first capture
+	}
+	jobs := make(chan job, s.o.Workers)
+	ov := newOverview(plan, um(s.m.Camera.PixelSize()))
+	r.overview = ov
+
+	var wg sync.WaitGroup
+	var mu sync.Mutex // guards r.TilesAnalysed, r.CellsSoFar
+	fw, fh := s.fieldUM()
+	for range s.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := classify.NewAnalyzer(s.o.Detect, s.o.Model)
+			for jb := range jobs {
+				img := jb.planes[0]
+				if len(jb.planes) > 1 {
+					img = MergePlanes(jb.planes)
+				}
+				cells := a.Analyze(img)
+				kept := cells[:0]
+				for _, c := range cells {
+					// Count each cell once: keep only nuclei in the tile's
+					// core, the part not shared with a neighbouring tile.
+					cx := jb.x + (c.X-float64(img.Rect.Dx())/2)*s.o.Detect.PixelUM
+					cy := jb.y + (c.Y-float64(img.Rect.Dy())/2)*s.o.Detect.PixelUM
+					if math.Abs(cx-jb.x) > plan.StepX/2 || math.Abs(cy-jb.y) > plan.StepY/2 {
+						continue
+					}
+					c.StageX, c.StageY, c.Tile = cx, cy, jb.i
+					kept = append(kept, c)
+				}
+				summary.Add(kept)
+				ov.paste(img, jb.x-fw/2, jb.y-fh/2)
+				mu.Lock()
+				r.TilesAnalysed++
+				r.cellsSoFar += len(kept)
+				mu.Unlock()
+				free <- jb.planes
+			}
+		}()
+	}
+	// waitAnalysis is the real (wall) time the capture loop stood still
+	// because every buffer was still being analysed: the virtual clock of
+	// a simulation cannot see CPU time, so it is measured here.
+	var waitAnalysis time.Duration
+	drained := false
+	drain := func() {
+		if drained {
+			return
+		}
+		drained = true
+		close(jobs)
+		t0 := time.Now()
+		wg.Wait()
+		waitAnalysis += time.Since(t0)
+	}
+	defer func() {
+		drain()
+		r.Timing.AnalysisWait = waitAnalysis
+	}()
+
+	// Focus heights planned per tile (for the lower bound) and actually used.
+	zs := make([]float64, len(plan.Tiles))
+	for i, t := range plan.Tiles {
+		zs[i] = fm.Z(t.X, t.Y)
+	}
+	fromX, fromY, _ := s.m.Stage.Position()
+	fromZ, _ := s.m.Focus.Z()
+	phase0 := s.m.Clock.Now()
+	var sharp, tissue []float64 // recent tiles
+	base := fm                  // the map as measured before the tiles
+	basePts := r.Focus.Map      // its points
+	var local []FocusPoint      // points added by refocusing
+	offset := 0.0               // focus shift of the whole slide found by refocusing
+	lastDev := math.NaN()       // shift from base+offset found by the last refocus
+	var lastAt Point            // where
+	farApart := r.Spot.Diameter / 4
+	var errSS float64
+	var errN int
+	var afBuf *image.RGBA
+
+	s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Total: len(plan.Tiles)})
+	for i, t := range plan.Tiles {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		z := fm.Z(t.X, t.Y) + offset
+		lowest := z - float64(planes/2)*s.o.ZPlaneStep
+		if err := s.moveXYZ(ctx, r, t.X, t.Y, lowest); err != nil {
+			return fmt.Errorf("tile %d: %w", i, err)
+		}
+		var bufs []*image.RGBA
+		tw := time.Now()
+		select {
+		case bufs = <-free:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		waitAnalysis += time.Since(tw)
+		if err := s.captureStack(ctx, r, bufs, lowest); err != nil {
+			free <- bufs
+			r.TilesMissing++
+			return fmt.Errorf("tile %d: capture: %w", i, err)
+		}
+		mid := bufs[planes/2]
+		// Refocus when the tile is much less sharp, per unit of tissue,
+		// than its recent neighbours, while it holds a fair amount of
+		// tissue (a tile with few cells is not a focus problem).
+		if s.o.RefocusDrop > 0 && r.Focus.Refocus < s.o.RefocusMax && len(sharp) >= 5 {
+			tf := tissueFraction(mid)
+			sh := Sharpness(mid) / math.Max(tf, 1e-3)
+			if sh < s.o.RefocusDrop*median(sharp) && tf >= 0.7*median(tissue) && tf > 0.02 {
+				r.Focus.Refocus++
+				t0 := s.m.Clock.Now()
+				zn, err := s.autofocus(ctx, r, z, localRangeSteps*s.o.FocusStep, &afBuf)
+				switch {
+				case errors.Is(err, ErrNoFocusPeak):
+					s.log.Warn("refocus found no peak; keeping the map", "slide", r.SlideID, "tile", i)
+				case err != nil:
+					free <- bufs
+					r.TilesMissing++
+					return fmt.Errorf("tile %d: refocus: %w", i, err)
+				case math.Abs(zn-z) < s.o.FocusStep/2:
+					// The focus was right: the tile is just poor in contrast.
+					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn)
+				default:
+					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn)
+					dev := zn - base.Z(t.X, t.Y) - offset
+					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 && math.Sqrt(dist2(t, lastAt)) > farApart {
+						// The same shift twice, far apart: the whole focus
+						// moved (neighbouring tiles share a local error).
+						offset += dev
+						local, fm, lastDev = nil, base, math.NaN()
+						r.Focus.Map = basePts
+					} else {
+						local = append(local, FocusPoint{t.X, t.Y, zn - offset})
+						pts := append(append([]FocusPoint(nil), basePts...), local...)
+						if m2, kept, _ := FitRobust(pts, s.rejectResidual()); m2 != nil {
+							fm, r.Focus.Map = m2, kept
+						}
+						lastDev, lastAt = dev, t
+					}
+					z = zn
+					lowest = z - float64(planes/2)*s.o.ZPlaneStep
+					if err := s.setZ(ctx, r, lowest); err == nil {
+						err = s.captureStack(ctx, r, bufs, lowest)
+					} else {
+						free <- bufs
+						r.TilesMissing++
+						return fmt.Errorf("tile %d: refocus: %w", i, err)
+					}
+				}
+				r.Timing.Refocus += s.m.Clock.Now().Sub(t0)
+				mid = bufs[planes/2]
+			}
+		}
+		if s.o.RefocusDrop > 0 {
+			tf := tissueFraction(mid)
+			if tf > 0.02 {
+				sharp = pushWindow(sharp, Sharpness(mid)/tf)
+				tissue = pushWindow(tissue, tf)
+			}
+		}
+		if s.o.FocusTruth != nil {
+			if zt, ok := s.o.FocusTruth(t.X, t.Y); ok {
+				errSS += (z - zt) * (z - zt)
+				errN++
+			}
+		}
+		r.TilesCaptured++
+		select {
+		case jobs <- job{i, t.X, t.Y, bufs}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if j != nil {
+			mu.Lock()
+			done, cells := r.TilesAnalysed, r.cellsSoFar
+			mu.Unlock()
+			j.progress(r, i+1, done, cells)
+		}
+		s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Done: i + 1, Total: len(plan.Tiles)})
+	}
+	r.Timing.TilePhase = s.m.Clock.Now().Sub(phase0)
+	if errN > 0 {
+		r.Focus.ErrorRMS = math.Sqrt(errSS / float64(errN))
+	}
+	if s.o.Motion.known() {
+		r.lowerBound = s.o.Motion.LowerBound(Point{um(fromX), um(fromY)}, um(fromZ), plan.Tiles, zs, planes, s.o.ZPlaneStep)
+	}
+	drain()
+	return nil
+}
+
+func pushWindow(w []float64, v float64) []float64 {
+	if len(w) == sharpWindow {
+		copy(w, w[1:])
+		w = w[:sharpWindow-1]
+	}
+	return append(w, v)
+}
+
+// captureStack captures one image per plane into bufs, the first at z (the
+// focus is already there), the others ZPlaneStep apart above it: always
+// upwards, against backlash. A dropped frame is retried once.
+func (s *Scanner) captureStack(ctx context.Context, r *Report, bufs []*image.RGBA, z float64) error {
+	for k := range bufs {
+		if k > 0 {
+			if err := s.setZ(ctx, r, z+float64(k)*s.o.ZPlaneStep); err != nil {
+				return err
+			}
+		}
+		img, err := s.capture(ctx, r, bufs[k])
+		if errors.Is(err, hal.ErrTimeout) {
+			s.log.Warn("frame timeout, retrying", "slide", r.SlideID)
+			img, err = s.capture(ctx, r, img)
+		}
+		if img != nil {
+			bufs[k] = img
+		}
+		if err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// MergePlanes merges a z-stack into its first image: each pixel is taken
+// from the plane with the highest local contrast there (the absolute
+// Laplacian of green over the 4-neighbourhood, summed over a 3x3 window),
+// the usual extended-depth-of-field merge. All planes must have the same
+// bounds; it returns planes[0].
+func MergePlanes(planes []*image.RGBA) *image.RGBA {
+	dst := planes[0]
+	if len(planes) < 2 {
+		return dst
+	}
+	w, h := dst.Rect.Dx(), dst.Rect.Dy()
+	for _, p := range planes[1:] {
+		if p.Rect.Dx() != w || p.Rect.Dy() != h {
+			return dst
+		}
+	}
+	// Contrast per plane per pixel, then the choice; rows handled in a
+	// rolling fashion would save memory, but a byte per pixel is small.
+	choice := make([]uint8, w*h)
+	best := make([]int32, w*h)
+	lap := make([]int32, w*h)
+	for k, p := range planes {
+		for y := 1; y < h-1; y++ {
+			row := p.Pix[y*p.Stride:]
+			up := p.Pix[(y-1)*p.Stride:]
+			dn := p.Pix[(y+1)*p.Stride:]
+			for x := 1; x < w-1; x++ {
+				v := 4*int32(row[x*4+1]) - int32(row[(x-1)*4+1]) - int32(row[(x+1)*4+1]) - int32(up[x*4+1]) - int32(dn[x*4+1])
+				if v < 0 {
+					v = -v
+				}
+				lap[y*w+x] = v
+			}
+		}
+		for y := 2; y < h-2; y++ {
+			for x := 2; x < w-2; x++ {
+				var sum int32
+				for dy := -1; dy <= 1; dy++ {
+					o := (y+dy)*w + x
+					sum += lap[o-1] + lap[o] + lap[o+1]
+				}
+				if k == 0 || sum > best[y*w+x] {
+					best[y*w+x] = sum
+					choice[y*w+x] = uint8(k)
+				}
+			}
+		}
+	}
+	for y := 0; y < h; y++ {
+		for x := 0; x < w; x++ {
+			if k := choice[y*w+x]; k > 0 {
+				o := y*dst.Stride + x*4
+				copy(dst.Pix[o:o+4], planes[k].Pix[y*planes[k].Stride+x*4:][:4])
+			}
+		}
+	}
+	return dst
+}
