@@ -39,6 +39,7 @@ func combo(xy, z, lamp string) *config.Config {
 		zc.TravelMin, zc.TravelMax = 0, 100*config.Micrometre
 		zc.DAC = config.DAC{FullScale: 100 * config.Micrometre, Gain: 1}
 		c.Scan.ZNominal = 50 * config.Micrometre
+		c.Scan.ReferenceZ = 50 * config.Micrometre
 	}
 	c.Machine.Light.Driver = lamp
 	c.Machine.Light.PCA9685 = config.PCA9685{Address: 0x40, Channel: 5, Frequency: config.Kilohertz}
