@@ -60,9 +60,10 @@ SYSUSERSDIR ?= /usr/lib/sysusers.d
 install: build
 	install -D -m 0755 $(BIN)/papscan $(DESTDIR)$(PREFIX)/bin/papscan
 	install -d $(DESTDIR)$(SYSTEMDDIR)
-	sed 's|/usr/local/bin/papscan|$(PREFIX)/bin/papscan|' deploy/papscan.service >$(DESTDIR)$(SYSTEMDDIR)/papscan.service
+	sed -e 's|/usr/local/bin/papscan|$(PREFIX)/bin/papscan|' -e 's|/usr/local/share/doc|$(PREFIX)/share/doc|' deploy/papscan.service >$(DESTDIR)$(SYSTEMDDIR)/papscan.service
 	chmod 0644 $(DESTDIR)$(SYSTEMDDIR)/papscan.service
 	install -D -m 0644 deploy/papscan.sysusers $(DESTDIR)$(SYSUSERSDIR)/papscan.conf
+	install -D -m 0644 README.md $(DESTDIR)$(PREFIX)/share/doc/papscan/README.md
 	test -e $(DESTDIR)/etc/papscan/papscan.yaml || install -D -m 0644 firmware-config/profiles/papscan-r2.yaml $(DESTDIR)/etc/papscan/papscan.yaml
 	@if [ -z "$(DESTDIR)" ] && [ -d /run/systemd/system ]; then \
 		systemd-sysusers papscan.conf && systemctl daemon-reload && \
