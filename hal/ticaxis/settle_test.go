@@ -135,3 +135,36 @@ func TestWaitAfterArrivalDoesNotSettleAgain(t *testing.T) {
 		t.Errorf("returned %s after arrival, want the %s settle", d, settle)
 	}
 }
+
+// A move against the approach side overshoots and comes back: the settle
+// runs from the arrival of the second leg, never from the first.
+func TestSettleAfterBacklashLeg(t *testing.T) {
+	const settle = 60 * time.Millisecond
+	ctx := context.Background()
+	clk := &watchClock{Clock: sim.NewClock()}
+	bus := ticemu.NewBus()
+	eo := emuOpts()
+	eo.BacklashSteps = 2
+	emu := ticemu.New(clk, eo)
+	clk.emus, clk.moving = []*ticemu.Tic{emu}, make([]time.Time, 1)
+	if err := bus.Attach(0x0E, emu); err != nil {
+		t.Fatal(err)
+	}
+	o := axisOpts("x", 0x0E)
+	o.Settle, o.Backlash = settle, 200*physic.MicroMetre
+	ax, err := New(bus, clk, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := ax.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range []physic.Distance{10 * physic.MilliMetre, 4 * physic.MilliMetre} { // the second from above
+		if err := hal.MoveTo(ctx, ax, p); err != nil {
+			t.Fatal(err)
+		}
+		if d := clk.Now().Sub(clk.moving[0]); d < settle || d > settle+15*time.Millisecond {
+			t.Errorf("move to %s: Wait returned %s after the arrival, want the %s settle", p, d, settle)
+		}
+	}
+}
