@@ -159,7 +159,7 @@ func TestSettleAfterBacklashLeg(t *testing.T) {
 	if err := ax.Home(ctx); err != nil {
 		t.Fatal(err)
 	}
-	for _, p := range []physic.Distance{10 * physic.MilliMetre, 4 * physic.MilliMetre} { // the second from above
+	for _, p := range []physic.Distance{10 * physic.MilliMetre, 4030 * physic.MicroMetre} { // the second from above
 		if err := hal.MoveTo(ctx, ax, p); err != nil {
 			t.Fatal(err)
 		}
