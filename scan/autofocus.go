@@ -105,6 +105,128 @@ func (s *Scanner) autofocus(ctx context.Context, r *Report, zc, half float64, bu
 	return zp, nil
 }
 
+// checkFocus is the refocus of a tile that looked soft, imaged at z with
+// sharpness s0: focusNear with that frame reused. When the bracket shows z
+// is the sharpest the focus is where the map said (a tile poor in
+// contrast, not out of focus): two frames instead of a sweep's dozen.
+func (s *Scanner) checkFocus(ctx context.Context, r *Report, z, s0 float64, buf **image.RGBA) (float64, error) {
+	return s.focusNear(ctx, r, z, s0, true, buf)
+}
+
+// focusNear finds the focus near a prediction zp (the focus map, the
+// points measured so far): frames one coarse step below and above zp (and
+// at zp unless its sharpness s0 is known) bracket it. When zp is the
+// sharpest of the three by a clear margin, the Gaussian through them
+// places the peak; otherwise it climbs, one coarse step at a time, towards
+// the sharper side until the sharpness falls again (at most
+// localRangeSteps from zp; ErrNoFocusPeak beyond). Two fine frames half a
+// step either side of the peak then refine it, all five nearest fitted
+// with a Gaussian (skipped when confirm is set and the bracket confirmed
+// zp: the caller only wants to know the focus did not move). Five or six
+// frames where a sweep takes a dozen; a flat bracket falls back to the
+// sweep. It is one autofocus operation.
+func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, confirm bool, buf **image.RGBA) (float64, error) {
+	step := s.o.FocusStep
+	zmin, zmax := s.m.Focus.Range()
+	lo, hi := um(zmin), um(zmax)
+	sweep := func() (float64, error) { return s.autofocus(ctx, r, zp, localRangeSteps*step, buf) }
+	if zp-float64(localRangeSteps+1)*step < lo || zp+float64(localRangeSteps)*step > hi || s0 == 0 {
+		return sweep()
+	}
+	r.Focus.Ops++
+	zs := []float64{zp - step, zp, zp + step}
+	sh := []float64{0, s0, 0}
+	// From below, against backlash.
+	if err := s.setZ(ctx, r, zp-2*step); err != nil {
+		return 0, err
+	}
+	for i, z := range zs {
+		if i == 1 && !math.IsNaN(s0) {
+			continue
+		}
+		v, err := s.shoot(ctx, r, z, buf)
+		if err != nil {
+			return 0, err
+		}
+		sh[i] = v
+	}
+	peak := 1
+	if sh[0] >= sh[1] || sh[2] >= sh[1] {
+		// Climb towards the sharper side.
+		dir := 1.0
+		if sh[0] > sh[2] {
+			dir = -1
+		}
+		for k := 2; ; k++ {
+			if k > localRangeSteps {
+				return 0, fmt.Errorf("%w: sharpness still rising %d steps from the prediction %.1f µm", ErrNoFocusPeak, localRangeSteps, zp)
+			}
+			z := zp + dir*float64(k)*step
+			v, err := s.shoot(ctx, r, z, buf)
+			if err != nil {
+				return 0, err
+			}
+			if dir > 0 {
+				zs, sh = append(zs, z), append(sh, v)
+				if v < sh[len(sh)-2] {
+					peak = len(sh) - 2
+					break
+				}
+			} else {
+				zs, sh = append([]float64{z}, zs...), append([]float64{v}, sh...)
+				if v < sh[1] {
+					peak = 1
+					break
+				}
+			}
+		}
+	}
+	tri, trs := zs[peak-1:peak+2], sh[peak-1:peak+2]
+	if !(trs[1] > 1.15*math.Min(trs[0], trs[2])) {
+		r.Focus.Ops-- // a flat curve: the sweep decides (same operation)
+		return sweep()
+	}
+	z0 := tri[1]
+	if zg, ok := gaussPeak(tri, trs); ok && math.Abs(zg-tri[1]) <= step/2 {
+		z0 = zg
+	}
+	if confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2 {
+		return z0, nil
+	}
+	h := step * fineStepFrac
+	if err := s.setZ(ctx, r, z0-2*h); err != nil {
+		return 0, err
+	}
+	fz := append([]float64(nil), tri...)
+	fs := append([]float64(nil), trs...)
+	for _, z := range []float64{z0 - h, z0 + h} {
+		v, err := s.shoot(ctx, r, z, buf)
+		if err != nil {
+			return 0, err
+		}
+		fz, fs = append(fz, z), append(fs, v)
+	}
+	if zf, ok := gaussPeak(fz, fs); ok && math.Abs(zf-z0) <= h {
+		return zf, nil
+	}
+	return z0, nil
+}
+
+// shoot moves the focus to z and returns the sharpness of a frame there,
+// counted as an autofocus frame.
+func (s *Scanner) shoot(ctx context.Context, r *Report, z float64, buf **image.RGBA) (float64, error) {
+	if err := s.setZ(ctx, r, z); err != nil {
+		return 0, err
+	}
+	img, err := s.capture(ctx, r, *buf)
+	if err != nil {
+		return 0, err
+	}
+	*buf = img
+	r.Focus.Frames++
+	return Sharpness(img), nil
+}
+
 // gaussPeak fits log(s) = a + b z + c z² by least squares and returns the
 // vertex -b/2c when the fit is concave (c < 0).
 func gaussPeak(zs, s []float64) (float64, bool) {
@@ -224,10 +346,16 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 				zc, half = m.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 			}
 		}
-		if err := s.moveTo(ctx, r, p.X, p.Y); err != nil {
+		err := s.moveTo(ctx, r, p.X, p.Y)
+		if err != nil {
 			return nil, fmt.Errorf("focus point %d: %w", i, err)
 		}
-		z, err := s.autofocus(ctx, r, zc, half, &buf)
+		var z float64
+		if half < s.o.FocusRange {
+			z, err = s.focusNear(ctx, r, zc, math.NaN(), false, &buf)
+		} else {
+			z, err = s.autofocus(ctx, r, zc, half, &buf)
+		}
 		if errors.Is(err, ErrNoFocusPeak) && half < s.o.FocusRange {
 			// Widen the same operation to the whole range.
 			r.Focus.Ops--

@@ -2,6 +2,7 @@ package scan_test
 
 import (
 	"context"
+	"log/slog"
 	"os"
 	"strconv"
 	"strings"
@@ -70,17 +71,18 @@ func benchSlide(b *testing.B, profile string) {
 		RobotID: "bench", SpotCenter: scan.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()},
 		SpotDiameter: cfg.Scan.SpotDiameter.UM(), TileOverlap: cfg.Scan.TileOverlap,
 		FocusRange: cfg.Scan.FocusRange.UM(), FocusStep: cfg.Scan.FocusStep.UM(), FocusPoints: cfg.Scan.FocusPoints,
-		ZNominal: cfg.Scan.ZNominal.UM(),
-		Detect:   classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
-		Model:    model,
-		Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-			MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-			MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
+		ZNominal:    cfg.Scan.ZNominal.UM(),
+		Detect:      classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
+		Model:       model,
+		Thresholds:  thresholds(cfg),
 		Motion:      motionModel(cfg),
 		Overview:    scan.OverviewGeometry{CenterX: cfg.Scan.OverviewCenterX.UM(), CenterY: cfg.Scan.OverviewCenterY.UM()},
 		RefocusDrop: cfg.Scan.RefocusDrop, RefocusMax: cfg.Scan.RefocusMax,
 		ZPlanes: cfg.Scan.ZPlanes, ZPlaneStep: cfg.Scan.ZPlaneStep.UM(),
 		FocusTruth: w.FocusTruth,
+	}
+	if os.Getenv("PAPSCAN_BENCH_LOG") == "1" {
+		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
 	sc, err := scan.New(m.Machine, o)
 	if err != nil {

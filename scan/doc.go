@@ -10,5 +10,7 @@
 // from hal.Clock, so reported timings are machine time in both.
 //
 // A slide that was not fully imaged (a tile missing, a fault, a cancelled
-// context) is reported INCOMPLETE, never negative.
+// context) is reported INCOMPLETE, never negative. Progress is journalled;
+// after a restart an interrupted slide is reported INCOMPLETE for rerun and
+// scanned again from its start (see Scanner.Magazine).
 package scan

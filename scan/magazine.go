@@ -56,7 +56,13 @@ func (s *Scanner) RunMagazine(ctx context.Context, magazine string, onReport fun
 // With Options.StateDir set, progress is journalled: slides a restart
 // interrupted are first reported INCOMPLETE and marked for rerun (never as
 // finished negatives), slots already done are skipped, and the others
-// (including those to rerun) are scanned.
+// (including those to rerun) are scanned. An interrupted slide is scanned
+// again from its start, not from the journalled tile: the cells counted
+// before the restart lived only in memory (the journal holds counts, not
+// cells or gallery crops), and a reloaded slide sits slightly differently
+// on the stage (the spot and focus map are found anew), so tiles imaged
+// before and after could not be joined without a registration step. It
+// costs one slide's scan, once per interruption.
 //
 // A slide problem (ErrSlide) is reported and the magazine goes on. A
 // machine fault stops it after the report of the slide it hit: earlier

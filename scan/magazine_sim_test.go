@@ -5,8 +5,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"syscall"
 	"testing"
@@ -18,6 +20,10 @@ import (
 	"papscan/hal/sim/world"
 	"papscan/scan"
 )
+
+// cricAbnormalFields is how many abnormal CRIC fields a high-grade
+// CRIC-tiled slide of the small spot carries.
+const cricAbnormalFields = 2
 
 // small makes a rig cheap: a 1.2 mm spot, four focus points.
 func small(stateDir string) func(*config.Config) {
@@ -222,7 +228,15 @@ func TestZStack(t *testing.T) {
 
 // TestMagazineUnattended runs a magazine of ten slides with every label
 // symbology, high-grade slides, a smeared label and a camera that is
-// unplugged in the middle of the last slide.
+// unplugged for good in the middle of the last slide. With the shared data
+// present the slides are tiled with real CRIC fields, whose verdicts the
+// classifier (issue 4) can be held to: high grade → HIGH_GRADE, negative →
+// NILM. Without it they are synthetic, whose abnormal cells do not look
+// like CRIC's, so only the outcomes that do not depend on the classifier
+// are checked. Either way: the smeared label is reported unreadable, the
+// lost camera is a camera fault (after the recovering wrapper's reopen
+// attempts) that stops the magazine, its slide is INCOMPLETE and marked
+// for rerun, and no incomplete slide is ever NILM.
 func TestMagazineUnattended(t *testing.T) {
 	if testing.Short() {
 		t.Skip("ten simulated slides")
@@ -238,17 +252,37 @@ func TestMagazineUnattended(t *testing.T) {
 		}
 	}
 	specs[smeared].Label = slide.LabelDamaged
+	build := func(sp slide.Spec) (*slide.Slide, error) { return slide.Synthetic(sp), nil }
+	data := sharedData()
+	if data != "" {
+		if _, err := os.Stat(filepath.Join(data, "cric", "fields", "nuclei.csv")); err != nil {
+			data = ""
+		}
+	}
+	if data != "" {
+		t.Logf("slides tiled with CRIC fields from %s", data)
+		build = func(sp slide.Spec) (*slide.Slide, error) {
+			if sp.Diagnosis == slide.HighGrade {
+				sp.Abnormal = cricAbnormalFields
+			}
+			return slide.FromCRIC(data, sp)
+		}
+	} else {
+		t.Logf("no shared data: synthetic slides, verdicts not checked")
+	}
 	dir := t.TempDir()
-	rig := newRigSpecs(t, small(dir), specs...)
+	rig := newRigFrom(t, small(dir), build, specs...)
 	rig.onProgress = func(p scan.Progress) {
 		if p.SlideID == specs[lost].ID && p.Phase == "scan" && p.Done == 5 {
-			rig.world.Camera.Disconnect()
+			rig.world.UnplugCamera(0)
 		}
 	}
 	var got []*scan.Report
+	var falsePos []int                // negative slides reported abnormal
+	maxNeg, minHigh := 0, math.MaxInt // slide-level high-grade cells
 	res, err := rig.scanner.Magazine(context.Background(), "M9", func(r *scan.Report) error { got = append(got, r); return nil })
-	if !errors.Is(err, syscall.ENODEV) {
-		t.Fatalf("magazine error %v, want the camera's ENODEV", err)
+	if f := hal.FaultOf(err); f == nil || f.Code != hal.FaultCamera || !errors.Is(err, syscall.ENODEV) {
+		t.Fatalf("magazine error %v, want a camera fault after the camera's ENODEV", err)
 	}
 	if res.Before == nil || !res.Before.OK || res.After != nil {
 		t.Errorf("self-test before %+v, after %+v (want passed, not reached)", res.Before, res.After)
@@ -257,30 +291,56 @@ func TestMagazineUnattended(t *testing.T) {
 		t.Fatalf("%d reports, want %d", len(got), n)
 	}
 	for i, r := range got {
-		t.Logf("slot %d: %-22s %-12s label %-10s cells %4d high %2d tiles %d/%d eff %.3f af/field %.2f focus err %.2f µm flags %v",
-			r.Slot, r.SlideID, r.Verdict, r.Label.Format, r.Result.Cells, r.Result.HighGradeCells, r.TilesAnalysed, r.TilesPlanned,
+		t.Logf("slot %d: %-22s %-12s label %-10s cells %4d high %3d (slide-level %2d) tiles %d/%d eff %.3f af/field %.2f focus err %.2f µm flags %v",
+			r.Slot, r.SlideID, r.Verdict, r.Label.Format, r.Result.Cells, r.Result.HighGradeCells, r.Result.SlideHighGradeCells, r.TilesAnalysed, r.TilesPlanned,
 			r.Measures.ScanEfficiency, r.Measures.AutofocusPerField, r.Measures.FocusErrorRMS, r.Flags)
+		if !r.Complete() && r.Verdict != classify.VerdictIncomplete {
+			t.Errorf("slot %d incomplete (%d/%d tiles) but reported %s", i, r.TilesAnalysed, r.TilesPlanned, r.Verdict)
+		}
 		switch {
 		case i == lost:
-			if r.Complete() || r.Verdict != classify.VerdictIncomplete || !strings.Contains(r.Error, syscall.ENODEV.Error()) {
-				t.Errorf("slot %d lost its camera but reported %s (complete %v)", i, r.Verdict, r.Complete())
+			if r.Complete() || r.Verdict != classify.VerdictIncomplete ||
+				!strings.Contains(r.Error, "camera fault") || !strings.Contains(r.Error, syscall.ENODEV.Error()) {
+				t.Errorf("slot %d lost its camera but reported %s (complete %v, error %q)", i, r.Verdict, r.Complete(), r.Error)
 			}
 			continue
 		case !r.Complete():
 			t.Errorf("slot %d incomplete: %s", i, r.Error)
 		}
 		if i == smeared {
-			if r.SlideID != "UNREADABLE-M9-S04" || r.Label.Read || len(r.Flags) == 0 {
+			if r.SlideID != "UNREADABLE-M9-S04" || r.Label.Read || !slices.Contains(r.Flags, scan.FlagLabelUnreadable) {
 				t.Errorf("smeared label reported as %q (%+v, flags %v)", r.SlideID, r.Label, r.Flags)
 			}
 		} else if r.SlideID != specs[i].ID || r.Label.Format != codes[i%3].String() {
 			t.Errorf("slot %d named %q from %s, want %q from %s", i, r.SlideID, r.Label.Format, specs[i].ID, codes[i%3])
 		}
-		// Verdicts come from the classifier (issue 4); the scan's part is
-		// that high-grade cells are imaged and counted.
-		if high[i] && r.Verdict != classify.VerdictHighGrade {
-			t.Errorf("slot %d (high grade) reported %s", i, r.Verdict)
+		if data == "" {
+			continue
 		}
+		switch {
+		case high[i] && r.Verdict != classify.VerdictHighGrade:
+			t.Errorf("slot %d (high grade) reported %s (%s)", i, r.Verdict, r.Result.Reason)
+		case high[i]:
+			minHigh = min(minHigh, r.Result.SlideHighGradeCells)
+		case r.Verdict != classify.VerdictNILM:
+			falsePos = append(falsePos, i)
+			maxNeg = max(maxNeg, r.Result.SlideHighGradeCells)
+			t.Logf("slot %d (negative) reported %s (%s)", i, r.Verdict, r.Result.Reason)
+		default:
+			maxNeg = max(maxNeg, r.Result.SlideHighGradeCells)
+		}
+	}
+	// The shipped classifier's false positives on CRIC negative fields sit
+	// close to the slide rule (measured: 4 to 13 cells at P >= 0.95 in
+	// about 4000, 0.1 to 0.3 %, against the rule's 0.2 %), so a negative
+	// slide may tip over even imaged perfectly (seed 106 does): at most
+	// one of the six negatives may, and every negative must still count
+	// fewer suspicious cells than any high-grade slide.
+	if len(falsePos) > 1 {
+		t.Errorf("negative slides %v reported abnormal: more false positives than the classifier's known rate", falsePos)
+	}
+	if data != "" && maxNeg >= minHigh {
+		t.Errorf("a negative slide counts %d high-grade cells, a high-grade slide only %d: the scan does not separate them", maxNeg, minHigh)
 	}
 	// The journal knows which slides are done and which need a rerun.
 	b, err := os.ReadFile(filepath.Join(dir, "progress", "M9.json"))

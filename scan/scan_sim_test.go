@@ -58,6 +58,14 @@ func newRig(t *testing.T, diagnoses ...slide.Diagnosis) *simRig {
 // configuration first.
 func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) *simRig {
 	t.Helper()
+	return newRigFrom(t, tweak, func(sp slide.Spec) (*slide.Slide, error) { return slide.Synthetic(sp), nil }, specs...)
+}
+
+// newRigFrom is newRigSpecs with the slides built by build (synthetic or
+// tiled with real CRIC fields). The camera runs behind camera.Recovering,
+// as on the robot.
+func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec) (*slide.Slide, error), specs ...slide.Spec) *simRig {
+	t.Helper()
 	cfg := config.Default()
 	cfg.Scan.SpotDiameter = config.Distance(testSpotUM * 1000)
 	cfg.Classify.MinSquamousCells = 100
@@ -80,14 +88,22 @@ func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) 
 		if sp.FocusBaseUM == 0 {
 			sp.FocusBaseUM = cfg.Scan.ZNominal.UM() + 5
 		}
-		slides = append(slides, slide.Synthetic(sp))
+		sl, err := build(sp)
+		if err != nil {
+			t.Fatal(err)
+		}
+		slides = append(slides, sl)
 	}
 	w, err := world.NewWorld(cfg, slides)
 	if err != nil {
 		t.Fatal(err)
 	}
+	frames, err := w.RecoveringCamera(context.Background(), nil)
+	if err != nil {
+		t.Fatal(err)
+	}
 	m, err := machine.Build(cfg, machine.Wire{
-		Bus: w.Bus, Frames: w.Camera, Loader: w.Loader, Clock: w.Clock,
+		Bus: w.Bus, Frames: frames, Loader: w.Loader, Clock: w.Clock,
 		Pin: func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) },
 	})
 	if err != nil {
@@ -113,9 +129,7 @@ func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) 
 		ZNominal:     cfg.Scan.ZNominal.UM(),
 		Detect:       classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea},
 		Model:        model,
-		Thresholds: classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-			MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-			MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize},
+		Thresholds:   thresholds(cfg),
 		Progress: func(p scan.Progress) {
 			if rig.onProgress != nil {
 				rig.onProgress(p)
@@ -139,6 +153,17 @@ func newRigSpecs(t *testing.T, tweak func(*config.Config), specs ...slide.Spec) 
 	rig.machine = m.Machine
 	rig.options = opts
 	return rig
+}
+
+// thresholds are the configuration's classify thresholds, the slide-level
+// counting included, as cmd/papscan passes them.
+func thresholds(cfg *config.Config) classify.Thresholds {
+	c := cfg.Classify
+	return classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
+		MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
+		MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize,
+		SlideHighGrade: c.SlideHighGradeThreshold, SlideLowGrade: c.SlideLowGradeThreshold,
+		MinHighGradeFraction: c.MinHighGradeFraction, MinLowGradeFraction: c.MinLowGradeFraction}
 }
 
 // rigStateDir is the state directory a test configured (agent.state_dir

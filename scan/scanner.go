@@ -280,9 +280,11 @@ const maxOverlap = 250 * time.Millisecond
 
 // moveXYZ moves the stage to (x, y) and the focus to z together. Only the
 // axes whose target differs move, and they are waited for in the order
-// they are expected to arrive (from the motion model), so that each axis's
-// settle overlaps the others' travel instead of following it. The time is
-// accounted as motion.
+// they are expected to arrive (from the motion model). A Tic axis
+// (hal/ticaxis) settles from its arrival whenever it is waited for; the
+// order matters for drivers that settle only once waited for (a STEP/DIR
+// focus), whose settle then overlaps the others' travel instead of
+// following it. The time is accounted as motion.
 func (s *Scanner) moveXYZ(ctx context.Context, r *Report, x, y, z float64) error {
 	t0 := s.m.Clock.Now()
 	defer func() { r.Timing.Motion += s.m.Clock.Now().Sub(t0) }()

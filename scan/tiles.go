@@ -152,7 +152,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 			if sh < s.o.RefocusDrop*median(sharp) && tf >= 0.7*median(tissue) && tf > 0.02 {
 				r.Focus.Refocus++
 				t0 := s.m.Clock.Now()
-				zn, err := s.autofocus(ctx, r, z, localRangeSteps*s.o.FocusStep, &afBuf)
+				zn, err := s.checkFocus(ctx, r, z, Sharpness(mid), &afBuf)
 				switch {
 				case errors.Is(err, ErrNoFocusPeak):
 					s.log.Warn("refocus found no peak; keeping the map", "slide", r.SlideID, "tile", i)
@@ -162,9 +162,9 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 					return fmt.Errorf("tile %d: refocus: %w", i, err)
 				case math.Abs(zn-z) < s.o.FocusStep/2:
 					// The focus was right: the tile is just poor in contrast.
-					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn)
+					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn, "true_um", s.truth(t))
 				default:
-					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn)
+					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn, "true_um", s.truth(t))
 					dev := zn - base.Z(t.X, t.Y) - offset
 					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 && math.Sqrt(dist2(t, lastAt)) > farApart {
 						// The same shift twice, far apart: the whole focus
@@ -230,6 +230,16 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	}
 	drain()
 	return nil
+}
+
+// truth is the simulator's true focus at t for the logs, NaN when unknown.
+func (s *Scanner) truth(t Point) float64 {
+	if s.o.FocusTruth != nil {
+		if z, ok := s.o.FocusTruth(t.X, t.Y); ok {
+			return z
+		}
+	}
+	return math.NaN()
 }
 
 func pushWindow(w []float64, v float64) []float64 {

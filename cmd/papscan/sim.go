@@ -128,9 +128,17 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFailure
 	}
+	// The camera runs behind the same recovering wrapper as the real
+	// robot's: a camera lost mid-scan is reopened with backoff on the
+	// virtual clock, then becomes a camera fault.
+	frames, err := w.RecoveringCamera(ctx, log)
+	if err != nil {
+		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
+		return exitFault
+	}
 	hw := machine.Wire{
 		Bus:    w.Bus,
-		Frames: w.Camera,
+		Frames: frames,
 		Pin: func(p config.Pin) (gpio.PinIO, error) {
 			return w.GPIO(p)
 		},
@@ -195,7 +203,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		}
 		if lossArmed && p.Phase == "scan" && p.Total > 0 && p.Done == p.Total/2 {
 			lossArmed = false
-			w.Camera.Disconnect()
+			w.UnplugCamera(0) // for good: reopens fail, a camera fault follows
 		}
 		bar.update(p)
 		if p.Phase == "scan" {

@@ -194,3 +194,57 @@ func (c *Camera) DropFrames(n int) {
 	c.drop += max(n, 0)
 	c.mu.Unlock()
 }
+
+// Open opens the camera as opening its device node would: it fails with an
+// error wrapping syscall.ENODEV while the camera is disconnected (and
+// EBADF once it is closed), else it returns a new handle reading it. The
+// handle's Close ends that handle only, so the camera can be opened again:
+// it is the opener a camera.Recovering reopens a lost camera with.
+func (c *Camera) Open(ctx context.Context) (hal.FrameSource, error) {
+	if err := ctx.Err(); err != nil {
+		return nil, err
+	}
+	c.mu.Lock()
+	closed, disc := c.closed, c.disconnected
+	c.mu.Unlock()
+	switch {
+	case closed:
+		return nil, fmt.Errorf("%s: open: camera closed: %w", c.opts.Name, syscall.EBADF)
+	case disc:
+		return nil, fmt.Errorf("%s: open: %w", c.opts.Name, syscall.ENODEV)
+	}
+	return &cameraHandle{c: c}, nil
+}
+
+// cameraHandle is one open of a Camera (see Camera.Open).
+type cameraHandle struct {
+	c      *Camera
+	mu     sync.Mutex
+	closed bool
+}
+
+var _ hal.FrameSource = (*cameraHandle)(nil)
+
+func (h *cameraHandle) String() string { return h.c.String() }
+
+func (h *cameraHandle) Format() (fourcc uint32, w, hh int) { return h.c.Format() }
+
+func (h *cameraHandle) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
+	h.mu.Lock()
+	closed := h.closed
+	h.mu.Unlock()
+	if closed {
+		return dst[:0], fmt.Errorf("%s: read frame: handle closed: %w", h.c.opts.Name, syscall.EBADF)
+	}
+	return h.c.ReadFrame(ctx, dst)
+}
+
+func (h *cameraHandle) Close() error {
+	h.mu.Lock()
+	defer h.mu.Unlock()
+	if h.closed {
+		return errors.New(h.c.opts.Name + ": already closed")
+	}
+	h.closed = true
+	return nil
+}

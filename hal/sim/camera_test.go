@@ -181,3 +181,35 @@ func TestCameraFaults(t *testing.T) {
 		t.Errorf("read after close: %v", err)
 	}
 }
+
+// Open is the device node: it fails with ENODEV while unplugged; a
+// handle's Close ends that handle, not the camera.
+func TestCameraOpenHandles(t *testing.T) {
+	ctx := context.Background()
+	cam := sim.NewCamera(sim.NewClock(), sim.CameraOptions{Width: 64, Height: 48, NoiseSigma: -1})
+	h, err := cam.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReadFrame(ctx, nil); err != nil {
+		t.Fatal(err)
+	}
+	cam.Disconnect()
+	if _, err := cam.Open(ctx); !errors.Is(err, syscall.ENODEV) {
+		t.Errorf("open while unplugged: %v, want ENODEV", err)
+	}
+	if err := h.Close(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h.ReadFrame(ctx, nil); !errors.Is(err, syscall.EBADF) {
+		t.Errorf("read on a closed handle: %v, want EBADF", err)
+	}
+	cam.Reconnect()
+	h2, err := cam.Open(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := h2.ReadFrame(ctx, nil); err != nil {
+		t.Errorf("read after reconnect: %v", err)
+	}
+}

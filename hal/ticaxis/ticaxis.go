@@ -46,7 +46,11 @@ type Options struct {
 	// HomeForward homes against the forward limit switch instead of the
 	// reverse one.
 	HomeForward bool
-	// Settle is waited after a move arrives, before Wait returns.
+	// Settle is the time the carriage needs to come to rest after the
+	// Tic arrives at the target. It runs from the arrival (the Tic's own
+	// planned arrival, never before a poll that saw it moving), so a Wait
+	// called late, as the second axis of a Stage.MoveTo, waits only what
+	// is left of it.
 	Settle time.Duration
 	// PollInterval is the status polling period; 0 means 5 ms.
 	PollInterval time.Duration
@@ -96,8 +100,15 @@ type Axis struct {
 	backlash  int64 // Options.Backlash in microsteps
 	moveStart time.Time
 	budget    time.Duration
-	haltGen   uint64
-	lastCmd   time.Time
+	// arriveBy is when the leg being driven to the final target arrives at
+	// the latest by the Tic's own planner (trapezoid from rest at the
+	// programmed limits, plus a margin); zero when unknown (an overshoot
+	// leg is still to come, or the move started while the axis moved).
+	// The settle runs from then, so an axis that arrived while another was
+	// waited for has already settled part of the way when it is waited for.
+	arriveBy time.Time
+	haltGen  uint64
+	lastCmd  time.Time
 }
 
 var _ hal.Axis = (*Axis)(nil)
@@ -504,6 +515,10 @@ func (a *Axis) Start(target physic.Distance) error {
 	}
 	a.moveStart = a.clock.Now()
 	a.budget = a.moveBudget(math.Abs(float64(leg) - float64(prev)))
+	a.arriveBy = time.Time{}
+	if leg == ms && !wasHolding {
+		a.arriveBy = a.moveStart.Add(a.arrival(math.Abs(float64(leg) - float64(prev))))
+	}
 	a.holding = true
 	a.mu.Unlock()
 	register(a)
@@ -563,16 +578,35 @@ func abs64(d int64) int64 {
 // moveBudget is how long a move of d microsteps may take before Wait calls it
 // a fault: 1.5 times the trapezoid's time plus 250 ms and two polls.
 func (a *Axis) moveBudget(d float64) time.Duration {
-	v, ac, de := a.speed, a.accel, a.decel
-	var s float64
-	if d >= v*v/(2*ac)+v*v/(2*de) {
-		s = d/v + v/(2*ac) + v/(2*de)
-	} else {
-		vp := math.Sqrt(2 * d * ac * de / (ac + de))
-		s = vp/ac + vp/de
-	}
-	return time.Duration(1.5*s*float64(time.Second)) + 250*time.Millisecond + 2*a.opts.PollInterval
+	return time.Duration(1.5*a.trapezoid(d)*float64(time.Second)) + 250*time.Millisecond + 2*a.opts.PollInterval
 }
+
+// trapezoid is the time, in seconds, the Tic's planner takes for a move of d
+// microsteps from rest to rest at the programmed speed and acceleration
+// limits (a starting speed only shortens it).
+func (a *Axis) trapezoid(d float64) float64 {
+	v, ac, de := a.speed, a.accel, a.decel
+	if d <= 0 {
+		return 0
+	}
+	if d >= v*v/(2*ac)+v*v/(2*de) {
+		return d/v + v/(2*ac) + v/(2*de)
+	}
+	vp := math.Sqrt(2 * d * ac * de / (ac + de))
+	return vp/ac + vp/de
+}
+
+// arrival is how long after the target is sent a move of d microsteps
+// from rest has arrived at the latest: the planner's trapezoid plus
+// arrivalMargin and 0.25 % (the Tic plans in 1 ms steps and rounds its
+// limits; the command itself takes a moment on the bus). Wait never counts settle time before it
+// nor before a poll that still saw the axis moving.
+func (a *Axis) arrival(d float64) time.Duration {
+	return time.Duration(1.0025*a.trapezoid(d)*float64(time.Second)) + arrivalMargin
+}
+
+// arrivalMargin is added to every predicted arrival.
+const arrivalMargin = 2 * time.Millisecond
 
 // Wait implements hal.Axis: it polls the Tic until the carriage stands at
 // the target, then waits Settle. Any Tic error, a limit switch or an overlong
@@ -592,6 +626,9 @@ func (a *Axis) Wait(ctx context.Context) error {
 	target, start, budget, gen := a.target, a.moveStart, a.budget, a.haltGen
 	where := a.toDistance(a.final)
 	a.mu.Unlock()
+	// seenMoving is the last poll that found the axis short of its target:
+	// it arrived after that.
+	var seenMoving time.Time
 	for {
 		if err := ctx.Err(); err != nil {
 			_ = a.Halt()
@@ -643,11 +680,13 @@ func (a *Axis) Wait(ctx context.Context) error {
 			a.target = final
 			a.moveStart = a.clock.Now()
 			a.budget = a.moveBudget(math.Abs(float64(final) - float64(target)))
+			a.arriveBy = a.moveStart.Add(a.arrival(math.Abs(float64(final) - float64(target))))
 			target, start, budget = a.target, a.moveStart, a.budget
 			a.mu.Unlock()
 			where = a.toDistance(target)
 			continue
 		}
+		seenMoving = a.clock.Now()
 		if el := a.clock.Now().Sub(start); el > budget {
 			return a.latch(hal.FaultMotion, fmt.Errorf("move to %s: still at %s after %s (expected under %s): %w", where, a.toDistance(pos), el, budget, hal.ErrTimeout))
 		}
@@ -656,8 +695,21 @@ func (a *Axis) Wait(ctx context.Context) error {
 			return fmt.Errorf("%s: move to %s: %w", n, where, err)
 		}
 	}
-	// Settle, feeding the dead-man.
-	for left := a.opts.Settle; left > 0; {
+	// Settle, feeding the dead-man. The settle started when the axis
+	// arrived: at the planner's arrival time, or after the last poll that
+	// saw it moving, whichever is later (and now when unknown); only the
+	// remainder is waited.
+	a.mu.Lock()
+	arrived := a.arriveBy
+	a.mu.Unlock()
+	now := a.clock.Now()
+	if arrived.IsZero() || arrived.After(now) {
+		arrived = now
+	}
+	if seenMoving.After(arrived) {
+		arrived = seenMoving
+	}
+	for left := a.opts.Settle - now.Sub(arrived); left > 0; {
 		d := min(left, a.opts.PollInterval)
 		if err := a.clock.Sleep(ctx, d); err != nil {
 			_ = a.Halt()

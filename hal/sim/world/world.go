@@ -55,6 +55,7 @@ type World struct {
 	lossSlot   int     // slot whose scan loses the camera, -1 none
 	lossAfter  int     // ... after this many frames of that slide
 	lossFrames int
+	cameraBack time.Time // when an unplugged camera is back; zero: never
 }
 
 // Reference target geometry: the target is a disc of this diameter centred
