@@ -20,14 +20,22 @@ import (
 	"papscan/scan"
 )
 
-// fakeScanner scans each slide in `tiles` steps of 100 ms (fake time).
+// fakeScanner scans each slide in `tiles` steps of 100 ms (fake time),
+// through a magazine loop with scan.Scanner.Magazine's contract: the
+// agent's BeforeSlide before each slot, every report (INCOMPLETE and
+// marked for rerun when cancelled) handed over before the next slide, a
+// fault stops the magazine.
 type fakeScanner struct {
 	tiles    int
-	progress func(scan.Progress)
+	slots    int
+	hooks    ScanHooks
 	failAt   map[string]error // slide ID -> fault injected mid-scan
+	selfTest func() *scan.SelfTestResult
 	homes    *int
 	mu       *sync.Mutex
 }
+
+var _ Scanner = (*fakeScanner)(nil)
 
 func (f *fakeScanner) Home(ctx context.Context) error {
 	f.mu.Lock()
@@ -37,7 +45,45 @@ func (f *fakeScanner) Home(ctx context.Context) error {
 	return ctx.Err()
 }
 func (f *fakeScanner) Halt() error { return nil }
-func (f *fakeScanner) ScanSlot(ctx context.Context, mag string, slot int) (*scan.Report, error) {
+
+func (f *fakeScanner) SelfTest(ctx context.Context) (*scan.SelfTestResult, error) {
+	if err := f.Home(ctx); err != nil {
+		return nil, err
+	}
+	if f.selfTest != nil {
+		return f.selfTest(), nil
+	}
+	return &scan.SelfTestResult{OK: true, Checks: []scan.Check{{Name: "camera", OK: true, Detail: "frames change"}, {Name: "home_repeatability", OK: true}}}, nil
+}
+
+func (f *fakeScanner) RecoverInterrupted(context.Context, string, func(*scan.Report) error) ([]*scan.Report, error) {
+	return nil, nil
+}
+
+func (f *fakeScanner) Magazine(ctx context.Context, mag string, onReport func(*scan.Report) error) (*scan.MagazineResult, error) {
+	res := &scan.MagazineResult{Magazine: mag}
+	if err := f.Home(ctx); err != nil {
+		return res, err
+	}
+	for slot := 0; slot < f.slots; slot++ {
+		if err := f.hooks.BeforeSlide(ctx, slot); err != nil {
+			return res, err
+		}
+		r, err := f.scanSlot(ctx, mag, slot)
+		if errors.Is(err, context.Canceled) {
+			r.MarkRerun("scan cancelled")
+		}
+		if derr := onReport(r); derr != nil {
+			return res, derr
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeScanner) scanSlot(ctx context.Context, mag string, slot int) (*scan.Report, error) {
 	id := scan.SlideID(mag, slot)
 	r := &scan.Report{ResultID: fmt.Sprintf("r-%s", id), SlideID: id, Slot: slot, TilesPlanned: f.tiles, Verdict: "NEGATIVE"}
 	for i := 0; i < f.tiles; i++ {
@@ -52,7 +98,7 @@ func (f *fakeScanner) ScanSlot(ctx context.Context, mag string, slot int) (*scan
 		case <-time.After(100 * time.Millisecond):
 		}
 		r.TilesCaptured, r.TilesAnalysed = i+1, i+1
-		f.progress(scan.Progress{SlideID: id, Phase: "scan", Done: i + 1, Total: f.tiles})
+		f.hooks.Progress(scan.Progress{SlideID: id, Phase: "scan", Done: i + 1, Total: f.tiles})
 	}
 	return r, nil
 }
@@ -166,11 +212,10 @@ func newRig(t *testing.T, slots int, failAt map[string]error) *rig {
 		panel: &panel.Panel{Ready: led("g"), Busy: led("a"), Fault: led("r")}, homes: new(int), mu: &sync.Mutex{}, done: make(chan error, 1)}
 	a, err := New(Options{
 		Config: cfg,
-		NewScanner: func(_ *config.Config, p func(scan.Progress)) (Scanner, error) {
-			return &fakeScanner{tiles: 20, progress: p, failAt: failAt, homes: r.homes, mu: r.mu}, nil
+		NewScanner: func(_ *config.Config, h ScanHooks) (Scanner, error) {
+			return &fakeScanner{tiles: 20, slots: slots, hooks: h, failAt: failAt, homes: r.homes, mu: r.mu}, nil
 		},
 		Machine:  hal.Machine{Loader: fakeLoader{slots}},
-		SelfTest: func(context.Context) error { return nil },
 		Delivery: r.del, Panel: r.panel, Buttons: r.presses, Notifier: r.notify, Watchdog: 4 * time.Second,
 	})
 	if err != nil {
@@ -379,7 +424,7 @@ func TestRecoverAfterUncleanStop(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Agent.StateDir = dir
-	o := Options{Config: cfg, NewScanner: func(*config.Config, func(scan.Progress)) (Scanner, error) { return nil, nil },
+	o := Options{Config: cfg, NewScanner: func(*config.Config, ScanHooks) (Scanner, error) { return nil, nil },
 		Machine: hal.Machine{Loader: fakeLoader{1}}, Delivery: &fakeDelivery{}}
 	a, err := New(o)
 	if err != nil {

@@ -50,7 +50,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 			}
 		}
 	case p.Button == ButtonStart && p.Long && idle:
-		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.startJob(ctx, "selftest", a.homeAndCheck("request"))
 		a.setState(panel.StateStarting, "self-check requested")
 	case p.Button == ButtonAbort && p.Long && a.job == "magazine":
 		a.log.Warn("abort: stopping the magazine; the slide on the stage will need a rerun")
@@ -62,7 +62,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 		a.setState(panel.StateReady, "dismissed")
 	case p.Button == ButtonAck && !p.Long && a.state == panel.StateFault && a.job == "":
 		a.log.Info("fault acknowledged: clearing and re-homing")
-		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.startJob(ctx, "selftest", a.homeAndCheck("acknowledge"))
 		a.setState(panel.StateStarting, "fault acknowledged; re-homing")
 	case p.Button == ButtonAck && p.Long && idle:
 		a.startJob(ctx, "rehome", a.rehome)
@@ -76,7 +76,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 }
 
 func (a *Agent) rehome(ctx context.Context) error {
-	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	sc, err := a.newScanner()
 	if err != nil {
 		return err
 	}
@@ -162,7 +162,7 @@ func (a *Agent) onRequest(ctx context.Context, req request) {
 		var f func(context.Context) error
 		switch req.Cmd {
 		case "selftest":
-			f = a.homeAndCheck
+			f = a.homeAndCheck("request")
 		case "home":
 			f = a.rehome
 		case "park":
