@@ -370,7 +370,7 @@ func (a *Agent) recordSelfTest(why string, res *scan.SelfTestResult) {
 	if !res.OK {
 		lvl = slog.LevelError
 	}
-	a.log.Log(context.Background(), lvl, "self-test", "context", why, "passed", res.OK, "checks", len(res.Checks), "failures", strings.Join(res.Failures, "; "))
+	a.log.Log(context.Background(), lvl, "self-test", "context", why, "ok", res.OK, "checks", len(res.Checks), "failures", strings.Join(res.Failures, "; "))
 }
 
 func (a *Agent) progress(p scan.Progress) {
