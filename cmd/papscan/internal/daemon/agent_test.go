@@ -34,8 +34,8 @@ type fakeScanner struct {
 	selfTest func() *scan.SelfTestResult
 	// interrupted are the reports RecoverInterrupted hands over, by magazine.
 	interrupted map[string][]*scan.Report
-	homes    *int
-	mu       *sync.Mutex
+	homes       *int
+	mu          *sync.Mutex
 }
 
 var _ Scanner = (*fakeScanner)(nil)
