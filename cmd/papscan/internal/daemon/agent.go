@@ -37,7 +37,9 @@ type Agent struct {
 	now    func() time.Time
 	health *Health
 
-	// Owned by the control loop.
+	stateDir string // agent.state_dir; a reload never changes it
+
+	// Owned by the control loop (cfg: replaced by it under mu).
 	cfg       *config.Config
 	state     panel.State
 	job       string
@@ -85,7 +87,7 @@ func New(o Options) (*Agent, error) {
 		o.Magazine = func(n int) string { return fmt.Sprintf("MAG%04d", n) }
 	}
 	a := &Agent{
-		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config,
+		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config, stateDir: o.Config.Agent.StateDir,
 		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
 	}
 	ps, err := ReadState(o.Config.Agent.StateDir)
@@ -201,7 +203,7 @@ func (a *Agent) persist() {
 	}
 	ps.Rerun = slices.Clone(a.ps.Rerun)
 	a.mu.Unlock()
-	if err := writeState(a.cfg.Agent.StateDir, ps); err != nil {
+	if err := writeState(a.stateDir, ps); err != nil {
 		a.log.Error("state file not written", "err", err)
 	}
 }
@@ -321,7 +323,15 @@ func (a *Agent) startup(ctx context.Context) error {
 }
 
 func (a *Agent) newScanner() (Scanner, error) {
-	return a.o.NewScanner(a.cfg, ScanHooks{Progress: a.progress, BeforeSlide: a.beforeSlide})
+	return a.o.NewScanner(a.config(), ScanHooks{Progress: a.progress, BeforeSlide: a.beforeSlide})
+}
+
+// config is the running configuration (jobs read it; a reload replaces it
+// on the loop).
+func (a *Agent) config() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
 }
 
 // homeAndCheck clears the drivers' faults and runs the hardware self-test
@@ -421,7 +431,7 @@ func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error 
 func (a *Agent) initialProgress(mag string) *MagazineProgress {
 	p := &MagazineProgress{Magazine: mag, Done: []int{}, Rerun: []int{}, Pending: []int{}}
 	done := map[int]bool{}
-	if es, err := scan.JournalEntries(a.cfg.Agent.StateDir, mag); err == nil {
+	if es, err := scan.JournalEntries(a.stateDir, mag); err == nil {
 		for _, e := range es {
 			done[e.Slot] = e.Status == scan.JournalDone
 		}
@@ -574,7 +584,7 @@ func (a *Agent) startMagazine(ctx context.Context, name string) error {
 		a.log.Warn("unfinished magazine set aside for a new one; its journal stays", "unfinished", u.Name, "journal", u.Journal, "magazine", mag)
 	}
 	if !resumed {
-		a.ps.Unfinished = &MagazineRef{Name: mag, Journal: scan.JournalPath(a.cfg.Agent.StateDir, mag), Started: a.now()}
+		a.ps.Unfinished = &MagazineRef{Name: mag, Journal: scan.JournalPath(a.stateDir, mag), Started: a.now()}
 	}
 	a.st.Unfinished = mag
 	a.mu.Unlock()
@@ -716,7 +726,7 @@ func (a *Agent) fault(ctx context.Context, err error) {
 	a.update(func(s *Status) { s.Fault = fi })
 	a.setState(panel.StateFault, "")
 	ev := map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}
-	if a.job == "selftest" || a.lastJob == "selftest" {
+	if a.job == "selftest" || a.lastJob == "selftest" || fi.Code == int(hal.FaultSelfTest) {
 		ev["during"] = "self_test"
 	}
 	a.event(ctx, "fault", ev)

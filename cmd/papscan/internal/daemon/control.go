@@ -88,7 +88,8 @@ func (a *Agent) rehome(ctx context.Context) error {
 func (a *Agent) park(ctx context.Context) error {
 	side := func(name string, ax hal.Axis) physic.Distance {
 		lo, hi := ax.Travel()
-		dir := map[string]string{"x": a.cfg.Machine.Axes.X.HomeDirection, "y": a.cfg.Machine.Axes.Y.HomeDirection, "z": a.cfg.Machine.Axes.Z.HomeDirection}[name]
+		cfg := a.config()
+		dir := map[string]string{"x": cfg.Machine.Axes.X.HomeDirection, "y": cfg.Machine.Axes.Y.HomeDirection, "z": cfg.Machine.Axes.Z.HomeDirection}[name]
 		if dir == "forward" {
 			return hi
 		}
@@ -278,7 +279,9 @@ func (a *Agent) reload() error {
 			a.o.Level.Set(l)
 		}
 	}
+	a.mu.Lock()
 	a.cfg = cfg
+	a.mu.Unlock()
 	a.log.Info("configuration reloaded; scan settings apply from the next magazine")
 	a.update(func(s *Status) { s.Message = "configuration reloaded" })
 	return nil
