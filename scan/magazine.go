@@ -134,6 +134,13 @@ func (s *Scanner) Magazine(ctx context.Context, magazine string, onReport func(*
 			res.Skipped = append(res.Skipped, slot)
 			continue
 		}
+		if s.o.BeforeSlide != nil {
+			if err := s.o.BeforeSlide(ctx, slot); err != nil {
+				runErr = err
+				res.Pending = append(res.Pending, s.occupiedFrom(slot)...)
+				break
+			}
+		}
 		r, scanErr := s.scanSlot(ctx, magazine, slot, j)
 		if r != nil {
 			if errors.Is(scanErr, context.Canceled) || errors.Is(scanErr, context.DeadlineExceeded) {

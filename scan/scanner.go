@@ -63,6 +63,11 @@ type Options struct {
 	// Progress, if set, is called from the scanning goroutine as the slide
 	// advances. It must not block.
 	Progress func(Progress)
+	// BeforeSlide, if set, is called by Magazine before it loads each slot
+	// it is about to scan (occupied, not already done). It may block (a
+	// pause between slides, waiting for storage); an error stops the
+	// magazine before that slot, which stays Pending.
+	BeforeSlide func(ctx context.Context, slot int) error
 }
 
 // OverviewGeometry calibrates the overview camera: its image centre shows

@@ -233,10 +233,11 @@ func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
 	return out, nil
 }
 
-// SelfTest re-homes and runs the hardware self-check (the same job as
-// `papscan selftest` and a long START press) and waits for its outcome
-// within the handler timeout; past it the reply is "timeout" and the
-// self-check goes on (its outcome is a self_test or fault event).
+// SelfTest re-homes and runs the hardware self-test, scan.SelfTest (the
+// same job as `papscan selftest` and a long START press), and waits for
+// its outcome within the handler timeout; past it the reply is "timeout"
+// and the self-test goes on (its outcome is a self_test event, and a fault
+// event when it failed). The reply lists every check.
 func (ca commandAgent) SelfTest(ctx context.Context, a fleetcmd.SelfTestArgs) (fleetcmd.SelfTestResult, error) {
 	resp, err := ca.do(ctx, daemon.Request{Cmd: "selftest"})
 	if err != nil {
@@ -244,12 +245,18 @@ func (ca commandAgent) SelfTest(ctx context.Context, a fleetcmd.SelfTestArgs) (f
 		if errors.As(err, &ce) || ctx.Err() != nil {
 			return fleetcmd.SelfTestResult{}, err
 		}
-		// The self-check ran and failed: that is a result, not an error.
-		return fleetcmd.SelfTestResult{Passed: false, Checks: []fleetcmd.SelfTestOutcome{
-			{Name: "home_and_check", OK: false, Detail: resp.Error}}}, nil
 	}
-	return fleetcmd.SelfTestResult{Passed: true, Checks: []fleetcmd.SelfTestOutcome{
-		{Name: "home_and_check", OK: true, Detail: "axes homed, lamp switched, camera frame of the configured size"}}}, nil
+	// The self-test ran; failed, it is a result, not an error.
+	out := fleetcmd.SelfTestResult{Passed: err == nil, Checks: []fleetcmd.SelfTestOutcome{}}
+	if resp.Status != nil && resp.Status.SelfTest != nil {
+		for _, c := range resp.Status.SelfTest.Checks {
+			out.Checks = append(out.Checks, fleetcmd.SelfTestOutcome{Name: c.Name, OK: c.OK, Detail: c.Detail})
+		}
+	}
+	if err != nil && len(out.Checks) == 0 { // it failed before any check (homing, a device missing)
+		out.Checks = append(out.Checks, fleetcmd.SelfTestOutcome{Name: "home", OK: false, Detail: resp.Error})
+	}
+	return out, nil
 }
 
 func (ca commandAgent) SetLogLevel(_ context.Context, a fleetcmd.SetLogLevelArgs) error {

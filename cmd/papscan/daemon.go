@@ -21,6 +21,7 @@ import (
 	"papscan/cmd/papscan/internal/sdnotify"
 	config "papscan/firmware-config"
 	"papscan/hal"
+	"papscan/hal/camera"
 	"papscan/hal/loader"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
@@ -224,14 +225,15 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			return c, err
 		},
 		Hup: hup,
-		NewScanner: func(c *config.Config, progress func(scan.Progress)) (daemon.Scanner, error) {
-			o := scanOptions(c, model, log)
+		NewScanner: func(c *config.Config, h daemon.ScanHooks) (daemon.Scanner, error) {
+			o := scanOptions(c, model, log) // StateDir: the magazine journals
 			o.Progress = func(p scan.Progress) {
-				progress(p)
+				h.Progress(p)
 				if p.Phase == "scan" {
 					_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 				}
 			}
+			o.BeforeSlide = h.BeforeSlide
 			return scan.New(mach.Machine, o)
 		},
 		Machine: mach.Machine,
@@ -353,6 +355,9 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 	for i := range specs {
 		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
 		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
+		if i == cfg.Sim.UnreadableLabelSlot { // as `papscan sim`
+			specs[i].Label = slide.LabelDamaged
+		}
 	}
 	slides, source, err := world.BuildSlides(specs, world.FindDataDir(cfg.Sim.DataDir))
 	if err != nil {
@@ -367,6 +372,9 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
 	if err != nil {
 		return nil, err
+	}
+	if w.Overview != nil { // the overview camera reads the labels that name the slides
+		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
 	}
 	btn, err := newButtons(cfg, pin)
 	if err != nil {

@@ -107,9 +107,26 @@ func startAgentWith(t *testing.T, edit func(string) string, extraEnv []string, a
 		t.Skip("daemon subprocess test (runs the simulated robot) skipped in -short")
 	}
 	dir := shortTempDir(t)
-	a := &agentProc{t: t, stderr: &syncBuffer{}, socket: filepath.Join(dir, "agent.sock"), stateDir: filepath.Join(dir, "state"), exited: make(chan struct{})}
+	a := &agentProc{t: t, socket: filepath.Join(dir, "agent.sock"), stateDir: filepath.Join(dir, "state")}
 	a.cfgPath = writeSimConfig(t, dir, edit)
-	nsock := filepath.Join(dir, "notify")
+	return a.launch(extraEnv, args...)
+}
+
+// restart starts a new agent on a's configuration, state directory and
+// socket (a must have exited).
+func (a *agentProc) restart(extraEnv []string, args ...string) *agentProc {
+	a.t.Helper()
+	n := &agentProc{t: a.t, socket: a.socket, stateDir: a.stateDir, cfgPath: a.cfgPath}
+	return n.launch(extraEnv, args...)
+}
+
+// launch runs the agent under a fresh notify socket.
+func (a *agentProc) launch(extraEnv []string, args ...string) *agentProc {
+	t := a.t
+	t.Helper()
+	a.stderr, a.exited = &syncBuffer{}, make(chan struct{})
+	nsock := filepath.Join(filepath.Dir(a.cfgPath), "notify")
+	os.Remove(nsock) // a previous agent's
 	nc, err := net.ListenUnixgram("unixgram", &net.UnixAddr{Name: nsock, Net: "unixgram"})
 	if err != nil {
 		t.Fatal(err)
@@ -242,7 +259,7 @@ func (a *agentProc) signal(s os.Signal) {
 // directory: the interrupted slide has an INCOMPLETE result and a rerun
 // entry, and the state file is valid with nothing "current".
 func TestAgentReadyScanAndStopMidScan(t *testing.T) {
-	a := startAgent(t, []string{"WATCHDOG_USEC=2000000"})
+	a := startAgentWith(t, smallSlides, []string{"WATCHDOG_USEC=2000000"})
 	a.waitFor("READY=1", 2*time.Minute, func() bool { return a.count("READY=1") > 0 })
 	st := a.status()
 	if !st.Ready || st.State != "ready" || st.Fault != nil || !st.BrokerConnected {
@@ -288,8 +305,8 @@ func TestAgentReadyScanAndStopMidScan(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if ps.State != "stopped" || ps.Current != nil {
-		t.Errorf("state file after stop: %+v", ps)
+	if ps.State != "stopped" || ps.Current != nil || ps.Unfinished == nil || ps.Unfinished.Name != "M0001" {
+		t.Errorf("state file after stop (the magazine must stay resumable): %+v", ps)
 	}
 	results := readResults(t, a.stateDir)
 	r, ok := results[slide]
@@ -301,7 +318,7 @@ func TestAgentReadyScanAndStopMidScan(t *testing.T) {
 		rerun = rerun || (x.SlideID == slide && x.ResultID == r.ResultID)
 	}
 	switch {
-	case r.Verdict == "INCOMPLETE" && !rerun:
+	case r.Verdict == "INCOMPLETE" && (!rerun || !r.Rerun):
 		t.Errorf("slide %s stopped INCOMPLETE but not marked for rerun: %+v", slide, ps.Rerun)
 	case r.Verdict != "INCOMPLETE" && (rerun || r.TilesAnalysed != r.TilesPlanned):
 		t.Errorf("slide %s: verdict %s with %d/%d tiles, rerun %v", slide, r.Verdict, r.TilesAnalysed, r.TilesPlanned, rerun)
@@ -349,7 +366,8 @@ func TestAgentWatchdogStopsWhenLoopStalls(t *testing.T) {
 	if code, _, stderr := runCmd(t, "jog", "--socket", a.socket, "w", "1um"); code != exitFailure || !strings.Contains(stderr, "no axis") {
 		t.Errorf("jog unknown axis: exit %d %q", code, stderr)
 	}
-	if code, out, stderr := runCmd(t, "selftest", "--socket", a.socket); code != exitOK || !strings.Contains(out, "passed") {
+	if code, out, stderr := runCmd(t, "selftest", "--socket", a.socket); code != exitOK || !strings.Contains(out, "passed") ||
+		!strings.Contains(out, "ok   home_repeatability") || !strings.Contains(out, "ok   focus_reference") {
 		t.Errorf("selftest: exit %d %q %q", code, out, stderr)
 	}
 	code, out, _ := runCmd(t, "status", "--json", "--socket", a.socket)
@@ -418,7 +436,8 @@ func TestAgentSelfTestFailureIsNotReady(t *testing.T) {
 		return false
 	})
 	code, out, _ := runCmd(t, "status", "--socket", a.socket)
-	if code != exitFault || !strings.Contains(out, "code 8 (selftest)") {
+	if code != exitFault || !strings.Contains(out, "code 8 (selftest)") || !strings.Contains(out, "selftest:  FAILED (startup") ||
+		!strings.Contains(out, "FAIL test_hook") {
 		t.Errorf("papscan status: exit %d\n%s", code, out)
 	}
 	a.signal(syscall.SIGTERM)

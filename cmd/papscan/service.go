@@ -62,8 +62,9 @@ func runStatus(ctx context.Context, e env, args []string) int {
 
 func runSelftest(ctx context.Context, e env, args []string) int {
 	fs := newFlags(e, "selftest", "selftest [--socket PATH]",
-		"Ask the running agent to re-home and run the hardware self-check (refused while scanning).\n"+
-			"Exit 0 when it passed, 4 when it failed (the fault is latched and shown on the LEDs).")
+		"Ask the running agent to re-home and run the hardware self-test (home repeatability, focus on\n"+
+			"the reference target, camera, illumination; refused while scanning) and print each check.\n"+
+			"Exit 0 when it passed, 4 when it failed (fault code 8 is latched and shown on the LEDs).")
 	sock := fs.String("socket", "", "the agent's status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -71,6 +72,15 @@ func runSelftest(ctx context.Context, e env, args []string) int {
 	resp, code := queryAgent(ctx, e, socketPath(*sock), daemon.Request{Cmd: "selftest"}, 6*time.Minute)
 	if code != exitOK {
 		return code
+	}
+	if resp.Status != nil && resp.Status.SelfTest != nil && resp.Code == "" {
+		for _, c := range resp.Status.SelfTest.Checks {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(e.stdout, "%s %-19s %s\n", mark, c.Name, c.Detail)
+		}
 	}
 	if !resp.OK {
 		fmt.Fprintf(e.stderr, "papscan selftest: %s\n", resp.Error)

@@ -95,7 +95,7 @@ func (f *fleetSide) count(kind, event string) int {
 func TestAgentOfflineThenBrokerAppears(t *testing.T) {
 	addr := freeAddr(t)
 	a := startAgentWith(t, withBroker("tcp://"+addr, func(s string) string {
-		return strings.Replace(s, "slides: 2", "slides: 1", 1)
+		return smallSlides(strings.Replace(s, "slides: 2", "slides: 1", 1))
 	}), nil, "--autostart")
 	a.waitFor("READY=1", 2*time.Minute, func() bool { return a.count("READY=1") > 0 })
 	if st := a.status(); st.BrokerConnected || !st.Ready {
@@ -363,6 +363,16 @@ func TestAgentFleetCommands(t *testing.T) {
 	}
 	if r := run(fleetcmd.TypeSelfTest, nil); !r.OK || !strings.Contains(string(r.Result), `"passed":true`) {
 		t.Errorf("self_test: %+v %s", r, r.Result)
+	} else {
+		var res fleetcmd.SelfTestResult
+		if err := json.Unmarshal(r.Result, &res); err != nil || len(res.Checks) != 4 {
+			t.Errorf("self_test reply does not list the checks: %v %s", err, r.Result)
+		}
+		for _, c := range res.Checks {
+			if !c.OK || c.Detail == "" || !strings.Contains("camera illumination focus_reference home_repeatability", c.Name) {
+				t.Errorf("self_test check %+v", c)
+			}
+		}
 	}
 	if r := run(fleetcmd.TypeStartMagazine, fleetcmd.StartMagazineArgs{Magazine: "FLEET-1"}); !r.OK {
 		t.Fatalf("start_magazine: %+v", r)

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"os"
 	"slices"
+	"strings"
 	"sync"
 	"time"
 
@@ -36,7 +37,9 @@ type Agent struct {
 	now    func() time.Time
 	health *Health
 
-	// Owned by the control loop.
+	stateDir string // agent.state_dir; a reload never changes it
+
+	// Owned by the control loop (cfg: replaced by it under mu).
 	cfg       *config.Config
 	state     panel.State
 	job       string
@@ -84,7 +87,7 @@ func New(o Options) (*Agent, error) {
 		o.Magazine = func(n int) string { return fmt.Sprintf("MAG%04d", n) }
 	}
 	a := &Agent{
-		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config,
+		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config, stateDir: o.Config.Agent.StateDir,
 		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
 	}
 	ps, err := ReadState(o.Config.Agent.StateDir)
@@ -95,12 +98,16 @@ func New(o Options) (*Agent, error) {
 		_ = os.Rename(statePath(o.Config.Agent.StateDir), statePath(o.Config.Agent.StateDir)+".corrupt")
 		ps = PersistentState{}
 	}
-	if ps.Current != nil {
-		// The previous run died mid-slide (power cut, kill): the slide
-		// needs a rerun.
-		c := ps.Current
-		ps.Rerun = addRerun(ps.Rerun, Rerun{Magazine: c.Magazine, Slot: c.Slot, SlideID: c.SlideID,
-			Reason: "agent stopped uncleanly during " + c.Phase, At: o.Now()})
+	if c := ps.Current; c != nil {
+		// The previous run died with a slide on the stage (power cut,
+		// kill). If the magazine's journal knows the slide, the startup
+		// reports it from there (INCOMPLETE, rerun; or it was already
+		// reported); if it died before the journal did (loading, reading
+		// the label), no result exists: the to-do list says so.
+		if !journalKnows(o.Config.Agent.StateDir, ps.Unfinished, c) {
+			ps.Rerun = addRerun(ps.Rerun, Rerun{Magazine: c.Magazine, Slot: c.Slot, SlideID: c.SlideID,
+				Reason: "agent stopped uncleanly during " + c.Phase + "; no result was stored", At: o.Now()})
+		}
 		ps.Current = nil
 	}
 	ps.Schema, ps.PID = 1, os.Getpid()
@@ -108,12 +115,34 @@ func New(o Options) (*Agent, error) {
 		ps.Rerun = []Rerun{}
 	}
 	a.ps = ps
-	a.st = Status{State: panel.StateStarting.String(), PID: os.Getpid(), Started: o.Now(), Config: o.ConfigPath, Rerun: ps.Rerun}
+	a.st = Status{State: panel.StateStarting.String(), PID: os.Getpid(), Started: o.Now(), Config: o.ConfigPath, Rerun: ps.Rerun, SelfTest: ps.SelfTest}
+	if ps.Unfinished != nil {
+		a.st.Unfinished = ps.Unfinished.Name
+	}
 	return a, nil
 }
 
+// journalKnows reports whether the unfinished magazine's journal has an
+// entry for the slide c.
+func journalKnows(stateDir string, u *MagazineRef, c *Current) bool {
+	if u == nil || u.Name != c.Magazine {
+		return false
+	}
+	es, err := scan.JournalEntries(stateDir, u.Name)
+	if err != nil {
+		return false
+	}
+	return slices.ContainsFunc(es, func(e scan.JournalEntry) bool { return e.Slot == c.Slot })
+}
+
+// sameSlide: the same slide, by its ID or by its magazine slot (a slide
+// named by its slot before its label was read is the same slide).
+func sameSlide(x, r Rerun) bool {
+	return x.SlideID == r.SlideID || (x.Magazine == r.Magazine && x.Slot == r.Slot)
+}
+
 func addRerun(rs []Rerun, r Rerun) []Rerun {
-	rs = slices.DeleteFunc(rs, func(x Rerun) bool { return x.SlideID == r.SlideID })
+	rs = slices.DeleteFunc(rs, func(x Rerun) bool { return sameSlide(x, r) })
 	return append(rs, r)
 }
 
@@ -123,6 +152,7 @@ func (a *Agent) Status() Status {
 	s := a.st
 	s.Paused = a.paused
 	s.Rerun = slices.Clone(a.ps.Rerun)
+	s.Progress = s.Progress.clone()
 	if s.Current != nil {
 		c := *s.Current
 		s.Current = &c
@@ -173,7 +203,7 @@ func (a *Agent) persist() {
 	}
 	ps.Rerun = slices.Clone(a.ps.Rerun)
 	a.mu.Unlock()
-	if err := writeState(a.cfg.Agent.StateDir, ps); err != nil {
+	if err := writeState(a.stateDir, ps); err != nil {
 		a.log.Error("state file not written", "err", err)
 	}
 }
@@ -217,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		})
 	}
 	a.setState(panel.StateStarting, "self-check")
-	a.startJob(ctx, "selftest", a.homeAndCheck)
+	a.startJob(ctx, "selftest", a.startup)
 
 	var stall <-chan struct{}
 	if a.o.Hooks != nil {
@@ -269,60 +299,96 @@ func (a *Agent) startJob(ctx context.Context, name string, f func(context.Contex
 	return true
 }
 
-// homeAndCheck re-homes and runs the hardware self-check.
-func (a *Agent) homeAndCheck(ctx context.Context) error {
-	if a.o.ClearFaults != nil {
-		if err := a.o.ClearFaults(); err != nil {
+// startup accounts for a slide a restart interrupted (from the unfinished
+// magazine's journal: INCOMPLETE, rerun) and runs the self-check.
+func (a *Agent) startup(ctx context.Context) error {
+	a.mu.Lock()
+	u := a.ps.Unfinished
+	a.mu.Unlock()
+	if u != nil {
+		sc, err := a.newScanner()
+		if err != nil {
 			return err
 		}
+		rs, err := sc.RecoverInterrupted(ctx, u.Name, a.onReport(u.Name, false))
+		if err != nil {
+			return err
+		}
+		if len(rs) > 0 {
+			a.log.Warn("a restart interrupted a slide: reported INCOMPLETE for rerun", "magazine", u.Name, "slides", len(rs))
+		}
+		a.log.Info("unfinished magazine: START resumes it", "magazine", u.Name, "journal", u.Journal)
 	}
-	sc, err := a.o.NewScanner(a.cfg, a.progress)
-	if err != nil {
-		return err
-	}
-	if err := sc.Home(ctx); err != nil {
-		return err
-	}
-	if a.o.Hooks != nil && a.o.Hooks.SelfTestError != nil {
-		return hal.NewFault("selftest", hal.FaultSelfTest, a.o.Hooks.SelfTestError)
-	}
-	if a.o.SelfTest != nil {
-		return a.o.SelfTest(ctx)
-	}
-	return BasicSelfTest(ctx, a.o.Machine)
+	return a.homeAndCheck("startup")(ctx)
 }
 
-// BasicSelfTest is the minimal hardware self-check until scan.SelfTest is
-// wired: the machine must be homed (by the caller), the lamp must switch,
-// and the camera must deliver a frame of the configured size.
-func BasicSelfTest(ctx context.Context, m hal.Machine) error {
-	if m.Light != nil {
-		if err := m.Light.SetBrightness(1); err != nil {
-			return hal.NewFault(m.Light.String(), hal.FaultLight, err)
-		}
-		defer m.Light.SetBrightness(0)
-	}
-	if m.Camera != nil {
-		img, err := m.Camera.Capture(ctx, nil)
-		if err != nil {
-			if hal.FaultOf(err) != nil {
+func (a *Agent) newScanner() (Scanner, error) {
+	return a.o.NewScanner(a.config(), ScanHooks{Progress: a.progress, BeforeSlide: a.beforeSlide})
+}
+
+// config is the running configuration (jobs read it; a reload replaces it
+// on the loop).
+func (a *Agent) config() *config.Config {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	return a.cfg
+}
+
+// homeAndCheck clears the drivers' faults and runs the hardware self-test
+// (scan.SelfTest: home repeatability, focus on the reference, camera,
+// illumination). A failed check is a self-test fault (code 8).
+func (a *Agent) homeAndCheck(why string) func(context.Context) error {
+	return func(ctx context.Context) error {
+		if a.o.ClearFaults != nil {
+			if err := a.o.ClearFaults(); err != nil {
 				return err
 			}
-			return hal.NewFault(m.Camera.String(), hal.FaultCamera, err)
 		}
-		w, h := m.Camera.Size()
-		if b := img.Bounds(); b.Dx() != w || b.Dy() != h {
-			return hal.NewFault(m.Camera.String(), hal.FaultCamera, fmt.Errorf("frame %dx%d, want %dx%d", b.Dx(), b.Dy(), w, h))
+		sc, err := a.newScanner()
+		if err != nil {
+			return err
 		}
+		var res *scan.SelfTestResult
+		if a.o.Hooks != nil && a.o.Hooks.SelfTestError != nil {
+			if err := sc.Home(ctx); err != nil {
+				return err
+			}
+			msg := a.o.Hooks.SelfTestError.Error()
+			res = &scan.SelfTestResult{At: a.now(), Checks: []scan.Check{{Name: "test_hook", Detail: msg}}, Failures: []string{"test_hook: " + msg}}
+		} else if res, err = sc.SelfTest(ctx); err != nil {
+			return err
+		}
+		a.recordSelfTest(why, res)
+		if !res.OK {
+			return hal.NewFault("selftest", hal.FaultSelfTest, fmt.Errorf("%w: %s", scan.ErrSelfTest, strings.Join(res.Failures, "; ")))
+		}
+		return nil
 	}
-	return nil
+}
+
+// recordSelfTest keeps a self-test's outcome for status and the state file.
+func (a *Agent) recordSelfTest(why string, res *scan.SelfTestResult) {
+	if res == nil {
+		return
+	}
+	info := &SelfTestInfo{Context: why, SelfTestResult: *res}
+	a.mu.Lock()
+	a.st.SelfTest, a.ps.SelfTest = info, info
+	a.mu.Unlock()
+	a.persist()
+	lvl := slog.LevelInfo
+	if !res.OK {
+		lvl = slog.LevelError
+	}
+	a.log.Log(context.Background(), lvl, "self-test", "context", why, "ok", res.OK, "checks", len(res.Checks), "failures", strings.Join(res.Failures, "; "))
 }
 
 func (a *Agent) progress(p scan.Progress) {
 	a.health.Beat()
 	a.update(func(s *Status) {
-		if s.Current != nil && s.Current.SlideID == p.SlideID {
-			s.Current.Phase, s.Current.Done, s.Current.Total = p.Phase, p.Done, p.Total
+		if c := s.Current; c != nil {
+			// The slide is renamed by its label once read.
+			c.SlideID, c.Phase, c.Done, c.Total = p.SlideID, p.Phase, p.Done, p.Total
 		}
 	})
 }
@@ -333,65 +399,118 @@ type storageError struct{ err error }
 func (e storageError) Error() string { return "storing the result: " + e.err.Error() }
 func (e storageError) Unwrap() error { return e.err }
 
-// runMagazine scans every occupied slot, pausing between slides on request.
+// runMagazine scans the magazine through scan's Magazine (self-tests
+// before and after, journalled progress, label-named slides); the agent
+// holds it between slides while paused (beforeSlide) and records each
+// report (onReport).
 func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error {
 	return func(ctx context.Context) error {
-		a.update(func(s *Status) { s.Magazine, s.SlidesDone, s.Current = mag, 0, nil })
-		if err := sc.Home(ctx); err != nil {
-			return err
-		}
-		loader := a.o.Machine.Loader
-		for slot := 0; slot < loader.Slots(); slot++ {
-			if err := a.waitWhilePaused(ctx); err != nil {
-				return err
-			}
-			occupied, err := loader.Occupied(slot)
-			if err != nil {
-				return fmt.Errorf("magazine slot %d: %w", slot, err)
-			}
-			if !occupied {
-				continue
-			}
-			// No slide is taken whose result could not be stored.
-			if err := a.o.Delivery.Admit(ctx); err != nil {
-				return err
-			}
-			id := scan.SlideID(mag, slot)
-			a.update(func(s *Status) { s.Current = &Current{Magazine: mag, Slot: slot, SlideID: id, Phase: "load"} })
-			a.persist()
-			r, scanErr := sc.ScanSlot(ctx, mag, slot)
-			if r != nil {
-				id = r.SlideID // named by its label once read
-				// Store the report even when ctx ended: an INCOMPLETE
-				// result on disk is how a stopped slide is accounted for.
-				dctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), FlushBudget)
-				err := a.o.Delivery.Deliver(dctx, r)
-				cancel()
-				if err != nil {
-					return errors.Join(scanErr, storageError{err})
-				}
-				a.mu.Lock()
-				if r.Complete() {
-					a.ps.Rerun = slices.DeleteFunc(a.ps.Rerun, func(x Rerun) bool { return x.SlideID == id })
-				} else {
-					reason := "incomplete scan"
-					if scanErr != nil {
-						reason = scanErr.Error()
-						if errors.Is(scanErr, context.Canceled) {
-							reason = "stopped during the scan"
-						}
-					}
-					a.ps.Rerun = addRerun(a.ps.Rerun, Rerun{Magazine: mag, Slot: slot, SlideID: id, ResultID: r.ResultID, Reason: reason, At: a.now()})
-				}
-				a.st.SlidesDone++
-				a.st.Current = nil
-				a.mu.Unlock()
-				a.persist()
-			}
-			if scanErr != nil {
-				return scanErr
+		prog := a.initialProgress(mag)
+		a.update(func(s *Status) { s.Magazine, s.SlidesDone, s.Current, s.Progress = mag, 0, nil, prog })
+		res, err := sc.Magazine(ctx, mag, a.onReport(mag, true))
+		if res != nil {
+			if res.After != nil {
+				a.recordSelfTest("after_magazine", res.After)
+			} else if res.Before != nil {
+				a.recordSelfTest("before_magazine", res.Before)
 			}
 		}
+		a.update(func(s *Status) {
+			s.Current = nil
+			if s.Progress != nil {
+				s.Progress.Current = nil
+			}
+		})
+		a.persist()
+		return err
+	}
+}
+
+// initialProgress lists the magazine's occupied slots, those its journal
+// shows done (before a restart) as done, the others pending.
+func (a *Agent) initialProgress(mag string) *MagazineProgress {
+	p := &MagazineProgress{Magazine: mag, Done: []int{}, Rerun: []int{}, Pending: []int{}}
+	done := map[int]bool{}
+	if es, err := scan.JournalEntries(a.stateDir, mag); err == nil {
+		for _, e := range es {
+			done[e.Slot] = e.Status == scan.JournalDone
+		}
+	}
+	l := a.o.Machine.Loader
+	for slot := range l.Slots() {
+		if ok, err := l.Occupied(slot); err != nil || !ok {
+			continue
+		}
+		p.Occupied++
+		if done[slot] {
+			p.Done = append(p.Done, slot)
+		} else {
+			p.Pending = append(p.Pending, slot)
+		}
+	}
+	return p
+}
+
+// beforeSlide is asked by the magazine before it loads a slot: it holds
+// while a pause is requested and refuses the slide when no result could be
+// stored now (Delivery.Admit).
+func (a *Agent) beforeSlide(ctx context.Context, slot int) error {
+	if err := a.waitWhilePaused(ctx); err != nil {
+		return err
+	}
+	if err := a.o.Delivery.Admit(ctx); err != nil {
+		return err
+	}
+	a.update(func(s *Status) {
+		s.Current = &Current{Magazine: s.Magazine, Slot: slot, SlideID: scan.SlideID(s.Magazine, slot), Phase: "load"}
+		if s.Progress != nil {
+			v := slot
+			s.Progress.Current = &v
+		}
+	})
+	a.persist()
+	return nil
+}
+
+// onReport stores each report of magazine mag durably (even when the job
+// is being stopped: an INCOMPLETE result on disk is how a stopped slide is
+// accounted for) and keeps the rerun list and the progress: a result that
+// is not complete, or is marked for rerun, puts the slide on the list; a
+// complete one takes it off. counted: a slide of this job (SlidesDone).
+func (a *Agent) onReport(mag string, counted bool) func(*scan.Report) error {
+	return func(r *scan.Report) error {
+		dctx, cancel := context.WithTimeout(context.Background(), FlushBudget)
+		err := a.o.Delivery.Deliver(dctx, r)
+		cancel()
+		if err != nil {
+			return storageError{err}
+		}
+		complete := r.Complete() && !r.Rerun
+		a.mu.Lock()
+		x := Rerun{Magazine: mag, Slot: r.Slot, SlideID: r.SlideID, ResultID: r.ResultID, At: a.now()}
+		if complete {
+			a.ps.Rerun = slices.DeleteFunc(a.ps.Rerun, func(y Rerun) bool { return sameSlide(y, x) })
+		} else {
+			x.Reason = r.RerunReason
+			if x.Reason == "" {
+				x.Reason = "incomplete scan"
+				if r.Error != "" {
+					x.Reason += ": " + r.Error
+				}
+			}
+			a.ps.Rerun = addRerun(a.ps.Rerun, x)
+		}
+		if counted && r.Supersedes == "" {
+			a.st.SlidesDone++
+		}
+		if p := a.st.Progress; p != nil && p.Magazine == mag {
+			p.reported(r.Slot, complete)
+		}
+		if c := a.st.Current; c != nil && c.Slot == r.Slot {
+			a.st.Current = nil
+		}
+		a.mu.Unlock()
+		a.persist()
 		return nil
 	}
 }
@@ -446,21 +565,56 @@ func (a *Agent) startMagazine(ctx context.Context, name string) error {
 		a.fault(ctx, err)
 		return err
 	}
-	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	sc, err := a.newScanner()
 	if err != nil {
 		a.fault(ctx, err)
 		return err
 	}
 	a.magazines++
-	mag := name
-	if mag == "" {
-		mag = a.o.Magazine(a.magazines)
+	a.mu.Lock()
+	mag, resumed := name, false
+	switch u := a.ps.Unfinished; {
+	case u != nil && (name == "" || name == u.Name):
+		mag, resumed = u.Name, true
+	case name == "":
+		a.ps.Magazines++
+		mag = a.o.Magazine(a.ps.Magazines)
 	}
+	if u := a.ps.Unfinished; u != nil && !resumed {
+		a.log.Warn("unfinished magazine set aside for a new one; its journal stays", "unfinished", u.Name, "journal", u.Journal, "magazine", mag)
+	}
+	if !resumed {
+		a.ps.Unfinished = &MagazineRef{Name: mag, Journal: scan.JournalPath(a.stateDir, mag), Started: a.now()}
+	}
+	a.st.Unfinished = mag
+	a.mu.Unlock()
+	a.persist() // the magazine is known before its first slide: a restart resumes it
 	a.setPaused(false)
 	a.startJob(ctx, "magazine", a.runMagazine(mag, sc))
-	a.log.Info("magazine started", "magazine", mag)
-	a.setState(panel.StateScanning, "scanning magazine "+mag)
+	verb := "started"
+	if resumed {
+		verb = "resumed"
+	}
+	a.log.Info("magazine "+verb, "magazine", mag)
+	a.setState(panel.StateScanning, "scanning magazine "+mag+" ("+verb+")")
 	return nil
+}
+
+// endMagazine forgets the unfinished magazine (it ended, or was aborted).
+func (a *Agent) endMagazine() {
+	a.mu.Lock()
+	a.ps.Unfinished, a.st.Unfinished = nil, ""
+	a.mu.Unlock()
+	a.persist()
+}
+
+// selfTestEvent reports the last self-test to the fleet, check by check.
+func (a *Agent) selfTestEvent(ctx context.Context, passed bool) {
+	ev := map[string]any{"passed": passed}
+	if t := a.Status().SelfTest; t != nil {
+		ev["context"], ev["checks"], ev["failures"] = t.Context, t.Checks, t.Failures
+	}
+	a.event(ctx, "self_test", ev)
 }
 
 // onJobDone handles the end of a job (loop only).
@@ -482,20 +636,30 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 		a.log.Info("self-check passed")
 		a.becomeReady()
 		a.setState(panel.StateReady, "self-check passed")
-		a.event(ctx, "self_test", map[string]any{"passed": true})
+		a.selfTestEvent(ctx, true)
 		if a.o.Autostart && a.magazines == 0 {
 			_ = a.startMagazine(ctx, "")
 		}
 	case r.err == nil && r.name == "magazine":
 		a.setPaused(false)
+		a.endMagazine()
 		st := a.Status()
-		if len(st.Rerun) > 0 {
-			a.setState(panel.StateAttention, fmt.Sprintf("magazine %s done; %d slides need a rerun", st.Magazine, len(st.Rerun)))
+		rerun := 0
+		var done []int
+		if p := st.Progress; p != nil {
+			rerun, done = len(p.Rerun), p.Done
+		}
+		if rerun > 0 {
+			a.setState(panel.StateAttention, fmt.Sprintf("magazine %s done; %d slides need a rerun", st.Magazine, rerun))
 		} else {
 			a.setState(panel.StateDone, fmt.Sprintf("magazine %s done: %d slides", st.Magazine, st.SlidesDone))
 		}
-		a.log.Info("magazine done", "magazine", st.Magazine, "slides", st.SlidesDone, "rerun", len(st.Rerun))
-		a.event(ctx, "magazine_done", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": len(st.Rerun)})
+		a.log.Info("magazine done", "magazine", st.Magazine, "slides", st.SlidesDone, "rerun", rerun)
+		ev := map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": rerun, "done_slots": done}
+		if t := st.SelfTest; t != nil && t.Context == "after_magazine" {
+			ev["selftest_after_passed"] = t.OK
+		}
+		a.event(ctx, "magazine_done", ev)
 	case r.err == nil:
 		a.setState(panel.StateReady, r.name+" done")
 	case errors.Is(r.err, context.Canceled):
@@ -503,12 +667,20 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 		a.halt()
 		a.setState(panel.StateAttention, r.name+" aborted")
 		if r.name == "magazine" {
+			a.endMagazine() // aborted on purpose: START begins a new magazine
 			st := a.Status()
-			a.event(ctx, "magazine_aborted", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": len(st.Rerun)})
+			rerun := 0
+			if p := st.Progress; p != nil {
+				rerun = len(p.Rerun)
+			}
+			a.event(ctx, "magazine_aborted", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": rerun})
 		}
 	case r.name == "jog" && (errors.Is(r.err, hal.ErrOutOfTravel) || errors.Is(r.err, hal.ErrNotHomed)):
 		a.setState(panel.StateReady, "jog refused: "+r.err.Error())
 	default:
+		if r.name == "selftest" {
+			a.selfTestEvent(ctx, false)
+		}
 		a.fault(ctx, r.err)
 	}
 }
@@ -554,7 +726,7 @@ func (a *Agent) fault(ctx context.Context, err error) {
 	a.update(func(s *Status) { s.Fault = fi })
 	a.setState(panel.StateFault, "")
 	ev := map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}
-	if a.job == "selftest" || a.lastJob == "selftest" {
+	if a.job == "selftest" || a.lastJob == "selftest" || fi.Code == int(hal.FaultSelfTest) {
 		ev["during"] = "self_test"
 	}
 	a.event(ctx, "fault", ev)

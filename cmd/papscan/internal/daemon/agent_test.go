@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"path/filepath"
 	"strings"
 	"sync"
 	"testing"
@@ -20,14 +21,24 @@ import (
 	"papscan/scan"
 )
 
-// fakeScanner scans each slide in `tiles` steps of 100 ms (fake time).
+// fakeScanner scans each slide in `tiles` steps of 100 ms (fake time),
+// through a magazine loop with scan.Scanner.Magazine's contract: the
+// agent's BeforeSlide before each slot, every report (INCOMPLETE and
+// marked for rerun when cancelled) handed over before the next slide, a
+// fault stops the magazine.
 type fakeScanner struct {
 	tiles    int
-	progress func(scan.Progress)
+	slots    int
+	hooks    ScanHooks
 	failAt   map[string]error // slide ID -> fault injected mid-scan
-	homes    *int
-	mu       *sync.Mutex
+	selfTest func() *scan.SelfTestResult
+	// interrupted are the reports RecoverInterrupted hands over, by magazine.
+	interrupted map[string][]*scan.Report
+	homes       *int
+	mu          *sync.Mutex
 }
+
+var _ Scanner = (*fakeScanner)(nil)
 
 func (f *fakeScanner) Home(ctx context.Context) error {
 	f.mu.Lock()
@@ -37,7 +48,51 @@ func (f *fakeScanner) Home(ctx context.Context) error {
 	return ctx.Err()
 }
 func (f *fakeScanner) Halt() error { return nil }
-func (f *fakeScanner) ScanSlot(ctx context.Context, mag string, slot int) (*scan.Report, error) {
+
+func (f *fakeScanner) SelfTest(ctx context.Context) (*scan.SelfTestResult, error) {
+	if err := f.Home(ctx); err != nil {
+		return nil, err
+	}
+	if f.selfTest != nil {
+		return f.selfTest(), nil
+	}
+	return &scan.SelfTestResult{OK: true, Checks: []scan.Check{{Name: "camera", OK: true, Detail: "frames change"}, {Name: "home_repeatability", OK: true}}}, nil
+}
+
+func (f *fakeScanner) RecoverInterrupted(_ context.Context, mag string, onReport func(*scan.Report) error) ([]*scan.Report, error) {
+	rs := f.interrupted[mag]
+	for _, r := range rs {
+		if err := onReport(r); err != nil {
+			return nil, err
+		}
+	}
+	return rs, nil
+}
+
+func (f *fakeScanner) Magazine(ctx context.Context, mag string, onReport func(*scan.Report) error) (*scan.MagazineResult, error) {
+	res := &scan.MagazineResult{Magazine: mag}
+	if err := f.Home(ctx); err != nil {
+		return res, err
+	}
+	for slot := 0; slot < f.slots; slot++ {
+		if err := f.hooks.BeforeSlide(ctx, slot); err != nil {
+			return res, err
+		}
+		r, err := f.scanSlot(ctx, mag, slot)
+		if errors.Is(err, context.Canceled) {
+			r.MarkRerun("scan cancelled")
+		}
+		if derr := onReport(r); derr != nil {
+			return res, derr
+		}
+		if err != nil {
+			return res, err
+		}
+	}
+	return res, nil
+}
+
+func (f *fakeScanner) scanSlot(ctx context.Context, mag string, slot int) (*scan.Report, error) {
 	id := scan.SlideID(mag, slot)
 	r := &scan.Report{ResultID: fmt.Sprintf("r-%s", id), SlideID: id, Slot: slot, TilesPlanned: f.tiles, Verdict: "NEGATIVE"}
 	for i := 0; i < f.tiles; i++ {
@@ -52,7 +107,7 @@ func (f *fakeScanner) ScanSlot(ctx context.Context, mag string, slot int) (*scan
 		case <-time.After(100 * time.Millisecond):
 		}
 		r.TilesCaptured, r.TilesAnalysed = i+1, i+1
-		f.progress(scan.Progress{SlideID: id, Phase: "scan", Done: i + 1, Total: f.tiles})
+		f.hooks.Progress(scan.Progress{SlideID: id, Phase: "scan", Done: i + 1, Total: f.tiles})
 	}
 	return r, nil
 }
@@ -153,8 +208,18 @@ type rig struct {
 
 func newRig(t *testing.T, slots int, failAt map[string]error) *rig {
 	t.Helper()
+	return newRigWith(t, slots, failAt, "", nil)
+}
+
+// newRigWith is newRig on stateDir ("" = a new one), with each fake
+// scanner edited by tweak.
+func newRigWith(t *testing.T, slots int, failAt map[string]error, stateDir string, tweak func(*fakeScanner)) *rig {
+	t.Helper()
 	cfg := config.Default()
-	cfg.Agent.StateDir = t.TempDir()
+	cfg.Agent.StateDir = stateDir
+	if stateDir == "" {
+		cfg.Agent.StateDir = t.TempDir()
+	}
 	led := func(n string) *panel.LED {
 		l, err := panel.NewLED(n, &gpiotest.Pin{N: n, L: gpio.Low}, false)
 		if err != nil {
@@ -166,11 +231,14 @@ func newRig(t *testing.T, slots int, failAt map[string]error) *rig {
 		panel: &panel.Panel{Ready: led("g"), Busy: led("a"), Fault: led("r")}, homes: new(int), mu: &sync.Mutex{}, done: make(chan error, 1)}
 	a, err := New(Options{
 		Config: cfg,
-		NewScanner: func(_ *config.Config, p func(scan.Progress)) (Scanner, error) {
-			return &fakeScanner{tiles: 20, progress: p, failAt: failAt, homes: r.homes, mu: r.mu}, nil
+		NewScanner: func(_ *config.Config, h ScanHooks) (Scanner, error) {
+			f := &fakeScanner{tiles: 20, slots: slots, hooks: h, failAt: failAt, homes: r.homes, mu: r.mu}
+			if tweak != nil {
+				tweak(f)
+			}
+			return f, nil
 		},
 		Machine:  hal.Machine{Loader: fakeLoader{slots}},
-		SelfTest: func(context.Context) error { return nil },
 		Delivery: r.del, Panel: r.panel, Buttons: r.presses, Notifier: r.notify, Watchdog: 4 * time.Second,
 	})
 	if err != nil {
@@ -379,7 +447,7 @@ func TestRecoverAfterUncleanStop(t *testing.T) {
 	}
 	cfg := config.Default()
 	cfg.Agent.StateDir = dir
-	o := Options{Config: cfg, NewScanner: func(*config.Config, func(scan.Progress)) (Scanner, error) { return nil, nil },
+	o := Options{Config: cfg, NewScanner: func(*config.Config, ScanHooks) (Scanner, error) { return nil, nil },
 		Machine: hal.Machine{Loader: fakeLoader{1}}, Delivery: &fakeDelivery{}}
 	a, err := New(o)
 	if err != nil {
@@ -479,6 +547,133 @@ func TestFullStorageRefusesSlides(t *testing.T) {
 		r.del.mu.Unlock()
 		if n != 0 {
 			t.Errorf("%d results delivered with a full disk", n)
+		}
+		r.stop(t)
+	})
+}
+
+// TestMagazineProgressAndResume: status shows the magazine's slots (done,
+// pending, rerun); a fault leaves the magazine unfinished and START after
+// the acknowledgement resumes it under the same name; an abort forgets it
+// (the next START is a new magazine); a failed self-test latches code 8,
+// lists its checks in status and in the self_test event, and READY is not
+// sent again.
+func TestMagazineProgressAndResume(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		cam := hal.NewFault("camera", hal.FaultCamera, errors.New("ENODEV"))
+		failAt := map[string]error{"MAG0001-S01": cam}
+		var failSelfTest bool
+		var mu sync.Mutex
+		r := newRigWith(t, 3, failAt, "", func(f *fakeScanner) {
+			f.selfTest = func() *scan.SelfTestResult {
+				mu.Lock()
+				defer mu.Unlock()
+				if failSelfTest {
+					return &scan.SelfTestResult{Checks: []scan.Check{{Name: "camera", OK: true}, {Name: "focus_reference", Detail: "focus 8 µm off"}},
+						Failures: []string{"focus_reference: focus 8 µm off"}}
+				}
+				return &scan.SelfTestResult{OK: true, Checks: []scan.Check{{Name: "camera", OK: true}, {Name: "focus_reference", OK: true}}}
+			}
+		})
+		s := r.wait(t, "ready", state("ready"))
+		if s.SelfTest == nil || !s.SelfTest.OK || s.SelfTest.Context != "startup" || len(s.SelfTest.Checks) != 2 {
+			t.Fatalf("startup self-test in status: %+v", s.SelfTest)
+		}
+		r.press(ButtonStart, false)
+		s = r.wait(t, "slot 0 reported", func(s Status) bool { return s.Progress != nil && len(s.Progress.Done) == 1 })
+		if p := s.Progress; p.Magazine != "MAG0001" || p.Occupied != 3 || fmt.Sprint(p.Pending) != "[1 2]" || s.Unfinished != "MAG0001" {
+			t.Errorf("progress: %+v, unfinished %q", p, s.Unfinished)
+		}
+		s = r.wait(t, "fault", state("fault"))
+		if p := s.Progress; fmt.Sprint(p.Done, p.Rerun, p.Pending) != "[0] [1] [2]" || s.Unfinished != "MAG0001" {
+			t.Errorf("after the fault: %+v, unfinished %q", p, s.Unfinished)
+		}
+		var line strings.Builder
+		s.WriteHuman(&line)
+		if !strings.Contains(line.String(), "slots:     1 done [0], 1 pending [2], 1 to rerun [1]") || !strings.Contains(line.String(), "unfinished: magazine MAG0001") {
+			t.Errorf("status for a person:\n%s", line.String())
+		}
+		delete(failAt, "MAG0001-S01")
+		r.press(ButtonAck, false)
+		r.wait(t, "ready", state("ready"))
+		if s := r.a.Status(); s.SelfTest.Context != "acknowledge" {
+			t.Errorf("self-test after the acknowledgement: %+v", s.SelfTest)
+		}
+		r.press(ButtonStart, false) // resumes the unfinished magazine
+		s = r.wait(t, "resumed", func(s Status) bool { return s.Job == "magazine" })
+		if s.Magazine != "MAG0001" {
+			t.Errorf("START after a fault started %s, want MAG0001 resumed", s.Magazine)
+		}
+		r.wait(t, "scanning", func(s Status) bool { return s.Current != nil && s.Current.Done > 2 })
+		r.press(ButtonAbort, true)
+		s = r.wait(t, "attention", state("attention"))
+		if s.Unfinished != "" {
+			t.Errorf("aborted magazine still unfinished: %q", s.Unfinished)
+		}
+		r.press(ButtonAck, false)
+		r.wait(t, "ready", state("ready"))
+		if resp := r.a.Do(context.Background(), Request{Cmd: "start"}); !resp.OK || resp.Status.Magazine != "MAG0002" {
+			t.Errorf("start after an abort: %+v", resp.Status)
+		}
+		s = r.wait(t, "magazine done", func(s Status) bool { return s.Job == "" && s.State == "done" })
+		if p := s.Progress; fmt.Sprint(p.Done, p.Rerun, p.Pending) != "[0 1 2] [] []" || s.Unfinished != "" {
+			t.Errorf("finished magazine: %+v, unfinished %q", p, s.Unfinished)
+		}
+		ps, err := ReadState(r.a.cfg.Agent.StateDir)
+		if err != nil || ps.Magazines != 2 || ps.Unfinished != nil || ps.SelfTest == nil {
+			t.Errorf("state file: %+v %v", ps, err)
+		}
+
+		mu.Lock()
+		failSelfTest = true
+		mu.Unlock()
+		resp := r.a.Do(context.Background(), Request{Cmd: "selftest"})
+		if resp.OK || resp.Status == nil || resp.Status.SelfTest == nil || resp.Status.SelfTest.OK || len(resp.Status.SelfTest.Checks) != 2 {
+			t.Fatalf("failed self-test answer: %+v", resp)
+		}
+		s = r.wait(t, "fault", state("fault"))
+		if s.Fault == nil || s.Fault.Code != int(hal.FaultSelfTest) || !strings.Contains(s.Fault.Error, "focus 8 µm off") {
+			t.Errorf("self-test fault: %+v", s.Fault)
+		}
+		ev := r.del.eventsOf("self_test")
+		if last := ev[len(ev)-1]; last["passed"] != false || last["context"] != "request" || len(last["checks"].([]scan.Check)) != 2 {
+			t.Errorf("self_test event: %v", last)
+		}
+		if r.notify.count("READY=1") != 1 {
+			t.Errorf("READY sent %d times", r.notify.count("READY=1"))
+		}
+		r.stop(t)
+	})
+}
+
+// TestStartupReportsInterruptedSlide: after an unclean stop the startup
+// hands the journal's interrupted slide to delivery and puts it on the
+// rerun list before READY; with a journal entry for the slide on the stage
+// no second, resultless rerun entry is made.
+func TestStartupReportsInterruptedSlide(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		if err := os.MkdirAll(filepath.Dir(scan.JournalPath(dir, "MAG0001")), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		j := `{"magazine":"MAG0001","slots":{"1":{"slot":1,"slide_id":"LBL-77","result_id":"r1","status":"scanning","tiles_planned":20,"tiles_captured":8}}}`
+		if err := os.WriteFile(scan.JournalPath(dir, "MAG0001"), []byte(j), 0o600); err != nil {
+			t.Fatal(err)
+		}
+		if err := writeState(dir, PersistentState{Schema: 1, State: "scanning", Magazines: 1,
+			Unfinished: &MagazineRef{Name: "MAG0001", Journal: scan.JournalPath(dir, "MAG0001")},
+			Current:    &Current{Magazine: "MAG0001", Slot: 1, SlideID: "LBL-77", Phase: "scan"}}); err != nil {
+			t.Fatal(err)
+		}
+		ir := &scan.Report{ResultID: "r1", SlideID: "LBL-77", Slot: 1, TilesPlanned: 20, TilesCaptured: 8, Verdict: "INCOMPLETE"}
+		ir.MarkRerun("interrupted by a restart")
+		r := newRigWith(t, 2, nil, dir, func(f *fakeScanner) { f.interrupted = map[string][]*scan.Report{"MAG0001": {ir}} })
+		s := r.wait(t, "ready", state("ready"))
+		r.del.mu.Lock()
+		n := len(r.del.delivered)
+		r.del.mu.Unlock()
+		if n != 1 || len(s.Rerun) != 1 || s.Rerun[0].ResultID != "r1" || s.Rerun[0].Reason != "interrupted by a restart" || s.Unfinished != "MAG0001" {
+			t.Errorf("after startup: %d delivered, rerun %+v, unfinished %q", n, s.Rerun, s.Unfinished)
 		}
 		r.stop(t)
 	})

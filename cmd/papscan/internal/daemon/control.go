@@ -50,7 +50,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 			}
 		}
 	case p.Button == ButtonStart && p.Long && idle:
-		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.startJob(ctx, "selftest", a.homeAndCheck("request"))
 		a.setState(panel.StateStarting, "self-check requested")
 	case p.Button == ButtonAbort && p.Long && a.job == "magazine":
 		a.log.Warn("abort: stopping the magazine; the slide on the stage will need a rerun")
@@ -62,7 +62,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 		a.setState(panel.StateReady, "dismissed")
 	case p.Button == ButtonAck && !p.Long && a.state == panel.StateFault && a.job == "":
 		a.log.Info("fault acknowledged: clearing and re-homing")
-		a.startJob(ctx, "selftest", a.homeAndCheck)
+		a.startJob(ctx, "selftest", a.homeAndCheck("acknowledge"))
 		a.setState(panel.StateStarting, "fault acknowledged; re-homing")
 	case p.Button == ButtonAck && p.Long && idle:
 		a.startJob(ctx, "rehome", a.rehome)
@@ -76,7 +76,7 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 }
 
 func (a *Agent) rehome(ctx context.Context) error {
-	sc, err := a.o.NewScanner(a.cfg, a.progress)
+	sc, err := a.newScanner()
 	if err != nil {
 		return err
 	}
@@ -88,7 +88,8 @@ func (a *Agent) rehome(ctx context.Context) error {
 func (a *Agent) park(ctx context.Context) error {
 	side := func(name string, ax hal.Axis) physic.Distance {
 		lo, hi := ax.Travel()
-		dir := map[string]string{"x": a.cfg.Machine.Axes.X.HomeDirection, "y": a.cfg.Machine.Axes.Y.HomeDirection, "z": a.cfg.Machine.Axes.Z.HomeDirection}[name]
+		cfg := a.config()
+		dir := map[string]string{"x": cfg.Machine.Axes.X.HomeDirection, "y": cfg.Machine.Axes.Y.HomeDirection, "z": cfg.Machine.Axes.Z.HomeDirection}[name]
 		if dir == "forward" {
 			return hi
 		}
@@ -162,7 +163,7 @@ func (a *Agent) onRequest(ctx context.Context, req request) {
 		var f func(context.Context) error
 		switch req.Cmd {
 		case "selftest":
-			f = a.homeAndCheck
+			f = a.homeAndCheck("request")
 		case "home":
 			f = a.rehome
 		case "park":
@@ -278,7 +279,9 @@ func (a *Agent) reload() error {
 			a.o.Level.Set(l)
 		}
 	}
+	a.mu.Lock()
 	a.cfg = cfg
+	a.mu.Unlock()
 	a.log.Info("configuration reloaded; scan settings apply from the next magazine")
 	a.update(func(s *Status) { s.Message = "configuration reloaded" })
 	return nil

@@ -16,7 +16,25 @@ import (
 type Scanner interface {
 	Home(ctx context.Context) error
 	Halt() error
-	ScanSlot(ctx context.Context, magazine string, slot int) (*scan.Report, error)
+	// SelfTest homes and runs the hardware self-test (scan.SelfTest).
+	SelfTest(ctx context.Context) (*scan.SelfTestResult, error)
+	// Magazine scans a magazine: self-tests before and after, journalled
+	// progress (resume after a restart), label-named slides; the agent's
+	// ScanHooks.BeforeSlide is asked before each slot.
+	Magazine(ctx context.Context, magazine string, onReport func(*scan.Report) error) (*scan.MagazineResult, error)
+	// RecoverInterrupted reports, from the journal, slides of magazine a
+	// restart cut short (INCOMPLETE, rerun), without touching hardware.
+	RecoverInterrupted(ctx context.Context, magazine string, onReport func(*scan.Report) error) ([]*scan.Report, error)
+}
+
+// ScanHooks are the agent's hooks into the scanner: NewScanner must put
+// them into scan.Options (Progress, BeforeSlide).
+type ScanHooks struct {
+	// Progress follows the slide on the stage (status, health beats).
+	Progress func(scan.Progress)
+	// BeforeSlide holds the magazine while a pause is requested and
+	// refuses the next slide when its result could not be stored.
+	BeforeSlide func(ctx context.Context, slot int) error
 }
 
 var _ Scanner = (*scan.Scanner)(nil)
@@ -78,28 +96,26 @@ type Options struct {
 	Reload func() (*config.Config, error)
 	Hup    <-chan os.Signal
 	// NewScanner builds the scanner for a configuration (at start and after
-	// a reload, for the next magazine).
-	// progress must be passed to the scanner's Options.Progress.
-	NewScanner func(cfg *config.Config, progress func(scan.Progress)) (Scanner, error)
+	// a reload, for the next magazine); hooks must be passed to the
+	// scanner's Options (Progress, BeforeSlide), and its StateDir must be
+	// cfg.Agent.StateDir (the magazine journals live there).
+	NewScanner func(cfg *config.Config, hooks ScanHooks) (Scanner, error)
 	Machine    hal.Machine
 	// Axes by name ("x", "y", "z") for jog and park.
 	Axes map[string]hal.Axis
 	// ClearFaults clears the drivers' latched faults (acknowledge). Nil:
 	// nothing to clear.
 	ClearFaults func() error
-	// SelfTest is the hardware self-check run before READY and on demand.
-	// Nil: BasicSelfTest.
-	SelfTest func(ctx context.Context) error
-	Delivery Delivery
-	Panel    *panel.Panel     // nil: no LEDs
-	Buttons  <-chan hal.Press // nil: no buttons
-	Notifier Notifier         // nil: not under systemd
-	Watchdog time.Duration    // systemd's WatchdogSec; 0: none
-	Socket   string           // status socket path; "" = none
-	Log      *slog.Logger     // nil: discard
-	Level    *slog.LevelVar   // changed by a reload; may be nil
-	Health   *Health          // nil: a new one (wire its Beat into the machine's clock)
-	Now      func() time.Time // wall clock; nil: time.Now
+	Delivery    Delivery
+	Panel       *panel.Panel     // nil: no LEDs
+	Buttons     <-chan hal.Press // nil: no buttons
+	Notifier    Notifier         // nil: not under systemd
+	Watchdog    time.Duration    // systemd's WatchdogSec; 0: none
+	Socket      string           // status socket path; "" = none
+	Log         *slog.Logger     // nil: discard
+	Level       *slog.LevelVar   // changed by a reload; may be nil
+	Health      *Health          // nil: a new one (wire its Beat into the machine's clock)
+	Now         func() time.Time // wall clock; nil: time.Now
 	// Magazine names the n-th magazine (1-based).
 	Magazine func(n int) string
 	// Autostart starts the first magazine without a button press (the

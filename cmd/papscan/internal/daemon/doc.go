@@ -8,6 +8,15 @@
 // a rerun, the stage parked, results flushed) and serves its status on a
 // local unix socket.
 //
+// Magazines run through scan.Scanner.Magazine (self-tests before and after,
+// label-named slides, a journal per magazine in the state directory); the
+// agent adds the pause between slides and the storage check
+// (ScanHooks.BeforeSlide), keeps the rerun list and the progress from the
+// reports, and remembers an unfinished magazine so that after a restart it
+// first reports the interrupted slide (INCOMPLETE, rerun) and START resumes
+// the magazine from its journal. The self-check is scan.SelfTest, reported
+// check by check.
+//
 // It sees the hardware through hal interfaces and small interfaces of its
 // own (Scanner, Delivery), so the same code drives the robot and the
 // simulated robot; cmd/papscan wires it.

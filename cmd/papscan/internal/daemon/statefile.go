@@ -6,6 +6,8 @@ import (
 	"os"
 	"path/filepath"
 	"time"
+
+	"papscan/scan"
 )
 
 // StateFileName is the agent's state file in the state directory's
@@ -14,28 +16,65 @@ import (
 // document, whenever the power goes.
 const StateFileName = "state.json"
 
-// Rerun is a slide that was not fully scanned (stopped, aborted, fault) and
-// must be scanned again.
+// Rerun is a slide that was not fully scanned (stopped, aborted, fault,
+// interrupted by a restart, or its magazine's self-test failed) and must be
+// scanned again.
 type Rerun struct {
 	Magazine string    `json:"magazine"`
 	Slot     int       `json:"slot"`
 	SlideID  string    `json:"slide_id"`
-	ResultID string    `json:"result_id,omitempty"` // the INCOMPLETE result stored for it
+	ResultID string    `json:"result_id,omitempty"` // the INCOMPLETE or rerun-marked result stored for it
 	Reason   string    `json:"reason"`
 	At       time.Time `json:"at"`
 }
 
 // PersistentState is the content of the state file.
+//
+// Two records, two purposes, no overlap:
+//   - scan's journal, <state_dir>/progress/<magazine>.json (scan.JournalPath),
+//     is the single record of a magazine's per-slot progress (done, rerun,
+//     interrupted): it decides what a resumed magazine scans and which
+//     slide a restart interrupted. The state file only names it
+//     (Unfinished.Journal).
+//   - Rerun is the technician's and the fleet's to-do list across
+//     magazines, derived from the results delivered: each entry points at
+//     the stored result (ResultID) that needs a rerun, and a later complete
+//     result of the same slide removes it. It never decides what is
+//     scanned.
 type PersistentState struct {
 	Schema  int       `json:"schema"`
 	State   string    `json:"state"` // panel state name, "stopped" after a clean stop
 	Updated time.Time `json:"updated"`
 	PID     int       `json:"pid"`
-	// Current is the slide being scanned, if any. After a clean stop it is
-	// empty: the slide was finished or moved to Rerun.
+	// Current is the slide being scanned, if any (shown by status). After a
+	// clean stop it is empty: the slide was finished or marked for rerun.
 	Current *Current   `json:"current,omitempty"`
 	Fault   *FaultInfo `json:"fault,omitempty"`
 	Rerun   []Rerun    `json:"rerun"`
+	// Magazines counts the magazines started, so a new magazine never takes
+	// an earlier one's name (and journal) after a restart.
+	Magazines int `json:"magazines"`
+	// Unfinished is the magazine that stopped before its end (restart,
+	// SIGTERM, fault, failed self-test): START resumes it from its journal.
+	// It is cleared when the magazine ends or is aborted.
+	Unfinished *MagazineRef `json:"unfinished,omitempty"`
+	// SelfTest is the last self-test's outcome.
+	SelfTest *SelfTestInfo `json:"selftest,omitempty"`
+}
+
+// MagazineRef names a magazine and the journal holding its progress.
+type MagazineRef struct {
+	Name    string    `json:"name"`
+	Journal string    `json:"journal"` // scan.JournalPath
+	Started time.Time `json:"started"`
+}
+
+// SelfTestInfo is a self-test's outcome and when it ran: startup, request
+// (socket, fleet, long START), acknowledge (after a fault), before_magazine
+// or after_magazine.
+type SelfTestInfo struct {
+	Context string `json:"context"`
+	scan.SelfTestResult
 }
 
 // Current is the slide on the stage.

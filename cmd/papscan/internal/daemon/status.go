@@ -3,6 +3,7 @@ package daemon
 import (
 	"fmt"
 	"io"
+	"slices"
 	"strings"
 	"time"
 )
@@ -21,10 +22,56 @@ type Status struct {
 	OutboxDepth     int        `json:"outbox_depth"` // results stored, not yet confirmed by the fleet
 	BrokerConnected bool       `json:"broker_connected"`
 	Rerun           []Rerun    `json:"rerun"`
-	Message         string     `json:"message,omitempty"` // last notable event
-	Config          string     `json:"config,omitempty"`
-	PID             int        `json:"pid"`
-	Started         time.Time  `json:"started"`
+	// Progress is the current or last magazine's slots.
+	Progress *MagazineProgress `json:"magazine_progress,omitempty"`
+	// Unfinished names a magazine stopped before its end: START resumes it.
+	Unfinished string `json:"unfinished_magazine,omitempty"`
+	// SelfTest is the last self-test, check by check.
+	SelfTest *SelfTestInfo `json:"selftest,omitempty"`
+	Message  string        `json:"message,omitempty"` // last notable event
+	Config   string        `json:"config,omitempty"`
+	PID      int           `json:"pid"`
+	Started  time.Time     `json:"started"`
+}
+
+// MagazineProgress is where a magazine stands, by slot. Done and Rerun
+// include slots finished before a restart (from the magazine's journal).
+type MagazineProgress struct {
+	Magazine string `json:"magazine"`
+	Occupied int    `json:"occupied"` // slides in the magazine
+	Done     []int  `json:"done"`     // complete results
+	Rerun    []int  `json:"rerun"`    // results that need a rerun
+	Pending  []int  `json:"pending"`  // not scanned (yet)
+	Current  *int   `json:"current,omitempty"`
+}
+
+func (p *MagazineProgress) clone() *MagazineProgress {
+	if p == nil {
+		return nil
+	}
+	c := *p
+	c.Done, c.Rerun, c.Pending = slices.Clone(p.Done), slices.Clone(p.Rerun), slices.Clone(p.Pending)
+	if p.Current != nil {
+		v := *p.Current
+		c.Current = &v
+	}
+	return &c
+}
+
+// reported moves slot to Done (complete) or Rerun.
+func (p *MagazineProgress) reported(slot int, complete bool) {
+	del := func(s []int) []int { return slices.DeleteFunc(s, func(x int) bool { return x == slot }) }
+	p.Done, p.Rerun, p.Pending = del(p.Done), del(p.Rerun), del(p.Pending)
+	if complete {
+		p.Done = append(p.Done, slot)
+		slices.Sort(p.Done)
+	} else {
+		p.Rerun = append(p.Rerun, slot)
+		slices.Sort(p.Rerun)
+	}
+	if p.Current != nil && *p.Current == slot {
+		p.Current = nil
+	}
 }
 
 // FaultInfo is a latched fault as the technician and the fleet see it.
@@ -48,6 +95,9 @@ func (s Status) Line() string {
 		if c.Total > 0 {
 			fmt.Fprintf(&b, " %d/%d", c.Done, c.Total)
 		}
+	}
+	if p := s.Progress; p != nil && (s.Job == "magazine" || s.State == "done" || s.State == "attention") {
+		fmt.Fprintf(&b, "; magazine %s: %d done, %d pending, %d rerun", p.Magazine, len(p.Done), len(p.Pending), len(p.Rerun))
 	}
 	if f := s.Fault; f != nil && s.State == "fault" {
 		fmt.Fprintf(&b, ": code %d %s: %s", f.Code, f.Name, f.Error)
@@ -81,6 +131,13 @@ func (s Status) WriteHuman(w io.Writer) {
 	if s.Magazine != "" {
 		fmt.Fprintf(w, "magazine:  %s, %d slides done\n", s.Magazine, s.SlidesDone)
 	}
+	if p := s.Progress; p != nil {
+		fmt.Fprintf(w, "slots:     %d done %v, %d pending %v, %d to rerun %v (of %d slides)\n",
+			len(p.Done), p.Done, len(p.Pending), p.Pending, len(p.Rerun), p.Rerun, p.Occupied)
+	}
+	if s.Unfinished != "" && s.Job != "magazine" {
+		fmt.Fprintf(w, "unfinished: magazine %s stopped before its end; START resumes it\n", s.Unfinished)
+	}
 	if c := s.Current; c != nil {
 		fmt.Fprintf(w, "slide:     %s (slot %d), %s", c.SlideID, c.Slot, c.Phase)
 		if c.Total > 0 {
@@ -92,6 +149,22 @@ func (s Status) WriteHuman(w io.Writer) {
 		fmt.Fprintf(w, "fault:     code %d (%s) on %s: %s, at %s\n", f.Code, f.Name, f.Device, f.Error, f.At.Format(time.RFC3339))
 	} else {
 		fmt.Fprintln(w, "fault:     none")
+	}
+	if t := s.SelfTest; t != nil {
+		verdict := "PASSED"
+		if !t.OK {
+			verdict = "FAILED"
+		}
+		fmt.Fprintf(w, "selftest:  %s (%s, %d checks, %.1f s machine time)\n", verdict, t.Context, len(t.Checks), t.Seconds)
+		for _, c := range t.Checks {
+			mark := "ok  "
+			if !c.OK {
+				mark = "FAIL"
+			}
+			fmt.Fprintf(w, "  %s %-19s %s\n", mark, c.Name, c.Detail)
+		}
+	} else {
+		fmt.Fprintln(w, "selftest:  not run yet")
 	}
 	broker := "connected"
 	if !s.BrokerConnected {

@@ -1,0 +1,97 @@
+package scan
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+)
+
+// RecoverInterrupted reports the slides of magazine whose scan a restart
+// cut short (the journal in Options.StateDir shows them still scanning):
+// each is handed to onReport as INCOMPLETE, flagged interrupted and marked
+// for rerun, and the journal then records it for rerun, so a later
+// Magazine run of the same magazine scans it again instead of reporting it
+// twice. It touches no hardware, so a service can account for an
+// interrupted slide at once after a restart, before it decides whether to
+// resume the magazine. Without a StateDir it does nothing.
+func (s *Scanner) RecoverInterrupted(ctx context.Context, magazine string, onReport func(*Report) error) ([]*Report, error) {
+	if s.o.StateDir == "" {
+		return nil, nil
+	}
+	j, err := openJournal(s.o.StateDir, magazine, s.log)
+	if err != nil {
+		return nil, err
+	}
+	var out []*Report
+	for _, e := range j.interrupted() {
+		if err := ctx.Err(); err != nil {
+			return out, err
+		}
+		r := interruptedReport(s.o.RobotID, magazine, e, s.m.Clock.Now())
+		s.log.Warn("slide scan was interrupted by a restart; reported INCOMPLETE for rerun", "slide", r.SlideID, "slot", e.Slot,
+			"tiles", fmt.Sprintf("%d/%d", e.TilesCaptured, e.TilesPlanned))
+		out = append(out, r)
+		if err := onReport(r); err != nil {
+			return out, fmt.Errorf("slide %s: %w", r.SlideID, err)
+		}
+		j.finish(r)
+	}
+	return out, nil
+}
+
+// Journal statuses of a slot, as JournalEntries returns them.
+const (
+	JournalScanning = slotScanning
+	JournalDone     = slotDone
+	JournalRerun    = slotRerun
+)
+
+// JournalEntries reads a magazine's progress journal in stateDir (read
+// only), in slot order; none when there is no journal. The journal is the
+// single record of which slots are done, to rerun or were interrupted.
+func JournalEntries(stateDir, magazine string) ([]JournalEntry, error) {
+	if !validSlideID.MatchString(magazine) {
+		return nil, fmt.Errorf("journal: magazine ID %q is not usable as a file name", magazine)
+	}
+	p := JournalPath(stateDir, magazine)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("journal %s: %w", p, err)
+	}
+	var f journalFile
+	if err := json.Unmarshal(b, &f); err != nil {
+		return nil, fmt.Errorf("journal %s: %w", p, err)
+	}
+	out := make([]JournalEntry, 0, len(f.Slots))
+	for _, e := range f.Slots {
+		if e != nil {
+			out = append(out, *e)
+		}
+	}
+	sort.Slice(out, func(a, b int) bool { return out[a].Slot < out[b].Slot })
+	return out, nil
+}
+
+// JournalPath is where Magazine journals a magazine's progress.
+func JournalPath(stateDir, magazine string) string {
+	return filepath.Join(stateDir, "progress", magazine+".json")
+}
+
+// occupiedFrom lists the occupied slots from slot on.
+func (s *Scanner) occupiedFrom(slot int) []int {
+	var out []int
+	for k := slot; k < s.m.Loader.Slots(); k++ {
+		if ok, _ := s.m.Loader.Occupied(k); ok {
+			out = append(out, k)
+		}
+	}
+	return out
+}
