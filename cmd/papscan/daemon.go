@@ -369,7 +369,13 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 	}
 	log.Info("simulated robot", "slides", len(slides), "source", source)
 	pin := w.GPIO
-	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
+	// The same reopen-with-backoff wrapper as the robot's V4L2 camera, on
+	// the virtual clock: an unplugged sim camera becomes a camera fault.
+	frames, err := w.RecoveringCamera(ctx, log)
+	if err != nil {
+		return nil, err
+	}
+	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: frames, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
 	if err != nil {
 		return nil, err
 	}
