@@ -1,6 +1,7 @@
 package classify
 
 import (
+	"image"
 	"math"
 	"math/rand"
 	"testing"
@@ -64,5 +65,43 @@ func TestCNNParamsCheck(t *testing.T) {
 	p.Conv[2][3] = float32(math.NaN())
 	if err := p.Check(); err == nil {
 		t.Fatal("NaN weight accepted")
+	}
+}
+
+// TestClassifyMatchesMeasure: Classify (the robot's path) and
+// Measure+PredictInput (evaluation's path) give the same probabilities,
+// CNN included, on a synthetic nucleus at another pixel size.
+func TestClassifyMatchesMeasure(t *testing.T) {
+	m, err := DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 120, 120))
+	for y := range 120 {
+		for x := range 120 {
+			o := img.PixOffset(x, y)
+			v := uint8(225)
+			if d := math.Hypot(float64(x)-60, float64(y)-58); d < 14 {
+				v = 70
+			} else if d < 40 {
+				v = 190
+			}
+			img.Pix[o], img.Pix[o+1], img.Pix[o+2], img.Pix[o+3] = v, v+10, v+20, 255
+		}
+	}
+	n := Nucleus{X: 60, Y: 58, AreaPx: 600, PixelUM: 0.25}
+	c := m.Classify(img, n)
+	var in Input
+	if !m.Measure(img, n, &in) || !in.HasCrop {
+		t.Fatal("no measurement or crop")
+	}
+	p := m.PredictInput(&in)
+	for k := range p {
+		if math.Abs(float64(p[k]-c.Probs[k])) > 1e-6 {
+			t.Fatalf("Classify %v, Measure+PredictInput %v", c.Probs, p)
+		}
+	}
+	if f := m.Predict(in.F); f == p {
+		t.Fatal("CNN had no effect on the probabilities")
 	}
 }
