@@ -57,7 +57,7 @@ type CNNOptions struct {
 
 // DefaultCNN returns the CNN hyper-parameters of the shipped model.
 func DefaultCNN() CNNOptions {
-	return CNNOptions{Epochs: 12, Batch: 32, LR: 3e-3, Decay: 1e-4, HighWeight: 1.5, ExtraWeight: 0.7, Seed: 1}
+	return CNNOptions{Epochs: 16, Batch: 32, LR: 3e-3, Decay: 1e-4, HighWeight: 1.5, ExtraWeight: 0.7, Seed: 1}
 }
 
 func group(c classify.Class) int {
