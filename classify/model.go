@@ -38,6 +38,8 @@ type Fold struct {
 	Head
 	// High are the fold's high-grade heads (see ModelParams.High).
 	High []Head `json:"high,omitempty"`
+	// CNN is the fold's convolutional head (see ModelParams.CNN).
+	CNN *CNNParams `json:"cnn,omitempty"`
 	// Fields are the source fields (image file names) the fold's training
 	// cells came from.
 	Fields []string `json:"fields"`
@@ -60,6 +62,11 @@ type ModelParams struct {
 	// head's proportions. It separates high grade from NILM better than the
 	// six-class head, which spends capacity on ASC-US versus LSIL.
 	High []Head `json:"high,omitempty"`
+	// CNN is an optional convolutional head on the nucleus-centred crop
+	// (CNNSide px at PixelUM); its P(high grade) is averaged with the
+	// feature head's with weight CNNWeight (late fusion).
+	CNN       *CNNParams `json:"cnn,omitempty"`
+	CNNWeight float64    `json:"cnn_weight,omitempty"`
 	// Folds are the grouped cross-validation models (optional).
 	Folds []Fold `json:"folds,omitempty"`
 	// Training holds free-form provenance and validation metrics.
@@ -161,18 +168,30 @@ func (h *head) predict(f Features) [NumClasses]float32 {
 	return p
 }
 
-// predictor is a compiled main head and its high-grade ensemble.
+// predictor is a compiled main head, its high-grade ensemble and the
+// optional CNN.
 type predictor struct {
 	main *head
 	high []*head
+	cnn  *cnn
+	wCNN float32
 }
 
-func compilePredictor(main Head, high []Head) (*predictor, error) {
+func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN float64) (*predictor, error) {
 	m, err := compileHead(main)
 	if err != nil {
 		return nil, err
 	}
 	p := &predictor{main: m}
+	if cp != nil {
+		if !(wCNN >= 0 && wCNN <= 1) {
+			return nil, fmt.Errorf("classify: cnn_weight %v must be in [0, 1]", wCNN)
+		}
+		if p.cnn, err = compileCNN(cp); err != nil {
+			return nil, err
+		}
+		p.wCNN = float32(wCNN)
+	}
 	for i, h := range high {
 		c, err := compileHead(h)
 		if err != nil {
@@ -183,16 +202,26 @@ func compilePredictor(main Head, high []Head) (*predictor, error) {
 	return p, nil
 }
 
-func (p *predictor) predict(f Features) [NumClasses]float32 {
+// predict returns the class probabilities of a cell from its features and,
+// when the predictor has a CNN and sc is not nil, its raw crop in sc.in
+// (standardised in place).
+func (p *predictor) predict(f Features, sc *cnnScratch) [NumClasses]float32 {
 	pr := p.main.predict(f)
-	if len(p.high) == 0 {
+	if len(p.high) == 0 && (p.cnn == nil || sc == nil) {
 		return pr
 	}
-	var ph float32
-	for _, h := range p.high {
-		ph += HighGradeProb(h.predict(f))
+	ph := HighGradeProb(pr)
+	if len(p.high) > 0 {
+		ph = 0
+		for _, h := range p.high {
+			ph += HighGradeProb(h.predict(f))
+		}
+		ph /= float32(len(p.high))
 	}
-	ph /= float32(len(p.high))
+	if p.cnn != nil && sc != nil {
+		g := p.cnn.forward(sc)
+		ph = (1-p.wCNN)*ph + p.wCNN*g[2]
+	}
 	return SetHighGrade(pr, ph)
 }
 
@@ -232,8 +261,29 @@ type Model struct {
 	folds []*predictor
 	// heldOut maps a training field to the fold whose model did not see it.
 	heldOut map[string]int
-	pool    sync.Pool
+	pool    sync.Pool // of *scratch
+	odLUT   [256]float32
 }
+
+// scratch holds the buffers of one Classify call.
+type scratch struct {
+	feat featureScratch
+	cnn  *cnnScratch
+	in   Input
+}
+
+// Input is what the model measures of one cell: its feature vector and,
+// for a model with a CNN, the raw optical densities of its crop.
+type Input struct {
+	F Features
+	// Crop is the CNNSide² crop (HWC, OD of R, G, B) at the model's pixel
+	// size centred on the nucleus; valid when HasCrop.
+	Crop    [CNNInputLen]float32
+	HasCrop bool
+}
+
+// HasCNN reports whether the model has a convolutional head.
+func (m *Model) HasCNN() bool { return m.p.CNN != nil }
 
 var (
 	defaultOnce  sync.Once
@@ -279,7 +329,7 @@ func NewModel(p ModelParams) (*Model, error) {
 	}
 	m := &Model{Version: p.Version, p: p, lut: newStainLUT(p.Stain)}
 	if len(p.Weights) > 0 {
-		h, err := compilePredictor(p.Head, p.High)
+		h, err := compilePredictor(p.Head, p.High, p.CNN, p.CNNWeight)
 		if err != nil {
 			return nil, err
 		}
@@ -294,7 +344,7 @@ func NewModel(p ModelParams) (*Model, error) {
 		}
 		m.heldOut = map[string]int{}
 		for k, f := range p.Folds {
-			h, err := compilePredictor(f.Head, f.High)
+			h, err := compilePredictor(f.Head, f.High, f.CNN, p.CNNWeight)
 			if err != nil {
 				return nil, fmt.Errorf("classify: fold %d: %w", k, err)
 			}
@@ -313,7 +363,8 @@ func NewModel(p ModelParams) (*Model, error) {
 			}
 		}
 	}
-	m.pool.New = func() any { return new(featureScratch) }
+	m.pool.New = func() any { return &scratch{cnn: newCNNScratch()} }
+	m.odLUT = ODLUT()
 	return m, nil
 }
 
@@ -323,8 +374,22 @@ func (m *Model) Params() ModelParams { return m.p }
 // Features extracts the feature vector of the nucleus n in img. ok is false
 // when the nucleus cannot be re-segmented (blank window).
 func (m *Model) Features(img *image.RGBA, n Nucleus) (Features, bool) {
-	sc := m.pool.Get().(*featureScratch)
+	sc := m.pool.Get().(*scratch)
 	defer m.pool.Put(sc)
+	ok := m.measure(img, n, &sc.in, &sc.feat, false)
+	return sc.in.F, ok
+}
+
+// Measure fills in with the features of the nucleus n in img and, when the
+// model has a CNN, its crop. ok is false when the nucleus cannot be
+// re-segmented (blank window).
+func (m *Model) Measure(img *image.RGBA, n Nucleus, in *Input) bool {
+	sc := m.pool.Get().(*scratch)
+	defer m.pool.Put(sc)
+	return m.measure(img, n, in, &sc.feat, m.HasCNN())
+}
+
+func (m *Model) measure(img *image.RGBA, n Nucleus, in *Input, sc *featureScratch, crop bool) bool {
 	px := n.PixelUM
 	if px <= 0 {
 		px = m.p.PixelUM
@@ -340,7 +405,41 @@ func (m *Model) Features(img *image.RGBA, n Nucleus) (Features, bool) {
 		n.X, n.Y, n.PixelUM = c, c, m.p.PixelUM
 		img = sc.win
 	}
-	return extractFeatures(img, n, m.lut, m.p.PixelUM, m.p.WindowUM, sc)
+	in.HasCrop = false
+	f, ok := extractFeatures(img, n, m.lut, m.p.PixelUM, m.p.WindowUM, sc)
+	in.F = f
+	if ok && crop {
+		CNNInput(in.Crop[:], img, n.X, n.Y, 0, 0, &m.odLUT)
+		in.HasCrop = true
+	}
+	return ok
+}
+
+// PredictInput returns the class probabilities of a measured cell with
+// the final model (features and, when present, the CNN on the crop).
+func (m *Model) PredictInput(in *Input) [NumClasses]float32 {
+	return m.predictWith(m.final, in)
+}
+
+// PredictHeldOutInput is PredictHeldOut for a measured cell.
+func (m *Model) PredictHeldOutInput(field string, in *Input) (p [NumClasses]float32, fold int) {
+	if k, ok := m.heldOut[field]; ok {
+		return m.predictWith(m.folds[k], in), k
+	}
+	return m.PredictInput(in), -1
+}
+
+func (m *Model) predictWith(pr *predictor, in *Input) [NumClasses]float32 {
+	if pr == nil {
+		return m.Predict(in.F)
+	}
+	if !in.HasCrop || pr.cnn == nil {
+		return pr.predict(in.F, nil)
+	}
+	sc := m.pool.Get().(*scratch)
+	defer m.pool.Put(sc)
+	sc.cnn.in = in.Crop
+	return pr.predict(in.F, sc.cnn)
 }
 
 // Predict turns a feature vector into class probabilities with the final
@@ -353,7 +452,7 @@ func (m *Model) Predict(f Features) [NumClasses]float32 {
 		}
 		return p
 	}
-	return m.final.predict(f)
+	return m.final.predict(f, nil)
 }
 
 // PredictHeldOut predicts the class probabilities of a cell from the source
@@ -362,7 +461,7 @@ func (m *Model) Predict(f Features) [NumClasses]float32 {
 // training data (fold >= 0), else the final model (fold -1).
 func (m *Model) PredictHeldOut(field string, f Features) (p [NumClasses]float32, fold int) {
 	if k, ok := m.heldOut[field]; ok {
-		return m.folds[k].predict(f), k
+		return m.folds[k].predict(f, nil), k
 	}
 	return m.Predict(f), -1
 }
@@ -389,12 +488,21 @@ func SuspicionScore(p [NumClasses]float32) float32 { return HighGradeProb(p) + 0
 // score 0.
 func (m *Model) Classify(img *image.RGBA, n Nucleus) Cell {
 	c := Cell{Nucleus: n}
-	f, ok := m.Features(img, n)
-	if !ok {
+	sc := m.pool.Get().(*scratch)
+	defer m.pool.Put(sc)
+	hasCNN := m.final != nil && m.final.cnn != nil
+	if !m.measure(img, n, &sc.in, &sc.feat, hasCNN) {
 		c.Probs[NILM] = 1
 		return c
 	}
-	c.Probs = m.Predict(f)
+	if m.final == nil {
+		c.Probs = m.Predict(sc.in.F)
+	} else if hasCNN {
+		sc.cnn.in = sc.in.Crop
+		c.Probs = m.final.predict(sc.in.F, sc.cnn)
+	} else {
+		c.Probs = m.final.predict(sc.in.F, nil)
+	}
 	best := 0
 	for i, p := range c.Probs {
 		if p > c.Probs[best] {

@@ -178,3 +178,11 @@ func Rescale(img *image.RGBA, srcUM, dstUM float64) *image.RGBA {
 	}
 	return out
 }
+
+// ResampleWindow returns the side×side window of img centred on (cx, cy)
+// resampled from pixel size srcUM to dstUM (white outside img), reusing dst
+// when it has the right size. Training uses it to cut crops exactly as the
+// model does on a tile.
+func ResampleWindow(dst *image.RGBA, img *image.RGBA, cx, cy, srcUM, dstUM float64, side int) *image.RGBA {
+	return resampleWindow(dst, img, cx, cy, srcUM, dstUM, side)
+}

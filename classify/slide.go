@@ -40,9 +40,9 @@ type Thresholds struct {
 // set on CRIC-tiled simulated slides (see doc.go).
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		HighGrade:            0.33,
+		HighGrade:            0.338,
 		LowGrade:             0.5,
-		SlideHighGrade:       0.95,
+		SlideHighGrade:       0.9,
 		SlideLowGrade:        0.95,
 		MinHighGradeCells:    3,
 		MinHighGradeFraction: 0.002,

@@ -179,6 +179,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	src := &CellSource{}
 	var truth []classify.Class
 	var probs [][classify.NumClasses]float32
+	var in classify.Input
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -188,7 +189,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 			return nil, nil, err
 		}
 		n, _ := CentreNucleus(det, img)
-		f, ok := o.Model.Features(img, n)
+		ok := o.Model.Measure(img, n, &in)
 		var p [classify.NumClasses]float32
 		if !ok {
 			// No nucleus: the device would report nothing for this cell;
@@ -197,7 +198,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 			p[classify.NILM] = 1
 		} else {
 			var fold int
-			p, fold = o.Model.PredictHeldOut(row.Field, f)
+			p, fold = o.Model.PredictHeldOutInput(row.Field, &in)
 			if fold >= 0 {
 				src.HeldOutFold++
 			} else {

@@ -38,6 +38,9 @@ import (
 // Version is the version string of models produced by this package.
 const Version = "mlp-features-3"
 
+// VersionCNN is the version string of models with a CNN head.
+const VersionCNN = "mlp-cnn-1"
+
 // CRICPixelUM is the pixel size of the stored CRIC images (see
 // classify.DefaultPixelUM).
 const CRICPixelUM = classify.DefaultPixelUM
@@ -54,7 +57,7 @@ const Folds = 5
 
 // DefaultTargetFPR is the out-of-fold NILM false-positive rate the
 // high-grade threshold is chosen for (below the 0.10 target, for margin).
-const DefaultTargetFPR = 0.08
+const DefaultTargetFPR = 0.09
 
 // detectOptions are the detector settings training uses to find the
 // nucleus of each crop and the field negatives, at pixel size px. They are
@@ -77,6 +80,10 @@ type Options struct {
 	// FieldNegatives is the number of field negatives per CRIC field
 	// (default DefaultFieldNegatives; negative: none).
 	FieldNegatives int
+	// CNN, when not nil, also trains the convolutional head (see
+	// classify.CNNParams) and fuses it with weight CNNWeight.
+	CNN       *CNNOptions
+	CNNWeight float64
 }
 
 // DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
@@ -111,6 +118,8 @@ type Sample struct {
 	// from every labelled nucleus, trained as NILM (see LoadFieldNegatives)
 	// but not scored in the cell metrics.
 	Extra bool
+	// Crop is the window the CNN sees (nil when not loaded).
+	Crop *Crop
 }
 
 // LoadFieldNegatives runs the detector at the model's pixel size on the
@@ -170,7 +179,8 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 			if !ok {
 				continue
 			}
-			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true})
+			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true,
+				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM)})
 		}
 	}
 	return out, nil
@@ -266,7 +276,8 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 			skipped++
 			continue
 		}
-		out = append(out, Sample{ID: r.ID, Field: r.Field, Class: r.Class, F: fv})
+		out = append(out, Sample{ID: r.ID, Field: r.Field, Class: r.Class, F: fv,
+			Crop: cutCrop(img, n.X, n.Y, CRICPixelUM, CNNPixelUM)})
 	}
 	return out, skipped, detected, nil
 }
@@ -382,6 +393,37 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	if err != nil {
 		return classify.ModelParams{}, nil, err
 	}
+	var cnnNets []*classify.CNNParams
+	if o.CNN != nil {
+		var oof []float32
+		cnnNets, oof, err = crossValidateCNN(ctx, samples, fold, Folds, *o.CNN)
+		if err != nil {
+			return classify.ModelParams{}, nil, err
+		}
+		for _, w := range []float64{0, 0.3, 0.5, 0.7, 1} {
+			var pos, neg []float64
+			for i, s := range samples[:nLabelled] {
+				v := (1-w)*float64(classify.HighGradeProb(probs[i])) + w*float64(oof[i])
+				if s.Class == classify.NILM {
+					neg = append(neg, v)
+				} else if s.Class.HighGrade() {
+					pos = append(pos, v)
+				}
+			}
+			th := eval.ThresholdAtFPR(neg, 0.10)
+			rec := 0
+			for _, v := range pos {
+				if v >= th {
+					rec++
+				}
+			}
+			fmt.Fprintf(os.Stderr, "cnn weight %.1f: AUC %.3f recall@FPR0.10 %.3f\n", w, eval.AUC(pos, neg), float64(rec)/float64(len(pos)))
+		}
+		for i := range probs {
+			ph := (1-o.CNNWeight)*float64(classify.HighGradeProb(probs[i])) + o.CNNWeight*float64(oof[i])
+			probs[i] = classify.SetHighGrade(probs[i], float32(ph))
+		}
+	}
 	truth := make([]classify.Class, nLabelled)
 	var nilm []float64
 	for i, s := range samples[:nLabelled] {
@@ -409,11 +451,20 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
 	p.High = fitHigh(samples, o.Fit)
+	if cnnNets != nil {
+		p.CNN, p.CNNWeight = cnnNets[Folds], o.CNNWeight
+		for f := range folds {
+			folds[f].CNN = cnnNets[f]
+		}
+		p.Version = VersionCNN
+	}
 	p.Folds = folds
 	meta, err := json.Marshal(map[string]any{
 		"data":                             "CRIC cervix cell crops (cric/cells/labels.csv)",
 		"validation":                       fmt.Sprintf("%d-fold cross-validation grouped by image_filename, seed %d; final fit on all crops", Folds, o.Seed),
 		"fit":                              o.Fit,
+		"cnn":                              o.CNN,
+		"cnn_weight":                       o.CNNWeight,
 		"recommended_high_grade_threshold": th,
 		"report":                           rep,
 	})

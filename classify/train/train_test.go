@@ -128,7 +128,7 @@ func TestEmbeddedModelIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := m.Params()
-	if m.Version != Version || p.PixelUM != DefaultPixelUM || len(p.Folds) != Folds || len(p.Hidden) != DefaultFit().Hidden {
+	if m.Version != VersionCNN || p.CNN == nil || p.Folds[0].CNN == nil || p.CNNWeight != DefaultCNNWeight || p.PixelUM != DefaultPixelUM || len(p.Folds) != Folds || len(p.Hidden) != DefaultFit().Hidden {
 		t.Fatalf("embedded model %s px %.2f folds %d hidden %d", m.Version, p.PixelUM, len(p.Folds), len(p.Hidden))
 	}
 }

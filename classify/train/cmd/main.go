@@ -20,6 +20,8 @@ func main() {
 	seed := flag.Int64("seed", 1, "seed of the field-grouped folds and of the weight initialisation")
 	px := flag.Float64("pixel-um", train.DefaultPixelUM, "pixel size (µm) the model measures features at")
 	hidden := flag.Int("hidden", train.DefaultFit().Hidden, "hidden units (0: logistic regression)")
+	cnnEpochs := flag.Int("cnn-epochs", train.DefaultCNN().Epochs, "CNN epochs (0: no CNN head)")
+	cnnWeight := flag.Float64("cnn-weight", train.DefaultCNNWeight, "weight of the CNN in the high-grade probability")
 	flag.Parse()
 	if *data == "" {
 		*data = dataset.Dir()
@@ -32,7 +34,13 @@ func main() {
 	defer stop()
 	fo := train.DefaultFit()
 	fo.Seed, fo.Hidden = *seed, *hidden
-	if err := train.Run(ctx, *data, *out, train.Options{Seed: *seed, PixelUM: *px, Fit: fo}, os.Stdout); err != nil {
+	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight}
+	if *cnnEpochs > 0 {
+		co := train.DefaultCNN()
+		co.Epochs, co.Seed = *cnnEpochs, *seed
+		o.CNN = &co
+	}
+	if err := train.Run(ctx, *data, *out, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		os.Exit(1)
 	}

@@ -1,0 +1,107 @@
+package classify
+
+import (
+	"image"
+	"math"
+	"math/rand"
+	"testing"
+)
+
+// TestConv3x3 compares the im2col convolution with a direct reference.
+func TestConv3x3(t *testing.T) {
+	rng := rand.New(rand.NewSource(2))
+	const h, w, cin, cout = 5, 6, 3, 4
+	in := make([]float32, h*w*cin)
+	for i := range in {
+		in[i] = float32(rng.NormFloat64())
+	}
+	wt := make([]float32, cout*9*cin)
+	for i := range wt {
+		wt[i] = float32(rng.NormFloat64())
+	}
+	bias := []float32{0.1, -0.2, 0.3, 0}
+	out := make([]float32, h*w*cout)
+	Conv3x3(out, in, h, w, cin, cout, wt, bias, make([]float32, 9*cin), false)
+	for y := range h {
+		for x := range w {
+			for c := range cout {
+				s := float64(bias[c])
+				for ky := range 3 {
+					for kx := range 3 {
+						yy, xx := y+ky-1, x+kx-1
+						if yy < 0 || yy >= h || xx < 0 || xx >= w {
+							continue
+						}
+						for i := range cin {
+							s += float64(wt[((c*3+ky)*3+kx)*cin+i]) * float64(in[(yy*w+xx)*cin+i])
+						}
+					}
+				}
+				if got := out[(y*w+x)*cout+c]; math.Abs(float64(got)-s) > 1e-4 {
+					t.Fatalf("(%d,%d,%d): %v, want %v", y, x, c, got, s)
+				}
+			}
+		}
+	}
+}
+
+func TestCNNParamsCheck(t *testing.T) {
+	p := &CNNParams{InStd: [3]float64{1, 1, 1}}
+	if err := p.Check(); err == nil {
+		t.Fatal("empty CNN accepted")
+	}
+	for l := range 4 {
+		p.Conv[l] = make([]float32, CNNLayerSize(l))
+		p.Bias[l] = make([]float32, CNNLayerOut(l))
+	}
+	if err := p.Check(); err != nil {
+		t.Fatal(err)
+	}
+	p.InStd[1] = 0
+	if err := p.Check(); err == nil {
+		t.Fatal("zero in_std accepted")
+	}
+	p.InStd[1] = 1
+	p.Conv[2][3] = float32(math.NaN())
+	if err := p.Check(); err == nil {
+		t.Fatal("NaN weight accepted")
+	}
+}
+
+// TestClassifyMatchesMeasure: Classify (the robot's path) and
+// Measure+PredictInput (evaluation's path) give the same probabilities,
+// CNN included, on a synthetic nucleus at another pixel size.
+func TestClassifyMatchesMeasure(t *testing.T) {
+	m, err := DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	img := image.NewRGBA(image.Rect(0, 0, 120, 120))
+	for y := range 120 {
+		for x := range 120 {
+			o := img.PixOffset(x, y)
+			v := uint8(225)
+			if d := math.Hypot(float64(x)-60, float64(y)-58); d < 14 {
+				v = 70
+			} else if d < 40 {
+				v = 190
+			}
+			img.Pix[o], img.Pix[o+1], img.Pix[o+2], img.Pix[o+3] = v, v+10, v+20, 255
+		}
+	}
+	n := Nucleus{X: 60, Y: 58, AreaPx: 600, PixelUM: 0.25}
+	c := m.Classify(img, n)
+	var in Input
+	if !m.Measure(img, n, &in) || !in.HasCrop {
+		t.Fatal("no measurement or crop")
+	}
+	p := m.PredictInput(&in)
+	for k := range p {
+		if math.Abs(float64(p[k]-c.Probs[k])) > 1e-6 {
+			t.Fatalf("Classify %v, Measure+PredictInput %v", c.Probs, p)
+		}
+	}
+	if f := m.Predict(in.F); f == p {
+		t.Fatal("CNN had no effect on the probabilities")
+	}
+}

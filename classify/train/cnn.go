@@ -1,0 +1,531 @@
+package train
+
+import (
+	"context"
+	"image"
+	"math"
+	"math/rand"
+	"runtime"
+	"sync"
+
+	"papscan/classify"
+)
+
+// CropSide is the side (px, at the model's pixel size) of the crop kept per
+// sample for the CNN: CNNSide plus a margin for shift augmentation.
+const CropSide = classify.CNNSide + 2*cropMargin
+
+const cropMargin = 4
+
+// Crop is a sample's RGB window (CropSide², at the model's pixel size,
+// centred on the nucleus).
+type Crop [CropSide * CropSide * 3]uint8
+
+// cutCrop cuts the crop centred on (cx, cy) of img (pixel size srcUM),
+// resampled to dstUM, as the model cuts its window on a tile.
+func cutCrop(img *image.RGBA, cx, cy, srcUM, dstUM float64) *Crop {
+	var w *image.RGBA
+	if r := srcUM / dstUM; r < 0.97 || r > 1.03 {
+		w = classify.ResampleWindow(nil, img, cx, cy, srcUM, dstUM, CropSide)
+	} else {
+		w = classify.ResampleWindow(nil, img, cx, cy, dstUM, dstUM, CropSide)
+	}
+	c := new(Crop)
+	for j := range CropSide {
+		for i := range CropSide {
+			o := w.PixOffset(i, j)
+			k := (j*CropSide + i) * 3
+			c[k], c[k+1], c[k+2] = w.Pix[o], w.Pix[o+1], w.Pix[o+2]
+		}
+	}
+	return c
+}
+
+// CNNOptions are the hyper-parameters of a CNN fit.
+type CNNOptions struct {
+	Epochs int
+	Batch  int
+	LR     float64
+	Decay  float64 // L2 weight decay (AdamW style)
+	// HighWeight multiplies the class-balanced weight of high-grade cells.
+	HighWeight float64
+	// ExtraWeight is the total weight of the field negatives relative to
+	// one group.
+	ExtraWeight float64
+	Seed        int64
+}
+
+// DefaultCNN returns the CNN hyper-parameters of the shipped model.
+func DefaultCNN() CNNOptions {
+	return CNNOptions{Epochs: 16, Batch: 32, LR: 3e-3, Decay: 1e-4, HighWeight: 1.5, ExtraWeight: 0.7, Seed: 1}
+}
+
+func group(c classify.Class) int {
+	switch {
+	case c == classify.NILM:
+		return 0
+	case c.HighGrade():
+		return 2
+	default:
+		return 1
+	}
+}
+
+// cnnNet is the trainable network: parameters, gradients and Adam state in
+// the layout of classify.CNNParams.
+type cnnNet struct {
+	w, b [4][]float32
+}
+
+func newNet() *cnnNet {
+	n := &cnnNet{}
+	for l := range 4 {
+		n.w[l] = make([]float32, classify.CNNLayerSize(l))
+		n.b[l] = make([]float32, classify.CNNLayerOut(l))
+	}
+	return n
+}
+
+func (n *cnnNet) zero() {
+	for l := range 4 {
+		clear(n.w[l])
+		clear(n.b[l])
+	}
+}
+
+func (n *cnnNet) add(o *cnnNet) {
+	for l := range 4 {
+		for i, v := range o.w[l] {
+			n.w[l][i] += v
+		}
+		for i, v := range o.b[l] {
+			n.b[l][i] += v
+		}
+	}
+}
+
+// trainScratch holds one sample's activations and gradients.
+type trainScratch struct {
+	x                  [classify.CNNInputLen]float32
+	a1, p1, a2, p2, a3 []float32
+	i1, i2             []int32
+	pooled             []float32
+	d1, dp1, d2, dp2   []float32
+	d3                 []float32
+	grad               *cnnNet
+	patch              []float32
+}
+
+func newTrainScratch() *trainScratch {
+	s, w := classify.CNNSide, classify.CNNWidths
+	return &trainScratch{
+		a1: make([]float32, s*s*w[0]), p1: make([]float32, s*s/4*w[0]), i1: make([]int32, s*s/4*w[0]),
+		a2: make([]float32, s*s/4*w[1]), p2: make([]float32, s*s/16*w[1]), i2: make([]int32, s*s/16*w[1]),
+		a3: make([]float32, s*s/16*w[2]), pooled: make([]float32, w[2]),
+		d1: make([]float32, s*s*w[0]), dp1: make([]float32, s*s/4*w[0]),
+		d2: make([]float32, s*s/4*w[1]), dp2: make([]float32, s*s/16*w[1]),
+		d3:    make([]float32, s*s/16*w[2]),
+		grad:  newNet(),
+		patch: make([]float32, 9*max(classify.CNNChannels, classify.CNNWidths[0], classify.CNNWidths[1])),
+	}
+}
+
+func maxPoolIdx(out []float32, idx []int32, in []float32, h, w, c int) {
+	for y := 0; y < h/2; y++ {
+		for x := 0; x < w/2; x++ {
+			ob := (y*(w/2) + x) * c
+			cand := [4]int{((2*y)*w + 2*x) * c, ((2*y)*w + 2*x + 1) * c, ((2*y+1)*w + 2*x) * c, ((2*y+1)*w + 2*x + 1) * c}
+			for k := range c {
+				best := cand[0] + k
+				for _, b := range cand[1:] {
+					if in[b+k] > in[best] {
+						best = b + k
+					}
+				}
+				out[ob+k] = in[best]
+				idx[ob+k] = int32(best)
+			}
+		}
+	}
+}
+
+// convBack accumulates the weight and bias gradients of a 3x3 same
+// convolution given the output gradient dz, and (when din is not nil) the
+// input gradient.
+func convBack(din, dw, db, in, dz, wt []float32, h, w, cin, cout int) {
+	if din != nil {
+		clear(din)
+	}
+	for y := range h {
+		for x := range w {
+			g := dz[(y*w+x)*cout : (y*w+x+1)*cout]
+			nz := false
+			for c, v := range g {
+				if v != 0 {
+					db[c] += v
+					nz = true
+				}
+			}
+			if !nz {
+				continue
+			}
+			for ky := range 3 {
+				yy := y + ky - 1
+				if yy < 0 || yy >= h {
+					continue
+				}
+				for kx := range 3 {
+					xx := x + kx - 1
+					if xx < 0 || xx >= w {
+						continue
+					}
+					src := in[(yy*w+xx)*cin : (yy*w+xx+1)*cin]
+					base := (ky*3 + kx) * cin
+					var ds []float32
+					if din != nil {
+						ds = din[(yy*w+xx)*cin : (yy*w+xx+1)*cin]
+					}
+					for c, gv := range g {
+						if gv == 0 {
+							continue
+						}
+						o := c*9*cin + base
+						dwr := dw[o : o+cin]
+						for i, v := range src {
+							dwr[i] += gv * v
+						}
+						if ds != nil {
+							wr := wt[o : o+cin]
+							for i, v := range wr {
+								ds[i] += gv * v
+							}
+						}
+					}
+				}
+			}
+		}
+	}
+}
+
+// forward runs the network on sc.x (standardised) and returns the group
+// probabilities, keeping the activations for backward.
+func (n *cnnNet) forward(sc *trainScratch) [classify.CNNGroups]float32 {
+	s, w := classify.CNNSide, classify.CNNWidths
+	classify.Conv3x3(sc.a1, sc.x[:], s, s, classify.CNNChannels, w[0], n.w[0], n.b[0], sc.patch, true)
+	maxPoolIdx(sc.p1, sc.i1, sc.a1, s, s, w[0])
+	classify.Conv3x3(sc.a2, sc.p1, s/2, s/2, w[0], w[1], n.w[1], n.b[1], sc.patch, true)
+	maxPoolIdx(sc.p2, sc.i2, sc.a2, s/2, s/2, w[1])
+	classify.Conv3x3(sc.a3, sc.p2, s/4, s/4, w[1], w[2], n.w[2], n.b[2], sc.patch, true)
+	classify.GlobalAvg(sc.pooled, sc.a3, s/4*s/4, w[2])
+	var logit [classify.CNNGroups]float32
+	for g := range logit {
+		row := n.w[3][g*w[2] : (g+1)*w[2]]
+		v := n.b[3][g]
+		for i, x := range sc.pooled {
+			v += row[i] * x
+		}
+		logit[g] = v
+	}
+	return classify.Softmax3(logit)
+}
+
+// backward accumulates into sc.grad the gradient of weight·cross-entropy.
+func (n *cnnNet) backward(sc *trainScratch, p [classify.CNNGroups]float32, y int, weight float32) {
+	s, w := classify.CNNSide, classify.CNNWidths
+	g := sc.grad
+	var dl [classify.CNNGroups]float32
+	for k := range dl {
+		dl[k] = p[k]
+		if k == y {
+			dl[k] -= 1
+		}
+		dl[k] *= weight
+	}
+	c3 := w[2]
+	np3 := s / 4 * s / 4
+	var dpool [64]float32
+	for k, d := range dl {
+		g.b[3][k] += d
+		row := n.w[3][k*c3 : (k+1)*c3]
+		grow := g.w[3][k*c3 : (k+1)*c3]
+		for i, x := range sc.pooled {
+			grow[i] += d * x
+			dpool[i] += d * row[i]
+		}
+	}
+	for p := range np3 {
+		for c := range c3 {
+			if sc.a3[p*c3+c] > 0 {
+				sc.d3[p*c3+c] = dpool[c] / float32(np3)
+			} else {
+				sc.d3[p*c3+c] = 0
+			}
+		}
+	}
+	convBack(sc.dp2, g.w[2], g.b[2], sc.p2, sc.d3, n.w[2], s/4, s/4, w[1], w[2])
+	clear(sc.d2)
+	for k, i := range sc.i2 {
+		if sc.a2[i] > 0 {
+			sc.d2[i] += sc.dp2[k]
+		}
+	}
+	convBack(sc.dp1, g.w[1], g.b[1], sc.p1, sc.d2, n.w[1], s/2, s/2, w[0], w[1])
+	clear(sc.d1)
+	for k, i := range sc.i1 {
+		if sc.a1[i] > 0 {
+			sc.d1[i] += sc.dp1[k]
+		}
+	}
+	convBack(nil, g.w[0], g.b[0], sc.x[:], sc.d1, n.w[0], s, s, classify.CNNChannels, w[0])
+}
+
+// fillInput writes the standardised input of crop c into x with the
+// dihedral transform t (0..7), shift (ox, oy) in [-cropMargin, cropMargin]
+// and per-channel OD gains.
+func fillInput(x []float32, c *Crop, t, ox, oy int, gain [3]float32, lut *[256]float32, mean, inv [3]float32) {
+	const s = classify.CNNSide
+	k := 0
+	for j := range s {
+		for i := range s {
+			u, v := i, j
+			if t&1 != 0 {
+				u = s - 1 - u
+			}
+			if t&2 != 0 {
+				v = s - 1 - v
+			}
+			if t&4 != 0 {
+				u, v = v, u
+			}
+			sx, sy := u+cropMargin+ox, v+cropMargin+oy
+			o := (sy*CropSide + sx) * 3
+			for ch := range 3 {
+				x[k+ch] = (lut[c[o+ch]]*gain[ch] - mean[ch]) * inv[ch]
+			}
+			k += 3
+		}
+	}
+}
+
+// inputStats returns the per-channel OD mean and standard deviation of the
+// central CNNSide window of the crops.
+func inputStats(crops []*Crop, lut *[256]float32) (mean, std [3]float64) {
+	var n float64
+	var s, ss [3]float64
+	for _, c := range crops {
+		for j := cropMargin; j < cropMargin+classify.CNNSide; j++ {
+			for i := cropMargin; i < cropMargin+classify.CNNSide; i++ {
+				o := (j*CropSide + i) * 3
+				for ch := range 3 {
+					v := float64(lut[c[o+ch]])
+					s[ch] += v
+					ss[ch] += v * v
+				}
+				n++
+			}
+		}
+	}
+	for ch := range 3 {
+		mean[ch] = s[ch] / n
+		std[ch] = math.Sqrt(max(ss[ch]/n-mean[ch]*mean[ch], 1e-6))
+		mean[ch] = math.Round(mean[ch]*1e4) / 1e4
+		std[ch] = math.Round(std[ch]*1e4) / 1e4
+	}
+	return mean, std
+}
+
+// fitCNN trains the CNN on the samples (with crops) and returns its
+// parameters. Deterministic for a given seed (single goroutine per fit).
+func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNParams, error) {
+	lut := classify.ODLUT()
+	crops := make([]*Crop, 0, len(samples))
+	var cnt [3]float64
+	extra := 0
+	for _, s := range samples {
+		crops = append(crops, s.Crop)
+		if s.Extra {
+			extra++
+		} else {
+			cnt[group(s.Class)]++
+		}
+	}
+	mean, std := inputStats(crops, &lut)
+	var m32, inv32 [3]float32
+	for c := range 3 {
+		m32[c], inv32[c] = float32(mean[c]), float32(1/std[c])
+	}
+	wts := make([]float32, len(samples))
+	var tot float64
+	for i, s := range samples {
+		var w float64
+		switch {
+		case s.Extra:
+			w = o.ExtraWeight / float64(extra)
+		default:
+			g := group(s.Class)
+			w = 1 / cnt[g]
+			if g == 2 {
+				w *= o.HighWeight
+			}
+		}
+		wts[i] = float32(w)
+		tot += w
+	}
+	for i := range wts {
+		wts[i] *= float32(float64(len(samples)) / tot)
+	}
+	rng := rand.New(rand.NewSource(o.Seed))
+	net := newNet()
+	for l := range 4 {
+		fan := float64(classify.CNNLayerIn(l) * 9)
+		if l == 3 {
+			fan = float64(classify.CNNWidths[2])
+		}
+		sd := math.Sqrt(2 / fan)
+		for i := range net.w[l] {
+			net.w[l][i] = float32(rng.NormFloat64() * sd)
+		}
+	}
+	m1, m2 := newNet(), newNet()
+	grad := newNet()
+	sc := newTrainScratch()
+	order := make([]int, len(samples))
+	for i := range order {
+		order[i] = i
+	}
+	steps := o.Epochs * ((len(samples) + o.Batch - 1) / o.Batch)
+	step := 0
+	const b1, b2, eps = 0.9, 0.999, 1e-8
+	for range o.Epochs {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		rng.Shuffle(len(order), func(i, j int) { order[i], order[j] = order[j], order[i] })
+		for start := 0; start < len(order); start += o.Batch {
+			end := min(start+o.Batch, len(order))
+			sc.grad.zero()
+			for _, i := range order[start:end] {
+				t := rng.Intn(8)
+				ox, oy := rng.Intn(2*cropMargin+1)-cropMargin, rng.Intn(2*cropMargin+1)-cropMargin
+				g0 := 0.8 + 0.4*rng.Float32()
+				gain := [3]float32{g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32())}
+				fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, m32, inv32)
+				p := net.forward(sc)
+				net.backward(sc, p, group(samples[i].Class), wts[i])
+			}
+			grad.zero()
+			grad.add(sc.grad)
+			step++
+			lr := o.LR * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(steps)))
+			bc1 := 1 - math.Pow(b1, float64(step))
+			bc2 := 1 - math.Pow(b2, float64(step))
+			inv := 1 / float32(end-start)
+			for l := range 4 {
+				upd := func(p, g, mm, vv []float32, decay bool) {
+					for i := range p {
+						gi := g[i] * inv
+						mm[i] = b1*mm[i] + (1-b1)*gi
+						vv[i] = b2*vv[i] + (1-b2)*gi*gi
+						d := float64(mm[i]) / bc1 / (math.Sqrt(float64(vv[i])/bc2) + eps)
+						if decay {
+							d += o.Decay * float64(p[i])
+						}
+						p[i] -= float32(lr * d)
+					}
+				}
+				upd(net.w[l], grad.w[l], m1.w[l], m2.w[l], true)
+				upd(net.b[l], grad.b[l], m1.b[l], m2.b[l], false)
+			}
+		}
+	}
+	p := &classify.CNNParams{InMean: mean, InStd: std}
+	for l := range 4 {
+		p.Conv[l] = append([]float32(nil), net.w[l]...)
+		p.Bias[l] = append([]float32(nil), net.b[l]...)
+	}
+	return p, nil
+}
+
+// predictCNN returns P(high grade) of the crop (centre, no augmentation)
+// with the trained parameters, as the model computes it on a tile.
+func predictCNN(p *classify.CNNParams, crops []*Crop) []float32 {
+	lut := classify.ODLUT()
+	var m32, inv32 [3]float32
+	for c := range 3 {
+		m32[c], inv32[c] = float32(p.InMean[c]), float32(1/p.InStd[c])
+	}
+	net := &cnnNet{w: p.Conv, b: p.Bias}
+	out := make([]float32, len(crops))
+	sc := newTrainScratch()
+	for i, c := range crops {
+		fillInput(sc.x[:], c, 0, 0, 0, [3]float32{1, 1, 1}, &lut, m32, inv32)
+		out[i] = net.forward(sc)[2]
+	}
+	return out
+}
+
+// parallel runs jobs on up to GOMAXPROCS goroutines and returns the first
+// error.
+func parallel(n int, job func(i int) error) error {
+	sem := make(chan struct{}, runtime.GOMAXPROCS(0))
+	var wg sync.WaitGroup
+	errs := make([]error, n)
+	for i := range n {
+		wg.Add(1)
+		sem <- struct{}{}
+		go func() {
+			defer wg.Done()
+			defer func() { <-sem }()
+			errs[i] = job(i)
+		}()
+	}
+	wg.Wait()
+	for _, e := range errs {
+		if e != nil {
+			return e
+		}
+	}
+	return nil
+}
+
+// crossValidateCNN fits one CNN per fold (folds in parallel) and returns
+// them with the out-of-fold P(high grade) of every sample.
+func crossValidateCNN(ctx context.Context, samples []Sample, fold map[string]int, k int, o CNNOptions) ([]*classify.CNNParams, []float32, error) {
+	nets := make([]*classify.CNNParams, k+1)
+	err := parallel(k+1, func(f int) error {
+		var tr []Sample
+		for _, s := range samples {
+			if f == k || fold[s.Field] != f {
+				tr = append(tr, s)
+			}
+		}
+		p, err := fitCNN(ctx, tr, o)
+		nets[f] = p
+		return err
+	})
+	if err != nil {
+		return nil, nil, err
+	}
+	oof := make([]float32, len(samples))
+	for f := range k {
+		var idx []int
+		var crops []*Crop
+		for i, s := range samples {
+			if fold[s.Field] == f {
+				idx = append(idx, i)
+				crops = append(crops, s.Crop)
+			}
+		}
+		for j, p := range predictCNN(nets[f], crops) {
+			oof[idx[j]] = p
+		}
+	}
+	return nets, oof, nil
+}
+
+// DefaultCNNWeight is the weight of the CNN in the fused high-grade
+// probability.
+const DefaultCNNWeight = 0.5
+
+// CNNPixelUM is the pixel size of the CNN's input crop.
+var CNNPixelUM = 0.5
