@@ -44,8 +44,8 @@ func DefaultThresholds() Thresholds {
 		LowGrade:             0.5,
 		SlideHighGrade:       0.9,
 		SlideLowGrade:        0.95,
-		MinHighGradeCells:    3,
-		MinHighGradeFraction: 0.002,
+		MinHighGradeCells:    8,
+		MinHighGradeFraction: 0.00005,
 		MinLowGradeCells:     5,
 		MinLowGradeFraction:  0.005,
 		MinSquamousCells:     5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
