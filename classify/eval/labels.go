@@ -1,9 +1,7 @@
 package eval
 
 import (
-	"encoding/csv"
 	"fmt"
-	"os"
 
 	"papscan/classify"
 )
@@ -19,34 +17,17 @@ type CellLabel struct {
 // ReadCellLabels reads a CRIC labels.csv (columns file, class, cell_id and
 // image_filename at least).
 func ReadCellLabels(path string) ([]CellLabel, error) {
-	f, err := os.Open(path)
+	t, err := readTable(path, "file", "class", "cell_id", "image_filename")
 	if err != nil {
 		return nil, err
 	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
-	}
-	col := map[string]int{}
-	for i, k := range recs[0] {
-		col[k] = i
-	}
-	for _, k := range []string{"file", "class", "cell_id", "image_filename"} {
-		if _, ok := col[k]; !ok {
-			return nil, fmt.Errorf("%s: no column %q", path, k)
-		}
-	}
-	out := make([]CellLabel, 0, len(recs)-1)
-	for i, r := range recs[1:] {
-		c, err := classify.ParseClass(r[col["class"]])
+	out := make([]CellLabel, 0, len(t.rows))
+	for i, r := range t.rows {
+		c, err := classify.ParseClass(t.get(r, "class"))
 		if err != nil {
 			return nil, fmt.Errorf("%s:%d: %w", path, i+2, err)
 		}
-		out = append(out, CellLabel{File: r[col["file"]], ID: r[col["cell_id"]], Field: r[col["image_filename"]], Class: c})
+		out = append(out, CellLabel{File: t.get(r, "file"), ID: t.get(r, "cell_id"), Field: t.get(r, "image_filename"), Class: c})
 	}
 	return out, nil
 }

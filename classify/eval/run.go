@@ -2,7 +2,6 @@ package eval
 
 import (
 	"context"
-	"encoding/csv"
 	"errors"
 	"fmt"
 	"image"
@@ -11,7 +10,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"time"
 
 	"papscan/classify"
@@ -226,65 +224,38 @@ type Point struct {
 	Class string
 }
 
-func readCSV(path string) ([]map[string]string, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
+// ReadPoints reads a nuclei CSV (cric/fields/nuclei.csv, isbi2014/nuclei.csv)
+// into points per image, in file order, and the image names sorted. With
+// classCol empty the points carry no class.
+func ReadPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, []string, error) {
+	required := []string{imgCol, xCol, yCol}
+	if classCol != "" {
+		required = append(required, classCol)
 	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
-	}
-	var out []map[string]string
-	for _, r := range recs[1:] {
-		m := make(map[string]string, len(r))
-		for i, k := range recs[0] {
-			if i < len(r) {
-				m[k] = r[i]
-			}
-		}
-		out = append(out, m)
-	}
-	return out, nil
-}
-
-func num(m map[string]string, k, path string) (float64, error) {
-	v, err := strconv.ParseFloat(m[k], 64)
-	if err != nil {
-		return 0, fmt.Errorf("%s: column %s: %w", path, k, err)
-	}
-	return v, nil
-}
-
-// groupPoints reads a nuclei CSV into points per image.
-func groupPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, []string, error) {
-	rows, err := readCSV(path)
+	t, err := readTable(path, required...)
 	if err != nil {
 		return nil, nil, err
 	}
 	by := map[string][]Point{}
-	for _, r := range rows {
-		x, err := num(r, xCol, path)
+	for _, r := range t.rows {
+		x, err := t.num(r, xCol)
 		if err != nil {
 			return nil, nil, err
 		}
-		y, err := num(r, yCol, path)
+		y, err := t.num(r, yCol)
 		if err != nil {
 			return nil, nil, err
 		}
 		p := Point{X: x, Y: y}
 		if classCol != "" {
-			c, err := classify.ParseClass(r[classCol])
+			c, err := classify.ParseClass(t.get(r, classCol))
 			if err != nil {
 				return nil, nil, fmt.Errorf("%s: %w", path, err)
 			}
 			p.Class = c.String()
 		}
-		by[r[imgCol]] = append(by[r[imgCol]], p)
+		img := t.get(r, imgCol)
+		by[img] = append(by[img], p)
 	}
 	names := make([]string, 0, len(by))
 	for k := range by {
@@ -345,7 +316,7 @@ func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
 	if !exists(cp) {
 		return nil, nil
 	}
-	by, names, err := groupPoints(cp, "image_filename", "x_img", "y_img", "bethesda_system")
+	by, names, err := ReadPoints(cp, "image_filename", "x_img", "y_img", "bethesda_system")
 	if err != nil {
 		return nil, err
 	}
@@ -401,7 +372,7 @@ func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
 	if !exists(cp) {
 		return nil, nil
 	}
-	by, names, err := groupPoints(cp, "image", "x", "y", "")
+	by, names, err := ReadPoints(cp, "image", "x", "y", "")
 	if err != nil {
 		return nil, err
 	}

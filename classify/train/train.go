@@ -19,7 +19,6 @@ package train
 
 import (
 	"context"
-	"encoding/csv"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -28,7 +27,6 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 
 	"papscan/classify"
 	"papscan/classify/eval"
@@ -131,18 +129,13 @@ type Sample struct {
 // whole slide is full of and the labelled crops lack.
 func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model, perField int, seed int64) ([]Sample, error) {
 	dir := filepath.Join(dataDir, "cric", "fields")
-	rows, err := readPoints(filepath.Join(dir, "nuclei.csv"))
+	rows, names, err := eval.ReadPoints(filepath.Join(dir, "nuclei.csv"), "image_filename", "x_img", "y_img", "")
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, nil
 		}
 		return nil, err
 	}
-	names := make([]string, 0, len(rows))
-	for k := range rows {
-		names = append(names, k)
-	}
-	sort.Strings(names)
 	px := fm.Params().PixelUM
 	det := classify.NewDetector(detectOptions(px))
 	rng := rand.New(rand.NewSource(seed))
@@ -164,7 +157,7 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 			}
 			far := true
 			for _, p := range rows[name] {
-				if math.Hypot((p[0]+0.5)*k-0.5-n.X, (p[1]+0.5)*k-0.5-n.Y)*px < 6 {
+				if math.Hypot((p.X+0.5)*k-0.5-n.X, (p.Y+0.5)*k-0.5-n.Y)*px < 6 {
 					far = false
 					break
 				}
@@ -182,43 +175,6 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true,
 				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM)})
 		}
-	}
-	return out, nil
-}
-
-// readPoints reads cric/fields/nuclei.csv into labelled points (x_img,
-// y_img) per image.
-func readPoints(path string) (map[string][][2]float64, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, err
-	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		return nil, fmt.Errorf("%s: %w", path, err)
-	}
-	if len(recs) == 0 {
-		return nil, fmt.Errorf("%s: empty file", path)
-	}
-	col := map[string]int{}
-	for i, k := range recs[0] {
-		col[k] = i
-	}
-	for _, k := range []string{"image_filename", "x_img", "y_img"} {
-		if _, ok := col[k]; !ok {
-			return nil, fmt.Errorf("%s: no column %q", path, k)
-		}
-	}
-	out := map[string][][2]float64{}
-	for i, r := range recs[1:] {
-		x, err1 := strconv.ParseFloat(r[col["x_img"]], 64)
-		y, err2 := strconv.ParseFloat(r[col["y_img"]], 64)
-		if err1 != nil || err2 != nil {
-			return nil, fmt.Errorf("%s:%d: bad coordinates", path, i+2)
-		}
-		n := r[col["image_filename"]]
-		out[n] = append(out[n], [2]float64{x, y})
 	}
 	return out, nil
 }
