@@ -113,44 +113,11 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		return nil, err
 	}
 
-	po := paho.NewClientOptions()
-	for _, b := range opts.Brokers {
-		po.AddBroker(b)
-	}
-	// Stable, unique client ID: the broker keys the persistent session on it.
-	po.SetClientID(opts.ClientID)
-	po.SetUsername(opts.Username)
-	po.SetPassword(opts.Password)
-	if opts.TLS != nil {
-		po.SetTLSConfig(opts.TLS)
-	}
-	// MQTT 3.1.1 exactly: without this paho silently falls back to 3.1 on a
-	// refused CONNECT, doubling every failed attempt.
-	po.SetProtocolVersion(4)
-	// CleanSession=false: paho resends unacknowledged QoS 1 publishes after
-	// a reconnect only with a persistent session (with true, Connect resets
-	// its store and queued messages are silently lost), and the broker keeps
-	// our future cmd subscription and queues commands while we are away.
-	po.SetCleanSession(false)
-	// OrderMatters=false: incoming messages (future commands) are handed to
-	// handlers in their own goroutines, so a slow handler cannot stall the
-	// client's network loop (with true, a handler that blocks or publishes
-	// and waits deadlocks the client: "pingresp not received").
-	po.SetOrderMatters(false)
-	// AutoReconnect: after a connection loss paho reconnects by itself, with
-	// exponential back-off capped at MaxReconnectInterval (paho default: 10
-	// minutes, too slow for results waiting to go out).
-	po.SetAutoReconnect(true)
-	po.SetMaxReconnectInterval(opts.MaxReconnectInterval)
-	// ConnectRetry: the first Connect keeps retrying (every
-	// connectRetryInterval) instead of failing on the first refusal, e.g.
-	// while the network comes up at boot; Dial bounds the total wait and
-	// stops the retries when it gives up.
-	po.SetConnectRetry(true)
-	po.SetConnectRetryInterval(connectRetryInterval)
-	// KeepAlive: how fast the broker notices a dead robot (Will after 1.5x)
-	// and we notice a dead broker (PINGRESP missing).
-	po.SetKeepAlive(opts.KeepAlive)
+	po := SessionOptions(Session{
+		Brokers: opts.Brokers, ClientID: opts.ClientID,
+		Username: opts.Username, Password: opts.Password, TLS: opts.TLS,
+		KeepAlive: opts.KeepAlive, MaxReconnectInterval: opts.MaxReconnectInterval,
+	})
 	po.SetPingTimeout(opts.PingTimeout)
 	// In-memory store (paho's MemoryStore) wrapped to observe real PUBACKs;
 	// see ackStore. Not durable: a restart loses what it holds.

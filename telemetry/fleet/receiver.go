@@ -120,26 +120,12 @@ func Start(ctx context.Context, store *Store, opts Options) (*Receiver, error) {
 		opts: opts, store: store, log: opts.Logger.With("component", "fleet"),
 		queue: make(chan incoming, 8192), lastReplay: map[string]time.Time{}, done: make(chan struct{}),
 	}
-	po := paho.NewClientOptions()
-	for _, b := range opts.Brokers {
-		po.AddBroker(b)
-	}
-	po.SetClientID(opts.ClientID)
-	po.SetUsername(opts.Username)
-	po.SetPassword(opts.Password)
-	if opts.TLS != nil {
-		po.SetTLSConfig(opts.TLS)
-	}
-	po.SetProtocolVersion(4)
 	// Persistent session: the broker queues QoS 1 results while we are away.
-	po.SetCleanSession(false)
-	// Handlers run in their own goroutines and only queue (never block).
-	po.SetOrderMatters(false)
-	po.SetAutoReconnect(true)
-	po.SetMaxReconnectInterval(opts.MaxReconnectInterval)
-	po.SetConnectRetry(true)
-	po.SetConnectRetryInterval(time.Second)
-	po.SetKeepAlive(opts.KeepAlive)
+	po := telemetry.SessionOptions(telemetry.Session{
+		Brokers: opts.Brokers, ClientID: opts.ClientID,
+		Username: opts.Username, Password: opts.Password, TLS: opts.TLS,
+		KeepAlive: opts.KeepAlive, MaxReconnectInterval: opts.MaxReconnectInterval,
+	})
 	po.SetConnectTimeout(10 * time.Second)
 	po.SetWriteTimeout(10 * time.Second)
 	po.SetDefaultPublishHandler(r.handle)
