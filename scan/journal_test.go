@@ -65,3 +65,45 @@ func TestJournalRoundTripAndCorruption(t *testing.T) {
 		t.Error("a magazine ID with a path was accepted")
 	}
 }
+
+// TestRetireJournal: a new magazine reusing a name starts with no slot
+// done; the old journal is kept under a new name, never overwritten.
+func TestRetireJournal(t *testing.T) {
+	dir := t.TempDir()
+	if p, err := RetireJournal(dir, "M1", time.Unix(100, 0)); err != nil || p != "" {
+		t.Fatalf("no journal: %q %v", p, err)
+	}
+	for round := 0; round < 2; round++ {
+		j, err := openJournal(dir, "M1", discardLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		r := newReport("t", "C1", 0, time.Unix(0, 0))
+		j.start(r)
+		j.finish(r)
+		p, err := RetireJournal(dir, "M1", time.Unix(100, 0))
+		if err != nil {
+			t.Fatal(err)
+		}
+		want := JournalPath(dir, "M1") + ".retired-100"
+		if round == 1 {
+			want += "-1"
+		}
+		if p != want {
+			t.Errorf("round %d: retired to %q, want %q", round, p, want)
+		}
+		if es, err := JournalEntries(dir, "M1"); err != nil || len(es) != 0 {
+			t.Errorf("round %d: journal after retiring: %+v %v", round, es, err)
+		}
+		j2, err := openJournal(dir, "M1", discardLogger())
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s := j2.status(0); s != "" {
+			t.Errorf("round %d: slot 0 of the new magazine is %q, want unknown (to scan)", round, s)
+		}
+	}
+	if _, err := RetireJournal(dir, "../x", time.Unix(0, 0)); err == nil {
+		t.Error("a magazine ID with a path separator was accepted")
+	}
+}

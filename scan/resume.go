@@ -9,6 +9,8 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strconv"
+	"time"
 )
 
 // RecoverInterrupted reports the slides of magazine whose scan a restart
@@ -94,4 +96,31 @@ func (s *Scanner) occupiedFrom(slot int) []int {
 		}
 	}
 	return out
+}
+
+// RetireJournal sets aside magazine's journal in stateDir, if there is one,
+// so that a new magazine that reuses the name starts with every slot to
+// scan: the journal skips slots it holds as done, and slides of a new
+// magazine in those slots would otherwise never be imaged. The file is
+// renamed to <magazine>.json.retired-<unix seconds> (kept for a person);
+// the new name is returned, "" when there was no journal.
+func RetireJournal(stateDir, magazine string, now time.Time) (string, error) {
+	if !validSlideID.MatchString(magazine) {
+		return "", fmt.Errorf("journal: magazine ID %q is not usable as a file name", magazine)
+	}
+	p := JournalPath(stateDir, magazine)
+	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
+		return "", nil
+	}
+	to := p + ".retired-" + strconv.FormatInt(now.Unix(), 10)
+	for i := 1; ; i++ { // never overwrite an earlier retired journal
+		if _, err := os.Stat(to); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		to = p + ".retired-" + strconv.FormatInt(now.Unix(), 10) + "-" + strconv.Itoa(i)
+	}
+	if err := os.Rename(p, to); err != nil {
+		return "", fmt.Errorf("journal %s: set aside: %w", p, err)
+	}
+	return to, nil
 }

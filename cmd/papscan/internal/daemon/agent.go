@@ -584,6 +584,15 @@ func (a *Agent) startMagazine(ctx context.Context, name string) error {
 		a.log.Warn("unfinished magazine set aside for a new one; its journal stays", "unfinished", u.Name, "journal", u.Journal, "magazine", mag)
 	}
 	if !resumed {
+		// A new magazine never inherits the journal of an earlier one of
+		// the same name: its "done" slots would be skipped unscanned.
+		if old, err := scan.RetireJournal(a.stateDir, mag, a.now()); err != nil {
+			a.mu.Unlock()
+			a.fault(ctx, hal.NewFault("storage", hal.FaultStorage, err))
+			return err
+		} else if old != "" {
+			a.log.Warn("a journal of an earlier magazine with this name was set aside; every slot will be scanned", "magazine", mag, "kept", old)
+		}
 		a.ps.Unfinished = &MagazineRef{Name: mag, Journal: scan.JournalPath(a.stateDir, mag), Started: a.now()}
 	}
 	a.st.Unfinished = mag

@@ -678,3 +678,42 @@ func TestStartupReportsInterruptedSlide(t *testing.T) {
 		r.stop(t)
 	})
 }
+
+// TestNewMagazineRetiresOldJournal: a fleet that starts a magazine under a
+// name used before gets every slot scanned: the earlier magazine's journal
+// (slot 0 done) is set aside, not inherited.
+func TestNewMagazineRetiresOldJournal(t *testing.T) {
+	synctest.Test(t, func(t *testing.T) {
+		dir := t.TempDir()
+		p := scan.JournalPath(dir, "FLEET-1")
+		if err := os.MkdirAll(filepath.Dir(p), 0o750); err != nil {
+			t.Fatal(err)
+		}
+		old := `{"magazine":"FLEET-1","slots":{"0":{"slot":0,"slide_id":"OLD","status":"done"}}}`
+		if err := os.WriteFile(p, []byte(old), 0o640); err != nil {
+			t.Fatal(err)
+		}
+		r := newRigWith(t, 2, nil, dir, nil)
+		r.wait(t, "ready", state("ready"))
+		if resp := r.a.Do(context.Background(), Request{Cmd: "start", Magazine: "FLEET-1"}); !resp.OK {
+			t.Fatalf("start: %+v", resp)
+		}
+		es, err := scan.JournalEntries(dir, "FLEET-1")
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range es {
+			if e.SlideID == "OLD" {
+				t.Errorf("the new magazine inherited the old journal: %+v", es)
+			}
+		}
+		kept, _ := filepath.Glob(p + ".retired-*")
+		if len(kept) != 1 {
+			t.Errorf("old journal kept as %v", kept)
+		} else if b, _ := os.ReadFile(kept[0]); string(b) != old {
+			t.Errorf("old journal changed: %s", b)
+		}
+		r.wait(t, "done", func(s Status) bool { return s.State == "done" || s.State == "attention" })
+		r.stop(t)
+	})
+}
