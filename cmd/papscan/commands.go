@@ -221,8 +221,16 @@ func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
 	st := resp.Status
 	out := fleetcmd.Status{State: st.State, Magazine: st.Magazine, SlidesDone: st.SlidesDone,
 		UptimeS: time.Since(st.Started).Seconds(), Version: version}
-	if st.Current != nil {
-		out.SlideID = st.Current.SlideID
+	out.OutboxDepth, out.Paused, out.Unfinished = st.OutboxDepth, st.Paused, st.Unfinished
+	if c := st.Current; c != nil {
+		out.SlideID = c.SlideID
+		out.Slide = &fleetcmd.SlideProgress{Slot: c.Slot, Phase: c.Phase, Done: c.Done, Total: c.Total}
+	}
+	if p := st.Progress; p != nil {
+		out.Slots = &fleetcmd.SlotProgress{Occupied: p.Occupied, Done: p.Done, Rerun: p.Rerun, Pending: p.Pending}
+	}
+	for _, r := range st.Rerun {
+		out.Rerun = append(out.Rerun, fleetcmd.RerunSlide{Magazine: r.Magazine, Slot: r.Slot, SlideID: r.SlideID, ResultID: r.ResultID, Reason: r.Reason})
 	}
 	if f := st.Fault; f != nil {
 		out.Faults = []string{fmt.Sprintf("code %d %s on %s: %s", f.Code, f.Name, f.Device, f.Error)}

@@ -49,6 +49,45 @@ type Status struct {
 	LogLevel   string   `json:"log_level,omitempty"`
 	UptimeS    float64  `json:"uptime_s"`
 	Version    string   `json:"version,omitempty"`
+	// Slide is the slide on the stage: its slot, scan phase and tiles
+	// done of total.
+	Slide *SlideProgress `json:"slide,omitempty"`
+	// Slots is the current or last magazine's slots by outcome.
+	Slots *SlotProgress `json:"slots,omitempty"`
+	// Rerun lists the slides whose results must not be trusted and that
+	// wait to be scanned again.
+	Rerun []RerunSlide `json:"rerun,omitempty"`
+	// Unfinished names a magazine stopped before its end (START resumes it).
+	Unfinished string `json:"unfinished_magazine,omitempty"`
+	// OutboxDepth counts results stored on the robot and not yet
+	// acknowledged by the fleet.
+	OutboxDepth int  `json:"outbox_depth"`
+	Paused      bool `json:"paused,omitempty"`
+}
+
+// SlideProgress is where the scan of the slide on the stage stands.
+type SlideProgress struct {
+	Slot  int    `json:"slot"`
+	Phase string `json:"phase"`
+	Done  int    `json:"done"`
+	Total int    `json:"total"`
+}
+
+// SlotProgress is a magazine's slots by outcome.
+type SlotProgress struct {
+	Occupied int   `json:"occupied"`
+	Done     []int `json:"done"`
+	Rerun    []int `json:"rerun"`
+	Pending  []int `json:"pending"`
+}
+
+// RerunSlide is one slide waiting for a rerun.
+type RerunSlide struct {
+	Magazine string `json:"magazine"`
+	Slot     int    `json:"slot"`
+	SlideID  string `json:"slide_id"`
+	ResultID string `json:"result_id,omitempty"`
+	Reason   string `json:"reason"`
 }
 
 // SelfTestResult is the result of a self-test command.

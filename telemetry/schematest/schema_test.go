@@ -395,7 +395,12 @@ func (a *agent) ReloadConfig(context.Context) error {
 }
 func (a *agent) Status(context.Context) (command.Status, error) {
 	return command.Status{State: "scanning", Magazine: "M0001", SlideID: "M0001-S03", SlidesDone: 2,
-		Faults: []string{"camera: frame timeout"}, LogLevel: "info", UptimeS: 12.5, Version: "dev"}, nil
+		Faults: []string{"camera: frame timeout"}, LogLevel: "info", UptimeS: 12.5, Version: "dev",
+		Slide: &command.SlideProgress{Slot: 3, Phase: "scan", Done: 120, Total: 900},
+		Slots: &command.SlotProgress{Occupied: 5, Done: []int{0, 2}, Rerun: []int{1}, Pending: []int{4}},
+		Rerun: []command.RerunSlide{{Magazine: "M0001", Slot: 1, SlideID: "M0001-S01", ResultID: "r-1",
+			Reason: "camera fault: frame timeout"}},
+		Unfinished: "M0001", OutboxDepth: 3}, nil
 }
 func (a *agent) SelfTest(context.Context, command.SelfTestArgs) (command.SelfTestResult, error) {
 	return command.SelfTestResult{Passed: false, Checks: []command.SelfTestOutcome{
