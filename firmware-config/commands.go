@@ -44,22 +44,7 @@ func (c *Config) validateCommands(v *validator) {
 	if len(m.FleetKeys) > maxFleetKeys {
 		v.add("agent.commands.fleet_keys", "at most %d keys, got %d", maxFleetKeys, len(m.FleetKeys))
 	}
-	ids := map[string]bool{}
-	for i, k := range m.FleetKeys {
-		path := fmt.Sprintf("agent.commands.fleet_keys[%d]", i)
-		id, enc, ok := strings.Cut(strings.TrimSpace(k), ":")
-		if !ok || !fleetKeyIDRe.MatchString(id) {
-			v.add(path, "want \"<key_id>:<base64 Ed25519 public key>\" with key_id 1..64 of [A-Za-z0-9._-], got %q", k)
-			continue
-		}
-		if raw, err := base64.StdEncoding.Strict().DecodeString(enc); err != nil || len(raw) != 32 {
-			v.add(path, "key %q: want the standard base64 (padded) of a 32-byte Ed25519 public key", id)
-		}
-		if ids[id] {
-			v.add(path, "key ID %q listed twice", id)
-		}
-		ids[id] = true
-	}
+	validateKeyList(v, "agent.commands.fleet_keys", m.FleetKeys)
 	if m.FleetKeysFile != "" && !filepath.IsAbs(m.FleetKeysFile) {
 		v.add("agent.commands.fleet_keys_file", "must be an absolute path, got %q", m.FleetKeysFile)
 	}
@@ -67,4 +52,25 @@ func (c *Config) validateCommands(v *validator) {
 	inRange(v, "agent.commands.clock_skew", m.ClockSkew, 0, Duration(10*time.Minute), false, false, fmtDur)
 	inRange(v, "agent.commands.handler_timeout", m.HandlerTimeout, Duration(time.Second), Duration(10*time.Minute), false, false, fmtDur)
 	inRange(v, "agent.commands.max_fetch_bytes", m.MaxFetchBytes, 1<<10, 64<<20, false, false, func(n int) string { return fmt.Sprint(n) })
+}
+
+// validateKeyList checks a list of "<key_id>:<base64 Ed25519 public key>"
+// entries at path (agent.commands.fleet_keys, agent.mqtt.ack_keys).
+func validateKeyList(v *validator, path string, keys []string) {
+	ids := map[string]bool{}
+	for i, k := range keys {
+		at := fmt.Sprintf("%s[%d]", path, i)
+		id, enc, ok := strings.Cut(strings.TrimSpace(k), ":")
+		if !ok || !fleetKeyIDRe.MatchString(id) {
+			v.add(at, "want \"<key_id>:<base64 Ed25519 public key>\" with key_id 1..64 of [A-Za-z0-9._-], got %q", k)
+			continue
+		}
+		if raw, err := base64.StdEncoding.Strict().DecodeString(enc); err != nil || len(raw) != 32 {
+			v.add(at, "key %q: want the standard base64 (padded) of a 32-byte Ed25519 public key", id)
+		}
+		if ids[id] {
+			v.add(at, "key ID %q listed twice", id)
+		}
+		ids[id] = true
+	}
 }

@@ -20,6 +20,9 @@ func TestCommandsRules(t *testing.T) {
 		{"handler timeout", "agent: {commands: {handler_timeout: 100ms}}", `agent.commands.handler_timeout: must be in [1s, 10m0s]`},
 		{"max fetch", "agent: {commands: {max_fetch_bytes: 100}}", `agent.commands.max_fetch_bytes: must be in [1024, 67108864], got 100`},
 		{"unknown key", "agent: {commands: {public_key: x}}", `public_key`},
+		{"ack key format", "agent: {mqtt: {ack_keys: ['nocolon']}}", `agent.mqtt.ack_keys[0]: want "<key_id>:<base64 Ed25519 public key>"`},
+		{"ack key short", "agent: {mqtt: {ack_keys: ['k:AAAA']}}", `agent.mqtt.ack_keys[0]: key "k": want the standard base64`},
+		{"ack key twice", "agent: {mqtt: {ack_keys: ['" + testFleetKey + "', '" + testFleetKey + "']}}", `agent.mqtt.ack_keys[1]: key ID "fleet-a" listed twice`},
 	} {
 		_, err := Parse([]byte(tc.yaml), "t.yaml")
 		if err == nil || !strings.Contains(err.Error(), tc.want) {
@@ -33,7 +36,12 @@ func TestCommandsRules(t *testing.T) {
 	if k := c.Agent.Commands; len(k.FleetKeys) != 1 || k.MaxAge.D().Minutes() != 5 || k.ClockSkew.D().Seconds() != 30 {
 		t.Errorf("parsed %+v", k)
 	}
+	c.Agent.MQTT.AckKeys = []string{testFleetKey}
 	d := c.Clone()
+	d.Agent.MQTT.AckKeys[0] = "x"
+	if c.Agent.MQTT.AckKeys[0] != testFleetKey {
+		t.Error("Clone shares ack_keys")
+	}
 	d.Agent.Commands.FleetKeys[0] = "x"
 	if c.Agent.Commands.FleetKeys[0] != testFleetKey {
 		t.Error("Clone shares fleet_keys")

@@ -291,6 +291,12 @@ type MQTT struct {
 	MinFreeMB            int      `yaml:"min_free_mb"`
 	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
 	HealthInterval       Duration `yaml:"health_interval"`
+	// AckKeys are the trusted Ed25519 public keys of the fleet's receivers
+	// ("<key_id>:<base64>", as `papscan-fleet keygen` prints). Set: only
+	// acks signed by one of them remove results from the outbox. Empty:
+	// acks are not signature-checked; the broker's ACL alone decides who
+	// may ack.
+	AckKeys []string `yaml:"ack_keys"`
 }
 
 // TLS names the files of the MQTT TLS setup; all absolute paths.
@@ -414,6 +420,9 @@ func (c *Config) Clone() *Config {
 	d := *c
 	if c.Agent.MQTT.Brokers != nil {
 		d.Agent.MQTT.Brokers = append([]string(nil), c.Agent.MQTT.Brokers...)
+	}
+	if c.Agent.MQTT.AckKeys != nil {
+		d.Agent.MQTT.AckKeys = append([]string(nil), c.Agent.MQTT.AckKeys...)
 	}
 	if c.Agent.Commands.FleetKeys != nil {
 		d.Agent.Commands.FleetKeys = append([]string(nil), c.Agent.Commands.FleetKeys...)

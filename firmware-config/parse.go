@@ -192,6 +192,9 @@ func (c *Config) normalize() {
 	if len(c.Agent.Commands.FleetKeys) == 0 {
 		c.Agent.Commands.FleetKeys = nil
 	}
+	if len(c.Agent.MQTT.AckKeys) == 0 {
+		c.Agent.MQTT.AckKeys = nil
+	}
 }
 
 // Marshal encodes c as YAML that Parse reads back to an equal Config.

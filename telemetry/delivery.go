@@ -3,6 +3,8 @@ package telemetry
 import (
 	"bytes"
 	"context"
+	"encoding/base64"
+	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -40,12 +42,46 @@ type Delivery struct {
 //	 "receiver":"fleet-1","ids":["<result_id or event_id>", ...]}
 //
 // Only an Ack removes an entry from the robot's outbox; a PUBACK does not.
+//
+// A receiver that holds a signing key also sets KeyID and Sig, its Ed25519
+// signature (standard base64) over SigningBytes; a robot configured with
+// trusted receiver keys (agent.mqtt.ack_keys) refuses every other ack, so
+// that a client able to publish on the ack topic cannot make it drop
+// results the fleet never stored (see telemetry/command.SignAck).
 type Ack struct {
 	Schema   string   `json:"schema"`
 	Kind     string   `json:"kind"`
 	RobotID  string   `json:"robot_id"`
 	Receiver string   `json:"receiver,omitempty"`
 	IDs      []string `json:"ids"`
+	KeyID    string   `json:"key_id,omitempty"`
+	Sig      string   `json:"sig,omitempty"`
+}
+
+// ackDomain separates ack signatures from every other signed message.
+const ackDomain = "papscan-ack/v1"
+
+// SigningBytes are the bytes an ack's signature covers: a domain string,
+// the robot, the receiver and every acked ID, each preceded by its length
+// (uvarint), so no two different acks share them.
+func (a Ack) SigningBytes() []byte {
+	n := len(ackDomain) + len(a.RobotID) + len(a.Receiver) + 4*binary.MaxVarintLen64
+	for _, id := range a.IDs {
+		n += len(id) + binary.MaxVarintLen64
+	}
+	b := make([]byte, 0, n)
+	field := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	field(ackDomain)
+	field(a.RobotID)
+	field(a.Receiver)
+	b = binary.AppendUvarint(b, uint64(len(a.IDs)))
+	for _, id := range a.IDs {
+		field(id)
+	}
+	return b
 }
 
 // Replay asks the robot to send again every entry it still holds in
@@ -86,6 +122,22 @@ func DecodeAck(robotID string, payload []byte) (Ack, error) {
 	for i, id := range a.IDs {
 		if err := validateText("acked ID", id); err != nil {
 			return Ack{}, fmt.Errorf("%w: ack: field ids[%d]: %w", ErrBadMessage, i, err)
+		}
+	}
+	if a.Receiver != "" {
+		if err := validateText("receiver", a.Receiver); err != nil {
+			return Ack{}, fmt.Errorf("%w: ack: field receiver: %w", ErrBadMessage, err)
+		}
+	}
+	if (a.KeyID == "") != (a.Sig == "") {
+		return Ack{}, fmt.Errorf("%w: ack: fields key_id and sig: both or neither", ErrBadMessage)
+	}
+	if a.Sig != "" {
+		if sig, err := base64.StdEncoding.Strict().DecodeString(a.Sig); err != nil || len(sig) != 64 {
+			return Ack{}, fmt.Errorf("%w: ack: field sig: want the standard base64 of a 64-byte Ed25519 signature", ErrBadMessage)
+		}
+		if err := validateText("key_id", a.KeyID); err != nil {
+			return Ack{}, fmt.Errorf("%w: ack: field key_id: %w", ErrBadMessage, err)
 		}
 	}
 	return a, nil

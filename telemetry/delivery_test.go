@@ -20,6 +20,9 @@ func TestDecodeAckReplay(t *testing.T) {
 		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":[""]}`, "ids[0]"},
 		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"],"evil":1}`, "evil"},
 		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"]} {}`, "trailing"},
+		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"],"key_id":"k"}`, "key_id and sig"},
+		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"],"key_id":"k","sig":"AAAA"}`, "field sig"},
+		{`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","receiver":"f\u0000","ids":["a"]}`, "receiver"},
 	} {
 		_, err := telemetry.DecodeAck("r1", []byte(c.in))
 		if !errors.Is(err, telemetry.ErrBadMessage) || !strings.Contains(err.Error(), c.field) {
@@ -38,6 +41,7 @@ func TestDecodeAckReplay(t *testing.T) {
 func FuzzDecodeInbound(f *testing.F) {
 	f.Add([]byte(`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"]}`))
 	f.Add([]byte(`{"schema":"papscan.telemetry/v1","kind":"replay","robot_id":"r1","from_seq":1}`))
+	f.Add([]byte(`{"schema":"papscan.telemetry/v1","kind":"ack","robot_id":"r1","ids":["a"],"key_id":"k","sig":"` + strings.Repeat("A", 86) + `=="}`))
 	f.Fuzz(func(t *testing.T, b []byte) {
 		if a, err := telemetry.DecodeAck("r1", b); err == nil && (a.RobotID != "r1" || len(a.IDs) == 0) {
 			t.Fatalf("accepted a bad ack: %+v", a)

@@ -4,7 +4,7 @@
 // replay when their sequence numbers show a gap, and lists what it holds;
 // keygen and send command robots with signed commands (docs/commands.md).
 //
-//	papscan-fleet run    --broker tcp://127.0.0.1:1883 [--broker ...] --db fleet.db [--robot +]
+//	papscan-fleet run    --broker tcp://127.0.0.1:1883 [--broker ...] --db fleet.db [--robot +] [--ack-key receiver.pem]
 //	papscan-fleet list   --db fleet.db [--robot R] [--json]
 //	papscan-fleet keygen --id fleet-2026 --out fleet-2026.pem
 //	papscan-fleet send   --broker URL --robot ID --fleet-key fleet-2026.pem [--args JSON] TYPE
@@ -27,6 +27,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"papscan/telemetry"
+	"papscan/telemetry/command"
 	"papscan/telemetry/fleet"
 )
 
@@ -78,6 +80,7 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	keepalive := fs.Duration("keepalive", 30*time.Second, "MQTT keepalive")
 	replay := fs.Duration("replay-interval", 5*time.Second, "at most one replay request per robot this often")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
+	ackKey := fs.String("ack-key", "", "receiver signing key (PEM from keygen): every ack is signed with it, for robots with agent.mqtt.ack_keys")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -85,11 +88,20 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "papscan-fleet run: --broker is required")
 		return 2
 	}
+	var signAck func(*telemetry.Ack)
+	if *ackKey != "" {
+		sk, err := command.ReadSigningKeyFile(*ackKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "papscan-fleet run: --ack-key: %v\n", err)
+			return 2
+		}
+		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
+	}
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(*level))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	opts := fleet.Options{Brokers: brokers, Robots: robots, TopicPrefix: *prefix, ClientID: *clientID,
-		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log}
+		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log, SignAck: signAck}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {

@@ -20,6 +20,10 @@ func TestUsage(t *testing.T) {
 			t.Errorf("%v: exit %d, want 2", args, code)
 		}
 	}
+	errb.Reset()
+	if code := run(t.Context(), []string{"run", "--broker", "tcp://127.0.0.1:1", "--ack-key", filepath.Join(t.TempDir(), "absent.pem")}, &out, &errb); code != 2 || !strings.Contains(errb.String(), "--ack-key") {
+		t.Errorf("unreadable --ack-key: exit %d, %s", code, errb.String())
+	}
 	if code := run(t.Context(), []string{"list", "--db", filepath.Join(t.TempDir(), "absent.db")}, &out, &errb); code != 1 {
 		t.Errorf("list of a missing store: exit %d, want 1", code)
 	}

@@ -162,7 +162,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		presses = rb.buttons.Presses()
 	}
 
-	brokers := cfg.Agent.MQTT.Brokers
+	brokers, linkCfg := cfg.Agent.MQTT.Brokers, cfg
 	if len(brokers) == 0 { // --sim only, checked above
 		// Outlives ctx: the stop sequence still flushes results to it.
 		b, err := broker.Start(context.WithoutCancel(ctx), *embedded, log)
@@ -175,12 +175,13 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		log.Info("embedded MQTT broker", "url", b.URL())
 		// The reference fleet receiver acks what the simulated robot
 		// sends, as `papscan sim` does, so its outbox drains.
-		stopFleet, err := startSimFleet(context.WithoutCancel(ctx), cfg, b.URL(), e.stderr, log)
+		stopFleet, withAckKey, err := startSimFleet(context.WithoutCancel(ctx), cfg, b.URL(), e.stderr, log)
 		if err != nil {
 			log.Error("simulated fleet receiver", "err", err)
 			return exitFailure
 		}
 		defer stopFleet()
+		linkCfg = withAckKey(cfg)
 	}
 	// The outbox comes first: READY means results can be stored. The
 	// broker may be down (the robot works offline; the sender delivers
@@ -195,7 +196,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		}
 		return exitFailure
 	}
-	lk, err := openLinkWith(ctx, cfg, brokers, log, func(o *telemetry.Options) {
+	lk, err := openLinkWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
 		o.Background = true
 		o.Subscriptions = append(o.Subscriptions, cmds.subscription())
 	})

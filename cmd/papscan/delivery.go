@@ -12,6 +12,7 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/telemetry"
+	fleetcmd "papscan/telemetry/command"
 	"papscan/telemetry/outbox"
 )
 
@@ -60,8 +61,13 @@ func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log
 		return nil, hal.NewFault("storage", hal.FaultStorage, err)
 	}
 	snd := outbox.NewSender(ob, outbox.SenderOptions{Window: m.OutboxWindow, AckTimeout: m.AckTimeout.D(), Logger: log})
+	onAck, err := ackHandler(m.AckKeys, log, snd.HandleAck)
+	if err != nil {
+		ob.Close()
+		return nil, err
+	}
 	tm, err := dialTelemetry(ctx, cfg, brokers, log, func(o *telemetry.Options) {
-		o.OnAck = snd.HandleAck
+		o.OnAck = onAck
 		o.OnReplay = snd.HandleReplay
 		o.OnConnected = snd.Reconnected
 		o.MaxReconnectInterval = m.MaxReconnectInterval.D()
@@ -197,4 +203,27 @@ func (l *link) close(ctx context.Context) {
 	if err := l.ob.Close(); err != nil {
 		l.log.Warn("outbox close", "err", err)
 	}
+}
+
+// ackHandler returns the handler of the fleet's acks: with receiver keys
+// (agent.mqtt.ack_keys) only acks they signed reach the outbox, the rest
+// are logged and dropped (their results stay and are sent again); without,
+// every well-formed ack does, and that is said once in the log.
+func ackHandler(keys []string, log *slog.Logger, next func(telemetry.Ack)) (func(telemetry.Ack), error) {
+	if len(keys) == 0 {
+		log.Warn("fleet acks are not signature-checked (agent.mqtt.ack_keys is empty): the broker's ACL alone decides who may ack results")
+		return next, nil
+	}
+	ring, err := fleetcmd.ParseKeyRing(keys...)
+	if err != nil {
+		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys: %w", err)}
+	}
+	return func(a telemetry.Ack) {
+		if _, err := ring.VerifyAck(a); err != nil {
+			log.Warn("refusing a fleet ack not signed by a trusted receiver key (agent.mqtt.ack_keys); its results stay in the outbox",
+				"receiver", a.Receiver, "key_id", a.KeyID, "ids", len(a.IDs), "err", err)
+			return
+		}
+		next(a)
+	}, nil
 }

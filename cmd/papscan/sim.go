@@ -163,7 +163,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	fmt.Fprintf(out, "papscan %s — simulated robot %q: %d slides (%s, %s spot), model %s\n",
 		version, cfg.Agent.RobotID, len(slides), source, kind, model.Version)
 
-	brokers := cfg.Agent.MQTT.Brokers
+	brokers, linkCfg := cfg.Agent.MQTT.Brokers, cfg
 	if len(brokers) == 0 {
 		b, err := broker.Start(ctx, "127.0.0.1:0", log)
 		if err != nil {
@@ -176,14 +176,15 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			b.URL(), b.Addr()[len("127.0.0.1:"):], cfg.EffectiveTopicPrefix())
 		// The reference fleet receiver, in process: it stores each
 		// result, then acks it, which empties the robot's outbox.
-		stopFleet, err := startSimFleet(ctx, cfg, b.URL(), out, log)
+		stopFleet, withAckKey, err := startSimFleet(ctx, cfg, b.URL(), out, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "papscan sim: fleet receiver: %v\n", err)
 			return exitFailure
 		}
 		defer stopFleet()
+		linkCfg = withAckKey(cfg)
 	}
-	lk, err := openLink(ctx, cfg, brokers, log)
+	lk, err := openLink(ctx, linkCfg, brokers, log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: telemetry: %v\n", err)
 		return exitFailure

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
 	"encoding/json"
 	"fmt"
 	"net"
@@ -16,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"papscan/cmd/papscan/internal/daemon"
+	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	fleetcmd "papscan/telemetry/command"
 	"papscan/telemetry/fleet"
@@ -54,6 +56,12 @@ type fleetSide struct {
 }
 
 func startFleet(t *testing.T, url string) *fleetSide {
+	return startFleetWith(t, url, "fleet-test", nil)
+}
+
+// startFleetWith is startFleet with the receiver's client ID and, if
+// ackKey is set, acks signed with it.
+func startFleetWith(t *testing.T, url, clientID string, ackKey *fleetcmd.SigningKey) *fleetSide {
 	t.Helper()
 	f := &fleetSide{}
 	store, err := fleet.OpenStore(filepath.Join(t.TempDir(), "fleet.db"))
@@ -61,16 +69,21 @@ func startFleet(t *testing.T, url string) *fleetSide {
 		t.Fatal(err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
-	r, err := fleet.Start(ctx, store, fleet.Options{Brokers: []string{url}, ClientID: "fleet-test", OnStored: func(rs []fleet.Record) {
+	o := fleet.Options{Brokers: []string{url}, ClientID: clientID, OnStored: func(rs []fleet.Record) {
 		f.mu.Lock()
 		f.records = append(f.records, rs...)
 		f.mu.Unlock()
-	}})
+	}}
+	if ackKey != nil {
+		o.SignAck = func(a *telemetry.Ack) { fleetcmd.SignAck(*ackKey, a) }
+	}
+	r, err := fleet.Start(ctx, store, o)
 	if err != nil {
 		cancel()
 		t.Fatal(err)
 	}
-	f.stop = func() { cancel(); <-r.Done(); r.Close(); store.Close() }
+	var once sync.Once
+	f.stop = func() { once.Do(func() { cancel(); <-r.Done(); r.Close(); store.Close() }) }
 	t.Cleanup(f.stop)
 	return f
 }
@@ -91,10 +104,17 @@ func (f *fleetSide) count(kind, event string) int {
 // down, still becomes READY, scans the magazine and keeps every result in
 // its durable outbox (status: broker DOWN, outbox depth); when the broker
 // comes up it connects by itself, the sender delivers and the fleet's
-// acks empty the outbox.
+// acks empty the outbox. The robot trusts one receiver key
+// (agent.mqtt.ack_keys): a receiver acking unsigned first is refused and
+// the results stay until the signing receiver acks them.
 func TestAgentOfflineThenBrokerAppears(t *testing.T) {
 	addr := freeAddr(t)
+	recvKey, err := fleetcmd.GenerateKey(rand.Reader, "lab-receiver")
+	if err != nil {
+		t.Fatal(err)
+	}
 	a := startAgentWith(t, withBroker("tcp://"+addr, func(s string) string {
+		s = strings.Replace(s, "ack_keys: []", fmt.Sprintf("ack_keys: [%q]", recvKey.Public().String()), 1)
 		return smallSlides(strings.Replace(s, "slides: 2", "slides: 1", 1))
 	}), nil, "--autostart")
 	a.waitFor("READY=1", 2*time.Minute, func() bool { return a.count("READY=1") > 0 })
@@ -125,7 +145,15 @@ func TestAgentOfflineThenBrokerAppears(t *testing.T) {
 		t.Fatalf("broker on %s: %v", addr, err)
 	}
 	t.Cleanup(func() { b.Close() })
-	f := startFleet(t, b.URL())
+	rogue := startFleetWith(t, b.URL(), "rogue-receiver", nil)
+	a.waitFor("unsigned acks refused", 2*time.Minute, func() bool {
+		return rogue.count("result", "") == 1 && strings.Contains(a.stderr.String(), "refusing a fleet ack")
+	})
+	if st := a.status(); st.OutboxDepth < 2 {
+		t.Fatalf("an unsigned ack emptied the outbox: depth %d", st.OutboxDepth)
+	}
+	rogue.stop()
+	f := startFleetWith(t, b.URL(), "fleet-test", &recvKey)
 	a.waitFor("outbox drained", 2*time.Minute, func() bool {
 		st := a.status()
 		return st.BrokerConnected && st.OutboxDepth == 0

@@ -34,6 +34,10 @@ type Options struct {
 	ReplayInterval time.Duration
 	// Receiver names this receiver in acks; default ClientID.
 	Receiver string
+	// SignAck, if set, signs every ack before it is published (robots
+	// with agent.mqtt.ack_keys refuse unsigned acks); e.g. a closure over
+	// telemetry/command.SignAck and the receiver's key.
+	SignAck func(*telemetry.Ack)
 	// OnStored, if set, is called after each commit with the records that
 	// were new (not duplicates). It must not block for long.
 	OnStored func([]Record)
@@ -249,7 +253,11 @@ func (r *Receiver) run(ctx context.Context) {
 }
 
 func (r *Receiver) ack(robot string, ids []string) {
-	b, _ := json.Marshal(telemetry.Ack{Schema: telemetry.Schema, Kind: telemetry.KindAck, RobotID: robot, Receiver: r.opts.Receiver, IDs: ids})
+	a := telemetry.Ack{Schema: telemetry.Schema, Kind: telemetry.KindAck, RobotID: robot, Receiver: r.opts.Receiver, IDs: ids}
+	if r.opts.SignAck != nil {
+		r.opts.SignAck(&a)
+	}
+	b, _ := json.Marshal(a)
 	// Not waited for: a lost ack only means the robot sends the entry
 	// again and we ack it again.
 	r.mc.Publish(telemetry.AckTopic(r.opts.TopicPrefix, robot), 1, false, b)

@@ -5,12 +5,14 @@ package schematest
 
 import (
 	"context"
+	"crypto/ed25519"
 	"encoding/json"
 	"testing"
 	"time"
 
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
+	"papscan/telemetry/command"
 )
 
 func TestMergedPayloads(t *testing.T) {
@@ -42,9 +44,13 @@ func TestMergedPayloads(t *testing.T) {
 	}
 	ack, _ := json.Marshal(telemetry.Ack{Schema: telemetry.Schema, Kind: telemetry.KindAck, RobotID: robot, Receiver: "fleet-1", IDs: []string{"a"}})
 	rep, _ := json.Marshal(telemetry.Replay{Schema: telemetry.Schema, Kind: telemetry.KindReplay, RobotID: robot, OutboxSession: "s", FromSeq: 2, ToSeq: 5})
+	signed := telemetry.Ack{Schema: telemetry.Schema, Kind: telemetry.KindAck, RobotID: robot, Receiver: "fleet-1", IDs: []string{"a", "b"}}
+	command.SignAck(command.SigningKey{ID: "lab-receiver", Key: ed25519.NewKeyFromSeed(make([]byte, ed25519.SeedSize))}, &signed)
+	signedAck, _ := json.Marshal(signed)
 	rec.publish(t, tm.Topics().Ack(), ack)
+	rec.publish(t, tm.Topics().Ack(), signedAck)
 	rec.publish(t, tm.Topics().Replay(), rep)
-	rec.waitFor(t, "all", func(cs []captured) bool { return len(cs) >= 6 })
+	rec.waitFor(t, "all", func(cs []captured) bool { return len(cs) >= 7 })
 	for _, c := range rec.all() {
 		ch, err := s.channelOf(c.topic)
 		if err != nil {
