@@ -23,6 +23,13 @@ rm -rf "$scratch"
 echo "== go test"
 go test -count=1 ./...
 
+# The race detector needs cgo (gcc); the shipped binary stays CGO-free. It
+# covers the concurrent packages: drivers and their emulators, the agent's
+# loop, MQTT and the outbox (scan and classify are compute-bound and take
+# ~10 min under -race on 2 cores, so they run without it).
+echo "== go test -race (hal, telemetry, agent internals)"
+CGO_ENABLED=1 go test -race -short -count=1 ./hal/... ./telemetry/... ./cmd/papscan/internal/...
+
 echo "== camera driver against the kernel's vivid V4L2 driver (qemu VM)"
 ./scripts/vm/vivid.sh
 
