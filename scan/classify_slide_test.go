@@ -121,13 +121,14 @@ func TestSlideVerdictCRIC(t *testing.T) {
 	}{
 		{slide.Negative, classify.VerdictNILM},
 		{slide.HighGrade, classify.VerdictHighGrade},
+		{slide.LowGrade, ""}, // logged, not asserted: see classify/doc.go
 	} {
 		s, err := slide.FromCRIC(dir, slide.Spec{ID: "CRIC-" + tc.d.String(), Seed: 7, Diagnosis: tc.d, SpotDiameterUM: 3000})
 		if err != nil {
 			t.Fatal(err)
 		}
 		r := analyseSlide(t, s, 100)
-		if r.Verdict != tc.want {
+		if tc.want != "" && r.Verdict != tc.want {
 			t.Errorf("CRIC %s slide: %s, want %s (%s)", tc.d, r.Verdict, tc.want, r.Reason)
 		}
 		if tc.want == classify.VerdictHighGrade {
