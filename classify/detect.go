@@ -58,6 +58,22 @@ type DetectOptions struct {
 	MinFill float64
 	// MaxElongation rejects thin streaks (default 0: off).
 	MaxElongation float64
+	// FoldRingOD, FoldElongation, FoldFill, FlatCoreOD: a component that
+	// stands out from its surrounding ring by less than FoldRingOD (default
+	// 0.20 OD) and is either a streak (elongation above FoldElongation,
+	// default 3.8), a rim or arc (fills less than FoldFill of its bounding
+	// box, default 0.35) or flat (circularity below 0.7 and its densest
+	// pixel less than FlatCoreOD, default 0.05 OD, above its mean: no
+	// chromatin core) is a fold, edge, rim or overlap of cytoplasm, not a
+	// nucleus. Nuclei are compact, and the irregular ones (crowded or
+	// abnormal nuclei) are hyperchromatic, so they stand out from their
+	// surroundings: the test never touches a component denser than its ring
+	// by FoldRingOD. A negative FoldRingOD disables the test, a negative
+	// FlatCoreOD its flat branch. Measured at 0.5 µm/px (papscan eval): it
+	// removes 74 of the 280 false detections on the ISBI 2014 images (F1
+	// 0.673 → 0.727) and no detected ISBI nucleus or labelled CRIC abnormal
+	// nucleus (one of 763 labelled CRIC NILM nuclei).
+	FoldRingOD, FoldElongation, FoldFill, FlatCoreOD float64
 	// SplitCircularity (default 0: off): components less circular than
 	// this, or less full than MinFill, are split (see Detector.split).
 	// Off by default: measured on the CRIC fields it loses pale abnormal
@@ -102,6 +118,18 @@ func (o DetectOptions) withDefaults() DetectOptions {
 	}
 	if o.MinSurroundOD == 0 {
 		o.MinSurroundOD = 0.03
+	}
+	if o.FoldRingOD == 0 {
+		o.FoldRingOD = 0.20
+	}
+	if o.FoldElongation <= 0 {
+		o.FoldElongation = 3.8
+	}
+	if o.FoldFill <= 0 {
+		o.FoldFill = 0.35
+	}
+	if o.FlatCoreOD == 0 {
+		o.FlatCoreOD = 0.05
 	}
 	if o.MaxElongation <= 0 {
 		o.MaxElongation = math.Inf(1)
@@ -359,6 +387,11 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 	if fill < d.opts.MinFill {
 		return
 	}
+	per := float64(c.edges) * math.Pi / 4
+	circ := 4 * math.Pi * a / (per * per)
+	if d.isFold(meanH-ringMean, elong, fill, circ, float64(c.maxH)/hScale-meanH) {
+		return
+	}
 	surround := 1.0
 	{
 		// Outer annulus (between g and 2g beyond the box), clear of the
@@ -375,7 +408,6 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 			return
 		}
 	}
-	per := float64(c.edges) * math.Pi / 4
 	d.out = append(d.out, Nucleus{
 		X:            mx + float64(b.Min.X),
 		Y:            my + float64(b.Min.Y),
@@ -387,13 +419,30 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 		MaxH:         float32(c.maxH) / hScale,
 		Contrast:     float32(meanH - float64(t)/hScale),
 		Perimeter:    per,
-		Circularity:  float32(4 * math.Pi * a / (per * per)),
+		Circularity:  float32(circ),
 		Elongation:   float32(elong),
 		RingContrast: float32(meanH - ringMean),
 		Surround:     float32(surround),
 		Fill:         float32(fill),
 		Edge:         c.edge,
 	})
+}
+
+// flatCircularity is the circularity below which a faint component must
+// have a dense core (DetectOptions.FlatCoreOD).
+const flatCircularity = 0.7
+
+// isFold reports whether a component with the given ring contrast (OD),
+// elongation, fill, circularity and core (densest minus mean density, OD)
+// is a fold, edge, rim or flat overlap of cytoplasm (see
+// DetectOptions.FoldRingOD).
+func (d *Detector) isFold(ring, elong, fill, circ, core float64) bool {
+	o := &d.opts
+	if o.FoldRingOD <= 0 || ring >= o.FoldRingOD {
+		return false
+	}
+	return elong > o.FoldElongation || fill < o.FoldFill ||
+		o.FlatCoreOD > 0 && circ < flatCircularity && core < o.FlatCoreOD
 }
 
 // split re-thresholds an irregular component ci at rising levels between
