@@ -123,3 +123,38 @@ func TestDetectKeepsDarkIrregularNuclei(t *testing.T) {
 		t.Errorf("fold test changed the count of dark nuclei: %d on, %d off", len(ns), len(off))
 	}
 }
+
+// TestDetectTrimsAttachedFold: a faint fold of cytoplasm touching a
+// nucleus merges with it into one component whose centre lies off the
+// nucleus; the trim keeps the nucleus's compact core and drops the fold. A
+// paler (but clearly nuclear) abnormal nucleus merged with a darker one is
+// not trimmed away: the pair stays one detection covering both.
+func TestDetectTrimsAttachedFold(t *testing.T) {
+	img := synthTile(640, 480, []blob{{x: 160, y: 260, rx: 10, ry: 10}, {x: 460, y: 240, rx: 12, ry: 12}}, 23)
+	paint(img, func(x, y float64) bool {
+		return x >= 150 && x < 230 && y >= 240 && y < 280 && math.Hypot(x-160, y-260) > 10
+	}, [3]uint8{165, 180, 200})
+	paint(img, func(x, y float64) bool { return x >= 168 && x < 210 && y >= 252 && y < 262 }, [3]uint8{140, 140, 180})
+	paint(img, func(x, y float64) bool { return math.Hypot(x-482, y-240) < 11 && math.Hypot(x-460, y-240) > 12 }, [3]uint8{120, 100, 160})
+	on := NewDetector(DetectOptions{PixelUM: 0.25}).Detect(img)
+	off := NewDetector(DetectOptions{PixelUM: 0.25, FoldRingOD: -1}).Detect(img)
+	if len(on) != 2 || len(off) != 2 {
+		t.Fatalf("want 2 detections with and without the fold test, got %d and %d: %+v / %+v", len(on), len(off), on, off)
+	}
+	if n := near(off, 160, 260, 5); n != nil {
+		t.Fatalf("fold test off: the merged nucleus+fold should sit off the nucleus, got (%.0f,%.0f)", n.X, n.Y)
+	}
+	n := near(on, 160, 260, 2)
+	if n == nil {
+		t.Fatalf("trim: no detection within 2 px of the nucleus at (160,260): %+v", on)
+	}
+	if want := math.Pi * 10 * 10 * 0.0625; n.AreaUM2 < 0.7*want || n.AreaUM2 > 1.3*want {
+		t.Errorf("trimmed nucleus area %.1f µm², want about %.1f", n.AreaUM2, want)
+	}
+	for _, ns := range [][]Nucleus{on, off} {
+		pair := near(ns, 470, 240, 6)
+		if pair == nil || !image.Pt(460, 240).In(pair.Box) || !image.Pt(482, 240).In(pair.Box) {
+			t.Errorf("merged dark+pale nuclei: want one detection covering both centres, got %+v", ns)
+		}
+	}
+}
