@@ -62,7 +62,7 @@ type DetectOptions struct {
 	// stands out from its surrounding ring by less than FoldRingOD (default
 	// 0.20 OD) and is either a streak (elongation above FoldElongation,
 	// default 3.8), a rim or arc (fills less than FoldFill of its bounding
-	// box, default 0.35) or flat (circularity below 0.7 and its densest
+	// box, default 0.25) or flat (circularity below 0.7 and its densest
 	// pixel less than FlatCoreOD, default 0.05 OD, above its mean: no
 	// chromatin core) is a fold, edge, rim or overlap of cytoplasm, not a
 	// nucleus. Nuclei are compact, and the irregular ones (crowded or
@@ -70,18 +70,20 @@ type DetectOptions struct {
 	// surroundings: the test never touches a component denser than its ring
 	// by FoldRingOD. A negative FoldRingOD disables the test (and the trim
 	// below), a negative FlatCoreOD its flat branch. Measured at
-	// 0.5 µm/px (papscan eval): it removes 74 of the 280 false detections
-	// on the ISBI 2014 images (F1 0.673 → 0.727) and no detected ISBI
-	// nucleus or labelled CRIC abnormal nucleus (one of 763 labelled CRIC
-	// NILM nuclei).
+	// 0.5 µm/px (papscan eval): it removes 65 of the 280 false detections
+	// on the ISBI 2014 images (F1 0.673 → 0.720) and no detected ISBI
+	// nucleus or labelled CRIC nucleus. At the CRIC images' own 0.25 µm/px
+	// the flat branch loses one of 148 labelled ASC-US nuclei; FoldFill
+	// 0.35 would remove 9 more ISBI false detections but lose an ASC-US and
+	// an LSIL nucleus there, so it is not the default.
 	FoldRingOD, FoldElongation, FoldFill, FlatCoreOD float64
 	// TrimCircularity (default 0.85; negative disables; off with the fold
 	// test): a component less circular than this is re-thresholded for a
 	// single compact core; if what lies outside the core is faint (less
 	// than FoldRingOD above the surrounding ring: a fold or overlap of
 	// cytoplasm attached to a nucleus, see Detector.trim) the core alone is
-	// the nucleus. With the fold test: ISBI recall 0.887 → 0.920, F1 0.727
-	// → 0.751, CRIC abnormal recall unchanged (0.954), two more of 763
+	// the nucleus. With the fold test: ISBI recall 0.887 → 0.920, F1 0.720
+	// → 0.745, CRIC abnormal recall unchanged (0.954), two more of 763
 	// labelled NILM nuclei missed. Unlike SplitCircularity it never cuts a
 	// component into several nuclei, so a pale abnormal nucleus merged
 	// with a darker one is not lost.
@@ -138,7 +140,7 @@ func (o DetectOptions) withDefaults() DetectOptions {
 		o.FoldElongation = 3.8
 	}
 	if o.FoldFill <= 0 {
-		o.FoldFill = 0.35
+		o.FoldFill = 0.25
 	}
 	if o.TrimCircularity == 0 {
 		o.TrimCircularity = 0.85

@@ -82,8 +82,8 @@ func TestDetectRejectsFolds(t *testing.T) {
 	if streak.RingContrast >= 0.2 || streak.Elongation <= 3.8 {
 		t.Errorf("streak: ring %.3f elongation %.2f, want < 0.2 and > 3.8", streak.RingContrast, streak.Elongation)
 	}
-	if arc.RingContrast >= 0.2 || arc.Fill >= 0.35 {
-		t.Errorf("arc: ring %.3f fill %.2f, want < 0.2 and < 0.35", arc.RingContrast, arc.Fill)
+	if arc.RingContrast >= 0.2 || arc.Fill >= 0.25 {
+		t.Errorf("arc: ring %.3f fill %.2f, want < 0.2 and < 0.25", arc.RingContrast, arc.Fill)
 	}
 	for _, o := range []DetectOptions{
 		{PixelUM: 0.25},

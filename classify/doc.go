@@ -79,14 +79,16 @@
 // 0.83 at a NILM false-positive rate of 0.088 (AUC 0.944; 0.84 at 0.10);
 // the target (0.90 at <= 0.10) is NOT met. Features alone gave 0.76 at 0.09
 // (AUC 0.924); the CNN head added the rest. Detection at 0.5 µm/px: labelled-nucleus
-// recall on the CRIC fields 0.95 (abnormal 0.954); ISBI 2014 F1 0.75
-// (precision 0.64, recall 0.92; target 0.85; 0.67 before the fold test
-// and trim):
-// free-lying small cells
-// (inflammatory, unmarked in ISBI), debris and cytoplasm folds are most of
-// the false detections (85% lie > 8 µm from any marked nucleus); simple
-// shape/density rules that remove them also remove CRIC abnormal nuclei
-// (ISBI is grey EDF imagery, its densities do not transfer).
+// recall on the CRIC fields 0.95 (abnormal 0.954); ISBI 2014 F1 0.745
+// (precision 0.63, recall 0.92; target 0.85; 0.673 before the fold test
+// and trim). Of the ~200 remaining false detections about half are
+// compact, nucleus-like objects (small dark specks, inflammatory cells on
+// or between squamous cells, unmarked in ISBI) and half irregular dense
+// cytoplasm; rules on the per-nucleus features that remove more of them
+// (smaller, paler, or more irregular than a squamous nucleus) also remove
+// labelled CRIC nuclei, pale low-grade ones first: ISBI is grey EDF
+// imagery, where cytoplasm and nuclei differ only in density, while on
+// Papanicolaou colour the stain separation already does that work.
 //
 // # Limits
 //
