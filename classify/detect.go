@@ -521,7 +521,8 @@ func (d *Detector) compactAt(c *compStats, circ float64) bool {
 }
 
 // trim looks, at rising levels between t and the maximum density of the
-// irregular component ci (1/4, 1/2, 3/4 of the way), for a single compact
+// irregular component ci (1/4 and 1/2 of the way; a third level found
+// nothing more on the data), for a single compact
 // core. If it finds one and the part of the component outside it is faint
 // (less than FoldRingOD denser than the ring around the component: a fold
 // or overlap of cytoplasm attached to a nucleus), the core is judged as the
