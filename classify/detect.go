@@ -58,6 +58,36 @@ type DetectOptions struct {
 	MinFill float64
 	// MaxElongation rejects thin streaks (default 0: off).
 	MaxElongation float64
+	// FoldRingOD, FoldElongation, FoldFill, FlatCoreOD: a component that
+	// stands out from its surrounding ring by less than FoldRingOD (default
+	// 0.20 OD) and is either a streak (elongation above FoldElongation,
+	// default 3.8), a rim or arc (fills less than FoldFill of its bounding
+	// box, default 0.25) or flat (circularity below 0.7 and its densest
+	// pixel less than FlatCoreOD, default 0.05 OD, above its mean: no
+	// chromatin core) is a fold, edge, rim or overlap of cytoplasm, not a
+	// nucleus. Nuclei are compact, and the irregular ones (crowded or
+	// abnormal nuclei) are hyperchromatic, so they stand out from their
+	// surroundings: the test never touches a component denser than its ring
+	// by FoldRingOD. A negative FoldRingOD disables the test (and the trim
+	// below), a negative FlatCoreOD its flat branch. Measured at
+	// 0.5 µm/px (papscan eval): it removes 65 of the 280 false detections
+	// on the ISBI 2014 images (F1 0.673 → 0.720) and no detected ISBI
+	// nucleus or labelled CRIC nucleus. At the CRIC images' own 0.25 µm/px
+	// the flat branch loses one of 148 labelled ASC-US nuclei; FoldFill
+	// 0.35 would remove 9 more ISBI false detections but lose an ASC-US and
+	// an LSIL nucleus there, so it is not the default.
+	FoldRingOD, FoldElongation, FoldFill, FlatCoreOD float64
+	// TrimCircularity (default 0.85; negative disables; off with the fold
+	// test): a component less circular than this is re-thresholded for a
+	// single compact core; if what lies outside the core is faint (less
+	// than FoldRingOD above the surrounding ring: a fold or overlap of
+	// cytoplasm attached to a nucleus, see Detector.trim) the core alone is
+	// the nucleus. With the fold test: ISBI recall 0.887 → 0.920, F1 0.720
+	// → 0.745, CRIC abnormal recall unchanged (0.954), two more of 763
+	// labelled NILM nuclei missed. Unlike SplitCircularity it never cuts a
+	// component into several nuclei, so a pale abnormal nucleus merged
+	// with a darker one is not lost.
+	TrimCircularity float64
 	// SplitCircularity (default 0: off): components less circular than
 	// this, or less full than MinFill, are split (see Detector.split).
 	// Off by default: measured on the CRIC fields it loses pale abnormal
@@ -102,6 +132,21 @@ func (o DetectOptions) withDefaults() DetectOptions {
 	}
 	if o.MinSurroundOD == 0 {
 		o.MinSurroundOD = 0.03
+	}
+	if o.FoldRingOD == 0 {
+		o.FoldRingOD = 0.20
+	}
+	if o.FoldElongation <= 0 {
+		o.FoldElongation = 3.8
+	}
+	if o.FoldFill <= 0 {
+		o.FoldFill = 0.25
+	}
+	if o.TrimCircularity == 0 {
+		o.TrimCircularity = 0.85
+	}
+	if o.FlatCoreOD == 0 {
+		o.FlatCoreOD = 0.05
 	}
 	if o.MaxElongation <= 0 {
 		o.MaxElongation = math.Inf(1)
@@ -243,8 +288,11 @@ func grow[T any](s []T, n int) []T {
 // Method: haematoxylin density by colour deconvolution through look-up tables,
 // 3x3 box blur, Otsu threshold over stained pixels (clamped below by
 // MinThresholdOD), 8-connected run-length labelling with union-find, area
-// filter in µm². Touching nuclei are not split (they come out as one larger,
-// less circular component).
+// filter in µm², ring-contrast, surround and fold tests; an irregular
+// component carrying a faint fold is trimmed to its dense core
+// (DetectOptions.TrimCircularity). Touching nuclei are not split unless
+// SplitCircularity is set (they come out as one larger, less circular
+// component).
 //
 // The returned slice is owned by the Detector and is overwritten by the next
 // call: copy what you keep.
@@ -317,6 +365,10 @@ func (d *Detector) Detect(img *image.RGBA) []Nucleus {
 			d.split(int32(i), c, t, w, hgt, b)
 			continue
 		}
+		if d.opts.FoldRingOD > 0 && d.opts.TrimCircularity > 0 && c.area >= 2*d.minArea && c.maxH > t &&
+			!d.compactAt(c, d.opts.TrimCircularity) && d.trim(int32(i), c, t, w, hgt, b) {
+			continue
+		}
 		d.accept(c, t, w, hgt, b)
 	}
 	return d.out
@@ -359,6 +411,11 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 	if fill < d.opts.MinFill {
 		return
 	}
+	per := float64(c.edges) * math.Pi / 4
+	circ := 4 * math.Pi * a / (per * per)
+	if d.isFold(meanH-ringMean, elong, fill, circ, float64(c.maxH)/hScale-meanH) {
+		return
+	}
 	surround := 1.0
 	{
 		// Outer annulus (between g and 2g beyond the box), clear of the
@@ -375,7 +432,6 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 			return
 		}
 	}
-	per := float64(c.edges) * math.Pi / 4
 	d.out = append(d.out, Nucleus{
 		X:            mx + float64(b.Min.X),
 		Y:            my + float64(b.Min.Y),
@@ -387,13 +443,30 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 		MaxH:         float32(c.maxH) / hScale,
 		Contrast:     float32(meanH - float64(t)/hScale),
 		Perimeter:    per,
-		Circularity:  float32(4 * math.Pi * a / (per * per)),
+		Circularity:  float32(circ),
 		Elongation:   float32(elong),
 		RingContrast: float32(meanH - ringMean),
 		Surround:     float32(surround),
 		Fill:         float32(fill),
 		Edge:         c.edge,
 	})
+}
+
+// flatCircularity is the circularity below which a faint component must
+// have a dense core (DetectOptions.FlatCoreOD).
+const flatCircularity = 0.7
+
+// isFold reports whether a component with the given ring contrast (OD),
+// elongation, fill, circularity and core (densest minus mean density, OD)
+// is a fold, edge, rim or flat overlap of cytoplasm (see
+// DetectOptions.FoldRingOD).
+func (d *Detector) isFold(ring, elong, fill, circ, core float64) bool {
+	o := &d.opts
+	if o.FoldRingOD <= 0 || ring >= o.FoldRingOD {
+		return false
+	}
+	return elong > o.FoldElongation || fill < o.FoldFill ||
+		o.FlatCoreOD > 0 && circ < flatCircularity && core < o.FlatCoreOD
 }
 
 // split re-thresholds an irregular component ci at rising levels between
@@ -435,10 +508,75 @@ func (d *Detector) split(ci int32, c *compStats, t uint8, w, hgt int, b image.Re
 // compact reports whether a component is round and full enough not to need
 // splitting.
 func (d *Detector) compact(c *compStats) bool {
+	return d.compactAt(c, d.opts.SplitCircularity)
+}
+
+// compactAt reports whether a component is at least circ circular and
+// MinFill full.
+func (d *Detector) compactAt(c *compStats, circ float64) bool {
 	a := float64(c.area)
 	per := float64(c.edges) * math.Pi / 4
 	fill := a / float64((c.maxX-c.minX+1)*(c.maxY-c.minY+1))
-	return 4*math.Pi*a/(per*per) >= d.opts.SplitCircularity && fill >= d.opts.MinFill
+	return 4*math.Pi*a/(per*per) >= circ && fill >= d.opts.MinFill
+}
+
+// trim looks, at rising levels between t and the maximum density of the
+// irregular component ci (1/4 and 1/2 of the way; a third level found
+// nothing more on the data), for a single compact
+// core. If it finds one and the part of the component outside it is faint
+// (less than FoldRingOD denser than the ring around the component: a fold
+// or overlap of cytoplasm attached to a nucleus), the core is judged as the
+// nucleus and trim returns true. Two or more cores (touching nuclei, a pale
+// nucleus beside a darker one) or a dense remainder leave the component
+// whole (false).
+func (d *Detector) trim(ci int32, c *compStats, t uint8, w, hgt int, b image.Rectangle) bool {
+	ring := d.ringMean(c, w, hgt)
+	if float64(t)/hScale-ring >= d.opts.FoldRingOD {
+		// Every pixel of the component is at least t dense, so no
+		// remainder can be faint: nothing to trim (the common case on
+		// colour tiles, where the threshold is well above cytoplasm).
+		return false
+	}
+	for k := 1; k <= 2; k++ {
+		t2 := t + uint8(int(c.maxH-t)*k/4)
+		if t2 <= t {
+			continue
+		}
+		if d.cores2(ci, c, t2, w) != 1 {
+			return false
+		}
+		core := &d.cores[0]
+		if !d.compactAt(core, d.opts.TrimCircularity) {
+			continue
+		}
+		rest := c.area - core.area
+		if rest <= 0 {
+			return false
+		}
+		restH := float64(c.sumH-core.sumH) / float64(rest) / hScale
+		if restH-ring >= d.opts.FoldRingOD {
+			return false
+		}
+		d.accept(core, t2, w, hgt, b)
+		return true
+	}
+	return false
+}
+
+// ringMean returns the mean density (OD) of the ring of width SurroundUM
+// around component c's bounding box.
+func (d *Detector) ringMean(c *compStats, w, hgt int) float64 {
+	g := int32(d.ringPx)
+	x0, y0 := max(0, c.minX-g), max(0, c.minY-g)
+	x1, y1 := min(int32(w), c.maxX+g+1), min(int32(hgt), c.maxY+g+1)
+	W := int32(w + 1)
+	in := d.integ
+	box := int64(in[y1*W+x1]) - int64(in[y0*W+x1]) - int64(in[y1*W+x0]) + int64(in[y0*W+x0])
+	n := int64(x1-x0)*int64(y1-y0) - c.area
+	if n <= 0 {
+		return float64(c.sumH) / float64(c.area) / hScale
+	}
+	return float64(box-c.sumH) / float64(n) / hScale
 }
 
 // cores2 labels, in d.lab over the bounding box of component ci, the
@@ -451,69 +589,105 @@ func (d *Detector) cores2(ci int32, c *compStats, t2 uint8, w int) int {
 	d.lab = grow(d.lab, bw*bh)
 	lab := d.lab
 	clear(lab)
+	// Component pixels below t2 are -1, at or above it dense until
+	// labelled as a core (1..n) or, in a too-small core, pending.
+	const (
+		pending = -2
+		dense   = -3
+	)
 	for r := d.firstRun(c.minY); r < len(d.runs) && d.runs[r].y <= c.maxY; r++ {
 		if d.compOf[r] != ci {
 			continue
 		}
 		run := d.runs[r]
 		lrow := lab[(int(run.y)-by)*bw : (int(run.y)-by+1)*bw]
+		hrow := d.h[int(run.y)*w : int(run.y)*w+w]
 		for x := run.x0; x <= run.x1; x++ {
-			lrow[int(x)-bx] = -1
+			if hrow[x] >= t2 {
+				lrow[int(x)-bx] = dense
+			} else {
+				lrow[int(x)-bx] = -1
+			}
 		}
 	}
 	d.cores = d.cores[:0]
-	const pending = -2
+	anyPending := false
 	for i0, v := range lab {
-		if v != -1 || d.h[(i0/bw+by)*w+i0%bw+bx] < t2 {
+		if v != dense {
 			continue
 		}
 		id := int32(len(d.cores) + 1)
 		lab[i0] = id
 		st := append(d.stack[:0], int32(i0))
-		var area int64
-		for p := 0; p < len(st); p++ {
-			i := int(st[p])
-			area++
-			lx, ly := i%bw, i/bw
-			for k := 0; k < 4; k++ {
-				nx, ny := lx, ly
-				switch k {
-				case 0:
-					nx--
-				case 1:
-					nx++
-				case 2:
-					ny--
-				case 3:
-					ny++
-				}
-				if nx < 0 || ny < 0 || nx >= bw || ny >= bh {
-					continue
-				}
-				j := ny*bw + nx
-				if lab[j] == -1 && d.h[(ny+by)*w+nx+bx] >= t2 {
-					lab[j] = id
-					st = append(st, int32(j))
-				}
+		cs := compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+		// visit labels neighbour j of a core pixel: a dense one joins the
+		// core, anything else but the core is an edge.
+		visit := func(j int) {
+			switch lab[j] {
+			case dense:
+				lab[j] = id
+				st = append(st, int32(j))
+			case id:
+			default:
+				cs.edges++
 			}
 		}
-		if area < d.minArea {
+		for p := 0; p < len(st); p++ {
+			i := int(st[p])
+			ly := i / bw
+			lx := i - ly*bw
+			if lx > 0 {
+				visit(i - 1)
+			} else {
+				cs.edges++
+			}
+			if lx < bw-1 {
+				visit(i + 1)
+			} else {
+				cs.edges++
+			}
+			if ly > 0 {
+				visit(i - bw)
+			} else {
+				cs.edges++
+			}
+			if ly < bh-1 {
+				visit(i + bw)
+			} else {
+				cs.edges++
+			}
+			x, y := int64(lx+bx), int64(ly+by)
+			hv := d.h[int(y)*w+int(x)]
+			cs.area++
+			cs.sx += x
+			cs.sy += y
+			cs.sxx += x * x
+			cs.syy += y * y
+			cs.sxy += x * y
+			cs.sumH += int64(hv)
+			cs.maxH = max(cs.maxH, hv)
+			cs.minX, cs.maxX = min(cs.minX, int32(x)), max(cs.maxX, int32(x))
+			cs.minY, cs.maxY = min(cs.minY, int32(y)), max(cs.maxY, int32(y))
+			if c.edge && (lx == 0 && c.minX == 0 || ly == 0 && c.minY == 0) {
+				cs.edge = true
+			}
+		}
+		if cs.area < d.minArea {
 			for _, i := range st {
 				lab[i] = pending // not a core; not revisited as a seed
 			}
+			anyPending = true
 		} else {
-			d.cores = append(d.cores, compStats{})
+			d.cores = append(d.cores, cs)
 		}
 		d.stack = st
 	}
-	for i, v := range lab {
-		if v == pending {
-			lab[i] = -1
+	if anyPending {
+		for i, v := range lab {
+			if v == pending {
+				lab[i] = -1
+			}
 		}
-	}
-	// Core stats (used when there is a single core).
-	if len(d.cores) == 1 {
-		d.regionStats(c, w)
 	}
 	return len(d.cores)
 }
