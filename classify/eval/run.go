@@ -89,9 +89,15 @@ type Result struct {
 	CellSource *CellSource  `json:"cell_source"`
 	Detection  Detection    `json:"detection"`
 	Model      ModelID      `json:"model"`
-	Seconds    float64      `json:"seconds"`
-	DataDir    string       `json:"data_dir"`
-	Threshold  float64      `json:"threshold"`
+	// ObjectFilter names the detector's object filter (null when off);
+	// ObjectSource counts the detection images scored by a fold of the
+	// filter that held them out and by its final model (images it never
+	// saw).
+	ObjectFilter *ModelID      `json:"object_filter"`
+	ObjectSource *ObjectSource `json:"object_source"`
+	Seconds      float64       `json:"seconds"`
+	DataDir      string        `json:"data_dir"`
+	Threshold    float64       `json:"threshold"`
 	// PixelUM: native pixel sizes of the data sets and the detection pixel
 	// size (the robot camera's) they are resampled to.
 	PixelUM struct {
@@ -106,6 +112,23 @@ type Detection struct {
 	ISBI               *DetMetrics  `json:"isbi"`
 	CRICAbnormalRecall *float64     `json:"cric_abnormal_recall"`
 	CRIC               *FieldRecall `json:"cric"`
+}
+
+// ObjectSource says which object-filter model scored the detection images.
+type ObjectSource struct {
+	HeldOutFold int `json:"held_out_fold"`
+	FinalModel  int `json:"final_model"`
+}
+
+func (s *ObjectSource) add(fold int) {
+	if s == nil {
+		return
+	}
+	if fold >= 0 {
+		s.HeldOutFold++
+	} else {
+		s.FinalModel++
+	}
 }
 
 // ModelID identifies the model evaluated.
@@ -125,18 +148,22 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	r := &Result{Model: ModelID{opts.Model.Version, opts.Model.SHA256}, DataDir: opts.DataDir, Threshold: opts.Threshold}
 	r.PixelUM.CRIC, r.PixelUM.ISBI, r.PixelUM.Detect = CRICPixelUM, ISBIPixelUM, opts.Detect.PixelUM
+	if f := classify.NewDetector(opts.Detect).ObjectFilter(); f != nil {
+		r.ObjectFilter = &ModelID{f.Version, f.SHA256}
+		r.ObjectSource = &ObjectSource{}
+	}
 	var err error
 	if r.Cells, r.CellSource, err = cells(ctx, opts); err != nil {
 		return nil, err
 	}
-	if r.Detection.CRIC, err = cricFields(ctx, opts); err != nil {
+	if r.Detection.CRIC, err = cricFields(ctx, opts, r.ObjectSource); err != nil {
 		return nil, err
 	}
 	if r.Detection.CRIC != nil {
 		v := r.Detection.CRIC.AbnormalRecall
 		r.Detection.CRICAbnormalRecall = &v
 	}
-	if r.Detection.ISBI, err = isbi(ctx, opts); err != nil {
+	if r.Detection.ISBI, err = isbi(ctx, opts, r.ObjectSource); err != nil {
 		return nil, err
 	}
 	r.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
@@ -173,7 +200,11 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	det := classify.NewDetector(withPixel(o.Detect, CRICPixelUM))
+	// The crop's labelled cell is classified whatever the object filter
+	// would say of it (the filter is measured by the detection scores).
+	do := withPixel(o.Detect, CRICPixelUM)
+	do.NoObjectFilter = true
+	det := classify.NewDetector(do)
 	src := &CellSource{}
 	var truth []classify.Class
 	var probs [][classify.NumClasses]float32
@@ -310,7 +341,7 @@ func Covered(p Point, det []classify.Nucleus, tol float64) bool {
 	return false
 }
 
-func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
+func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall, error) {
 	dir := filepath.Join(o.DataDir, "cric", "fields")
 	cp := filepath.Join(dir, "nuclei.csv")
 	if !exists(cp) {
@@ -341,7 +372,8 @@ func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
 		}
 		fr.Images++
 		img, k := prepare(img, CRICPixelUM, px)
-		ns := det.Detect(img)
+		ns, fold := det.DetectHeldOut(img, classify.ObjectField("cric", name))
+		src.add(fold)
 		for _, p := range by[name] {
 			ok := Covered(Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}, ns, tol)
 			fr.Labelled[p.Class]++
@@ -366,7 +398,7 @@ func cricFields(ctx context.Context, o Options) (*FieldRecall, error) {
 	return fr, nil
 }
 
-func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
+func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error) {
 	dir := filepath.Join(o.DataDir, "isbi2014")
 	cp := filepath.Join(dir, "nuclei.csv")
 	if !exists(cp) {
@@ -396,7 +428,8 @@ func isbi(ctx context.Context, o Options) (*DetMetrics, error) {
 		}
 		m.Images++
 		img, k := prepare(img, ISBIPixelUM, px)
-		ns := det.Detect(img)
+		ns, fold := det.DetectHeldOut(img, classify.ObjectField("isbi2014", name))
+		src.add(fold)
 		gt := make([]Point, len(by[name]))
 		for i, p := range by[name] {
 			gt[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}

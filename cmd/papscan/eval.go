@@ -60,7 +60,9 @@ func runEval(ctx context.Context, e env, args []string) int {
 }
 
 func printEval(w io.Writer, r *eval.Result) {
-	fmt.Fprintf(w, "papscan eval %s\nmodel %s sha256:%s\n\n", r.DataDir, r.Model.Version, r.Model.SHA256)
+	fmt.Fprintf(w, "papscan eval %s\nmodel %s sha256:%s\n", r.DataDir, r.Model.Version, r.Model.SHA256)
+	printObjectFilter(w, r)
+	fmt.Fprintln(w)
 	if r.Cells == nil {
 		fmt.Fprintln(w, "cells: skipped (no cric/cells/labels.csv)")
 	} else {
