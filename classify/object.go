@@ -231,13 +231,21 @@ func (f *ObjectFilter) TrainedOn(field string) bool {
 	return ok
 }
 
+// ObjectClipZ bounds the standardised features: a component far outside
+// the training range (an extremely dense nucleus, say) is scored as if at
+// the edge of that range rather than by extrapolation.
+const ObjectClipZ = 3
+
+// ClipZ clips a standardised feature to ±ObjectClipZ.
+func ClipZ(z float64) float64 { return max(-ObjectClipZ, min(ObjectClipZ, z)) }
+
 // Score returns the head's probability that v is a squamous nucleus.
 func (h *ObjectHead) Score(v *ObjectVector) float64 { return h.score(v) }
 
 func (h *ObjectHead) score(v *ObjectVector) float64 {
 	var z [NumObjectFeatures]float64
 	for i := range z {
-		z[i] = (v[i] - h.Mean[i]) / h.Std[i]
+		z[i] = ClipZ((v[i] - h.Mean[i]) / h.Std[i])
 	}
 	w := h.Weights
 	s := w[len(w)-1]

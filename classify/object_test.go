@@ -16,9 +16,9 @@ func areaFilter(t *testing.T) *ObjectFilter {
 	for i := range p.Std {
 		p.Std[i] = 1
 	}
+	p.Mean[0] = math.Log(30) // score 0.5 at 30 µm²
 	p.Weights = make([]float64, NumObjectFeatures+1)
-	p.Weights[0] = 10                                 // log_area_um2
-	p.Weights[NumObjectFeatures] = -10 * math.Log(30) // bias: score 0.5 at 30 µm²
+	p.Weights[0] = 10 // log_area_um2
 	b, err := json.Marshal(p)
 	if err != nil {
 		t.Fatal(err)

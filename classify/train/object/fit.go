@@ -20,7 +20,7 @@ type FitOptions struct {
 
 // DefaultFit returns the hyper-parameters of the shipped filter.
 func DefaultFit() FitOptions {
-	return FitOptions{Hidden: 0, Iters: 800, LR: 0.03, Lambda: 1e-3, Seed: 1}
+	return FitOptions{Hidden: 8, Iters: 800, LR: 0.03, Lambda: 1e-3, Seed: 1}
 }
 
 // Fit trains a weighted binary classifier with full-batch Adam on
@@ -56,7 +56,7 @@ func Fit(samples []Sample, o FitOptions) classify.ObjectHead {
 	var wp, wn float64
 	for i, s := range samples {
 		for j := range nf {
-			x[i][j] = (s.V[j] - h.Mean[j]) / h.Std[j]
+			x[i][j] = classify.ClipZ((s.V[j] - h.Mean[j]) / h.Std[j])
 		}
 		if s.Label {
 			y[i] = 1

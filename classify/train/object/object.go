@@ -20,10 +20,8 @@ import (
 	"io/fs"
 	"math"
 	"math/rand"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 
 	"papscan/classify"
 	"papscan/classify/eval"
@@ -85,7 +83,7 @@ type Options struct {
 // DefaultOptions are the shipped training settings.
 func DefaultOptions() Options {
 	return Options{Seed: 1, Folds: 5, PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900,
-		AbnormalWeight: 10, NILMWeight: 1, ISBIPositiveWeight: 1, MinAbnormalRecall: 0.9515, Fit: DefaultFit(), Version: "object-1"}
+		AbnormalWeight: 3, NILMWeight: 1, ISBIPositiveWeight: 5, MinAbnormalRecall: 0.9515, Fit: DefaultFit(), Version: "object-1"}
 }
 
 func (o Options) detectOptions() classify.DetectOptions {
@@ -141,7 +139,6 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 				s.Weight = o.ISBIPositiveWeight
 			}
 			det.ObjectFeatures(&ns[i], &s.V)
-			maskFeatures(&s.V)
 			d.Samples = append(d.Samples, s)
 		}
 		d.Images = append(d.Images, im)
@@ -182,7 +179,6 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 					sampleOf[i] = len(d.Samples)
 					s := Sample{Label: true, Weight: o.NILMWeight, Image: len(d.Images)}
 					det.ObjectFeatures(&ns[i], &s.V)
-					maskFeatures(&s.V)
 					d.Samples = append(d.Samples, s)
 				}
 				if ab {
@@ -378,15 +374,6 @@ func TrainData(ctx context.Context, d *Data, o Options) (*Result, error) {
 		}
 	}
 	r.Before = Evaluate(d, oof, math.Inf(-1))
-	if os.Getenv("OBJDEBUG") != "" {
-		fmt.Println(classify.ObjectFeatureNames)
-		for i, s := range d.Samples {
-			im := d.Images[s.Image]
-			if (!im.ISBI && s.Weight > 1 && oof[i] < 0.2) || (im.ISBI && !s.Label && oof[i] > 0.2) {
-				fmt.Printf("%s %v w%.0f oof %.3f %.3f\n", im.Field, s.Label, s.Weight, oof[i], s.V)
-			}
-		}
-	}
 	r.OOF = ChooseThreshold(d, oof, o.MinAbnormalRecall)
 	for _, th := range []float64{0.001, 0.01, 0.03, 0.1, 0.2, 0.3, 0.5} {
 		r.Curve = append(r.Curve, Evaluate(d, oof, th))
@@ -426,15 +413,5 @@ func (r *Result) Print(w io.Writer) {
 	for _, m := range r.Curve {
 		fmt.Fprintf(w, "  oof at %.3f: ISBI P %.3f R %.3f F1 %.3f; CRIC recall %.3f abnormal %.3f (%d/%d)\n",
 			m.Threshold, m.Precision, m.Recall, m.F1, m.CRICRecall, m.AbnormalRecall, m.AbnormalFnd, m.AbnormalLabelled)
-	}
-}
-
-// maskFeatures zeroes the features listed in $OBJMASK (experiments).
-func maskFeatures(v *classify.ObjectVector) {
-	m := os.Getenv("OBJMASK")
-	for i := range v {
-		if strings.Contains(m, ","+classify.ObjectFeatureNames[i]+",") {
-			v[i] = 0
-		}
 	}
 }
