@@ -128,6 +128,10 @@ func TestDefaultObjectFilter(t *testing.T) {
 	if NewDetector(DetectOptions{}).ObjectFilter() != f {
 		t.Error("the default detector does not use the embedded filter")
 	}
+	// The robot's Analyzer (scan) uses it with the same defaults.
+	if NewAnalyzer(DetectOptions{PixelUM: 0.5, MinAreaUM2: 10}, nil).Detector.ObjectFilter() != f {
+		t.Error("the Analyzer's detector does not use the embedded filter")
+	}
 }
 
 func FuzzLoadObjectFilter(f *testing.F) {
