@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"image"
-	"io/fs"
 	"math"
 	"os"
 	"path/filepath"
@@ -359,23 +358,11 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 	tol := MatchTolUM / px
 	fr := &FieldRecall{Labelled: map[string]int{}, Found: map[string]int{}}
 	var ab, abFound, all, allFound int
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		fr.Images++
-		img, k := prepare(img, CRICPixelUM, px)
-		ns, fold := det.DetectHeldOut(img, classify.ObjectField("cric", name))
+	fr.Images, err = EachField(ctx, dir, by, names, CRICPixelUM, px, func(f Field) error {
+		ns, fold := det.DetectHeldOut(f.Image, classify.ObjectField("cric", f.Name))
 		src.add(fold)
-		for _, p := range by[name] {
-			ok := Covered(Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}, ns, tol)
+		for _, p := range f.Points {
+			ok := Covered(p, ns, tol)
 			fr.Labelled[p.Class]++
 			all++
 			if ok {
@@ -389,6 +376,10 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 				}
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if fr.Images == 0 {
 		return nil, nil
@@ -415,29 +406,17 @@ func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error
 	det := classify.NewDetector(withPixel(o.Detect, px))
 	tol := MatchTolUM / px
 	m := &DetMetrics{}
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		m.Images++
-		img, k := prepare(img, ISBIPixelUM, px)
-		ns, fold := det.DetectHeldOut(img, classify.ObjectField("isbi2014", name))
+	m.Images, err = EachField(ctx, dir, by, names, ISBIPixelUM, px, func(f Field) error {
+		ns, fold := det.DetectHeldOut(f.Image, classify.ObjectField("isbi2014", f.Name))
 		src.add(fold)
-		gt := make([]Point, len(by[name]))
-		for i, p := range by[name] {
-			gt[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}
-		}
-		tp, _ := MatchPoints(gt, ns, tol)
+		tp, _ := MatchPoints(f.Points, ns, tol)
 		m.TP += tp
-		m.GT += len(by[name])
+		m.GT += len(f.Points)
 		m.Detections += len(ns)
+		return nil
+	})
+	if err != nil {
+		return nil, err
 	}
 	if m.Images == 0 {
 		return nil, nil

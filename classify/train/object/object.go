@@ -15,7 +15,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"image"
 	"io"
 	"io/fs"
 	"math"
@@ -25,7 +24,6 @@ import (
 
 	"papscan/classify"
 	"papscan/classify/eval"
-	"papscan/classify/internal/dataset"
 )
 
 // Sample is one detection with its features.
@@ -90,13 +88,6 @@ func (o Options) detectOptions() classify.DetectOptions {
 	return classify.DetectOptions{PixelUM: o.PixelUM, MinAreaUM2: o.MinAreaUM2, MaxAreaUM2: o.MaxAreaUM2, NoObjectFilter: true}
 }
 
-func prepare(img *image.RGBA, native, robot float64) (*image.RGBA, float64) {
-	if math.Abs(robot/native-1) < 0.03 {
-		return img, 1
-	}
-	return classify.Rescale(img, native, robot), native / robot
-}
-
 // Load detects and labels the ISBI images and CRIC fields under dataDir.
 func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 	d := &Data{}
@@ -108,31 +99,16 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		img, k := prepare(img, eval.ISBIPixelUM, o.PixelUM)
-		ns := det.Detect(img)
-		gt := make([]eval.Point, len(by[name]))
-		for i, p := range by[name] {
-			gt[i] = eval.Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}
-		}
-		_, gm := eval.MatchPoints(gt, ns, tol)
+	if _, err := eval.EachField(ctx, dir, by, names, eval.ISBIPixelUM, o.PixelUM, func(f eval.Field) error {
+		ns := det.Detect(f.Image)
+		_, gm := eval.MatchPoints(f.Points, ns, tol)
 		pos := make([]bool, len(ns))
 		for _, m := range gm {
 			if m >= 0 {
 				pos[m] = true
 			}
 		}
-		im := Image{Field: classify.ObjectField("isbi2014", name), ISBI: true, Dets: append([]classify.Nucleus(nil), ns...), First: len(d.Samples), GT: gt}
+		im := Image{Field: classify.ObjectField("isbi2014", f.Name), ISBI: true, Dets: append([]classify.Nucleus(nil), ns...), First: len(d.Samples), GT: f.Points}
 		for i := range ns {
 			s := Sample{Label: pos[i], Weight: 1, Image: len(d.Images)}
 			if pos[i] {
@@ -142,6 +118,9 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 			d.Samples = append(d.Samples, s)
 		}
 		d.Images = append(d.Images, im)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	// CRIC fields.
 	dir = filepath.Join(dataDir, "cric", "fields")
@@ -149,28 +128,16 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 	if err != nil && !errors.Is(err, fs.ErrNotExist) {
 		return nil, err
 	}
-	for _, name := range names {
-		if err := ctx.Err(); err != nil {
-			return nil, err
-		}
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
-		if errors.Is(err, fs.ErrNotExist) {
-			continue
-		}
-		if err != nil {
-			return nil, err
-		}
-		img, k := prepare(img, eval.CRICPixelUM, o.PixelUM)
-		ns := det.Detect(img)
-		im := Image{Field: classify.ObjectField("cric", name), First: len(d.Samples)}
+	if _, err := eval.EachField(ctx, dir, by, names, eval.CRICPixelUM, o.PixelUM, func(f eval.Field) error {
+		ns := det.Detect(f.Image)
+		im := Image{Field: classify.ObjectField("cric", f.Name), First: len(d.Samples)}
 		sampleOf := make([]int, len(ns))
 		for i := range sampleOf {
 			sampleOf[i] = -1
 		}
-		for _, p := range by[name] {
-			q := eval.Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5}
-			ab := p.Class != classify.NILM.String()
-			pt := Point{Abnormal: ab, Class: p.Class}
+		for _, q := range f.Points {
+			ab := q.Class != classify.NILM.String()
+			pt := Point{Abnormal: ab, Class: q.Class}
 			for i := range ns {
 				if !eval.Covered(q, ns[i:i+1], tol) {
 					continue
@@ -189,6 +156,9 @@ func Load(ctx context.Context, dataDir string, o Options) (*Data, error) {
 			im.Points = append(im.Points, pt)
 		}
 		d.Images = append(d.Images, im)
+		return nil
+	}); err != nil {
+		return nil, err
 	}
 	if len(d.Samples) == 0 {
 		return nil, fmt.Errorf("object: no detections under %s (isbi2014, cric/fields)", dataDir)
