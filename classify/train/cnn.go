@@ -156,11 +156,13 @@ func maxPoolIdx(out []float32, idx []int32, in []float32, h, w, c int) {
 
 // convBack accumulates the weight and bias gradients of a 3x3 same
 // convolution given the output gradient dz, and (when din is not nil) the
-// input gradient.
+// input gradient. For each output pixel and kernel row, the valid kernel
+// columns read one contiguous HWC segment of the input and of each filter.
 func convBack(din, dw, db, in, dz, wt []float32, h, w, cin, cout int) {
 	if din != nil {
 		clear(din)
 	}
+	k := 9 * cin
 	for y := range h {
 		for x := range w {
 			g := dz[(y*w+x)*cout : (y*w+x+1)*cout]
@@ -174,36 +176,39 @@ func convBack(din, dw, db, in, dz, wt []float32, h, w, cin, cout int) {
 			if !nz {
 				continue
 			}
+			kx0, kx1 := 0, 2
+			if x == 0 {
+				kx0 = 1
+			}
+			if x == w-1 {
+				kx1 = 1
+			}
+			n := (kx1 - kx0 + 1) * cin
 			for ky := range 3 {
 				yy := y + ky - 1
 				if yy < 0 || yy >= h {
 					continue
 				}
-				for kx := range 3 {
-					xx := x + kx - 1
-					if xx < 0 || xx >= w {
+				lo := (yy*w + x + kx0 - 1) * cin
+				src := in[lo : lo+n]
+				var ds []float32
+				if din != nil {
+					ds = din[lo : lo+n]
+				}
+				woff := (ky*3 + kx0) * cin
+				for c, gv := range g {
+					if gv == 0 {
 						continue
 					}
-					src := in[(yy*w+xx)*cin : (yy*w+xx+1)*cin]
-					base := (ky*3 + kx) * cin
-					var ds []float32
-					if din != nil {
-						ds = din[(yy*w+xx)*cin : (yy*w+xx+1)*cin]
+					o := c*k + woff
+					dwr := dw[o : o+len(src)]
+					for i, v := range src {
+						dwr[i] += gv * v
 					}
-					for c, gv := range g {
-						if gv == 0 {
-							continue
-						}
-						o := c*9*cin + base
-						dwr := dw[o : o+cin]
-						for i, v := range src {
-							dwr[i] += gv * v
-						}
-						if ds != nil {
-							wr := wt[o : o+cin]
-							for i, v := range wr {
-								ds[i] += gv * v
-							}
+					if ds != nil {
+						wr := wt[o : o+len(ds)]
+						for i, v := range wr {
+							ds[i] += gv * v
 						}
 					}
 				}
