@@ -559,8 +559,9 @@ func crossValidateCNN(ctx context.Context, samples []Sample, fold map[string]int
 }
 
 // DefaultCNNWeight is the weight of the CNN in the fused high-grade
-// probability.
-const DefaultCNNWeight = 0.5
+// probability. On the pooled out-of-fold predictions 0.7 separated high
+// grade from NILM best for every CNN configuration tried (0.5 and 1 lower).
+const DefaultCNNWeight = 0.7
 
 // CNNPixelUM is the pixel size of the CNN's input crop.
 var CNNPixelUM = 0.5
