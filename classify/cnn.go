@@ -12,7 +12,7 @@ import (
 // head on the high-grade probability (see ModelParams.CNN).
 const (
 	// CNNSide is the side (px) of the CNN's input crop at the model's pixel
-	// size: 16 µm at 0.5 µm/px, the nucleus and its nearest cytoplasm.
+	// size.
 	CNNSide = 32
 	// CNNChannels is the number of input channels: optical density of
 	// red, green and blue.
@@ -21,26 +21,31 @@ const (
 	CNNInputLen = CNNSide * CNNSide * CNNChannels
 	// CNNGroups is the number of CNN outputs: NILM, low grade, high grade.
 	CNNGroups = 3
+	// CNNLayers is the number of 3x3 convolution layers.
+	CNNLayers = 3
 )
 
-// CNNWidths are the output channels of the three 3x3 convolution layers
-// (each ReLU; max-pooling 2x2 after the first two, global average pooling
-// after the third, then a linear layer to CNNGroups logits).
-var CNNWidths = [3]int{6, 12, 16}
+// CNNWidths are the output channels of the 3x3 convolution layers (each
+// ReLU; 2x2 max-pooling after all but the last, global average pooling
+// after the last, then a linear layer to CNNGroups logits).
+var CNNWidths = [CNNLayers]int{6, 12, 16}
+
+// CNNLayerSide returns the side (px) of the input of convolution layer l.
+func CNNLayerSide(l int) int { return CNNSide >> l }
 
 // CNNParams are the weights of the convolutional head. Conv[l] holds
 // Widths[l] filters of 3·3·in values (layout [out][ky][kx][in]) and Bias[l]
-// their biases; Conv[3]/Bias[3] is the final linear layer
-// ([CNNGroups][Widths[2]]).
+// their biases; Conv[CNNLayers]/Bias[CNNLayers] is the final linear layer
+// ([CNNGroups][Widths[CNNLayers-1]]).
 type CNNParams struct {
 	// InMean and InStd standardise each input channel's optical density.
-	InMean [CNNChannels]float64 `json:"in_mean"`
-	InStd  [CNNChannels]float64 `json:"in_std"`
-	Conv   [4][]float32         `json:"conv"`
-	Bias   [4][]float32         `json:"bias"`
+	InMean [CNNChannels]float64     `json:"in_mean"`
+	InStd  [CNNChannels]float64     `json:"in_std"`
+	Conv   [CNNLayers + 1][]float32 `json:"conv"`
+	Bias   [CNNLayers + 1][]float32 `json:"bias"`
 }
 
-// CNNLayerIn returns the input channels of layer l (0..3).
+// CNNLayerIn returns the input channels of layer l (0..CNNLayers).
 func CNNLayerIn(l int) int {
 	if l == 0 {
 		return CNNChannels
@@ -48,9 +53,9 @@ func CNNLayerIn(l int) int {
 	return CNNWidths[l-1]
 }
 
-// CNNLayerOut returns the output channels of layer l (0..3).
+// CNNLayerOut returns the output channels of layer l (0..CNNLayers).
 func CNNLayerOut(l int) int {
-	if l == 3 {
+	if l == CNNLayers {
 		return CNNGroups
 	}
 	return CNNWidths[l]
@@ -58,15 +63,25 @@ func CNNLayerOut(l int) int {
 
 // CNNLayerSize returns the number of weights of layer l.
 func CNNLayerSize(l int) int {
-	if l == 3 {
-		return CNNGroups * CNNWidths[2]
+	if l == CNNLayers {
+		return CNNGroups * CNNWidths[CNNLayers-1]
 	}
 	return CNNLayerOut(l) * 9 * CNNLayerIn(l)
 }
 
+// CNNMACs returns the multiply-adds of one forward pass.
+func CNNMACs() int {
+	n := 0
+	for l := range CNNLayers {
+		s := CNNLayerSide(l)
+		n += s * s * CNNLayerSize(l)
+	}
+	return n + CNNLayerSize(CNNLayers)
+}
+
 // Check reports whether the parameters have the expected shapes.
 func (p *CNNParams) Check() error {
-	for l := range 4 {
+	for l := range CNNLayers + 1 {
 		if len(p.Conv[l]) != CNNLayerSize(l) || len(p.Bias[l]) != CNNLayerOut(l) {
 			return fmt.Errorf("classify: cnn layer %d has %d weights and %d biases, want %d and %d",
 				l, len(p.Conv[l]), len(p.Bias[l]), CNNLayerSize(l), CNNLayerOut(l))
@@ -118,61 +133,216 @@ func CNNInput(dst []float32, img *image.RGBA, cx, cy float64, ox, oy int, lut *[
 	}
 }
 
-// cnnScratch holds the activations of one inference.
+// cnnScratch holds the activations of one inference. The inputs of the
+// convolutions (pin) are stored with a zero border of one pixel, so that
+// every output pixel reads its 3x3 neighbourhood in place.
 type cnnScratch struct {
-	in     [CNNInputLen]float32
-	a1     []float32 // 32x32xW0
-	p1     []float32 // 16x16xW0
-	a2     []float32 // 16x16xW1
-	p2     []float32 // 8x8xW1
-	a3     []float32 // 8x8xW2
+	crop   *[CNNInputLen]float32 // raw OD crop to classify
+	pin    [CNNLayers][]float32  // padded conv inputs
+	act    []float32             // conv output (after ReLU), largest layer
 	pooled []float32
-	patch  []float32
 }
 
 func newCNNScratch() *cnnScratch {
-	s := CNNSide
-	return &cnnScratch{
-		a1:     make([]float32, s*s*CNNWidths[0]),
-		p1:     make([]float32, s*s/4*CNNWidths[0]),
-		a2:     make([]float32, s*s/4*CNNWidths[1]),
-		p2:     make([]float32, s*s/16*CNNWidths[1]),
-		a3:     make([]float32, s*s/16*CNNWidths[2]),
-		pooled: make([]float32, CNNWidths[2]),
-		patch:  make([]float32, 9*max(CNNChannels, CNNWidths[0], CNNWidths[1])),
+	sc := &cnnScratch{pooled: make([]float32, CNNWidths[CNNLayers-1])}
+	n := 0
+	for l := range CNNLayers {
+		s := CNNLayerSide(l)
+		sc.pin[l] = make([]float32, (s+2)*(s+2)*CNNLayerIn(l))
+		n = max(n, s*s*CNNWidths[l])
+	}
+	sc.act = make([]float32, n)
+	return sc
+}
+
+// convPadded is Conv3x3 on an input stored with a zero border of one
+// pixel ((h+2)×(w+2)×cin): in HWC a 3-pixel row segment is 3·cin
+// contiguous values in the weights' order, so each output reads three
+// slices in place. Output channels are computed four at a time (each input
+// value loaded once for four filters).
+func convPadded(out, in []float32, h, w, cin, cout int, wt, bias []float32, relu bool) {
+	k := 9 * cin
+	r := 3 * cin
+	stride := (w + 2) * cin
+	in = in[:(h+2)*stride]
+	out = out[:h*w*cout]
+	c := 0
+	for ; c+4 <= cout; c += 4 {
+		f := wt[c*k : (c+4)*k]
+		b0, b1, b2, b3 := bias[c], bias[c+1], bias[c+2], bias[c+3]
+		for y := range h {
+			for x := range w {
+				s0, s1, s2, s3 := b0, b1, b2, b3
+				base := y*stride + x*cin
+				for j := range 3 {
+					row := in[base+j*stride : base+j*stride+r]
+					f0 := f[j*r : j*r+len(row)]
+					f1 := f[k+j*r : k+j*r+len(row)]
+					f2 := f[2*k+j*r : 2*k+j*r+len(row)]
+					f3 := f[3*k+j*r : 3*k+j*r+len(row)]
+					for i, v := range row {
+						s0 += f0[i] * v
+						s1 += f1[i] * v
+						s2 += f2[i] * v
+						s3 += f3[i] * v
+					}
+				}
+				if relu {
+					s0, s1, s2, s3 = max(s0, 0), max(s1, 0), max(s2, 0), max(s3, 0)
+				}
+				o := out[(y*w+x)*cout+c : (y*w+x)*cout+c+4]
+				o[0], o[1], o[2], o[3] = s0, s1, s2, s3
+			}
+		}
+	}
+	for ; c < cout; c++ {
+		f := wt[c*k : (c+1)*k]
+		for y := range h {
+			for x := range w {
+				s := bias[c]
+				base := y*stride + x*cin
+				for j := range 3 {
+					row := in[base+j*stride : base+j*stride+r]
+					fj := f[j*r : j*r+len(row)]
+					for i, v := range row {
+						s += fj[i] * v
+					}
+				}
+				if relu {
+					s = max(s, 0)
+				}
+				out[(y*w+x)*cout+c] = s
+			}
+		}
+	}
+}
+
+// maxPoolPadded is MaxPool2 writing into the interior of a padded
+// ((h/2+2)×(w/2+2)×c) map whose border stays zero.
+func maxPoolPadded(out, in []float32, h, w, c int) {
+	ow := w/2 + 2
+	for y := 0; y < h/2; y++ {
+		for x := 0; x < w/2; x++ {
+			o := out[((y+1)*ow+x+1)*c : ((y+1)*ow+x+2)*c]
+			a := in[((2*y)*w+2*x)*c:]
+			b := in[((2*y)*w+2*x+1)*c:]
+			d := in[((2*y+1)*w+2*x)*c:]
+			e := in[((2*y+1)*w+2*x+1)*c:]
+			for k := range o {
+				o[k] = max(a[k], b[k], d[k], e[k])
+			}
+		}
 	}
 }
 
 // Conv3x3 computes out = conv(in) + bias with zero padding 1, in HWC
 // layout (h×w×cin → h×w×cout), weights [cout][3][3][cin]. When relu is set
 // negative outputs are clamped to 0. patch is scratch of at least 9·cin.
+// Interior pixels read the three input rows in place (in HWC a 3-pixel row
+// segment is 3·cin contiguous values, in the weights' order); only border
+// pixels gather a zero-padded patch.
 func Conv3x3(out, in []float32, h, w, cin, cout int, wt, bias, patch []float32, relu bool) {
 	k := 9 * cin
-	patch = patch[:k]
+	r := 3 * cin
+	stride := w * cin
+	wt = wt[:cout*k]
+	bias = bias[:cout]
 	for y := range h {
 		for x := range w {
-			// Gather the 3x3 neighbourhood (zeros outside) in weight order.
-			for ky := range 3 {
-				yy := y + ky - 1
-				for kx := range 3 {
-					xx := x + kx - 1
-					dst := patch[(ky*3+kx)*cin : (ky*3+kx+1)*cin]
-					if yy < 0 || yy >= h || xx < 0 || xx >= w {
-						clear(dst)
-						continue
-					}
-					copy(dst, in[(yy*w+xx)*cin:(yy*w+xx+1)*cin])
-				}
-			}
 			o := out[(y*w+x)*cout : (y*w+x+1)*cout]
-			for c := range o {
-				o[c] = bias[c] + dot(wt[c*k:(c+1)*k], patch)
-				if relu && o[c] < 0 {
-					o[c] = 0
+			if y == 0 || y == h-1 || x == 0 || x == w-1 {
+				convBorder(o, in, y, x, h, w, cin, wt, bias, patch[:k], relu)
+				continue
+			}
+			base := ((y-1)*w + x - 1) * cin
+			r0 := in[base : base+r]
+			r1 := in[base+stride : base+stride+r]
+			r2 := in[base+2*stride : base+2*stride+r]
+			c := 0
+			for ; c+4 <= cout; c += 4 {
+				v := dot3x4(wt[c*k:c*k+4*k], r0, r1, r2)
+				for q := range 4 {
+					v[q] += bias[c+q]
+					if relu && v[q] < 0 {
+						v[q] = 0
+					}
 				}
+				copy(o[c:c+4], v[:])
+			}
+			for ; c < cout; c++ {
+				v := bias[c] + dot3(wt[c*k:c*k+k], r0, r1, r2)
+				if relu && v < 0 {
+					v = 0
+				}
+				o[c] = v
 			}
 		}
 	}
+}
+
+// dot3x4 returns the dot products of four consecutive filters of w (each
+// 3·len(a) values) with a, b, c concatenated: each input value is loaded
+// once for four filters.
+func dot3x4(w, a, b, c []float32) [4]float32 {
+	r := len(a)
+	k := 3 * r
+	w = w[:4*k]
+	var s0, s1, s2, s3 float32
+	for j, row := range [3][]float32{a, b, c} {
+		row = row[:r]
+		f0 := w[j*r : j*r+r]
+		f1 := w[k+j*r : k+j*r+r]
+		f2 := w[2*k+j*r : 2*k+j*r+r]
+		f3 := w[3*k+j*r : 3*k+j*r+r]
+		for i, v := range row {
+			s0 += f0[i] * v
+			s1 += f1[i] * v
+			s2 += f2[i] * v
+			s3 += f3[i] * v
+		}
+	}
+	return [4]float32{s0, s1, s2, s3}
+}
+
+// convBorder computes one border pixel of Conv3x3 through a zero-padded
+// patch.
+func convBorder(o, in []float32, y, x, h, w, cin int, wt, bias, patch []float32, relu bool) {
+	k := 9 * cin
+	for ky := range 3 {
+		yy := y + ky - 1
+		for kx := range 3 {
+			xx := x + kx - 1
+			dst := patch[(ky*3+kx)*cin : (ky*3+kx+1)*cin]
+			if yy < 0 || yy >= h || xx < 0 || xx >= w {
+				clear(dst)
+				continue
+			}
+			copy(dst, in[(yy*w+xx)*cin:(yy*w+xx+1)*cin])
+		}
+	}
+	for c := range o {
+		v := bias[c] + dot(wt[c*k:(c+1)*k], patch)
+		if relu && v < 0 {
+			v = 0
+		}
+		o[c] = v
+	}
+}
+
+// dot3 returns the dot product of w (3·len(a)) with a, b, c concatenated.
+func dot3(w, a, b, c []float32) float32 {
+	r := len(a)
+	w = w[:3*r]
+	b = b[:r]
+	c = c[:r]
+	w0, w1, w2 := w[:r], w[r:2*r], w[2*r:3*r]
+	var s0, s1, s2 float32
+	for i, v := range a {
+		s0 += w0[i] * v
+		s1 += w1[i] * b[i]
+		s2 += w2[i] * c[i]
+	}
+	return s0 + s1 + s2
 }
 
 // dot returns the dot product of a and b (len(b) >= len(a)).
@@ -228,25 +398,33 @@ func compileCNN(p *CNNParams) (*cnn, error) {
 }
 
 // forward returns the group probabilities (NILM, low, high) of the raw OD
-// crop in sc.in (standardised in place).
+// crop sc.crop.
 func (n *cnn) forward(sc *cnnScratch) [CNNGroups]float32 {
-	in := sc.in[:]
-	for k := 0; k < len(in); k += 3 {
-		for c := range CNNChannels {
-			in[k+c] = (in[k+c] - n.mean[c]) * n.invStd[c]
+	const s0 = CNNSide
+	pin := sc.pin[0]
+	for y := range s0 {
+		src := sc.crop[y*s0*CNNChannels : (y+1)*s0*CNNChannels]
+		dst := pin[((y+1)*(s0+2)+1)*CNNChannels : ((y+1)*(s0+2)+1+s0)*CNNChannels]
+		for k := 0; k < len(src); k += CNNChannels {
+			for c := range CNNChannels {
+				dst[k+c] = (src[k+c] - n.mean[c]) * n.invStd[c]
+			}
 		}
 	}
-	s, w := CNNSide, CNNWidths
-	Conv3x3(sc.a1, in, s, s, CNNChannels, w[0], n.p.Conv[0], n.p.Bias[0], sc.patch, true)
-	MaxPool2(sc.p1, sc.a1, s, s, w[0])
-	Conv3x3(sc.a2, sc.p1, s/2, s/2, w[0], w[1], n.p.Conv[1], n.p.Bias[1], sc.patch, true)
-	MaxPool2(sc.p2, sc.a2, s/2, s/2, w[1])
-	Conv3x3(sc.a3, sc.p2, s/4, s/4, w[1], w[2], n.p.Conv[2], n.p.Bias[2], sc.patch, true)
-	GlobalAvg(sc.pooled, sc.a3, s/4*s/4, w[2])
+	for l := range CNNLayers {
+		s := CNNLayerSide(l)
+		convPadded(sc.act, sc.pin[l], s, s, CNNLayerIn(l), CNNWidths[l], n.p.Conv[l], n.p.Bias[l], true)
+		if l < CNNLayers-1 {
+			maxPoolPadded(sc.pin[l+1], sc.act, s, s, CNNWidths[l])
+		}
+	}
+	last := CNNLayerSide(CNNLayers - 1)
+	wl := CNNWidths[CNNLayers-1]
+	GlobalAvg(sc.pooled, sc.act, last*last, wl)
 	var logit [CNNGroups]float32
 	for g := range logit {
-		row := n.p.Conv[3][g*w[2] : (g+1)*w[2]]
-		v := n.p.Bias[3][g]
+		row := n.p.Conv[CNNLayers][g*wl : (g+1)*wl]
+		v := n.p.Bias[CNNLayers][g]
 		for i, x := range sc.pooled {
 			v += row[i] * x
 		}

@@ -8,7 +8,7 @@ import (
 func BenchmarkCNNForward(b *testing.B) {
 	rng := rand.New(rand.NewSource(1))
 	p := &CNNParams{InStd: [3]float64{1, 1, 1}}
-	for l := range 4 {
+	for l := range CNNLayers + 1 {
 		p.Conv[l] = make([]float32, CNNLayerSize(l))
 		p.Bias[l] = make([]float32, CNNLayerOut(l))
 		for i := range p.Conv[l] {
@@ -20,11 +20,13 @@ func BenchmarkCNNForward(b *testing.B) {
 		b.Fatal(err)
 	}
 	sc := newCNNScratch()
+	var crop [CNNInputLen]float32
+	for i := range crop {
+		crop[i] = float32(rng.Float64())
+	}
+	sc.crop = &crop
 	b.ReportAllocs()
 	for b.Loop() {
-		for i := range sc.in {
-			sc.in[i] = 0.3
-		}
 		n.forward(sc)
 	}
 }

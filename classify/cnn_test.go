@@ -10,7 +10,7 @@ import (
 // TestConv3x3 compares the im2col convolution with a direct reference.
 func TestConv3x3(t *testing.T) {
 	rng := rand.New(rand.NewSource(2))
-	const h, w, cin, cout = 5, 6, 3, 4
+	const h, w, cin, cout = 5, 6, 3, 6
 	in := make([]float32, h*w*cin)
 	for i := range in {
 		in[i] = float32(rng.NormFloat64())
@@ -19,7 +19,7 @@ func TestConv3x3(t *testing.T) {
 	for i := range wt {
 		wt[i] = float32(rng.NormFloat64())
 	}
-	bias := []float32{0.1, -0.2, 0.3, 0}
+	bias := []float32{0.1, -0.2, 0.3, 0, 0.5, -1}
 	out := make([]float32, h*w*cout)
 	Conv3x3(out, in, h, w, cin, cout, wt, bias, make([]float32, 9*cin), false)
 	for y := range h {
@@ -50,7 +50,7 @@ func TestCNNParamsCheck(t *testing.T) {
 	if err := p.Check(); err == nil {
 		t.Fatal("empty CNN accepted")
 	}
-	for l := range 4 {
+	for l := range CNNLayers + 1 {
 		p.Conv[l] = make([]float32, CNNLayerSize(l))
 		p.Bias[l] = make([]float32, CNNLayerOut(l))
 	}
@@ -103,5 +103,64 @@ func TestClassifyMatchesMeasure(t *testing.T) {
 	}
 	if f := m.Predict(in.F); f == p {
 		t.Fatal("CNN had no effect on the probabilities")
+	}
+}
+
+// TestCNNForwardMatchesReference: the padded inference path gives the
+// probabilities of a plain Conv3x3 / MaxPool2 / GlobalAvg composition.
+func TestCNNForwardMatchesReference(t *testing.T) {
+	rng := rand.New(rand.NewSource(4))
+	p := &CNNParams{InMean: [3]float64{0.2, 0.3, 0.1}, InStd: [3]float64{0.5, 0.4, 0.3}}
+	for l := range CNNLayers + 1 {
+		p.Conv[l] = make([]float32, CNNLayerSize(l))
+		p.Bias[l] = make([]float32, CNNLayerOut(l))
+		for i := range p.Conv[l] {
+			p.Conv[l][i] = float32(rng.NormFloat64() * 0.3)
+		}
+		for i := range p.Bias[l] {
+			p.Bias[l][i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	n, err := compileCNN(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var crop [CNNInputLen]float32
+	for i := range crop {
+		crop[i] = float32(rng.Float64())
+	}
+	sc := newCNNScratch()
+	sc.crop = &crop
+	got := n.forward(sc)
+	x := make([]float32, CNNInputLen)
+	for i, v := range crop {
+		c := i % CNNChannels
+		x[i] = float32((float64(v) - p.InMean[c]) / p.InStd[c])
+	}
+	patch := make([]float32, 9*64)
+	for l := range CNNLayers {
+		s := CNNLayerSide(l)
+		a := make([]float32, s*s*CNNWidths[l])
+		Conv3x3(a, x, s, s, CNNLayerIn(l), CNNWidths[l], p.Conv[l], p.Bias[l], patch, true)
+		if l < CNNLayers-1 {
+			x = make([]float32, s*s/4*CNNWidths[l])
+			MaxPool2(x, a, s, s, CNNWidths[l])
+		} else {
+			x = a
+		}
+	}
+	wl := CNNWidths[CNNLayers-1]
+	last := CNNLayerSide(CNNLayers - 1)
+	pooled := make([]float32, wl)
+	GlobalAvg(pooled, x, last*last, wl)
+	var logit [CNNGroups]float32
+	for g := range logit {
+		logit[g] = p.Bias[CNNLayers][g] + dot(p.Conv[CNNLayers][g*wl:(g+1)*wl], pooled)
+	}
+	want := Softmax3(logit)
+	for g := range want {
+		if math.Abs(float64(got[g]-want[g])) > 1e-5 {
+			t.Fatalf("forward %v, reference %v", got, want)
+		}
 	}
 }

@@ -203,8 +203,7 @@ func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN float64) (*pre
 }
 
 // predict returns the class probabilities of a cell from its features and,
-// when the predictor has a CNN and sc is not nil, its raw crop in sc.in
-// (standardised in place).
+// when the predictor has a CNN and sc is not nil, its raw crop sc.crop.
 func (p *predictor) predict(f Features, sc *cnnScratch) [NumClasses]float32 {
 	pr := p.main.predict(f)
 	if len(p.high) == 0 && (p.cnn == nil || sc == nil) {
@@ -438,7 +437,7 @@ func (m *Model) predictWith(pr *predictor, in *Input) [NumClasses]float32 {
 	}
 	sc := m.pool.Get().(*scratch)
 	defer m.pool.Put(sc)
-	sc.cnn.in = in.Crop
+	sc.cnn.crop = &in.Crop
 	return pr.predict(in.F, sc.cnn)
 }
 
@@ -498,7 +497,7 @@ func (m *Model) Classify(img *image.RGBA, n Nucleus) Cell {
 	if m.final == nil {
 		c.Probs = m.Predict(sc.in.F)
 	} else if hasCNN {
-		sc.cnn.in = sc.in.Crop
+		sc.cnn.crop = &sc.in.Crop
 		c.Probs = m.final.predict(sc.in.F, sc.cnn)
 	} else {
 		c.Probs = m.final.predict(sc.in.F, nil)

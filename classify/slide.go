@@ -40,7 +40,7 @@ type Thresholds struct {
 // set on CRIC-tiled simulated slides (see doc.go).
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		HighGrade:            0.338,
+		HighGrade:            0.276,
 		LowGrade:             0.5,
 		SlideHighGrade:       0.9,
 		SlideLowGrade:        0.95,

@@ -19,7 +19,7 @@ func (n *cnnNet) loss(sc *trainScratch, y int, w float32) float64 {
 func TestCNNGradient(t *testing.T) {
 	rng := rand.New(rand.NewSource(3))
 	n := newNet()
-	for l := range 4 {
+	for l := range classify.CNNLayers + 1 {
 		for i := range n.w[l] {
 			n.w[l][i] = float32(rng.NormFloat64() * 0.3)
 		}
@@ -36,7 +36,7 @@ func TestCNNGradient(t *testing.T) {
 	p := n.forward(sc)
 	n.backward(sc, p, y, w)
 	bad, checked := 0, 0
-	for l := range 4 {
+	for l := range classify.CNNLayers + 1 {
 		for range 12 {
 			i := rng.Intn(len(n.w[l]))
 			old := n.w[l][i]

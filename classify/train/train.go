@@ -37,7 +37,7 @@ import (
 const Version = "mlp-features-3"
 
 // VersionCNN is the version string of models with a CNN head.
-const VersionCNN = "mlp-cnn-1"
+const VersionCNN = "mlp-cnn-2"
 
 // CRICPixelUM is the pixel size of the stored CRIC images (see
 // classify.DefaultPixelUM).
