@@ -42,9 +42,9 @@ func DefaultThresholds() Thresholds {
 	return Thresholds{
 		HighGrade:            0.276,
 		LowGrade:             0.5,
-		SlideHighGrade:       0.9,
+		SlideHighGrade:       0.95,
 		SlideLowGrade:        0.95,
-		MinHighGradeCells:    8,
+		MinHighGradeCells:    12,
 		MinHighGradeFraction: 0.00005,
 		MinLowGradeCells:     5,
 		MinLowGradeFraction:  0.005,

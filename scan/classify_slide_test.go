@@ -80,7 +80,7 @@ func analyseSlide(t *testing.T, s *slide.Slide, minCells int) classify.SlideResu
 // HighGradeOf returns the cell's P(ASC-H+HSIL+SCC).
 func HighGradeOf(c classify.Cell) float32 { return classify.HighGradeProb(c.Probs) }
 
-var tailLevels = [...]float32{0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.98, 0.99}
+var tailLevels = [...]float32{0.3, 0.5, 0.7, 0.8, 0.9, 0.95, 0.97, 0.98, 0.99, 0.995}
 
 // TestSlideVerdictSynthetic: a simulated negative slide at the robot's
 // pixel size ends NILM (no flood of false positives), and UNSATISFACTORY

@@ -330,9 +330,8 @@ func TestMagazineUnattended(t *testing.T) {
 			maxNeg = max(maxNeg, r.Result.SlideHighGradeCells)
 		}
 	}
-	// Every negative must be NILM (mlp-cnn-2 with the count rule: 1–5
-	// cells at P >= 0.9 on these negatives, 26–96 on the high-grade
-	// slides, 8 needed), and every negative must count fewer suspicious
+	// Every negative must be NILM (the count rule of the sim profile: 12
+	// cells at P >= 0.95), and every negative must count fewer suspicious
 	// cells than any high-grade slide.
 	if len(falsePos) > 0 {
 		t.Errorf("negative slides %v reported abnormal", falsePos)
