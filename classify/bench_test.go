@@ -1,4 +1,4 @@
-package classify
+package classify_test
 
 import (
 	"image"
@@ -9,6 +9,7 @@ import (
 	"sync/atomic"
 	"testing"
 
+	"papscan/classify"
 	"papscan/classify/internal/dataset"
 )
 
@@ -58,7 +59,7 @@ func megapixels(imgs []*image.RGBA) float64 {
 // one goroutine (per-core figure; compare with bench/opencv_detect.py).
 func BenchmarkDetectFields(b *testing.B) {
 	imgs := benchImages(b)
-	d := NewDetector(DetectOptions{PixelUM: benchPixelUM})
+	d := classify.NewDetector(classify.DetectOptions{PixelUM: benchPixelUM})
 	nuclei := 0
 	for _, m := range imgs {
 		nuclei += len(d.Detect(m))
@@ -81,9 +82,9 @@ func BenchmarkDetectFieldsParallel(b *testing.B) {
 	mp := megapixels(imgs) / float64(len(imgs))
 	// One warmed-up Detector per goroutine, made before the timer starts
 	// (RunParallel runs GOMAXPROCS goroutines).
-	dets := make(chan *Detector, runtime.GOMAXPROCS(0))
+	dets := make(chan *classify.Detector, runtime.GOMAXPROCS(0))
 	for range cap(dets) {
-		d := NewDetector(DetectOptions{PixelUM: benchPixelUM})
+		d := classify.NewDetector(classify.DetectOptions{PixelUM: benchPixelUM})
 		for _, m := range imgs {
 			d.Detect(m)
 		}
@@ -104,12 +105,12 @@ func BenchmarkDetectFieldsParallel(b *testing.B) {
 
 type benchCell struct {
 	img *image.RGBA
-	n   Nucleus
+	n   classify.Nucleus
 }
 
 func benchCells(b *testing.B) []benchCell {
 	imgs := benchImages(b)
-	d := NewDetector(DetectOptions{PixelUM: benchPixelUM})
+	d := classify.NewDetector(classify.DetectOptions{PixelUM: benchPixelUM})
 	var cells []benchCell
 	for _, m := range imgs {
 		for _, n := range d.Detect(m) {
@@ -126,7 +127,7 @@ func benchCells(b *testing.B) []benchCell {
 // in real fields, one goroutine.
 func BenchmarkClassifyFields(b *testing.B) {
 	cells := benchCells(b)
-	m, err := DefaultModel()
+	m, err := classify.DefaultModel()
 	if err != nil {
 		b.Fatal(err)
 	}
@@ -144,7 +145,7 @@ func BenchmarkClassifyFields(b *testing.B) {
 // goroutines; run with -cpu 1,2. cells/s is the total.
 func BenchmarkClassifyFieldsParallel(b *testing.B) {
 	cells := benchCells(b)
-	m, err := DefaultModel()
+	m, err := classify.DefaultModel()
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -1,15 +1,14 @@
-package classify
+package classify_test
 
 import (
-	"encoding/csv"
-	"image"
+	"context"
 	"math"
-	"os"
 	"path/filepath"
 	"sort"
-	"strconv"
 	"testing"
 
+	"papscan/classify"
+	"papscan/classify/eval"
 	"papscan/classify/internal/dataset"
 )
 
@@ -22,136 +21,55 @@ func dataDir(t testing.TB) string {
 	return d
 }
 
-type point struct {
-	x, y  float64
-	class string
-	area  float64
-}
-
-func readCSV(t testing.TB, path string) []map[string]string {
+// readPoints is eval.ReadPoints, skipping the test when the file is absent.
+func readPoints(t testing.TB, path, imgCol, xCol, yCol, classCol string) (map[string][]eval.Point, []string) {
 	t.Helper()
-	f, err := os.Open(path)
+	by, names, err := eval.ReadPoints(path, imgCol, xCol, yCol, classCol)
 	if err != nil {
-		t.Skipf("open %s: %v", path, err)
+		t.Skipf("%s: %v", path, err)
 	}
-	defer f.Close()
-	recs, err := csv.NewReader(f).ReadAll()
-	if err != nil {
-		t.Fatal(err)
-	}
-	var out []map[string]string
-	for _, r := range recs[1:] {
-		m := map[string]string{}
-		for i, k := range recs[0] {
-			m[k] = r[i]
-		}
-		out = append(out, m)
-	}
-	return out
+	return by, names
 }
 
-func atof(s string) float64 { v, _ := strconv.ParseFloat(s, 64); return v }
-
-// matchPoints greedily matches ground-truth points to detections within tol px
-// (closest pairs first) and returns the matched count and per-GT match index.
-func matchPoints(gt []point, det []Nucleus, tol float64) (int, []int) {
-	type pair struct {
-		d    float64
-		g, k int
-	}
-	var ps []pair
-	for g, p := range gt {
-		for k, n := range det {
-			dd := math.Hypot(p.x-n.X, p.y-n.Y)
-			if dd <= tol {
-				ps = append(ps, pair{dd, g, k})
-			}
-		}
-	}
-	sort.Slice(ps, func(i, j int) bool { return ps[i].d < ps[j].d })
-	gm := make([]int, len(gt))
-	for i := range gm {
-		gm[i] = -1
-	}
-	dm := make([]bool, len(det))
-	m := 0
-	for _, p := range ps {
-		if gm[p.g] >= 0 || dm[p.k] {
-			continue
-		}
-		gm[p.g], dm[p.k] = p.k, true
-		m++
-	}
-	return m, gm
-}
-
-// within reports whether any detection's box (grown by tol) contains p or its
-// centre lies within tol of p: a labelled point sits a median 8 px from the
-// nucleus's darkest pixel, so recall counts a point covered by a detection.
-func nearDetection(p point, det []Nucleus, tol float64) (int, bool) {
-	best, bi := math.Inf(1), -1
-	for k, n := range det {
-		if d := math.Hypot(p.x-n.X, p.y-n.Y); d < best {
-			best, bi = d, k
-		}
-	}
-	if best <= tol {
-		return bi, true
-	}
-	for k, n := range det {
-		if image.Pt(int(p.x), int(p.y)).In(n.Box) {
-			return k, true
-		}
-	}
-	return bi, false
-}
-
+// TestCRICFieldRecall: at the CRIC images' own pixel size, a labelled point
+// counts as found when a detection's centre lies within 10 px of it or its
+// box contains it (eval.Covered: a point sits a median 8 px from the
+// nucleus's darkest pixel).
 func TestCRICFieldRecall(t *testing.T) {
-	dir := dataDir(t)
-	rows := readCSV(t, filepath.Join(dir, "cric", "fields", "nuclei.csv"))
-	byImg := map[string][]point{}
-	for _, r := range rows {
-		c, err := ParseClass(r["bethesda_system"])
-		if err != nil {
-			t.Fatal(err)
-		}
-		byImg[r["image_filename"]] = append(byImg[r["image_filename"]], point{x: atof(r["x_img"]), y: atof(r["y_img"]), class: c.String()})
-	}
-	names := make([]string, 0, len(byImg))
-	for k := range byImg {
-		names = append(names, k)
-	}
-	sort.Strings(names)
+	dir := filepath.Join(dataDir(t), "cric", "fields")
+	by, names := readPoints(t, filepath.Join(dir, "nuclei.csv"), "image_filename", "x_img", "y_img", "bethesda_system")
 	if testing.Short() && len(names) > 8 {
 		names = names[:8]
 	}
-	det := NewDetector(DetectOptions{})
+	det := classify.NewDetector(classify.DetectOptions{})
 	hit, tot := map[string]int{}, map[string]int{}
 	strict := 0
 	var areas []float64
-	for _, name := range names {
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "cric", "fields", "images", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns := det.Detect(img)
-		for _, p := range byImg[name] {
-			tot[p.class]++
+	n, err := eval.EachField(context.Background(), dir, by, names, eval.CRICPixelUM, 0, func(f eval.Field) error {
+		ns := det.Detect(f.Image)
+		for _, p := range f.Points {
+			tot[p.Class]++
 			tot["all"]++
-			if k, ok := nearDetection(p, ns, 10); ok {
-				if math.Hypot(p.x-ns[k].X, p.y-ns[k].Y) <= 10 {
-					strict++
-				}
-				hit[p.class]++
-				hit["all"]++
-				if p.class == "NILM" {
-					areas = append(areas, float64(ns[k].AreaPx))
-				}
+			k := eval.Covering(p, ns, 10)
+			if k < 0 {
+				continue
+			}
+			if math.Hypot(p.X-ns[k].X, p.Y-ns[k].Y) <= 10 {
+				strict++
+			}
+			hit[p.Class]++
+			hit["all"]++
+			if p.Class == "NILM" {
+				areas = append(areas, float64(ns[k].AreaPx))
 			}
 		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	for _, c := range []string{"NILM", "ASC-US", "LSIL", "ASC-H", "HSIL", "SCC", "all"} {
-		t.Logf("CRIC fields (%d images) recall@10px %-6s %4d/%4d = %.3f", len(names), c, hit[c], tot[c], float64(hit[c])/math.Max(1, float64(tot[c])))
+		t.Logf("CRIC fields (%d images) recall@10px %-6s %4d/%4d = %.3f", n, c, hit[c], tot[c], float64(hit[c])/math.Max(1, float64(tot[c])))
 	}
 	t.Logf("hit = labelled point within 10 px of a detection's centre or inside its box; centre within 10 px only: %d/%d = %.3f", strict, tot["all"], float64(strict)/float64(tot["all"]))
 	sort.Float64s(areas)
@@ -163,46 +81,37 @@ func TestCRICFieldRecall(t *testing.T) {
 	}
 }
 
-// ISBIPixelUM is the pixel size assumed for the ISBI 2014 EDF images in tests.
-const isbiPixelUM = 0.3
-
+// TestISBIDetection: detection precision, recall and F1 against the
+// exhaustive ISBI 2014 nuclei at the images' own pixel size (matches within
+// 10 px, eval.MatchPoints).
 func TestISBIDetection(t *testing.T) {
-	dir := dataDir(t)
-	rows := readCSV(t, filepath.Join(dir, "isbi2014", "nuclei.csv"))
-	byImg := map[string][]point{}
-	for _, r := range rows {
-		byImg[r["image"]] = append(byImg[r["image"]], point{x: atof(r["x"]), y: atof(r["y"]), area: atof(r["area_px"])})
-	}
-	names := make([]string, 0, len(byImg))
-	for k := range byImg {
-		names = append(names, k)
-	}
-	sort.Strings(names)
-	det := NewDetector(DetectOptions{PixelUM: isbiPixelUM})
+	dir := filepath.Join(dataDir(t), "isbi2014")
+	by, names := readPoints(t, filepath.Join(dir, "nuclei.csv"), "image", "x", "y", "")
+	det := classify.NewDetector(classify.DetectOptions{PixelUM: eval.ISBIPixelUM})
 	var tp, nd, ng int
 	var areaErr []float64
-	for _, name := range names {
-		img, err := dataset.LoadRGBA(filepath.Join(dir, "isbi2014", "images", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		ns := det.Detect(img)
-		m, gm := matchPoints(byImg[name], ns, 10)
+	_, err := eval.EachField(context.Background(), dir, by, names, eval.ISBIPixelUM, 0, func(f eval.Field) error {
+		ns := det.Detect(f.Image)
+		m, gm := eval.MatchPoints(f.Points, ns, 10)
 		for g, k := range gm {
 			if k >= 0 {
-				areaErr = append(areaErr, float64(ns[k].AreaPx)/byImg[name][g].area)
+				areaErr = append(areaErr, float64(ns[k].AreaPx)/f.Points[g].Area)
 			}
 		}
-		p, r := float64(m)/math.Max(1, float64(len(ns))), float64(m)/float64(len(byImg[name]))
-		t.Logf("ISBI %s: gt %d det %d tp %d P %.3f R %.3f", name, len(byImg[name]), len(ns), m, p, r)
+		p, r := float64(m)/math.Max(1, float64(len(ns))), float64(m)/float64(len(f.Points))
+		t.Logf("ISBI %s: gt %d det %d tp %d P %.3f R %.3f", f.Name, len(f.Points), len(ns), m, p, r)
 		tp += m
 		nd += len(ns)
-		ng += len(byImg[name])
+		ng += len(f.Points)
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
 	}
 	p, r := float64(tp)/float64(nd), float64(tp)/float64(ng)
 	f1 := 2 * p * r / (p + r)
 	sort.Float64s(areaErr)
-	t.Logf("ISBI total (PixelUM %.2f, tol 10 px): P %.3f R %.3f F1 %.3f; det/gt area ratio median %.2f", isbiPixelUM, p, r, f1, areaErr[len(areaErr)/2])
+	t.Logf("ISBI total (PixelUM %.2f, tol 10 px): P %.3f R %.3f F1 %.3f; det/gt area ratio median %.2f", eval.ISBIPixelUM, p, r, f1, areaErr[len(areaErr)/2])
 	if f1 < 0.6 {
 		t.Errorf("ISBI F1 %.3f < 0.6", f1)
 	}
@@ -214,7 +123,7 @@ func BenchmarkDetectCRIC(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	d := NewDetector(DetectOptions{})
+	d := classify.NewDetector(classify.DetectOptions{})
 	d.Detect(img)
 	b.SetBytes(int64(len(img.Pix)))
 	b.ReportAllocs()
@@ -231,11 +140,11 @@ func BenchmarkAnalyzeCRIC(b *testing.B) {
 	if err != nil {
 		b.Fatal(err)
 	}
-	m, err := DefaultModel()
+	m, err := classify.DefaultModel()
 	if err != nil {
 		b.Fatal(err)
 	}
-	a := NewAnalyzer(DetectOptions{}, m)
+	a := classify.NewAnalyzer(classify.DetectOptions{}, m)
 	n := len(a.Analyze(img))
 	b.ReportAllocs()
 	for b.Loop() {

@@ -38,7 +38,7 @@ func EachField(ctx context.Context, dir string, by map[string][]Point, names []s
 		img, k := prepare(img, native, px)
 		pts := make([]Point, len(by[name]))
 		for i, p := range by[name] {
-			pts[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5, Class: p.Class}
+			pts[i] = Point{X: (p.X+0.5)*k - 0.5, Y: (p.Y+0.5)*k - 0.5, Class: p.Class, Area: p.Area * k * k}
 		}
 		n++
 		if err := fn(Field{Name: name, Image: img, Points: pts}); err != nil {

@@ -248,15 +248,19 @@ func withPixel(d classify.DetectOptions, px float64) classify.DetectOptions {
 	return d
 }
 
-// Point is a ground-truth nucleus position (pixels) with its label.
+// Point is a ground-truth nucleus position (pixels) with its label and,
+// when the file has an area_px column (isbi2014/nuclei.csv), its area in
+// px² (0 otherwise).
 type Point struct {
 	X, Y  float64
 	Class string
+	Area  float64
 }
 
 // ReadPoints reads a nuclei CSV (cric/fields/nuclei.csv, isbi2014/nuclei.csv)
 // into points per image, in file order, and the image names sorted. With
-// classCol empty the points carry no class.
+// classCol empty the points carry no class; an area_px column, when the
+// file has one, fills Point.Area.
 func ReadPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, []string, error) {
 	required := []string{imgCol, xCol, yCol}
 	if classCol != "" {
@@ -277,6 +281,11 @@ func ReadPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, 
 			return nil, nil, err
 		}
 		p := Point{X: x, Y: y}
+		if _, ok := t.col["area_px"]; ok {
+			if p.Area, err = t.num(r, "area_px"); err != nil {
+				return nil, nil, err
+			}
+		}
 		if classCol != "" {
 			c, err := classify.ParseClass(t.get(r, classCol))
 			if err != nil {
@@ -332,12 +341,28 @@ func MatchPoints(gt []Point, det []classify.Nucleus, tol float64) (int, []int) {
 // lies within tol px of it, or its bounding box contains it (CRIC points lie
 // a median 8 px from the nucleus's darkest pixel, not at its centre).
 func Covered(p Point, det []classify.Nucleus, tol float64) bool {
-	for _, n := range det {
-		if math.Hypot(p.X-n.X, p.Y-n.Y) <= tol || image.Pt(int(p.X), int(p.Y)).In(n.Box) {
-			return true
+	return Covering(p, det, tol) >= 0
+}
+
+// Covering returns the detection that covers p (see Covered): the one whose
+// centre is nearest p when that is within tol px, else the first whose box
+// contains p; -1 when none does.
+func Covering(p Point, det []classify.Nucleus, tol float64) int {
+	best, bi := math.Inf(1), -1
+	for k, n := range det {
+		if d := math.Hypot(p.X-n.X, p.Y-n.Y); d < best {
+			best, bi = d, k
 		}
 	}
-	return false
+	if best <= tol {
+		return bi
+	}
+	for k, n := range det {
+		if image.Pt(int(p.X), int(p.Y)).In(n.Box) {
+			return k
+		}
+	}
+	return -1
 }
 
 func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall, error) {
