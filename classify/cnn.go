@@ -220,19 +220,7 @@ func convPadded(out, in []float32, h, w, cin, cout int, wt, bias []float32, relu
 // maxPoolPadded is MaxPool2 writing into the interior of a padded
 // ((h/2+2)×(w/2+2)×c) map whose border stays zero.
 func maxPoolPadded(out, in []float32, h, w, c int) {
-	ow := w/2 + 2
-	for y := 0; y < h/2; y++ {
-		for x := 0; x < w/2; x++ {
-			o := out[((y+1)*ow+x+1)*c : ((y+1)*ow+x+2)*c]
-			a := in[((2*y)*w+2*x)*c:]
-			b := in[((2*y)*w+2*x+1)*c:]
-			d := in[((2*y+1)*w+2*x)*c:]
-			e := in[((2*y+1)*w+2*x+1)*c:]
-			for k := range o {
-				o[k] = max(a[k], b[k], d[k], e[k])
-			}
-		}
-	}
+	maxPool(out, in, h, w, c, 1)
 }
 
 // Conv3x3 computes out = conv(in) + bias with zero padding 1, in HWC
@@ -364,9 +352,16 @@ func dot(a, b []float32) float32 {
 
 // MaxPool2 halves an h×w×c HWC map (h, w even) by 2x2 maxima.
 func MaxPool2(out, in []float32, h, w, c int) {
+	maxPool(out, in, h, w, c, 0)
+}
+
+// maxPool writes the 2x2 maxima of an h×w×c HWC map into out, a map of
+// (h/2+2·pad)×(w/2+2·pad)×c whose border of pad pixels it leaves alone.
+func maxPool(out, in []float32, h, w, c, pad int) {
+	ow := w/2 + 2*pad
 	for y := 0; y < h/2; y++ {
 		for x := 0; x < w/2; x++ {
-			o := out[(y*(w/2)+x)*c : (y*(w/2)+x+1)*c]
+			o := out[((y+pad)*ow+x+pad)*c : ((y+pad)*ow+x+pad+1)*c]
 			a := in[((2*y)*w+2*x)*c:]
 			b := in[((2*y)*w+2*x+1)*c:]
 			d := in[((2*y+1)*w+2*x)*c:]
