@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"strconv"
 	"strings"
@@ -36,7 +37,7 @@ func runStatus(ctx context.Context, e env, args []string) int {
 			"broker connection, slides to rerun. Exit 0 when the agent answers and has no latched fault, 4 with\n"+
 			"a fault, 5 when no agent answers.")
 	asJSON := fs.Bool("json", false, "print the status as JSON")
-	sock := fs.String("socket", "", "the agent's status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
+	sock := socketFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -65,7 +66,7 @@ func runSelftest(ctx context.Context, e env, args []string) int {
 		"Ask the running agent to re-home and run the hardware self-test (home repeatability, focus on\n"+
 			"the reference target, camera, illumination; refused while scanning) and print each check.\n"+
 			"Exit 0 when it passed, 4 when it failed (fault code 8 is latched and shown on the LEDs).")
-	sock := fs.String("socket", "", "the agent's status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
+	sock := socketFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -98,7 +99,7 @@ func runJog(ctx context.Context, e env, args []string) int {
 		"For service engineers: move one axis (x, y or z) of the homed robot by DISTANCE (signed, with a\n"+
 			"unit: 100um, -0.5mm) through the running agent. Refused while scanning, with a latched fault,\n"+
 			"before homing and outside the configured travel.")
-	sock := fs.String("socket", "", "the agent's status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
+	sock := socketFlag(fs)
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -138,4 +139,10 @@ func parseMicrometres(s string) (float64, error) {
 		}
 	}
 	return 0, fmt.Errorf("distance %q: want a unit (um or mm), e.g. 100um or -0.5mm", s)
+}
+
+// socketFlag defines --socket, the running agent's status socket, on the
+// clients' flag sets (status, selftest, jog).
+func socketFlag(fs *flag.FlagSet) *string {
+	return fs.String("socket", "", "the agent's status socket (default $PAPSCAN_SOCKET, else "+defaultSocket+")")
 }
