@@ -34,16 +34,14 @@ type Commands struct {
 
 var fleetKeyIDRe = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9._-]{0,63}$`)
 
-// maxFleetKeys is the most keys a robot trusts (fleet_keys plus file).
+// maxFleetKeys is the most keys a robot trusts in one role (fleet_keys plus
+// file; ack_keys).
 const maxFleetKeys = 16
 
 // validateCommands checks agent.commands. The key file's contents are
 // checked when the agent loads it (it may be provisioned separately).
 func (c *Config) validateCommands(v *validator) {
 	m := &c.Agent.Commands
-	if len(m.FleetKeys) > maxFleetKeys {
-		v.add("agent.commands.fleet_keys", "at most %d keys, got %d", maxFleetKeys, len(m.FleetKeys))
-	}
 	validateKeyList(v, "agent.commands.fleet_keys", m.FleetKeys)
 	if m.FleetKeysFile != "" && !filepath.IsAbs(m.FleetKeysFile) {
 		v.add("agent.commands.fleet_keys_file", "must be an absolute path, got %q", m.FleetKeysFile)
@@ -54,9 +52,13 @@ func (c *Config) validateCommands(v *validator) {
 	inRange(v, "agent.commands.max_fetch_bytes", m.MaxFetchBytes, 1<<10, 64<<20, false, false, func(n int) string { return fmt.Sprint(n) })
 }
 
-// validateKeyList checks a list of "<key_id>:<base64 Ed25519 public key>"
-// entries at path (agent.commands.fleet_keys, agent.mqtt.ack_keys).
+// validateKeyList checks a list of at most maxFleetKeys
+// "<key_id>:<base64 Ed25519 public key>" entries at path
+// (agent.commands.fleet_keys, agent.mqtt.ack_keys).
 func validateKeyList(v *validator, path string, keys []string) {
+	if len(keys) > maxFleetKeys {
+		v.add(path, "at most %d keys, got %d", maxFleetKeys, len(keys))
+	}
 	ids := map[string]bool{}
 	for i, k := range keys {
 		at := fmt.Sprintf("%s[%d]", path, i)

@@ -468,9 +468,6 @@ func (c *Config) validateAgent(v *validator) {
 	inRange(v, "agent.mqtt.min_free_mb", m.MinFreeMB, 0, 1000000, false, false, fmtInt)
 	inRange(v, "agent.mqtt.max_reconnect_interval", m.MaxReconnectInterval, Duration(time.Second), Duration(10*time.Minute), false, false, fmtDur)
 	inRange(v, "agent.mqtt.health_interval", m.HealthInterval, Duration(time.Second), Duration(time.Hour), false, false, fmtDur)
-	if len(m.AckKeys) > maxFleetKeys {
-		v.add("agent.mqtt.ack_keys", "at most %d keys, got %d", maxFleetKeys, len(m.AckKeys))
-	}
 	validateKeyList(v, "agent.mqtt.ack_keys", m.AckKeys)
 	if m.PasswordFile != "" && m.Username == "" {
 		v.add("agent.mqtt.username", "required when password_file is set (MQTT sends a password only with a user name)")
