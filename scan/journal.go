@@ -78,9 +78,8 @@ func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) 
 	if err := json.Unmarshal(b, &f); err != nil || f.Slots == nil {
 		// A torn or foreign file: keep it for a person, start afresh, and
 		// do not take any slot as done.
-		bad := j.path + ".corrupt-" + strconv.FormatInt(time.Now().Unix(), 10)
-		_ = os.Rename(j.path, bad)
-		log.Error("progress journal unreadable; kept aside, every slot will be scanned", "file", bad, "err", err)
+		bad, aerr := setAside(j.path, "corrupt", time.Now())
+		log.Error("progress journal unreadable; kept aside, every slot will be scanned", "file", bad, "err", errors.Join(err, aerr))
 		return j, nil
 	}
 	f.Magazine = magazine

@@ -112,12 +112,20 @@ func RetireJournal(stateDir, magazine string, now time.Time) (string, error) {
 	if _, err := os.Stat(p); errors.Is(err, fs.ErrNotExist) {
 		return "", nil
 	}
-	to := p + ".retired-" + strconv.FormatInt(now.Unix(), 10)
-	for i := 1; ; i++ { // never overwrite an earlier retired journal
+	return setAside(p, "retired", now)
+}
+
+// setAside renames the journal file p to p.<tag>-<unix seconds> (with a
+// -1, -2, ... suffix if that exists: an earlier file set aside is never
+// overwritten) and returns the new name.
+func setAside(p, tag string, now time.Time) (string, error) {
+	base := p + "." + tag + "-" + strconv.FormatInt(now.Unix(), 10)
+	to := base
+	for i := 1; ; i++ {
 		if _, err := os.Stat(to); errors.Is(err, fs.ErrNotExist) {
 			break
 		}
-		to = p + ".retired-" + strconv.FormatInt(now.Unix(), 10) + "-" + strconv.Itoa(i)
+		to = base + "-" + strconv.Itoa(i)
 	}
 	if err := os.Rename(p, to); err != nil {
 		return "", fmt.Errorf("journal %s: set aside: %w", p, err)
