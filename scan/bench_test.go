@@ -8,12 +8,8 @@ import (
 	"strings"
 	"testing"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"papscan/classify"
 	config "papscan/firmware-config"
-	"papscan/hal/camera"
-	"papscan/hal/machine"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
 	"papscan/scan"
@@ -54,13 +50,9 @@ func benchSlide(b *testing.B, profile string) {
 		b.Fatal(err)
 	}
 	// The simulated world has its own pins; the profile's names are kept.
-	m, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Loader: w.Loader, Clock: w.Clock,
-		Pin: func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) }})
+	m, err := w.Machine(w.Camera, w.Clock)
 	if err != nil {
 		b.Fatal(err)
-	}
-	if w.Overview != nil {
-		m.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D())
 	}
 	model, err := classify.DefaultModel()
 	if err != nil {

@@ -8,12 +8,8 @@ import (
 	"testing"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-
 	"papscan/classify"
 	config "papscan/firmware-config"
-	"papscan/hal/camera"
-	"papscan/hal/machine"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
 	"papscan/scan"
@@ -102,15 +98,9 @@ func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := machine.Build(cfg, machine.Wire{
-		Bus: w.Bus, Frames: frames, Loader: w.Loader, Clock: w.Clock,
-		Pin: func(p config.Pin) (gpio.PinIO, error) { return w.Pin(p.String()) },
-	})
+	m, err := w.Machine(frames, w.Clock)
 	if err != nil {
 		t.Fatal(err)
-	}
-	if w.Overview != nil {
-		m.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D())
 	}
 	model, err := classify.DefaultModel()
 	if err != nil {

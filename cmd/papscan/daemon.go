@@ -21,7 +21,6 @@ import (
 	"papscan/cmd/papscan/internal/sdnotify"
 	config "papscan/firmware-config"
 	"papscan/hal"
-	"papscan/hal/camera"
 	"papscan/hal/loader"
 	"papscan/hal/machine"
 	"papscan/hal/panel"
@@ -369,21 +368,17 @@ func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health
 		return nil, err
 	}
 	log.Info("simulated robot", "slides", len(slides), "source", source)
-	pin := w.GPIO
 	// The same reopen-with-backoff wrapper as the robot's V4L2 camera, on
 	// the virtual clock: an unplugged sim camera becomes a camera fault.
 	frames, err := w.RecoveringCamera(ctx, log)
 	if err != nil {
 		return nil, err
 	}
-	mach, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: frames, Pin: pin, Loader: w.Loader, Clock: health.Clock(w.Clock)})
+	mach, err := w.Machine(frames, health.Clock(w.Clock))
 	if err != nil {
 		return nil, err
 	}
-	if w.Overview != nil { // the overview camera reads the labels that name the slides
-		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
-	}
-	btn, err := newButtons(cfg, pin)
+	btn, err := newButtons(cfg, w.GPIO)
 	if err != nil {
 		return nil, err
 	}

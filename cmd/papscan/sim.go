@@ -9,11 +9,7 @@ import (
 	"os"
 	"path/filepath"
 
-	"periph.io/x/conn/v3/gpio"
-
 	config "papscan/firmware-config"
-	"papscan/hal/camera"
-	"papscan/hal/machine"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
@@ -136,22 +132,10 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
-	hw := machine.Wire{
-		Bus:    w.Bus,
-		Frames: frames,
-		Pin: func(p config.Pin) (gpio.PinIO, error) {
-			return w.GPIO(p)
-		},
-		Loader: w.Loader,
-		Clock:  w.Clock,
-	}
-	mach, err := machine.Build(cfg, hw)
+	mach, err := w.Machine(frames, w.Clock)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
-	}
-	if w.Overview != nil {
-		mach.Machine.Overview = camera.New(w.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
 	}
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
