@@ -101,6 +101,13 @@ type DetectOptions struct {
 	// pins the fold test off).
 	ObjectFilter   *ObjectFilter
 	NoObjectFilter bool
+	// FragmentGapUM: components smaller than MinAreaUM2 that lie within
+	// this distance (µm) of one another are grouped and regrown as one
+	// candidate nucleus (default 2.5 µm; negative disables; see rescue.go).
+	// It finds 12 of the 35 labelled abnormal CRIC nuclei the detector
+	// missed (raw abnormal recall 0.952 → 0.969), which lets the object
+	// filter drop more false detections.
+	FragmentGapUM float64
 }
 
 func (o DetectOptions) withDefaults() DetectOptions {
@@ -157,6 +164,9 @@ func (o DetectOptions) withDefaults() DetectOptions {
 	}
 	if o.MaxElongation <= 0 {
 		o.MaxElongation = math.Inf(1)
+	}
+	if o.FragmentGapUM == 0 {
+		o.FragmentGapUM = 2.5
 	}
 	return o
 }
@@ -241,6 +251,15 @@ type Detector struct {
 	// Threshold is the H-channel threshold (0..255) used by the last Detect.
 	lastThreshold uint8
 
+	// fragment rescue (rescue.go)
+	fragGap     int
+	minFragArea int64
+	maxSide     int32
+	frags       []int32
+	fragOf      []int32
+	fparent     []int32
+	groups      []compStats
+
 	// object filter (nil: off) and the last tile's geometry
 	obj    *ObjectFilter
 	w, hgt int
@@ -267,6 +286,11 @@ func NewDetector(opts DetectOptions) *Detector {
 		d.minArea = 1
 	}
 	d.ringPx = max(1, int(math.Round(opts.SurroundUM/opts.PixelUM)))
+	if opts.FragmentGapUM > 0 {
+		d.fragGap = max(1, int(math.Round(opts.FragmentGapUM/opts.PixelUM)))
+	}
+	d.minFragArea = max(1, d.minArea/4)
+	d.maxSide = int32(math.Ceil(2 * math.Sqrt(opts.MaxAreaUM2/math.Pi) / opts.PixelUM))
 	if !opts.NoObjectFilter && opts.FoldRingOD > 0 {
 		d.obj = opts.ObjectFilter
 		if d.obj == nil {
@@ -413,6 +437,7 @@ func (d *Detector) detect(img *image.RGBA, obj *ObjectHead, objTh float64) []Nuc
 		}
 		d.accept(c, t, w, hgt, b)
 	}
+	d.rescue(t, w, hgt, b)
 	if obj != nil {
 		d.filterObjects(obj, objTh)
 	}

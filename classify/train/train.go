@@ -63,10 +63,10 @@ const DefaultTargetFPR = 0.09
 // model was fitted with) so that retraining reproduces the shipped weights
 // whatever later tuning changes the detector's defaults to.
 //
-// The fold filter added later is off here (FoldRingOD -1) for the same
-// reason.
+// The fold filter and the fragment rescue added later are off here
+// (FoldRingOD -1, FragmentGapUM -1) for the same reason.
 func detectOptions(px float64) classify.DetectOptions {
-	return classify.DetectOptions{PixelUM: px, OtsuScale: 1, LocalOffsetOD: 0.04, FoldRingOD: -1}
+	return classify.DetectOptions{PixelUM: px, OtsuScale: 1, LocalOffsetOD: 0.04, FoldRingOD: -1, FragmentGapUM: -1}
 }
 
 // Options configure a training run. Zero values select defaults.
