@@ -16,17 +16,59 @@ type FitOptions struct {
 	LR     float64
 	Lambda float64
 	Seed   int64
+	// Ensemble fits this many networks from different initial weights
+	// (seeds Seed, Seed+1, ...) and averages their logits (0 or 1: one).
+	// The average is itself one network (the hidden layers side by side,
+	// the output weights divided by Ensemble), so the filter's format and
+	// cost per unit do not change: Ensemble·Hidden must be <= 32.
+	Ensemble int
 }
 
 // DefaultFit returns the hyper-parameters of the shipped filter.
 func DefaultFit() FitOptions {
-	return FitOptions{Hidden: 8, Iters: 800, LR: 0.03, Lambda: 1e-3, Seed: 1}
+	return FitOptions{Hidden: 8, Iters: 800, LR: 0.03, Lambda: 1e-3, Seed: 1, Ensemble: 4}
 }
 
 // Fit trains a weighted binary classifier with full-batch Adam on
 // standardised features. The classes are balanced (the negatives' weights
 // are scaled to total the positives'). It is deterministic for a given Seed.
+// With o.Ensemble > 1 it returns the logit average of that many fits.
 func Fit(samples []Sample, o FitOptions) classify.ObjectHead {
+	k := max(o.Ensemble, 1)
+	if k == 1 {
+		return fit(samples, o)
+	}
+	var h classify.ObjectHead
+	var bias float64
+	for i := range k {
+		oi := o
+		oi.Seed = o.Seed + int64(i)
+		hi := fit(samples, oi)
+		if i == 0 {
+			h.Mean, h.Std = hi.Mean, hi.Std
+		}
+		if o.Hidden == 0 {
+			if i == 0 {
+				h.Weights = make([]float64, len(hi.Weights))
+			}
+			for j, v := range hi.Weights {
+				h.Weights[j] += v / float64(k)
+			}
+			continue
+		}
+		h.Hidden = append(h.Hidden, hi.Hidden...)
+		for _, v := range hi.Weights[:o.Hidden] {
+			h.Weights = append(h.Weights, v/float64(k))
+		}
+		bias += hi.Weights[o.Hidden] / float64(k)
+	}
+	if o.Hidden > 0 {
+		h.Weights = append(h.Weights, bias)
+	}
+	return h
+}
+
+func fit(samples []Sample, o FitOptions) classify.ObjectHead {
 	const nf = classify.NumObjectFeatures
 	n := len(samples)
 	h := classify.ObjectHead{Mean: make([]float64, nf), Std: make([]float64, nf)}

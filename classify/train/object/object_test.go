@@ -3,6 +3,7 @@ package object
 import (
 	"context"
 	"encoding/json"
+	"math"
 	"math/rand"
 	"reflect"
 	"testing"
@@ -105,3 +106,31 @@ func TestTrainRealData(t *testing.T) {
 }
 
 func pointAt(n classify.Nucleus) eval.Point { return eval.Point{X: n.X, Y: n.Y} }
+
+// TestFitEnsembleAveragesLogits: an ensemble of k fits is one network whose
+// logit is the mean of the k members' logits (members: seeds Seed..Seed+k-1).
+func TestFitEnsembleAveragesLogits(t *testing.T) {
+	d := synthData(5)
+	o := FitOptions{Hidden: 4, Iters: 50, LR: 0.03, Lambda: 1e-3, Seed: 7, Ensemble: 3}
+	e := Fit(d.Samples, o)
+	if len(e.Hidden) != 12 || len(e.Weights) != 13 {
+		t.Fatalf("ensemble of 3×4 units: %d hidden rows, %d output weights, want 12 and 13", len(e.Hidden), len(e.Weights))
+	}
+	var members []classify.ObjectHead
+	for k := range 3 {
+		m := o
+		m.Seed, m.Ensemble = o.Seed+int64(k), 1
+		members = append(members, Fit(d.Samples, m))
+	}
+	logit := func(p float64) float64 { return math.Log(p / (1 - p)) }
+	for i := range 20 {
+		v := &d.Samples[i].V
+		var want float64
+		for k := range members {
+			want += logit(members[k].Score(v)) / 3
+		}
+		if got := logit(e.Score(v)); math.Abs(got-want) > 1e-9 {
+			t.Fatalf("sample %d: ensemble logit %.12f, mean of members %.12f", i, got, want)
+		}
+	}
+}

@@ -24,6 +24,7 @@ func main() {
 	flag.Int64Var(&o.Seed, "seed", o.Seed, "seed of the image-grouped folds and of the weight initialisation")
 	flag.IntVar(&o.Folds, "folds", o.Folds, "cross-validation folds")
 	flag.IntVar(&o.Fit.Hidden, "hidden", o.Fit.Hidden, "hidden units (0: logistic regression)")
+	flag.IntVar(&o.Fit.Ensemble, "ensemble", o.Fit.Ensemble, "networks averaged (Ensemble × hidden <= 32)")
 	flag.IntVar(&o.Fit.Iters, "iters", o.Fit.Iters, "Adam iterations")
 	flag.Float64Var(&o.Fit.Lambda, "lambda", o.Fit.Lambda, "L2 penalty")
 	flag.Float64Var(&o.AbnormalWeight, "abnormal-weight", o.AbnormalWeight, "weight of a CRIC abnormal positive")
