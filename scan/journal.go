@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"sync"
 	"time"
+
+	"papscan/hal"
 )
 
 // Journal statuses of a slot.
@@ -54,7 +56,9 @@ type journal struct {
 	log  *slog.Logger
 	mu   sync.Mutex
 	f    journalFile
-	err  error // first write error, reported once
+	// fault is the storage fault of the first failed write (guarded by
+	// mu); the write error is logged once.
+	fault *hal.Fault
 }
 
 func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) {
@@ -187,10 +191,32 @@ func (j *journal) write() {
 	if err == nil {
 		err = writeAtomic(j.path, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
 	}
-	if err != nil && j.err == nil {
-		j.err = err
+	if err == nil {
+		return
+	}
+	j.mu.Lock()
+	first := j.fault == nil
+	if first {
+		j.fault = hal.NewFault("state_dir", hal.FaultStorage, fmt.Errorf("progress journal: %w", err))
+	}
+	j.mu.Unlock()
+	if first {
 		j.log.Error("progress journal not written", "file", j.path, "err", err)
 	}
+}
+
+// failed returns the storage fault of the first failed write, or nil. The
+// journal is what keeps an interrupted slide from passing for a finished
+// one and a finished one from being scanned twice after a restart; a
+// state directory that cannot keep it is a storage fault, and the
+// magazine takes no further slide.
+func (j *journal) failed() error {
+	j.mu.Lock()
+	defer j.mu.Unlock()
+	if j.fault == nil {
+		return nil // not a typed nil
+	}
+	return j.fault
 }
 
 // interruptedReport is the report of a slide whose scan a restart cut

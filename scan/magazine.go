@@ -72,16 +72,31 @@ func (s *Scanner) RunMagazine(ctx context.Context, magazine string, onReport fun
 // the last marks the run's results for rerun: each is handed to onReport
 // again as a new result (new ResultID, Supersedes the old one) with Rerun
 // set. An onReport error stops the run (a result that cannot be stored or
-// sent is never dropped for the sake of the next slide).
+// sent is never dropped for the sake of the next slide). So does a
+// progress journal that cannot be written: a storage fault (hal.Fault
+// with FaultStorage, device "state_dir") before the next slide, the later
+// slides Pending, or joined to the run's result when the last write of
+// the run failed.
 func (s *Scanner) Magazine(ctx context.Context, magazine string, onReport func(*Report) error) (*MagazineResult, error) {
-	res := &MagazineResult{Magazine: magazine}
-	var j *journal
-	if s.o.StateDir != "" {
-		var err error
-		if j, err = openJournal(s.o.StateDir, magazine, s.log); err != nil {
-			return res, err
-		}
+	if s.o.StateDir == "" {
+		return s.magazine(ctx, magazine, nil, onReport)
 	}
+	j, err := openJournal(s.o.StateDir, magazine, s.log)
+	if err != nil {
+		return &MagazineResult{Magazine: magazine}, err
+	}
+	res, err := s.magazine(ctx, magazine, j, onReport)
+	if jerr := j.failed(); jerr != nil && !errors.Is(err, jerr) {
+		// Also when the write that failed was the last one: the
+		// technician learns the state directory is failing now, not
+		// after the next restart.
+		err = errors.Join(err, jerr)
+	}
+	return res, err
+}
+
+func (s *Scanner) magazine(ctx context.Context, magazine string, j *journal, onReport func(*Report) error) (*MagazineResult, error) {
+	res := &MagazineResult{Magazine: magazine}
 	deliver := func(r *Report) error {
 		res.Reports = append(res.Reports, r)
 		if err := onReport(r); err != nil {
@@ -133,6 +148,13 @@ func (s *Scanner) Magazine(ctx context.Context, magazine string, onReport func(*
 		if j != nil && j.status(slot) == slotDone {
 			res.Skipped = append(res.Skipped, slot)
 			continue
+		}
+		if j != nil {
+			if err := j.failed(); err != nil {
+				runErr = err
+				res.Pending = append(res.Pending, s.occupiedFrom(slot)...)
+				break
+			}
 		}
 		if s.o.BeforeSlide != nil {
 			if err := s.o.BeforeSlide(ctx, slot); err != nil {

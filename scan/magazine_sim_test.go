@@ -360,3 +360,53 @@ func TestMagazineUnattended(t *testing.T) {
 		}
 	}
 }
+
+// TestMagazineJournalFailureIsStorageFault: the state directory stops
+// taking the progress journal during the first slide (its directory
+// replaced by a file: fails even for root). The slide's report is still
+// delivered, then the magazine stops with a storage fault before the next
+// slide, which stays pending.
+func TestMagazineJournalFailureIsStorageFault(t *testing.T) {
+	dir := t.TempDir()
+	specs := []slide.Spec{{ID: "J1"}, {ID: "J2"}, {ID: "J3"}}
+	rig := newRigSpecs(t, small(dir), specs...)
+	var got []*scan.Report
+	res, err := rig.scanner.Magazine(context.Background(), "MJ", func(r *scan.Report) error {
+		got = append(got, r)
+		prog := filepath.Join(dir, "progress")
+		if err := os.RemoveAll(prog); err != nil {
+			return err
+		}
+		return os.WriteFile(prog, []byte("not a directory"), 0o644)
+	})
+	f := hal.FaultOf(err)
+	if f == nil || f.Code != hal.FaultStorage || f.Device != "state_dir" {
+		t.Fatalf("err %v (fault %+v), want a state_dir storage fault", err, f)
+	}
+	if len(got) != 1 || got[0].SlideID != "J1" || !got[0].Complete() {
+		t.Fatalf("%d reports delivered, want the first slide's, complete", len(got))
+	}
+	if fmt.Sprint(res.Pending) != "[1 2]" {
+		t.Errorf("pending %v, want [1 2]", res.Pending)
+	}
+}
+
+// TestMagazineJournalFailureOnLastSlide: the journal fails while the last
+// slide finishes: every slide is delivered and the run still ends in the
+// storage fault, not "done".
+func TestMagazineJournalFailureOnLastSlide(t *testing.T) {
+	dir := t.TempDir()
+	rig := newRigSpecs(t, small(dir), slide.Spec{ID: "K1"})
+	n := 0
+	_, err := rig.scanner.Magazine(context.Background(), "MK", func(r *scan.Report) error {
+		n++
+		prog := filepath.Join(dir, "progress")
+		if err := os.RemoveAll(prog); err != nil {
+			return err
+		}
+		return os.WriteFile(prog, nil, 0o644)
+	})
+	if f := hal.FaultOf(err); n != 1 || f == nil || f.Code != hal.FaultStorage {
+		t.Fatalf("%d reports, err %v: want the slide delivered and a storage fault", n, err)
+	}
+}
