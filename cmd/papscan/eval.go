@@ -80,8 +80,8 @@ func printEval(w io.Writer, r *eval.Result) {
 	if c := r.Detection.CRIC; c == nil {
 		fmt.Fprintln(w, "detection cric/fields: skipped")
 	} else {
-		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f): labelled-nucleus recall %.3f, abnormal %.3f; per class:",
-			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, c.Recall, c.AbnormalRecall)
+		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f; found: a detection's centre within %.1f µm or its box holds the point): labelled-nucleus recall %.3f, abnormal %.3f (by centre alone %.3f); per class:",
+			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, eval.MatchTolUM, c.Recall, c.AbnormalRecall, c.AbnormalByCentre)
 		for k := range classify.NumClasses {
 			n := classify.Class(k).String()
 			fmt.Fprintf(w, " %s %d/%d", n, c.Found[n], c.Labelled[n])
