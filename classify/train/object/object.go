@@ -81,7 +81,7 @@ type Options struct {
 // DefaultOptions are the shipped training settings.
 func DefaultOptions() Options {
 	return Options{Seed: 1, Folds: 5, PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900,
-		AbnormalWeight: 3, NILMWeight: 1, ISBIPositiveWeight: 5, MinAbnormalRecall: 0.955, Fit: DefaultFit(), Version: "object-2"}
+		AbnormalWeight: 3, NILMWeight: 1, ISBIPositiveWeight: 3, MinAbnormalRecall: 0.955, Fit: DefaultFit(), Version: "object-2"}
 }
 
 func (o Options) detectOptions() classify.DetectOptions {
