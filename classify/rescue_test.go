@@ -76,3 +76,34 @@ func TestDetectRescueLeaves(t *testing.T) {
 		t.Errorf("specks on cytoplasm became nuclei: %d detections with the rescue, %d without: %+v", len(on), len(off), on)
 	}
 }
+
+// FuzzDetect: any tile (size, pixel size and content from the fuzzer; the
+// content repeated to fill it) is detected without a panic, and every
+// nucleus lies inside the tile with a box inside the tile. Blobs of every
+// density and gap exercise the fragment rescue's grouping and regrowing.
+func FuzzDetect(f *testing.F) {
+	f.Add(uint8(64), uint8(48), uint8(2), []byte{200, 210, 220, 60, 50, 120, 150, 140, 180})
+	f.Add(uint8(1), uint8(1), uint8(0), []byte{0})
+	f.Add(uint8(200), uint8(3), uint8(4), []byte{255, 0, 128, 7})
+	f.Fuzz(func(t *testing.T, w, h, pxSel uint8, data []byte) {
+		if w == 0 || h == 0 || len(data) == 0 {
+			return
+		}
+		img := image.NewRGBA(image.Rect(3, 5, 3+int(w), 5+int(h)))
+		for i := 0; i < len(img.Pix); i += 4 {
+			k := (i / 4 * 3) % len(data)
+			img.Pix[i] = data[k]
+			img.Pix[i+1] = data[(k+1)%len(data)]
+			img.Pix[i+2] = data[(k+2)%len(data)]
+			img.Pix[i+3] = 255
+		}
+		px := []float64{0.25, 0.5, 1, 0.1, 2}[int(pxSel)%5]
+		for _, gap := range []float64{0, 10} {
+			for _, n := range NewDetector(DetectOptions{PixelUM: px, FragmentGapUM: gap}).Detect(img) {
+				if !n.Box.In(img.Bounds()) || n.Box.Empty() || !image.Pt(int(math.Floor(n.X)), int(math.Floor(n.Y))).In(img.Bounds()) {
+					t.Fatalf("nucleus outside the tile %v: %+v", img.Bounds(), n)
+				}
+			}
+		}
+	})
+}
