@@ -58,8 +58,10 @@ func (d *Detector) rescue(t uint8, w, hgt int, b image.Rectangle) {
 	for i := range fp {
 		fp[i] = int32(i)
 	}
-	// Components are numbered in order of their top row, so a sweep down
-	// the list stops at the first fragment starting below the gap.
+	// Components are numbered in order of their first run (label keeps
+	// the lowest run index as a component's root), hence of their top
+	// row, so a sweep down the list stops at the first fragment that
+	// starts below the gap.
 	for a := 0; a < nf; a++ {
 		ca := &d.comps[d.frags[a]]
 		for k := a + 1; k < nf; k++ {
