@@ -32,6 +32,11 @@ type CellMetrics struct {
 	AUCHighVsNILM float64 `json:"auc_high_vs_nilm"`
 	HighGradeN    int     `json:"high_grade_n"`
 	NILMN         int     `json:"nilm_n"`
+	// HighGradeRecallCI and NILMFPRCI are 95% bootstrap intervals over the
+	// cells' source fields (null when the cells carry no field or come
+	// from a single one).
+	HighGradeRecallCI *Interval `json:"high_grade_recall_ci95"`
+	NILMFPRCI         *Interval `json:"nilm_fpr_ci95"`
 }
 
 // Cells scores probabilities probs (one per cell) against the true classes

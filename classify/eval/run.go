@@ -59,6 +59,8 @@ type DetMetrics struct {
 	Precision  float64 `json:"precision"`
 	Recall     float64 `json:"recall"`
 	F1         float64 `json:"f1"`
+	// F1CI is the 95% bootstrap interval of F1 over the images.
+	F1CI *Interval `json:"f1_ci95"`
 }
 
 // FieldRecall is the recall of labelled nuclei on the CRIC fields.
@@ -74,7 +76,10 @@ type FieldRecall struct {
 	// is often farther than that from the detection's centroid).
 	AbnormalRecall   float64 `json:"abnormal_recall"`
 	AbnormalByCentre float64 `json:"abnormal_by_centre"`
-	Recall           float64 `json:"recall"`
+	// AbnormalRecallCI is the 95% bootstrap interval of AbnormalRecall
+	// over the fields.
+	AbnormalRecallCI *Interval `json:"abnormal_recall_ci95"`
+	Recall           float64   `json:"recall"`
 }
 
 // CellSource says how the cell predictions were obtained.
@@ -212,6 +217,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	src := &CellSource{}
 	var truth []classify.Class
 	var probs [][classify.NumClasses]float32
+	var fields []string
 	var in classify.Input
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
@@ -240,11 +246,13 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 		}
 		truth = append(truth, row.Class)
 		probs = append(probs, p)
+		fields = append(fields, row.Field)
 	}
 	if len(truth) == 0 {
 		return nil, nil, nil
 	}
 	m := Cells(truth, probs, o.Threshold)
+	m.HighGradeRecallCI, m.NILMFPRCI = cellCIs(truth, probs, fields, o.Threshold)
 	return &m, src, nil
 }
 
@@ -388,9 +396,12 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 	tol := MatchTolUM / px
 	fr := &FieldRecall{Labelled: map[string]int{}, Found: map[string]int{}}
 	var ab, abFound, abCentre, all, allFound int
+	var fieldAb, fieldFound []int
 	fr.Images, err = EachField(ctx, dir, by, names, CRICPixelUM, px, func(f Field) error {
 		ns, fold := det.DetectHeldOut(f.Image, classify.ObjectField("cric", f.Name))
 		src.add(fold)
+		ab0, found0 := ab, abFound
+		defer func() { fieldAb, fieldFound = append(fieldAb, ab-ab0), append(fieldFound, abFound-found0) }()
 		for _, p := range f.Points {
 			k := Covering(p, ns, tol)
 			ok := k >= 0
@@ -420,6 +431,7 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 	}
 	fr.AbnormalRecall = ratio(abFound, ab)
 	fr.AbnormalByCentre = ratio(abCentre, ab)
+	fr.AbnormalRecallCI = ratioCI(fieldFound, fieldAb)
 	fr.Recall = ratio(allFound, all)
 	return fr, nil
 }
@@ -441,10 +453,12 @@ func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error
 	det := classify.NewDetector(withPixel(o.Detect, px))
 	tol := MatchTolUM / px
 	m := &DetMetrics{}
+	var tps, gts, dets []int
 	m.Images, err = EachField(ctx, dir, by, names, ISBIPixelUM, px, func(f Field) error {
 		ns, fold := det.DetectHeldOut(f.Image, classify.ObjectField("isbi2014", f.Name))
 		src.add(fold)
 		tp, _ := MatchPoints(f.Points, ns, tol)
+		tps, gts, dets = append(tps, tp), append(gts, len(f.Points)), append(dets, len(ns))
 		m.TP += tp
 		m.GT += len(f.Points)
 		m.Detections += len(ns)
@@ -461,5 +475,6 @@ func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error
 	if m.Precision+m.Recall > 0 {
 		m.F1 = 2 * m.Precision * m.Recall / (m.Precision + m.Recall)
 	}
+	m.F1CI = f1CI(tps, gts, dets)
 	return m, nil
 }

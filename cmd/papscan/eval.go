@@ -74,14 +74,14 @@ func printEval(w io.Writer, r *eval.Result) {
 	if d := r.Detection.ISBI; d == nil {
 		fmt.Fprintln(w, "detection isbi2014: skipped")
 	} else {
-		fmt.Fprintf(w, "detection isbi2014 (%d images, %.2f µm/px resampled to %.2f, match within %.1f µm): gt %d, detections %d, precision %.3f recall %.3f F1 %.3f\n",
-			d.Images, r.PixelUM.ISBI, r.PixelUM.Detect, eval.MatchTolUM, d.GT, d.Detections, d.Precision, d.Recall, d.F1)
+		fmt.Fprintf(w, "detection isbi2014 (%d images, %.2f µm/px resampled to %.2f, match within %.1f µm): gt %d, detections %d, precision %.3f recall %.3f F1 %.3f %s over images\n",
+			d.Images, r.PixelUM.ISBI, r.PixelUM.Detect, eval.MatchTolUM, d.GT, d.Detections, d.Precision, d.Recall, d.F1, d.F1CI)
 	}
 	if c := r.Detection.CRIC; c == nil {
 		fmt.Fprintln(w, "detection cric/fields: skipped")
 	} else {
-		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f; found: a detection's centre within %.1f µm or its box holds the point): labelled-nucleus recall %.3f, abnormal %.3f (by centre alone %.3f); per class:",
-			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, eval.MatchTolUM, c.Recall, c.AbnormalRecall, c.AbnormalByCentre)
+		fmt.Fprintf(w, "detection cric/fields (%d images, %.2f µm/px resampled to %.2f; found: a detection's centre within %.1f µm or its box holds the point): labelled-nucleus recall %.3f, abnormal %.3f %s over fields (by centre alone %.3f); per class:",
+			c.Images, r.PixelUM.CRIC, r.PixelUM.Detect, eval.MatchTolUM, c.Recall, c.AbnormalRecall, c.AbnormalRecallCI, c.AbnormalByCentre)
 		for k := range classify.NumClasses {
 			n := classify.Class(k).String()
 			fmt.Fprintf(w, " %s %d/%d", n, c.Found[n], c.Labelled[n])
