@@ -47,8 +47,9 @@ const NumObjectFeatures = 18
 // ObjectVector holds one component's object features.
 type ObjectVector [NumObjectFeatures]float64
 
-// maxObjectHidden bounds the hidden layer of the object filter (stack scratch).
-const maxObjectHidden = 32
+// MaxObjectHidden bounds the hidden layer of the object filter (stack
+// scratch).
+const MaxObjectHidden = 32
 
 // ObjectHead is a binary classifier on the standardised object features: a
 // logistic regression when Hidden is empty, else one hidden ReLU layer.
@@ -134,8 +135,8 @@ func checkObjectHead(h *ObjectHead) error {
 	if len(h.Mean) != NumObjectFeatures || len(h.Std) != NumObjectFeatures {
 		return fmt.Errorf("mean/std have %d/%d values, want %d", len(h.Mean), len(h.Std), NumObjectFeatures)
 	}
-	if len(h.Hidden) > maxObjectHidden {
-		return fmt.Errorf("hidden has %d units, at most %d", len(h.Hidden), maxObjectHidden)
+	if len(h.Hidden) > MaxObjectHidden {
+		return fmt.Errorf("hidden has %d units, at most %d", len(h.Hidden), MaxObjectHidden)
 	}
 	for i, r := range h.Hidden {
 		if len(r) != NumObjectFeatures+1 {

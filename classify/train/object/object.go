@@ -307,6 +307,9 @@ func TrainData(ctx context.Context, d *Data, o Options) (*Result, error) {
 	if o.Folds < 2 {
 		return nil, fmt.Errorf("object: folds %d must be >= 2", o.Folds)
 	}
+	if n := max(o.Fit.Ensemble, 1) * o.Fit.Hidden; o.Fit.Hidden < 0 || n > classify.MaxObjectHidden {
+		return nil, fmt.Errorf("object: ensemble × hidden = %d units; the filter holds 0..%d", n, classify.MaxObjectHidden)
+	}
 	fold := AssignFolds(d, o.Folds, o.Seed)
 	oof := make([]float64, len(d.Samples))
 	p := classify.ObjectParams{Version: o.Version, Features: classify.ObjectFeatureNames}

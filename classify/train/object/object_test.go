@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand"
 	"reflect"
+	"strings"
 	"testing"
 
 	"papscan/classify"
@@ -132,5 +133,16 @@ func TestFitEnsembleAveragesLogits(t *testing.T) {
 		if got := logit(e.Score(v)); math.Abs(got-want) > 1e-9 {
 			t.Fatalf("sample %d: ensemble logit %.12f, mean of members %.12f", i, got, want)
 		}
+	}
+}
+
+// TestTrainRefusesOversizedEnsemble: an ensemble wider than the filter's
+// hidden layer can hold is refused before any fitting, naming the limit.
+func TestTrainRefusesOversizedEnsemble(t *testing.T) {
+	o := DefaultOptions()
+	o.Fit.Ensemble, o.Fit.Hidden = 8, 8
+	_, err := TrainData(context.Background(), synthData(1), o)
+	if err == nil || !strings.Contains(err.Error(), "ensemble × hidden = 64") {
+		t.Fatalf("err %v, want the 64-unit ensemble refused", err)
 	}
 }
