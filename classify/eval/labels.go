@@ -25,7 +25,7 @@ func ReadCellLabels(path string) ([]CellLabel, error) {
 	for i, r := range t.rows {
 		c, err := classify.ParseClass(t.get(r, "class"))
 		if err != nil {
-			return nil, fmt.Errorf("%s:%d: %w", path, i+2, err)
+			return nil, fmt.Errorf("%s: %s: column class: %w", path, t.line(i), err)
 		}
 		out = append(out, CellLabel{File: t.get(r, "file"), ID: t.get(r, "cell_id"), Field: t.get(r, "image_filename"), Class: c})
 	}

@@ -284,25 +284,25 @@ func ReadPoints(path, imgCol, xCol, yCol, classCol string) (map[string][]Point, 
 		return nil, nil, err
 	}
 	by := map[string][]Point{}
-	for _, r := range t.rows {
-		x, err := t.num(r, xCol)
+	for i, r := range t.rows {
+		x, err := t.num(i, xCol)
 		if err != nil {
 			return nil, nil, err
 		}
-		y, err := t.num(r, yCol)
+		y, err := t.num(i, yCol)
 		if err != nil {
 			return nil, nil, err
 		}
 		p := Point{X: x, Y: y}
 		if _, ok := t.col["area_px"]; ok {
-			if p.Area, err = t.num(r, "area_px"); err != nil {
+			if p.Area, err = t.num(i, "area_px"); err != nil {
 				return nil, nil, err
 			}
 		}
 		if classCol != "" {
 			c, err := classify.ParseClass(t.get(r, classCol))
 			if err != nil {
-				return nil, nil, fmt.Errorf("%s: %w", path, err)
+				return nil, nil, fmt.Errorf("%s: %s: column %s: %w", path, t.line(i), classCol, err)
 			}
 			p.Class = c.String()
 		}

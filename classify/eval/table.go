@@ -3,6 +3,7 @@ package eval
 import (
 	"encoding/csv"
 	"fmt"
+	"math"
 	"os"
 	"strconv"
 )
@@ -45,11 +46,19 @@ func readTable(path string, required ...string) (*table, error) {
 // get is column k of row r (a required column).
 func (t *table) get(r []string, k string) string { return r[t.col[k]] }
 
-// num is column k of row r as a number.
-func (t *table) num(r []string, k string) (float64, error) {
-	v, err := strconv.ParseFloat(t.get(r, k), 64)
+// num is column k of row i (0: the first row after the header) as a
+// finite number; the error names the file, line and column.
+func (t *table) num(i int, k string) (float64, error) {
+	v, err := strconv.ParseFloat(t.get(t.rows[i], k), 64)
+	if err == nil && (math.IsNaN(v) || math.IsInf(v, 0)) {
+		err = fmt.Errorf("%q is not a finite number", t.get(t.rows[i], k))
+	}
 	if err != nil {
-		return 0, fmt.Errorf("%s: column %s: %w", t.path, k, err)
+		return 0, fmt.Errorf("%s: %s: column %s: %w", t.path, t.line(i), k, err)
 	}
 	return v, nil
 }
+
+// line names row i's line in the file (the header is line 1; csv records
+// spanning several lines would shift it, the data sets have none).
+func (t *table) line(i int) string { return "line " + strconv.Itoa(i+2) }
