@@ -208,6 +208,27 @@ type run struct {
 	cov       int32 // pixels covered by runs directly above or below
 }
 
+// emptyStats is the stats of no pixel: an empty box, ready to grow.
+func emptyStats() compStats {
+	return compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+}
+
+// addPixel adds pixel (x, y) of density hv to the area, moments, density
+// and box (not to the edge count, which depends on the neighbours).
+func (c *compStats) addPixel(x, y int32, hv uint8) {
+	X, Y := int64(x), int64(y)
+	c.area++
+	c.sx += X
+	c.sy += Y
+	c.sxx += X * X
+	c.syy += Y * Y
+	c.sxy += X * Y
+	c.sumH += int64(hv)
+	c.maxH = max(c.maxH, hv)
+	c.minX, c.maxX = min(c.minX, x), max(c.maxX, x)
+	c.minY, c.maxY = min(c.minY, y), max(c.maxY, y)
+}
+
 type compStats struct {
 	area                   int64
 	sx, sy, sxx, syy, sxy  int64
@@ -462,18 +483,7 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 		return
 	}
 	meanH := float64(c.sumH) / a / hScale
-	// Surrounding ring from the integral image of h.
-	g := int32(d.ringPx)
-	x0, y0 := max(0, c.minX-g), max(0, c.minY-g)
-	x1, y1 := min(int32(w), c.maxX+g+1), min(int32(hgt), c.maxY+g+1)
-	W := int32(w + 1)
-	in := d.integ
-	box := int64(in[y1*W+x1]) - int64(in[y0*W+x1]) - int64(in[y1*W+x0]) + int64(in[y0*W+x0])
-	ringN := int64(x1-x0)*int64(y1-y0) - c.area
-	ringMean := meanH
-	if ringN > 0 {
-		ringMean = float64(box-c.sumH) / float64(ringN) / hScale
-	}
+	ringMean := d.ringMean(c)
 	if meanH-ringMean < d.opts.MinRingContrastOD {
 		return
 	}
@@ -490,13 +500,12 @@ func (d *Detector) accept(c *compStats, t uint8, w, hgt int, b image.Rectangle) 
 	{
 		// Outer annulus (between g and 2g beyond the box), clear of the
 		// nucleus's own blur halo.
-		g2 := 2 * g
-		ox0, oy0 := max(0, c.minX-g2), max(0, c.minY-g2)
-		ox1, oy1 := min(int32(w), c.maxX+g2+1), min(int32(hgt), c.maxY+g2+1)
-		outer := int64(in[oy1*W+ox1]) - int64(in[oy0*W+ox1]) - int64(in[oy1*W+ox0]) + int64(in[oy0*W+ox0])
+		g := int32(d.ringPx)
+		x0, y0, x1, y1 := d.around(c, g)
+		ox0, oy0, ox1, oy1 := d.around(c, 2*g)
 		on := int64(ox1-ox0)*int64(oy1-oy0) - int64(x1-x0)*int64(y1-y0)
 		if on > 0 {
-			surround = float64(outer-box)/float64(on)/hScale - d.bg
+			surround = float64(d.rectSum(ox0, oy0, ox1, oy1)-d.rectSum(x0, y0, x1, y1))/float64(on)/hScale - d.bg
 		}
 		if d.opts.MinSurroundOD >= 0 && surround < d.opts.MinSurroundOD {
 			return
@@ -600,7 +609,7 @@ func (d *Detector) compactAt(c *compStats, circ float64) bool {
 // nucleus beside a darker one) or a dense remainder leave the component
 // whole (false).
 func (d *Detector) trim(ci int32, c *compStats, t uint8, w, hgt int, b image.Rectangle) bool {
-	ring := d.ringMean(c, w, hgt)
+	ring := d.ringMean(c)
 	if float64(t)/hScale-ring >= d.opts.FoldRingOD {
 		// Every pixel of the component is at least t dense, so no
 		// remainder can be faint: nothing to trim (the common case on
@@ -635,18 +644,27 @@ func (d *Detector) trim(ci int32, c *compStats, t uint8, w, hgt int, b image.Rec
 
 // ringMean returns the mean density (OD) of the ring of width SurroundUM
 // around component c's bounding box.
-func (d *Detector) ringMean(c *compStats, w, hgt int) float64 {
-	g := int32(d.ringPx)
-	x0, y0 := max(0, c.minX-g), max(0, c.minY-g)
-	x1, y1 := min(int32(w), c.maxX+g+1), min(int32(hgt), c.maxY+g+1)
-	W := int32(w + 1)
-	in := d.integ
-	box := int64(in[y1*W+x1]) - int64(in[y0*W+x1]) - int64(in[y1*W+x0]) + int64(in[y0*W+x0])
+func (d *Detector) ringMean(c *compStats) float64 {
+	x0, y0, x1, y1 := d.around(c, int32(d.ringPx))
 	n := int64(x1-x0)*int64(y1-y0) - c.area
 	if n <= 0 {
 		return float64(c.sumH) / float64(c.area) / hScale
 	}
-	return float64(box-c.sumH) / float64(n) / hScale
+	return float64(d.rectSum(x0, y0, x1, y1)-c.sumH) / float64(n) / hScale
+}
+
+// around returns component c's bounding box grown by g px on every side
+// and clipped to the tile, as the half-open [x0, x1)×[y0, y1).
+func (d *Detector) around(c *compStats, g int32) (x0, y0, x1, y1 int32) {
+	return max(0, c.minX-g), max(0, c.minY-g), min(int32(d.w), c.maxX+g+1), min(int32(d.hgt), c.maxY+g+1)
+}
+
+// rectSum is the sum of the density (H units) over the pixels
+// [x0, x1)×[y0, y1) of the last tile, from its integral image (mask).
+func (d *Detector) rectSum(x0, y0, x1, y1 int32) int64 {
+	W := int32(d.w + 1)
+	in := d.integ
+	return int64(in[y1*W+x1]) - int64(in[y0*W+x1]) - int64(in[y1*W+x0]) + int64(in[y0*W+x0])
 }
 
 // cores2 labels, in d.lab over the bounding box of component ci, the
@@ -689,7 +707,7 @@ func (d *Detector) cores2(ci int32, c *compStats, t2 uint8, w int) int {
 		id := int32(len(d.cores) + 1)
 		lab[i0] = id
 		st := append(d.stack[:0], int32(i0))
-		cs := compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+		cs := emptyStats()
 		// visit labels neighbour j of a core pixel: a dense one joins the
 		// core, anything else but the core is an edge.
 		visit := func(j int) {
@@ -726,18 +744,8 @@ func (d *Detector) cores2(ci int32, c *compStats, t2 uint8, w int) int {
 			} else {
 				cs.edges++
 			}
-			x, y := int64(lx+bx), int64(ly+by)
-			hv := d.h[int(y)*w+int(x)]
-			cs.area++
-			cs.sx += x
-			cs.sy += y
-			cs.sxx += x * x
-			cs.syy += y * y
-			cs.sxy += x * y
-			cs.sumH += int64(hv)
-			cs.maxH = max(cs.maxH, hv)
-			cs.minX, cs.maxX = min(cs.minX, int32(x)), max(cs.maxX, int32(x))
-			cs.minY, cs.maxY = min(cs.minY, int32(y)), max(cs.maxY, int32(y))
+			x, y := lx+bx, ly+by
+			cs.addPixel(int32(x), int32(y), d.h[y*w+x])
 			if c.edge && (lx == 0 && c.minX == 0 || ly == 0 && c.minY == 0) {
 				cs.edge = true
 			}
@@ -810,7 +818,7 @@ func (d *Detector) regionStats(c *compStats, w int) {
 	bx, by := int(c.minX), int(c.minY)
 	bw, bh := int(c.maxX)-bx+1, int(c.maxY)-by+1
 	for k := range d.cores {
-		d.cores[k] = compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+		d.cores[k] = emptyStats()
 	}
 	lab := d.lab
 	for ly := 0; ly < bh; ly++ {
@@ -820,18 +828,8 @@ func (d *Detector) regionStats(c *compStats, w int) {
 				continue
 			}
 			cs := &d.cores[v-1]
-			x, y := int64(lx+bx), int64(ly+by)
-			hv := d.h[int(y)*w+int(x)]
-			cs.area++
-			cs.sx += x
-			cs.sy += y
-			cs.sxx += x * x
-			cs.syy += y * y
-			cs.sxy += x * y
-			cs.sumH += int64(hv)
-			cs.maxH = max(cs.maxH, hv)
-			cs.minX, cs.maxX = min(cs.minX, int32(x)), max(cs.maxX, int32(x))
-			cs.minY, cs.maxY = min(cs.minY, int32(y)), max(cs.maxY, int32(y))
+			x, y := lx+bx, ly+by
+			cs.addPixel(int32(x), int32(y), d.h[y*w+x])
 			if c.edge && (lx == 0 && c.minX == 0 || ly == 0 && c.minY == 0) {
 				cs.edge = true
 			}
@@ -1067,7 +1065,7 @@ func (d *Detector) label(w, hgt int) {
 		r := find(d.parent, int32(i))
 		if r == int32(i) {
 			d.compOf[i] = int32(len(d.comps))
-			d.comps = append(d.comps, compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1})
+			d.comps = append(d.comps, emptyStats())
 		} else {
 			d.compOf[i] = d.compOf[r] // r < i, already assigned
 		}

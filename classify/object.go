@@ -371,9 +371,7 @@ func (d *Detector) boxMean(x0, y0, x1, y1 float64) float64 {
 	iy0 := min(max(0, int(math.Ceil(y0))), hgt-1)
 	ix1 := max(min(w, int(math.Floor(x1))+1), ix0+1)
 	iy1 := max(min(hgt, int(math.Floor(y1))+1), iy0+1)
-	W := w + 1
-	in := d.integ
-	s := int64(in[iy1*W+ix1]) - int64(in[iy0*W+ix1]) - int64(in[iy1*W+ix0]) + int64(in[iy0*W+ix0])
+	s := d.rectSum(int32(ix0), int32(iy0), int32(ix1), int32(iy1))
 	return float64(s) / float64((ix1-ix0)*(iy1-iy0)) / hScale
 }
 

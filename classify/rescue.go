@@ -78,7 +78,7 @@ func (d *Detector) rescue(t uint8, w, hgt int, b image.Rectangle) {
 	gs := grow(d.groups, nf)
 	d.groups = gs
 	for i := range gs {
-		gs[i] = compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+		gs[i] = emptyStats()
 	}
 	for i, ci := range d.frags {
 		r := find(fp, int32(i))
@@ -112,13 +112,8 @@ func (d *Detector) regrow(r int32, s *compStats, w, hgt int) (compStats, bool) {
 	x0, y0 := max(0, s.minX-pad), max(0, s.minY-pad)
 	x1, y1 := min(int32(w)-1, s.maxX+pad), min(int32(hgt)-1, s.maxY+pad)
 	bw, bh := int(x1-x0+1), int(y1-y0+1)
-	W := int32(w + 1)
-	in := d.integ
-	boxSum := func(ax0, ay0, ax1, ay1 int32) int64 {
-		return int64(in[(ay1+1)*W+ax1+1]) - int64(in[ay0*W+ax1+1]) - int64(in[(ay1+1)*W+ax0]) + int64(in[ay0*W+ax0])
-	}
-	outer := boxSum(x0, y0, x1, y1)
-	inner := boxSum(s.minX, s.minY, s.maxX, s.maxY)
+	outer := d.rectSum(x0, y0, x1+1, y1+1)
+	inner := d.rectSum(s.minX, s.minY, s.maxX+1, s.maxY+1)
 	on := int64(bw*bh) - int64(s.maxX-s.minX+1)*int64(s.maxY-s.minY+1)
 	if on <= 0 {
 		return compStats{}, false
@@ -149,7 +144,7 @@ func (d *Detector) regrow(r int32, s *compStats, w, hgt int) (compStats, bool) {
 			}
 		}
 	}
-	cs := compStats{minX: math.MaxInt32, minY: math.MaxInt32, maxX: -1, maxY: -1}
+	cs := emptyStats()
 	ok := true
 	mk := d.tmp
 	visit := func(j int, x, y int32) {
@@ -187,17 +182,7 @@ func (d *Detector) regrow(r int32, s *compStats, w, hgt int) (compStats, bool) {
 		ly := int32(i / bw)
 		lx := int32(i) - ly*int32(bw)
 		x, y := lx+x0, ly+y0
-		hv := d.h[int(y)*w+int(x)]
-		cs.area++
-		cs.sx += int64(x)
-		cs.sy += int64(y)
-		cs.sxx += int64(x) * int64(x)
-		cs.syy += int64(y) * int64(y)
-		cs.sxy += int64(x) * int64(y)
-		cs.sumH += int64(hv)
-		cs.maxH = max(cs.maxH, hv)
-		cs.minX, cs.maxX = min(cs.minX, x), max(cs.maxX, x)
-		cs.minY, cs.maxY = min(cs.minY, y), max(cs.maxY, y)
+		cs.addPixel(x, y, d.h[int(y)*w+int(x)])
 		if x == 0 || y == 0 || int(x) == w-1 || int(y) == hgt-1 {
 			cs.edge = true
 		}
