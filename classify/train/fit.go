@@ -5,6 +5,7 @@ import (
 	"math/rand"
 
 	"papscan/classify"
+	"papscan/classify/train/internal/adam"
 )
 
 // FitOptions are the hyper-parameters of one fit.
@@ -143,13 +144,11 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 		}
 	}
 	g := make([]float64, np)
-	m1 := make([]float64, np)
-	m2 := make([]float64, np)
+	opt := adam.New(np, o.LR, o.Lambda, func(k int) bool { return adam.PerceptronBias(k, nh, nf+1, in+1) })
 	act := make([]float64, max(H, 1))
 	dact := make([]float64, max(H, 1))
 	var p [K]float64
-	const b1, b2 = 0.9, 0.999
-	for it := 1; it <= o.Iters; it++ {
+	for range o.Iters {
 		clear(g)
 		for i, s := range samples {
 			x := X[i]
@@ -218,18 +217,7 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 				}
 			}
 		}
-		c1 := 1 - math.Pow(b1, float64(it))
-		c2 := 1 - math.Pow(b2, float64(it))
-		for k := range w {
-			gr := g[k]
-			isBias := (k < nh && (k%(nf+1)) == nf) || (k >= nh && ((k-nh)%(in+1)) == in)
-			if !isBias {
-				gr += o.Lambda * w[k]
-			}
-			m1[k] = b1*m1[k] + (1-b1)*gr
-			m2[k] = b2*m2[k] + (1-b2)*gr*gr
-			w[k] -= o.LR * (m1[k] / c1) / (math.Sqrt(m2[k]/c2) + 1e-8)
-		}
+		opt.Step(w, g)
 	}
 	h := classify.Head{Mean: mean, Std: std}
 	for r := range H {

@@ -5,6 +5,7 @@ import (
 	"math/rand"
 
 	"papscan/classify"
+	"papscan/classify/train/internal/adam"
 )
 
 // FitOptions are the hyper-parameters of one fit.
@@ -142,10 +143,9 @@ func fit(samples []Sample, o FitOptions) classify.ObjectHead {
 		}
 	}
 	g := make([]float64, np)
-	m1, m2 := make([]float64, np), make([]float64, np)
+	opt := adam.New(np, o.LR, o.Lambda, func(i int) bool { return adam.PerceptronBias(i, H*(nf+1), nf+1, in+1) })
 	act := make([]float64, max(H, 1))
-	const b1, b2, eps = 0.9, 0.999, 1e-8
-	for it := 1; it <= o.Iters; it++ {
+	for range o.Iters {
 		clear(g)
 		out := p[H*(nf+1):]
 		gout := g[H*(nf+1):]
@@ -187,16 +187,7 @@ func fit(samples []Sample, o FitOptions) classify.ObjectHead {
 				}
 			}
 		}
-		for i := range p {
-			if !(H > 0 && i%(nf+1) == nf && i < H*(nf+1)) && i != np-1 {
-				g[i] += o.Lambda * p[i]
-			}
-			m1[i] = b1*m1[i] + (1-b1)*g[i]
-			m2[i] = b2*m2[i] + (1-b2)*g[i]*g[i]
-			mh := m1[i] / (1 - math.Pow(b1, float64(it)))
-			vh := m2[i] / (1 - math.Pow(b2, float64(it)))
-			p[i] -= o.LR * mh / (math.Sqrt(vh) + eps)
-		}
+		opt.Step(p, g)
 	}
 	for k := 0; k < H; k++ {
 		h.Hidden = append(h.Hidden, append([]float64(nil), p[k*(nf+1):(k+1)*(nf+1)]...))
