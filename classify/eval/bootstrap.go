@@ -4,8 +4,6 @@ import (
 	"fmt"
 	"math/rand"
 	"sort"
-
-	"papscan/classify"
 )
 
 // Interval is a 95% confidence interval [low, high] from a percentile
@@ -72,33 +70,4 @@ func f1CI(tp, gt, det []int) *Interval {
 		}
 		return ratio(2*t, s)
 	})
-}
-
-// cellCIs returns the bootstrap intervals, over the cells' source fields,
-// of the high-grade recall and the NILM false-positive rate at th.
-func cellCIs(truth []classify.Class, probs [][classify.NumClasses]float32, fields []string, th float64) (recall, fpr *Interval) {
-	group := map[string]int{}
-	var hiTP, hiN, nilFP, nilN []int
-	for i, t := range truth {
-		g, ok := group[fields[i]]
-		if !ok {
-			g = len(hiTP)
-			group[fields[i]] = g
-			hiTP, hiN, nilFP, nilN = append(hiTP, 0), append(hiN, 0), append(nilFP, 0), append(nilN, 0)
-		}
-		flag := float64(classify.HighGradeProb(probs[i])) >= th
-		switch {
-		case t.HighGrade():
-			hiN[g]++
-			if flag {
-				hiTP[g]++
-			}
-		case !t.LowGrade():
-			nilN[g]++
-			if flag {
-				nilFP[g]++
-			}
-		}
-	}
-	return ratioCI(hiTP, hiN), ratioCI(nilFP, nilN)
 }

@@ -36,7 +36,8 @@ func TestBootstrapIntervals(t *testing.T) {
 	}
 }
 
-// TestCellCIsGroupByField: cells are resampled by field: a field whose
+// TestCellCIsGroupByField: cells are resampled by field (and without
+// fields there is no interval): a field whose
 // high-grade cells are all missed widens the recall interval down to the
 // recall without it.
 func TestCellCIsGroupByField(t *testing.T) {
@@ -57,11 +58,15 @@ func TestCellCIsGroupByField(t *testing.T) {
 	for range 5 {
 		add("e", classify.HSIL, 0.1) // one field entirely missed
 	}
-	rec, fpr := cellCIs(truth, probs, fields, 0.5)
+	m := Cells(truth, probs, fields, 0.5)
+	rec, fpr := m.HighGradeRecallCI, m.NILMFPRCI
 	if rec == nil || rec[0] >= 0.8 || rec[1] != 1 {
 		t.Errorf("recall interval %v: want it to reach 1 (field e not drawn) and go below the pooled 0.8", rec)
 	}
 	if fpr == nil || fpr[0] != 0 || fpr[1] != 0 {
 		t.Errorf("FPR interval %v, want [0, 0]", fpr)
+	}
+	if n := Cells(truth, probs, nil, 0.5); n.HighGradeRecallCI != nil || n.NILMFPRCI != nil || n.HighGradeRecall != m.HighGradeRecall {
+		t.Errorf("no fields: intervals %v %v, recall %v (want none, %v)", n.HighGradeRecallCI, n.NILMFPRCI, n.HighGradeRecall, m.HighGradeRecall)
 	}
 }

@@ -40,12 +40,27 @@ type CellMetrics struct {
 }
 
 // Cells scores probabilities probs (one per cell) against the true classes
-// at the high-grade threshold th.
-func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, th float64) CellMetrics {
+// at the high-grade threshold th. fields (nil or one per cell) names each
+// cell's source field; with two or more fields the high-grade recall and
+// NILM FPR get bootstrap intervals over them.
+func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, fields []string, th float64) CellMetrics {
 	m := CellMetrics{N: len(truth), Threshold: th}
 	var hiTP, nilFP, lowN, lowFP, correct int
 	var hi, nilm []float64
+	// Per field (when fields is given): high-grade flagged / cells, NILM
+	// flagged / cells.
+	group := map[string]int{}
+	var gHiTP, gHiN, gNilFP, gNilN []int
 	for i, t := range truth {
+		g := -1
+		if fields != nil {
+			var ok bool
+			if g, ok = group[fields[i]]; !ok {
+				g = len(gHiN)
+				group[fields[i]] = g
+				gHiTP, gHiN, gNilFP, gNilN = append(gHiTP, 0), append(gHiN, 0), append(gNilFP, 0), append(gNilN, 0)
+			}
+		}
 		p := probs[i]
 		best := 0
 		for c := range p {
@@ -66,6 +81,12 @@ func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, th floa
 			if flag {
 				hiTP++
 			}
+			if g >= 0 {
+				gHiN[g]++
+				if flag {
+					gHiTP[g]++
+				}
+			}
 		case t.LowGrade():
 			lowN++
 			if flag {
@@ -76,6 +97,12 @@ func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, th floa
 			nilm = append(nilm, ph)
 			if flag {
 				nilFP++
+			}
+			if g >= 0 {
+				gNilN[g]++
+				if flag {
+					gNilFP[g]++
+				}
 			}
 		}
 	}
@@ -105,7 +132,18 @@ func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, th floa
 	m.NILMFPR = ratio(nilFP, m.NILMN)
 	m.LowGradeFlagged = ratio(lowFP, lowN)
 	m.AUCHighVsNILM = AUC(hi, nilm)
+	if fields != nil {
+		m.HighGradeRecallCI, m.NILMFPRCI = ratioCI(gHiTP, gHiN), ratioCI(gNilFP, gNilN)
+	}
 	return m
+}
+
+func sum(v []int) int {
+	t := 0
+	for _, x := range v {
+		t += x
+	}
+	return t
 }
 
 func ratio(a, b int) float64 {

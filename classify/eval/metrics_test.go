@@ -50,7 +50,7 @@ func TestCells(t *testing.T) {
 	}
 	truth := []classify.Class{classify.NILM, classify.NILM, classify.HSIL, classify.SCC, classify.LSIL}
 	probs := [][classify.NumClasses]float32{p(classify.HSIL, 0.2), p(classify.HSIL, 0.7), p(classify.HSIL, 0.9), p(classify.SCC, 0.4), p(classify.LSIL, 0.8)}
-	m := Cells(truth, probs, 0.5)
+	m := Cells(truth, probs, nil, 0.5)
 	if m.HighGradeRecall != 0.5 || m.NILMFPR != 0.5 || m.HighGradeN != 2 || m.NILMN != 2 {
 		t.Fatalf("%+v", m)
 	}

@@ -251,8 +251,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	if len(truth) == 0 {
 		return nil, nil, nil
 	}
-	m := Cells(truth, probs, o.Threshold)
-	m.HighGradeRecallCI, m.NILMFPRCI = cellCIs(truth, probs, fields, o.Threshold)
+	m := Cells(truth, probs, fields, o.Threshold)
 	return &m, src, nil
 }
 
@@ -395,13 +394,12 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 	det := classify.NewDetector(withPixel(o.Detect, px))
 	tol := MatchTolUM / px
 	fr := &FieldRecall{Labelled: map[string]int{}, Found: map[string]int{}}
-	var ab, abFound, abCentre, all, allFound int
-	var fieldAb, fieldFound []int
+	var abCentre, all, allFound int
+	var fieldAb, fieldFound []int // abnormal labelled / found, per field
 	fr.Images, err = EachField(ctx, dir, by, names, CRICPixelUM, px, func(f Field) error {
 		ns, fold := det.DetectHeldOut(f.Image, classify.ObjectField("cric", f.Name))
 		src.add(fold)
-		ab0, found0 := ab, abFound
-		defer func() { fieldAb, fieldFound = append(fieldAb, ab-ab0), append(fieldFound, abFound-found0) }()
+		var ab, abFound int
 		for _, p := range f.Points {
 			k := Covering(p, ns, tol)
 			ok := k >= 0
@@ -421,6 +419,7 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 				}
 			}
 		}
+		fieldAb, fieldFound = append(fieldAb, ab), append(fieldFound, abFound)
 		return nil
 	})
 	if err != nil {
@@ -429,7 +428,8 @@ func cricFields(ctx context.Context, o Options, src *ObjectSource) (*FieldRecall
 	if fr.Images == 0 {
 		return nil, nil
 	}
-	fr.AbnormalRecall = ratio(abFound, ab)
+	ab := sum(fieldAb)
+	fr.AbnormalRecall = ratio(sum(fieldFound), ab)
 	fr.AbnormalByCentre = ratio(abCentre, ab)
 	fr.AbnormalRecallCI = ratioCI(fieldFound, fieldAb)
 	fr.Recall = ratio(allFound, all)
@@ -459,9 +459,6 @@ func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error
 		src.add(fold)
 		tp, _ := MatchPoints(f.Points, ns, tol)
 		tps, gts, dets = append(tps, tp), append(gts, len(f.Points)), append(dets, len(ns))
-		m.TP += tp
-		m.GT += len(f.Points)
-		m.Detections += len(ns)
 		return nil
 	})
 	if err != nil {
@@ -470,6 +467,7 @@ func isbi(ctx context.Context, o Options, src *ObjectSource) (*DetMetrics, error
 	if m.Images == 0 {
 		return nil, nil
 	}
+	m.TP, m.GT, m.Detections = sum(tps), sum(gts), sum(dets)
 	m.Precision = ratio(m.TP, m.Detections)
 	m.Recall = ratio(m.TP, m.GT)
 	if m.Precision+m.Recall > 0 {

@@ -402,7 +402,7 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	rep := &Report{
 		Seed: o.Seed, PixelUM: o.PixelUM, Hidden: o.Fit.Hidden, Samples: len(samples), Skipped: skipped,
 		Fields: len(fold), Folds: Folds, Detected: detected, TargetFPR: o.TargetFPR,
-		Cells:          eval.Cells(truth, probs[:nLabelled], th),
+		Cells:          eval.Cells(truth, probs[:nLabelled], nil, th),
 		FieldNegatives: len(samples) - nLabelled,
 	}
 	if rep.FieldNegatives > 0 {
