@@ -284,17 +284,13 @@ type Input struct {
 // HasCNN reports whether the model has a convolutional head.
 func (m *Model) HasCNN() bool { return m.p.CNN != nil }
 
-var (
-	defaultOnce  sync.Once
-	defaultModel *Model
-	defaultErr   error
-)
+// defaultModel loads the embedded weights on first use.
+var defaultModel = sync.OnceValues(func() (*Model, error) { return LoadModel(defaultWeights) })
 
 // DefaultModel returns the model embedded in the binary (model_weights.json).
 // It is loaded once and shared.
 func DefaultModel() (*Model, error) {
-	defaultOnce.Do(func() { defaultModel, defaultErr = LoadModel(defaultWeights) })
-	return defaultModel, defaultErr
+	return defaultModel()
 }
 
 // LoadModel parses a weights file (JSON ModelParams). SHA256 is that of data.
@@ -307,9 +303,15 @@ func LoadModel(data []byte) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(data)
-	m.SHA256 = hex.EncodeToString(sum[:])
+	m.SHA256 = weightsSHA(data)
 	return m, nil
+}
+
+// weightsSHA is the hex SHA-256 of a weights file, the identity every
+// result carries (cell model and object filter alike).
+func weightsSHA(data []byte) string {
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:])
 }
 
 // NewModel builds a model from params. The head may be empty (no weights),

@@ -1,9 +1,7 @@
 package classify
 
 import (
-	"crypto/sha256"
 	_ "embed"
-	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"math"
@@ -103,17 +101,13 @@ func ObjectField(source, file string) string { return source + "/" + file }
 //go:embed object_weights.json
 var defaultObjectWeights []byte
 
-var (
-	defaultObjectOnce   sync.Once
-	defaultObjectFilter *ObjectFilter
-	defaultObjectErr    error
-)
+// defaultObjectFilter loads the embedded weights on first use.
+var defaultObjectFilter = sync.OnceValues(func() (*ObjectFilter, error) { return LoadObjectFilter(defaultObjectWeights) })
 
 // DefaultObjectFilter returns the filter embedded in the binary
 // (object_weights.json), loaded once and shared.
 func DefaultObjectFilter() (*ObjectFilter, error) {
-	defaultObjectOnce.Do(func() { defaultObjectFilter, defaultObjectErr = LoadObjectFilter(defaultObjectWeights) })
-	return defaultObjectFilter, defaultObjectErr
+	return defaultObjectFilter()
 }
 
 // LoadObjectFilter parses a weights file (JSON ObjectParams).
@@ -126,8 +120,7 @@ func LoadObjectFilter(data []byte) (*ObjectFilter, error) {
 	if err != nil {
 		return nil, err
 	}
-	sum := sha256.Sum256(data)
-	f.SHA256 = hex.EncodeToString(sum[:])
+	f.SHA256 = weightsSHA(data)
 	return f, nil
 }
 
