@@ -1,7 +1,9 @@
 package eval
 
 import (
+	"encoding/json"
 	"math"
+	"strings"
 	"testing"
 
 	"papscan/classify"
@@ -66,7 +68,13 @@ func TestCellCIsGroupByField(t *testing.T) {
 	if fpr == nil || fpr[0] != 0 || fpr[1] != 0 {
 		t.Errorf("FPR interval %v, want [0, 0]", fpr)
 	}
-	if n := Cells(truth, probs, nil, 0.5); n.HighGradeRecallCI != nil || n.NILMFPRCI != nil || n.HighGradeRecall != m.HighGradeRecall {
+	n := Cells(truth, probs, nil, 0.5)
+	if n.HighGradeRecallCI != nil || n.NILMFPRCI != nil || n.HighGradeRecall != m.HighGradeRecall {
 		t.Errorf("no fields: intervals %v %v, recall %v (want none, %v)", n.HighGradeRecallCI, n.NILMFPRCI, n.HighGradeRecall, m.HighGradeRecall)
+	}
+	// Absent from the JSON (the cell trainer embeds it in the weights
+	// file, which must not change bytes when retrained).
+	if b, err := json.Marshal(n); err != nil || strings.Contains(string(b), "ci95") {
+		t.Errorf("no fields: JSON %s (err %v) carries interval keys", b, err)
 	}
 }

@@ -33,10 +33,12 @@ type CellMetrics struct {
 	HighGradeN    int     `json:"high_grade_n"`
 	NILMN         int     `json:"nilm_n"`
 	// HighGradeRecallCI and NILMFPRCI are 95% bootstrap intervals over the
-	// cells' source fields (null when the cells carry no field or come
-	// from a single one).
-	HighGradeRecallCI *Interval `json:"high_grade_recall_ci95"`
-	NILMFPRCI         *Interval `json:"nilm_fpr_ci95"`
+	// cells' source fields, absent when the cells carry no field or come
+	// from a single one. Absent, not null: the cell trainer embeds its
+	// CellMetrics in the weights file, which must stay byte-identical to
+	// the shipped one when retrained.
+	HighGradeRecallCI *Interval `json:"high_grade_recall_ci95,omitempty"`
+	NILMFPRCI         *Interval `json:"nilm_fpr_ci95,omitempty"`
 }
 
 // Cells scores probabilities probs (one per cell) against the true classes
