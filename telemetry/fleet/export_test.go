@@ -1,14 +1,15 @@
 package fleet
 
 import (
+	"context"
 	"time"
 
 	"papscan/telemetry"
 )
 
-// CommitForTest commits one synthetic result envelope.
+// CommitForTest commits one synthetic result.
 func CommitForTest(s *Store, robot, session, id string, seq, floor uint64) error {
-	_, err := s.commit([]incoming{{env: telemetry.Envelope{Schema: telemetry.Schema, Kind: telemetry.KindResult, RobotID: robot,
-		SlideID: "S", ResultID: id, OutboxSession: session, OutboxSeq: seq, OutboxFloor: floor}, raw: []byte(`{}`), at: time.Now()}})
+	_, err := s.Commit(context.Background(), []Item{{Kind: telemetry.KindResult, RobotID: robot,
+		SlideID: "S", ID: id, ResultID: id, OutboxSession: session, Seq: seq, Floor: floor, Raw: []byte(`{}`), ReceivedAt: time.Now()}})
 	return err
 }

@@ -1,6 +1,7 @@
 package fleet
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,8 +9,6 @@ import (
 	"time"
 
 	bolt "go.etcd.io/bbolt"
-
-	"papscan/telemetry"
 )
 
 var (
@@ -21,8 +20,10 @@ var (
 type Record struct {
 	RobotID       string          `json:"robot_id"`
 	Kind          string          `json:"kind"`
+	Site          string          `json:"site,omitempty"`
 	ID            string          `json:"id"` // result_id / event_id
 	SlideID       string          `json:"slide_id,omitempty"`
+	ResultID      string          `json:"result_id,omitempty"` // image: its result
 	Event         string          `json:"event,omitempty"`
 	OutboxSession string          `json:"outbox_session,omitempty"`
 	Seq           uint64          `json:"outbox_seq,omitempty"`
@@ -31,8 +32,9 @@ type Record struct {
 	Envelope      json.RawMessage `json:"envelope"`
 }
 
-// stream tracks one robot outbox session's sequence numbers.
-type stream struct {
+// Stream tracks one robot outbox session's sequence numbers (a Backend
+// keeps one per robot and outbox_session).
+type Stream struct {
 	Contig uint64   `json:"contig"` // every seq <= Contig arrived (or was below the robot's floor)
 	Above  []uint64 `json:"above"`  // seqs > Contig that arrived, sorted
 	Max    uint64   `json:"max"`
@@ -40,11 +42,14 @@ type stream struct {
 
 // Gap is a run of sequence numbers missing from a robot's stream.
 type Gap struct {
-	RobotID, OutboxSession string
-	From, To               uint64 // inclusive
+	Site, RobotID, OutboxSession string
+	From, To                     uint64 // inclusive
 }
 
-// Store is the fleet's durable record (bbolt, fsync on commit).
+// Store is a small Backend on a bbolt file (fsync on commit), for the
+// robot's in-process simulator receiver; the fleet itself runs on
+// papscan/fleet/store (PostgreSQL or SQLite). Images are kept as records
+// with their message.
 type Store struct{ db *bolt.DB }
 
 // OpenStore opens or creates the store file.
@@ -70,71 +75,49 @@ func OpenStore(path string) (*Store, error) {
 // Close closes the file.
 func (s *Store) Close() error { return s.db.Close() }
 
-// commitResult says what one commit did.
-type commitResult struct {
-	stored, dups int
-	fresh        []Record            // the new records (without envelope)
-	ack          map[string][]string // robot -> IDs to ack (new and duplicates)
-	gaps         []Gap
-}
-
 func recordKey(robot, kind, id string) []byte {
 	return []byte(robot + "\x00" + kind + "\x00" + id)
 }
 
-// commit stores a batch of envelopes in one transaction and updates the
-// sequence tracking. Only envelopes it holds afterwards are acked.
-func (s *Store) commit(batch []incoming) (commitResult, error) {
-	res := commitResult{ack: map[string][]string{}}
+// Commit stores a batch in one transaction and updates the sequence
+// tracking; refused messages without an ack key are not kept here.
+func (s *Store) Commit(_ context.Context, batch []Item) (Committed, error) {
+	var res Committed
 	err := s.db.Update(func(tx *bolt.Tx) error {
-		res = commitResult{ack: map[string][]string{}}
+		res = Committed{}
 		recs := tx.Bucket(bucketRecords)
 		strs := tx.Bucket(bucketStreams)
-		streams := map[string]*stream{}
+		streams := map[string]*Stream{}
 		for _, in := range batch {
-			e := in.env
-			id := e.ResultID
-			if e.Kind == telemetry.KindEvent {
-				id = e.EventID
+			if in.Kind == KindInvalid || in.ID == "" {
+				continue
 			}
-			k := recordKey(e.RobotID, e.Kind, id)
+			k := recordKey(in.RobotID, in.Kind, in.ID)
 			if v := recs.Get(k); v != nil {
-				var r Record
-				if json.Unmarshal(v, &r) == nil {
-					r.Copies++
-					b, _ := json.Marshal(r)
-					if err := recs.Put(k, b); err != nil {
-						return err
-					}
-				}
-				res.dups++
+				res.Dups++
 			} else {
-				rec := Record{
-					RobotID: e.RobotID, Kind: e.Kind, ID: id, SlideID: e.SlideID, Event: e.Event,
-					OutboxSession: e.OutboxSession, Seq: e.OutboxSeq, ReceivedAt: in.at, Copies: 1, Envelope: in.raw,
-				}
+				rec := in.Record()
+				rec.Envelope = in.Raw
 				b, _ := json.Marshal(rec)
 				if err := recs.Put(k, b); err != nil {
 					return err
 				}
 				rec.Envelope = nil
-				res.fresh = append(res.fresh, rec)
-				res.stored++
+				res.Fresh = append(res.Fresh, rec)
 			}
-			res.ack[e.RobotID] = append(res.ack[e.RobotID], id)
-			if e.OutboxSession == "" || e.OutboxSeq == 0 {
+			if in.OutboxSession == "" || in.Seq == 0 {
 				continue
 			}
-			sk := e.RobotID + "\x00" + e.OutboxSession
+			sk := in.RobotID + "\x00" + in.OutboxSession
 			st := streams[sk]
 			if st == nil {
-				st = &stream{}
+				st = &Stream{}
 				if v := strs.Get([]byte(sk)); v != nil {
 					_ = json.Unmarshal(v, st)
 				}
 				streams[sk] = st
 			}
-			st.add(e.OutboxSeq, e.OutboxFloor)
+			st.Add(in.Seq, in.Floor)
 		}
 		for sk, st := range streams {
 			b, _ := json.Marshal(st)
@@ -142,13 +125,42 @@ func (s *Store) commit(batch []incoming) (commitResult, error) {
 				return err
 			}
 			robot, session, _ := cut(sk)
-			if from, to, ok := st.gap(); ok {
-				res.gaps = append(res.gaps, Gap{RobotID: robot, OutboxSession: session, From: from, To: to})
+			if from, to, ok := st.Gap(); ok {
+				res.Gaps = append(res.Gaps, Gap{RobotID: robot, OutboxSession: session, From: from, To: to})
 			}
 		}
 		return nil
 	})
 	return res, err
+}
+
+// Record is the record an item becomes (Copies 1, Envelope not set).
+func (in Item) Record() Record {
+	return Record{
+		RobotID: in.RobotID, Kind: in.Kind, Site: in.Site, ID: in.ID, SlideID: in.SlideID, ResultID: in.ResultID,
+		Event: in.Event, OutboxSession: in.OutboxSession, Seq: in.Seq, ReceivedAt: in.ReceivedAt, Copies: 1,
+	}
+}
+
+// StreamGap returns the first missing run of one stream.
+func (s *Store) StreamGap(_ context.Context, robot, session string) (Gap, bool, error) {
+	var g Gap
+	var ok bool
+	err := s.db.View(func(tx *bolt.Tx) error {
+		v := tx.Bucket(bucketStreams).Get([]byte(robot + "\x00" + session))
+		if v == nil {
+			return nil
+		}
+		var st Stream
+		if err := json.Unmarshal(v, &st); err != nil {
+			return err
+		}
+		var from, to uint64
+		from, to, ok = st.Gap()
+		g = Gap{RobotID: robot, OutboxSession: session, From: from, To: to}
+		return nil
+	})
+	return g, ok, err
 }
 
 func cut(s string) (string, string, bool) {
@@ -160,7 +172,9 @@ func cut(s string) (string, string, bool) {
 	return s, "", false
 }
 
-func (st *stream) add(seq, floor uint64) {
+// Add records that seq arrived, with the robot's floor at the time (every
+// seq below floor was acked already).
+func (st *Stream) Add(seq, floor uint64) {
 	if floor > 0 && floor-1 > st.Contig {
 		st.Contig = floor - 1 // the robot holds nothing below floor: acked already
 	}
@@ -178,8 +192,8 @@ func (st *stream) add(seq, floor uint64) {
 	st.Above = st.Above[i:]
 }
 
-// gap returns the first missing run below the highest seq seen.
-func (st *stream) gap() (from, to uint64, ok bool) {
+// Gap returns the first missing run below the highest seq seen.
+func (st *Stream) Gap() (from, to uint64, ok bool) {
 	if len(st.Above) == 0 {
 		return 0, 0, false
 	}
@@ -223,12 +237,12 @@ func (s *Store) Gaps() ([]Gap, error) {
 	var out []Gap
 	err := s.db.View(func(tx *bolt.Tx) error {
 		return tx.Bucket(bucketStreams).ForEach(func(k, v []byte) error {
-			var st stream
+			var st Stream
 			if err := json.Unmarshal(v, &st); err != nil {
 				return err
 			}
 			robot, session, _ := cut(string(k))
-			if from, to, ok := st.gap(); ok {
+			if from, to, ok := st.Gap(); ok {
 				out = append(out, Gap{RobotID: robot, OutboxSession: session, From: from, To: to})
 			}
 			return nil
