@@ -109,6 +109,7 @@ func New(opts Options) (*Server, error) {
 	m.Handle("POST /logout", s.auth(anyRole, s.logout))
 	m.Handle("GET /{$}", s.auth(anyRole, s.worklist))
 	m.Handle("GET /slide/{robot}/{result}", s.auth(anyRole, s.slide))
+	m.Handle("GET /slide/{robot}/{result}/marks.css", s.auth(anyRole, s.marks))
 	m.Handle("POST /slide/{robot}/{result}/signout", s.auth(signers, s.signOut))
 	m.Handle("GET /img/{robot}/{image}", s.auth(anyRole, s.image))
 	m.Handle("GET /audit", s.auth([]string{store.RoleSupervisor, store.RoleAdmin}, s.audit))
@@ -131,6 +132,8 @@ func stateName(s string) string {
 		return "second review"
 	case store.StateSigned:
 		return "signed out"
+	case store.StateOpen:
+		return "open (to review + second)"
 	}
 	return s
 }
@@ -352,7 +355,7 @@ func (s *Server) worklist(w http.ResponseWriter, r *http.Request) {
 		f.To = d.Add(24 * time.Hour)
 	}
 	if !q.Has("state") {
-		f.State = "" // everything; the form's default is "to review"
+		f.State = store.StateOpen // what still needs a reviewer
 	}
 	slides, err := s.st.Worklist(r.Context(), f)
 	if err != nil {
@@ -361,10 +364,11 @@ func (s *Server) worklist(w http.ResponseWriter, r *http.Request) {
 	}
 	facets, _ := s.st.Facets(r.Context())
 	d := worklistData{Slides: slides, Facets: facets, F: map[string]string{}, Verdicts: []string{"HIGH_GRADE", "LOW_GRADE", "NILM", "INCOMPLETE", "UNSATISFACTORY"},
-		States: []string{store.StatePending, store.StateSecond, store.StateSigned}}
+		States: []string{store.StateOpen, store.StatePending, store.StateSecond, store.StateSigned}}
 	for _, k := range []string{"site", "robot", "verdict", "state", "from", "to"} {
 		d.F[k] = q.Get(k)
 	}
+	d.F["state"] = f.State
 	page := func(off int) string {
 		v := url.Values{}
 		for k, val := range d.F {
@@ -422,6 +426,7 @@ type hit struct {
 	store.Image
 	N          int
 	Left, Top  float64 // % of the overview
+	BarPx      float64 // 10 µm on screen
 	OnOverview bool
 	DisplayW   int
 	DisplayH   int
@@ -443,19 +448,21 @@ type slideData struct {
 }
 
 // cropDisplay is the on-screen size of a crop: an integer upscale to about
-// 288 px, so chromatin is judged on whole pixels (no resampling blur).
+// 300 px, so chromatin is judged on whole pixels (no resampling blur).
 const cropDisplay = 300
 
-func (s *Server) slide(w http.ResponseWriter, r *http.Request) {
+// load reads a result, its report and its images for the slide page and
+// its stylesheet; it answers the request itself when it fails.
+func (s *Server) load(w http.ResponseWriter, r *http.Request) (slideData, bool) {
 	robot, id := r.PathValue("robot"), r.PathValue("result")
 	res, err := s.st.Result(r.Context(), robot, id)
 	if errors.Is(err, store.ErrNotFound) {
 		s.fail(w, r, http.StatusNotFound, "No such result.", nil)
-		return
+		return slideData{}, false
 	}
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "The database is not reachable; try again.", err)
-		return
+		return slideData{}, false
 	}
 	d := slideData{R: res, Interpretations: store.Interpretations}
 	var env struct {
@@ -467,7 +474,7 @@ func (s *Server) slide(w http.ResponseWriter, r *http.Request) {
 	ims, err := s.st.Images(r.Context(), robot, id)
 	if err != nil {
 		s.fail(w, r, http.StatusServiceUnavailable, "The database is not reachable; try again.", err)
-		return
+		return slideData{}, false
 	}
 	for i := range ims {
 		if ims[i].Role == "overview" && d.Overview == nil {
@@ -483,6 +490,9 @@ func (s *Server) slide(w http.ResponseWriter, r *http.Request) {
 		h := hit{Image: im, N: n}
 		k := max(1, cropDisplay/max(im.Width, im.Height))
 		h.DisplayW, h.DisplayH = im.Width*k, im.Height*k
+		if im.PixelUM > 0 {
+			h.BarPx = 10 / im.PixelUM * float64(k)
+		}
 		if o := d.Overview; o != nil && o.PixelUM > 0 {
 			h.Left = (im.StageXUM - o.OriginXUM) / o.PixelUM / float64(o.Width) * 100
 			h.Top = (im.StageYUM - o.OriginYUM) / o.PixelUM / float64(o.Height) * 100
@@ -490,6 +500,37 @@ func (s *Server) slide(w http.ResponseWriter, r *http.Request) {
 		}
 		d.Hits = append(d.Hits, h)
 	}
+	return d, true
+}
+
+// marks is the slide page's own stylesheet: where the hits sit on the
+// overview and how long the 10 µm bars are (the CSP allows no inline
+// styles).
+func (s *Server) marks(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	var b strings.Builder
+	for _, h := range d.Hits {
+		if h.OnOverview {
+			b.WriteString("#m" + strconv.Itoa(h.N) + "{left:" + strconv.FormatFloat(h.Left, 'f', 2, 64) + "%;top:" + strconv.FormatFloat(h.Top, 'f', 2, 64) + "%}\n")
+		}
+		if h.BarPx > 0 {
+			b.WriteString("#bar-" + strconv.Itoa(h.N) + "{width:" + strconv.FormatFloat(min(h.BarPx, float64(h.DisplayW)), 'f', 1, 64) + "px}\n")
+		}
+	}
+	w.Header().Set("Content-Type", "text/css; charset=utf-8")
+	w.Header().Set("Cache-Control", "private, max-age=300")
+	_, _ = w.Write([]byte(b.String()))
+}
+
+func (s *Server) slide(w http.ResponseWriter, r *http.Request) {
+	d, ok := s.load(w, r)
+	if !ok {
+		return
+	}
+	robot, id, res := d.R.RobotID, d.R.ResultID, d.R
 	d.Reviews, _ = s.st.Reviews(r.Context(), robot, id)
 	d.Audit, _ = s.st.AuditLog(r.Context(), robot, id, 50)
 	u := current(r)

@@ -17,6 +17,8 @@ const (
 	StatePending = "pending" // no sign-out yet
 	StateSecond  = "second"  // signed out, robot and reviewer disagree: waits for a second review
 	StateSigned  = "signed"  // signed out (and, where needed, second-reviewed)
+	// StateOpen filters the worklist on pending and second together.
+	StateOpen = "open"
 )
 
 // ErrNotFound is returned for a record, image or user the store lacks.
@@ -57,7 +59,11 @@ func (s *Store) Worklist(ctx context.Context, f Filter) ([]Slide, error) {
 	if f.Verdict != "" {
 		add("r.verdict = ?", f.Verdict)
 	}
-	if f.State != "" {
+	switch f.State {
+	case "":
+	case StateOpen:
+		where = append(where, "r.review_state IN ('pending', 'second')")
+	default:
 		add("r.review_state = ?", f.State)
 	}
 	if !f.From.IsZero() {
