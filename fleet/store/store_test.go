@@ -14,7 +14,7 @@ import (
 	"testing"
 	"time"
 
-	"papscan/fleet/internal/pgtest"
+	"papscan/fleet/pgtest"
 	"papscan/fleet/store"
 	"papscan/telemetry"
 	"papscan/telemetry/fleet"

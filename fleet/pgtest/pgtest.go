@@ -1,6 +1,6 @@
 //go:build linux
 
-// Package pgtest starts a throw-away PostgreSQL server for tests: initdb
+// Package pgtest (test support only) starts a throw-away PostgreSQL server for tests: initdb
 // into a temporary directory, postgres on a free loopback port (and a unix
 // socket in the same directory), run as the unprivileged "postgres" user
 // when the tests run as root. The Debian package postgresql provides the
