@@ -83,4 +83,6 @@ if [ -d "$data/cric/fields/images" ]; then
     fi
   } >> BENCHMARKS.md
 fi
+# The fleet's load benchmark (Mosquitto + PostgreSQL, three receivers).
+./scripts/bench-fleet.sh
 echo "wrote BENCHMARKS.md"

@@ -420,8 +420,12 @@ func TestLoadSharedReceivers(t *testing.T) {
 
 // BenchmarkFleetLoad: the load test's figures for BENCHMARKS.md (one
 // scenario per iteration): steady, and with a receiver SIGKILLed and the
-// database connections cut.
+// database connections cut. It runs only with PAPSCAN_BENCH_FLEET=1
+// (scripts/bench-fleet.sh, called by make bench), alone on the machine.
 func BenchmarkFleetLoad(b *testing.B) {
+	if os.Getenv("PAPSCAN_BENCH_FLEET") == "" {
+		b.Skip("PAPSCAN_BENCH_FLEET=1 runs it (scripts/bench-fleet.sh)")
+	}
 	for _, faults := range []bool{false, true} {
 		name := "steady"
 		if faults {
