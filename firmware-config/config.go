@@ -292,11 +292,18 @@ type MQTT struct {
 	MaxReconnectInterval Duration `yaml:"max_reconnect_interval"`
 	HealthInterval       Duration `yaml:"health_interval"`
 	// AckKeys are the trusted Ed25519 public keys of the fleet's receivers
-	// ("<key_id>:<base64>", as `papscan-fleet keygen` prints). Set: only
-	// acks signed by one of them remove results from the outbox. Empty:
-	// acks are not signature-checked; the broker's ACL alone decides who
-	// may ack.
+	// ("<key_id>:<base64>", as `papscan-fleet keygen` prints): only acks
+	// and replay requests signed by one of them are obeyed. A real robot
+	// (machine.i2c_bus not "sim") with brokers must have at least one,
+	// here or in AckKeysFile; the simulated machine may run without
+	// (development only: acks are then not signature-checked, and the
+	// agent logs it).
 	AckKeys []string `yaml:"ack_keys"`
+	// AckKeysFile is an absolute path to a file with more receiver keys,
+	// one "<key_id>:<base64>" per line ('#' comments); "" = none. A file
+	// named here must exist and hold at least one key when the agent
+	// starts.
+	AckKeysFile string `yaml:"ack_keys_file"`
 }
 
 // TLS names the files of the MQTT TLS setup; all absolute paths.

@@ -417,6 +417,11 @@ func pinKey(p Pin) string {
 	return "name:" + strings.ToUpper(p.Name)
 }
 
+// Simulated reports whether the configuration drives the simulated
+// machine (machine.i2c_bus "sim"): development and tests, where some
+// production safeguards (signed acks) may be relaxed.
+func (c *Config) Simulated() bool { return c.Machine.I2CBus == "sim" }
+
 func (c *Config) validateAgent(v *validator) {
 	a := &c.Agent
 	if !robotIDRe.MatchString(a.RobotID) {
@@ -469,6 +474,12 @@ func (c *Config) validateAgent(v *validator) {
 	inRange(v, "agent.mqtt.max_reconnect_interval", m.MaxReconnectInterval, Duration(time.Second), Duration(10*time.Minute), false, false, fmtDur)
 	inRange(v, "agent.mqtt.health_interval", m.HealthInterval, Duration(time.Second), Duration(time.Hour), false, false, fmtDur)
 	validateKeyList(v, "agent.mqtt.ack_keys", m.AckKeys)
+	if m.AckKeysFile != "" && !filepath.IsAbs(m.AckKeysFile) {
+		v.add("agent.mqtt.ack_keys_file", "must be an absolute path, got %q", m.AckKeysFile)
+	}
+	if len(m.Brokers) > 0 && !c.Simulated() && len(m.AckKeys) == 0 && m.AckKeysFile == "" {
+		v.add("agent.mqtt.ack_keys", "required on a real robot with brokers (or ack_keys_file): without the fleet receivers' keys anyone who can publish on the ack topic could make the robot delete results the fleet never stored")
+	}
 	if m.PasswordFile != "" && m.Username == "" {
 		v.add("agent.mqtt.username", "required when password_file is set (MQTT sends a password only with a user name)")
 	}

@@ -44,6 +44,8 @@ type Client struct {
 	store   *ackStore
 	session string
 	seq     atomic.Uint64
+	// refused counts acks and replay requests FleetAuth refused.
+	refused atomic.Uint64
 
 	// life is cancelled by Close; it aborts birth publishes in flight.
 	life     context.Context
@@ -98,6 +100,9 @@ func Dial(ctx context.Context, opts Options) (*Client, error) {
 		progressDone: make(chan struct{}),
 	}
 	c.log = opts.Logger.With("component", "telemetry", "robot_id", opts.RobotID, "client_id", opts.ClientID)
+	if opts.FleetAuth == nil && opts.UnsignedFleet && (opts.OnAck != nil || opts.OnReplay != nil) {
+		c.log.Warn("INSECURE: fleet acks and replay requests are NOT signature-checked (simulator/development only): anyone who can publish on the ack topic can make this robot drop results")
+	}
 	c.inbound = c.inboundSubscriptions()
 	c.life, c.stopLife = context.WithCancel(context.Background())
 
@@ -210,6 +215,10 @@ func (c *Client) getLastErr() error {
 	return c.lastErr
 }
 
+// RefusedFleetMessages counts acks and replay requests whose signature
+// Options.FleetAuth refused since Dial.
+func (c *Client) RefusedFleetMessages() uint64 { return c.refused.Load() }
+
 // Topics returns the topic builder of this client's robot.
 func (c *Client) Topics() Topics { return c.topics }
 
@@ -286,6 +295,14 @@ func (c *Client) inboundSubscriptions() []Subscription {
 				c.log.Warn("ignoring inbound message", "topic", topic, "error", err)
 				return
 			}
+			if v := c.opts.FleetAuth; v != nil {
+				if _, err := v.VerifyAck(a); err != nil {
+					c.refused.Add(1)
+					c.log.Warn("refusing a fleet ack not signed by a trusted receiver key; its results stay in the outbox",
+						"topic", topic, "receiver", a.Receiver, "key_id", a.KeyID, "ids", len(a.IDs), "error", err)
+					return
+				}
+			}
 			h(a)
 		}})
 	}
@@ -295,6 +312,14 @@ func (c *Client) inboundSubscriptions() []Subscription {
 			if err != nil {
 				c.log.Warn("ignoring inbound message", "topic", topic, "error", err)
 				return
+			}
+			if v := c.opts.FleetAuth; v != nil {
+				if _, err := v.VerifyReplay(r); err != nil {
+					c.refused.Add(1)
+					c.log.Warn("refusing a replay request not signed by a trusted receiver key",
+						"topic", topic, "receiver", r.Receiver, "key_id", r.KeyID, "error", err)
+					return
+				}
 			}
 			h(r)
 		}})

@@ -92,13 +92,36 @@ func (a Ack) SigningBytes() []byte {
 //	 "outbox_session":"...","from_seq":12,"to_seq":17}
 //
 // Entries the robot no longer holds were acked already; they are not sent.
+//
+// Like an ack it is signed by the fleet (KeyID, Sig over SigningBytes);
+// the robot verifies it (Options.FleetAuth) before it resends anything.
 type Replay struct {
 	Schema        string `json:"schema"`
 	Kind          string `json:"kind"`
 	RobotID       string `json:"robot_id"`
+	Receiver      string `json:"receiver,omitempty"`
 	OutboxSession string `json:"outbox_session,omitempty"`
 	FromSeq       uint64 `json:"from_seq"`
 	ToSeq         uint64 `json:"to_seq,omitzero"`
+	KeyID         string `json:"key_id,omitempty"`
+	Sig           string `json:"sig,omitempty"`
+}
+
+// replayDomain separates replay signatures from every other signed
+// message.
+const replayDomain = "papscan-replay/v1"
+
+// SigningBytes are the bytes a replay request's signature covers: a
+// domain string, the robot, the receiver, the outbox session and the
+// range, each length-prefixed (uvarint) or fixed width.
+func (r Replay) SigningBytes() []byte {
+	b := make([]byte, 0, len(replayDomain)+len(r.RobotID)+len(r.Receiver)+len(r.OutboxSession)+4*binary.MaxVarintLen64+16)
+	for _, s := range []string{replayDomain, r.RobotID, r.Receiver, r.OutboxSession} {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
+	}
+	b = binary.BigEndian.AppendUint64(b, r.FromSeq)
+	return binary.BigEndian.AppendUint64(b, r.ToSeq)
 }
 
 // maxAckIDs bounds the IDs of one ack message (a bigger one is refused).
@@ -129,18 +152,27 @@ func DecodeAck(robotID string, payload []byte) (Ack, error) {
 			return Ack{}, fmt.Errorf("%w: ack: field receiver: %w", ErrBadMessage, err)
 		}
 	}
-	if (a.KeyID == "") != (a.Sig == "") {
-		return Ack{}, fmt.Errorf("%w: ack: fields key_id and sig: both or neither", ErrBadMessage)
-	}
-	if a.Sig != "" {
-		if sig, err := base64.StdEncoding.Strict().DecodeString(a.Sig); err != nil || len(sig) != 64 {
-			return Ack{}, fmt.Errorf("%w: ack: field sig: want the standard base64 of a 64-byte Ed25519 signature", ErrBadMessage)
-		}
-		if err := validateText("key_id", a.KeyID); err != nil {
-			return Ack{}, fmt.Errorf("%w: ack: field key_id: %w", ErrBadMessage, err)
-		}
+	if err := checkSig(a.KeyID, a.Sig); err != nil {
+		return Ack{}, fmt.Errorf("%w: ack: %w", ErrBadMessage, err)
 	}
 	return a, nil
+}
+
+// checkSig checks the shape of an optional signature (key_id and sig).
+func checkSig(keyID, sig string) error {
+	if (keyID == "") != (sig == "") {
+		return errors.New("fields key_id and sig: both or neither")
+	}
+	if sig == "" {
+		return nil
+	}
+	if raw, err := base64.StdEncoding.Strict().DecodeString(sig); err != nil || len(raw) != 64 {
+		return errors.New("field sig: want the standard base64 of a 64-byte Ed25519 signature")
+	}
+	if err := validateText("key_id", keyID); err != nil {
+		return fmt.Errorf("field key_id: %w", err)
+	}
+	return nil
 }
 
 // DecodeReplay parses and validates a replay request received for robotID.
@@ -154,6 +186,19 @@ func DecodeReplay(robotID string, payload []byte) (Replay, error) {
 	}
 	if r.ToSeq != 0 && r.ToSeq < r.FromSeq {
 		return Replay{}, fmt.Errorf("%w: replay: field to_seq %d < from_seq %d", ErrBadMessage, r.ToSeq, r.FromSeq)
+	}
+	if r.Receiver != "" {
+		if err := validateText("receiver", r.Receiver); err != nil {
+			return Replay{}, fmt.Errorf("%w: replay: field receiver: %w", ErrBadMessage, err)
+		}
+	}
+	if r.OutboxSession != "" {
+		if err := validateText("outbox_session", r.OutboxSession); err != nil {
+			return Replay{}, fmt.Errorf("%w: replay: field outbox_session: %w", ErrBadMessage, err)
+		}
+	}
+	if err := checkSig(r.KeyID, r.Sig); err != nil {
+		return Replay{}, fmt.Errorf("%w: replay: %w", ErrBadMessage, err)
 	}
 	return r, nil
 }

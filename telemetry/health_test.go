@@ -42,6 +42,7 @@ func TestHealthAndSubscriptions(t *testing.T) {
 	c := dial(t, b.URL(), "r-health", func(o *telemetry.Options) {
 		o.Subscriptions = []telemetry.Subscription{{Topic: "papscan/r-health/cmd", QoS: 1, Handler: func(_ string, p []byte) { cmds <- string(p) }}}
 		o.OnAck = func(a telemetry.Ack) { acks <- a }
+		o.UnsignedFleet = true // this test is about subscriptions; signatures: fleetauth_test.go
 	})
 	ctx, cancel := context.WithCancel(t.Context())
 	done := make(chan struct{})

@@ -88,6 +88,21 @@ type Options struct {
 	OnAck    func(Ack)
 	OnReplay func(Replay)
 
+	// FleetAuth verifies the fleet's signature on every ack and replay
+	// request before OnAck or OnReplay sees it; a message it refuses is
+	// logged and dropped (an ack that does not verify removes nothing, a
+	// replay that does not verify resends nothing). It is required when
+	// OnAck or OnReplay is set, unless UnsignedFleet says otherwise:
+	// whoever can publish on the ack topic could otherwise make the robot
+	// drop results the fleet never stored. *command.KeyRing implements
+	// it (agent.mqtt.ack_keys).
+	FleetAuth FleetVerifier
+	// UnsignedFleet lets acks and replay requests through without a
+	// signature check when FleetAuth is nil: for the simulator and
+	// development only (configuration validation refuses it on a real
+	// robot). Dial logs a warning saying so.
+	UnsignedFleet bool
+
 	// OnConnected runs after every (re)connect once the subscriptions
 	// above are in place (acks can arrive). It MUST NOT block. The outbox
 	// sender uses it to replay unacknowledged entries.
@@ -104,6 +119,13 @@ type Options struct {
 	// results into its outbox while the broker is down (Connected reports
 	// false until then; QoS 1 publishes wait for their PUBACK as always).
 	Background bool
+}
+
+// FleetVerifier authenticates the fleet's acks and replay requests; it
+// returns the ID of the key that signed, or why it refuses.
+type FleetVerifier interface {
+	VerifyAck(Ack) (keyID string, err error)
+	VerifyReplay(Replay) (keyID string, err error)
 }
 
 // Subscription is one inbound topic and its handler.
@@ -160,6 +182,9 @@ func (o Options) withDefaults() (Options, Topics, error) {
 	}
 	if o.Logger == nil {
 		o.Logger = slog.Default()
+	}
+	if (o.OnAck != nil || o.OnReplay != nil) && o.FleetAuth == nil && !o.UnsignedFleet {
+		return o, Topics{}, errors.New("telemetry: OnAck/OnReplay need Options.FleetAuth (the fleet's receiver keys, agent.mqtt.ack_keys) to verify acks and replay requests; only a simulator or development setup may set UnsignedFleet instead")
 	}
 	return o, topics, nil
 }

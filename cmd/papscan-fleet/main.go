@@ -80,7 +80,7 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	keepalive := fs.Duration("keepalive", 30*time.Second, "MQTT keepalive")
 	replay := fs.Duration("replay-interval", 5*time.Second, "at most one replay request per robot this often")
 	level := fs.String("log-level", "info", "debug, info, warn or error")
-	ackKey := fs.String("ack-key", "", "receiver signing key (PEM from keygen): every ack is signed with it, for robots with agent.mqtt.ack_keys")
+	ackKey := fs.String("ack-key", "", "receiver signing key (PEM from keygen): every ack and replay request is signed with it (robots verify them with agent.mqtt.ack_keys)")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
@@ -89,6 +89,7 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		return 2
 	}
 	var signAck func(*telemetry.Ack)
+	var signReplay func(*telemetry.Replay)
 	if *ackKey != "" {
 		sk, err := command.ReadSigningKeyFile(*ackKey)
 		if err != nil {
@@ -96,12 +97,13 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 			return 2
 		}
 		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
+		signReplay = func(r *telemetry.Replay) { command.SignReplay(sk, r) }
 	}
 	var lv slog.Level
 	_ = lv.UnmarshalText([]byte(*level))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	opts := fleet.Options{Brokers: brokers, Robots: robots, TopicPrefix: *prefix, ClientID: *clientID,
-		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log, SignAck: signAck}
+		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log, SignAck: signAck, SignReplay: signReplay}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
 		if err != nil {

@@ -59,7 +59,7 @@ func TestRunAndList(t *testing.T) {
 	tctx, tcancel := context.WithTimeout(t.Context(), 20*time.Second)
 	defer tcancel()
 	tm, err := telemetry.Dial(tctx, telemetry.Options{Brokers: []string{b.URL()}, RobotID: "r9",
-		OnAck: snd.HandleAck, OnReplay: snd.HandleReplay, OnConnected: snd.Reconnected})
+		OnAck: snd.HandleAck, OnReplay: snd.HandleReplay, OnConnected: snd.Reconnected, UnsignedFleet: true})
 	if err != nil {
 		t.Fatal(err)
 	}

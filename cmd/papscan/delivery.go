@@ -61,14 +61,19 @@ func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log
 		return nil, hal.NewFault("storage", hal.FaultStorage, err)
 	}
 	snd := outbox.NewSender(ob, outbox.SenderOptions{Window: m.OutboxWindow, AckTimeout: m.AckTimeout.D(), Logger: log})
-	onAck, err := ackHandler(m.AckKeys, log, snd.HandleAck)
+	ring, err := ackKeyRing(cfg, log)
 	if err != nil {
 		ob.Close()
 		return nil, err
 	}
 	tm, err := dialTelemetry(ctx, cfg, brokers, log, func(o *telemetry.Options) {
-		o.OnAck = onAck
+		o.OnAck = snd.HandleAck
 		o.OnReplay = snd.HandleReplay
+		if ring.Len() > 0 {
+			o.FleetAuth = ring
+		} else {
+			o.UnsignedFleet = true // config validation allows it on the simulated machine only
+		}
 		o.OnConnected = snd.Reconnected
 		o.MaxReconnectInterval = m.MaxReconnectInterval.D()
 		if tmod != nil {
@@ -205,25 +210,25 @@ func (l *link) close(ctx context.Context) {
 	}
 }
 
-// ackHandler returns the handler of the fleet's acks: with receiver keys
-// (agent.mqtt.ack_keys) only acks they signed reach the outbox, the rest
-// are logged and dropped (their results stay and are sent again); without,
-// every well-formed ack does, and that is said once in the log.
-func ackHandler(keys []string, log *slog.Logger, next func(telemetry.Ack)) (func(telemetry.Ack), error) {
-	if len(keys) == 0 {
-		log.Warn("fleet acks are not signature-checked (agent.mqtt.ack_keys is empty): the broker's ACL alone decides who may ack results")
-		return next, nil
-	}
-	ring, err := fleetcmd.ParseKeyRing(keys...)
+// ackKeyRing loads the fleet receivers' keys (agent.mqtt.ack_keys and
+// ack_keys_file) that every ack and replay request must be signed with. A
+// key file that is named but missing or empty is a configuration error;
+// no keys at all is allowed only where validation allowed it (the
+// simulated machine), and telemetry then warns that acks are unchecked.
+func ackKeyRing(cfg *config.Config, log *slog.Logger) (*fleetcmd.KeyRing, error) {
+	m := cfg.Agent.MQTT
+	ring, err := fleetcmd.LoadKeyRing(m.AckKeys, m.AckKeysFile)
 	if err != nil {
-		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys: %w", err)}
+		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys / ack_keys_file: %w", err)}
 	}
-	return func(a telemetry.Ack) {
-		if _, err := ring.VerifyAck(a); err != nil {
-			log.Warn("refusing a fleet ack not signed by a trusted receiver key (agent.mqtt.ack_keys); its results stay in the outbox",
-				"receiver", a.Receiver, "key_id", a.KeyID, "ids", len(a.IDs), "err", err)
-			return
-		}
-		next(a)
-	}, nil
+	if ring.Len() == 0 && m.AckKeysFile != "" {
+		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys_file: %s holds no key", m.AckKeysFile)}
+	}
+	if ring.Len() == 0 && !cfg.Simulated() && len(m.Brokers) > 0 {
+		return nil, configError{errors.New("agent.mqtt.ack_keys: required on a real robot with brokers")}
+	}
+	if ring.Len() > 0 {
+		log.Info("fleet acks and replay requests are signature-checked", "keys", ring.Len())
+	}
+	return ring, nil
 }

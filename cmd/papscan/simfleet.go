@@ -41,8 +41,9 @@ func startSimFleet(ctx context.Context, cfg *config.Config, url string, out io.W
 	fctx, cancel := context.WithCancel(ctx)
 	r, err := fleet.Start(fctx, store, fleet.Options{
 		Brokers: []string{url}, ClientID: "papscan-fleet-sim", TopicPrefix: cfg.EffectiveTopicPrefix(),
-		Logger:  log.With("side", "fleet"),
-		SignAck: func(a *telemetry.Ack) { fleetcmd.SignAck(key, a) },
+		Logger:     log.With("side", "fleet"),
+		SignAck:    func(a *telemetry.Ack) { fleetcmd.SignAck(key, a) },
+		SignReplay: func(rp *telemetry.Replay) { fleetcmd.SignReplay(key, rp) },
 	})
 	if err != nil {
 		cancel()

@@ -16,6 +16,34 @@ func SignAck(k SigningKey, a *telemetry.Ack) {
 	a.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(k.Key, a.SigningBytes()))
 }
 
+var _ telemetry.FleetVerifier = (*KeyRing)(nil)
+
+// SignReplay signs a replay request with a fleet receiver's key: it sets
+// r.KeyID and r.Sig (Ed25519 over r.SigningBytes) after every other field
+// is final.
+func SignReplay(k SigningKey, r *telemetry.Replay) {
+	r.KeyID = k.ID
+	r.Sig = base64.StdEncoding.EncodeToString(ed25519.Sign(k.Key, r.SigningBytes()))
+}
+
+// VerifyReplay checks that r was signed by a key of the ring (the robot's
+// trusted receiver keys) and returns that key's ID. An unsigned request,
+// an unknown key or a signature over another range, session, robot or
+// receiver is refused.
+func (r *KeyRing) VerifyReplay(rp telemetry.Replay) (string, error) {
+	if r.Len() == 0 {
+		return "", errors.New("no receiver keys to check replay requests with")
+	}
+	if rp.Sig == "" || rp.KeyID == "" {
+		return "", errors.New("replay request is not signed (no key_id/sig)")
+	}
+	sig, err := base64.StdEncoding.Strict().DecodeString(rp.Sig)
+	if err != nil || len(sig) != ed25519.SignatureSize {
+		return "", errors.New("replay sig is not a base64 Ed25519 signature")
+	}
+	return r.verify(rp.KeyID, rp.SigningBytes(), sig)
+}
+
 // VerifyAck checks that a was signed by a key of the ring (the robot's
 // trusted receiver keys, agent.mqtt.ack_keys) and returns that key's ID.
 // An unsigned ack, an unknown key, or a signature over other IDs, another

@@ -66,7 +66,7 @@ func TestEndToEnd(t *testing.T) {
 	snd := outbox.NewSender(ob, outbox.SenderOptions{AckTimeout: 5 * time.Second, Logger: logger()})
 	tm, err := telemetry.Dial(ctx, telemetry.Options{
 		Brokers: []string{b.URL()}, RobotID: "r1", Logger: logger(),
-		OnAck: snd.HandleAck, OnReplay: snd.HandleReplay, OnConnected: snd.Reconnected,
+		OnAck: snd.HandleAck, OnReplay: snd.HandleReplay, OnConnected: snd.Reconnected, UnsignedFleet: true,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -55,6 +55,9 @@ type Options struct {
 	// with agent.mqtt.ack_keys refuse unsigned acks); e.g. a closure over
 	// telemetry/command.SignAck and the receiver's key.
 	SignAck func(*telemetry.Ack)
+	// SignReplay, if set, signs every replay request the same way (robots
+	// verify them too; telemetry/command.SignReplay).
+	SignReplay func(*telemetry.Replay)
 	// OnStored, if set, is called after each commit with the records that
 	// were new (not duplicates). It must not block for long.
 	OnStored func([]Record)
@@ -503,7 +506,12 @@ func (r *Receiver) maybeReplay(g Gap) {
 	r.lastReplay[key] = time.Now()
 	r.mu.Unlock()
 	r.log.Info("fleet: sequence gap; asking for a replay", "site", g.Site, "robot", g.RobotID, "outbox_session", g.OutboxSession, "from_seq", g.From, "to_seq", g.To)
-	b, _ := json.Marshal(telemetry.Replay{Schema: telemetry.Schema, Kind: telemetry.KindReplay, RobotID: g.RobotID, OutboxSession: g.OutboxSession, FromSeq: g.From, ToSeq: g.To})
+	rp := telemetry.Replay{Schema: telemetry.Schema, Kind: telemetry.KindReplay, RobotID: g.RobotID, Receiver: r.opts.Receiver,
+		OutboxSession: g.OutboxSession, FromSeq: g.From, ToSeq: g.To}
+	if r.opts.SignReplay != nil {
+		r.opts.SignReplay(&rp)
+	}
+	b, _ := json.Marshal(rp)
 	r.mc.Publish(telemetry.ReplayTopic(r.prefix(g.Site), g.RobotID), 1, false, b)
 	r.replays.Add(1)
 }

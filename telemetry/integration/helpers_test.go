@@ -1,7 +1,9 @@
 package integration_test
 
 import (
+	"bytes"
 	"context"
+	"crypto/ed25519"
 	"crypto/tls"
 	"fmt"
 	"io"
@@ -13,6 +15,7 @@ import (
 	"time"
 
 	"papscan/telemetry"
+	"papscan/telemetry/command"
 	"papscan/telemetry/fleet"
 	"papscan/telemetry/outbox"
 )
@@ -39,11 +42,22 @@ const (
 	ackTimeout   = 2 * time.Second
 )
 
+// receiverKey is the fleet receiver's signing key in these tests (fixed,
+// so the producer subprocess trusts it too).
+func receiverKey() command.SigningKey {
+	return command.SigningKey{ID: "test-receiver", Key: ed25519.NewKeyFromSeed(bytes.Repeat([]byte{7}, ed25519.SeedSize))}
+}
+
 func robotOptions(brokers []string, robot string) telemetry.Options {
+	ring, err := command.NewKeyRing(receiverKey().Public())
+	if err != nil {
+		panic(err) // a fixed, valid key
+	}
 	return telemetry.Options{
 		Brokers: brokers, RobotID: robot, Logger: logger(),
 		KeepAlive: keepAlive, PingTimeout: pingTimeout, ConnectTimeout: 2 * time.Second,
 		PublishTimeout: 2 * time.Second, MaxReconnectInterval: maxReconnect,
+		FleetAuth: ring,
 	}
 }
 
@@ -119,6 +133,8 @@ func startFleet(t testing.TB, brokers []string, tc *tls.Config) *fleetSide {
 	f.rcv, err = fleet.Start(ctx, st, fleet.Options{
 		Brokers: brokers, ClientID: "fleet-" + telemetry.NewID()[24:], TLS: tc, Logger: logger(),
 		KeepAlive: keepAlive, MaxReconnectInterval: maxReconnect, ReplayInterval: time.Second,
+		SignAck:    func(a *telemetry.Ack) { command.SignAck(receiverKey(), a) },
+		SignReplay: func(r *telemetry.Replay) { command.SignReplay(receiverKey(), r) },
 		OnStored: func(rs []fleet.Record) {
 			f.mu.Lock()
 			for _, r := range rs {

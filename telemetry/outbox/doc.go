@@ -29,4 +29,20 @@
 // A new outbox file is built under a temporary name and renamed into
 // place, so a crash during the very first initialisation (the one moment
 // bbolt can leave a corrupt file) leaves no file behind.
+//
+// The file is hostile input. bbolt trusts its file (a forged length makes
+// it fault outside its mapping and kill the process), so Open first walks
+// the raw pages itself (meta pages, freelist, page tree, element bounds),
+// then runs bbolt's Check and validates every entry (DecodeEntry) and the
+// ID index. The last committed sequence number is also kept in
+// <outbox>.hwm (two checksummed slots, fsynced after each commit): it
+// exposes a rollback to bbolt's older meta page and says what was held
+// when the file is lost or emptied. A damaged, truncated, empty, missing
+// or rolled-back file is kept aside as <outbox>.corrupt-<unix seconds>,
+// every entry a raw page scan still finds is carried into a new file
+// under the same session, and an EventDamaged event naming the lost
+// sequence range is committed for the fleet; Outbox.Damage (an error
+// wrapping ErrStorage) tells the agent to latch a storage fault. An entry
+// found unreadable later makes Pending fail with ErrStorage and Admit
+// refuse new slides until the next Open recovers the file.
 package outbox

@@ -1,6 +1,8 @@
 package outbox
 
 import (
+	"bytes"
+	"cmp"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
@@ -8,11 +10,14 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"runtime/debug"
+	"slices"
 	"sync"
 	"syscall"
 	"time"
 
 	bolt "go.etcd.io/bbolt"
+	bolterrors "go.etcd.io/bbolt/errors"
 
 	"papscan/telemetry"
 )
@@ -79,6 +84,9 @@ type Outbox struct {
 	log     *slog.Logger
 	session string
 
+	damage *Damage
+	hwf    *os.File // the high-water record (<path>.hwm)
+
 	mu      sync.Mutex
 	depth   int
 	floor   uint64 // lowest seq held (0 when empty)
@@ -91,6 +99,20 @@ type Outbox struct {
 // continue across restarts. The file and its directory are fsynced at
 // creation so a crash during the first start cannot leave a half-created
 // file behind.
+//
+// The file is hostile input: Open checks both bbolt meta pages, the page
+// tree (bbolt's Check) and every entry (DecodeEntry, the ID index), and
+// compares the last sequence number with the high-water record kept in
+// <path>.hwm. A file that is damaged, truncated, empty, missing while the
+// record says it held entries, or rolled back is kept aside as
+// <path>.corrupt-<unix seconds> (never overwritten), every entry still
+// readable in it is carried into a new file under the same session, and
+// an EventDamaged event naming the sequence numbers that could not be
+// recovered is committed, so the fleet learns of the loss. Open then
+// succeeds and Damage describes what happened (an error wrapping
+// ErrStorage, for the agent to latch and report). Open fails only when
+// the file cannot be opened at all (locked by another process, directory
+// not writable, not a regular file).
 func Open(path string, opts Options) (*Outbox, error) {
 	if opts.MinFreeBytes == 0 {
 		opts.MinFreeBytes = DefaultMinFreeBytes
@@ -108,19 +130,342 @@ func Open(path string, opts Options) (*Outbox, error) {
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, classify(fmt.Errorf("outbox: create %s: %w", dir, err))
 	}
-	if _, err := os.Stat(path); errors.Is(err, os.ErrNotExist) {
-		// bbolt can leave a corrupt file if the process dies during the
-		// very first initialisation: build it under a temporary name and
-		// rename it into place, so path is either absent or complete.
-		if err := create(path, opts.OpenTimeout); err != nil {
+	log := opts.Logger.With("component", "outbox")
+	hwPath := path + ".hwm"
+	hw, hwOK, err := readHighWater(hwPath)
+	if err != nil {
+		return nil, classify(fmt.Errorf("outbox: high-water record %s: %w", hwPath, err))
+	}
+	var cause error
+	exists := true
+	st, err := os.Lstat(path)
+	switch {
+	case errors.Is(err, os.ErrNotExist):
+		exists = false
+		if hwOK && hw.Seq > 0 {
+			cause = fmt.Errorf("the file is missing, but seq %d of session %s was committed to it", hw.Seq, hw.Session)
+		} else if err := create(path, opts.OpenTimeout); err != nil {
 			return nil, classify(fmt.Errorf("outbox: create %s: %w", path, err))
 		}
+	case err != nil:
+		return nil, classify(fmt.Errorf("outbox: %w", err))
+	case !st.Mode().IsRegular():
+		return nil, fmt.Errorf("%w: %s is not a regular file", ErrStorage, path)
 	}
-	db, err := bolt.Open(path, 0o640, &bolt.Options{Timeout: opts.OpenTimeout})
+	var db *bolt.DB
+	var in fileState
+	if cause == nil {
+		var fatal error
+		db, in, cause, fatal = openChecked(path, opts.OpenTimeout)
+		if fatal != nil {
+			return nil, classify(fmt.Errorf("outbox: open %s: %w", path, fatal))
+		}
+		if cause == nil && hwOK {
+			switch {
+			case hw.Session == in.session && hw.Seq > in.seq:
+				cause = fmt.Errorf("rolled back: the file's last seq is %d, but seq %d was committed", in.seq, hw.Seq)
+			case hw.Session != in.session && hw.Seq > 0:
+				cause = fmt.Errorf("the file holds session %s, but seq %d of session %s was committed (file replaced)", in.session, hw.Seq, hw.Session)
+			}
+		}
+		if cause == nil && in.metaDamaged && !hwOK {
+			cause = errors.New("one bbolt meta page is damaged and there is no high-water record to rule out a rollback")
+		}
+		if cause != nil && db != nil {
+			db.Close()
+			db = nil
+		}
+	}
+	var dmg *Damage
+	if cause != nil {
+		log.Error("outbox file damaged: keeping it aside and recovering what it holds", "file", path, "cause", cause)
+		dmg, err = rebuild(path, exists, cause, hw, hwOK, opts.OpenTimeout)
+		if err != nil {
+			return nil, classify(fmt.Errorf("outbox: recover %s (%v): %w", path, cause, err))
+		}
+		var fatal error
+		db, in, cause, fatal = openChecked(path, opts.OpenTimeout)
+		if fatal != nil || cause != nil {
+			return nil, classify(fmt.Errorf("outbox: recovered %s does not open: %w", path, errors.Join(fatal, cause)))
+		}
+	}
+	o := &Outbox{db: db, dir: dir, opts: opts, log: log, changed: make(chan struct{}, 1),
+		session: in.session, depth: in.depth, floor: in.floor, damage: dmg}
+	o.hwf, err = os.OpenFile(hwPath, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
-		return nil, classify(fmt.Errorf("outbox: open %s: %w", path, err))
+		db.Close()
+		return nil, classify(fmt.Errorf("outbox: high-water record: %w", err))
 	}
-	o := &Outbox{db: db, dir: dir, opts: opts, log: opts.Logger.With("component", "outbox"), changed: make(chan struct{}, 1)}
+	if !hwOK || hw.Session != in.session || hw.Seq != in.seq {
+		h := highWater{Session: in.session, Seq: in.seq, Floor: in.floor}
+		err := writeHighWater(o.hwf, h)
+		if err == nil {
+			h.Seq++ // the other slot too, so neither holds an older session
+			_, err = o.hwf.WriteAt(encodeHighWater(highWater{Session: in.session, Seq: in.seq, Floor: in.floor}), int64(h.Seq%2)*hwmSlot)
+		}
+		if err == nil {
+			err = o.hwf.Sync()
+		}
+		if err != nil {
+			o.Close()
+			return nil, classify(fmt.Errorf("outbox: high-water record: %w", err))
+		}
+	}
+	if dmg != nil {
+		if _, err := o.PutEvent(EventDamaged, dmg.event()); err != nil {
+			o.Close()
+			return nil, fmt.Errorf("outbox: announce the damage: %w", err)
+		}
+		log.Error("outbox recovered after damage; the fleet is told what was lost", "damage", dmg.Error())
+	}
+	return o, nil
+}
+
+// fileState is what openChecked read from a consistent file.
+type fileState struct {
+	session     string
+	seq         uint64 // last assigned seq (meta)
+	depth       int
+	floor       uint64
+	metaDamaged bool
+}
+
+// openChecked opens and verifies the file. cause says why it is damaged
+// (db is then nil); fatal is an error that is not about the file's
+// content (locked by another process).
+func openChecked(path string, timeout time.Duration) (db *bolt.DB, in fileState, cause, fatal error) {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, in, nil, err
+	}
+	in.metaDamaged, cause = precheck(b)
+	if cause != nil {
+		return nil, in, cause, nil
+	}
+	func() {
+		defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+		defer func() {
+			if p := recover(); p != nil {
+				cause = fmt.Errorf("bbolt panicked opening it: %v", p)
+			}
+		}()
+		db, err = bolt.Open(path, 0o640, &bolt.Options{Timeout: timeout})
+	}()
+	switch {
+	case cause != nil:
+		return nil, in, cause, nil
+	case errors.Is(err, bolterrors.ErrTimeout):
+		return nil, in, nil, err
+	case err != nil:
+		return nil, in, err, nil
+	}
+	st, err := verify(db)
+	if err != nil {
+		db.Close()
+		return nil, in, err, nil
+	}
+	st.metaDamaged = in.metaDamaged
+	return db, st, nil, nil
+}
+
+// verify checks the page tree (bbolt's Check), the buckets, the session,
+// every entry (DecodeEntry) and the ID index both ways. A panic or memory
+// fault inside bbolt (a damaged page) is an error, not a crash.
+func verify(db *bolt.DB) (st fileState, err error) {
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
+	defer func() {
+		if p := recover(); p != nil {
+			err = fmt.Errorf("bbolt panicked reading it: %v", p)
+		}
+	}()
+	err = db.View(func(tx *bolt.Tx) error {
+		var first error
+		for err := range tx.Check() { // drain: the checker goroutine sends every error
+			if first == nil {
+				first = err
+			}
+		}
+		if first != nil {
+			return first
+		}
+		entries, ids, m := tx.Bucket(bucketEntries), tx.Bucket(bucketIDs), tx.Bucket(bucketMeta)
+		if entries == nil || ids == nil || m == nil {
+			return errors.New("a bucket is missing")
+		}
+		st.session = string(m.Get(keySession))
+		if !idRe.MatchString(st.session) {
+			return fmt.Errorf("meta session %q", st.session)
+		}
+		if v := m.Get(keySeq); v != nil {
+			if len(v) != 8 {
+				return fmt.Errorf("meta seq of %d bytes", len(v))
+			}
+			st.seq = binary.BigEndian.Uint64(v)
+			if st.seq >= maxSeq {
+				return fmt.Errorf("meta seq %d out of range", st.seq)
+			}
+		}
+		err := entries.ForEach(func(k, v []byte) error {
+			if len(k) != 8 {
+				return fmt.Errorf("entry key of %d bytes", len(k))
+			}
+			seq := binary.BigEndian.Uint64(k)
+			e, err := DecodeEntry(seq, v)
+			if err != nil {
+				return err
+			}
+			if seq > st.seq {
+				return fmt.Errorf("entry %d beyond the last assigned seq %d", seq, st.seq)
+			}
+			if !bytes.Equal(ids.Get([]byte(e.ID)), k) {
+				return fmt.Errorf("entry %d (%s): ID index mismatch", seq, e.ID)
+			}
+			if st.depth == 0 {
+				st.floor = seq
+			}
+			st.depth++
+			return nil
+		})
+		if err != nil {
+			return err
+		}
+		n := 0
+		err = ids.ForEach(func(k, v []byte) error {
+			n++
+			if len(v) != 8 || entries.Get(v) == nil {
+				return fmt.Errorf("ID %q indexes no entry", k)
+			}
+			return nil
+		})
+		if err == nil && n != st.depth {
+			err = fmt.Errorf("%d IDs indexed for %d entries", n, st.depth)
+		}
+		return err
+	})
+	return st, err
+}
+
+// rebuild replaces a damaged (or missing) outbox file by a new one that
+// holds every entry a raw scan of it finds, under its session and with
+// its sequence counter (never lower than the high-water record), after
+// keeping the damaged file aside. It returns the damage report.
+func rebuild(path string, exists bool, cause error, hw highWater, hwOK bool, timeout time.Duration) (*Damage, error) {
+	d := &Damage{Path: path, Cause: cause}
+	s := salvaged{entries: map[uint64]Entry{}}
+	if exists {
+		var err error
+		if s, err = scanFile(path); err != nil {
+			return nil, err
+		}
+	}
+	d.Session = s.session
+	if d.Session == "" {
+		if hwOK {
+			d.Session = hw.Session
+		} else {
+			d.Session = telemetry.NewID()
+		}
+	}
+	var entries []Entry
+	var top uint64 // highest recovered seq
+	for _, e := range s.entries {
+		top = max(top, e.Seq)
+		entries = append(entries, e)
+	}
+	// The sequence counter: never below a recovered entry or the
+	// high-water record; a counter value found in the scan counts only
+	// when plausible (a damaged page may hold any 8 bytes).
+	seq := top
+	if s.seq <= top+1<<20 {
+		seq = max(seq, s.seq)
+	}
+	lo := uint64(1)
+	if hwOK && hw.Session == d.Session && hw.Seq < maxSeq {
+		seq = max(seq, hw.Seq)
+		lo = max(lo, hw.Floor)
+	}
+	slices.SortFunc(entries, func(a, b Entry) int { return cmp.Compare(a.Seq, b.Seq) })
+	// One entry per ID (a stale copy in a freed page may repeat one).
+	seen := map[string]bool{}
+	entries = slices.DeleteFunc(entries, func(e Entry) bool {
+		dup := seen[e.ID]
+		seen[e.ID] = true
+		return dup
+	})
+	d.Recovered = len(entries)
+	d.LostFrom, d.LostTo, d.LostCount = missing(entries, lo, seq)
+	tmp, err := build(path, d.Session, seq, entries, timeout)
+	if err != nil {
+		return nil, err
+	}
+	if exists {
+		if d.Quarantined, err = keepAside(path, time.Now()); err != nil {
+			os.Remove(tmp)
+			return nil, fmt.Errorf("keep the damaged file aside: %w", err)
+		}
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return nil, err
+	}
+	return d, syncDir(filepath.Dir(path))
+}
+
+// maxSeq bounds sequence numbers: far beyond any robot's life, far from
+// overflowing.
+const maxSeq = 1 << 62
+
+// missing returns the first and last seq in [lo, hi] that no entry (sorted
+// by seq, unique) holds, and how many there are.
+func missing(entries []Entry, lo, hi uint64) (from, to uint64, n int) {
+	if hi < lo || hi == 0 {
+		return 0, 0, 0
+	}
+	held := 0
+	from, to = lo, hi
+	for _, e := range entries {
+		if e.Seq < lo || e.Seq > hi {
+			continue
+		}
+		held++
+		if e.Seq == from {
+			from++
+		}
+	}
+	for i := len(entries) - 1; i >= 0; i-- {
+		if entries[i].Seq == to && to >= from {
+			to--
+		}
+	}
+	total := hi - lo + 1
+	if uint64(held) >= total {
+		return 0, 0, 0
+	}
+	return from, to, int(min(total-uint64(held), 1<<31-1))
+}
+
+// create initialises a new outbox file at path via path+".new".
+func create(path string, timeout time.Duration) error {
+	tmp, err := build(path, telemetry.NewID(), 0, nil, timeout)
+	if err != nil {
+		return err
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return err
+	}
+	return syncDir(filepath.Dir(path))
+}
+
+// build writes a complete outbox file at path+".new" (session, seq
+// counter, entries and their ID index) and returns its name. bbolt can
+// leave a corrupt file if the process dies during the very first
+// initialisation: the caller renames it into place once complete.
+func build(path, session string, seq uint64, entries []Entry, timeout time.Duration) (string, error) {
+	tmp := path + ".new"
+	_ = os.Remove(tmp) // a leftover of a crash during an earlier creation
+	db, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: timeout})
+	if err != nil {
+		return "", err
+	}
 	err = db.Update(func(tx *bolt.Tx) error {
 		for _, b := range [][]byte{bucketEntries, bucketIDs, bucketMeta} {
 			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
@@ -128,58 +473,36 @@ func Open(path string, opts Options) (*Outbox, error) {
 			}
 		}
 		m := tx.Bucket(bucketMeta)
-		if s := m.Get(keySession); s != nil {
-			o.session = string(s)
-			return nil
+		if err := m.Put(keySession, []byte(session)); err != nil {
+			return err
 		}
-		o.session = telemetry.NewID()
-		return m.Put(keySession, []byte(o.session))
-	})
-	if err != nil {
-		db.Close()
-		return nil, classify(fmt.Errorf("outbox: initialise %s: %w", path, err))
-	}
-	if err := o.db.View(func(tx *bolt.Tx) error {
-		b := tx.Bucket(bucketEntries)
-		o.depth = b.Stats().KeyN
-		if k, _ := b.Cursor().First(); k != nil {
-			o.floor = binary.BigEndian.Uint64(k)
-		}
-		return nil
-	}); err != nil {
-		db.Close()
-		return nil, classify(fmt.Errorf("outbox: read %s: %w", path, err))
-	}
-	return o, nil
-}
-
-// create initialises a new outbox file at path via path+".new".
-func create(path string, timeout time.Duration) error {
-	tmp := path + ".new"
-	_ = os.Remove(tmp) // a leftover of a crash during an earlier creation
-	db, err := bolt.Open(tmp, 0o640, &bolt.Options{Timeout: timeout})
-	if err != nil {
-		return err
-	}
-	err = db.Update(func(tx *bolt.Tx) error {
-		for _, b := range [][]byte{bucketEntries, bucketIDs, bucketMeta} {
-			if _, err := tx.CreateBucketIfNotExists(b); err != nil {
+		if seq > 0 {
+			if err := m.Put(keySeq, seqKey(seq)); err != nil {
 				return err
 			}
 		}
-		return tx.Bucket(bucketMeta).Put(keySession, []byte(telemetry.NewID()))
+		for _, e := range entries {
+			rec, err := json.Marshal(e)
+			if err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketEntries).Put(seqKey(e.Seq), rec); err != nil {
+				return err
+			}
+			if err := tx.Bucket(bucketIDs).Put([]byte(e.ID), seqKey(e.Seq)); err != nil {
+				return err
+			}
+		}
+		return nil
 	})
 	if cerr := db.Close(); err == nil {
 		err = cerr
 	}
 	if err != nil {
 		_ = os.Remove(tmp)
-		return err
+		return "", err
 	}
-	if err := os.Rename(tmp, path); err != nil {
-		return err
-	}
-	return syncDir(filepath.Dir(path))
+	return tmp, nil
 }
 
 func syncDir(dir string) error {
@@ -261,10 +584,11 @@ func (o *Outbox) PutEvent(event string, payload any) (Entry, error) {
 }
 
 func (o *Outbox) put(e Entry) (Entry, error) {
-	if e.ID == "" || len(e.ID) > 128 {
-		return Entry{}, fmt.Errorf("%w: entry ID %q: want 1..128 bytes", telemetry.ErrInvalidPayload, e.ID)
-	}
 	e.CommittedAt = time.Now().UTC()
+	e.Seq = 1 // checked with a placeholder; the real seq is assigned below
+	if err := e.validate(); err != nil {
+		return Entry{}, fmt.Errorf("%w: %s %s: %w", telemetry.ErrInvalidPayload, e.Kind, e.ID, err)
+	}
 	var existing *Entry
 	err := o.db.Update(func(tx *bolt.Tx) error {
 		ids := tx.Bucket(bucketIDs)
@@ -313,7 +637,14 @@ func (o *Outbox) put(e Entry) (Entry, error) {
 	if o.floor == 0 {
 		o.floor = e.Seq
 	}
-	o.full = nil
+	// The high-water record, after the commit: a later rollback of the
+	// file to an older meta page is then detected at the next Open.
+	if err := writeHighWater(o.hwf, highWater{Session: o.session, Seq: e.Seq, Floor: o.floor}); err != nil {
+		o.full = classify(fmt.Errorf("outbox: high-water record: %w", err))
+		o.log.Error("outbox high-water record not written (the entry is committed)", "seq", e.Seq, "err", err)
+	} else {
+		o.full = nil
+	}
 	o.mu.Unlock()
 	select {
 	case o.changed <- struct{}{}:
@@ -406,53 +737,51 @@ func (o *Outbox) Pending(after uint64, limit int) ([]Entry, error) {
 	err := o.db.View(func(tx *bolt.Tx) error {
 		c := tx.Bucket(bucketEntries).Cursor()
 		for k, v := c.Seek(seqKey(after + 1)); k != nil && len(out) < limit; k, v = c.Next() {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("entry %d: %w", binary.BigEndian.Uint64(k), err)
+			if len(k) != 8 {
+				return fmt.Errorf("entry key of %d bytes", len(k))
+			}
+			e, err := DecodeEntry(binary.BigEndian.Uint64(k), v)
+			if err != nil {
+				return err
 			}
 			out = append(out, e)
 		}
 		return nil
 	})
 	if err != nil {
-		return nil, classify(fmt.Errorf("outbox: read: %w", err))
+		// Damaged since Open: a storage fault (Admit refuses new slides)
+		// until the next Open recovers the file.
+		err = fmt.Errorf("%w: outbox: read: %w", ErrStorage, err)
+		o.mu.Lock()
+		o.full = err
+		o.mu.Unlock()
+		return nil, err
 	}
 	return out, nil
 }
 
-// Check verifies the file's consistency (bbolt's page check) and that
-// every entry decodes and is indexed by its ID.
+// Check verifies the file's consistency (bbolt's page check), every
+// entry (DecodeEntry) and the ID index, as Open does.
 func (o *Outbox) Check() error {
-	err := o.db.View(func(tx *bolt.Tx) error {
-		var first error
-		for err := range tx.Check() { // drain: the checker goroutine sends every error
-			if first == nil {
-				first = err
-			}
-		}
-		if first != nil {
-			return first
-		}
-		ids := tx.Bucket(bucketIDs)
-		return tx.Bucket(bucketEntries).ForEach(func(k, v []byte) error {
-			var e Entry
-			if err := json.Unmarshal(v, &e); err != nil {
-				return fmt.Errorf("entry %x: %w", k, err)
-			}
-			if e.Seq != binary.BigEndian.Uint64(k) || string(ids.Get([]byte(e.ID))) != string(k) {
-				return fmt.Errorf("entry %x (%s): index mismatch", k, e.ID)
-			}
-			return nil
-		})
-	})
-	if err != nil {
+	if _, err := verify(o.db); err != nil {
 		return fmt.Errorf("%w: check %s: %w", ErrStorage, o.Path(), err)
 	}
 	return nil
 }
 
+// Damage reports what Open found wrong with the file and recovered (nil
+// when the file was sound). A non-nil Damage is a storage fault to latch
+// and report; the outbox has already committed an EventDamaged event.
+func (o *Outbox) Damage() *Damage { return o.damage }
+
 // Close closes the file. Entries stay on disk for the next Open.
-func (o *Outbox) Close() error { return o.db.Close() }
+func (o *Outbox) Close() error {
+	var herr error
+	if o.hwf != nil {
+		herr = o.hwf.Close()
+	}
+	return errors.Join(o.db.Close(), herr)
+}
 
 // FreeSpace returns the bytes available to an unprivileged user on the
 // file system holding dir (statfs f_bavail x f_bsize).

@@ -1,0 +1,245 @@
+package outbox_test
+
+import (
+	"encoding/binary"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"papscan/telemetry"
+	"papscan/telemetry/outbox"
+)
+
+// fill commits n results to a fresh outbox at path and closes it; it
+// returns their IDs by seq (ids[0] is seq 1).
+func fill(t *testing.T, path string, n int) []string {
+	t.Helper()
+	ob, err := outbox.Open(path, outbox.Options{MinFreeBytes: -1, Logger: quiet()})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var ids []string
+	for i := range n {
+		e, err := ob.PutResult(fmt.Sprintf("M1-S%02d", i), telemetry.NewID(), []byte(`{"verdict":"NILM","pad":"`+strings.Repeat("x", 300)+`"}`))
+		if err != nil {
+			t.Fatal(err)
+		}
+		ids = append(ids, e.ID)
+	}
+	if err := ob.Close(); err != nil {
+		t.Fatal(err)
+	}
+	return ids
+}
+
+// lossEvent returns the body of the outbox's "outbox_damaged" event, or
+// fails: a damaged outbox must tell the fleet what it lost.
+func lossEvent(t *testing.T, ob *outbox.Outbox) map[string]any {
+	t.Helper()
+	es, err := ob.Pending(0, 1000)
+	if err != nil {
+		t.Fatalf("pending after recovery: %v", err)
+	}
+	for _, e := range es {
+		if e.Kind == telemetry.KindEvent && e.Event == outbox.EventDamaged {
+			var body map[string]any
+			if err := json.Unmarshal(e.Body, &body); err != nil {
+				t.Fatal(err)
+			}
+			return body
+		}
+	}
+	t.Fatalf("no %q event in the reopened outbox (%d entries): the loss is silent", outbox.EventDamaged, len(es))
+	return nil
+}
+
+func quarantined(t *testing.T, path string) []string {
+	t.Helper()
+	m, err := filepath.Glob(path + ".corrupt-*")
+	if err != nil {
+		t.Fatal(err)
+	}
+	return m
+}
+
+// TestZeroByteOutboxIsNotFresh (finding 2): a 0-byte outbox.db (a file
+// system that lost the data of a file it had created) used to open as a
+// fresh outbox: 4 results gone without a word. Now it is kept aside, the
+// damage is reported (Damage, an error wrapping ErrStorage) and an event
+// naming the lost sequence range goes to the fleet.
+func TestZeroByteOutboxIsNotFresh(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	fill(t, path, 4)
+	if err := os.Truncate(path, 0); err != nil {
+		t.Fatal(err)
+	}
+	ob := open(t, path, nil)
+	d := ob.Damage()
+	if d == nil {
+		t.Fatal("a 0-byte outbox opened as a fresh one without reporting damage")
+	}
+	if !errors.Is(d, outbox.ErrStorage) {
+		t.Fatalf("damage %v does not wrap ErrStorage (the agent latches a storage fault on it)", d)
+	}
+	if len(quarantined(t, path)) != 1 {
+		t.Fatalf("damaged file not kept aside: %v", quarantined(t, path))
+	}
+	body := lossEvent(t, ob)
+	if body["lost_from_seq"] != float64(1) || body["lost_to_seq"] != float64(4) {
+		t.Fatalf("loss event %v: want seq 1..4 lost", body)
+	}
+	// Sequence numbers go on after the lost ones: the fleet never sees a
+	// seq twice for different entries.
+	e, err := ob.PutResult("M1-S99", telemetry.NewID(), []byte(`{}`))
+	if err != nil || e.Seq <= 5 {
+		t.Fatalf("next seq %d (%v), want > 5", e.Seq, err)
+	}
+}
+
+// TestTruncatedOutboxRecovered (finding 2): a truncated file used to open
+// "ready" and stall the sender at the first bad entry. Now what is
+// readable is recovered into a new file, the original is kept aside, and
+// the loss is announced.
+func TestTruncatedOutboxRecovered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ids := fill(t, path, 40)
+	st, err := os.Stat(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Truncate(path, st.Size()/2); err != nil {
+		t.Fatal(err)
+	}
+	ob := open(t, path, nil)
+	if ob.Damage() == nil {
+		t.Fatal("a truncated outbox opened without reporting damage")
+	}
+	if len(quarantined(t, path)) != 1 {
+		t.Fatal("damaged file not kept aside")
+	}
+	lossEvent(t, ob)
+	if err := ob.Check(); err != nil {
+		t.Fatalf("recovered outbox: %v", err)
+	}
+	es, err := ob.Pending(0, 1000)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, e := range es {
+		if e.Kind == telemetry.KindResult && ids[e.Seq-1] != e.ID {
+			t.Fatalf("recovered entry seq %d has ID %s, want %s", e.Seq, e.ID, ids[e.Seq-1])
+		}
+	}
+}
+
+// TestOverwrittenPageRecovered (finding 2): garbage over a data page used
+// to leave the outbox "ready" with the sender stuck forever on the bad
+// entry. Now the damaged entries are named in the loss event and the
+// others are kept.
+func TestOverwrittenPageRecovered(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	fill(t, path, 40)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	st, _ := f.Stat()
+	junk := []byte(strings.Repeat("\xff{garbage}", 400))
+	// Pages 2 and 3 are the initial freelist and root bucket; overwrite
+	// from page 4 on, where bbolt put the entries.
+	for off := int64(4 * 4096); off < st.Size(); off += 3 * 4096 {
+		if _, err := f.WriteAt(junk, off+100); err != nil {
+			t.Fatal(err)
+		}
+	}
+	f.Close()
+	ob := open(t, path, nil)
+	if ob.Damage() == nil {
+		t.Fatal("an overwritten outbox opened without reporting damage")
+	}
+	lossEvent(t, ob)
+	if err := ob.Check(); err != nil {
+		t.Fatalf("recovered outbox: %v", err)
+	}
+	if _, err := ob.Pending(0, 1000); err != nil {
+		t.Fatalf("sender would stall: %v", err)
+	}
+}
+
+// TestMetaRollbackDetected (finding 2): bbolt keeps two meta pages and
+// silently falls back to the older one when the newer is damaged, which
+// rolls back the last commit (a result gone without a trace). The outbox
+// keeps its high-water sequence in a second file and reports the rollback.
+func TestMetaRollbackDetected(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	ids := fill(t, path, 3)
+	f, err := os.OpenFile(path, os.O_RDWR, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The meta pages are pages 0 and 1; txid at byte 64 of each.
+	var buf [8]byte
+	txid := func(page int64) uint64 {
+		if _, err := f.ReadAt(buf[:], page*4096+64); err != nil {
+			t.Fatal(err)
+		}
+		return binary.LittleEndian.Uint64(buf[:])
+	}
+	newest := int64(0)
+	if txid(1) > txid(0) {
+		newest = 1
+	}
+	if _, err := f.WriteAt([]byte("overwritten"), newest*4096+20); err != nil {
+		t.Fatal(err)
+	}
+	f.Close()
+	ob := open(t, path, nil)
+	if ob.Damage() == nil {
+		t.Fatal("a rolled-back outbox opened without reporting damage")
+	}
+	body := lossEvent(t, ob)
+	// The rolled-back commit's pages are still on disk: the raw scan
+	// brings the result back. Were they gone, the event would name seq 3.
+	es, err := ob.Pending(0, 100)
+	if err != nil {
+		t.Fatal(err)
+	}
+	held := false
+	for _, e := range es {
+		held = held || e.ID == ids[2]
+	}
+	if !held && body["lost_to_seq"] != float64(3) {
+		t.Fatalf("the rolled-back result is neither recovered nor named lost: %v", body)
+	}
+	if !held {
+		t.Log("rolled-back result lost and announced")
+	}
+}
+
+// TestSoundOutboxNoDamage: a sound file reopens without a damage report
+// or an extra event, also when the high-water record is missing (an
+// outbox written by an older version).
+func TestSoundOutboxNoDamage(t *testing.T) {
+	path := filepath.Join(t.TempDir(), "outbox.db")
+	fill(t, path, 3)
+	if err := os.Remove(path + ".hwm"); err != nil {
+		t.Fatal(err)
+	}
+	for range 2 {
+		ob, err := outbox.Open(path, outbox.Options{MinFreeBytes: -1, Logger: quiet()})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if d := ob.Damage(); d != nil || ob.Depth() != 3 {
+			t.Fatalf("sound file: damage %v, depth %d", d, ob.Depth())
+		}
+		ob.Close()
+	}
+	if m := quarantined(t, path); len(m) != 0 {
+		t.Fatalf("sound file quarantined: %v", m)
+	}
+}
