@@ -1,168 +1,242 @@
 package slide
 
 import (
-	"encoding/csv"
-	"errors"
 	"fmt"
 	"image"
-	"image/png"
-	"io"
 	"math"
 	"math/rand/v2"
-	"os"
-	"path/filepath"
 	"slices"
-	"strconv"
 	"sync"
+
+	"papscan/virtualslide"
 )
 
 // CRICPixelUM is the assumed specimen size of one pixel of the stored CRIC
-// field images (originals 1376x1020 through a 40x objective, resized to
-// 1280 px wide). 0.25 µm per pixel makes the median detected normal nucleus
-// about 37 µm², as real intermediate-cell nuclei are; the classifier is
-// trained at the same scale. It is an assumption, not a calibration shipped
-// with the data.
+// field images in cric/fields (originals 1376x1020 through a 40x objective,
+// resized to 1280 px wide); cric/more-fields is stored at twice that. It is
+// an assumption, not a calibration shipped with the data.
 const CRICPixelUM = 0.25
 
-// cricField is one CRIC field image and its labelled nuclei (pixels).
-type cricField struct {
-	name   string
-	path   string
-	w, h   int
-	nuclei []cricNucleus
-	worst  Class
-	has    [numClasses]bool
+// DefaultUsesPerMM2 is the number of NILM field placements per mm² of spot
+// of a CRIC slide: with the fields' kept material this gives about a fifth
+// of a 13 mm spot covered by cells, capped by the recipe's per-field bound.
+const DefaultUsesPerMM2 = 4.7
+
+// Library is the CRIC catalogue of a data directory (both CRIC folders)
+// with the cut-outs of its fields, decoded on first use and shared by every
+// slide built from it. It is safe for concurrent use.
+type Library struct {
+	dir string
+	cat []virtualslide.Field
+
+	mu   sync.Mutex
+	cuts map[int]*virtualslide.Cutout
 }
 
-type cricNucleus struct {
-	x, y  float64
-	class Class
+// NewLibrary reads the CRIC catalogue of dataDir (cric/fields and
+// cric/more-fields).
+func NewLibrary(dataDir string) (*Library, error) {
+	cat, err := virtualslide.LoadCatalog(dataDir)
+	if err != nil {
+		return nil, fmt.Errorf("slide: %w", err)
+	}
+	return &Library{dir: dataDir, cat: cat, cuts: map[int]*virtualslide.Cutout{}}, nil
 }
 
-// cricTile places a field on the slide; flipX and flipY together are a 180°
-// rotation.
-type cricTile struct {
-	field        int16 // -1: no field (outside the spot)
-	flipX, flipY bool
+// Catalog returns the library's fields (do not modify).
+func (l *Library) Catalog() []virtualslide.Field { return l.cat }
+
+func (l *Library) cutout(i int) (*virtualslide.Cutout, error) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if c, ok := l.cuts[i]; ok {
+		return c, nil
+	}
+	c, err := virtualslide.LoadCutout(l.dir, &l.cat[i])
+	if err != nil {
+		return nil, fmt.Errorf("slide: %w", err)
+	}
+	l.cuts[i] = c
+	return c, nil
 }
 
+// RecipeOptions are the recipe options a Spec stands for: its diagnosis's
+// grade (and worst class for a one-class diagnosis), its seed, NILM uses in
+// proportion to the spot's area (DefaultUsesPerMM2) and spec.Abnormal
+// abnormal fields (zero means one).
+func RecipeOptions(spec Spec) virtualslide.Options {
+	spec = spec.withDefaults()
+	d := spec.Spot.DiameterUM()
+	if spec.SpotDiameterUM > 0 {
+		d = spec.SpotDiameterUM
+	}
+	areaMM2 := math.Pi * d * d / 4 / 1e6
+	o := virtualslide.Options{
+		Kind:           virtualslide.Kind(spec.Diagnosis.Grade()),
+		Seed:           spec.Seed,
+		Uses:           max(1, int(math.Round(areaMM2*DefaultUsesPerMM2))),
+		AbnormalFields: max(spec.Abnormal, 0),
+	}
+	if cs := spec.Diagnosis.classes(); len(cs) == 1 {
+		o.Worst = virtualslide.Class(cs[0])
+	}
+	return o
+}
+
+// cricSpecimen is the spot of a CRIC slide: pieces of real fields (cells,
+// clusters, debris cut out with their own masks) scattered on glass.
 type cricSpecimen struct {
-	fields         []cricField
-	tileW, tileH   float64 // µm
-	tilePW, tilePH int     // pixels of a field used per tile
-	x0, y0         float64 // top-left of the tile grid, µm
-	nx, ny         int
-	tiles          []cricTile
-	cache          *fieldCache
+	recipe virtualslide.Recipe
+	cuts   []*virtualslide.Cutout // by catalogue index, nil if unused
+	names  []string               // field names by catalogue index
+	pieces []placedPiece
+	grid   grid
 }
 
-// FromCRIC builds a slide whose spot is tiled with real CRIC Cervix field
-// images (dataDir/cric/fields/images/*.png, annotations in
-// dataDir/cric/fields/nuclei.csv). Fields whose labels are all NILM cover
-// the spot (in seeded order with random flips and 180° rotations); unless
-// the diagnosis is Negative, spec.Abnormal (default 4) randomly placed tiles
-// take fields carrying the diagnosis's abnormal classes. The labelled nuclei
-// of every placed tile become the ground truth Cells; they are not
-// exhaustive (CRIC labels only some normal nuclei). Images are decoded on
-// first use and kept as 3-byte RGB in a cache sized to the distinct fields
-// used.
+// placedPiece is one piece of a field's cut-out on the slide, under the
+// flip of its use.
+type placedPiece struct {
+	field  int32
+	flip   virtualslide.Flip
+	src    image.Rectangle // in the cut-out's pixels
+	w, h   int             // flipped size, pixels
+	x0, y0 float64         // slide position of the flipped piece's top-left, µm
+}
+
+func (p *placedPiece) centre() (float64, float64, float64) {
+	hw, hh := float64(p.w)*virtualslide.CutoutPixelUM/2, float64(p.h)*virtualslide.CutoutPixelUM/2
+	return p.x0 + hw, p.y0 + hh, math.Hypot(hw, hh)
+}
+
+// FromCRIC builds a slide from the real CRIC Cervix fields of dataDir; it is
+// NewLibrary(dataDir) then Library.Slide(spec). Build several slides from
+// one Library to decode each field once.
 func FromCRIC(dataDir string, spec Spec) (*Slide, error) {
-	dir := filepath.Join(dataDir, "cric", "fields")
-	fields, err := loadCRICFields(dir)
+	l, err := NewLibrary(dataDir)
 	if err != nil {
 		return nil, err
 	}
+	return l.Slide(spec)
+}
+
+// Slide builds a slide from the library: the recipe of RecipeOptions(spec)
+// chooses the fields (NILM-only fields, each used a bounded number of times
+// under distinct flips, plus the abnormal field(s) of the diagnosis, each
+// used once); the pieces of each used field's cut-out (virtualslide.Cutout:
+// cells and clusters separated from the field's glass, feathered) are
+// scattered at seeded positions in the spot without overlapping, all under
+// the use's flip, like the monolayer of a liquid-based preparation. The
+// labelled nuclei of the placed pieces are the ground truth Cells (not
+// exhaustive: CRIC labels only some normal nuclei). The spot's glass takes
+// the median colour of the used fields' own glass.
+func (l *Library) Slide(spec Spec) (*Slide, error) {
 	s := newSlide(spec)
 	spec = s.Spec
-	rng := rand.New(rand.NewPCG(uint64(spec.Seed), 0xc41c))
-
-	var normal, abnormal []int
-	want := spec.Diagnosis.classes()
-	for i, f := range fields {
-		if f.worst == NILM {
-			normal = append(normal, i)
-		}
+	r, err := virtualslide.NewRecipe(l.cat, RecipeOptions(spec))
+	if err != nil {
+		return nil, fmt.Errorf("slide %s: %w", spec.ID, err)
 	}
-	if len(normal) == 0 {
-		return nil, fmt.Errorf("slide: no NILM-only field in %s", dir)
-	}
-	if len(want) > 0 {
-		abnormal = pickAbnormalFields(fields, spec.Diagnosis)
-		if len(abnormal) == 0 {
-			return nil, fmt.Errorf("slide: no CRIC field in %s matches diagnosis %s", dir, spec.Diagnosis)
-		}
-	}
-
-	c := &cricSpecimen{fields: fields, tilePW: math.MaxInt, tilePH: math.MaxInt}
-	for _, f := range fields {
-		c.tilePW, c.tilePH = min(c.tilePW, f.w), min(c.tilePH, f.h)
-	}
-	c.tileW, c.tileH = float64(c.tilePW)*CRICPixelUM, float64(c.tilePH)*CRICPixelUM
-	cx, cy, r := s.Spot()
-	c.nx, c.ny = int(math.Ceil(2*r/c.tileW)), int(math.Ceil(2*r/c.tileH))
-	c.x0 = cx - float64(c.nx)*c.tileW/2
-	c.y0 = cy - float64(c.ny)*c.tileH/2
-	c.tiles = make([]cricTile, c.nx*c.ny)
-	var inside []int // tiles lying wholly inside the spot
-	for ty := range c.ny {
-		for tx := range c.nx {
-			k := ty*c.nx + tx
-			c.tiles[k] = cricTile{field: -1}
-			// Nearest point of the tile to the spot centre, and farthest.
-			ax, ay := c.x0+float64(tx)*c.tileW, c.y0+float64(ty)*c.tileH
-			bx, by := ax+c.tileW, ay+c.tileH
-			nxp, nyp := math.Max(ax, math.Min(cx, bx)), math.Max(ay, math.Min(cy, by))
-			if math.Hypot(nxp-cx, nyp-cy) > r {
-				continue
-			}
-			fx, fy := math.Max(math.Abs(ax-cx), math.Abs(bx-cx)), math.Max(math.Abs(ay-cy), math.Abs(by-cy))
-			if math.Hypot(fx, fy) <= r {
-				inside = append(inside, k)
-			}
-			c.tiles[k] = cricTile{field: int16(normal[rng.IntN(len(normal))]), flipX: rng.IntN(2) == 1, flipY: rng.IntN(2) == 1}
-		}
-	}
-	if len(abnormal) > 0 {
-		n := spec.Abnormal
-		if n <= 0 {
-			n = 4
-		}
-		n = min(n, len(inside))
-		rng.Shuffle(len(inside), func(i, j int) { inside[i], inside[j] = inside[j], inside[i] })
-		for i, k := range inside[:n] {
-			c.tiles[k].field = int16(abnormal[(i+rng.IntN(len(abnormal)))%len(abnormal)])
-		}
-	}
-
-	used := make(map[int16]bool)
-	for k, t := range c.tiles {
-		if t.field < 0 {
+	c := &cricSpecimen{recipe: r, cuts: make([]*virtualslide.Cutout, len(l.cat)), names: make([]string, len(l.cat))}
+	var glass [3][]float64
+	for _, u := range r.Uses {
+		if c.cuts[u.Field] != nil {
 			continue
 		}
-		used[t.field] = true
-		f := &fields[t.field]
-		ox, oy := c.x0+float64(k%c.nx)*c.tileW, c.y0+float64(k/c.nx)*c.tileH
-		for _, n := range f.nuclei {
-			if n.x >= float64(c.tilePW) || n.y >= float64(c.tilePH) {
-				continue
-			}
-			u, v := n.x, n.y
-			if t.flipX {
-				u = float64(c.tilePW) - u
-			}
-			if t.flipY {
-				v = float64(c.tilePH) - v
-			}
-			x, y := ox+u*CRICPixelUM, oy+v*CRICPixelUM
-			if !s.InSpot(x, y) {
-				continue
-			}
-			s.Cells = append(s.Cells, Cell{X: x, Y: y, Class: n.class, NucleusDiameter: cricNucleusUM(n.class), Field: f.name})
+		cut, err := l.cutout(u.Field)
+		if err != nil {
+			return nil, fmt.Errorf("slide %s: %w", spec.ID, err)
+		}
+		c.cuts[u.Field], c.names[u.Field] = cut, l.cat[u.Field].Name
+		for ch := range 3 {
+			glass[ch] = append(glass[ch], cut.Glass[ch])
 		}
 	}
-	c.cache = &fieldCache{cap: len(used) + 1}
+	for ch := range 3 {
+		slices.Sort(glass[ch])
+		s.glass[ch] = uint8(math.Round(glass[ch][len(glass[ch])/2]))
+	}
+	c.place(s, rand.New(rand.NewPCG(uint64(spec.Seed), 0x91ace)))
 	s.cric = c
 	return s, nil
+}
+
+// occCellUM is the size of the occupancy cells that keep placed pieces
+// from overlapping.
+const occCellUM = 5.0
+
+// place scatters the pieces of every use over the spot and records the
+// ground truth of their labelled nuclei.
+func (c *cricSpecimen) place(s *Slide, rng *rand.Rand) {
+	cx, cy, r := s.Spot()
+	n := int(math.Ceil(2 * r / occCellUM))
+	occ := make([]bool, n*n)
+	ox, oy := cx-r, cy-r
+	const p = virtualslide.CutoutPixelUM
+	var mask []bool
+	for _, u := range c.recipe.Uses {
+		cut := c.cuts[u.Field]
+		for k, src := range cut.Pieces {
+			bw, bh := src.Dx(), src.Dy()
+			w, h := u.Flip.Size(bw, bh)
+			// The piece's own occupancy at occCellUM, flipped.
+			mw, mh := int(math.Ceil(float64(w)*p/occCellUM)), int(math.Ceil(float64(h)*p/occCellUM))
+			if mw >= n || mh >= n {
+				continue
+			}
+			mask = slices.Grow(mask[:0], mw*mh)[:mw*mh]
+			clear(mask)
+			for j := range h {
+				for i := range w {
+					si, sj := u.Flip.Pixel(i, j, bw, bh)
+					if cut.Factor[((src.Min.Y+sj)*cut.W+src.Min.X+si)*4+3] != 0 {
+						mask[int(float64(j)*p/occCellUM)*mw+int(float64(i)*p/occCellUM)] = true
+					}
+				}
+			}
+			// Seeded tries for a free place wholly inside the spot.
+			for range 40 {
+				gx, gy := rng.IntN(n-mw+1), rng.IntN(n-mh+1)
+				x0, y0 := ox+float64(gx)*occCellUM, oy+float64(gy)*occCellUM
+				x1, y1 := x0+float64(w)*p, y0+float64(h)*p
+				if !s.InSpot(x0, y0) || !s.InSpot(x1, y0) || !s.InSpot(x0, y1) || !s.InSpot(x1, y1) {
+					continue
+				}
+				free := true
+				for j := 0; j < mh && free; j++ {
+					row := occ[(gy+j)*n+gx:]
+					for i := range mw {
+						if mask[j*mw+i] && row[i] {
+							free = false
+							break
+						}
+					}
+				}
+				if !free {
+					continue
+				}
+				for j := range mh {
+					row := occ[(gy+j)*n+gx:]
+					for i := range mw {
+						row[i] = row[i] || mask[j*mw+i]
+					}
+				}
+				c.pieces = append(c.pieces, placedPiece{field: int32(u.Field), flip: u.Flip, src: src, w: w, h: h, x0: x0, y0: y0})
+				for _, nu := range cut.Nuclei {
+					if nu.Piece != k {
+						continue
+					}
+					fx, fy := u.Flip.Point(nu.X-float64(src.Min.X), nu.Y-float64(src.Min.Y), bw, bh)
+					s.Cells = append(s.Cells, Cell{
+						X: x0 + fx*p, Y: y0 + fy*p, Class: Class(nu.Class),
+						NucleusDiameter: cricNucleusUM(Class(nu.Class)), Field: c.names[u.Field],
+					})
+				}
+				break
+			}
+		}
+	}
+	c.grid = buildGridOf(len(c.pieces), func(i int) (float64, float64, float64) { return c.pieces[i].centre() },
+		ox, oy, 2*r, 2*r, 400)
 }
 
 // cricNucleusUM is a typical nucleus diameter for the class (the CRIC
@@ -179,286 +253,104 @@ func cricNucleusUM(c Class) float64 {
 	return 12
 }
 
-// pickAbnormalFields returns the fields suited to diagnosis d: for a grade,
-// fields whose worst class has that grade; for one class, fields whose worst
-// class is it (or, failing that, fields that carry it).
-func pickAbnormalFields(fields []cricField, d Diagnosis) []int {
-	var out []int
-	switch d {
-	case LowGrade, HighGrade:
-		for i, f := range fields {
-			if f.worst != NILM && f.worst.Grade() == d {
-				out = append(out, i)
-			}
-		}
-		return out
-	}
-	c := d.classes()[0]
-	for i, f := range fields {
-		if f.worst == c {
-			out = append(out, i)
-		}
-	}
-	if len(out) == 0 {
-		for i, f := range fields {
-			if f.has[c] {
-				out = append(out, i)
-			}
-		}
-	}
-	return out
-}
-
-func loadCRICFields(dir string) ([]cricField, error) {
-	fh, err := os.Open(filepath.Join(dir, "nuclei.csv"))
-	if err != nil {
-		return nil, fmt.Errorf("slide: CRIC annotations: %w", err)
-	}
-	defer fh.Close()
-	r := csv.NewReader(fh)
-	header, err := r.Read()
-	if err != nil {
-		return nil, fmt.Errorf("slide: CRIC annotations %s: %w", fh.Name(), err)
-	}
-	col := map[string]int{}
-	for i, h := range header {
-		col[h] = i
-	}
-	for _, h := range []string{"image_filename", "bethesda_system", "x_img", "y_img"} {
-		if _, ok := col[h]; !ok {
-			return nil, fmt.Errorf("slide: CRIC annotations %s: no column %q", fh.Name(), h)
-		}
-	}
-	byName := map[string]int{}
-	var fields []cricField
-	for line := 2; ; line++ {
-		rec, err := r.Read()
-		if errors.Is(err, io.EOF) {
-			break
-		}
-		if err != nil {
-			return nil, fmt.Errorf("slide: CRIC annotations %s: %w", fh.Name(), err)
-		}
-		name := rec[col["image_filename"]]
-		cls, err := ParseClass(rec[col["bethesda_system"]])
-		if err != nil {
-			return nil, fmt.Errorf("slide: %s line %d: %w", fh.Name(), line, err)
-		}
-		x, errx := strconv.ParseFloat(rec[col["x_img"]], 64)
-		y, erry := strconv.ParseFloat(rec[col["y_img"]], 64)
-		if errx != nil || erry != nil {
-			return nil, fmt.Errorf("slide: %s line %d: bad coordinates %q, %q", fh.Name(), line, rec[col["x_img"]], rec[col["y_img"]])
-		}
-		i, ok := byName[name]
-		if !ok {
-			i = len(fields)
-			byName[name] = i
-			fields = append(fields, cricField{name: name, path: filepath.Join(dir, "images", name)})
-		}
-		f := &fields[i]
-		f.nuclei = append(f.nuclei, cricNucleus{x: x, y: y, class: cls})
-		f.worst = max(f.worst, cls)
-		f.has[cls] = true
-	}
-	// Keep the fields whose image is present, in a stable order.
-	var out []cricField
-	for _, f := range fields {
-		img, err := os.Open(f.path)
-		if err != nil {
-			continue
-		}
-		cfg, err := png.DecodeConfig(img)
-		img.Close()
-		if err != nil {
-			return nil, fmt.Errorf("slide: CRIC field %s: %w", f.path, err)
-		}
-		f.w, f.h = cfg.Width, cfg.Height
-		out = append(out, f)
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("slide: no CRIC field images in %s", filepath.Join(dir, "images"))
-	}
-	slices.SortFunc(out, func(a, b cricField) int {
-		if a.name < b.name {
-			return -1
-		}
-		if a.name > b.name {
-			return 1
-		}
-		return 0
-	})
-	return out, nil
-}
-
-// fieldCache keeps decoded fields as packed RGB, least recently used out.
-type fieldCache struct {
-	mu      sync.Mutex
-	cap     int
-	tick    uint64
-	entries []cacheEntry
-	err     error // first decode error
-}
-
-type cacheEntry struct {
-	field int
-	pix   []byte // w*h*3 RGB
-	used  uint64
-}
-
-// get returns the RGB pixels of field i (nil if it cannot be decoded).
-func (c *cricSpecimen) get(i int) []byte {
-	fc := c.cache
-	fc.mu.Lock()
-	defer fc.mu.Unlock()
-	fc.tick++
-	for k := range fc.entries {
-		if fc.entries[k].field == i {
-			fc.entries[k].used = fc.tick
-			return fc.entries[k].pix
-		}
-	}
-	pix, err := decodeRGB(c.fields[i].path)
-	if err != nil {
-		if fc.err == nil {
-			fc.err = err
-		}
-		return nil
-	}
-	e := cacheEntry{field: i, pix: pix, used: fc.tick}
-	if len(fc.entries) < fc.cap {
-		fc.entries = append(fc.entries, e)
-	} else {
-		old := 0
-		for k := range fc.entries {
-			if fc.entries[k].used < fc.entries[old].used {
-				old = k
-			}
-		}
-		fc.entries[old] = e
-	}
-	return pix
-}
-
-// Err reports the first error met decoding a CRIC field image while
-// rendering (such tiles render as plain grey), or nil.
-func (s *Slide) Err() error {
+// Recipe returns the composition of a CRIC slide (which fields, under which
+// flips) and false for a synthetic slide.
+func (s *Slide) Recipe() (virtualslide.Recipe, bool) {
 	if s.cric == nil {
-		return nil
+		return virtualslide.Recipe{}, false
 	}
-	s.cric.cache.mu.Lock()
-	defer s.cric.cache.mu.Unlock()
-	return s.cric.cache.err
+	return s.cric.recipe, true
 }
 
-func decodeRGB(path string) ([]byte, error) {
-	f, err := os.Open(path)
-	if err != nil {
-		return nil, fmt.Errorf("slide: CRIC field: %w", err)
+// Pieces returns the number of field pieces placed on a CRIC slide.
+func (s *Slide) Pieces() int {
+	if s.cric == nil {
+		return 0
 	}
-	defer f.Close()
-	img, err := png.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("slide: CRIC field %s: %w", path, err)
-	}
-	b := img.Bounds()
-	out := make([]byte, 0, b.Dx()*b.Dy()*3)
-	switch m := img.(type) {
-	case *image.RGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, y):][:b.Dx()*4]
-			for i := 0; i < len(row); i += 4 {
-				out = append(out, row[i], row[i+1], row[i+2])
-			}
-		}
-	case *image.NRGBA:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			row := m.Pix[m.PixOffset(b.Min.X, y):][:b.Dx()*4]
-			for i := 0; i < len(row); i += 4 {
-				out = append(out, row[i], row[i+1], row[i+2])
-			}
-		}
-	default:
-		for y := b.Min.Y; y < b.Max.Y; y++ {
-			for x := b.Min.X; x < b.Max.X; x++ {
-				r, g, bb, _ := img.At(x, y).RGBA()
-				out = append(out, uint8(r>>8), uint8(g>>8), uint8(bb>>8))
-			}
-		}
-	}
-	return out, nil
+	return len(s.cric.pieces)
 }
 
-// drawCRIC samples the tiled fields (nearest neighbour) inside the spot.
+// NearBoundary reports whether slide point (x, y) lies within rUM of a
+// composition boundary inside material: a place where a placed piece's
+// material fades out because the source field's frame cut it
+// (virtualslide.Cutout.Cut). A synthetic slide has none.
+func (s *Slide) NearBoundary(x, y, rUM float64) bool {
+	c := s.cric
+	if c == nil {
+		return false
+	}
+	const p = virtualslide.CutoutPixelUM
+	near := false
+	c.grid.visit(x-rUM, y-rUM, x+rUM, y+rUM, func(i int32) {
+		pc := &c.pieces[i]
+		if near || x+rUM < pc.x0 || y+rUM < pc.y0 || x-rUM > pc.x0+float64(pc.w)*p || y-rUM > pc.y0+float64(pc.h)*p {
+			return
+		}
+		bw, bh := pc.src.Dx(), pc.src.Dy()
+		for _, q := range c.cuts[pc.field].Cut {
+			if !q.In(pc.src) {
+				continue
+			}
+			fx, fy := pc.flip.Point(float64(q.X-pc.src.Min.X)+0.5, float64(q.Y-pc.src.Min.Y)+0.5, bw, bh)
+			if math.Hypot(pc.x0+fx*p-x, pc.y0+fy*p-y) <= rUM {
+				near = true
+				return
+			}
+		}
+	})
+	return near
+}
+
+// Err is kept for callers of the tiled CRIC slides; fields are now decoded
+// when the slide is built, so it is always nil.
+func (s *Slide) Err() error { return nil }
+
+// drawCRIC multiplies the glass by the placed pieces (nearest neighbour
+// from the cut-outs at virtualslide.CutoutPixelUM).
 func (r *Renderer) drawCRIC(s *Slide, v *view) {
 	c := s.cric
+	const p = virtualslide.CutoutPixelUM
+	x1, y1 := v.x0+float64(v.w)*v.p, v.y0+float64(v.h)*v.p
 	if cap(r.colT) < v.w {
 		r.colT = make([]int32, v.w)
-		r.colU = make([]int32, v.w)
 	}
-	colT, colU := r.colT[:v.w], r.colU[:v.w]
-	tx0, tx1 := c.nx, -1
-	for i := range v.w {
-		x := v.x0 + (float64(i)+0.5)*v.p - c.x0
-		t := int(math.Floor(x / c.tileW))
-		if t < 0 || t >= c.nx {
-			colT[i] = -1
-			continue
+	cols := r.colT[:v.w]
+	c.grid.visit(v.x0, v.y0, x1, y1, func(k int32) {
+		pc := &c.pieces[k]
+		px1, py1 := pc.x0+float64(pc.w)*p, pc.y0+float64(pc.h)*p
+		if px1 <= v.x0 || py1 <= v.y0 || pc.x0 >= x1 || pc.y0 >= y1 {
+			return
 		}
-		colT[i] = int32(t)
-		colU[i] = int32(min(c.tilePW-1, int((x-float64(t)*c.tileW)/CRICPixelUM)))
-		tx0, tx1 = min(tx0, t), max(tx1, t)
-	}
-	if tx1 < 0 {
-		return
-	}
-	if len(r.pix) < len(c.fields) {
-		r.pix = make([][]byte, len(c.fields))
-	}
-	clear(r.pix)
-	scx, scy, sr := s.Spot()
-	for j := range v.h {
-		y := v.y0 + (float64(j)+0.5)*v.p
-		dy := y - scy
-		if dy*dy > sr*sr {
-			continue
+		cut := c.cuts[pc.field]
+		bw, bh := pc.src.Dx(), pc.src.Dy()
+		i0 := max(0, int(math.Floor((pc.x0-v.x0)/v.p)))
+		i1 := min(v.w, int(math.Ceil((px1-v.x0)/v.p)))
+		j0 := max(0, int(math.Floor((pc.y0-v.y0)/v.p)))
+		j1 := min(v.h, int(math.Ceil((py1-v.y0)/v.p)))
+		for i := i0; i < i1; i++ {
+			cols[i] = int32(math.Floor((v.x0 + (float64(i)+0.5)*v.p - pc.x0) / p))
 		}
-		ty := int(math.Floor((y - c.y0) / c.tileH))
-		if ty < 0 || ty >= c.ny {
-			continue
-		}
-		vv := min(c.tilePH-1, int((y-c.y0-float64(ty)*c.tileH)/CRICPixelUM))
-		half := math.Sqrt(sr*sr - dy*dy)
-		ia := max(0, int(math.Ceil(v.px(scx-half)-0.5)))
-		ib := min(v.w, int(math.Ceil(v.px(scx+half)-0.5)))
-		row := v.pix[j*v.stride:]
-		tiles := c.tiles[ty*c.nx : (ty+1)*c.nx]
-		for i := ia; i < ib; i++ {
-			tx := colT[i]
-			if tx < 0 {
+		for j := j0; j < j1; j++ {
+			lj := int(math.Floor((v.y0 + (float64(j)+0.5)*v.p - pc.y0) / p))
+			if lj < 0 || lj >= pc.h {
 				continue
 			}
-			t := tiles[tx]
-			if t.field < 0 {
-				continue
-			}
-			src := r.pix[t.field]
-			if src == nil {
-				if src = c.get(int(t.field)); src == nil {
+			row := v.pix[j*v.stride:]
+			for i := i0; i < i1; i++ {
+				li := int(cols[i])
+				if li < 0 || li >= pc.w {
 					continue
 				}
-				r.pix[t.field] = src
+				si, sj := pc.flip.Pixel(li, lj, bw, bh)
+				f := cut.Factor[((pc.src.Min.Y+sj)*cut.W+pc.src.Min.X+si)*4:]
+				if f[3] == 0 {
+					continue
+				}
+				o := i * 4
+				row[o] = virtualslide.Apply(row[o], f[0])
+				row[o+1] = virtualslide.Apply(row[o+1], f[1])
+				row[o+2] = virtualslide.Apply(row[o+2], f[2])
 			}
-			u, sv := int(colU[i]), vv
-			if t.flipX {
-				u = c.tilePW - 1 - u
-			}
-			if t.flipY {
-				sv = c.tilePH - 1 - sv
-			}
-			so := (sv*c.fields[t.field].w + u) * 3
-			o := i * 4
-			row[o], row[o+1], row[o+2] = src[so], src[so+1], src[so+2]
 		}
-	}
-	clear(r.pix)
+	})
 }

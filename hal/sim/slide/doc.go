@@ -23,8 +23,19 @@
 //
 // Synthetic draws Pap-stained squamous cells (and, depending on the slide's
 // diagnosis, a few abnormal cells) from a seeded random generator. FromCRIC
-// tiles the spot with real CRIC Cervix field images whose labelled nuclei
-// become the ground truth. Both are deterministic for a given Spec.
+// (or Library.Slide, which shares decoded fields between slides) lays out
+// real CRIC Cervix material like the monolayer of a liquid-based
+// preparation: the recipe of package virtualslide chooses the fields (NILM-
+// only fields of both CRIC folders, each used a bounded number of times
+// under distinct flips, plus one abnormal field per abnormal slide by
+// default), and the pieces of each field's cut-out (cells and clusters
+// separated from its glass by optical density, with feathered alpha) are
+// scattered on glass of the fields' own colour without overlapping. There
+// are no seams, padding edges or rotation corners; where a field's frame
+// cut a sheet, the sheet fades out along a rounded, wavy line, and
+// Slide.NearBoundary tells whether a point lies near such a cut. The
+// labelled nuclei of the placed pieces become the ground truth. Both
+// builders are deterministic for a given Spec.
 //
 // # Rendering
 //

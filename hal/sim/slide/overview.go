@@ -72,13 +72,10 @@ func (s *Slide) overviewInto(img *image.RGBA, ox, oy, sx, sy float64) {
 				row[o], row[o+1], row[o+2] = g, g, uint8(uint32(g)*250>>8)
 				continue
 			}
-			row[o], row[o+1], row[o+2] = GlassR, GlassG, GlassB
-			if math.Hypot(x-cx, y-cy) <= r {
-				if s.cric != nil {
-					row[o], row[o+1], row[o+2] = 222, 214, 224
-				} else { // the thin film of a liquid-based preparation
-					row[o], row[o+1], row[o+2] = GlassR-4, GlassG-4, GlassB-2
-				}
+			g := s.glass
+			row[o], row[o+1], row[o+2] = g[0], g[1], g[2]
+			if math.Hypot(x-cx, y-cy) <= r { // the thin film of a liquid-based preparation
+				row[o], row[o+1], row[o+2] = g[0]-4, g[1]-4, g[2]-2
 			}
 		}
 	}
@@ -102,6 +99,32 @@ func (s *Slide) overviewInto(img *image.RGBA, ox, oy, sx, sy float64) {
 				t := float64(sh.cytoT[ch]) / 256
 				f := uint32(256 * (1 - cover*(1-t*0.9)))
 				img.Pix[o+ch] = mul(img.Pix[o+ch], f)
+			}
+		}
+	}
+	if c := s.cric; c != nil {
+		// Each piece of a field darkens the pixels its box covers, by the
+		// fraction covered.
+		const p = 0.5
+		for k := range c.pieces {
+			pc := &c.pieces[k]
+			bx0, by0 := pc.x0, pc.y0
+			bx1, by1 := bx0+float64(pc.w)*p, by0+float64(pc.h)*p
+			i0, i1 := int(math.Floor((bx0-ox)/sx)), int(math.Floor((bx1-ox)/sx))
+			j0, j1 := int(math.Floor((by0-oy)/sy)), int(math.Floor((by1-oy)/sy))
+			for j := max(j0, 0); j <= min(j1, h-1); j++ {
+				py0, py1 := oy+float64(j)*sy, oy+float64(j+1)*sy
+				fy := (math.Min(py1, by1) - math.Max(py0, by0)) / sy
+				for i := max(i0, 0); i <= min(i1, w-1); i++ {
+					px0, px1 := ox+float64(i)*sx, ox+float64(i+1)*sx
+					fx := (math.Min(px1, bx1) - math.Max(px0, bx0)) / sx
+					if fx <= 0 || fy <= 0 {
+						continue
+					}
+					o := j*img.Stride + i*4
+					f := uint32(256 * (1 - 0.3*fx*fy))
+					img.Pix[o], img.Pix[o+1], img.Pix[o+2] = mul(img.Pix[o], f), mul(img.Pix[o+1], f), mul(img.Pix[o+2], f*9/10)
+				}
 			}
 		}
 	}

@@ -71,9 +71,7 @@ type Renderer struct {
 	noise [1024]int8
 	tmp   []uint8
 	sums  []uint32
-	colT  []int32 // CRIC: tile column per image column (-1: outside)
-	colU  []int32 // CRIC: source column within the tile
-	pix   [][]byte
+	colT  []int32 // CRIC: a piece's column per image column
 	pts   [maxCytoVerts + nucVerts]fpt
 }
 
@@ -117,7 +115,11 @@ func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, 
 	}
 	v.x0 = cx - float64(w)/2*v.p
 	v.y0 = cy - float64(h)/2*v.p
-	fillGlass(&v)
+	glass := [3]uint8{GlassR, GlassG, GlassB}
+	if s != nil {
+		glass = s.glass
+	}
+	fillGlass(&v, glass)
 	if s != nil {
 		if s.cric != nil {
 			r.drawCRIC(s, &v)
@@ -149,10 +151,10 @@ type view struct {
 func (v *view) px(x float64) float64 { return (x - v.x0) / v.p }
 func (v *view) py(y float64) float64 { return (y - v.y0) / v.p }
 
-func fillGlass(v *view) {
+func fillGlass(v *view, g [3]uint8) {
 	row := v.pix[:v.w*4]
 	for i := 0; i < len(row); i += 4 {
-		row[i], row[i+1], row[i+2], row[i+3] = GlassR, GlassG, GlassB, 255
+		row[i], row[i+1], row[i+2], row[i+3] = g[0], g[1], g[2], 255
 	}
 	for j := 1; j < v.h; j++ {
 		copy(v.pix[j*v.stride:j*v.stride+v.w*4], row)

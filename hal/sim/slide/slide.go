@@ -67,8 +67,8 @@ type Spec struct {
 	// (Synthetic only); zero means DefaultCellsPerMM2.
 	CellsPerMM2 float64
 	// Abnormal is the number of abnormal cells (Synthetic; zero means a seeded
-	// count in 10..40) or of abnormal fields (FromCRIC; zero means 4) on a
-	// slide whose Diagnosis is not Negative.
+	// count in 10..40) or of abnormal fields (FromCRIC, each used once; zero
+	// means 1) on a slide whose Diagnosis is not Negative.
 	Abnormal int
 	// FocusBaseUM is the focus height at the spot centre (µm, focus-stage
 	// scale).
@@ -109,6 +109,7 @@ type Slide struct {
 	Cells []Cell // ground truth, in no particular order
 
 	spotR float64
+	glass [3]uint8 // bright field through clean glass
 	focus focusSurface
 	dust  []dust
 
@@ -176,7 +177,7 @@ func newSlide(spec Spec) *Slide {
 	if spec.SpotDiameterUM > 0 {
 		d = spec.SpotDiameterUM
 	}
-	s := &Slide{Spec: spec, spotR: d / 2}
+	s := &Slide{Spec: spec, spotR: d / 2, glass: [3]uint8{GlassR, GlassG, GlassB}}
 	rng := rand.New(rand.NewPCG(uint64(spec.Seed), 0x5eed51de))
 	s.focus = newFocusSurface(rng, spec)
 	s.dust = makeDust(rng, s)
@@ -252,27 +253,35 @@ type grid struct {
 }
 
 func buildGrid(shapes []shape, x0, y0, w, h, cell float64) grid {
+	return buildGridOf(len(shapes), func(i int) (float64, float64, float64) {
+		return shapes[i].cx, shapes[i].cy, shapes[i].extent
+	}, x0, y0, w, h, cell)
+}
+
+// buildGridOf buckets n items whose centre and extent at gives.
+func buildGridOf(n int, at func(i int) (cx, cy, extent float64), x0, y0, w, h, cell float64) grid {
 	g := grid{x0: x0, y0: y0, cell: cell, nx: int(w/cell) + 1, ny: int(h/cell) + 1}
 	counts := make([]int32, g.nx*g.ny+1)
-	key := func(sh *shape) int {
-		ix := clampInt(int((sh.cx-x0)/cell), 0, g.nx-1)
-		iy := clampInt(int((sh.cy-y0)/cell), 0, g.ny-1)
+	key := func(i int) int {
+		cx, cy, _ := at(i)
+		ix := clampInt(int((cx-x0)/cell), 0, g.nx-1)
+		iy := clampInt(int((cy-y0)/cell), 0, g.ny-1)
 		return iy*g.nx + ix
 	}
-	for i := range shapes {
-		counts[key(&shapes[i])+1]++
-		if shapes[i].extent > g.maxR {
-			g.maxR = shapes[i].extent
+	for i := range n {
+		counts[key(i)+1]++
+		if _, _, e := at(i); e > g.maxR {
+			g.maxR = e
 		}
 	}
 	for i := 1; i < len(counts); i++ {
 		counts[i] += counts[i-1]
 	}
 	g.start = counts
-	g.idx = make([]int32, len(shapes))
+	g.idx = make([]int32, n)
 	fill := make([]int32, g.nx*g.ny)
-	for i := range shapes {
-		k := key(&shapes[i])
+	for i := range n {
+		k := key(i)
 		g.idx[g.start[k]+fill[k]] = int32(i)
 		fill[k]++
 	}
