@@ -26,3 +26,20 @@ func PrintCells(w io.Writer, m *CellMetrics) {
 		m.Threshold, m.HighGradeRecall, m.HighGradeRecallCI, m.HighGradeN, m.NILMFPR, m.NILMFPRCI, m.NILMN, m.LowGradeFlagged, m.AUCHighVsNILM)
 	fmt.Fprintln(w, "([low, high]: 95% bootstrap intervals over source fields)")
 }
+
+// PrintCellSet writes the scores of a labelled-cell directory, one line per
+// padding mode.
+func PrintCellSet(w io.Writer, r *CellSetResult) {
+	fmt.Fprintf(w, "cells %s (%s, manifest %s, %.3f µm/px): %d cells from %d source images (normal %d, low %d, high %d; excluded %d), %d held-out-fold predictions, %d by the final model, %d without a nucleus\n",
+		r.Name, r.Dir, r.Manifest, r.PixelUM, r.Cells, r.Groups, r.ByGrade[GradeNormal], r.ByGrade[GradeLow], r.ByGrade[GradeHigh], r.ByGrade[GradeExcluded], r.HeldOutFold, r.FinalModel, r.Skipped)
+	for _, mode := range PaddingModes {
+		m := r.Padding[mode]
+		if m == nil {
+			continue
+		}
+		fmt.Fprintf(w, "  padding %-6s AUC abnormal vs normal %.3f %s, high vs normal %.3f %s, low vs normal %.3f %s; abnormal recall at normal FPR 0.05: %.3f; at P(high) >= %.3f: high recall %.3f %s, abnormal %.3f %s, normal FPR %.3f %s\n",
+			mode, m.AUCAbnormal, m.AUCAbnormalCI, m.AUCHigh, m.AUCHighCI, m.AUCLow, m.AUCLowCI, m.AbnormalRecallAt05,
+			m.Threshold, m.HighRecall, m.HighRecallCI, m.AbnormalRecall, m.AbnormalRecallCI, m.NormalFPR, m.NormalFPRCI)
+	}
+	fmt.Fprintln(w, "  ([low, high]: 95% bootstrap intervals over source images; abnormal score 1 - P(NILM))")
+}
