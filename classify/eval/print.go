@@ -21,9 +21,10 @@ func PrintCells(w io.Writer, m *CellMetrics) {
 		}
 		fmt.Fprintf(w, "%8.3f\n", m.Recall[t])
 	}
-	fmt.Fprintf(w, "cells %d, accuracy %.3f, macro-F1 %.3f\n", m.N, m.Accuracy, m.MacroF1)
-	fmt.Fprintf(w, "high grade at P(ASC-H+HSIL+SCC) >= %.3f: recall %.3f %s (%d cells), NILM FPR %.3f %s (%d cells), low grade flagged %.3f; AUC high vs NILM %.3f\n",
-		m.Threshold, m.HighGradeRecall, m.HighGradeRecallCI, m.HighGradeN, m.NILMFPR, m.NILMFPRCI, m.NILMN, m.LowGradeFlagged, m.AUCHighVsNILM)
+	fmt.Fprintf(w, "cells %d, accuracy %.3f, macro-F1 %.3f %s; AUC low grade (ASC-US+LSIL) vs NILM on 1-P(NILM) %.3f %s\n", m.N, m.Accuracy, m.MacroF1, m.MacroF1CI, m.AUCLowVsNILM, m.AUCLowVsNILMCI)
+	fmt.Fprintf(w, "high grade at P(ASC-H+HSIL+SCC) >= %.3f: recall %.3f %s (%d cells), NILM FPR %.3f %s (%d cells), low grade flagged %.3f; AUC high vs NILM %.3f %s\n",
+		m.Threshold, m.HighGradeRecall, m.HighGradeRecallCI, m.HighGradeN, m.NILMFPR, m.NILMFPRCI, m.NILMN, m.LowGradeFlagged, m.AUCHighVsNILM, m.AUCHighVsNILMCI)
+	fmt.Fprintf(w, "high-grade recall at NILM FPR <= 0.05 (threshold set on these cells) %.3f %s\n", m.HighGradeRecallAt05, m.HighGradeRecallAt05CI)
 	fmt.Fprintln(w, "([low, high]: 95% bootstrap intervals over source fields)")
 }
 
