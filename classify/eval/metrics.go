@@ -39,6 +39,18 @@ type CellMetrics struct {
 	// the shipped one when retrained.
 	HighGradeRecallCI *Interval `json:"high_grade_recall_ci95,omitempty"`
 	NILMFPRCI         *Interval `json:"nilm_fpr_ci95,omitempty"`
+	// HighGradeRecallAt05 is the high-grade recall at the threshold whose
+	// NILM FPR is at most 0.05 on these cells (ThresholdAtFPR), with its
+	// interval over fields at that threshold.
+	HighGradeRecallAt05   float64   `json:"high_grade_recall_at_fpr_0.05"`
+	HighGradeRecallAt05CI *Interval `json:"high_grade_recall_at_fpr_0.05_ci95,omitempty"`
+	// AUCLowVsNILM is the ROC AUC of 1 − P(NILM), ASC-US and LSIL vs NILM.
+	AUCLowVsNILM float64 `json:"auc_low_vs_nilm"`
+	// Intervals over source fields of the AUCs and the macro-F1 (absent
+	// like the ones above).
+	AUCHighVsNILMCI *Interval `json:"auc_high_vs_nilm_ci95,omitempty"`
+	AUCLowVsNILMCI  *Interval `json:"auc_low_vs_nilm_ci95,omitempty"`
+	MacroF1CI       *Interval `json:"macro_f1_ci95,omitempty"`
 }
 
 // Cells scores probabilities probs (one per cell) against the true classes
@@ -48,7 +60,7 @@ type CellMetrics struct {
 func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, fields []string, th float64) CellMetrics {
 	m := CellMetrics{N: len(truth), Threshold: th}
 	var hiTP, nilFP, lowN, lowFP, correct int
-	var hi, nilm []float64
+	var hi, nilm, low, nilmAb []float64
 	// Per field (when fields is given): high-grade flagged / cells, NILM
 	// flagged / cells.
 	group := map[string]int{}
@@ -91,12 +103,14 @@ func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, fields 
 			}
 		case t.LowGrade():
 			lowN++
+			low = append(low, 1-float64(p[classify.NILM]))
 			if flag {
 				lowFP++
 			}
 		default:
 			m.NILMN++
 			nilm = append(nilm, ph)
+			nilmAb = append(nilmAb, 1-float64(p[classify.NILM]))
 			if flag {
 				nilFP++
 			}
@@ -108,36 +122,112 @@ func Cells(truth []classify.Class, probs [][classify.NumClasses]float32, fields 
 			}
 		}
 	}
-	var f1s float64
-	present := 0
-	for c := range classify.NumClasses {
-		tp := m.Confusion[c][c]
-		var pos, pred int
-		for k := range classify.NumClasses {
-			pos += m.Confusion[c][k]
-			pred += m.Confusion[k][c]
-		}
-		if pos == 0 {
-			continue
-		}
-		present++
-		m.Recall[c] = float64(tp) / float64(pos)
-		if tp > 0 {
-			f1s += 2 * float64(tp) / float64(pos+pred)
-		}
-	}
-	if present > 0 {
-		m.MacroF1 = f1s / float64(present)
-	}
+	m.MacroF1 = macroF1(&m.Confusion, &m.Recall)
 	m.Accuracy = ratio(correct, len(truth))
 	m.HighGradeRecall = ratio(hiTP, m.HighGradeN)
 	m.NILMFPR = ratio(nilFP, m.NILMN)
 	m.LowGradeFlagged = ratio(lowFP, lowN)
 	m.AUCHighVsNILM = AUC(hi, nilm)
+	m.AUCLowVsNILM = AUC(low, nilmAb)
+	t05 := ThresholdAtFPR(nilm, 0.05)
+	gHi05 := make([]int, len(gHiN))
+	hi05 := 0
+	for i, t := range truth {
+		if t.HighGrade() && float64(classify.HighGradeProb(probs[i])) >= t05 {
+			hi05++
+			if fields != nil {
+				gHi05[group[fields[i]]]++
+			}
+		}
+	}
+	m.HighGradeRecallAt05 = ratio(hi05, m.HighGradeN)
 	if fields != nil {
+		m.HighGradeRecallAt05CI = ratioCI(gHi05, gHiN)
 		m.HighGradeRecallCI, m.NILMFPRCI = ratioCI(gHiTP, gHiN), ratioCI(gNilFP, gNilN)
+		m.AUCHighVsNILMCI, m.AUCLowVsNILMCI, m.MacroF1CI = cellCIs(truth, probs, fields)
 	}
 	return m
+}
+
+// macroF1 is the unweighted mean F1 over the classes present in a
+// confusion matrix; recall, when not nil, receives the per-class recalls.
+func macroF1(conf *[classify.NumClasses][classify.NumClasses]int, recall *[classify.NumClasses]float64) float64 {
+	var f1s float64
+	present := 0
+	for c := range classify.NumClasses {
+		tp := conf[c][c]
+		var pos, pred int
+		for k := range classify.NumClasses {
+			pos += conf[c][k]
+			pred += conf[k][c]
+		}
+		if pos == 0 {
+			continue
+		}
+		present++
+		if recall != nil {
+			recall[c] = float64(tp) / float64(pos)
+		}
+		if tp > 0 {
+			f1s += 2 * float64(tp) / float64(pos+pred)
+		}
+	}
+	if present == 0 {
+		return 0
+	}
+	return f1s / float64(present)
+}
+
+// cellCIs are the bootstrap intervals over fields of the high-grade and
+// low-grade AUCs and of the macro-F1 (nil with fewer than two fields).
+func cellCIs(truth []classify.Class, probs [][classify.NumClasses]float32, fields []string) (hi, lo, f1 *Interval) {
+	group := map[string]int{}
+	var by [][]int
+	for i, f := range fields {
+		g, ok := group[f]
+		if !ok {
+			g = len(by)
+			group[f] = g
+			by = append(by, nil)
+		}
+		by[g] = append(by[g], i)
+	}
+	best := make([]int, len(probs))
+	for i, p := range probs {
+		for c := range p {
+			if p[c] > p[best[i]] {
+				best[i] = c
+			}
+		}
+	}
+	auc := func(gs []int, pos func(classify.Class) bool, score func([classify.NumClasses]float32) float64) float64 {
+		var ps, ns []float64
+		for _, g := range gs {
+			for _, i := range by[g] {
+				switch t := truth[i]; {
+				case pos(t):
+					ps = append(ps, score(probs[i]))
+				case t == classify.NILM:
+					ns = append(ns, score(probs[i]))
+				}
+			}
+		}
+		return AUC(ps, ns)
+	}
+	ph := func(p [classify.NumClasses]float32) float64 { return float64(classify.HighGradeProb(p)) }
+	pa := func(p [classify.NumClasses]float32) float64 { return 1 - float64(p[classify.NILM]) }
+	hi = bootstrap(len(by), func(gs []int) float64 { return auc(gs, classify.Class.HighGrade, ph) })
+	lo = bootstrap(len(by), func(gs []int) float64 { return auc(gs, classify.Class.LowGrade, pa) })
+	f1 = bootstrap(len(by), func(gs []int) float64 {
+		var conf [classify.NumClasses][classify.NumClasses]int
+		for _, g := range gs {
+			for _, i := range by[g] {
+				conf[truth[i]][best[i]]++
+			}
+		}
+		return macroF1(&conf, nil)
+	})
+	return hi, lo, f1
 }
 
 func sum(v []int) int {

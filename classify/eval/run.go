@@ -97,7 +97,10 @@ type Result struct {
 	Cells      *CellMetrics `json:"cells"`
 	CellSource *CellSource  `json:"cell_source"`
 	Detection  Detection    `json:"detection"`
-	Model      ModelID      `json:"model"`
+	// CellSets are the labelled-cell directories of other labs found in
+	// the data directory (see FindCellDirs), e.g. sipakmed.
+	CellSets []*CellSetResult `json:"cell_sets"`
+	Model    ModelID          `json:"model"`
 	// ObjectFilter names the detector's object filter (null when off);
 	// ObjectSource counts the detection images scored by a fold of the
 	// filter that held them out and by its final model (images it never
@@ -174,6 +177,13 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 	}
 	if r.Detection.ISBI, err = isbi(ctx, opts, r.ObjectSource); err != nil {
 		return nil, err
+	}
+	for _, d := range FindCellDirs(opts.DataDir) {
+		cs, err := CellSet(ctx, opts, d)
+		if err != nil {
+			return nil, err
+		}
+		r.CellSets = append(r.CellSets, cs)
 	}
 	r.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
 	return r, nil

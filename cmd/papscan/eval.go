@@ -13,7 +13,9 @@ import (
 func runEval(ctx context.Context, e env, args []string) int {
 	fs := newFlags(e, "eval", "eval --data DIR [--json] [--config FILE|PROFILE]",
 		"Measure the embedded cell model and the nucleus detector on a directory laid out like the shared data\n"+
-			"(cric/cells/labels.csv + crops, cric/fields/, isbi2014/; absent parts are skipped, null in JSON).\n"+
+			"(cric/cells/labels.csv + crops, cric/fields/, isbi2014/; absent parts are skipped, null in JSON),\n"+
+			"and every labelled-cell directory of another lab in it (DIR/cells/labels.csv with a manifest.json, or a\n"+
+			"manifest shipped for its name, e.g. sipakmed); DIR may also be such a directory itself.\n"+
 			"Cells of fields the model was trained on are scored by the cross-validation fold that held the field out.\n"+
 			"The high-grade operating point and nucleus area limits come from the configuration.")
 	data := fs.String("data", "", "data directory (required)")
@@ -87,6 +89,10 @@ func printEval(w io.Writer, r *eval.Result) {
 			fmt.Fprintf(w, " %s %d/%d", n, c.Found[n], c.Labelled[n])
 		}
 		fmt.Fprintln(w)
+	}
+	for _, cs := range r.CellSets {
+		fmt.Fprintln(w)
+		eval.PrintCellSet(w, cs)
 	}
 	fmt.Fprintf(w, "\ntime %.1f s\n", r.Seconds)
 }
