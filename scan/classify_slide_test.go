@@ -30,10 +30,7 @@ func analyseSlide(t *testing.T, s *slide.Slide, minCells int) classify.SlideResu
 	c := cfg.Classify
 	px := cfg.Machine.Camera.PixelSize.UM()
 	th := classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-		MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-		MinSquamousCells: minCells, GallerySize: c.GallerySize,
-		SlideHighGrade: c.SlideHighGradeThreshold, SlideLowGrade: c.SlideLowGradeThreshold,
-		MinHighGradeFraction: c.MinHighGradeFraction, MinLowGradeFraction: c.MinLowGradeFraction}
+		MinSquamousCells: minCells, GallerySize: c.GallerySize}
 	sum := classify.NewSlideSummary(th, m)
 	a := classify.NewAnalyzer(classify.DetectOptions{PixelUM: px, MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea}, m)
 	a.SkipEdge = true
