@@ -3,7 +3,6 @@ package eval
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"math/rand"
@@ -23,8 +22,11 @@ type SlideOptions struct {
 	Repeats int `json:"repeats"`
 	// TrainSlides and TestSlides are the slides composed per grade and
 	// half for fitting (default 100) and for scoring (default 30).
-	TrainSlides int `json:"train_slides"`
-	TestSlides  int `json:"test_slides"`
+	// InnerRepeats of the fit's own split of its fields choose the levels
+	// (default 3; see fitRule).
+	TrainSlides  int `json:"train_slides"`
+	TestSlides   int `json:"test_slides"`
+	InnerRepeats int `json:"inner_repeats"`
 	// Specificity is the lowest NILM specificity the fitted rule keeps on
 	// its training slides (default 0.95).
 	Specificity float64 `json:"specificity"`
@@ -44,6 +46,9 @@ func (o SlideOptions) withDefaults() SlideOptions {
 	}
 	if o.TestSlides <= 0 {
 		o.TestSlides = 30
+	}
+	if o.InnerRepeats <= 0 {
+		o.InnerRepeats = 3
 	}
 	if o.Specificity <= 0 {
 		o.Specificity = 0.95
@@ -214,222 +219,6 @@ func (s *scorer) score(r Recipe, levels []float64) slideScore {
 	return sc
 }
 
-// ruleAt is a rule with the indices of its levels in the scored levels.
-type ruleAt struct {
-	rule   classify.SlideRule
-	ih, ia int
-}
-
-func (r *ruleAt) verdict(s *slideScore) classify.Verdict {
-	return r.rule.Verdict(s.high[r.ih], s.abn[r.ia], s.cells)
-}
-
-// FitSlideRule fits a slide rule on scored training slides: for every
-// level, the background rate is the fraction of the negative slides' cells
-// at or above it; the high-grade level and its excess are chosen for the
-// most high-grade slides called HIGH_GRADE while at least minSpec of the
-// negative slides stay NILM, then the abnormal level for the most low- and
-// high-grade slides not called NILM under the same constraint (ties: fewer
-// negatives flagged, then the widest gap between the excess threshold and
-// the nearest slide on either side).
-func fitSlideRule(train []slideScore, bg background, levels []float64, minSpec float64) (ruleAt, error) {
-	negCells := bg.cells
-	negHigh, negAbn := bg.high, bg.abn
-	// Dispersion per level: the mean squared deviation of the negative
-	// training slides' counts from the background over the background
-	// (at least 1). The training slides are draws of fields with
-	// replacement, so it holds how much the count varies from one set of
-	// negative fields to another.
-	dispersion := func(rates []float64, count func(s *slideScore, l int) int) []float64 {
-		d := make([]float64, len(levels))
-		for l := range levels {
-			var num, den float64
-			for i := range train {
-				if train[i].grade != Negative {
-					continue
-				}
-				mu := rates[l] / negCells * float64(train[i].cells)
-				dev := float64(count(&train[i], l)) - mu
-				num += dev * dev
-				den += mu
-			}
-			d[l] = max(1, num/den)
-		}
-		return d
-	}
-	disp := map[*float64][]float64{
-		&negHigh[0]: dispersion(negHigh, func(s *slideScore, l int) int { return s.high[l] }),
-		&negAbn[0]:  dispersion(negAbn, func(s *slideScore, l int) int { return s.abn[l] }),
-	}
-	nNeg, nHG := 0, 0
-	var sizes []int
-	for i := range train {
-		switch train[i].grade {
-		case Negative:
-			nNeg++
-		case HighGrade:
-			nHG++
-		}
-		sizes = append(sizes, train[i].cells)
-	}
-	if nNeg == 0 || nHG == 0 || negCells == 0 {
-		return ruleAt{}, errors.New("eval: fitting a slide rule needs negative and high-grade slides")
-	}
-	slices.Sort(sizes)
-	size := sizes[len(sizes)/2]
-	allowed := int(math.Floor((1 - minSpec) * float64(nNeg)))
-	// Each level may flag at most half the allowed share of negative
-	// slides under the Poisson model of the background.
-	alpha := (1 - minSpec) / 2
-	type cand struct {
-		level   int
-		z       float64
-		pos     int // slides of the target grades flagged
-		neg     int // negatives flagged
-		gap     float64
-		flagged []bool
-	}
-	better := func(a, b cand) bool {
-		if a.pos != b.pos {
-			return a.pos > b.pos
-		}
-		if a.neg != b.neg {
-			return a.neg < b.neg
-		}
-		return a.gap > b.gap
-	}
-	// search picks the best level and threshold for excess(slide, level),
-	// counting as positives the slides isPos says, skipping slides skip
-	// says (already flagged), within the negative budget left.
-	search := func(excess func(s *slideScore, l int) float64, minZ func(l int) float64, isPos func(g Grade) bool, skip []bool, budget int) cand {
-		best := cand{level: -1}
-		for l := range levels {
-			zs := make([]float64, len(train))
-			for i := range train {
-				zs[i] = excess(&train[i], l)
-			}
-			vals := slices.Clone(zs)
-			slices.Sort(vals)
-			vals = slices.Compact(vals)
-			var ths []float64
-			for i := 0; i+1 < len(vals); i++ {
-				ths = append(ths, (vals[i]+vals[i+1])/2)
-			}
-			ths = append(ths, vals[len(vals)-1]+1)
-			floor := minZ(l)
-			for _, th := range ths {
-				if th < floor {
-					continue
-				}
-				c := cand{level: l, z: th, gap: math.Inf(1)}
-				for i := range train {
-					if skip != nil && skip[i] {
-						continue
-					}
-					z := zs[i]
-					c.gap = math.Min(c.gap, math.Abs(z-th))
-					if z < th {
-						continue
-					}
-					switch {
-					case train[i].grade == Negative:
-						c.neg++
-					case isPos(train[i].grade):
-						c.pos++
-					}
-				}
-				if c.neg > budget {
-					continue
-				}
-				if best.level < 0 || better(c, best) {
-					best = c
-				}
-			}
-		}
-		best.flagged = make([]bool, len(train))
-		for i := range train {
-			best.flagged[i] = excess(&train[i], best.level) >= best.z
-		}
-		return best
-	}
-	lvl := func(rates []float64, l int) classify.SlideLevel {
-		return classify.SlideLevel{Prob: levels[l], Rate: rates[l] / negCells, Dispersion: disp[&rates[0]][l]}
-	}
-	// The lowest excess a level may use: the count a negative slide of the
-	// median size reaches with probability at most alpha.
-	zAlpha := math.Sqrt2 * math.Erfinv(1-2*alpha)
-	minZ := func(rates []float64) func(l int) float64 {
-		return func(l int) float64 {
-			lv := lvl(rates, l)
-			c := poissonQuantile(lv.Rate*float64(size), alpha)
-			return max(zAlpha, lv.Excess(c, size)-0.5/math.Sqrt(lv.Rate*float64(size)+1))
-		}
-	}
-	hi := search(func(s *slideScore, l int) float64 { return lvl(negHigh, l).Excess(s.high[l], s.cells) }, minZ(negHigh),
-		func(g Grade) bool { return g == HighGrade }, nil, allowed/2)
-	if hi.level < 0 {
-		return ruleAt{}, errors.New("eval: no high-grade level meets the specificity")
-	}
-	ab := search(func(s *slideScore, l int) float64 { return lvl(negAbn, l).Excess(s.abn[l], s.cells) }, minZ(negAbn),
-		func(g Grade) bool { return g != Negative }, hi.flagged, allowed-hi.neg)
-	if ab.level < 0 {
-		return ruleAt{}, errors.New("eval: no abnormal level meets the specificity")
-	}
-	r := ruleAt{ih: hi.level, ia: ab.level}
-	r.rule.High, r.rule.High.Z = lvl(negHigh, hi.level), round4(hi.z)
-	r.rule.Abnormal, r.rule.Abnormal.Z = lvl(negAbn, ab.level), round4(ab.z)
-	r.rule.High.Rate, r.rule.Abnormal.Rate = round6(r.rule.High.Rate), round6(r.rule.Abnormal.Rate)
-	r.rule.High.Dispersion, r.rule.Abnormal.Dispersion = round4(r.rule.High.Dispersion), round4(r.rule.Abnormal.Dispersion)
-	return r, nil
-}
-
-// poissonQuantile is the smallest count c with P(X >= c) <= alpha for X
-// Poisson with mean mu.
-func poissonQuantile(mu, alpha float64) int {
-	p := math.Exp(-mu) // P(X = k)
-	cdf := 0.0
-	for k := 0; ; k++ {
-		cdf += p
-		if 1-cdf <= alpha || k > 100000 {
-			return k + 1
-		}
-		p *= mu / float64(k+1)
-	}
-}
-
-// background is the negative cells of a pool of fields, each physical cell
-// counted once (the mean over the orientations), with one pseudo-cell at
-// every level: a fit cannot see events rarer than its fields hold.
-type background struct {
-	cells     float64
-	high, abn []float64 // per level
-}
-
-func (s *scorer) background(pool []int, levels []float64) background {
-	b := background{high: make([]float64, len(levels)), abn: make([]float64, len(levels))}
-	for _, f := range pool {
-		if FieldGrade(&s.fields[f]) != Negative {
-			continue
-		}
-		for o := range Flips {
-			st := &s.st[f][o]
-			b.cells += float64(st.n) / Flips
-			for l, lv := range levels {
-				b.high[l] += float64(atLeast(st.high, lv)) / Flips
-				b.abn[l] += float64(atLeast(st.abn, lv)) / Flips
-			}
-		}
-	}
-	for l := range levels {
-		b.high[l]++
-		b.abn[l]++
-	}
-	return b
-}
-
-func round4(v float64) float64 { return math.Round(v*1e4) / 1e4 }
-func round6(v float64) float64 { return math.Round(v*1e6) / 1e6 }
-
 // split is one half of a repeat: its fields are scored by a rule fitted on
 // the other half.
 type split struct {
@@ -437,14 +226,14 @@ type split struct {
 	rule ruleAt
 }
 
-// halves assigns each field to half 0 or 1 for a repeat, stratified by the
-// grade the field gives a slide.
-func halves(fields []SlideField, rng *rand.Rand) []int {
-	h := make([]int, len(fields))
+// halves assigns each pool member (an index into fields) to half 0 or 1,
+// stratified by the grade the field gives a slide.
+func halves(fields []SlideField, pool []int, rng *rand.Rand) []int {
+	h := make([]int, len(pool))
 	for g := range numGrades {
 		var idx []int
-		for i := range fields {
-			if FieldGrade(&fields[i]) == g {
+		for i, f := range pool {
+			if FieldGrade(&fields[f]) == g {
 				idx = append(idx, i)
 			}
 		}
@@ -500,7 +289,7 @@ func FitRule(fields []SlideField, o SlideOptions) (classify.SlideRule, error) {
 	for i := range pool {
 		pool[i] = i
 	}
-	r, err := fitSlideRule(s.trainingSlides(pool, 2*o.TrainSlides, o.Compose, rng), s.background(pool, Levels), Levels, o.Specificity)
+	r, err := s.fitRule(pool, o, rng)
 	return r.rule, err
 }
 
@@ -527,9 +316,13 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			m.ObjectFold++
 		}
 	}
+	all := make([]int, len(fields))
+	for i := range all {
+		all[i] = i
+	}
 	var splits []split
 	for range o.Repeats {
-		h := halves(fields, rng)
+		h := halves(fields, all, rng)
 		for half := range 2 {
 			sp := split{test: make([]bool, len(fields))}
 			var train []int
@@ -543,7 +336,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
-			r, err := fitSlideRule(s.trainingSlides(train, o.TrainSlides, o.Compose, rng), s.background(train, Levels), Levels, o.Specificity)
+			r, err := s.fitRule(train, o, rng)
 			if err != nil {
 				return nil, err
 			}
@@ -590,10 +383,6 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			}
 		}
 		return t
-	}
-	all := make([]int, len(fields))
-	for i := range all {
-		all[i] = i
 	}
 	t := evaluate(all, rng)
 	rates := func(t *tally) (hs, hn, as, sp, gh float64) {
