@@ -6,6 +6,7 @@ import (
 	"math"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sync"
 
 	"papscan/classify"
@@ -60,6 +61,21 @@ var cricSets = []struct {
 	px  float64
 }{{"fields", CRICPixelUM}, {"more-fields", 2 * CRICPixelUM}}
 
+// Counts returns the cells of orientation o and how many of them reach
+// P(high grade) >= high and P(not NILM) >= abnormal: what a slide rule sees
+// of the field (classify.SlideRule.Verdict takes sums of them).
+func (f *SlideField) Counts(o int, high, abnormal float64) (cells, nHigh, nAbnormal int) {
+	for _, c := range f.Cells[o] {
+		if float64(c.High) >= high {
+			nHigh++
+		}
+		if float64(c.Abnormal) >= abnormal {
+			nAbnormal++
+		}
+	}
+	return len(f.Cells[o]), nHigh, nAbnormal
+}
+
 // AnalyseFields detects and classifies every labelled CRIC field of
 // opts.DataDir (cric/fields and cric/more-fields, resampled to
 // opts.Detect.PixelUM) in each of its Flips orientations, each with a cell
@@ -85,7 +101,9 @@ func AnalyseFields(ctx context.Context, opts Options) ([]SlideField, error) {
 			return nil, err
 		}
 		for _, n := range names {
-			jobs = append(jobs, job{s.dir, dir, s.px, n, by[n]})
+			if opts.FieldNames == nil || slices.Contains(opts.FieldNames, n) {
+				jobs = append(jobs, job{s.dir, dir, s.px, n, by[n]})
+			}
 		}
 	}
 	out := make([]SlideField, len(jobs))

@@ -161,9 +161,9 @@ func (f *fitter) pick(lvs []classify.SlideLevel, count func(s *slideScore, l int
 		slices.Sort(vals)
 		vals = slices.Compact(vals)
 		floor := f.floor(lv)
-		ths := []float64{}
+		ths := []float64{floor}
 		for i := 0; i+1 < len(vals); i++ {
-			if th := (vals[i] + vals[i+1]) / 2; th >= floor {
+			if th := (vals[i] + vals[i+1]) / 2; th > floor {
 				ths = append(ths, th)
 			}
 		}
@@ -229,8 +229,7 @@ func allLevels(n int) []int {
 // the whole pool: high grade first, then the abnormal level (see fitter).
 func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, error) {
 	nl := len(Levels)
-	type tally struct{ pos, neg, nPos, nNeg int }
-	hiT, abT := make([]tally, nl), make([]tally, nl)
+	hiT, abT := make([]levelTally, nl), make([]levelTally, nl)
 	type inner struct {
 		f    *fitter
 		test []slideScore
@@ -255,8 +254,12 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 			ins = append(ins, inner{f, test})
 		}
 	}
-	judge := func(t *tally, flag func(s *slideScore) bool, isPos func(Grade) bool, test []slideScore) {
+	seen := map[[2]int]bool{} // (tally, field)
+	judge := func(t *levelTally, id int, flag func(s *slideScore) bool, isPos func(Grade) bool, test []slideScore) {
 		for i := range test {
+			if sc := &test[i]; sc.grade != Negative && isPos(sc.grade) && !seen[[2]int{id, sc.abnormal}] {
+				seen[[2]int{id, sc.abnormal}] = true
+			}
 			sc := &test[i]
 			switch {
 			case sc.grade == Negative:
@@ -272,26 +275,7 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 			}
 		}
 	}
-	choose := func(ts []tally, budget float64) int {
-		best, bestNeg := -1, -1
-		for l, t := range ts {
-			if t.nNeg == 0 {
-				continue
-			}
-			fp := float64(t.neg) / float64(t.nNeg)
-			if fp <= budget && (best < 0 || t.pos > ts[best].pos || (t.pos == ts[best].pos && t.neg < ts[best].neg)) {
-				best = l
-			}
-			if bestNeg < 0 || t.neg < ts[bestNeg].neg || (t.neg == ts[bestNeg].neg && t.pos > ts[bestNeg].pos) {
-				bestNeg = l
-			}
-		}
-		if best < 0 {
-			return bestNeg
-		}
-		return best
-	}
-	lh, la := -1, -1
+	var lhs, las []int
 	if len(ins) > 0 {
 		for l := range nl {
 			for _, in := range ins {
@@ -299,14 +283,25 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 				if !ok {
 					continue
 				}
-				judge(&hiT[l], func(sc *slideScore) bool { return c.lv.Fires(sc.high[l], sc.cells) }, func(g Grade) bool { return g == HighGrade }, in.test)
+				judge(&hiT[l], 0, func(sc *slideScore) bool { return c.lv.Fires(sc.high[l], sc.cells) }, func(g Grade) bool { return g == HighGrade }, in.test)
 			}
 		}
-		lh = choose(hiT, (1-o.Specificity)/2)
-		if lh >= 0 {
+		nf := func(id int) (n int) {
+			for k := range seen {
+				if k[0] == id {
+					n++
+				}
+			}
+			return n
+		}
+		for l := range hiT {
+			hiT[l].fields = nf(0)
+		}
+		lhs = chooseLevels(hiT, (1-o.Specificity)/2)
+		if lhs != nil {
 			for l := range nl {
 				for _, in := range ins {
-					hc, ok := in.f.fitHigh([]int{lh})
+					hc, ok := in.f.fitHigh(lhs)
 					if !ok {
 						continue
 					}
@@ -314,12 +309,15 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 					if !ok {
 						continue
 					}
-					judge(&abT[l], func(sc *slideScore) bool {
-						return hc.lv.Fires(sc.high[lh], sc.cells) || c.lv.Fires(sc.abn[l], sc.cells)
+					judge(&abT[l], 1, func(sc *slideScore) bool {
+						return hc.lv.Fires(sc.high[hc.level], sc.cells) || c.lv.Fires(sc.abn[l], sc.cells)
 					}, func(g Grade) bool { return g != Negative }, in.test)
 				}
 			}
-			la = choose(abT, 1-o.Specificity)
+			for l := range abT {
+				abT[l].fields = nf(1)
+			}
+			las = chooseLevels(abT, 1-o.Specificity)
 		}
 	}
 	f, err := newFitter(s.trainingSlides(pool, o.TrainSlides, o.Compose, rng), s.background(pool, Levels), Levels, o.Specificity)
@@ -327,11 +325,11 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 		return ruleAt{}, err
 	}
 	hl, al := allLevels(nl), allLevels(nl)
-	if lh >= 0 {
-		hl = []int{lh}
+	if lhs != nil {
+		hl = lhs
 	}
-	if la >= 0 {
-		al = []int{la}
+	if las != nil {
+		al = las
 	}
 	hc, ok := f.fitHigh(hl)
 	if !ok {
@@ -342,6 +340,61 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 		return ruleAt{}, errors.New("eval: no abnormal level keeps the specificity")
 	}
 	return ruleAt{rule: classify.SlideRule{High: hc.lv, Abnormal: ac.lv}, ih: hc.level, ia: ac.level}, nil
+}
+
+// levelTally is what one level did on the inner held-out slides; fields
+// counts the distinct abnormal fields of the target slides.
+type levelTally struct{ pos, neg, nPos, nNeg, fields int }
+
+// key ranks a level in chooseLevels: (flagged targets, −flagged negatives)
+// when within the budget, else (−flagged negatives, flagged targets).
+func (t levelTally) key(within bool) [2]int {
+	if within {
+		return [2]int{t.pos, -t.neg}
+	}
+	return [2]int{-t.neg, t.pos}
+}
+
+// chooseLevels returns the level to count at: among the levels whose
+// held-out negatives stay within budget (all, when none does), those
+// flagging within one standard error of the most target slides, and of
+// these the highest. The error is binomial over the target slides'
+// abnormal fields, not the slides: a new set of slides draws its abnormal
+// fields anew, and slides sharing one succeed or fail together. The
+// rarer the cells a level counts, the less its background moves between
+// laboratories, renderings and sets of fields, so a level that is not
+// measurably more sensitive is not worth a lower one. None when no level
+// flags a target slide.
+func chooseLevels(ts []levelTally, budget float64) []int {
+	ok := func(t levelTally) bool { return t.nNeg > 0 && float64(t.neg) <= budget*float64(t.nNeg) }
+	within := false
+	for _, t := range ts {
+		within = within || ok(t)
+	}
+	best := -1
+	for l, t := range ts {
+		if t.nPos == 0 || t.nNeg == 0 || (within && !ok(t)) {
+			continue
+		}
+		if best < 0 || t.key(within)[0] > ts[best].key(within)[0] || (t.key(within) == ts[best].key(within)) {
+			if best < 0 || t.key(within) != ts[best].key(within) {
+				best = l
+			}
+		}
+	}
+	if best < 0 || ts[best].pos == 0 {
+		return nil
+	}
+	b := ts[best]
+	p := float64(b.pos) / float64(b.nPos)
+	need := float64(b.pos) - float64(b.nPos)*math.Sqrt(p*(1-p)/float64(max(b.fields, 1)))
+	pick := best
+	for l, t := range ts {
+		if l > pick && t.nPos > 0 && (!within || ok(t)) && float64(t.pos) >= need {
+			pick = l
+		}
+	}
+	return []int{pick}
 }
 
 // poissonQuantile is the smallest count c with P(X >= c) <= alpha for X

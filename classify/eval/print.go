@@ -39,7 +39,8 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 	fmt.Fprintf(w, "  HSIL+ sensitivity (HIGH_GRADE) %.3f %s, not NILM %.3f %s\n", m.HSILPlusSensitivity, m.HSILPlusSensitivityCI, m.HSILPlusNotNILM, m.HSILPlusNotNILMCI)
 	fmt.Fprintf(w, "  ASC-US+ sensitivity (not NILM) %.3f %s\n", m.ASCUSPlusSensitivity, m.ASCUSPlusSensitivityCI)
 	fmt.Fprintf(w, "  NILM specificity %.3f %s\n", m.NILMSpecificity, m.NILMSpecificityCI)
-	fmt.Fprintf(w, "  gallery hit rate (top %d distinct objects hold a labelled abnormal cell) %.3f %s\n", o.Gallery, m.GalleryHitRate, m.GalleryHitRateCI)
+	fmt.Fprintf(w, "  gallery hit rate (top %d distinct objects hold a labelled abnormal cell) %.3f %s (low grade %.3f, high grade %.3f)\n",
+		o.Gallery, m.GalleryHitRate, m.GalleryHitRateCI, m.GalleryHitByGrade[LowGrade.String()], m.GalleryHitByGrade[HighGrade.String()])
 	fmt.Fprintf(w, "  verdicts (rows true):%12s%12s%12s\n", Negative, LowGrade, HighGrade)
 	for g := range numGrades {
 		row := m.Confusion[g.String()]

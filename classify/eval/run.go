@@ -42,6 +42,8 @@ type Options struct {
 	// Slides, when set, adds the slide-level evaluation (see Slides) of
 	// the CRIC fields (cric/fields and cric/more-fields).
 	Slides *SlideOptions
+	// FieldNames, when set, limits AnalyseFields to these image files.
+	FieldNames []string
 }
 
 // prepare returns img at the detection pixel size and the factor mapping a

@@ -92,6 +92,9 @@ type SlideMetrics struct {
 	// abnormal point.
 	GalleryHitRate   float64   `json:"gallery_hit_rate"`
 	GalleryHitRateCI *Interval `json:"gallery_hit_rate_ci95"`
+	// GalleryHitByGrade is the hit rate of the low- and the high-grade
+	// slides.
+	GalleryHitByGrade map[string]float64 `json:"gallery_hit_by_grade"`
 	// Confusion[truth][verdict] counts slides.
 	Confusion map[string]map[string]int `json:"confusion"`
 	// Cells: cells per slide (min, median, max).
@@ -182,11 +185,14 @@ type slideScore struct {
 	cells     int
 	high, abn []int // per level
 	hit       bool
+	// abnormal is the field index of an abnormal slide's abnormal field
+	// (-1 for a negative slide).
+	abnormal int
 }
 
 // score returns r's cell count, the counts at levels, and the gallery hit.
 func (s *scorer) score(r Recipe, levels []float64) slideScore {
-	sc := slideScore{grade: r.Grade, high: make([]int, len(levels)), abn: make([]int, len(levels))}
+	sc := slideScore{grade: r.Grade, high: make([]int, len(levels)), abn: make([]int, len(levels)), abnormal: -1}
 	best := float32(-1) // the best score of a labelled abnormal cell
 	for _, p := range r.Parts {
 		st := &s.st[p.Field][p.Orient]
@@ -196,6 +202,9 @@ func (s *scorer) score(r Recipe, levels []float64) slideScore {
 			sc.abn[i] += atLeast(st.abn, lv)
 		}
 		best = max(best, st.bestAbnormal)
+		if FieldGrade(&s.fields[p.Field]) != Negative {
+			sc.abnormal = p.Field
+		}
 	}
 	if best < 0 {
 		return sc
@@ -348,9 +357,10 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 	// evaluate composes test slides from the field multiset draw (indices
 	// into fields) and tallies the verdicts.
 	type tally struct {
-		conf             [numGrades][numGrades]int
-		hit, ab, hgNotNL int
-		cells            []int
+		conf     [numGrades][numGrades]int
+		hit, ab  int
+		hitG, nG [numGrades]int
+		cells    []int
 	}
 	evaluate := func(draw []int, rng *rand.Rand) tally {
 		var t tally
@@ -376,8 +386,10 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 				t.cells = append(t.cells, sc.cells)
 				if sc.grade != Negative {
 					t.ab++
+					t.nG[sc.grade]++
 					if sc.hit {
 						t.hit++
+						t.hitG[sc.grade]++
 					}
 				}
 			}
@@ -394,6 +406,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			ratio(nh+nl-c[HighGrade][Negative]-c[LowGrade][Negative], nh+nl), ratio(c[Negative][Negative], nn), ratio(t.hit, t.ab)
 	}
 	m.HSILPlusSensitivity, m.HSILPlusNotNILM, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.GalleryHitRate = rates(&t)
+	m.GalleryHitByGrade = map[string]float64{LowGrade.String(): ratio(t.hitG[LowGrade], t.nG[LowGrade]), HighGrade.String(): ratio(t.hitG[HighGrade], t.nG[HighGrade])}
 	m.NByGrade = map[string]int{}
 	m.Confusion = map[string]map[string]int{}
 	for g := range numGrades {

@@ -116,9 +116,11 @@ func printEval(w io.Writer, r *eval.Result) {
 		}
 		fmt.Fprintln(w)
 	}
+	fmt.Fprintln(w)
 	if r.Slides != nil {
-		fmt.Fprintln(w)
 		eval.PrintSlides(w, r.Slides)
+	} else {
+		fmt.Fprintln(w, "slides: skipped (--slides=false, or no labelled cric/fields or cric/more-fields)")
 	}
 	fmt.Fprintf(w, "\ntime %.1f s\n", r.Seconds)
 }
