@@ -29,9 +29,7 @@ type DetectOptions struct {
 	// background or unstained when computing Otsu's threshold (default 0.08).
 	TissueOD float64
 	// OtsuScale multiplies Otsu's threshold (default 1). Lower values grow
-	// nuclei but merge neighbours; higher ones keep only dark cores. With
-	// LocalOffsetOD 0.06 it raises the CRIC abnormal-nucleus recall at the
-	// robot's 0.5 µm/px from 0.939 (1 and 0.04) to 0.954.
+	// nuclei but merge neighbours; higher ones keep only dark cores.
 	OtsuScale float64
 	// LocalWindowUM is the side of the square window (µm) over which the local
 	// mean density is taken (default 14 µm, a few nuclear diameters); a pixel
@@ -69,30 +67,21 @@ type DetectOptions struct {
 	// abnormal nuclei) are hyperchromatic, so they stand out from their
 	// surroundings: the test never touches a component denser than its ring
 	// by FoldRingOD. A negative FoldRingOD disables the test (and the trim
-	// below), a negative FlatCoreOD its flat branch. Measured at
-	// 0.5 µm/px (papscan eval): it removes 65 of the 280 false detections
-	// on the ISBI 2014 images (F1 0.673 → 0.720) and no detected ISBI
-	// nucleus or labelled CRIC nucleus. At the CRIC images' own 0.25 µm/px
-	// the flat branch loses one of 148 labelled ASC-US nuclei; FoldFill
-	// 0.35 would remove 9 more ISBI false detections but lose an ASC-US and
-	// an LSIL nucleus there, so it is not the default.
+	// below), a negative FlatCoreOD its flat branch.
 	FoldRingOD, FoldElongation, FoldFill, FlatCoreOD float64
 	// TrimCircularity (default 0.85; negative disables; off with the fold
 	// test): a component less circular than this is re-thresholded for a
 	// single compact core; if what lies outside the core is faint (less
 	// than FoldRingOD above the surrounding ring: a fold or overlap of
 	// cytoplasm attached to a nucleus, see Detector.trim) the core alone is
-	// the nucleus. With the fold test: ISBI recall 0.887 → 0.920, F1 0.720
-	// → 0.745, CRIC abnormal recall unchanged (0.954), two more of 763
-	// labelled NILM nuclei missed. Unlike SplitCircularity it never cuts a
-	// component into several nuclei, so a pale abnormal nucleus merged
-	// with a darker one is not lost.
+	// the nucleus. Unlike SplitCircularity it never cuts a component into
+	// several nuclei, so a pale abnormal nucleus merged with a darker one is
+	// not lost.
 	TrimCircularity float64
 	// SplitCircularity (default 0: off): components less circular than
-	// this, or less full than MinFill, are split (see Detector.split).
-	// Off by default: measured on the CRIC fields it loses pale abnormal
-	// nuclei merged with darker neighbours (abnormal-nucleus recall 0.94
-	// → 0.88) for a gain in ISBI recall (0.85 → 0.93).
+	// this, or less full than MinFill, are split (see Detector.split). Off
+	// by default: it loses pale abnormal nuclei merged with darker
+	// neighbours (README, "The nucleus detector").
 	SplitCircularity float64
 	// ObjectFilter is the learned object filter applied to every detection
 	// (nil: the embedded DefaultObjectFilter; see object.go). NoObjectFilter
@@ -103,10 +92,8 @@ type DetectOptions struct {
 	NoObjectFilter bool
 	// FragmentGapUM: components smaller than MinAreaUM2 that lie within
 	// this distance (µm) of one another are grouped and regrown as one
-	// candidate nucleus (default 2.5 µm; negative disables; see rescue.go).
-	// It finds 12 of the 35 labelled abnormal CRIC nuclei the detector
-	// missed (raw abnormal recall 0.952 → 0.969), which lets the object
-	// filter drop more false detections.
+	// candidate nucleus (default 2.5 µm; negative disables; see rescue.go):
+	// the chromatin clumps of a large pale nucleus that failed the mask.
 	FragmentGapUM float64
 }
 

@@ -17,20 +17,10 @@ import (
 // accepted-size component is judged like any other component (accept).
 
 // regrowFrac places the regrow level between the density around a fragment
-// group (0) and the fragments' mean density (1). Measured on the CRIC
-// fields at 0.5 µm/px (labelled abnormal nuclei the detector missed
-// without the rescue: 35 of 733): at 0.5 the rescue finds 5, 10, 12, 13
-// and 12 of them with FragmentGapUM 1.5, 2, 2.5, 3 and 3.5 µm; at 0.35
-// and 0.25 (gap 2.5) only 5 and 4, as the lower level leaks into the
-// cytoplasm and the region is dropped; at 0.6, 9 and 12 (gaps 2 and 3).
-// The ISBI 2014 images gain at most 6 detections (of 540) in any of
-// these settings.
-//
-// Trying 0.25, then 0.35, then 0.5 and keeping the lowest level that does
-// not leak grows pale nuclei to their full size but adds ISBI detections
-// the object filter cannot tell from nuclei (ISBI F1 0.858 → 0.849 after
-// retraining it), so one level is used: a rescued nucleus can come out
-// smaller than its pale body (the classifier re-segments it anyway).
+// group (0) and the fragments' mean density (1). One level is used (the
+// README's detector section gives the measured alternatives): a rescued
+// nucleus can come out smaller than its pale body (the classifier
+// re-segments it anyway).
 const regrowFrac = 0.5
 
 // rescue runs the fragment rescue over the components of the last label

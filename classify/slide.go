@@ -13,22 +13,10 @@ type Thresholds struct {
 	HighGrade float64 `json:"high_grade"`
 	// LowGrade: a cell is low grade when P(ASC-US)+P(LSIL) >= LowGrade.
 	LowGrade float64 `json:"low_grade"`
-	// SlideHighGrade and SlideLowGrade are the (stricter) probabilities a
-	// cell must reach to count toward the slide verdict; 0 means HighGrade
-	// and LowGrade. A slide holds thousands of cells, so the cell operating
-	// point's false positives would swamp the counts.
-	SlideHighGrade float64 `json:"slide_high_grade"`
-	SlideLowGrade  float64 `json:"slide_low_grade"`
-	// MinHighGradeCells cells at or above SlideHighGrade make a HIGH_GRADE
-	// slide (0 disables), provided they are also at least
-	// MinHighGradeFraction of all cells.
-	MinHighGradeCells    int     `json:"min_high_grade_cells"`
-	MinHighGradeFraction float64 `json:"min_high_grade_fraction"`
-	// MinLowGradeCells cells at or above SlideLowGrade make a LOW_GRADE
-	// slide (0 disables), provided they are also at least
-	// MinLowGradeFraction of all cells.
-	MinLowGradeCells    int     `json:"min_low_grade_cells"`
-	MinLowGradeFraction float64 `json:"min_low_grade_fraction"`
+	// Rule gives the verdict of a complete, adequate slide (nil: the
+	// embedded DefaultSlideRule). It is fitted, not set by hand: see
+	// SlideRule.
+	Rule *SlideRule `json:"-"`
 	// MinSquamousCells: fewer analysed cells make a complete slide UNSATISFACTORY.
 	MinSquamousCells int `json:"min_squamous_cells"`
 	// GallerySize is the number of most suspicious cells kept with crops.
@@ -36,20 +24,14 @@ type Thresholds struct {
 }
 
 // DefaultThresholds returns the values of the shipped configuration: the
-// cell operating point chosen on the model's held-out folds, slide counts
-// set on CRIC-tiled simulated slides (see doc.go).
+// cell operating point chosen on the model's held-out folds and the
+// embedded slide rule.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		HighGrade:            0.276,
-		LowGrade:             0.5,
-		SlideHighGrade:       0.95,
-		SlideLowGrade:        0.95,
-		MinHighGradeCells:    12,
-		MinHighGradeFraction: 0.00005,
-		MinLowGradeCells:     5,
-		MinLowGradeFraction:  0.005,
-		MinSquamousCells:     5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
-		GallerySize:          24,
+		HighGrade:        0.276,
+		LowGrade:         0.5,
+		MinSquamousCells: 5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
+		GallerySize:      24,
 	}
 }
 
@@ -72,15 +54,24 @@ type SlideResult struct {
 	Cells          int            `json:"cells"`
 	HighGradeCells int            `json:"high_grade_cells"` // at Thresholds.HighGrade
 	LowGradeCells  int            `json:"low_grade_cells"`  // at Thresholds.LowGrade
-	// SlideHighGradeCells and SlideLowGradeCells are counted at the slide
-	// thresholds and decide the verdict.
+	// SlideHighGradeCells and SlideAbnormalCells are counted at the slide
+	// rule's levels (P(high grade) >= Rule.High.Prob, P(not NILM) >=
+	// Rule.Abnormal.Prob) and decide the verdict.
 	SlideHighGradeCells int        `json:"slide_high_grade_cells"`
-	SlideLowGradeCells  int        `json:"slide_low_grade_cells"`
+	SlideAbnormalCells  int        `json:"slide_abnormal_cells"`
 	Top                 []Cell     `json:"top"` // most suspicious first; crops are not serialised
 	Reason              string     `json:"reason"`
 	ModelVersion        string     `json:"model_version"`
 	ModelSHA256         string     `json:"model_sha256"`
 	Thresholds          Thresholds `json:"thresholds"`
+	// SlideRule names the rule that gave the verdict.
+	SlideRule SlideRuleID `json:"slide_rule"`
+}
+
+// SlideRuleID identifies a slide rule in a result.
+type SlideRuleID struct {
+	Version string `json:"version"`
+	SHA256  string `json:"sha256"`
 }
 
 // SlideSummary accumulates the cells of one slide tile by tile. It is safe
@@ -91,17 +82,23 @@ type SlideSummary struct {
 	th           Thresholds
 	modelVersion string
 	modelSHA     string
+	rule         *SlideRule
+	ruleErr      error
 	counts       [NumClasses]int
 	cells        int
 	high, low    int
-	sHigh, sLow  int
+	sHigh, sAbn  int
 	top          cellHeap
 }
 
 // NewSlideSummary starts a slide. m (may be nil) provides the model version
-// and hash reported in the result.
+// and hash reported in the result; th.Rule (nil: DefaultSlideRule) gives
+// the verdict.
 func NewSlideSummary(th Thresholds, m *Model) *SlideSummary {
-	s := &SlideSummary{th: th}
+	s := &SlideSummary{th: th, rule: th.Rule}
+	if s.rule == nil {
+		s.rule, s.ruleErr = DefaultSlideRule()
+	}
 	if m != nil {
 		s.modelVersion, s.modelSHA = m.Version, m.SHA256
 	}
@@ -127,11 +124,13 @@ func (s *SlideSummary) Add(cells []Cell) {
 		if c.LowGrade(s.th.LowGrade) {
 			s.low++
 		}
-		if c.HighGrade(orDefault(s.th.SlideHighGrade, s.th.HighGrade)) {
-			s.sHigh++
-		}
-		if c.LowGrade(orDefault(s.th.SlideLowGrade, s.th.LowGrade)) {
-			s.sLow++
+		if s.rule != nil {
+			if c.HighGrade(s.rule.High.Prob) {
+				s.sHigh++
+			}
+			if float64(AbnormalProb(c.Probs)) >= s.rule.Abnormal.Prob {
+				s.sAbn++
+			}
 		}
 		if k <= 0 {
 			continue
@@ -156,7 +155,7 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 		HighGradeCells:      s.high,
 		LowGradeCells:       s.low,
 		SlideHighGradeCells: s.sHigh,
-		SlideLowGradeCells:  s.sLow,
+		SlideAbnormalCells:  s.sAbn,
 		ModelVersion:        s.modelVersion,
 		ModelSHA256:         s.modelSHA,
 		Thresholds:          s.th,
@@ -166,36 +165,36 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 	}
 	r.Top = append([]Cell(nil), s.top...)
 	sort.SliceStable(r.Top, func(i, j int) bool { return r.Top[i].Score > r.Top[j].Score })
-	sh, sl := orDefault(s.th.SlideHighGrade, s.th.HighGrade), orDefault(s.th.SlideLowGrade, s.th.LowGrade)
-	counts := fmt.Sprintf("%d cells analysed; %d high-grade at P>=%.2f (need %d and %.2f%% of cells), %d at P>=%.2f; %d low-grade at P>=%.2f (need %d and %.2f%%), %d at P>=%.2f",
-		s.cells, s.sHigh, sh, s.th.MinHighGradeCells, 100*s.th.MinHighGradeFraction, s.high, s.th.HighGrade,
-		s.sLow, sl, s.th.MinLowGradeCells, 100*s.th.MinLowGradeFraction, s.low, s.th.LowGrade)
-	frac := func(n int) float64 { return float64(n) / float64(max(s.cells, 1)) }
+	var counts string
+	if s.rule != nil {
+		r.SlideRule = SlideRuleID{s.rule.Version, s.rule.SHA256}
+		hi, ab := s.rule.High, s.rule.Abnormal
+		counts = fmt.Sprintf("%d cells analysed; %d at P(high grade)>=%.2f (excess %.1f, need %.1f), %d at P>=%.3f; %d at P(abnormal)>=%.2f (excess %.1f, need %.1f), %d low grade at P>=%.2f",
+			s.cells, s.sHigh, hi.Prob, hi.Excess(s.sHigh, s.cells), hi.Z, s.high, s.th.HighGrade,
+			s.sAbn, ab.Prob, ab.Excess(s.sAbn, s.cells), ab.Z, s.low, s.th.LowGrade)
+	}
 	switch {
 	case !complete:
 		r.Verdict = VerdictIncomplete
 		r.Reason = "scan not complete: " + counts
+	case s.rule == nil:
+		r.Verdict = VerdictIncomplete
+		r.Reason = fmt.Sprintf("no slide rule (%v): %d cells analysed", s.ruleErr, s.cells)
 	case s.cells < s.th.MinSquamousCells:
 		r.Verdict = VerdictUnsatisfactory
 		r.Reason = fmt.Sprintf("only %d cells analysed, fewer than the %d required: %s", s.cells, s.th.MinSquamousCells, counts)
-	case s.th.MinHighGradeCells > 0 && s.sHigh >= s.th.MinHighGradeCells && frac(s.sHigh) >= s.th.MinHighGradeFraction:
-		r.Verdict = VerdictHighGrade
-		r.Reason = "high-grade cells at or above threshold: " + counts
-	case s.th.MinLowGradeCells > 0 && s.sLow >= s.th.MinLowGradeCells && frac(s.sLow) >= s.th.MinLowGradeFraction:
-		r.Verdict = VerdictLowGrade
-		r.Reason = "low-grade cells at or above threshold: " + counts
 	default:
-		r.Verdict = VerdictNILM
-		r.Reason = "no abnormal cells above thresholds: " + counts
+		r.Verdict = s.rule.Verdict(s.sHigh, s.sAbn, s.cells)
+		switch r.Verdict {
+		case VerdictHighGrade:
+			r.Reason = "high-grade cells above the negative background: " + counts
+		case VerdictLowGrade:
+			r.Reason = "abnormal cells above the negative background: " + counts
+		default:
+			r.Reason = "no abnormal cells above the negative background: " + counts
+		}
 	}
 	return r
-}
-
-func orDefault(v, d float64) float64 {
-	if v > 0 {
-		return v
-	}
-	return d
 }
 
 // cellHeap is a min-heap on Score.

@@ -17,7 +17,10 @@ func mkCell(class Class, p float32, score float32) Cell {
 }
 
 func TestSlideVerdicts(t *testing.T) {
-	th := Thresholds{HighGrade: 0.5, LowGrade: 0.5, MinHighGradeCells: 2, MinLowGradeCells: 3, MinSquamousCells: 10, GallerySize: 4}
+	// Without background: two cells at P(high) >= 0.5 make a high-grade
+	// slide, three at P(not NILM) >= 0.5 a low-grade one.
+	rule := &SlideRule{High: SlideLevel{Prob: 0.5, Z: 2}, Abnormal: SlideLevel{Prob: 0.5, Z: 3}}
+	th := Thresholds{HighGrade: 0.5, LowGrade: 0.5, MinSquamousCells: 10, GallerySize: 4, Rule: rule}
 	normal := func(n int) []Cell {
 		cs := make([]Cell, n)
 		for i := range cs {
@@ -59,11 +62,12 @@ func TestSlideVerdicts(t *testing.T) {
 	}
 }
 
-// TestSlideCountingThresholds: the verdict counts cells at the stricter
-// slide thresholds and needs a minimum fraction of all cells.
-func TestSlideCountingThresholds(t *testing.T) {
-	th := Thresholds{HighGrade: 0.3, LowGrade: 0.5, SlideHighGrade: 0.95, SlideLowGrade: 0.9,
-		MinHighGradeCells: 3, MinHighGradeFraction: 0.002, MinLowGradeCells: 5, MinLowGradeFraction: 0.005, MinSquamousCells: 100}
+// TestSlideRuleBackground: the rule counts cells at its levels against the
+// negative background of a slide of that size, so the same count of
+// suspicious cells decides a small slide and not a large one.
+func TestSlideRuleBackground(t *testing.T) {
+	rule := &SlideRule{High: SlideLevel{Prob: 0.95, Rate: 0.001, Dispersion: 2, Z: 3}, Abnormal: SlideLevel{Prob: 0.9, Rate: 0.005, Z: 3}}
+	th := Thresholds{HighGrade: 0.3, LowGrade: 0.5, MinSquamousCells: 100, Rule: rule}
 	run := func(normal int, extra ...Cell) SlideResult {
 		s := NewSlideSummary(th, nil)
 		for range normal {
@@ -79,21 +83,54 @@ func TestSlideCountingThresholds(t *testing.T) {
 		}
 		return out
 	}
-	// 50 cells at P=0.8: above the cell operating point, below the slide one.
+	// 50 cells at P=0.8: above the cell operating point, below the levels.
 	if r := run(5000, many(50, mkCell(HSIL, 0.8, 0.8))...); r.Verdict != VerdictNILM || r.HighGradeCells != 50 || r.SlideHighGradeCells != 0 {
 		t.Errorf("moderate cells: %s high %d slide %d", r.Verdict, r.HighGradeCells, r.SlideHighGradeCells)
 	}
-	// 5 confident cells among 5000: count met, fraction (0.1 %) not.
-	if r := run(5000, many(5, mkCell(HSIL, 0.99, 0.99))...); r.Verdict != VerdictNILM {
-		t.Errorf("5 of 5000: %s (%s)", r.Verdict, r.Reason)
-	}
-	// 15 confident cells among 5000 (0.3 %): high grade.
+	// Background at 5000 cells: 5 ± sqrt(2·5+1); 15 confident cells are
+	// 3.0 sd above it, 12 are not.
 	if r := run(5000, many(15, mkCell(SCC, 0.99, 0.99))...); r.Verdict != VerdictHighGrade || r.SlideHighGradeCells != 15 {
 		t.Errorf("15 of 5000: %s (%s)", r.Verdict, r.Reason)
 	}
-	// 30 confident low-grade cells among 5000 (0.6 %): low grade.
-	if r := run(5000, many(30, mkCell(LSIL, 0.95, 0.45))...); r.Verdict != VerdictLowGrade {
-		t.Errorf("30 LSIL of 5000: %s (%s)", r.Verdict, r.Reason)
+	if r := run(5000, many(12, mkCell(SCC, 0.99, 0.99))...); r.Verdict != VerdictNILM {
+		t.Errorf("12 of 5000: %s (%s), want NILM", r.Verdict, r.Reason)
+	}
+	// The same 15 cells among 50,000 are the background.
+	if r := run(50000, many(15, mkCell(SCC, 0.99, 0.99))...); r.Verdict != VerdictNILM {
+		t.Errorf("15 of 50000: %s (%s)", r.Verdict, r.Reason)
+	}
+	// 60 confident low-grade cells among 5000 (background 25 ± 5): low grade.
+	if r := run(5000, many(60, mkCell(LSIL, 0.95, 0.45))...); r.Verdict != VerdictLowGrade || r.SlideAbnormalCells != 60 {
+		t.Errorf("60 LSIL of 5000: %s (%s)", r.Verdict, r.Reason)
+	}
+}
+
+// TestDefaultSlideRule: the embedded rule loads, names the model it was
+// fitted for, and bad rule files are refused with the key named.
+func TestDefaultSlideRule(t *testing.T) {
+	r, err := DefaultSlideRule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r.Version == "" || len(r.SHA256) != 64 || r.ModelVersion != m.Version {
+		t.Errorf("rule %q sha %q fitted for model %q, want a version, a SHA-256 and model %q", r.Version, r.SHA256, r.ModelVersion, m.Version)
+	}
+	if r.ModelSHA256 != m.SHA256 {
+		t.Logf("the slide rule was fitted on another cell model (%.12s, embedded %.12s): refit it (papscan eval --fit-slide-rule)", r.ModelSHA256, m.SHA256)
+	}
+	for _, tc := range []struct{ in, want string }{
+		{`{"high":{"prob":0,"z":1},"abnormal":{"prob":0.5,"z":1}}`, "high.prob"},
+		{`{"high":{"prob":0.5,"z":1},"abnormal":{"prob":0.5,"rate":1.5,"z":1}}`, "abnormal.rate"},
+		{`{"high":{"prob":0.5,"z":1,"dispersion":-1},"abnormal":{"prob":0.5,"z":1}}`, "high.dispersion"},
+		{`{"high":`, "slide rule"},
+	} {
+		if _, err := LoadSlideRule([]byte(tc.in)); err == nil || !strings.Contains(err.Error(), tc.want) {
+			t.Errorf("%s: err %v, want %q", tc.in, err, tc.want)
+		}
 	}
 }
 

@@ -391,16 +391,8 @@ type Classify struct {
 	HighGradeThreshold float64 `yaml:"high_grade_threshold"`
 	// LowGradeThreshold: a cell is low grade when P(ASC-US)+P(LSIL) >= this.
 	LowGradeThreshold float64 `yaml:"low_grade_threshold"`
-	MinHighGradeCells int     `yaml:"min_high_grade_cells"`
-	MinLowGradeCells  int     `yaml:"min_low_grade_cells"`
-	// SlideHighGradeThreshold, SlideLowGradeThreshold: stricter per-cell
-	// probabilities a cell must reach to count toward the slide verdict.
-	SlideHighGradeThreshold float64 `yaml:"slide_high_grade_threshold"`
-	SlideLowGradeThreshold  float64 `yaml:"slide_low_grade_threshold"`
-	// MinHighGradeFraction, MinLowGradeFraction: the slide verdict also
-	// needs the counted cells to be at least this fraction of all cells.
-	MinHighGradeFraction float64 `yaml:"min_high_grade_fraction"`
-	MinLowGradeFraction  float64 `yaml:"min_low_grade_fraction"`
+	// The slide verdict is not configured: it is the fitted slide rule
+	// embedded with the cell model (classify.SlideRule).
 	// MinSquamousCells is the adequacy minimum (Bethesda: 5000 for
 	// liquid-based preparations).
 	MinSquamousCells int `yaml:"min_squamous_cells"`

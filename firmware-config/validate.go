@@ -583,12 +583,6 @@ func (c *Config) validateClassify(v *validator) {
 	}
 	inRange(v, "classify.high_grade_threshold", k.HighGradeThreshold, 0, 1, true, true, fmtFloat)
 	inRange(v, "classify.low_grade_threshold", k.LowGradeThreshold, 0, 1, true, true, fmtFloat)
-	inRange(v, "classify.min_high_grade_cells", k.MinHighGradeCells, 1, 1000, false, false, fmtInt)
-	inRange(v, "classify.min_low_grade_cells", k.MinLowGradeCells, 1, 1000, false, false, fmtInt)
-	inRange(v, "classify.slide_high_grade_threshold", k.SlideHighGradeThreshold, 0, 1, true, true, fmtFloat)
-	inRange(v, "classify.slide_low_grade_threshold", k.SlideLowGradeThreshold, 0, 1, true, true, fmtFloat)
-	inRange(v, "classify.min_high_grade_fraction", k.MinHighGradeFraction, 0, 1, false, false, fmtFloat)
-	inRange(v, "classify.min_low_grade_fraction", k.MinLowGradeFraction, 0, 1, false, false, fmtFloat)
 	inRange(v, "classify.min_squamous_cells", k.MinSquamousCells, 0, 100000, false, false, fmtInt)
 	inRange(v, "classify.gallery_size", k.GallerySize, 1, 200, false, false, fmtInt)
 }

@@ -1,6 +1,7 @@
 package scan_test
 
 import (
+	"context"
 	"image"
 	"math"
 	"math/rand/v2"
@@ -9,6 +10,7 @@ import (
 	"testing"
 
 	"papscan/classify"
+	"papscan/classify/eval"
 	config "papscan/firmware-config"
 	"papscan/hal/sim/slide"
 )
@@ -30,10 +32,7 @@ func analyseSlide(t *testing.T, s *slide.Slide, minCells int) classify.SlideResu
 	c := cfg.Classify
 	px := cfg.Machine.Camera.PixelSize.UM()
 	th := classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-		MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-		MinSquamousCells: minCells, GallerySize: c.GallerySize,
-		SlideHighGrade: c.SlideHighGradeThreshold, SlideLowGrade: c.SlideLowGradeThreshold,
-		MinHighGradeFraction: c.MinHighGradeFraction, MinLowGradeFraction: c.MinLowGradeFraction}
+		MinSquamousCells: minCells, GallerySize: c.GallerySize}
 	sum := classify.NewSlideSummary(th, m)
 	a := classify.NewAnalyzer(classify.DetectOptions{PixelUM: px, MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea}, m)
 	a.SkipEdge = true
@@ -131,6 +130,19 @@ func TestSlideVerdictCRIC(t *testing.T) {
 		if tc.want != "" && r.Verdict != tc.want {
 			t.Errorf("CRIC %s slide: %s, want %s (%s)", tc.d, r.Verdict, tc.want, r.Reason)
 		}
+		// papscan eval's slide section must judge the same composition
+		// as the simulator does. The high-grade level agrees (within the
+		// fields' orientations and partial tiles); the abnormal level does
+		// not yet: the renderer point-samples the 0.25 µm/px fields and
+		// adds sensor noise, eval (like a camera) averages them, and the
+		// cells at P(not NILM) >= 0.99 are 2–3 rendered against ~50
+		// composed on these slides. Logged until the simulator's new
+		// slide recipe and renderer land (issue 13).
+		if ev := evalVerdict(t, dir, s); (ev == classify.VerdictHighGrade) != (r.Verdict == classify.VerdictHighGrade) {
+			t.Errorf("CRIC %s slide: rendered and analysed %s (%s), composed from the fields' eval results %s", tc.d, r.Verdict, r.Reason, ev)
+		} else if ev != r.Verdict {
+			t.Logf("CRIC %s slide: rendered and analysed %s, composed from the fields' eval results %s (abnormal level, see above)", tc.d, r.Verdict, ev)
+		}
 		if tc.want == classify.VerdictHighGrade {
 			top := r.Top[0]
 			if top.Crop == nil || top.StageX == 0 || top.StageY == 0 || HighGradeOf(top) < 0.95 {
@@ -138,6 +150,65 @@ func TestSlideVerdictCRIC(t *testing.T) {
 			}
 		}
 	}
+}
+
+// evalVerdict is the verdict papscan eval's slide section gives the
+// composition of s: the per-cell results of each CRIC field placed on s
+// (analysed once, as eval does, at the robot's pixel size), weighted by
+// how much of the field the slide holds (its labelled points on the slide
+// over its labelled points), summed and judged by the embedded slide rule.
+// The orientations of a field are averaged.
+func evalVerdict(t *testing.T, dir string, s *slide.Slide) classify.Verdict {
+	t.Helper()
+	by, _, err := eval.ReadPoints(filepath.Join(dir, "cric", "fields", "nuclei.csv"), "image_filename", "x_img", "y_img", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	on := map[string]float64{}
+	for _, c := range s.Cells {
+		on[c.Field]++
+	}
+	var names []string
+	for f := range on {
+		names = append(names, f)
+	}
+	m, err := classify.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	rule, err := classify.DefaultSlideRule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg, err := config.Profile("sim")
+	if err != nil {
+		t.Fatal(err)
+	}
+	c := cfg.Classify
+	fields, err := eval.AnalyseFields(context.Background(), eval.Options{DataDir: dir, Model: m, FieldNames: names,
+		Detect: classify.DetectOptions{PixelUM: cfg.Machine.Camera.PixelSize.UM(), MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	var cells, high, abn float64
+	for i := range fields {
+		f := &fields[i]
+		if f.Set != "fields" {
+			continue
+		}
+		w := on[f.Name] / float64(len(by[f.Name]))
+		for o := range eval.Flips {
+			n, h, a := f.Counts(o, rule.High.Prob, rule.Abnormal.Prob)
+			cells += w * float64(n) / eval.Flips
+			high += w * float64(h) / eval.Flips
+			abn += w * float64(a) / eval.Flips
+		}
+	}
+	v := rule.Verdict(int(math.Round(high)), int(math.Round(abn)), int(math.Round(cells)))
+	t.Logf("%s composed from %d fields' eval results: %.0f cells, %.0f at P(high)>=%.2f (excess %.1f, need %.1f), %.0f at P(not NILM)>=%.2f (excess %.1f, need %.1f) -> %s",
+		s.Spec.ID, len(fields), cells, high, rule.High.Prob, rule.High.Excess(int(math.Round(high)), int(math.Round(cells))), rule.High.Z,
+		abn, rule.Abnormal.Prob, rule.Abnormal.Excess(int(math.Round(abn)), int(math.Round(cells))), rule.Abnormal.Z, v)
+	return v
 }
 
 // sharedData returns $PAPSCAN_DATA or the first shared/data directory beside

@@ -145,15 +145,12 @@ func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec)
 	return rig
 }
 
-// thresholds are the configuration's classify thresholds, the slide-level
-// counting included, as cmd/papscan passes them.
+// thresholds are the configuration's classify thresholds as cmd/papscan
+// passes them (the slide verdict is the embedded classify.SlideRule).
 func thresholds(cfg *config.Config) classify.Thresholds {
 	c := cfg.Classify
 	return classify.Thresholds{HighGrade: c.HighGradeThreshold, LowGrade: c.LowGradeThreshold,
-		MinHighGradeCells: c.MinHighGradeCells, MinLowGradeCells: c.MinLowGradeCells,
-		MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize,
-		SlideHighGrade: c.SlideHighGradeThreshold, SlideLowGrade: c.SlideLowGradeThreshold,
-		MinHighGradeFraction: c.MinHighGradeFraction, MinLowGradeFraction: c.MinLowGradeFraction}
+		MinSquamousCells: c.MinSquamousCells, GallerySize: c.GallerySize}
 }
 
 // rigStateDir is the state directory a test configured (agent.state_dir

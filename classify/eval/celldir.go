@@ -24,15 +24,15 @@ import (
 // own vocabulary and its group (the source image: the unit to split and
 // bootstrap by), and a manifest says how to read it (see Manifest).
 
-// Grade is what a cell directory's class means for triage.
-type Grade string
+// CellGrade is what a cell directory's class means for triage.
+type CellGrade string
 
 // The grades a manifest maps its classes to.
 const (
-	GradeNormal   Grade = "normal"
-	GradeLow      Grade = "low"
-	GradeHigh     Grade = "high"
-	GradeExcluded Grade = "excluded"
+	GradeNormal   CellGrade = "normal"
+	GradeLow      CellGrade = "low"
+	GradeHigh     CellGrade = "high"
+	GradeExcluded CellGrade = "excluded"
 )
 
 // Manifest describes a labelled-cell directory.
@@ -50,7 +50,7 @@ type Manifest struct {
 		Group string `json:"group"`
 	} `json:"columns"`
 	// Classes maps every class of labels.csv to a grade.
-	Classes map[string]Grade `json:"classes"`
+	Classes map[string]CellGrade `json:"classes"`
 	// Padding says which pixels are not image: pixels of exactly RGB that
 	// are connected to the crop's border (only in rows whose FlagColumn,
 	// when set, is "1"). Nil: no padding.
@@ -136,7 +136,7 @@ func ParseManifest(b []byte) (*Manifest, error) {
 type LabelledCell struct {
 	File   string // path relative to cells/
 	Class  string // the lab's class
-	Grade  Grade
+	Grade  CellGrade
 	Group  string // source image
 	Padded bool   // the row is flagged as padded (or the manifest has no flag column)
 }
@@ -273,15 +273,15 @@ type CellSetMetrics struct {
 
 // CellSetResult is the evaluation of one labelled-cell directory.
 type CellSetResult struct {
-	Name     string         `json:"name"`
-	Dir      string         `json:"dir"`
-	Manifest string         `json:"manifest"`
-	PixelUM  float64        `json:"pixel_um"`
-	Cells    int            `json:"cells"`
-	Groups   int            `json:"groups"`
-	ByGrade  map[Grade]int  `json:"by_grade"`
-	ByClass  map[string]int `json:"by_class"`
-	Skipped  int            `json:"skipped"`
+	Name     string            `json:"name"`
+	Dir      string            `json:"dir"`
+	Manifest string            `json:"manifest"`
+	PixelUM  float64           `json:"pixel_um"`
+	Cells    int               `json:"cells"`
+	Groups   int               `json:"groups"`
+	ByGrade  map[CellGrade]int `json:"by_grade"`
+	ByClass  map[string]int    `json:"by_class"`
+	Skipped  int               `json:"skipped"`
 	// HeldOutFold counts cells of groups the model was trained on, scored by
 	// the fold that held the group out; FinalModel cells of groups it never
 	// saw.
@@ -331,14 +331,14 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 	if err != nil {
 		return nil, err
 	}
-	r := &CellSetResult{Name: m.Name, Dir: dir, Manifest: src, PixelUM: m.PixelUM, ByGrade: map[Grade]int{}, ByClass: map[string]int{}, Padding: map[string]*CellSetMetrics{}}
+	r := &CellSetResult{Name: m.Name, Dir: dir, Manifest: src, PixelUM: m.PixelUM, ByGrade: map[CellGrade]int{}, ByClass: map[string]int{}, Padding: map[string]*CellSetMetrics{}}
 	do := withPixel(o.Detect, m.PixelUM)
 	do.NoObjectFilter = true
 	det := classify.NewDetector(do)
 	groups := map[string]int{}
 	var in classify.Input
 	for _, mode := range PaddingModes {
-		var grades []Grade
+		var grades []CellGrade
 		var gidx []int
 		var probs [][classify.NumClasses]float32
 		for _, c := range cells {
@@ -395,13 +395,13 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 
 // scored is one cell's grade, group and scores.
 type scored struct {
-	grade     Grade
+	grade     CellGrade
 	group     int
 	ab, high  float64
 	flaggedHi bool
 }
 
-func cellSetMetrics(grades []Grade, gidx []int, ngroups int, probs [][classify.NumClasses]float32, th float64) *CellSetMetrics {
+func cellSetMetrics(grades []CellGrade, gidx []int, ngroups int, probs [][classify.NumClasses]float32, th float64) *CellSetMetrics {
 	cs := make([]scored, len(grades))
 	byGroup := make([][]int, ngroups)
 	for i, p := range probs {
@@ -409,7 +409,7 @@ func cellSetMetrics(grades []Grade, gidx []int, ngroups int, probs [][classify.N
 		cs[i] = scored{grades[i], gidx[i], 1 - float64(p[classify.NILM]), hi, hi >= th}
 		byGroup[gidx[i]] = append(byGroup[gidx[i]], i)
 	}
-	auc := func(idx []int, pos func(Grade) bool, score func(scored) float64) float64 {
+	auc := func(idx []int, pos func(CellGrade) bool, score func(scored) float64) float64 {
 		var ps, ns []float64
 		for _, i := range idx {
 			c := cs[i]
@@ -422,7 +422,7 @@ func cellSetMetrics(grades []Grade, gidx []int, ngroups int, probs [][classify.N
 		}
 		return AUC(ps, ns)
 	}
-	frac := func(idx []int, sel func(Grade) bool, flag func(scored) bool) float64 {
+	frac := func(idx []int, sel func(CellGrade) bool, flag func(scored) bool) float64 {
 		var a, b int
 		for _, i := range idx {
 			if sel(cs[i].grade) {
@@ -447,10 +447,10 @@ func cellSetMetrics(grades []Grade, gidx []int, ngroups int, probs [][classify.N
 			return stat(idx)
 		})
 	}
-	isAb := func(g Grade) bool { return g == GradeLow || g == GradeHigh }
-	isHi := func(g Grade) bool { return g == GradeHigh }
-	isLo := func(g Grade) bool { return g == GradeLow }
-	isNo := func(g Grade) bool { return g == GradeNormal }
+	isAb := func(g CellGrade) bool { return g == GradeLow || g == GradeHigh }
+	isHi := func(g CellGrade) bool { return g == GradeHigh }
+	isLo := func(g CellGrade) bool { return g == GradeLow }
+	isNo := func(g CellGrade) bool { return g == GradeNormal }
 	ab := func(c scored) float64 { return c.ab }
 	hi := func(c scored) float64 { return c.high }
 	fl := func(c scored) bool { return c.flaggedHi }

@@ -169,7 +169,7 @@ func TestSIPaKMeDManifest(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	by := map[Grade]int{}
+	by := map[CellGrade]int{}
 	for _, c := range cells {
 		by[c.Grade]++
 	}

@@ -1,18 +1,32 @@
-// Package eval measures the detector and the per-cell model of package
-// classify on data laid out like the shared development data:
+// Package eval measures the detector, the per-cell model and the slide
+// verdicts of package classify on data laid out like the shared development
+// data:
 //
-//	cric/cells/labels.csv + crops   per-cell classification
-//	cric/fields/nuclei.csv + images recall of labelled nuclei
-//	isbi2014/nuclei.csv + images    detection precision, recall, F1
+//	cric/cells/labels.csv + crops     per-cell classification
+//	cric/fields/nuclei.csv + images   recall of labelled nuclei; slides
+//	cric/more-fields/ (same layout)   slides
+//	isbi2014/nuclei.csv + images      detection precision, recall, F1
 //
 // Parts that are absent are skipped (their results are nil).
 //
-// # Held-out cell predictions
+// # Held-out predictions
 //
-// The shipped weights file carries, besides the final model, the models of
-// its grouped cross-validation (one per fold, each with the list of source
-// fields it was trained on). A crop from a field the final model was trained
-// on is scored by the fold model that never saw that field; a crop from any
-// other field is scored by the final model. Every cell score is therefore a
-// held-out prediction, whatever directory is evaluated.
+// The shipped weights files (cell model and object filter) carry, besides
+// the final model, the models of their grouped cross-validation (one per
+// fold, each with the list of source fields it was trained on). A crop or
+// field the final model was trained on is scored by the fold model that
+// never saw it; anything else by the final model. Every score is therefore
+// a held-out prediction, whatever directory is evaluated.
+//
+// # Slides
+//
+// AnalyseFields analyses every labelled CRIC field once in each of its
+// Flips orientations (held-out, as above) and keeps the per-cell results
+// (SlideField). Compose (compose.go, the slide recipe) builds virtual
+// slides from them: NILM-only fields up to a cell count, each at most
+// ComposeOptions.MaxUses times, and one field of the slide's grade on an
+// abnormal slide. Slides fits classify.SlideRule on slides of half the
+// fields and scores slides of the other half (nested, repeated), with
+// bootstrap intervals over fields; FitRule fits the shipped rule on all of
+// them and RuleFile writes it (`papscan eval --fit-slide-rule`).
 package eval

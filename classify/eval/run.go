@@ -39,6 +39,11 @@ type Options struct {
 	// camera's pixel size: field images are resampled to it before
 	// detection (0 keeps each data set's own pixel size).
 	Detect classify.DetectOptions
+	// Slides, when set, adds the slide-level evaluation (see Slides) of
+	// the CRIC fields (cric/fields and cric/more-fields).
+	Slides *SlideOptions
+	// FieldNames, when set, limits AnalyseFields to these image files.
+	FieldNames []string
 }
 
 // prepare returns img at the detection pixel size and the factor mapping a
@@ -107,9 +112,14 @@ type Result struct {
 	// saw).
 	ObjectFilter *ModelID      `json:"object_filter"`
 	ObjectSource *ObjectSource `json:"object_source"`
-	Seconds      float64       `json:"seconds"`
-	DataDir      string        `json:"data_dir"`
-	Threshold    float64       `json:"threshold"`
+	// Slides is the slide-level evaluation (null when not asked for or
+	// without CRIC fields); SlideFields are the analysed fields it was
+	// composed from (for fitting the shipped rule; not serialised).
+	Slides      *SlideMetrics `json:"slides"`
+	SlideFields []SlideField  `json:"-"`
+	Seconds     float64       `json:"seconds"`
+	DataDir     string        `json:"data_dir"`
+	Threshold   float64       `json:"threshold"`
 	// PixelUM: native pixel sizes of the data sets and the detection pixel
 	// size (the robot camera's) they are resampled to.
 	PixelUM struct {
@@ -184,6 +194,19 @@ func Run(ctx context.Context, opts Options) (*Result, error) {
 			return nil, err
 		}
 		r.CellSets = append(r.CellSets, cs)
+	}
+	if opts.Slides != nil {
+		t := time.Now()
+		if r.SlideFields, err = AnalyseFields(ctx, opts); err != nil {
+			return nil, err
+		}
+		analysed := time.Since(t).Seconds()
+		if len(r.SlideFields) > 0 {
+			if r.Slides, err = Slides(ctx, r.SlideFields, *opts.Slides); err != nil {
+				return nil, err
+			}
+			r.Slides.AnalyseSeconds = math.Round(analysed*100) / 100
+		}
 	}
 	r.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
 	return r, nil

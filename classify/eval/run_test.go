@@ -27,7 +27,7 @@ func TestRunRealData(t *testing.T) {
 	// and r2 profiles): the issue's targets are asserted, so a change that
 	// loses one fails here.
 	r, err := Run(context.Background(), Options{DataDir: dir, Model: m, Threshold: classify.DefaultThresholds().HighGrade,
-		Detect: classify.DetectOptions{PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900}})
+		Detect: classify.DetectOptions{PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900}, Slides: &SlideOptions{}})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -50,5 +50,34 @@ func TestRunRealData(t *testing.T) {
 	}
 	if r.Detection.ISBI.F1 < 0.85 {
 		t.Errorf("ISBI F1 %.3f < 0.85", r.Detection.ISBI.F1)
+	}
+	// The slide section: at least 100 slides of each grade, every field
+	// scored by a model that never saw it, LOW_GRADE verdicts produced.
+	// The levels guarded are today's (issue 13's targets are not met:
+	// HSIL+ 0.95, ASC-US+ 0.80, NILM 0.90, gallery 0.95; see README).
+	sl := r.Slides
+	if sl == nil {
+		t.Fatal("no slide section")
+	}
+	t.Logf("slides %d: HSIL+ %.3f %v ASC-US+ %.3f %v NILM spec %.3f %v gallery %.3f %v; %v",
+		sl.N, sl.HSILPlusSensitivity, sl.HSILPlusSensitivityCI, sl.ASCUSPlusSensitivity, sl.ASCUSPlusSensitivityCI,
+		sl.NILMSpecificity, sl.NILMSpecificityCI, sl.GalleryHitRate, sl.GalleryHitRateCI, sl.Confusion)
+	for g, n := range sl.NByGrade {
+		if n < 100 {
+			t.Errorf("%d %s slides, want >= 100", n, g)
+		}
+	}
+	nf := 0
+	for _, n := range sl.Fields {
+		nf += n
+	}
+	if sl.ModelFold != nf {
+		t.Errorf("%d of %d fields scored by a held-out fold of the cell model", sl.ModelFold, nf)
+	}
+	if sl.Confusion["LOW_GRADE"]["LOW_GRADE"] == 0 {
+		t.Errorf("no low-grade slide called LOW_GRADE: %v", sl.Confusion)
+	}
+	if sl.NILMSpecificity < 0.9 || sl.HSILPlusSensitivity < 0.6 {
+		t.Errorf("slide verdicts below today's level: NILM specificity %.3f (>= 0.90), HSIL+ sensitivity %.3f (>= 0.60)", sl.NILMSpecificity, sl.HSILPlusSensitivity)
 	}
 }

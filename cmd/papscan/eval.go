@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
+	"os"
 
 	"papscan/classify"
 	"papscan/classify/eval"
@@ -17,10 +18,14 @@ func runEval(ctx context.Context, e env, args []string) int {
 			"and every labelled-cell directory of another lab in it (DIR/cells/labels.csv with a manifest.json, or a\n"+
 			"manifest shipped for its name, e.g. sipakmed); DIR may also be such a directory itself.\n"+
 			"Cells of fields the model was trained on are scored by the cross-validation fold that held the field out.\n"+
-			"The high-grade operating point and nucleus area limits come from the configuration.")
+			"The high-grade operating point and nucleus area limits come from the configuration.\n"+
+			"The slide section analyses every CRIC field (cric/fields, cric/more-fields) once per orientation and composes\n"+
+			"virtual slides from the per-cell results; --fit-slide-rule FILE refits the shipped slide rule on them.")
 	data := fs.String("data", "", "data directory (required)")
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	cfgName := fs.String("config", "sim", "configuration file or shipped profile for the classify thresholds")
+	slides := fs.Bool("slides", true, "compose virtual slides from the CRIC fields and measure the slide verdicts (nested: rules fitted on other fields)")
+	fitRule := fs.String("fit-slide-rule", "", "also fit the slide rule on slides of all CRIC fields and write it to `FILE` (the shipped one is classify/slide_rule.json)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
@@ -38,7 +43,12 @@ func runEval(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
 		return exitFailure
 	}
+	var so *eval.SlideOptions
+	if *slides || *fitRule != "" {
+		so = &eval.SlideOptions{}
+	}
 	res, err := eval.Run(ctx, eval.Options{
+		Slides:    so,
 		DataDir:   *data,
 		Model:     m,
 		Threshold: cfg.Classify.HighGradeThreshold,
@@ -47,6 +57,24 @@ func runEval(ctx context.Context, e env, args []string) int {
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan eval: %v\n", err)
 		return exitFailure
+	}
+	if *fitRule != "" {
+		if res.Slides == nil {
+			fmt.Fprintf(e.stderr, "papscan eval: --fit-slide-rule: no CRIC fields in %s\n", *data)
+			return exitFailure
+		}
+		rule, err := eval.FitRule(res.SlideFields, *so)
+		if err == nil {
+			var b []byte
+			if b, err = eval.RuleFile(rule, m, len(res.SlideFields), *so, res.Slides); err == nil {
+				err = os.WriteFile(*fitRule, b, 0o644)
+			}
+		}
+		if err != nil {
+			fmt.Fprintf(e.stderr, "papscan eval: --fit-slide-rule: %v\n", err)
+			return exitFailure
+		}
+		fmt.Fprintf(e.stderr, "papscan eval: slide rule written to %s\n", *fitRule)
 	}
 	if *asJSON {
 		b, err := json.Marshal(res)
@@ -93,6 +121,12 @@ func printEval(w io.Writer, r *eval.Result) {
 	for _, cs := range r.CellSets {
 		fmt.Fprintln(w)
 		eval.PrintCellSet(w, cs)
+	}
+	fmt.Fprintln(w)
+	if r.Slides != nil {
+		eval.PrintSlides(w, r.Slides)
+	} else {
+		fmt.Fprintln(w, "slides: skipped (--slides=false, or no labelled cric/fields or cric/more-fields)")
 	}
 	fmt.Fprintf(w, "\ntime %.1f s\n", r.Seconds)
 }

@@ -35,6 +35,9 @@ func TestEvalEmptyDirJSON(t *testing.T) {
 	if v["cells"] != nil {
 		t.Errorf("cells %v, want null", v["cells"])
 	}
+	if val, ok := v["slides"]; !ok || val != nil {
+		t.Errorf("slides = %v (present %v), want null", val, ok)
+	}
 	det := v["detection"].(map[string]any)
 	for _, k := range []string{"isbi", "cric_abnormal_recall"} {
 		if val, ok := det[k]; !ok || val != nil {

@@ -28,17 +28,11 @@ func scanOptions(cfg *config.Config, model *classify.Model, log *slog.Logger) sc
 		Detect:       det,
 		Model:        model,
 		Thresholds: classify.Thresholds{
-			HighGrade:         c.HighGradeThreshold,
-			LowGrade:          c.LowGradeThreshold,
-			MinHighGradeCells: c.MinHighGradeCells,
-			MinLowGradeCells:  c.MinLowGradeCells,
-			MinSquamousCells:  c.MinSquamousCells,
-			GallerySize:       c.GallerySize,
-			// Slide-level counting (classify issue 4).
-			SlideHighGrade:       c.SlideHighGradeThreshold,
-			SlideLowGrade:        c.SlideLowGradeThreshold,
-			MinHighGradeFraction: c.MinHighGradeFraction,
-			MinLowGradeFraction:  c.MinLowGradeFraction,
+			HighGrade:        c.HighGradeThreshold,
+			LowGrade:         c.LowGradeThreshold,
+			MinSquamousCells: c.MinSquamousCells,
+			GallerySize:      c.GallerySize,
+			// The slide verdict: the embedded, fitted classify.SlideRule.
 		},
 		Logger: log,
 	}

@@ -1,0 +1,488 @@
+package eval
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand"
+	"slices"
+	"sort"
+	"time"
+
+	"papscan/classify"
+)
+
+// SlideOptions configure the slide-level evaluation.
+type SlideOptions struct {
+	Compose ComposeOptions `json:"compose"`
+	// Repeats of the nested two-way split of the fields (default 5): each
+	// repeat halves the fields (stratified by grade), fits a rule on
+	// slides of one half and scores slides of the other, both ways.
+	Repeats int `json:"repeats"`
+	// TrainSlides and TestSlides are the slides composed per grade and
+	// half for fitting (default 100) and for scoring (default 30).
+	// InnerRepeats of the fit's own split of its fields choose the levels
+	// (default 3; see fitRule).
+	TrainSlides  int `json:"train_slides"`
+	TestSlides   int `json:"test_slides"`
+	InnerRepeats int `json:"inner_repeats"`
+	// Specificity is the lowest NILM specificity the fitted rule keeps on
+	// its training slides (default 0.95).
+	Specificity float64 `json:"specificity"`
+	// Gallery is the gallery size (default 24).
+	Gallery int `json:"gallery"`
+	// Resamples of the field bootstrap (default 200).
+	Resamples int   `json:"resamples"`
+	Seed      int64 `json:"seed"`
+}
+
+func (o SlideOptions) withDefaults() SlideOptions {
+	if o.Repeats <= 0 {
+		o.Repeats = 5
+	}
+	if o.TrainSlides <= 0 {
+		o.TrainSlides = 100
+	}
+	if o.TestSlides <= 0 {
+		o.TestSlides = 30
+	}
+	if o.InnerRepeats <= 0 {
+		o.InnerRepeats = 3
+	}
+	if o.Specificity <= 0 {
+		o.Specificity = 0.95
+	}
+	if o.Gallery <= 0 {
+		o.Gallery = 24
+	}
+	if o.Resamples <= 0 {
+		o.Resamples = 200
+	}
+	if o.Seed == 0 {
+		o.Seed = 1
+	}
+	return o
+}
+
+// Levels are the cell probabilities a fitted rule may count at.
+var Levels = []float64{0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99}
+
+// SlideMetrics are the slide-level figures. Each slide is scored by a rule
+// fitted on slides made of other fields (nested), and every cell by a model
+// that never saw its field.
+type SlideMetrics struct {
+	// N counts the scored slides, NByGrade per true grade.
+	N        int            `json:"n"`
+	NByGrade map[string]int `json:"n_by_grade"`
+	// HSILPlusSensitivity: high-grade slides called HIGH_GRADE;
+	// HSILPlusNotNILM: high-grade slides not called NILM.
+	HSILPlusSensitivity   float64   `json:"hsil_plus_sensitivity"`
+	HSILPlusSensitivityCI *Interval `json:"hsil_plus_sensitivity_ci95"`
+	HSILPlusNotNILM       float64   `json:"hsil_plus_not_nilm"`
+	HSILPlusNotNILMCI     *Interval `json:"hsil_plus_not_nilm_ci95"`
+	// ASCUSPlusSensitivity: low- and high-grade slides not called NILM.
+	ASCUSPlusSensitivity   float64   `json:"ascus_plus_sensitivity"`
+	ASCUSPlusSensitivityCI *Interval `json:"ascus_plus_sensitivity_ci95"`
+	// NILMSpecificity: negative slides called NILM.
+	NILMSpecificity   float64   `json:"nilm_specificity"`
+	NILMSpecificityCI *Interval `json:"nilm_specificity_ci95"`
+	// GalleryHitRate: abnormal slides whose gallery (the Gallery most
+	// suspicious distinct objects) holds a cell covering a labelled
+	// abnormal point.
+	GalleryHitRate   float64   `json:"gallery_hit_rate"`
+	GalleryHitRateCI *Interval `json:"gallery_hit_rate_ci95"`
+	// GalleryHitByGrade is the hit rate of the low- and the high-grade
+	// slides.
+	GalleryHitByGrade map[string]float64 `json:"gallery_hit_by_grade"`
+	// Confusion[truth][verdict] counts slides.
+	Confusion map[string]map[string]int `json:"confusion"`
+	// Cells: cells per slide (min, median, max).
+	Cells [3]int `json:"cells"`
+	// Fields counts the analysed fields by the grade they give a slide;
+	// FieldCells the cells analysed in all orientations.
+	Fields     map[string]int `json:"fields"`
+	FieldCells int            `json:"field_cells"`
+	// ModelFold and ObjectFold count the fields scored by a held-out fold
+	// of the cell model and of the object filter (the rest by the final
+	// model, which never saw them).
+	ModelFold  int `json:"model_fold"`
+	ObjectFold int `json:"object_fold"`
+	// Rules are the rules fitted in the nested splits (one per repeat and
+	// half), the rule's parameters ranging over them.
+	Rules   []classify.SlideRule `json:"rules"`
+	Options SlideOptions         `json:"options"`
+	// Seconds: field analysis, and composition, fitting and scoring.
+	AnalyseSeconds float64 `json:"analyse_seconds"`
+	Seconds        float64 `json:"seconds"`
+}
+
+// orientStats is one field orientation as the slide scoring sees it.
+type orientStats struct {
+	n         int
+	high, abn []float32   // descending
+	top       []SlideCell // the Gallery most suspicious, descending score
+	// bestAbnormal is the best score of a cell covering a labelled
+	// abnormal point, -1 when there is none.
+	bestAbnormal float32
+}
+
+// scorer scores composed slides from the fields' per-cell results.
+type scorer struct {
+	fields  []SlideField
+	st      [][Flips]orientStats
+	gallery int
+}
+
+func newScorer(fields []SlideField, gallery int) *scorer {
+	s := &scorer{fields: fields, st: make([][Flips]orientStats, len(fields)), gallery: gallery}
+	desc := func(a, b float32) int { return -cmpF(a, b) }
+	for i := range fields {
+		for o := range Flips {
+			cs := fields[i].Cells[o]
+			st := &s.st[i][o]
+			st.n = len(cs)
+			st.high, st.abn = make([]float32, len(cs)), make([]float32, len(cs))
+			for k, c := range cs {
+				st.high[k], st.abn[k] = c.High, c.Abnormal
+			}
+			slices.SortFunc(st.high, desc)
+			slices.SortFunc(st.abn, desc)
+			top := slices.Clone(cs)
+			slices.SortStableFunc(top, func(a, b SlideCell) int { return -cmpF(a.Score, b.Score) })
+			st.top = top[:min(gallery, len(top))]
+			st.bestAbnormal = -1
+			for k := range cs {
+				if abnormalLabel(&cs[k]) {
+					st.bestAbnormal = max(st.bestAbnormal, cs[k].Score)
+				}
+			}
+		}
+	}
+	return s
+}
+
+func cmpF(a, b float32) int {
+	switch {
+	case a < b:
+		return -1
+	case a > b:
+		return 1
+	}
+	return 0
+}
+
+// atLeast counts the values of a descending slice that are >= p.
+func atLeast(v []float32, p float64) int {
+	return sort.Search(len(v), func(i int) bool { return float64(v[i]) < p })
+}
+
+// slideScore is what a rule sees of a composed slide: its cells and the
+// counts at each level, plus whether its gallery holds a labelled abnormal
+// cell.
+type slideScore struct {
+	grade     Grade
+	cells     int
+	high, abn []int // per level
+	hit       bool
+	// abnormal is the field index of an abnormal slide's abnormal field
+	// (-1 for a negative slide).
+	abnormal int
+}
+
+// score returns r's cell count, the counts at levels, and the gallery hit.
+func (s *scorer) score(r Recipe, levels []float64) slideScore {
+	sc := slideScore{grade: r.Grade, high: make([]int, len(levels)), abn: make([]int, len(levels)), abnormal: -1}
+	best := float32(-1) // the best score of a labelled abnormal cell
+	for _, p := range r.Parts {
+		st := &s.st[p.Field][p.Orient]
+		sc.cells += st.n
+		for i, lv := range levels {
+			sc.high[i] += atLeast(st.high, lv)
+			sc.abn[i] += atLeast(st.abn, lv)
+		}
+		best = max(best, st.bestAbnormal)
+		if FieldGrade(&s.fields[p.Field]) != Negative {
+			sc.abnormal = p.Field
+		}
+	}
+	if best < 0 {
+		return sc
+	}
+	// The gallery shows the most suspicious distinct physical objects: it
+	// holds the best labelled abnormal cell unless Gallery distinct objects
+	// score above it.
+	type key struct{ member, object int32 }
+	above := make([]key, 0, s.gallery)
+	for _, p := range r.Parts {
+		for _, c := range s.st[p.Field][p.Orient].top {
+			if c.Score <= best {
+				break
+			}
+			if k := (key{int32(p.Member), c.Object}); !slices.Contains(above, k) {
+				above = append(above, k)
+			}
+		}
+	}
+	sc.hit = len(above) < s.gallery
+	return sc
+}
+
+// split is one half of a repeat: its fields are scored by a rule fitted on
+// the other half.
+type split struct {
+	test []bool // per field
+	rule ruleAt
+}
+
+// halves assigns each pool member (an index into fields) to half 0 or 1,
+// stratified by the grade the field gives a slide.
+func halves(fields []SlideField, pool []int, rng *rand.Rand) []int {
+	h := make([]int, len(pool))
+	for g := range numGrades {
+		var idx []int
+		for i, f := range pool {
+			if FieldGrade(&fields[f]) == g {
+				idx = append(idx, i)
+			}
+		}
+		rng.Shuffle(len(idx), func(i, j int) { idx[i], idx[j] = idx[j], idx[i] })
+		for k, i := range idx {
+			h[i] = k % 2
+		}
+	}
+	return h
+}
+
+// composeScored composes n slides of each grade from pool and scores them.
+func (s *scorer) composeScored(pool []int, n int, o ComposeOptions, levels []float64, rng *rand.Rand) []slideScore {
+	var out []slideScore
+	for g := range numGrades {
+		for _, r := range Compose(s.fields, pool, g, n, o, rng) {
+			out = append(out, s.score(r, levels))
+		}
+	}
+	return out
+}
+
+// trainingSlides composes n slides of each grade for fitting, each from its
+// own bootstrap draw of pool: a rule fitted on slides that all hold the same
+// few negative fields would learn their background exactly and fail on
+// other fields; the draws show it how backgrounds vary between sets of
+// fields.
+func (s *scorer) trainingSlides(pool []int, n int, o ComposeOptions, rng *rand.Rand) []slideScore {
+	var out []slideScore
+	draw := make([]int, len(pool))
+	for g := range numGrades {
+		for len(out) < (int(g)+1)*n {
+			for i := range draw {
+				draw[i] = pool[rng.Intn(len(pool))]
+			}
+			rs := Compose(s.fields, draw, g, 1, o, rng)
+			if rs == nil {
+				continue
+			}
+			out = append(out, s.score(rs[0], Levels))
+		}
+	}
+	return out
+}
+
+// FitRule fits the slide rule that ships (classify/slide_rule.json) on
+// slides composed from all fields (2·TrainSlides per grade).
+func FitRule(fields []SlideField, o SlideOptions) (classify.SlideRule, error) {
+	o = o.withDefaults()
+	s := newScorer(fields, o.Gallery)
+	rng := rand.New(rand.NewSource(o.Seed))
+	pool := make([]int, len(fields))
+	for i := range pool {
+		pool[i] = i
+	}
+	r, err := s.fitRule(pool, o, rng)
+	return r.rule, err
+}
+
+// Slides measures the slide verdicts: composed slides of the fields, each
+// scored by a rule fitted on slides of the other half of the fields
+// (nested), with 95% intervals from a bootstrap over fields (each resample
+// draws the fields with replacement, recomposes the test slides and scores
+// them with the same rules).
+func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMetrics, error) {
+	start := time.Now()
+	o = o.withDefaults()
+	s := newScorer(fields, o.Gallery)
+	rng := rand.New(rand.NewSource(o.Seed))
+	m := &SlideMetrics{Options: o, Fields: map[string]int{}}
+	for i := range fields {
+		m.Fields[FieldGrade(&fields[i]).String()]++
+		for _, cs := range fields[i].Cells {
+			m.FieldCells += len(cs)
+		}
+		if fields[i].ModelFold >= 0 {
+			m.ModelFold++
+		}
+		if fields[i].ObjectFold >= 0 {
+			m.ObjectFold++
+		}
+	}
+	all := make([]int, len(fields))
+	for i := range all {
+		all[i] = i
+	}
+	var splits []split
+	for range o.Repeats {
+		h := halves(fields, all, rng)
+		for half := range 2 {
+			sp := split{test: make([]bool, len(fields))}
+			var train []int
+			for i := range fields {
+				if h[i] == half {
+					sp.test[i] = true
+				} else {
+					train = append(train, i)
+				}
+			}
+			if err := ctx.Err(); err != nil {
+				return nil, err
+			}
+			r, err := s.fitRule(train, o, rng)
+			if err != nil {
+				return nil, err
+			}
+			sp.rule = r
+			splits = append(splits, sp)
+			m.Rules = append(m.Rules, r.rule)
+		}
+	}
+	// evaluate composes test slides from the field multiset draw (indices
+	// into fields) and tallies the verdicts.
+	type tally struct {
+		conf     [numGrades][numGrades]int
+		hit, ab  int
+		hitG, nG [numGrades]int
+		cells    []int
+	}
+	evaluate := func(draw []int, rng *rand.Rand) tally {
+		var t tally
+		for _, sp := range splits {
+			var pool []int
+			for _, f := range draw {
+				if sp.test[f] {
+					pool = append(pool, f)
+				}
+			}
+			levels := []float64{sp.rule.rule.High.Prob, sp.rule.rule.Abnormal.Prob}
+			ra := ruleAt{rule: sp.rule.rule, ih: 0, ia: 1}
+			for _, sc := range s.composeScored(pool, o.TestSlides, o.Compose, levels, rng) {
+				v := ra.verdict(&sc)
+				vg := Negative
+				switch v {
+				case classify.VerdictHighGrade:
+					vg = HighGrade
+				case classify.VerdictLowGrade:
+					vg = LowGrade
+				}
+				t.conf[sc.grade][vg]++
+				t.cells = append(t.cells, sc.cells)
+				if sc.grade != Negative {
+					t.ab++
+					t.nG[sc.grade]++
+					if sc.hit {
+						t.hit++
+						t.hitG[sc.grade]++
+					}
+				}
+			}
+		}
+		return t
+	}
+	t := evaluate(all, rng)
+	rates := func(t *tally) (hs, hn, as, sp, gh float64) {
+		c := &t.conf
+		nh := c[HighGrade][0] + c[HighGrade][1] + c[HighGrade][2]
+		nl := c[LowGrade][0] + c[LowGrade][1] + c[LowGrade][2]
+		nn := c[Negative][0] + c[Negative][1] + c[Negative][2]
+		return ratio(c[HighGrade][HighGrade], nh), ratio(nh-c[HighGrade][Negative], nh),
+			ratio(nh+nl-c[HighGrade][Negative]-c[LowGrade][Negative], nh+nl), ratio(c[Negative][Negative], nn), ratio(t.hit, t.ab)
+	}
+	m.HSILPlusSensitivity, m.HSILPlusNotNILM, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.GalleryHitRate = rates(&t)
+	m.GalleryHitByGrade = map[string]float64{LowGrade.String(): ratio(t.hitG[LowGrade], t.nG[LowGrade]), HighGrade.String(): ratio(t.hitG[HighGrade], t.nG[HighGrade])}
+	m.NByGrade = map[string]int{}
+	m.Confusion = map[string]map[string]int{}
+	for g := range numGrades {
+		row := map[string]int{}
+		for v := range numGrades {
+			row[Grade(v).String()] = t.conf[g][v]
+			m.N += t.conf[g][v]
+			m.NByGrade[g.String()] += t.conf[g][v]
+		}
+		m.Confusion[g.String()] = row
+	}
+	if len(t.cells) > 0 {
+		slices.Sort(t.cells)
+		m.Cells = [3]int{t.cells[0], t.cells[len(t.cells)/2], t.cells[len(t.cells)-1]}
+	}
+	// Bootstrap over fields.
+	var bs [5][]float64
+	draw := make([]int, len(fields))
+	for range o.Resamples {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		for i := range draw {
+			draw[i] = rng.Intn(len(fields))
+		}
+		slices.Sort(draw)
+		bt := evaluate(draw, rng)
+		a, b, c, d, e := rates(&bt)
+		for k, v := range []float64{a, b, c, d, e} {
+			bs[k] = append(bs[k], v)
+		}
+	}
+	ci := func(v []float64) *Interval {
+		if len(v) < 2 {
+			return nil
+		}
+		sort.Float64s(v)
+		return &Interval{v[int(0.025*float64(len(v)))], v[int(0.975*float64(len(v)))-1]}
+	}
+	m.HSILPlusSensitivityCI, m.HSILPlusNotNILMCI, m.ASCUSPlusSensitivityCI, m.NILMSpecificityCI, m.GalleryHitRateCI = ci(bs[0]), ci(bs[1]), ci(bs[2]), ci(bs[3]), ci(bs[4])
+	m.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
+	return m, nil
+}
+
+// RuleFile is the JSON of a fitted rule as embedded
+// (classify/slide_rule.json), with its provenance.
+func RuleFile(r classify.SlideRule, model *classify.Model, fields int, o SlideOptions, nested *SlideMetrics) ([]byte, error) {
+	o = o.withDefaults()
+	r.Version = "slide-rule-1"
+	if model != nil {
+		r.ModelVersion, r.ModelSHA256 = model.Version, model.SHA256
+	}
+	prov := map[string]any{
+		"command": "papscan eval --data DATA --fit-slide-rule classify/slide_rule.json",
+		"method": fmt.Sprintf("levels and excess chosen on %d slides per grade composed from all %d CRIC fields (cric/fields at 0.25 µm/px resampled to the detection pixel size, cric/more-fields), every cell scored by a model fold that never saw its field; high-grade first, NILM specificity >= %.2f on those slides",
+			2*o.TrainSlides, fields, o.Specificity),
+		"compose": o.Compose.withDefaults(),
+		"seed":    o.Seed,
+	}
+	if nested != nil {
+		prov["nested"] = map[string]any{
+			"hsil_plus_sensitivity":  nested.HSILPlusSensitivity,
+			"ascus_plus_sensitivity": nested.ASCUSPlusSensitivity,
+			"nilm_specificity":       nested.NILMSpecificity,
+			"gallery_hit_rate":       nested.GalleryHitRate,
+			"n":                      nested.N,
+		}
+	}
+	b, err := json.Marshal(prov)
+	if err != nil {
+		return nil, err
+	}
+	r.Fit = b
+	out, err := json.MarshalIndent(r, "", "  ")
+	if err != nil {
+		return nil, err
+	}
+	return append(out, '\n'), nil
+}

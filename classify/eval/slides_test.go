@@ -1,0 +1,172 @@
+package eval
+
+import (
+	"context"
+	"fmt"
+	"math/rand"
+	"testing"
+
+	"papscan/classify"
+)
+
+// synthField is a field of n cells in every orientation: susp of them
+// suspicious (P(high) = ph, P(not NILM) = pa), the first labelled with
+// label when label > NILM.
+func synthField(name string, worst classify.Class, n, susp int, ph, pa float32, label classify.Class) SlideField {
+	f := SlideField{Set: "synthetic", Name: name, Worst: worst, ModelFold: -1, ObjectFold: -1}
+	for o := range Flips {
+		cs := make([]SlideCell, n)
+		for i := range cs {
+			cs[i] = SlideCell{High: 0.01, Abnormal: 0.05, Score: 0.03, Object: int32(i), Label: -1}
+			if i < susp {
+				cs[i].High, cs[i].Abnormal, cs[i].Score = ph, pa, ph+0.5*(pa-ph)
+			}
+		}
+		if label > classify.NILM && susp > 0 {
+			cs[0].Label = int8(label)
+		}
+		f.Cells[o] = cs
+	}
+	return f
+}
+
+// synthFields: 24 negative fields of 100 cells (a few with one or two
+// moderately suspicious cells), 12 high-grade fields with 8 confident
+// cells, 24 low-grade fields with 6 cells of high P(not NILM).
+func synthFields() []SlideField {
+	var fs []SlideField
+	for i := range 24 {
+		fs = append(fs, synthField(fmt.Sprintf("n%02d", i), classify.NILM, 100, i%3, 0.55, 0.6, classify.NILM))
+	}
+	for i := range 12 {
+		fs = append(fs, synthField(fmt.Sprintf("h%02d", i), classify.HSIL, 150, 8, 0.97, 0.99, classify.HSIL))
+	}
+	for i := range 24 {
+		fs = append(fs, synthField(fmt.Sprintf("l%02d", i), classify.LSIL, 100, 6, 0.1, 0.995, classify.LSIL))
+	}
+	return fs
+}
+
+// TestCompose: every slide holds NILM-only fields up to the cell target,
+// each at most MaxUses times, and an abnormal slide exactly one field of its
+// grade.
+func TestCompose(t *testing.T) {
+	fs := synthFields()
+	pool := make([]int, len(fs))
+	for i := range pool {
+		pool[i] = i
+	}
+	rng := rand.New(rand.NewSource(1))
+	for _, g := range []Grade{Negative, LowGrade, HighGrade} {
+		for _, uses := range []int{1, 3} {
+			rs := Compose(fs, pool, g, 20, ComposeOptions{Cells: 1500, MaxUses: uses}, rng)
+			if len(rs) != 20 {
+				t.Fatalf("%s: %d slides", g, len(rs))
+			}
+			for _, r := range rs {
+				count := map[int]int{}
+				abnormal, cells := 0, 0
+				for _, p := range r.Parts {
+					count[p.Member]++
+					cells += len(fs[p.Field].Cells[p.Orient])
+					if fg := FieldGrade(&fs[p.Field]); fg != Negative {
+						abnormal++
+						if fg != g {
+							t.Errorf("%s slide holds a %s field", g, fg)
+						}
+					}
+				}
+				for m, n := range count {
+					if n > uses {
+						t.Errorf("field %s used %d times, at most %d", fs[pool[m]].Name, n, uses)
+					}
+				}
+				if want := map[Grade]int{Negative: 0, LowGrade: 1, HighGrade: 1}[g]; abnormal != want {
+					t.Errorf("%s slide: %d abnormal fields, want %d", g, abnormal, want)
+				}
+				if cells < 1500 {
+					t.Errorf("%s slide: %d cells, want >= 1500", g, cells)
+				}
+			}
+		}
+	}
+	// A pool without NILM-only fields composes nothing.
+	if rs := Compose(fs, pool[24:], Negative, 3, ComposeOptions{}, rng); rs != nil {
+		t.Errorf("no negatives: %d slides", len(rs))
+	}
+}
+
+// TestGalleryDeduplicates: the same physical object seen in several
+// orientations takes one gallery place; a labelled abnormal cell behind
+// more distinct suspicious objects than the gallery holds is a miss.
+func TestGalleryDeduplicates(t *testing.T) {
+	neg := synthField("n", classify.NILM, 50, 3, 0.9, 0.95, classify.NILM) // 3 objects scoring 0.925
+	hg := synthField("h", classify.HSIL, 50, 1, 0.5, 0.6, classify.HSIL)   // its labelled cell scores 0.55
+	fs := []SlideField{neg, hg}
+	s := newScorer(fs, 4)
+	// The negative field in all four orientations: still 3 distinct
+	// objects above the labelled cell, so a gallery of 4 holds it.
+	r := Recipe{Grade: HighGrade, Parts: []Part{{0, 0, 0}, {0, 0, 1}, {0, 0, 2}, {0, 0, 3}, {1, 1, 0}}}
+	if sc := s.score(r, Levels); !sc.hit || sc.cells != 250 {
+		t.Errorf("one field in four orientations: hit %v cells %d, want a hit and 250 cells", sc.hit, sc.cells)
+	}
+	// Two specimens of the negative field (a bootstrap draw): 6 distinct
+	// objects above it.
+	r.Parts = []Part{{0, 0, 0}, {2, 0, 1}, {1, 1, 0}}
+	if sc := s.score(r, Levels); sc.hit {
+		t.Error("six distinct suspicious objects above the labelled cell, gallery of 4: want a miss")
+	}
+}
+
+// TestSlidesSynthetic: on fields whose abnormal content separates, the
+// nested evaluation calls every slide right, fits thresholds above the
+// negatives' background, and gives intervals.
+func TestSlidesSynthetic(t *testing.T) {
+	fs := synthFields()
+	o := SlideOptions{Compose: ComposeOptions{Cells: 800}, Repeats: 2, TrainSlides: 40, TestSlides: 10, Resamples: 20}
+	m, err := Slides(context.Background(), fs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.N != 2*2*3*10 || m.NByGrade["NILM"] != 40 {
+		t.Fatalf("n %d by grade %v", m.N, m.NByGrade)
+	}
+	if m.HSILPlusSensitivity != 1 || m.NILMSpecificity != 1 || m.ASCUSPlusSensitivity != 1 || m.GalleryHitRate != 1 {
+		t.Errorf("separable fields: HSIL+ %.3f ASC-US+ %.3f spec %.3f gallery %.3f, want 1; confusion %v", m.HSILPlusSensitivity, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.GalleryHitRate, m.Confusion)
+	}
+	if m.Confusion["LOW_GRADE"]["LOW_GRADE"] == 0 {
+		t.Errorf("no LOW_GRADE verdict on low-grade slides: %v", m.Confusion)
+	}
+	if m.HSILPlusSensitivityCI == nil || m.NILMSpecificityCI == nil || len(m.Rules) != 4 {
+		t.Errorf("intervals %v %v, rules %d", m.HSILPlusSensitivityCI, m.NILMSpecificityCI, len(m.Rules))
+	}
+	r, err := FitRule(fs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	// The negatives' suspicious cells (P(high) 0.55, P(not NILM) 0.6)
+	// are their background: the rule must count above them.
+	if r.High.Prob <= 0.55 || r.Abnormal.Prob <= 0.6 {
+		t.Errorf("rule %+v counts at the negatives' level", r)
+	}
+	b, err := RuleFile(r, nil, len(fs), o, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := classify.LoadSlideRule(b); err != nil {
+		t.Errorf("written rule does not load: %v\n%s", err, b)
+	}
+}
+
+// TestPoissonQuantile: the smallest count exceeded with probability at
+// most alpha.
+func TestPoissonQuantile(t *testing.T) {
+	for _, tc := range []struct {
+		mu, alpha float64
+		want      int
+	}{{0.8, 0.05, 3}, {0, 0.05, 1}, {2, 0.025, 6}} {
+		if got := poissonQuantile(tc.mu, tc.alpha); got != tc.want {
+			t.Errorf("poissonQuantile(%v, %v) = %d, want %d", tc.mu, tc.alpha, got, tc.want)
+		}
+	}
+}
