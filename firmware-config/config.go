@@ -109,7 +109,10 @@ func (a *Axis) FromMicrosteps(n int64) physic.Distance {
 // Camera is the microscope camera.
 type Camera struct {
 	// Device is "sim" or a V4L2 device such as "/dev/video0".
-	Device      string   `yaml:"device"`
+	Device string `yaml:"device"`
+	// PixelFormat is the V4L2 pixel format: "YUYV" or "RGB3" (raw) or
+	// "MJPEG" (one JPEG per frame, what USB cameras deliver at full frame
+	// rate over USB 2).
 	PixelFormat string   `yaml:"pixel_format"`
 	Width       int      `yaml:"width"`
 	Height      int      `yaml:"height"`
@@ -162,6 +165,11 @@ type Light struct {
 	PCA9685 PCA9685 `yaml:"pca9685"`
 	// Brightness is the relative brightness used while scanning, 0..1.
 	Brightness float64 `yaml:"brightness"`
+	// StrobePulse, when above zero, makes the lamp a strobe: an
+	// on-the-fly scan switches the steady light off along each row and
+	// flashes it this long once per frame, inside the camera's exposure,
+	// so the moving stage is frozen in the frame. 0: steady light only.
+	StrobePulse Duration `yaml:"strobe_pulse"`
 }
 
 // PCA9685 is one channel of a PCA9685 PWM controller on machine.i2c_bus.
@@ -336,6 +344,11 @@ func (c *Config) EffectiveTopicPrefix() string {
 
 // Scan configures how a slide is scanned.
 type Scan struct {
+	// Mode is how tiles are imaged: "stop_and_go" (move, settle, expose
+	// per tile) or "on_the_fly" (the stage crosses each row at constant
+	// speed and frames are taken one tile apart while it moves; needs a
+	// frame rate, a Tic X axis and a short enough exposure or strobe).
+	Mode string `yaml:"mode"`
 	// TileOverlap is the overlap of neighbouring tiles as a fraction.
 	TileOverlap float64 `yaml:"tile_overlap"`
 	// SpotCenterX, SpotCenterY are the nominal cell-spot centre in stage

@@ -354,7 +354,7 @@ func validateCamera(v *validator, cam *Camera) {
 	if cam.Device != "sim" && !videoDevRe.MatchString(cam.Device) {
 		v.add(p+".device", "must be \"sim\" or a V4L2 device like \"/dev/video0\", got %q", cam.Device)
 	}
-	oneOf(v, p+".pixel_format", cam.PixelFormat, "YUYV", "RGB3")
+	oneOf(v, p+".pixel_format", cam.PixelFormat, "YUYV", "RGB3", "MJPEG")
 	if inRange(v, p+".width", cam.Width, 64, 8192, false, false, fmtInt) &&
 		cam.PixelFormat == "YUYV" && cam.Width%2 != 0 {
 		v.add(p+".width", "must be even for YUYV (two pixels share chroma), got %d", cam.Width)
@@ -571,6 +571,7 @@ func (c *Config) validateScan(v *validator) {
 		v.add("scan.z_planes", "must be odd (the middle plane is the mapped focus), got %d", s.ZPlanes)
 	}
 	inRange(v, "scan.z_plane_step", s.ZPlaneStep, 0, 50*Micrometre, true, false, fmtDist)
+	c.validateFly(v)
 }
 
 func (c *Config) validateClassify(v *validator) {

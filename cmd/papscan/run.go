@@ -21,8 +21,11 @@ func runRun(ctx context.Context, e env, args []string) int {
 }
 
 func fourcc(s string) uint32 {
-	if s == "RGB3" {
+	switch s {
+	case "RGB3":
 		return hal.PixFmtRGB3
+	case "MJPEG":
+		return hal.PixFmtMJPEG
 	}
 	return hal.PixFmtYUYV
 }

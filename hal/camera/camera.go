@@ -25,7 +25,10 @@ type Camera struct {
 	buf   []byte
 }
 
-var _ hal.Camera = (*Camera)(nil)
+var (
+	_ hal.Camera     = (*Camera)(nil)
+	_ hal.FrameTimer = (*Camera)(nil)
+)
 
 // New returns a camera reading src, whose pixels project to pixelSize on
 // the specimen.
@@ -51,6 +54,15 @@ func (c *Camera) Size() (w, h int) {
 
 // PixelSize implements hal.Camera.
 func (c *Camera) PixelSize() physic.Distance { return c.pixel }
+
+// LastFrame implements hal.FrameTimer when the source does (the zero
+// FrameInfo otherwise).
+func (c *Camera) LastFrame() hal.FrameInfo {
+	if t, ok := c.src.(hal.FrameTimer); ok {
+		return t.LastFrame()
+	}
+	return hal.FrameInfo{}
+}
 
 // Source is the raw frame source.
 func (c *Camera) Source() hal.FrameSource { return c.src }

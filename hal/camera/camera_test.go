@@ -87,10 +87,10 @@ func TestShortFrame(t *testing.T) {
 }
 
 func TestUnknownFormat(t *testing.T) {
-	mjpg := uint32('M') | 'J'<<8 | 'P'<<16 | 'G'<<24
-	_, err := camera.Decode(nil, make([]byte, 64), mjpg, 4, 4)
+	h264 := uint32('H') | '2'<<8 | '6'<<16 | '4'<<24
+	_, err := camera.Decode(nil, make([]byte, 64), h264, 4, 4)
 	var fe *camera.FormatError
-	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "MJPG") {
+	if !errors.As(err, &fe) || !strings.Contains(err.Error(), "H264") {
 		t.Fatalf("err = %v", err)
 	}
 }

@@ -26,11 +26,12 @@ func (e *FrameSizeError) Error() string {
 type FormatError struct{ FourCC uint32 }
 
 func (e *FormatError) Error() string {
-	return fmt.Sprintf("unsupported pixel format %q (0x%08x): want %s or %s",
-		hal.FourCC(e.FourCC), e.FourCC, hal.FourCC(hal.PixFmtYUYV), hal.FourCC(hal.PixFmtRGB3))
+	return fmt.Sprintf("unsupported pixel format %q (0x%08x): want %s, %s or %s",
+		hal.FourCC(e.FourCC), e.FourCC, hal.FourCC(hal.PixFmtYUYV), hal.FourCC(hal.PixFmtRGB3), hal.FourCC(hal.PixFmtMJPEG))
 }
 
-// FrameBytes is the length of a w x h frame in the given format.
+// FrameBytes is the length of a w x h frame in the given format: 0 for
+// MJPEG, whose frames vary in length.
 func FrameBytes(fourcc uint32, w, h int) (int, error) {
 	if w <= 0 || h <= 0 || w > maxSide || h > maxSide {
 		return 0, fmt.Errorf("bad %s frame size %dx%d", hal.FourCC(fourcc), w, h)
@@ -43,6 +44,8 @@ func FrameBytes(fourcc uint32, w, h int) (int, error) {
 		return w * h * 2, nil
 	case hal.PixFmtRGB3:
 		return w * h * 3, nil
+	case hal.PixFmtMJPEG:
+		return 0, nil
 	}
 	return 0, &FormatError{FourCC: fourcc}
 }
@@ -53,6 +56,9 @@ func Decode(dst *image.RGBA, src []byte, fourcc uint32, w, h int) (*image.RGBA, 
 	n, err := FrameBytes(fourcc, w, h)
 	if err != nil {
 		return dst, err
+	}
+	if fourcc == hal.PixFmtMJPEG {
+		return decodeMJPEG(dst, src, w, h)
 	}
 	if len(src) != n {
 		return dst, &FrameSizeError{FourCC: fourcc, W: w, H: h, Want: n, Got: len(src)}

@@ -133,6 +133,14 @@ func (r *Recovering) Fault() *hal.Fault { return r.fault }
 // the camera again.
 func (r *Recovering) ClearFault() { r.fault = nil }
 
+// LastFrame implements hal.FrameTimer when the open source does.
+func (r *Recovering) LastFrame() hal.FrameInfo {
+	if t, ok := r.src.(hal.FrameTimer); ok && r.src != nil {
+		return t.LastFrame()
+	}
+	return hal.FrameInfo{}
+}
+
 // ReadFrame implements hal.FrameSource.
 func (r *Recovering) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 	if r.closed {

@@ -1,10 +1,12 @@
 package sim
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"math/rand/v2"
 	"sync"
 	"syscall"
@@ -34,6 +36,21 @@ type CameraOptions struct {
 	// Specimen returns the slide on the stage, or nil for none (an empty
 	// bright field). nil Specimen means no slide ever.
 	Specimen func() *slide.Slide
+	// PixelFormat is what ReadFrame hands out: hal.PixFmtYUYV (default)
+	// or hal.PixFmtMJPEG (each frame really JPEG-encoded, at JPEGQuality,
+	// default 85).
+	PixelFormat uint32
+	JPEGQuality int
+	// TimestampJitter is the standard deviation of the frame timestamps
+	// around the true start of exposure; default 50µs, negative for none.
+	TimestampJitter time.Duration
+	// Lamp, if set, is the lamp the camera sees (a strobe): the camera
+	// then runs free at FrameInterval from a fixed phase, integrates the
+	// lamp's light over each exposure along the true motion (the pose at
+	// each pulse's edges, or at the exposure's start and end under steady
+	// light), and a frame without light is dark. Nil: the lamp is always
+	// on, and each read starts a new exposure (the stop-and-go camera).
+	Lamp *Lamp
 }
 
 // Camera is a simulated microscope camera at the wire: it renders the
@@ -48,9 +65,17 @@ type Camera struct {
 	r   *slide.Renderer
 	img *image.RGBA
 	rng *rand.Rand
+	jit *rand.Rand // timestamp jitter (apart from rng: the noise stays as it was)
 
 	next   time.Time // earliest start of the next exposure
 	frames uint64
+	last   hal.FrameInfo
+	seq    uint64    // grid frame index of the last frame (Lamp mode)
+	litEnd time.Time // end of the last frame's exposure (Lamp mode)
+	blur   *image.RGBA
+	jpeg   bytes.Buffer
+	motion [2]float64 // blur of the last frame along x, y in pixels
+	light  float64    // light of the last frame relative to a nominal exposure
 
 	mu           sync.Mutex
 	disconnected bool
@@ -58,7 +83,10 @@ type Camera struct {
 	closed       bool
 }
 
-var _ hal.FrameSource = (*Camera)(nil)
+var (
+	_ hal.FrameSource = (*Camera)(nil)
+	_ hal.FrameTimer  = (*Camera)(nil)
+)
 
 // NewCamera returns a simulated camera timed by clock.
 func NewCamera(clock hal.Clock, opts CameraOptions) *Camera {
@@ -84,6 +112,15 @@ func NewCamera(clock hal.Clock, opts CameraOptions) *Camera {
 	if opts.Timeout <= 0 {
 		opts.Timeout = time.Second
 	}
+	if opts.PixelFormat == 0 {
+		opts.PixelFormat = hal.PixFmtYUYV
+	}
+	if opts.JPEGQuality <= 0 {
+		opts.JPEGQuality = 85
+	}
+	if opts.TimestampJitter == 0 {
+		opts.TimestampJitter = 50 * time.Microsecond
+	}
 	if opts.Pose == nil {
 		opts.Pose = func() (x, y, z float64) { return 0, 0, 0 }
 	}
@@ -93,18 +130,28 @@ func NewCamera(clock hal.Clock, opts CameraOptions) *Camera {
 		r:     slide.NewRenderer(slide.RenderOptions{PixelUM: opts.PixelUM, DOFUM: opts.DOFUM, NoiseSigma: opts.NoiseSigma}),
 		img:   image.NewRGBA(image.Rect(0, 0, opts.Width, opts.Height)),
 		rng:   rand.New(rand.NewPCG(opts.Seed, 0xca3e7a)),
+		jit:   rand.New(rand.NewPCG(opts.Seed, 0x717732)),
 	}
 }
 
 // String implements hal.FrameSource.
 func (c *Camera) String() string {
-	return fmt.Sprintf("%s %dx%d %s", c.opts.Name, c.opts.Width, c.opts.Height, hal.FourCC(hal.PixFmtYUYV))
+	return fmt.Sprintf("%s %dx%d %s", c.opts.Name, c.opts.Width, c.opts.Height, hal.FourCC(c.opts.PixelFormat))
 }
 
-// Format implements hal.FrameSource: YUYV at the configured size.
+// Format implements hal.FrameSource: the configured format and size.
 func (c *Camera) Format() (fourcc uint32, w, h int) {
-	return hal.PixFmtYUYV, c.opts.Width, c.opts.Height
+	return c.opts.PixelFormat, c.opts.Width, c.opts.Height
 }
+
+// LastFrame implements hal.FrameTimer: the sequence number and the
+// (jittered) start-of-exposure timestamp of the last frame delivered.
+func (c *Camera) LastFrame() hal.FrameInfo { return c.last }
+
+// LastMotion is the motion blur of the last frame in pixels along x and y
+// (the true stage path while light fell on the sensor), and its light
+// relative to a nominal exposure (0: dark, 1: nominal). For tests.
+func (c *Camera) LastMotion() (dx, dy, light float64) { return c.motion[0], c.motion[1], c.light }
 
 // PixelUM is the specimen size of one pixel, µm.
 func (c *Camera) PixelUM() float64 { return c.opts.PixelUM }
@@ -137,6 +184,9 @@ func (c *Camera) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 		}
 		return dst[:0], fmt.Errorf("%s: no frame within %v: %w", c.opts.Name, c.opts.Timeout, hal.ErrTimeout)
 	}
+	if c.opts.Lamp != nil {
+		return c.readLit(ctx, dst)
+	}
 	if now := c.clock.Now(); now.Before(c.next) {
 		if err := c.clock.Sleep(ctx, c.next.Sub(now)); err != nil {
 			return dst[:0], err
@@ -145,20 +195,65 @@ func (c *Camera) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 	start := c.clock.Now()
 	c.next = start.Add(c.opts.FrameInterval)
 	x, y, z := c.opts.Pose()
-	var s *slide.Slide
-	if c.opts.Specimen != nil {
-		s = c.opts.Specimen()
-	}
-	defocus := 0.0
-	if s != nil {
-		defocus = z - s.FocusZ(x, y)
-	}
-	c.r.Render(s, c.img, x, y, defocus, c.rng)
+	s := c.specimen()
 	if err := c.clock.Sleep(ctx, c.opts.Exposure); err != nil {
 		return dst[:0], err
 	}
+	x1, y1, _ := c.opts.Pose()
+	c.render(s, x, y, z, x1, y1, 1)
 	c.frames++
-	return EncodeYUYV(dst[:0], c.img), nil
+	c.stamp(c.frames, start)
+	return c.encode(dst), nil
+}
+
+func (c *Camera) specimen() *slide.Slide {
+	if c.opts.Specimen != nil {
+		return c.opts.Specimen()
+	}
+	return nil
+}
+
+// stamp records the frame's sequence number and its timestamp: the start
+// of exposure with the device's jitter.
+func (c *Camera) stamp(seq uint64, start time.Time) {
+	ts := start
+	if c.opts.TimestampJitter > 0 {
+		ts = ts.Add(time.Duration(c.jit.NormFloat64() * float64(c.opts.TimestampJitter)))
+	}
+	c.last = hal.FrameInfo{Seq: seq, Timestamp: ts}
+}
+
+// render draws the specimen with the light travelling from pose (x0, y0)
+// to (x1, y1) during the exposure (a box motion blur along that path:
+// the scene integrated over the exposure) at the focus z, scaled by the
+// light the frame received relative to a nominal exposure.
+func (c *Camera) render(s *slide.Slide, x0, y0, z, x1, y1, light float64) {
+	xm, ym := (x0+x1)/2, (y0+y1)/2
+	defocus := 0.0
+	if s != nil {
+		defocus = z - s.FocusZ(xm, ym)
+	}
+	c.r.Render(s, c.img, xm, ym, defocus, c.rng)
+	dx, dy := (x1-x0)/c.opts.PixelUM, (y1-y0)/c.opts.PixelUM
+	c.motion, c.light = [2]float64{dx, dy}, light
+	if math.Hypot(dx, dy) >= 0.05 {
+		if c.blur == nil || c.blur.Rect != c.img.Rect {
+			c.blur = image.NewRGBA(c.img.Rect)
+		}
+		MotionBlur(c.blur, c.img, dx, dy)
+		c.img, c.blur = c.blur, c.img
+	}
+	if light != 1 {
+		scaleLight(c.img, light)
+	}
+}
+
+// encode hands the frame out in the configured format.
+func (c *Camera) encode(dst []byte) []byte {
+	if c.opts.PixelFormat == hal.PixFmtMJPEG {
+		return EncodeMJPEG(dst[:0], &c.jpeg, c.img, c.opts.JPEGQuality)
+	}
+	return EncodeYUYV(dst[:0], c.img)
 }
 
 // Close implements hal.FrameSource; later reads fail.
@@ -228,6 +323,8 @@ var _ hal.FrameSource = (*cameraHandle)(nil)
 func (h *cameraHandle) String() string { return h.c.String() }
 
 func (h *cameraHandle) Format() (fourcc uint32, w, hh int) { return h.c.Format() }
+
+func (h *cameraHandle) LastFrame() hal.FrameInfo { return h.c.LastFrame() }
 
 func (h *cameraHandle) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 	h.mu.Lock()

@@ -1,0 +1,97 @@
+package config
+
+import (
+	"time"
+)
+
+// Scan modes (scan.mode).
+const (
+	ModeStopAndGo = "stop_and_go"
+	ModeOnTheFly  = "on_the_fly"
+)
+
+// minStrobePulsePCA9685 is the shortest pulse a PCA9685 lamp can give: an
+// I²C write switches it on and another off.
+const minStrobePulsePCA9685 = 200 * time.Microsecond
+
+// RowSpeed is the stage speed of an on-the-fly row: one tile step
+// (the field of view less the overlap, along X) per camera frame, in µm/s.
+func (c *Config) RowSpeed() float64 {
+	cam := c.Machine.Camera
+	step := float64(cam.Width) * cam.PixelSize.UM() * (1 - c.Scan.TileOverlap)
+	return step * cam.FrameRate
+}
+
+// MotionBlurPx is the motion blur of an on-the-fly frame in pixels: the
+// row speed times the light pulse (the strobe, or the exposure without
+// one), over the pixel size.
+func (c *Config) MotionBlurPx() float64 {
+	cam := c.Machine.Camera
+	lit := cam.Exposure.D()
+	if p := c.Machine.Light.StrobePulse.D(); p > 0 {
+		lit = p
+	}
+	px := cam.PixelSize.UM()
+	if !(px > 0) {
+		return 0
+	}
+	return c.RowSpeed() * lit.Seconds() / px
+}
+
+// maxBlurPx is the largest motion blur an on-the-fly frame may have.
+const maxBlurPx = 0.5
+
+// validateFly checks the strobe and, for scan.mode on_the_fly, every
+// combination the scanner cannot run on the fly.
+func (c *Config) validateFly(v *validator) {
+	m, s := &c.Machine, &c.Scan
+	lt := &m.Light
+	if inRange(v, "machine.light.strobe_pulse", lt.StrobePulse, 0, Duration(10*time.Millisecond), false, false, fmtDur) && lt.StrobePulse > 0 {
+		if lt.StrobePulse*4 > m.Camera.Exposure {
+			v.add("machine.light.strobe_pulse", "must be <= machine.camera.exposure/4 (%s), so the pulse lands inside the exposure despite frame-timing jitter, got %s",
+				(m.Camera.Exposure / 4).String(), lt.StrobePulse)
+		}
+		if lt.Driver == "pca9685" && lt.StrobePulse.D() < minStrobePulsePCA9685 {
+			v.add("machine.light.strobe_pulse", "must be >= %s for a pca9685 lamp (an I2C write at each edge), got %s",
+				minStrobePulsePCA9685, lt.StrobePulse)
+		}
+	}
+	if !oneOf(v, "scan.mode", s.Mode, ModeStopAndGo, ModeOnTheFly) || s.Mode != ModeOnTheFly {
+		return
+	}
+	ax := &m.Axes
+	if ax.X.Driver != "tic" || ax.Y.Driver != "tic" {
+		v.add("scan.mode", "on_the_fly needs Tic X and Y axes (a constant-speed row watched by position reads), got x %s, y %s", ax.X.Driver, ax.Y.Driver)
+	}
+	if ax.Z.Driver == "stepdir" {
+		v.add("scan.mode", "on_the_fly cannot follow the focus with a stepdir Z (the agent times its steps while the Tic stage moves); use a tic or dac Z")
+	}
+	if s.ZPlanes > 1 {
+		v.add("scan.z_planes", "must be 1 with scan.mode on_the_fly (a z-stack cannot be taken while the stage moves), got %d", s.ZPlanes)
+	}
+	if !(m.Camera.FrameRate > 0) || !(m.Camera.PixelSize > 0) {
+		return // reported by the camera checks
+	}
+	speed := c.RowSpeed()
+	if max := ax.X.MaxSpeed.UMPerS(); speed > max {
+		v.add("scan.mode", "on_the_fly needs a row speed of one tile per frame, %.1fmm/s, above machine.axes.x.max_speed %s: lower machine.camera.frame_rate",
+			speed/1000, ax.X.MaxSpeed)
+	}
+	if blur := c.MotionBlurPx(); blur > maxBlurPx {
+		what := "machine.camera.exposure " + m.Camera.Exposure.String()
+		if lt.StrobePulse > 0 {
+			what = "machine.light.strobe_pulse " + lt.StrobePulse.String()
+		}
+		v.add("scan.mode", "on_the_fly at %.1fmm/s with %s blurs frames by %.2f px (at most %g): set a shorter machine.light.strobe_pulse",
+			speed/1000, what, blur, maxBlurPx)
+	}
+	if acc := ax.X.Acceleration.UMPerS2(); acc > 0 {
+		runUp := speed * speed / (2 * acc)
+		fw := float64(m.Camera.Width) * m.Camera.PixelSize.UM()
+		reach := Distance((s.SpotDiameter.UM()/2 + fw/2 + runUp) * 1000)
+		if s.SpotCenterX-reach < ax.X.TravelMin || s.SpotCenterX+reach > ax.X.TravelMax {
+			v.add("scan.spot_center_x", "on_the_fly rows reach %s either side of the spot centre (spot, field and a %.2fmm run-up), beyond machine.axes.x travel [%s, %s]",
+				reach, runUp/1000, ax.X.TravelMin, ax.X.TravelMax)
+		}
+	}
+}

@@ -1,0 +1,205 @@
+package sim
+
+import (
+	"context"
+	"fmt"
+	"math"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/gpio"
+	"periph.io/x/conn/v3/gpio/gpiotest"
+)
+
+// Lamp is the simulated transmitted light as the camera sees it: it
+// records when the lamp's line was on, with the true stage pose at each
+// edge, so the camera can integrate the light over an exposure along the
+// true motion. A pulse shorter than the camera's exposure is overdriven
+// (PulseGain) so that one pulse exposes a frame as fully as steady light
+// over the whole exposure does, as a strobe driver does.
+type Lamp struct {
+	clock interface{ Now() time.Time }
+	pose  func() (x, y, z float64)
+
+	mu    sync.Mutex
+	on    bool
+	since time.Time
+	from  [3]float64
+	spans []LitSpan
+	stuck bool // the line no longer reaches the lamp
+}
+
+// LitSpan is one interval of light with the true pose at its edges.
+type LitSpan struct {
+	Start, End time.Time
+	From, To   [3]float64 // x, y, z (µm) at Start and End
+}
+
+// NewLamp returns a lamp, off, whose edges sample pose.
+func NewLamp(clock interface{ Now() time.Time }, pose func() (x, y, z float64)) *Lamp {
+	return &Lamp{clock: clock, pose: pose}
+}
+
+// Set switches the lamp (the level the line drives it to).
+func (l *Lamp) Set(on bool) {
+	now := l.clock.Now()
+	x, y, z := l.pose()
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.stuck {
+		on = false
+	}
+	if on == l.on {
+		return
+	}
+	if on {
+		l.on, l.since, l.from = true, now, [3]float64{x, y, z}
+		return
+	}
+	l.on = false
+	l.spans = append(l.spans, LitSpan{Start: l.since, End: now, From: l.from, To: [3]float64{x, y, z}})
+	if len(l.spans) > 64 {
+		l.spans = append(l.spans[:0], l.spans[len(l.spans)-32:]...)
+	}
+}
+
+// Break makes the lamp stay dark whatever its line does (a dead LED, a
+// broken strobe wire); Repair ends it.
+func (l *Lamp) Break() {
+	l.mu.Lock()
+	l.stuck = true
+	l.mu.Unlock()
+	l.Set(false)
+}
+
+// Repair ends Break.
+func (l *Lamp) Repair() {
+	l.mu.Lock()
+	l.stuck = false
+	l.mu.Unlock()
+}
+
+// lit returns the light within [t0, t1]: the spans that overlap it
+// (clipped; a span still on is closed at t1 with pose now) and the time
+// they cover.
+func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on time.Duration) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	all := l.spans
+	if l.on {
+		x, y, z := l.pose()
+		all = append(all[:len(all):len(all)], LitSpan{Start: l.since, End: l.clock.Now(), From: l.from, To: [3]float64{x, y, z}})
+	}
+	for _, s := range all {
+		a, b := s.Start, s.End
+		if !b.After(t0) || !a.Before(t1) {
+			continue
+		}
+		if a.Before(t0) {
+			a = t0
+		}
+		if b.After(t1) {
+			b = t1
+		}
+		s.Start, s.End = a, b
+		spans = append(spans, s)
+		on += b.Sub(a)
+	}
+	return spans, on
+}
+
+// lastPulseSince is the start of the last span that started at or after
+// t, zero if none.
+func (l *Lamp) lastPulseSince(t time.Time) time.Time {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if n := len(l.spans); n > 0 && !l.spans[n-1].Start.Before(t) {
+		return l.spans[n-1].Start
+	}
+	return time.Time{}
+}
+
+// LampPin is the lamp's GPIO line in the simulator: a gpiotest pin whose
+// level switches the Lamp.
+type LampPin struct {
+	*gpiotest.Pin
+	Lamp      *Lamp
+	ActiveLow bool
+}
+
+// Out implements gpio.PinOut.
+func (p *LampPin) Out(l gpio.Level) error {
+	if err := p.Pin.Out(l); err != nil {
+		return err
+	}
+	p.Lamp.Set(bool(l) != p.ActiveLow)
+	return nil
+}
+
+// readLit is ReadFrame for a camera that sees a Lamp. The camera runs free:
+// frame k is exposed from phase+k×FrameInterval for Exposure. A read
+// returns the frame holding the last pulse fired since the previous frame
+// (waiting for its exposure to end), else the next frame that starts now or
+// later. The frame's light is the lamp's, integrated along the true pose:
+// no light, a dark frame.
+func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
+	now := c.clock.Now()
+	iv := c.opts.FrameInterval
+	origin := Epoch.Add(cameraPhase)
+	k := uint64(0)
+	if d := now.Sub(origin); d > 0 {
+		k = uint64((d + iv - 1) / iv) // next start >= now
+	}
+	if p := c.opts.Lamp.lastPulseSince(c.litEnd); !p.IsZero() && p.After(origin) {
+		k = uint64(p.Sub(origin) / iv) // the pulse's frame (dark if the pulse fell between exposures)
+	}
+	if k <= c.seq && c.frames > 0 {
+		k = c.seq + 1
+	}
+	start := origin.Add(time.Duration(k) * iv)
+	end := start.Add(c.opts.Exposure)
+	var x0, y0, z0 float64
+	if now.Before(start) {
+		if err := c.clock.Sleep(ctx, start.Sub(now)); err != nil {
+			return dst[:0], err
+		}
+		x0, y0, z0 = c.opts.Pose()
+	}
+	s := c.specimen()
+	if now := c.clock.Now(); now.Before(end) {
+		if err := c.clock.Sleep(ctx, end.Sub(now)); err != nil {
+			return dst[:0], err
+		}
+	}
+	spans, on := c.opts.Lamp.lit(start, end)
+	light := 0.0
+	var from, to [3]float64
+	switch {
+	case len(spans) == 0:
+		x0, y0, z0 = c.opts.Pose()
+		from, to = [3]float64{x0, y0, z0}, [3]float64{x0, y0, z0}
+	case on >= c.opts.Exposure*9/10:
+		// Steady light over the exposure: the path from its start to end.
+		x1, y1, _ := c.opts.Pose()
+		if !now.Before(start) { // started before the read: poses from the lamp's record
+			x0, y0, z0 = spans[0].From[0], spans[0].From[1], spans[0].From[2]
+		}
+		from, to = [3]float64{x0, y0, z0}, [3]float64{x1, y1, z0}
+		light = float64(on) / float64(c.opts.Exposure)
+	default:
+		// Pulses: each is overdriven to a full exposure's light.
+		from, to = spans[0].From, spans[len(spans)-1].To
+		light = float64(len(spans))
+	}
+	c.render(s, from[0], from[1], (from[2]+to[2])/2, to[0], to[1], math.Min(light, 4))
+	c.frames++
+	c.seq, c.litEnd = k, end
+	c.stamp(k, start)
+	return c.encode(dst), nil
+}
+
+// cameraPhase is where the free-running camera's frame grid starts.
+const cameraPhase = 7300 * time.Microsecond
+
+// String names the lamp for errors.
+func (l *Lamp) String() string { return fmt.Sprintf("sim lamp (on %v)", l.on) }
