@@ -13,6 +13,7 @@ import (
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
+	"papscan/robot"
 	"papscan/scan"
 	"papscan/telemetry/broker"
 )
@@ -101,20 +102,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if cfg.Sim.SpotKind == "thinprep" {
 		kind = slide.ThinPrep
 	}
-	data := ""
-	if !so.synthetic {
-		data = world.FindDataDir(cfg.Sim.DataDir)
-	}
-	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, magazine)
-	for i := range specs {
-		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
-		// The simulated spots have the configured nominal diameter.
-		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
-		if i == cfg.Sim.UnreadableLabelSlot {
-			specs[i].Label = slide.LabelDamaged
-		}
-	}
-	slides, source, err := world.BuildSlides(specs, data)
+	slides, source, err := robot.SimSlides(cfg, magazine, so.synthetic)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFailure
@@ -132,7 +120,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
-	mach, err := w.Machine(frames, w.Clock)
+	mach, err := robot.BuildSim(cfg, w, frames, w.Clock)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault

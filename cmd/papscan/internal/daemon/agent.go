@@ -261,6 +261,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return a.stop(ctx)
 		case <-t.C:
+			a.checkLatched(ctx)
 			a.refresh()
 		case p, ok := <-a.o.Buttons:
 			if !ok {
@@ -279,6 +280,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.stop(ctx)
 		}
+	}
+}
+
+// checkLatched turns a fault a device latched while the agent is idle
+// (no job; not already in fault) into the agent's fault: LEDs, status and
+// the fleet (loop only). A job's own failure is reported when it ends.
+func (a *Agent) checkLatched(ctx context.Context) {
+	if a.o.Faults == nil || a.job != "" || a.state == panel.StateFault || a.state == panel.StateStopping {
+		return
+	}
+	if fs := a.o.Faults.Faults(); len(fs) > 0 {
+		a.fault(ctx, fs[0])
 	}
 }
 
@@ -339,8 +352,8 @@ func (a *Agent) config() *config.Config {
 // illumination). A failed check is a self-test fault (code 8).
 func (a *Agent) homeAndCheck(why string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if a.o.ClearFaults != nil {
-			if err := a.o.ClearFaults(); err != nil {
+		if a.o.Faults != nil {
+			if err := a.o.Faults.Clear(); err != nil {
 				return err
 			}
 		}
@@ -731,6 +744,13 @@ func (a *Agent) fault(ctx context.Context, err error) {
 	a.halt()
 	a.setPaused(false)
 	fi := faultInfo(err, a.now())
+	if c := hal.FaultCode(fi.Code); (c == hal.FaultSelfTest || c == hal.FaultInternal) && a.o.Faults != nil {
+		// A failed self-check (or an unclassified error) caused by a
+		// device's latched fault shows that device's code.
+		if fs := a.o.Faults.Faults(); len(fs) > 0 {
+			fi.Code, fi.Device, fi.Name = int(fs[0].Code), fs[0].Device, fs[0].Code.String()
+		}
+	}
 	a.log.Error("fault: motion halted; press ACK to clear and re-home", "code", fi.Code, "fault", fi.Name, "device", fi.Device, "err", err)
 	a.update(func(s *Status) { s.Fault = fi })
 	a.setState(panel.StateFault, "")
