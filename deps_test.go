@@ -68,6 +68,12 @@ var rules = []depRule{
 		Forbid: []string{"scan/...", "classify/...", "telemetry/...", "agent/...", "cmd/..."},
 	},
 	{
+		Why:    "the agent drives the robot through hal interfaces and the panel's LED language, never a concrete driver, the assembly point or MQTT (delivery is an interface)",
+		Pkgs:   []string{"agent/..."},
+		Forbid: []string{"hal/...", "robot/...", "telemetry/...", "cmd/..."},
+		Allow:  []string{"hal", "hal/panel"},
+	},
+	{
 		Why:    "cmd/ wires: nothing outside it depends on it",
 		Pkgs:   []string{"..."},
 		Except: []string{"cmd/..."},
@@ -166,7 +172,7 @@ func moduleDeps(t *testing.T) map[string][]string {
 
 func TestImportRules(t *testing.T) {
 	deps := moduleDeps(t)
-	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "telemetry", "robot", "cmd/papscan"} {
+	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "telemetry", "robot", "agent", "cmd/papscan"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("go list did not list %s (listed %d packages)", must, len(deps))
 		}

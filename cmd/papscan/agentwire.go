@@ -7,13 +7,13 @@ import (
 	"log/slog"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/hal"
 	"papscan/scan"
 	"papscan/telemetry"
 )
 
-// outboxDelivery is the agent's daemon.Delivery: each slide's files go to
+// outboxDelivery is the agent's agent.Delivery: each slide's files go to
 // the state directory, its result and every event are committed to the
 // durable outbox (telemetry/outbox) before Deliver/Event return, and the
 // outbox's sender publishes them, whenever the broker is reachable, until
@@ -24,7 +24,7 @@ type outboxDelivery struct {
 	log      *slog.Logger
 }
 
-var _ daemon.Delivery = (*outboxDelivery)(nil)
+var _ agent.Delivery = (*outboxDelivery)(nil)
 
 func (d *outboxDelivery) Deliver(ctx context.Context, r *scan.Report) error {
 	files, err := r.WriteFiles(d.stateDir)
@@ -80,7 +80,7 @@ func (d *outboxDelivery) Flush(ctx context.Context) error {
 }
 
 // agentHealth fills the health message's agent part from its status.
-func agentHealth(ag *daemon.Agent) func(h *telemetry.Health) {
+func agentHealth(ag *agent.Agent) func(h *telemetry.Health) {
 	return func(h *telemetry.Health) {
 		st := ag.Status()
 		h.Stage = st.State

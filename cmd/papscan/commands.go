@@ -10,7 +10,7 @@ import (
 	"sync"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	config "papscan/firmware-config"
 	"papscan/telemetry"
 	fleetcmd "papscan/telemetry/command"
@@ -22,7 +22,7 @@ const replayFile = "command-nonces.json"
 // fleetCommands runs signed fleet commands (package telemetry/command) on
 // the agent: the MQTT handler only queues (Dispatcher.Deliver), the
 // dispatcher goroutine verifies, admits through the replay guard, calls
-// the agent through daemon.Agent.Do (the same path as the status socket
+// the agent through agent.Agent.Do (the same path as the status socket
 // and the panel's buttons), publishes the reply and stores an audit record
 // as a durable "command_audit" event.
 type fleetCommands struct {
@@ -35,7 +35,7 @@ type fleetCommands struct {
 
 	// Bound once the agent and the link exist (bind); nil before.
 	mu    sync.Mutex
-	ag    *daemon.Agent
+	ag    *agent.Agent
 	lk    *link
 	level *slog.LevelVar
 	max   int
@@ -115,7 +115,7 @@ func (fc *fleetCommands) subscription() telemetry.Subscription {
 }
 
 // start binds the agent and the link and runs the dispatcher until stop.
-func (fc *fleetCommands) start(ag *daemon.Agent, lk *link) {
+func (fc *fleetCommands) start(ag *agent.Agent, lk *link) {
 	fc.mu.Lock()
 	fc.ag, fc.lk = ag, lk
 	fc.mu.Unlock()
@@ -137,7 +137,7 @@ func (fc *fleetCommands) stop() {
 	fc.root.Close()
 }
 
-func (fc *fleetCommands) bound() (*daemon.Agent, *link) {
+func (fc *fleetCommands) bound() (*agent.Agent, *link) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return fc.ag, fc.lk
@@ -162,10 +162,10 @@ func (fc *fleetCommands) audit(r fleetcmd.AuditRecord) {
 }
 
 // do runs a request on the agent and maps a refusal to the reply code.
-func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Response, error) {
+func (ca commandAgent) do(ctx context.Context, req agent.Request) (agent.Response, error) {
 	ag, _ := ca.fc.bound()
 	if ag == nil {
-		return daemon.Response{}, fmt.Errorf("agent starting: %w", fleetcmd.ErrBusy)
+		return agent.Response{}, fmt.Errorf("agent starting: %w", fleetcmd.ErrBusy)
 	}
 	resp := ag.Do(ctx, req)
 	if resp.OK {
@@ -173,11 +173,11 @@ func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Respo
 	}
 	var sentinel error
 	switch resp.Code {
-	case daemon.CodeBusy:
+	case agent.CodeBusy:
 		sentinel = fleetcmd.ErrBusy
-	case daemon.CodeInvalidState:
+	case agent.CodeInvalidState:
 		sentinel = fleetcmd.ErrInvalidState
-	case daemon.CodeBadRequest:
+	case agent.CodeBadRequest:
 		sentinel = fleetcmd.ErrBadArgs
 	default:
 		if ctx.Err() != nil {
@@ -194,27 +194,27 @@ func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Respo
 }
 
 func (ca commandAgent) StartMagazine(ctx context.Context, a fleetcmd.StartMagazineArgs) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "start", Magazine: a.Magazine})
+	_, err := ca.do(ctx, agent.Request{Cmd: "start", Magazine: a.Magazine})
 	return err
 }
 
 func (ca commandAgent) Pause(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "pause"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "pause"})
 	return err
 }
 
 func (ca commandAgent) Resume(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "resume"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "resume"})
 	return err
 }
 
 func (ca commandAgent) Abort(ctx context.Context, a fleetcmd.AbortArgs) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "abort", Reason: a.Reason})
+	_, err := ca.do(ctx, agent.Request{Cmd: "abort", Reason: a.Reason})
 	return err
 }
 
 func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
-	resp, err := ca.do(ctx, daemon.Request{Cmd: "status"})
+	resp, err := ca.do(ctx, agent.Request{Cmd: "status"})
 	if err != nil || resp.Status == nil {
 		return fleetcmd.Status{}, err
 	}
@@ -247,7 +247,7 @@ func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
 // and the self-test goes on (its outcome is a self_test event, and a fault
 // event when it failed). The reply lists every check.
 func (ca commandAgent) SelfTest(ctx context.Context, a fleetcmd.SelfTestArgs) (fleetcmd.SelfTestResult, error) {
-	resp, err := ca.do(ctx, daemon.Request{Cmd: "selftest"})
+	resp, err := ca.do(ctx, agent.Request{Cmd: "selftest"})
 	if err != nil {
 		var ce *fleetcmd.Error
 		if errors.As(err, &ce) || ctx.Err() != nil {
@@ -282,7 +282,7 @@ func (ca commandAgent) SetLogLevel(_ context.Context, a fleetcmd.SetLogLevelArgs
 // ReloadConfig is SIGHUP's path: the file is re-read and validated, and
 // applied only if valid (bad_request naming the key otherwise).
 func (ca commandAgent) ReloadConfig(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "reload"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "reload"})
 	return err
 }
 

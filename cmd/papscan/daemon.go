@@ -12,7 +12,7 @@ import (
 	"syscall"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/cmd/papscan/internal/logx"
 	"papscan/cmd/papscan/internal/sdnotify"
 	config "papscan/firmware-config"
@@ -24,7 +24,7 @@ import (
 	"papscan/telemetry/broker"
 )
 
-var _ daemon.Notifier = (*sdnotify.Notifier)(nil)
+var _ agent.Notifier = (*sdnotify.Notifier)(nil)
 
 // defaultSocket is the agent's status socket under systemd's
 // RuntimeDirectory=papscan.
@@ -118,7 +118,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.Agent.LogLevel))
 	log := logx.New(e.stderr, level, 5, 10*time.Second, nil)
-	health := daemon.NewHealth(nil)
+	health := agent.NewHealth(nil)
 	_ = notifier.Status("starting: opening hardware")
 
 	model, err := loadModel()
@@ -210,7 +210,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	if rb.World != nil {
 		press = func(b string, long bool) error { return rb.Press(cfg, b, long) }
 	}
-	opts := daemon.Options{
+	opts := agent.Options{
 		Config:     cfg,
 		ConfigPath: *cfgPath,
 		Reload: func() (*config.Config, error) {
@@ -221,7 +221,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			return c, err
 		},
 		Hup: hup,
-		NewScanner: func(c *config.Config, h daemon.ScanHooks) (daemon.Scanner, error) {
+		NewScanner: func(c *config.Config, h agent.ScanHooks) (agent.Scanner, error) {
 			o := scanOptions(c, model, log) // StateDir: the magazine journals
 			o.Progress = func(p scan.Progress) {
 				h.Progress(p)
@@ -254,7 +254,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			return fmt.Sprintf("%s-%s-%02d", cfg.Agent.RobotID, time.Now().UTC().Format("20060102T1504"), n)
 		},
 	}
-	ag, err := daemon.New(opts)
+	ag, err := agent.New(opts)
 	if err != nil {
 		cmds.stop()
 		log.Error("agent", "err", err)
@@ -274,8 +274,8 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 // testHooks arms the daemon's test-only fault injections from
 // PAPSCAN_TESTHOOK_* variables (the subprocess tests set them; the unit
 // file never does). Each one armed is logged loudly.
-func testHooks(log *slog.Logger) *daemon.TestHooks {
-	var h daemon.TestHooks
+func testHooks(log *slog.Logger) *agent.TestHooks {
+	var h agent.TestHooks
 	armed := false
 	if os.Getenv("PAPSCAN_TESTHOOK_STALL") == "1" {
 		// SIGUSR1 stalls the control loop.

@@ -8,8 +8,8 @@ import (
 	"testing"
 	"time"
 
+	"papscan/agent"
 	"papscan/classify"
-	"papscan/cmd/papscan/internal/daemon"
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/camera"
@@ -131,9 +131,9 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 	w := rb.World
 	dl := &recordingDelivery{}
 	presses := make(chan hal.Press)
-	ag, err := daemon.New(daemon.Options{
+	ag, err := agent.New(agent.Options{
 		Config: cfg,
-		NewScanner: func(c *config.Config, h daemon.ScanHooks) (daemon.Scanner, error) {
+		NewScanner: func(c *config.Config, h agent.ScanHooks) (agent.Scanner, error) {
 			o := scanOptions(c, model, nil)
 			o.Progress, o.BeforeSlide = h.Progress, h.BeforeSlide
 			return scan.New(rb.Machine, o)
@@ -158,7 +158,7 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 			t.Error("agent did not stop")
 		}
 	}()
-	wait := func(what string, cond func(daemon.Status) bool) daemon.Status {
+	wait := func(what string, cond func(agent.Status) bool) agent.Status {
 		t.Helper()
 		deadline := time.Now().Add(2 * time.Minute)
 		for time.Now().Before(deadline) {
@@ -171,8 +171,8 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 		t.Fatalf("timed out waiting for %s; state %s, message %q, fault %+v", what, st.State, st.Message, st.Fault)
 		return st
 	}
-	idleIn := func(s string) func(daemon.Status) bool {
-		return func(st daemon.Status) bool { return st.State == s && st.Job == "" }
+	idleIn := func(s string) func(agent.Status) bool {
+		return func(st agent.Status) bool { return st.State == s && st.Job == "" }
 	}
 	wait("ready after the self-check", idleIn("ready"))
 
@@ -189,11 +189,11 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 		name := d.String()
 		before := len(dl.faults())
 		// Inject the fault at the wire, then make the agent use the device.
-		var trigger daemon.Request
+		var trigger agent.Request
 		switch dev := d.(type) {
 		case *ticaxis.Axis:
 			map[string]interface{ InjectDriverError() }{"x": w.X, "y": w.Y, "z": w.Z}[name].InjectDriverError()
-			trigger = daemon.Request{Cmd: "jog", Axis: name, UM: 5}
+			trigger = agent.Request{Cmd: "jog", Axis: name, UM: 5}
 		case *stepdir.Axis:
 			emu := w.StepDir(name)
 			emu.Push(-emu.Position()) // a crash onto the limit switch the driver does not know of
@@ -201,16 +201,16 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 			if name == "z" {
 				um = -5
 			}
-			trigger = daemon.Request{Cmd: "jog", Axis: name, UM: um}
+			trigger = agent.Request{Cmd: "jog", Axis: name, UM: um}
 		case *dacfocus.Piezo:
 			w.Piezo().InjectNACK(1)
-			trigger = daemon.Request{Cmd: "jog", Axis: "z", UM: 5}
+			trigger = agent.Request{Cmd: "jog", Axis: "z", UM: 5}
 		case *light.PCA9685:
 			w.Lamp().InjectNACK(1)
-			trigger = daemon.Request{Cmd: "selftest"}
+			trigger = agent.Request{Cmd: "selftest"}
 		case *camera.Recovering:
 			w.UnplugCamera(0)
-			trigger = daemon.Request{Cmd: "selftest"}
+			trigger = agent.Request{Cmd: "selftest"}
 		default:
 			t.Fatalf("no fault injection for %T %s", dev, name)
 		}
@@ -219,7 +219,7 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 			t.Errorf("%s: %s with a fault injected succeeded", name, trigger.Cmd)
 		}
 		// The status changes first, then the LEDs, then the fleet event.
-		st := wait(name+"'s fault on the LEDs and to the fleet", func(st daemon.Status) bool {
+		st := wait(name+"'s fault on the LEDs and to the fleet", func(st agent.Status) bool {
 			return idleIn("fault")(st) && rb.Panel.View().State == panel.StateFault && len(dl.faults()) > before
 		})
 		latched := rb.Faults.Faults()
@@ -238,14 +238,14 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 		if _, ok := d.(*camera.Recovering); ok {
 			w.Camera.Reconnect() // the technician plugs the camera back in
 		}
-		presses <- hal.Press{Button: daemon.ButtonAck}
+		presses <- hal.Press{Button: agent.ButtonAck}
 		wait(name+": ready after ACK", idleIn("ready"))
 		if f := rb.Faults.Faults(); len(f) != 0 {
 			t.Errorf("%s: faults left after ACK: %v", name, f)
 		}
 	}
 
-	if resp := ag.Do(ctx, daemon.Request{Cmd: "park"}); !resp.OK {
+	if resp := ag.Do(ctx, agent.Request{Cmd: "park"}); !resp.OK {
 		t.Errorf("park: %s", resp.Error)
 	}
 	for name, ax := range rb.Axes {
@@ -254,7 +254,7 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 			um = 5
 		}
 		before, _ := ax.Position()
-		if resp := ag.Do(ctx, daemon.Request{Cmd: "jog", Axis: name, UM: um}); !resp.OK {
+		if resp := ag.Do(ctx, agent.Request{Cmd: "jog", Axis: name, UM: um}); !resp.OK {
 			t.Errorf("jog %s: %s", name, resp.Error)
 			continue
 		}

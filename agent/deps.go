@@ -1,4 +1,4 @@
-package daemon
+package agent
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	config "papscan/firmware-config"
 	"papscan/hal"
-	"papscan/hal/panel"
 	"papscan/scan"
 )
 
@@ -120,7 +119,7 @@ type Options struct {
 	// Nil: nothing latches.
 	Faults   FaultRegistry
 	Delivery Delivery
-	Panel    *panel.Panel     // nil: no LEDs
+	Panel    Panel            // the technician panel (*panel.Panel); nil: no LEDs
 	Buttons  <-chan hal.Press // nil: no buttons
 	Notifier Notifier         // nil: not under systemd
 	Watchdog time.Duration    // systemd's WatchdogSec; 0: none
