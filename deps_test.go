@@ -74,6 +74,12 @@ var rules = []depRule{
 		Allow:  []string{"hal", "hal/panel"},
 	},
 	{
+		Why:    "delivery stores results and events and sends them over MQTT: no hal driver, assembly point or agent",
+		Pkgs:   []string{"delivery/..."},
+		Forbid: []string{"hal/...", "robot/...", "agent/...", "cmd/..."},
+		Allow:  []string{"hal"},
+	},
+	{
 		Why:    "cmd/ wires: nothing outside it depends on it",
 		Pkgs:   []string{"..."},
 		Except: []string{"cmd/..."},
@@ -172,7 +178,7 @@ func moduleDeps(t *testing.T) map[string][]string {
 
 func TestImportRules(t *testing.T) {
 	deps := moduleDeps(t)
-	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "telemetry", "robot", "agent", "cmd/papscan"} {
+	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "telemetry", "robot", "agent", "delivery", "cmd/papscan"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("go list did not list %s (listed %d packages)", must, len(deps))
 		}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"papscan/agent"
+	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/telemetry"
 	fleetcmd "papscan/telemetry/command"
@@ -36,7 +37,7 @@ type fleetCommands struct {
 	// Bound once the agent and the link exist (bind); nil before.
 	mu    sync.Mutex
 	ag    *agent.Agent
-	lk    *link
+	lk    *delivery.Link
 	level *slog.LevelVar
 	max   int
 
@@ -56,7 +57,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	cc := cfg.Agent.Commands
 	keys, err := fleetcmd.LoadKeyRing(cc.FleetKeys, cc.FleetKeysFile)
 	if err != nil {
-		return nil, configError{fmt.Errorf("agent.commands.fleet_keys / fleet_keys_file: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.commands.fleet_keys / fleet_keys_file: %w", err)}
 	}
 	now := time.Now()
 	guard, err := fleetcmd.OpenReplayGuard(filepath.Join(cfg.Agent.StateDir, replayFile), 0, now, cc.ClockSkew.D())
@@ -74,7 +75,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	topics, err := telemetry.NewTopics(cfg.EffectiveTopicPrefix(), cfg.Agent.RobotID)
 	if err != nil {
 		root.Close()
-		return nil, configError{fmt.Errorf("agent.robot_id / agent.mqtt.topic_prefix: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.robot_id / agent.mqtt.topic_prefix: %w", err)}
 	}
 	fc.topic = topics.Cmd()
 	fc.disp, err = fleetcmd.NewDispatcher(fleetcmd.DispatcherOptions{
@@ -89,7 +90,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	})
 	if err != nil {
 		root.Close()
-		return nil, configError{fmt.Errorf("agent.commands: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.commands: %w", err)}
 	}
 	if keys.Len() == 0 {
 		log.Warn("no fleet keys configured (agent.commands.fleet_keys): every command will be refused")
@@ -98,11 +99,6 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	}
 	return fc, nil
 }
-
-// configError marks a configuration problem (exit code 3).
-type configError struct{ error }
-
-func (e configError) Unwrap() error { return e.error }
 
 // subscription is the cmd topic for telemetry.Options.Subscriptions: the
 // handler copies the message into the dispatcher's queue and returns.
@@ -115,7 +111,7 @@ func (fc *fleetCommands) subscription() telemetry.Subscription {
 }
 
 // start binds the agent and the link and runs the dispatcher until stop.
-func (fc *fleetCommands) start(ag *agent.Agent, lk *link) {
+func (fc *fleetCommands) start(ag *agent.Agent, lk *delivery.Link) {
 	fc.mu.Lock()
 	fc.ag, fc.lk = ag, lk
 	fc.mu.Unlock()
@@ -137,7 +133,7 @@ func (fc *fleetCommands) stop() {
 	fc.root.Close()
 }
 
-func (fc *fleetCommands) bound() (*agent.Agent, *link) {
+func (fc *fleetCommands) bound() (*agent.Agent, *delivery.Link) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return fc.ag, fc.lk
@@ -148,7 +144,7 @@ func (fc *fleetCommands) publish(ctx context.Context, reply []byte) error {
 	if lk == nil {
 		return errors.New("not connected yet")
 	}
-	return lk.tm.PublishReply(ctx, reply)
+	return lk.Telemetry().PublishReply(ctx, reply)
 }
 
 // audit stores the record durably (event command_audit, acked by the
@@ -158,7 +154,7 @@ func (fc *fleetCommands) audit(r fleetcmd.AuditRecord) {
 	if lk == nil {
 		return
 	}
-	lk.event("command_audit", r)
+	lk.Event("command_audit", r)
 }
 
 // do runs a request on the agent and maps a refusal to the reply code.

@@ -15,6 +15,7 @@ import (
 	"papscan/agent"
 	"papscan/cmd/papscan/internal/logx"
 	"papscan/cmd/papscan/internal/sdnotify"
+	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/panel"
@@ -183,12 +184,12 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	if err != nil {
 		log.Error("fleet commands", "err", err)
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
-		if errors.As(err, new(configError)) {
+		if errors.As(err, new(delivery.ConfigError)) {
 			return exitConfig
 		}
 		return exitFailure
 	}
-	lk, err := openLinkWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
+	lk, err := delivery.OpenWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
 		o.Background = true
 		o.Subscriptions = append(o.Subscriptions, cmds.subscription())
 	})
@@ -199,9 +200,9 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFailure
 	}
-	defer lk.close(ctx)
-	tm := lk.tm
-	dl := &outboxDelivery{stateDir: cfg.Agent.StateDir, link: lk, log: log}
+	defer lk.Close(ctx)
+	tm := lk.Telemetry()
+	dl := &delivery.Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
@@ -260,7 +261,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		log.Error("agent", "err", err)
 		return exitFailure
 	}
-	lk.setHealth(agentHealth(ag))
+	lk.SetHealth(agentHealth(ag))
 	cmds.start(ag, lk)
 	err = ag.Run(ctx)
 	cmds.stop() // before the link closes: the last replies and audits go out
@@ -293,4 +294,18 @@ func testHooks(log *slog.Logger) *agent.TestHooks {
 	}
 	log.Warn("TEST HOOKS ARMED: this agent injects faults on purpose", "stall", h.Stall != nil, "selftest_fail", h.SelfTestError != nil)
 	return &h
+}
+
+// agentHealth fills the health message's agent part from its status.
+func agentHealth(ag *agent.Agent) func(h *telemetry.Health) {
+	return func(h *telemetry.Health) {
+		st := ag.Status()
+		h.Stage = st.State
+		if f := st.Fault; f != nil && st.State == "fault" {
+			h.Faults = []telemetry.FaultInfo{{Code: f.Code, Name: f.Name, Device: f.Device, Cause: f.Error}}
+		}
+		if f := st.Fault; f != nil && f.Code == int(hal.FaultStorage) {
+			h.AcceptSlides = false
+		}
+	}
 }
