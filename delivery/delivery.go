@@ -8,6 +8,7 @@ import (
 	"time"
 
 	"papscan/scan"
+	"papscan/telemetry/result"
 )
 
 // Delivery is the one path of results and events to the fleet, for the
@@ -35,7 +36,7 @@ func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	if d.Stored != nil {
 		d.Stored(r, files)
 	}
-	body, err := json.Marshal(r)
+	body, err := json.Marshal(result.FromReport(r))
 	if err != nil {
 		return fmt.Errorf("encode result: %w", err)
 	}

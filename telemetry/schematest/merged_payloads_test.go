@@ -13,6 +13,7 @@ import (
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	"papscan/telemetry/command"
+	"papscan/telemetry/result"
 )
 
 func TestMergedPayloads(t *testing.T) {
@@ -34,7 +35,7 @@ func TestMergedPayloads(t *testing.T) {
 		Faults: []telemetry.FaultInfo{{Code: 9, Name: "storage", Device: "disk", Cause: "full"}}, Outbox: telemetry.OutboxInfo{Depth: 2, Session: "s", Floor: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: telemetry.NewID(), SlideID: "S1", Body: mustJSON(sampleReport("S1", true)),
+	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: telemetry.NewID(), SlideID: "S1", Body: mustJSON(sampleResult("S1", true)),
 		OutboxSession: telemetry.NewID(), OutboxSeq: 4, OutboxFloor: 2, CommittedAt: time.Now(), Attempt: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -66,3 +67,9 @@ func TestMergedPayloads(t *testing.T) {
 }
 
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// sampleResult is sampleReport on the wire.
+func sampleResult(slide string, complete bool) *result.Message {
+	r := sampleReport(slide, complete)
+	return result.FromReport(&r)
+}
