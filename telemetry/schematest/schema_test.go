@@ -210,6 +210,12 @@ func (c *channel) validate(payload []byte) error {
 
 func TestDocumentSchemasAndExamples(t *testing.T) {
 	s := loadSpec(t)
+	var ajv ajvSamples
+	defer func() {
+		if !t.Failed() {
+			ajv.check(t)
+		}
+	}()
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range s.channels {
 			if !yield(n) {
@@ -229,8 +235,10 @@ func TestDocumentSchemasAndExamples(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s example %d: %v", msgName, i, err)
 				}
-				if err := s.channels[name].validate(b); err != nil {
+				if file, err := s.channels[name].acceptedBy(b); err != nil {
 					t.Errorf("channel %s example %q does not validate: %v", name, ex.Name, err)
+				} else {
+					ajv.add(file, b)
 				}
 			}
 			if !realProducers[name] && len(m.Examples) == 0 {
@@ -437,6 +445,12 @@ func sampleReport(slide string, complete bool) scan.Report {
 // channel its topic belongs to.
 func TestRealMessagesValidate(t *testing.T) {
 	s := loadSpec(t)
+	var ajv ajvSamples
+	defer func() {
+		if !t.Failed() {
+			ajv.check(t)
+		}
+	}()
 	b, err := broker.Start(context.Background(), "127.0.0.1:0", testLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -529,8 +543,10 @@ func TestRealMessagesValidate(t *testing.T) {
 			continue
 		}
 		seen[ch.name]++
-		if err := ch.validate(c.payload); err != nil {
+		if file, err := ch.acceptedBy(c.payload); err != nil {
 			t.Errorf("%s message on %s does not validate:\n%s\n%v", ch.name, c.topic, c.payload, err)
+		} else {
+			ajv.add(file, c.payload)
 		}
 	}
 	for name := range s.channels {
