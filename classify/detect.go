@@ -249,12 +249,11 @@ type Detector struct {
 	out      []Nucleus
 	row16    []uint16
 	// split scratch
-	lab     []int32
-	cores   []compStats
-	bg      float64 // background density (OD) of the current tile
-	stack   []int32
-	ringPx  int
-	minRing uint32 // MinRingContrastOD in H units ×256
+	lab    []int32
+	cores  []compStats
+	bg     float64 // background density (OD) of the current tile
+	stack  []int32
+	ringPx int
 
 	// Threshold is the H-channel threshold (0..255) used by the last Detect.
 	lastThreshold uint8

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/physic"
@@ -286,3 +287,57 @@ type FrameSource interface {
 	ReadFrame(ctx context.Context, dst []byte) ([]byte, error)
 	Close() error
 }
+
+// FocusAxis adapts a Focus (a piezo behind a DAC) to Axis, so that jog and
+// park drive every focus driver alike: Start records the target (checked
+// against the range), Wait moves there with SetZ. Homed asks the focus
+// when it can tell (interface{ Homed() bool }), else reports true.
+type FocusAxis struct {
+	Focus
+	mu     sync.Mutex
+	target physic.Distance
+	moving bool
+}
+
+var _ Axis = (*FocusAxis)(nil)
+
+// Homed implements Axis.
+func (f *FocusAxis) Homed() bool {
+	if h, ok := f.Focus.(interface{ Homed() bool }); ok {
+		return h.Homed()
+	}
+	return true
+}
+
+// Start implements Axis.
+func (f *FocusAxis) Start(target physic.Distance) error {
+	lo, hi := f.Range()
+	if target < lo || target > hi {
+		return fmt.Errorf("%s: %s outside %s..%s: %w", f, target, lo, hi, ErrOutOfTravel)
+	}
+	if !f.Homed() {
+		return fmt.Errorf("%s: %w", f, ErrNotHomed)
+	}
+	f.mu.Lock()
+	f.target, f.moving = target, true
+	f.mu.Unlock()
+	return nil
+}
+
+// Wait implements Axis.
+func (f *FocusAxis) Wait(ctx context.Context) error {
+	f.mu.Lock()
+	target, moving := f.target, f.moving
+	f.moving = false
+	f.mu.Unlock()
+	if !moving {
+		return nil
+	}
+	return f.SetZ(ctx, target)
+}
+
+// Position implements Axis.
+func (f *FocusAxis) Position() (physic.Distance, error) { return f.Z() }
+
+// Travel implements Axis.
+func (f *FocusAxis) Travel() (min, max physic.Distance) { return f.Range() }

@@ -12,6 +12,7 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
+	"papscan/robot"
 	"papscan/scan"
 )
 
@@ -50,7 +51,7 @@ func benchSlide(b *testing.B, profile string) {
 		b.Fatal(err)
 	}
 	// The simulated world has its own pins; the profile's names are kept.
-	m, err := w.Machine(w.Camera, w.Clock)
+	m, err := robot.BuildSim(cfg, w, w.Camera, w.Clock)
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -12,6 +12,7 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
+	"papscan/robot"
 	"papscan/scan"
 )
 
@@ -98,7 +99,7 @@ func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec)
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := w.Machine(frames, w.Clock)
+	m, err := robot.BuildSim(cfg, w, frames, w.Clock)
 	if err != nil {
 		t.Fatal(err)
 	}

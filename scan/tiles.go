@@ -182,9 +182,13 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 					}
 					z = zn
 					lowest = z - float64(planes/2)*s.o.ZPlaneStep
-					if err := s.setZ(ctx, r, lowest); err == nil {
+					// A failed re-capture leaves bufs holding the stale,
+					// defocused frames: the tile is missing, never analysed.
+					err := s.setZ(ctx, r, lowest)
+					if err == nil {
 						err = s.captureStack(ctx, r, bufs, lowest)
-					} else {
+					}
+					if err != nil {
 						free <- bufs
 						r.TilesMissing++
 						return fmt.Errorf("tile %d: refocus: %w", i, err)

@@ -10,7 +10,8 @@ import (
 	"sync"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
+	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/telemetry"
 	fleetcmd "papscan/telemetry/command"
@@ -22,7 +23,7 @@ const replayFile = "command-nonces.json"
 // fleetCommands runs signed fleet commands (package telemetry/command) on
 // the agent: the MQTT handler only queues (Dispatcher.Deliver), the
 // dispatcher goroutine verifies, admits through the replay guard, calls
-// the agent through daemon.Agent.Do (the same path as the status socket
+// the agent through agent.Agent.Do (the same path as the status socket
 // and the panel's buttons), publishes the reply and stores an audit record
 // as a durable "command_audit" event.
 type fleetCommands struct {
@@ -35,8 +36,8 @@ type fleetCommands struct {
 
 	// Bound once the agent and the link exist (bind); nil before.
 	mu    sync.Mutex
-	ag    *daemon.Agent
-	lk    *link
+	ag    *agent.Agent
+	lk    *delivery.Link
 	level *slog.LevelVar
 	max   int
 
@@ -56,7 +57,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	cc := cfg.Agent.Commands
 	keys, err := fleetcmd.LoadKeyRing(cc.FleetKeys, cc.FleetKeysFile)
 	if err != nil {
-		return nil, configError{fmt.Errorf("agent.commands.fleet_keys / fleet_keys_file: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.commands.fleet_keys / fleet_keys_file: %w", err)}
 	}
 	now := time.Now()
 	guard, err := fleetcmd.OpenReplayGuard(filepath.Join(cfg.Agent.StateDir, replayFile), 0, now, cc.ClockSkew.D())
@@ -74,7 +75,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	topics, err := telemetry.NewTopics(cfg.EffectiveTopicPrefix(), cfg.Agent.RobotID)
 	if err != nil {
 		root.Close()
-		return nil, configError{fmt.Errorf("agent.robot_id / agent.mqtt.topic_prefix: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.robot_id / agent.mqtt.topic_prefix: %w", err)}
 	}
 	fc.topic = topics.Cmd()
 	fc.disp, err = fleetcmd.NewDispatcher(fleetcmd.DispatcherOptions{
@@ -89,7 +90,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	})
 	if err != nil {
 		root.Close()
-		return nil, configError{fmt.Errorf("agent.commands: %w", err)}
+		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.commands: %w", err)}
 	}
 	if keys.Len() == 0 {
 		log.Warn("no fleet keys configured (agent.commands.fleet_keys): every command will be refused")
@@ -98,11 +99,6 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	}
 	return fc, nil
 }
-
-// configError marks a configuration problem (exit code 3).
-type configError struct{ error }
-
-func (e configError) Unwrap() error { return e.error }
 
 // subscription is the cmd topic for telemetry.Options.Subscriptions: the
 // handler copies the message into the dispatcher's queue and returns.
@@ -115,7 +111,7 @@ func (fc *fleetCommands) subscription() telemetry.Subscription {
 }
 
 // start binds the agent and the link and runs the dispatcher until stop.
-func (fc *fleetCommands) start(ag *daemon.Agent, lk *link) {
+func (fc *fleetCommands) start(ag *agent.Agent, lk *delivery.Link) {
 	fc.mu.Lock()
 	fc.ag, fc.lk = ag, lk
 	fc.mu.Unlock()
@@ -137,7 +133,7 @@ func (fc *fleetCommands) stop() {
 	fc.root.Close()
 }
 
-func (fc *fleetCommands) bound() (*daemon.Agent, *link) {
+func (fc *fleetCommands) bound() (*agent.Agent, *delivery.Link) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return fc.ag, fc.lk
@@ -148,7 +144,7 @@ func (fc *fleetCommands) publish(ctx context.Context, reply []byte) error {
 	if lk == nil {
 		return errors.New("not connected yet")
 	}
-	return lk.tm.PublishReply(ctx, reply)
+	return lk.Telemetry().PublishReply(ctx, reply)
 }
 
 // audit stores the record durably (event command_audit, acked by the
@@ -158,14 +154,14 @@ func (fc *fleetCommands) audit(r fleetcmd.AuditRecord) {
 	if lk == nil {
 		return
 	}
-	lk.event("command_audit", r)
+	lk.Event("command_audit", r)
 }
 
 // do runs a request on the agent and maps a refusal to the reply code.
-func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Response, error) {
+func (ca commandAgent) do(ctx context.Context, req agent.Request) (agent.Response, error) {
 	ag, _ := ca.fc.bound()
 	if ag == nil {
-		return daemon.Response{}, fmt.Errorf("agent starting: %w", fleetcmd.ErrBusy)
+		return agent.Response{}, fmt.Errorf("agent starting: %w", fleetcmd.ErrBusy)
 	}
 	resp := ag.Do(ctx, req)
 	if resp.OK {
@@ -173,11 +169,11 @@ func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Respo
 	}
 	var sentinel error
 	switch resp.Code {
-	case daemon.CodeBusy:
+	case agent.CodeBusy:
 		sentinel = fleetcmd.ErrBusy
-	case daemon.CodeInvalidState:
+	case agent.CodeInvalidState:
 		sentinel = fleetcmd.ErrInvalidState
-	case daemon.CodeBadRequest:
+	case agent.CodeBadRequest:
 		sentinel = fleetcmd.ErrBadArgs
 	default:
 		if ctx.Err() != nil {
@@ -194,27 +190,27 @@ func (ca commandAgent) do(ctx context.Context, req daemon.Request) (daemon.Respo
 }
 
 func (ca commandAgent) StartMagazine(ctx context.Context, a fleetcmd.StartMagazineArgs) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "start", Magazine: a.Magazine})
+	_, err := ca.do(ctx, agent.Request{Cmd: "start", Magazine: a.Magazine})
 	return err
 }
 
 func (ca commandAgent) Pause(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "pause"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "pause"})
 	return err
 }
 
 func (ca commandAgent) Resume(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "resume"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "resume"})
 	return err
 }
 
 func (ca commandAgent) Abort(ctx context.Context, a fleetcmd.AbortArgs) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "abort", Reason: a.Reason})
+	_, err := ca.do(ctx, agent.Request{Cmd: "abort", Reason: a.Reason})
 	return err
 }
 
 func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
-	resp, err := ca.do(ctx, daemon.Request{Cmd: "status"})
+	resp, err := ca.do(ctx, agent.Request{Cmd: "status"})
 	if err != nil || resp.Status == nil {
 		return fleetcmd.Status{}, err
 	}
@@ -247,7 +243,7 @@ func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
 // and the self-test goes on (its outcome is a self_test event, and a fault
 // event when it failed). The reply lists every check.
 func (ca commandAgent) SelfTest(ctx context.Context, a fleetcmd.SelfTestArgs) (fleetcmd.SelfTestResult, error) {
-	resp, err := ca.do(ctx, daemon.Request{Cmd: "selftest"})
+	resp, err := ca.do(ctx, agent.Request{Cmd: "selftest"})
 	if err != nil {
 		var ce *fleetcmd.Error
 		if errors.As(err, &ce) || ctx.Err() != nil {
@@ -282,7 +278,7 @@ func (ca commandAgent) SetLogLevel(_ context.Context, a fleetcmd.SetLogLevelArgs
 // ReloadConfig is SIGHUP's path: the file is re-read and validated, and
 // applied only if valid (bad_request naming the key otherwise).
 func (ca commandAgent) ReloadConfig(ctx context.Context) error {
-	_, err := ca.do(ctx, daemon.Request{Cmd: "reload"})
+	_, err := ca.do(ctx, agent.Request{Cmd: "reload"})
 	return err
 }
 

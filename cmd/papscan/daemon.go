@@ -12,27 +12,20 @@ import (
 	"syscall"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/i2c/i2creg"
-	"periph.io/x/host/v3"
-
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/cmd/papscan/internal/logx"
 	"papscan/cmd/papscan/internal/sdnotify"
+	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/hal"
-	"papscan/hal/loader"
-	"papscan/hal/machine"
 	"papscan/hal/panel"
-	"papscan/hal/pins"
-	"papscan/hal/sim/slide"
-	"papscan/hal/sim/world"
+	"papscan/robot"
 	"papscan/scan"
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 )
 
-var _ daemon.Notifier = (*sdnotify.Notifier)(nil)
+var _ agent.Notifier = (*sdnotify.Notifier)(nil)
 
 // defaultSocket is the agent's status socket under systemd's
 // RuntimeDirectory=papscan.
@@ -126,7 +119,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	level := new(slog.LevelVar)
 	_ = level.UnmarshalText([]byte(cfg.Agent.LogLevel))
 	log := logx.New(e.stderr, level, 5, 10*time.Second, nil)
-	health := daemon.NewHealth(nil)
+	health := agent.NewHealth(nil)
 	_ = notifier.Status("starting: opening hardware")
 
 	model, err := loadModel()
@@ -134,19 +127,20 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		log.Error("classifier model", "err", err)
 		return exitFailure
 	}
-	var rb *robot
+	var rb *robot.Robot
+	ro := robot.Options{Clock: health.Clock, Log: log}
 	if *sim {
-		rb, err = openSimRobot(ctx, cfg, health, log)
+		rb, err = robot.OpenSim(ctx, cfg, robot.SimOptions{Options: ro})
 	} else {
-		rb, err = openRealRobot(ctx, cfg, health, log)
+		rb, err = robot.Open(ctx, cfg, ro)
 	}
 	if err != nil {
 		log.Error("hardware", "err", err)
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFault
 	}
-	defer rb.close()
-	mach := rb.mach
+	defer rb.Close()
+	mach := rb
 
 	pctx, stopPanel := context.WithCancel(context.WithoutCancel(ctx))
 	var bg sync.WaitGroup
@@ -155,10 +149,10 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	go func() { defer bg.Done(); _ = mach.Panel.Run(pctx) }()
 	_ = mach.Panel.Show(panel.StateStarting)
 	var presses <-chan hal.Press
-	if rb.buttons != nil {
+	if rb.Buttons != nil {
 		bg.Add(1)
-		go func() { defer bg.Done(); _ = rb.buttons.Run(pctx) }()
-		presses = rb.buttons.Presses()
+		go func() { defer bg.Done(); _ = rb.Buttons.Run(pctx) }()
+		presses = rb.Buttons.Presses()
 	}
 
 	brokers, linkCfg := cfg.Agent.MQTT.Brokers, cfg
@@ -190,12 +184,12 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	if err != nil {
 		log.Error("fleet commands", "err", err)
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
-		if errors.As(err, new(configError)) {
+		if errors.As(err, new(delivery.ConfigError)) {
 			return exitConfig
 		}
 		return exitFailure
 	}
-	lk, err := openLinkWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
+	lk, err := delivery.OpenWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
 		o.Background = true
 		o.Subscriptions = append(o.Subscriptions, cmds.subscription())
 	})
@@ -206,15 +200,18 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
 		return exitFailure
 	}
-	defer lk.close(ctx)
-	tm := lk.tm
-	dl := &outboxDelivery{stateDir: cfg.Agent.StateDir, link: lk, log: log}
+	defer lk.Close(ctx)
+	tm := lk.Telemetry()
+	dl := &delivery.Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
 
 	hup := make(chan os.Signal, 1)
 	signal.Notify(hup, syscall.SIGHUP)
 	defer signal.Stop(hup)
-	axes := map[string]hal.Axis{"x": mach.Axes[0], "y": mach.Axes[1], "z": mach.Axes[2]}
-	opts := daemon.Options{
+	var press func(string, bool) error
+	if rb.World != nil {
+		press = func(b string, long bool) error { return rb.Press(cfg, b, long) }
+	}
+	opts := agent.Options{
 		Config:     cfg,
 		ConfigPath: *cfgPath,
 		Reload: func() (*config.Config, error) {
@@ -225,7 +222,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			return c, err
 		},
 		Hup: hup,
-		NewScanner: func(c *config.Config, h daemon.ScanHooks) (daemon.Scanner, error) {
+		NewScanner: func(c *config.Config, h agent.ScanHooks) (agent.Scanner, error) {
 			o := scanOptions(c, model, log) // StateDir: the magazine journals
 			o.Progress = func(p scan.Progress) {
 				h.Progress(p)
@@ -236,15 +233,9 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			o.BeforeSlide = h.BeforeSlide
 			return scan.New(mach.Machine, o)
 		},
-		Machine: mach.Machine,
-		Axes:    axes,
-		ClearFaults: func() error {
-			var errs []error
-			for _, a := range mach.Axes {
-				errs = append(errs, a.ClearFault())
-			}
-			return errors.Join(errs...)
-		},
+		Machine:   mach.Machine,
+		Axes:      rb.Axes,
+		Faults:    rb.Faults,
 		Delivery:  dl,
 		Panel:     mach.Panel,
 		Buttons:   presses,
@@ -255,7 +246,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 		Level:     level,
 		Health:    health,
 		Autostart: *autostart,
-		Press:     rb.press,
+		Press:     press,
 		Hooks:     testHooks(log),
 		Magazine: func(n int) string {
 			if *sim {
@@ -264,13 +255,13 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			return fmt.Sprintf("%s-%s-%02d", cfg.Agent.RobotID, time.Now().UTC().Format("20060102T1504"), n)
 		},
 	}
-	ag, err := daemon.New(opts)
+	ag, err := agent.New(opts)
 	if err != nil {
 		cmds.stop()
 		log.Error("agent", "err", err)
 		return exitFailure
 	}
-	lk.setHealth(agentHealth(ag))
+	lk.SetHealth(agentHealth(ag))
 	cmds.start(ag, lk)
 	err = ag.Run(ctx)
 	cmds.stop() // before the link closes: the last replies and audits go out
@@ -284,8 +275,8 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 // testHooks arms the daemon's test-only fault injections from
 // PAPSCAN_TESTHOOK_* variables (the subprocess tests set them; the unit
 // file never does). Each one armed is logged loudly.
-func testHooks(log *slog.Logger) *daemon.TestHooks {
-	var h daemon.TestHooks
+func testHooks(log *slog.Logger) *agent.TestHooks {
+	var h agent.TestHooks
 	armed := false
 	if os.Getenv("PAPSCAN_TESTHOOK_STALL") == "1" {
 		// SIGUSR1 stalls the control loop.
@@ -305,140 +296,16 @@ func testHooks(log *slog.Logger) *daemon.TestHooks {
 	return &h
 }
 
-// robot is the opened hardware (or simulation) below the agent.
-type robot struct {
-	mach    *machine.Machine
-	buttons *panel.Buttons
-	press   func(button string, long bool) error // simulated robot only
-	closers []func()
-}
-
-func (r *robot) close() {
-	for i := len(r.closers) - 1; i >= 0; i-- {
-		r.closers[i]()
-	}
-}
-
-func buttonList(cfg *config.Config, pin func(config.Pin) (gpio.PinIO, error)) ([]panel.Button, error) {
-	pc := cfg.Machine.Panel
-	var bs []panel.Button
-	for _, b := range []struct {
-		name, key string
-		p         config.Pin
-	}{{daemon.ButtonStart, "button_start", pc.ButtonStart}, {daemon.ButtonAbort, "button_abort", pc.ButtonAbort}, {daemon.ButtonAck, "button_ack", pc.ButtonAck}} {
-		if b.p.IsZero() {
-			continue
+// agentHealth fills the health message's agent part from its status.
+func agentHealth(ag *agent.Agent) func(h *telemetry.Health) {
+	return func(h *telemetry.Health) {
+		st := ag.Status()
+		h.Stage = st.State
+		if f := st.Fault; f != nil && st.State == "fault" {
+			h.Faults = []telemetry.FaultInfo{{Code: f.Code, Name: f.Name, Device: f.Device, Cause: f.Error}}
 		}
-		p, err := pin(b.p)
-		if err != nil {
-			return nil, fmt.Errorf("machine.panel.%s: %w", b.key, err)
-		}
-		bs = append(bs, panel.Button{Name: b.name, Pin: p, ActiveLow: b.p.ActiveLow, Pull: pins.Pull(b.p)})
-	}
-	return bs, nil
-}
-
-func newButtons(cfg *config.Config, pin func(config.Pin) (gpio.PinIO, error)) (*panel.Buttons, error) {
-	bs, err := buttonList(cfg, pin)
-	if err != nil {
-		return nil, err
-	}
-	return panel.NewButtons(bs, panel.ButtonOptions{Debounce: cfg.Machine.Panel.Debounce.D(), LongPress: cfg.Machine.Panel.LongPress.D()})
-}
-
-func openSimRobot(ctx context.Context, cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
-	kind := slide.SurePath
-	if cfg.Sim.SpotKind == "thinprep" {
-		kind = slide.ThinPrep
-	}
-	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, "M0001")
-	for i := range specs {
-		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
-		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
-		if i == cfg.Sim.UnreadableLabelSlot { // as `papscan sim`
-			specs[i].Label = slide.LabelDamaged
+		if f := st.Fault; f != nil && f.Code == int(hal.FaultStorage) {
+			h.AcceptSlides = false
 		}
 	}
-	slides, source, err := world.BuildSlides(specs, world.FindDataDir(cfg.Sim.DataDir))
-	if err != nil {
-		return nil, err
-	}
-	w, err := world.NewWorld(cfg, slides)
-	if err != nil {
-		return nil, err
-	}
-	log.Info("simulated robot", "slides", len(slides), "source", source)
-	// The same reopen-with-backoff wrapper as the robot's V4L2 camera, on
-	// the virtual clock: an unplugged sim camera becomes a camera fault.
-	frames, err := w.RecoveringCamera(ctx, log)
-	if err != nil {
-		return nil, err
-	}
-	mach, err := w.Machine(frames, health.Clock(w.Clock))
-	if err != nil {
-		return nil, err
-	}
-	btn, err := newButtons(cfg, w.GPIO)
-	if err != nil {
-		return nil, err
-	}
-	keys := map[string]config.Pin{daemon.ButtonStart: cfg.Machine.Panel.ButtonStart, daemon.ButtonAbort: cfg.Machine.Panel.ButtonAbort, daemon.ButtonAck: cfg.Machine.Panel.ButtonAck}
-	press := func(button string, long bool) error {
-		var ps []config.Pin
-		for _, b := range strings.Split(button, "+") {
-			p, ok := keys[b]
-			if !ok || p.IsZero() {
-				return fmt.Errorf("press: no button %q (want start, abort, ack or a chord like ack+start)", b)
-			}
-			ps = append(ps, p)
-		}
-		hold := 150 * time.Millisecond
-		if long {
-			hold = cfg.Machine.Panel.LongPress.D() + 300*time.Millisecond
-		}
-		for _, p := range ps {
-			w.Pins[p.String()].EdgesChan <- gpio.Level(!p.ActiveLow)
-		}
-		time.AfterFunc(hold, func() {
-			for _, p := range ps {
-				w.Pins[p.String()].EdgesChan <- gpio.Level(p.ActiveLow)
-			}
-		})
-		return nil
-	}
-	return &robot{mach: mach, buttons: btn, press: press}, nil
-}
-
-func openRealRobot(ctx context.Context, cfg *config.Config, health *daemon.Health, log *slog.Logger) (*robot, error) {
-	state, err := host.Init()
-	if err != nil {
-		return nil, fmt.Errorf("periph host: %w", err)
-	}
-	for _, f := range state.Failed {
-		log.Warn("periph driver failed to load", "driver", f.D.String(), "err", f.Err)
-	}
-	r := &robot{}
-	bus, err := i2creg.Open(cfg.Machine.I2CBus)
-	if err != nil {
-		return nil, fmt.Errorf("machine.i2c_bus: %s: %w", cfg.Machine.I2CBus, err)
-	}
-	r.closers = append(r.closers, func() { bus.Close() })
-	cam := cfg.Machine.Camera
-	frames, err := openCamera(ctx, cam, log)
-	if err != nil {
-		r.close()
-		return nil, fmt.Errorf("machine.camera.device: %w", err)
-	}
-	r.closers = append(r.closers, func() { frames.Close() })
-	pin := func(p config.Pin) (gpio.PinIO, error) { return pins.Open(p) }
-	r.mach, err = machine.Build(cfg, machine.Wire{Bus: bus, Frames: frames, Pin: pin, Loader: &loader.Manual{}, Clock: health.Clock(hal.SystemClock{})})
-	if err != nil {
-		r.close()
-		return nil, err
-	}
-	if r.buttons, err = newButtons(cfg, pin); err != nil {
-		r.close()
-		return nil, err
-	}
-	return r, nil
 }

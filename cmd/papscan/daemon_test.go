@@ -15,7 +15,7 @@ import (
 	"testing"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/scan"
 )
 
@@ -207,22 +207,22 @@ func (a *agentProc) waitFor(what string, d time.Duration, cond func() bool) {
 	}
 }
 
-func (a *agentProc) status() daemon.Status {
+func (a *agentProc) status() agent.Status {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	resp, err := daemon.Query(ctx, a.socket, daemon.Request{Cmd: "status"})
+	resp, err := agent.Query(ctx, a.socket, agent.Request{Cmd: "status"})
 	if err != nil || resp.Status == nil {
 		a.t.Fatalf("status: %v %+v", err, resp)
 	}
 	return *resp.Status
 }
 
-func (a *agentProc) query(req daemon.Request) daemon.Response {
+func (a *agentProc) query(req agent.Request) agent.Response {
 	a.t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
 	defer cancel()
-	resp, err := daemon.Query(ctx, a.socket, req)
+	resp, err := agent.Query(ctx, a.socket, req)
 	if err != nil {
 		a.t.Fatalf("%s: %v", req.Cmd, err)
 	}
@@ -275,7 +275,7 @@ func TestAgentReadyScanAndStopMidScan(t *testing.T) {
 	if !sawSelfCheck {
 		t.Errorf("READY before the self-check status: %q", a.msgs())
 	}
-	if r := a.query(daemon.Request{Cmd: "press", Button: "start"}); !r.OK {
+	if r := a.query(agent.Request{Cmd: "press", Button: "start"}); !r.OK {
 		t.Fatalf("press start: %+v", r)
 	}
 	var slide string
@@ -301,7 +301,7 @@ func TestAgentReadyScanAndStopMidScan(t *testing.T) {
 	if a.count("STOPPING=1") != 1 {
 		t.Errorf("STOPPING=1 sent %d times", a.count("STOPPING=1"))
 	}
-	ps, err := daemon.ReadState(a.stateDir)
+	ps, err := agent.ReadState(a.stateDir)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -327,7 +327,7 @@ func TestAgentReadyScanAndStopMidScan(t *testing.T) {
 
 // StopTimeout is the subprocess's stop budget in tests: far below the
 // unit's TimeoutStopSec on a simulated robot.
-func StopTimeout(*testing.T) time.Duration { return daemon.StopBudget }
+func StopTimeout(*testing.T) time.Duration { return agent.StopBudget }
 
 // readResults parses every stored result.json, by slide.
 func readResults(t *testing.T, stateDir string) map[string]scan.Report {
@@ -371,7 +371,7 @@ func TestAgentWatchdogStopsWhenLoopStalls(t *testing.T) {
 		t.Errorf("selftest: exit %d %q %q", code, out, stderr)
 	}
 	code, out, _ := runCmd(t, "status", "--json", "--socket", a.socket)
-	var st daemon.Status
+	var st agent.Status
 	if err := json.Unmarshal([]byte(out), &st); code != exitOK || err != nil || st.State != "ready" || !st.Ready || !st.Healthy {
 		t.Errorf("status --json: exit %d %v %q", code, err, out)
 	}

@@ -164,3 +164,17 @@ func TestSimEndToEnd(t *testing.T) {
 		}
 	}
 }
+
+// TestRunIsTheAgentAlias: `papscan run` is the agent on the real hardware
+// (same flags); it refuses --sim and needs --config.
+func TestRunIsTheAgentAlias(t *testing.T) {
+	if code, _, stderr := runCmd(t, "run", "--sim"); code != exitUsage || !strings.Contains(stderr, "agent --sim") {
+		t.Errorf("run --sim: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "run"); code != exitUsage || !strings.Contains(stderr, "papscan run: --config FILE is required") {
+		t.Errorf("run without --config: exit %d %q", code, stderr)
+	}
+	if code, _, stderr := runCmd(t, "run", "--help"); code != exitOK || !strings.Contains(stderr, "alias of `papscan agent`") || !strings.Contains(stderr, "-state-dir") {
+		t.Errorf("run --help: exit %d %q", code, stderr)
+	}
+}

@@ -11,7 +11,7 @@ import (
 	"testing"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/scan"
 )
 
@@ -65,7 +65,7 @@ func TestAgentKilledMidSlideResumes(t *testing.T) {
 		t.Fatal(err)
 	}
 	a.waitExit(time.Minute)
-	ps, err := daemon.ReadState(a.stateDir)
+	ps, err := agent.ReadState(a.stateDir)
 	if err != nil || ps.Unfinished == nil || ps.Unfinished.Name != "M0001" || ps.Current == nil || ps.Current.Slot != slot {
 		t.Fatalf("state file after the kill: %+v %v", ps, err)
 	}
@@ -81,7 +81,7 @@ func TestAgentKilledMidSlideResumes(t *testing.T) {
 		t.Errorf("interrupted slide's result: verdict %s rerun %v flags %v slot %d", ir.Verdict, ir.Rerun, ir.Flags, ir.Slot)
 	}
 	st := b.status()
-	if !slices.ContainsFunc(st.Rerun, func(x daemon.Rerun) bool { return x.SlideID == slide && x.ResultID == ir.ResultID }) {
+	if !slices.ContainsFunc(st.Rerun, func(x agent.Rerun) bool { return x.SlideID == slide && x.ResultID == ir.ResultID }) {
 		t.Errorf("interrupted slide not on the rerun list: %+v", st.Rerun)
 	}
 	if st.SelfTest == nil || !st.SelfTest.OK || st.SelfTest.Context != "startup" || len(st.SelfTest.Checks) < 4 {
@@ -97,7 +97,7 @@ func TestAgentKilledMidSlideResumes(t *testing.T) {
 		len(st.Progress.Pending) != 0 || len(st.Progress.Rerun) != 0 || st.State != "done" {
 		t.Errorf("after the resumed magazine: %+v %+v", st, st.Progress)
 	}
-	if slices.ContainsFunc(st.Rerun, func(x daemon.Rerun) bool { return x.SlideID == slide }) {
+	if slices.ContainsFunc(st.Rerun, func(x agent.Rerun) bool { return x.SlideID == slide }) {
 		t.Errorf("rescanned slide still on the rerun list: %+v", st.Rerun)
 	}
 	if st.SelfTest == nil || st.SelfTest.Context != "after_magazine" || !st.SelfTest.OK {

@@ -4,8 +4,6 @@ import (
 	"context"
 	"fmt"
 	"slices"
-
-	"papscan/hal"
 )
 
 // runRun is `papscan run`: the same agent as `papscan agent` (the
@@ -18,14 +16,4 @@ func runRun(ctx context.Context, e env, args []string) int {
 		return exitUsage
 	}
 	return agentMain(ctx, e, "run", args)
-}
-
-func fourcc(s string) uint32 {
-	switch s {
-	case "RGB3":
-		return hal.PixFmtRGB3
-	case "MJPEG":
-		return hal.PixFmtMJPEG
-	}
-	return hal.PixFmtYUYV
 }

@@ -10,19 +10,19 @@ import (
 	"strings"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 )
 
 // Exit code of status/selftest/jog when no agent answers on the socket.
 const exitNoAgent = 5
 
-func queryAgent(ctx context.Context, e env, socket string, req daemon.Request, timeout time.Duration) (daemon.Response, int) {
+func queryAgent(ctx context.Context, e env, socket string, req agent.Request, timeout time.Duration) (agent.Response, int) {
 	qctx, cancel := context.WithTimeout(ctx, timeout)
 	defer cancel()
-	resp, err := daemon.Query(qctx, socket, req)
+	resp, err := agent.Query(qctx, socket, req)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan %s: %v\n", req.Cmd, err)
-		if errors.Is(err, daemon.ErrNoAgent) {
+		if errors.Is(err, agent.ErrNoAgent) {
 			fmt.Fprintln(e.stderr, "is the service running? (systemctl status papscan; or start `papscan agent --sim`)")
 			return resp, exitNoAgent
 		}
@@ -41,7 +41,7 @@ func runStatus(ctx context.Context, e env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	resp, code := queryAgent(ctx, e, socketPath(*sock), daemon.Request{Cmd: "status"}, 10*time.Second)
+	resp, code := queryAgent(ctx, e, socketPath(*sock), agent.Request{Cmd: "status"}, 10*time.Second)
 	if code != exitOK {
 		return code
 	}
@@ -70,7 +70,7 @@ func runSelftest(ctx context.Context, e env, args []string) int {
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
 	}
-	resp, code := queryAgent(ctx, e, socketPath(*sock), daemon.Request{Cmd: "selftest"}, 6*time.Minute)
+	resp, code := queryAgent(ctx, e, socketPath(*sock), agent.Request{Cmd: "selftest"}, 6*time.Minute)
 	if code != exitOK {
 		return code
 	}
@@ -112,7 +112,7 @@ func runJog(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "papscan jog: %v\n", err)
 		return exitUsage
 	}
-	resp, code := queryAgent(ctx, e, socketPath(*sock), daemon.Request{Cmd: "jog", Axis: fs.Arg(0), UM: um}, time.Minute)
+	resp, code := queryAgent(ctx, e, socketPath(*sock), agent.Request{Cmd: "jog", Axis: fs.Arg(0), UM: um}, time.Minute)
 	if code != exitOK {
 		return code
 	}

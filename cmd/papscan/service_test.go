@@ -7,7 +7,7 @@ import (
 	"testing"
 	"time"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 )
 
 // unitSettings reads deploy/papscan.service's [Service] and [Unit] keys
@@ -49,8 +49,8 @@ func TestUnitMatchesTheAgent(t *testing.T) {
 	if err != nil {
 		t.Fatalf("TimeoutStopSec %q: %v", kv["TimeoutStopSec"], err)
 	}
-	if stop < daemon.StopBudget+10*time.Second {
-		t.Errorf("TimeoutStopSec %s < stop budget %s + 10 s", stop, daemon.StopBudget)
+	if stop < agent.StopBudget+10*time.Second {
+		t.Errorf("TimeoutStopSec %s < stop budget %s + 10 s", stop, agent.StopBudget)
 	}
 	wd, err := time.ParseDuration(kv["WatchdogSec"])
 	if err != nil || wd < 20*time.Second {

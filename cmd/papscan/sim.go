@@ -9,10 +9,12 @@ import (
 	"os"
 	"path/filepath"
 
+	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/world"
+	"papscan/robot"
 	"papscan/scan"
 	"papscan/telemetry/broker"
 )
@@ -101,20 +103,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if cfg.Sim.SpotKind == "thinprep" {
 		kind = slide.ThinPrep
 	}
-	data := ""
-	if !so.synthetic {
-		data = world.FindDataDir(cfg.Sim.DataDir)
-	}
-	specs := world.SlideSpecs(cfg.Sim.Slides, cfg.Sim.Seed, kind, magazine)
-	for i := range specs {
-		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
-		// The simulated spots have the configured nominal diameter.
-		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
-		if i == cfg.Sim.UnreadableLabelSlot {
-			specs[i].Label = slide.LabelDamaged
-		}
-	}
-	slides, source, err := world.BuildSlides(specs, data)
+	slides, source, err := robot.SimSlides(cfg, magazine, so.synthetic)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFailure
@@ -132,7 +121,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
-	mach, err := w.Machine(frames, w.Clock)
+	mach, err := robot.BuildSim(cfg, w, frames, w.Clock)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
@@ -168,13 +157,13 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		defer stopFleet()
 		linkCfg = withAckKey(cfg)
 	}
-	lk, err := openLink(ctx, linkCfg, brokers, log)
+	lk, err := delivery.Open(ctx, linkCfg, brokers, log)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: telemetry: %v\n", err)
 		return exitFailure
 	}
-	defer lk.close(ctx)
-	tm := lk.tm
+	defer lk.Close(ctx)
+	tm := lk.Telemetry()
 
 	opts := scanOptions(cfg, model, log)
 	opts.FocusTruth = w.FocusTruth // measures the focus error; the scanner never steers by it
@@ -195,26 +184,29 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 		}
 	}
+	d := &delivery.Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
+	var reports []*scan.Report
+	paths := map[string]string{} // result ID -> result.json
+	d.Stored = func(r *scan.Report, files scan.Files) {
+		reports, paths[r.ResultID] = append(reports, r), files.Result
+		if so.json {
+			fmt.Fprintf(e.stdout, "%s\n", simJSONLine(r))
+		}
+	}
+	// No slide is taken when its result could not be stored.
+	opts.BeforeSlide = func(ctx context.Context, _ int) error { return d.Admit(ctx) }
 	sc, err := scan.New(mach.Machine, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitConfig
 	}
-	d := &deliverer{stateDir: cfg.Agent.StateDir, link: lk, log: log}
-	if so.json {
-		d.jsonOut = e.stdout
-	}
 	pnl.Show(panel.StateScanning)
-	lk.setStage("scanning")
-	var mres *scan.MagazineResult
-	runErr := lk.admit(ctx) // no slide is taken when its result could not be stored
+	lk.SetStage("scanning")
+	mres, runErr := sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.Deliver(ctx, r) })
+	printMagazine(out, mres)
 	if runErr == nil {
-		mres, runErr = sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.deliver(ctx, r) })
-		printMagazine(out, mres)
-	}
-	if runErr == nil {
-		lk.setStage("done")
-		lk.event("magazine_done", map[string]any{"magazine": magazine, "slides": len(d.reports)})
+		lk.SetStage("done")
+		lk.Event("magazine_done", map[string]any{"magazine": magazine, "slides": len(reports)})
 	}
 	if runErr != nil {
 		pnl.Show(panel.StateFault)
@@ -225,21 +217,18 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	}
 	if !so.json {
 		fmt.Fprintln(out)
-		printTable(out, d.reports, d.paths)
-		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(d.reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
+		printTable(out, reports, paths)
+		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
 	}
-	if left := lk.drain(ctx, simAckWait); left > 0 {
+	if left := lk.Drain(ctx, simAckWait); left > 0 {
 		fmt.Fprintf(e.stderr, "%d results/events await the fleet's ack (kept in %s; sent again at the next start)\n",
-			left, lk.ob.Path())
+			left, lk.Outbox().Path())
 	} else {
 		fmt.Fprintf(e.stderr, "outbox empty: the fleet acknowledged every result\n")
 	}
 	if runErr != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", runErr)
 		return exitCodeFor(runErr)
-	}
-	if d.unsent > 0 {
-		return exitFailure
 	}
 	return exitOK
 }

@@ -16,7 +16,7 @@ import (
 
 	paho "github.com/eclipse/paho.mqtt.golang"
 
-	"papscan/cmd/papscan/internal/daemon"
+	"papscan/agent"
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	fleetcmd "papscan/telemetry/command"
@@ -282,7 +282,7 @@ func sign(t *testing.T, k fleetcmd.SigningKey, typ string, args any, at time.Tim
 
 // TestAgentFleetCommands: signed commands over MQTT reach the running
 // agent (subscription, verification, replay guard in the state directory,
-// daemon.Agent.Do) and are answered on cmd/reply; a wrong key, a replayed
+// agent.Agent.Do) and are answered on cmd/reply; a wrong key, a replayed
 // nonce, a stale timestamp, another robot and malformed JSON are answered
 // with an error and change nothing; every command leaves a durable
 // command_audit event that the fleet receives.
@@ -425,7 +425,7 @@ func TestAgentFleetCommands(t *testing.T) {
 	if _, err := os.Stat(filepath.Join(a.stateDir, replayFile)); err != nil {
 		t.Errorf("replay store: %v", err)
 	}
-	resp := a.query(daemon.Request{Cmd: "status"})
+	resp := a.query(agent.Request{Cmd: "status"})
 	if resp.Status == nil || resp.Status.Fault != nil {
 		t.Errorf("status at the end: %+v", resp)
 	}

@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
+	"sync"
 	"syscall"
 	"time"
 
@@ -49,8 +50,13 @@ type Recovering struct {
 	name   string
 	four   uint32
 	w, h   int
-	fault  *hal.Fault
 	closed bool
+
+	// fault is the latched fault; faultMu guards it because the agent
+	// reads and clears it (hal.Latching) from another goroutine than the
+	// one that owns the camera.
+	faultMu sync.Mutex
+	fault   *hal.Fault
 
 	reopens int // successful reopens, for telemetry
 
@@ -64,7 +70,10 @@ type Recovering struct {
 	first   error
 }
 
-var _ hal.FrameSource = (*Recovering)(nil)
+var (
+	_ hal.FrameSource = (*Recovering)(nil)
+	_ hal.Latching    = (*Recovering)(nil)
+)
 
 // NewRecovering opens the camera through open, retrying like a read would
 // when the first open fails with one of the errors above (the camera may
@@ -126,12 +135,34 @@ func (r *Recovering) Format() (fourcc uint32, w, h int) { return r.four, r.w, r.
 // Reopens is the number of successful reopens so far.
 func (r *Recovering) Reopens() int { return r.reopens }
 
-// Fault is the latched fault, or nil.
-func (r *Recovering) Fault() *hal.Fault { return r.fault }
+// Fault implements hal.Latching: the latched *hal.Fault, or nil.
+func (r *Recovering) Fault() error {
+	if f := r.latched(); f != nil {
+		return f
+	}
+	return nil
+}
 
-// ClearFault is the technician's acknowledge: the next read tries to open
-// the camera again.
-func (r *Recovering) ClearFault() { r.fault = nil }
+func (r *Recovering) latched() *hal.Fault {
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	return r.fault
+}
+
+func (r *Recovering) setFault(f *hal.Fault) *hal.Fault {
+	r.faultMu.Lock()
+	defer r.faultMu.Unlock()
+	r.fault = f
+	return f
+}
+
+// ClearFault implements hal.Latching, the technician's acknowledge: the
+// next read tries to open the camera again. It is safe to call from any
+// goroutine.
+func (r *Recovering) ClearFault() error {
+	r.setFault(nil)
+	return nil
+}
 
 // LastFrame implements hal.FrameTimer when the open source does.
 func (r *Recovering) LastFrame() hal.FrameInfo {
@@ -146,8 +177,8 @@ func (r *Recovering) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) 
 	if r.closed {
 		return dst[:0], fmt.Errorf("%s: read frame: closed: %w", r.name, syscall.EBADF)
 	}
-	if r.fault != nil {
-		return dst[:0], r.fault
+	if f := r.latched(); f != nil {
+		return dst[:0], f
 	}
 	if r.src == nil { // after ClearFault
 		if err := r.reopen(ctx, errors.New("fault cleared")); err != nil {
@@ -200,8 +231,7 @@ func (r *Recovering) reopen(ctx context.Context, cause error) error {
 				_ = src.Close()
 				err = fmt.Errorf("reopened with %s %dx%d, not %s %dx%d", hal.FourCC(f), w, h, hal.FourCC(r.four), r.w, r.h)
 				r.attempt = 0
-				r.fault = hal.NewFault(r.opts.Device, hal.FaultCamera, err)
-				return r.fault
+				return r.setFault(hal.NewFault(r.opts.Device, hal.FaultCamera, err))
 			}
 			r.src = src
 			r.reopens++
@@ -214,11 +244,11 @@ func (r *Recovering) reopen(ctx context.Context, cause error) error {
 		last = err
 		r.opts.Log.Warn("camera reopen failed", "camera", r.name, "attempt", r.attempt, "of", r.opts.Attempts, "err", err)
 	}
-	r.fault = hal.NewFault(r.opts.Device, hal.FaultCamera,
+	f := hal.NewFault(r.opts.Device, hal.FaultCamera,
 		fmt.Errorf("no working camera after %d reopen attempts over %v (first failure: %v): %w",
 			r.opts.Attempts, r.opts.Clock.Now().Sub(r.since), r.first, last))
 	r.attempt = 0
-	return r.fault
+	return r.setFault(f)
 }
 
 // Close implements hal.FrameSource.

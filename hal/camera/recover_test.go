@@ -153,7 +153,7 @@ func TestCameraStaysGoneLatchesFault(t *testing.T) {
 		t.Errorf("fault not latched: %v, %d opens", err2, len(o.at))
 	}
 	o.opens = nil // camera plugged back in
-	r.ClearFault()
+	_ = r.ClearFault()
 	if b, err := r.ReadFrame(t.Context(), nil); err != nil || b[0] != 5 {
 		t.Fatalf("after clear: %v %v", b, err)
 	}

@@ -92,6 +92,13 @@ func (p *Piezo) position(code uint16) physic.Distance {
 	return physic.Distance(math.Round(float64(code) / 65535 * float64(p.opts.FullScale)))
 }
 
+// Homed reports whether the stage was homed since the last fault.
+func (p *Piezo) Homed() bool {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.homed
+}
+
 // Fault returns the latched fault, or nil.
 func (p *Piezo) Fault() error {
 	p.mu.Lock()

@@ -4,6 +4,6 @@
 // which reaches lines the device tree leaves unnamed. It also maps a pin's
 // configured bias ("up", "down", "none") onto gpio.Pull.
 //
-// The robot's service (cmd/papscan run) and hal/machine use Open; the
+// The robot's service (through the assembly point, papscan/robot) uses Open; the
 // simulator provides its own opener with the same signature.
 package pins

@@ -2,14 +2,37 @@ package pins
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpioreg"
 	"periph.io/x/host/v3/gpioioctl"
-
-	config "papscan/firmware-config"
 )
+
+// Line names one GPIO line: by Name (periph's gpioreg, e.g. "GPIO17"), or
+// by Chip ("gpiochip0" or "/dev/gpiochip0") and Line offset, with its
+// active level and bias. The assembly point (papscan/robot) maps the
+// configuration's pins onto it.
+type Line struct {
+	Name      string
+	Chip      string
+	Line      int
+	ActiveLow bool
+	// Pull is the bias: "up", "down", "none" or "" (leave as is).
+	Pull string
+}
+
+// IsZero reports whether no line is given.
+func (p Line) IsZero() bool { return p == Line{} }
+
+// String is "GPIO17" or "gpiochip0:17".
+func (p Line) String() string {
+	if p.Chip != "" {
+		return strings.TrimPrefix(p.Chip, "/dev/") + ":" + strconv.Itoa(p.Line)
+	}
+	return p.Name
+}
 
 // Opener opens GPIO lines. Its zero value uses periph's registries: gpioreg
 // for names and gpioioctl.Chips for chip+line (both filled by host.Init).
@@ -23,10 +46,10 @@ type Opener struct {
 }
 
 // Open opens p with the zero Opener (periph's registries).
-func Open(p config.Pin) (gpio.PinIO, error) { return Opener{}.Open(p) }
+func Open(p Line) (gpio.PinIO, error) { return Opener{}.Open(p) }
 
 // Open returns the line p names. The error names the pin as configured.
-func (o Opener) Open(p config.Pin) (gpio.PinIO, error) {
+func (o Opener) Open(p Line) (gpio.PinIO, error) {
 	switch {
 	case p.IsZero():
 		return nil, fmt.Errorf("gpio: no pin given")
@@ -70,9 +93,9 @@ func chipLine(chip string, line int) (gpio.PinIO, error) {
 	return nil, fmt.Errorf("chip %q not found", chip)
 }
 
-// Pull maps a configured bias onto gpio.Pull: "up", "down", "none" (float);
+// Pull maps a line's bias onto gpio.Pull: "up", "down", "none" (float);
 // "" leaves the hardware's setting (gpio.PullNoChange).
-func Pull(p config.Pin) gpio.Pull {
+func Pull(p Line) gpio.Pull {
 	switch p.Pull {
 	case "up":
 		return gpio.PullUp
@@ -85,11 +108,11 @@ func Pull(p config.Pin) gpio.Pull {
 }
 
 // Level is the electrical level that means "active" (on) for p.
-func Level(p config.Pin, active bool) gpio.Level {
+func Level(p Line, active bool) gpio.Level {
 	return gpio.Level(active != p.ActiveLow)
 }
 
 // Active reports whether the electrical level l means "active" for p.
-func Active(p config.Pin, l gpio.Level) bool {
+func Active(p Line, l gpio.Level) bool {
 	return bool(l) != p.ActiveLow
 }

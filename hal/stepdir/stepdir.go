@@ -75,10 +75,9 @@ type Axis struct {
 	pins  Pins
 	clock hal.Clock
 	// Limits in steps, steps/s, steps/s².
-	minPos, maxPos   int64
-	speed, accel     float64
-	homeRate         float64
-	stepsPerDistance float64
+	minPos, maxPos int64
+	speed, accel   float64
+	homeRate       float64
 
 	mu    sync.Mutex
 	homed bool

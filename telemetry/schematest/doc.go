@@ -7,7 +7,7 @@
 //     and validated against command-body.json).
 //   - The document's examples validate.
 //   - Real messages validate: a telemetry.Client publishes birth, states,
-//     results (a marshalled scan.Report), events (including a command
+//     results (result.FromReport of a scan.Report), events (including a command
 //     audit record from a real command.Dispatcher), progress, the clean
 //     offline state and the Last Will through the embedded broker; the test
 //     captures them from the broker, maps each topic to exactly one channel

@@ -13,10 +13,12 @@ import (
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	"papscan/telemetry/command"
+	"papscan/telemetry/result"
 )
 
 func TestMergedPayloads(t *testing.T) {
 	s := loadSpec(t)
+	var ajv ajvSamples
 	b, err := broker.Start(context.Background(), "127.0.0.1:0", testLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -34,7 +36,7 @@ func TestMergedPayloads(t *testing.T) {
 		Faults: []telemetry.FaultInfo{{Code: 9, Name: "storage", Device: "disk", Cause: "full"}}, Outbox: telemetry.OutboxInfo{Depth: 2, Session: "s", Floor: 3}}); err != nil {
 		t.Fatal(err)
 	}
-	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: telemetry.NewID(), SlideID: "S1", Body: mustJSON(sampleReport("S1", true)),
+	if err := tm.PublishDelivery(ctx, telemetry.Delivery{Kind: telemetry.KindResult, ID: telemetry.NewID(), SlideID: "S1", Body: mustJSON(sampleResult("S1", true)),
 		OutboxSession: telemetry.NewID(), OutboxSeq: 4, OutboxFloor: 2, CommittedAt: time.Now(), Attempt: 2}); err != nil {
 		t.Fatal(err)
 	}
@@ -57,12 +59,22 @@ func TestMergedPayloads(t *testing.T) {
 			t.Error(err)
 			continue
 		}
-		if err := ch.validate(c.payload); err != nil {
+		if file, err := ch.acceptedBy(c.payload); err != nil {
 			t.Errorf("%s: %s\n%v", c.topic, c.payload, err)
 		} else {
 			t.Logf("ok %s", ch.name)
+			ajv.add(file, c.payload)
 		}
+	}
+	if !t.Failed() {
+		ajv.check(t)
 	}
 }
 
 func mustJSON(v any) []byte { b, _ := json.Marshal(v); return b }
+
+// sampleResult is sampleReport on the wire.
+func sampleResult(slide string, complete bool) *result.Message {
+	r := sampleReport(slide, complete)
+	return result.FromReport(&r)
+}

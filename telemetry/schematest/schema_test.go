@@ -26,6 +26,7 @@ import (
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	"papscan/telemetry/command"
+	"papscan/telemetry/result"
 )
 
 const (
@@ -104,6 +105,7 @@ func loadSpec(t testing.TB) *spec {
 	c.AssertContent()
 	s := &spec{doc: doc, channels: map[string]*channel{}}
 	base := filepath.Dir(docPath)
+	addSchemaResources(t, c, filepath.Join(base, "schemas"))
 	for name, ch := range doc.Channels {
 		re, err := addressRegexp(ch.Address)
 		if err != nil {
@@ -208,6 +210,12 @@ func (c *channel) validate(payload []byte) error {
 
 func TestDocumentSchemasAndExamples(t *testing.T) {
 	s := loadSpec(t)
+	var ajv ajvSamples
+	defer func() {
+		if !t.Failed() {
+			ajv.check(t)
+		}
+	}()
 	names := slices.Sorted(func(yield func(string) bool) {
 		for n := range s.channels {
 			if !yield(n) {
@@ -227,8 +235,10 @@ func TestDocumentSchemasAndExamples(t *testing.T) {
 				if err != nil {
 					t.Fatalf("%s example %d: %v", msgName, i, err)
 				}
-				if err := s.channels[name].validate(b); err != nil {
+				if file, err := s.channels[name].acceptedBy(b); err != nil {
 					t.Errorf("channel %s example %q does not validate: %v", name, ex.Name, err)
+				} else {
+					ajv.add(file, b)
 				}
 			}
 			if !realProducers[name] && len(m.Examples) == 0 {
@@ -416,7 +426,7 @@ func sampleReport(slide string, complete bool) scan.Report {
 		ResultID: telemetry.NewID(), SlideID: slide, RobotID: robot, Slot: 3,
 		Verdict: classify.VerdictNILM, TilesPlanned: 120, TilesCaptured: 120, TilesAnalysed: 120, Frames: 410,
 		Spot:  scan.Spot{CenterX: 40000, CenterY: 15000, Diameter: 13000, Found: true, Probes: 9},
-		Focus: scan.FocusStats{Points: 25, Frames: 260, Terms: 6, FitRMS: 0.8},
+		Focus: scan.FocusStats{Points: 25, Frames: 260, Terms: 6, FitRMS: 0.8, Map: []scan.FocusPoint{{X: 40000, Y: 15000, Z: 51.2}}},
 		Result: classify.SlideResult{Verdict: classify.VerdictNILM, Counts: map[string]int{"NILM": 6100, "LSIL": 3},
 			Cells: 6103, LowGradeCells: 3, Reason: "no abnormal cells above thresholds", ModelVersion: "sim-1"},
 		Timing:    scan.Timing{Machine: 95 * time.Second, Wall: 3 * time.Second},
@@ -435,6 +445,12 @@ func sampleReport(slide string, complete bool) scan.Report {
 // channel its topic belongs to.
 func TestRealMessagesValidate(t *testing.T) {
 	s := loadSpec(t)
+	var ajv ajvSamples
+	defer func() {
+		if !t.Failed() {
+			ajv.check(t)
+		}
+	}()
 	b, err := broker.Start(context.Background(), "127.0.0.1:0", testLogger())
 	if err != nil {
 		t.Fatal(err)
@@ -465,7 +481,7 @@ func TestRealMessagesValidate(t *testing.T) {
 	}
 	must(tm.PublishState(ctx, "scanning", map[string]any{"magazine": "M0001"}))
 	for _, r := range []scan.Report{sampleReport("M0001-S03", true), sampleReport("M0001-S04", false)} {
-		body, err := json.Marshal(r)
+		body, err := json.Marshal(result.FromReport(&r))
 		must(err)
 		must(tm.PublishResult(ctx, r.SlideID, r.ResultID, body))
 	}
@@ -527,8 +543,10 @@ func TestRealMessagesValidate(t *testing.T) {
 			continue
 		}
 		seen[ch.name]++
-		if err := ch.validate(c.payload); err != nil {
+		if file, err := ch.acceptedBy(c.payload); err != nil {
 			t.Errorf("%s message on %s does not validate:\n%s\n%v", ch.name, c.topic, c.payload, err)
+		} else {
+			ajv.add(file, c.payload)
 		}
 	}
 	for name := range s.channels {
@@ -713,6 +731,36 @@ func TestSchemasRejectMalformed(t *testing.T) {
 		}
 		if err := ch.validate(tc.payload); err == nil {
 			t.Errorf("%s: %s accepted: %s", tc.channel, tc.why, tc.payload)
+		}
+	}
+}
+
+// addSchemaResources registers every schema file under its $id, so that
+// the relative $refs between them resolve against the $id (as in ajv and
+// every other validator), not against the file's path.
+func addSchemaResources(t testing.TB, c *jsonschema.Compiler, dir string) {
+	t.Helper()
+	files, err := filepath.Glob(filepath.Join(dir, "*.json"))
+	if err != nil || len(files) == 0 {
+		t.Fatalf("schemas in %s: %v", dir, err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(b))
+		if err != nil {
+			t.Fatalf("%s: %v", f, err)
+		}
+		m, _ := doc.(map[string]any)
+		id, _ := m["$id"].(string)
+		if want := "https://schemas.papscan.example/" + filepath.Base(f); id != want {
+			t.Errorf("%s: $id %q, want %q", f, id, want)
+			continue
+		}
+		if err := c.AddResource(id, doc); err != nil {
+			t.Fatalf("%s: %v", f, err)
 		}
 	}
 }

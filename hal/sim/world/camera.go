@@ -16,7 +16,7 @@ import (
 // is closed and reopened with backoff; it comes back if the simulation
 // reconnects it meanwhile (Camera.Reconnect), else, after the configured
 // attempts, the wrapper latches a camera fault (hal.FaultCamera) that
-// every later read returns. Pass it as machine.Wire.Frames.
+// every later read returns. Pass it as robot.Wire.Frames.
 func (w *World) RecoveringCamera(ctx context.Context, log *slog.Logger) (*camera.Recovering, error) {
 	if log == nil {
 		log = slog.New(slog.DiscardHandler)

@@ -108,7 +108,7 @@ func (w *World) Piezo() *dacemu.DAC { return w.dev.piezo }
 func (w *World) Lamp() *pca9685emu.Chip { return w.dev.lamp }
 
 // GPIO opens the simulated line p names: a stepdir emulator's pin, or one
-// of Pins. It has the signature of machine.Wire.Pin.
+// of Pins. It has the signature of robot.Wire.Pin.
 func (w *World) GPIO(p config.Pin) (gpio.PinIO, error) {
 	if pin, ok := w.dev.pins[p.String()]; ok {
 		return pin, nil

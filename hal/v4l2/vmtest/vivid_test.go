@@ -311,7 +311,7 @@ func TestStaysGoneFaults(t *testing.T) {
 		t.Errorf("fault not latched: %v", err)
 	}
 	holder.Close() // last handle: vivid re-registers the device
-	r.ClearFault()
+	_ = r.ClearFault()
 	if _, err := r.ReadFrame(t.Context(), nil); err != nil {
 		t.Errorf("after the camera came back and the fault was cleared: %v", err)
 	}

@@ -1,4 +1,4 @@
-// Package daemon is papscan's long-running agent: one control loop that owns
+// Package agent is papscan's long-running agent: one control loop that owns
 // the robot's state (ready, scanning, paused, fault...), runs one machine job
 // at a time (a magazine, a self-check, a re-home, a jog), turns the panel's
 // button presses into actions, shows the state in the panel's LED language,
@@ -20,4 +20,4 @@
 // It sees the hardware through hal interfaces and small interfaces of its
 // own (Scanner, Delivery), so the same code drives the robot and the
 // simulated robot; cmd/papscan wires it.
-package daemon
+package agent

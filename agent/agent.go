@@ -1,4 +1,4 @@
-package daemon
+package agent
 
 import (
 	"context"
@@ -41,7 +41,7 @@ type Agent struct {
 
 	// Owned by the control loop (cfg: replaced by it under mu).
 	cfg       *config.Config
-	state     panel.State
+	state     State
 	job       string
 	lastJob   string // the job that ended last
 	jobCancel context.CancelFunc
@@ -72,7 +72,7 @@ type jobResult struct {
 // New checks the options and returns an agent.
 func New(o Options) (*Agent, error) {
 	if o.Config == nil || o.NewScanner == nil || o.Delivery == nil || o.Machine.Loader == nil {
-		return nil, errors.New("daemon: Config, NewScanner, Delivery and Machine.Loader are required")
+		return nil, errors.New("agent: Config, NewScanner, Delivery and Machine.Loader are required")
 	}
 	if o.Log == nil {
 		o.Log = slog.New(slog.DiscardHandler)
@@ -115,7 +115,7 @@ func New(o Options) (*Agent, error) {
 		ps.Rerun = []Rerun{}
 	}
 	a.ps = ps
-	a.st = Status{State: panel.StateStarting.String(), PID: os.Getpid(), Started: o.Now(), Config: o.ConfigPath, Rerun: ps.Rerun, SelfTest: ps.SelfTest}
+	a.st = Status{State: StateStarting.String(), PID: os.Getpid(), Started: o.Now(), Config: o.ConfigPath, Rerun: ps.Rerun, SelfTest: ps.SelfTest}
 	if ps.Unfinished != nil {
 		a.st.Unfinished = ps.Unfinished.Name
 	}
@@ -175,14 +175,14 @@ func (a *Agent) update(f func(s *Status)) {
 }
 
 // setState changes the panel state (loop only) and records it.
-func (a *Agent) setState(s panel.State, msg string) {
+func (a *Agent) setState(s State, msg string) {
 	a.state = s
 	a.update(func(st *Status) {
 		st.State = s.String()
 		if msg != "" {
 			st.Message = msg
 		}
-		if s != panel.StateFault {
+		if s != StateFault {
 			st.Fault = nil
 		}
 	})
@@ -211,10 +211,11 @@ func (a *Agent) persist() {
 // refresh shows the state on the LEDs and in systemd's STATUS= (loop only).
 func (a *Agent) refresh() {
 	st := a.Status()
-	v := panel.View{State: a.state, NetworkDown: !st.BrokerConnected}
+	var code hal.FaultCode
 	if st.Fault != nil {
-		v.Fault = hal.FaultCode(st.Fault.Code)
+		code = hal.FaultCode(st.Fault.Code)
 	}
+	v := View(a.state, code, !st.BrokerConnected)
 	if a.o.Panel != nil && (!a.viewShown || v != a.lastView) {
 		if err := a.o.Panel.ShowView(v); err != nil {
 			a.log.Warn("panel LEDs", "err", err)
@@ -246,7 +247,7 @@ func (a *Agent) Run(ctx context.Context) error {
 			a.log.Error("control loop or machine job stalled: watchdog not pinged")
 		})
 	}
-	a.setState(panel.StateStarting, "self-check")
+	a.setState(StateStarting, "self-check")
 	a.startJob(ctx, "selftest", a.startup)
 
 	var stall <-chan struct{}
@@ -261,6 +262,7 @@ func (a *Agent) Run(ctx context.Context) error {
 		case <-ctx.Done():
 			return a.stop(ctx)
 		case <-t.C:
+			a.checkLatched(ctx)
 			a.refresh()
 		case p, ok := <-a.o.Buttons:
 			if !ok {
@@ -279,6 +281,18 @@ func (a *Agent) Run(ctx context.Context) error {
 			<-ctx.Done()
 			return a.stop(ctx)
 		}
+	}
+}
+
+// checkLatched turns a fault a device latched while the agent is idle
+// (no job; not already in fault) into the agent's fault: LEDs, status and
+// the fleet (loop only). A job's own failure is reported when it ends.
+func (a *Agent) checkLatched(ctx context.Context) {
+	if a.o.Faults == nil || a.job != "" || a.state == StateFault || a.state == StateStopping {
+		return
+	}
+	if fs := a.o.Faults.Faults(); len(fs) > 0 {
+		a.fault(ctx, fs[0])
 	}
 }
 
@@ -339,8 +353,8 @@ func (a *Agent) config() *config.Config {
 // illumination). A failed check is a self-test fault (code 8).
 func (a *Agent) homeAndCheck(why string) func(context.Context) error {
 	return func(ctx context.Context) error {
-		if a.o.ClearFaults != nil {
-			if err := a.o.ClearFaults(); err != nil {
+		if a.o.Faults != nil {
+			if err := a.o.Faults.Clear(); err != nil {
 				return err
 			}
 		}
@@ -556,9 +570,9 @@ func (a *Agent) startMagazine(ctx context.Context, name string) error {
 		return errRefused{why, CodeBusy}
 	}
 	switch a.state {
-	case panel.StateFault:
+	case StateFault:
 		return errRefused{"start refused: a fault is latched; acknowledge it first (ACK)", CodeInvalidState}
-	case panel.StateStarting:
+	case StateStarting:
 		return errRefused{"start refused: the self-check has not passed", CodeInvalidState}
 	}
 	if err := a.o.Delivery.Admit(ctx); err != nil {
@@ -605,7 +619,7 @@ func (a *Agent) startMagazine(ctx context.Context, name string) error {
 		verb = "resumed"
 	}
 	a.log.Info("magazine "+verb, "magazine", mag)
-	a.setState(panel.StateScanning, "scanning magazine "+mag+" ("+verb+")")
+	a.setState(StateScanning, "scanning magazine "+mag+" ("+verb+")")
 	return nil
 }
 
@@ -644,7 +658,7 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 	case r.err == nil && r.name == "selftest":
 		a.log.Info("self-check passed")
 		a.becomeReady()
-		a.setState(panel.StateReady, "self-check passed")
+		a.setState(StateReady, "self-check passed")
 		a.selfTestEvent(ctx, true)
 		if a.o.Autostart && a.magazines == 0 {
 			_ = a.startMagazine(ctx, "")
@@ -659,9 +673,9 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 			rerun, done = len(p.Rerun), p.Done
 		}
 		if rerun > 0 {
-			a.setState(panel.StateAttention, fmt.Sprintf("magazine %s done; %d slides need a rerun", st.Magazine, rerun))
+			a.setState(StateAttention, fmt.Sprintf("magazine %s done; %d slides need a rerun", st.Magazine, rerun))
 		} else {
-			a.setState(panel.StateDone, fmt.Sprintf("magazine %s done: %d slides", st.Magazine, st.SlidesDone))
+			a.setState(StateDone, fmt.Sprintf("magazine %s done: %d slides", st.Magazine, st.SlidesDone))
 		}
 		a.log.Info("magazine done", "magazine", st.Magazine, "slides", st.SlidesDone, "rerun", rerun)
 		ev := map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": rerun, "done_slots": done}
@@ -670,11 +684,11 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 		}
 		a.event(ctx, "magazine_done", ev)
 	case r.err == nil:
-		a.setState(panel.StateReady, r.name+" done")
+		a.setState(StateReady, r.name+" done")
 	case errors.Is(r.err, context.Canceled):
 		a.setPaused(false)
 		a.halt()
-		a.setState(panel.StateAttention, r.name+" aborted")
+		a.setState(StateAttention, r.name+" aborted")
 		if r.name == "magazine" {
 			a.endMagazine() // aborted on purpose: START begins a new magazine
 			st := a.Status()
@@ -685,7 +699,7 @@ func (a *Agent) onJobDone(ctx context.Context, r jobResult) {
 			a.event(ctx, "magazine_aborted", map[string]any{"magazine": st.Magazine, "slides": st.SlidesDone, "rerun": rerun})
 		}
 	case r.name == "jog" && (errors.Is(r.err, hal.ErrOutOfTravel) || errors.Is(r.err, hal.ErrNotHomed)):
-		a.setState(panel.StateReady, "jog refused: "+r.err.Error())
+		a.setState(StateReady, "jog refused: "+r.err.Error())
 	default:
 		if r.name == "selftest" {
 			a.selfTestEvent(ctx, false)
@@ -731,9 +745,16 @@ func (a *Agent) fault(ctx context.Context, err error) {
 	a.halt()
 	a.setPaused(false)
 	fi := faultInfo(err, a.now())
+	if c := hal.FaultCode(fi.Code); (c == hal.FaultSelfTest || c == hal.FaultInternal) && a.o.Faults != nil {
+		// A failed self-check (or an unclassified error) caused by a
+		// device's latched fault shows that device's code.
+		if fs := a.o.Faults.Faults(); len(fs) > 0 {
+			fi.Code, fi.Device, fi.Name = int(fs[0].Code), fs[0].Device, fs[0].Code.String()
+		}
+	}
 	a.log.Error("fault: motion halted; press ACK to clear and re-home", "code", fi.Code, "fault", fi.Name, "device", fi.Device, "err", err)
 	a.update(func(s *Status) { s.Fault = fi })
-	a.setState(panel.StateFault, "")
+	a.setState(StateFault, "")
 	ev := map[string]any{"code": fi.Code, "name": fi.Name, "device": fi.Device, "error": fi.Error}
 	if a.job == "selftest" || a.lastJob == "selftest" || fi.Code == int(hal.FaultSelfTest) {
 		ev["during"] = "self_test"

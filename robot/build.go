@@ -1,9 +1,4 @@
-// Package machine assembles the robot's drivers from its configuration on
-// top of what the hardware (or the simulation) provides at the wire: an I²C
-// bus, a frame source, GPIO pins, a slide loader and a clock. The robot's
-// service, the simulator and the tests all build their machine here, so they
-// drive the same code.
-package machine
+package robot
 
 import (
 	"fmt"
@@ -27,22 +22,12 @@ import (
 type Wire struct {
 	Bus    i2c.Bus
 	Frames hal.FrameSource
-	Pin    func(config.Pin) (gpio.PinIO, error)
-	Loader hal.SlideLoader
-	Clock  hal.Clock
-}
-
-// Machine is the robot's devices, as hal interfaces, plus the panel, the
-// concrete Tic axes and every device that latches faults.
-type Machine struct {
-	hal.Machine
-	Panel *panel.Panel
-	// Axes are x, y, z when they run on a Tic; nil for an axis on another
-	// driver.
-	Axes [3]*ticaxis.Axis
-	// Latching lists every device that latches faults (axes, piezo focus,
-	// dimmable lamp), for reporting and the technician's acknowledge.
-	Latching []hal.Latching
+	// Overview is the optional low-magnification camera's frame source
+	// (nil: none); its pixel size is scan.overview_pixel_size.
+	Overview hal.FrameSource
+	Pin      func(config.Pin) (gpio.PinIO, error)
+	Loader   hal.SlideLoader
+	Clock    hal.Clock
 }
 
 // stepModes maps microsteps per full step to the Tic's step-mode code.
@@ -135,16 +120,19 @@ func stepDirPins(hw Wire, key string, sd config.StepDir) (stepdir.Pins, error) {
 	}
 	out.EnableActiveLow = sd.Enable.ActiveLow
 	out.LimitActiveLow = sd.Limit.ActiveLow
-	out.LimitPull = pins.Pull(sd.Limit)
+	out.LimitPull = pins.Pull(Line(sd.Limit))
 	out.DirInvert = sd.Dir.ActiveLow
 	return out, nil
 }
 
 // Build puts the drivers on top of the wire as cfg describes: each axis on
 // its configured driver (Tic, STEP/DIR, or for z a piezo behind a DAC), the
-// lamp on a GPIO or a PCA9685 channel, the panel LEDs on GPIOs.
-func Build(cfg *config.Config, hw Wire) (*Machine, error) {
-	m := &Machine{Machine: hal.Machine{Loader: hw.Loader, Clock: hw.Clock}}
+// lamp on a GPIO or a PCA9685 channel, the panel LEDs and buttons on GPIOs.
+// Every device that latches faults (and the frame source and loader, when
+// they do) is registered in Robot.Faults; Robot.Axes holds only the axes
+// that were built (z on a DAC as a hal.FocusAxis).
+func Build(cfg *config.Config, hw Wire) (*Robot, error) {
+	m := &Robot{Machine: hal.Machine{Loader: hw.Loader, Clock: hw.Clock}, Axes: map[string]hal.Axis{}, Faults: &hal.FaultRegistry{}}
 	axes := []struct {
 		name string
 		a    config.Axis
@@ -163,8 +151,8 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 			if err != nil {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
-			built[i], m.Axes[i] = a, a
-			m.Latching = append(m.Latching, a)
+			built[i] = a
+			m.Faults.Add(a)
 		case "stepdir":
 			p, err := stepDirPins(hw, key, ax.a.StepDir)
 			if err != nil {
@@ -175,7 +163,7 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
 			built[i] = a
-			m.Latching = append(m.Latching, a)
+			m.Faults.Add(a)
 		case "dac":
 			if ax.name != "z" {
 				return nil, fmt.Errorf("%s.driver: dac is only for z", key)
@@ -185,9 +173,15 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 				return nil, fmt.Errorf("%s: %w", key, err)
 			}
 			m.Focus = f
-			m.Latching = append(m.Latching, f)
+			m.Axes[ax.name] = &hal.FocusAxis{Focus: f}
+			m.Faults.Add(f)
 		default:
 			return nil, fmt.Errorf("%s.driver: unknown driver %q", key, ax.a.Driver)
+		}
+	}
+	for i, ax := range axes {
+		if built[i] != nil {
+			m.Axes[ax.name] = built[i]
 		}
 	}
 	m.Stage = hal.Stage{X: built[0], Y: built[1]}
@@ -195,6 +189,18 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 		m.Focus = hal.AxisFocus{Axis: built[2]}
 	}
 	m.Camera = camera.New(hw.Frames, cfg.Machine.Camera.PixelSize.D())
+	if l, ok := hw.Frames.(hal.Latching); ok {
+		m.Faults.Add(l)
+	}
+	if l, ok := hw.Loader.(hal.Latching); ok {
+		m.Faults.Add(l)
+	}
+	if hw.Overview != nil {
+		m.Overview = camera.New(hw.Overview, cfg.Scan.OverviewPixelSize.D(), camera.WithName("overview"))
+		if l, ok := hw.Overview.(hal.Latching); ok {
+			m.Faults.Add(l)
+		}
+	}
 
 	lc := cfg.Machine.Light
 	switch lc.Driver {
@@ -209,7 +215,7 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 			return nil, fmt.Errorf("machine.light.pca9685: %w", err)
 		}
 		m.Light = l
-		m.Latching = append(m.Latching, l)
+		m.Faults.Add(l)
 	default:
 		if p := lc.Pin; !p.IsZero() {
 			pin, err := hw.Pin(p)
@@ -243,5 +249,8 @@ func Build(cfg *config.Config, hw Wire) (*Machine, error) {
 		return nil, err
 	}
 	m.Panel = &pnl
+	if m.Buttons, err = newButtons(cfg, hw.Pin); err != nil {
+		return nil, err
+	}
 	return m, nil
 }

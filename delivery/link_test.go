@@ -1,4 +1,4 @@
-package main
+package delivery
 
 import (
 	"context"
@@ -46,28 +46,29 @@ func TestStorageFullRefusesSlides(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 40)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	lk, err := openLink(ctx, cfg, []string{b.URL()}, log, func(o *outbox.Options) {
+	lk, err := Open(ctx, cfg, []string{b.URL()}, log, func(o *outbox.Options) {
 		o.FreeSpace = func(string) (uint64, error) { return free.Load(), nil }
 	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer lk.close(ctx)
-	d := &deliverer{stateDir: cfg.Agent.StateDir, link: lk, log: log}
-	if err := lk.admit(ctx); err != nil {
+	defer lk.Close(ctx)
+	d := &Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
+	if err := lk.Admit(ctx); err != nil {
 		t.Fatal(err)
 	}
 	free.Store(1000) // the disk fills while the slide is scanned
 	r := &scan.Report{SlideID: "M0001-S00", ResultID: "r-1", Verdict: "NILM"}
-	err = d.deliver(ctx, r)
-	if f := hal.FaultOf(err); f == nil || f.Code != hal.FaultStorage || !errors.Is(err, outbox.ErrFull) {
-		t.Fatalf("deliver on a full disk: %v, want a storage fault wrapping ErrFull", err)
+	if err := d.Deliver(ctx, r); err != nil {
+		t.Fatalf("deliver: %v", err)
 	}
 	if lk.ob.Depth() != 1 {
 		t.Fatalf("the committed result must stay: outbox depth %d", lk.ob.Depth())
 	}
-	if exitCodeFor(err) != exitFault {
-		t.Fatalf("exit code %d, want %d", exitCodeFor(err), exitFault)
+	// The next slide is refused.
+	err = d.Admit(ctx)
+	if f := hal.FaultOf(err); f == nil || f.Code != hal.FaultStorage || !errors.Is(err, outbox.ErrFull) || !errors.Is(err, hal.ErrFault) {
+		t.Fatalf("admit on a full disk: %v, want a storage fault wrapping ErrFull", err)
 	}
 	for {
 		select {

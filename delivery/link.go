@@ -1,11 +1,15 @@
-package main
+package delivery
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
+	"os"
 	"path/filepath"
+	"strings"
 	"sync"
 	"time"
 
@@ -16,9 +20,9 @@ import (
 	"papscan/telemetry/outbox"
 )
 
-// link is the robot's durable path to the fleet: the outbox in the state
+// Link is the robot's durable path to the fleet: the outbox in the state
 // directory, its sender, the MQTT client and the health loop.
-type link struct {
+type Link struct {
 	ob    *outbox.Outbox
 	snd   *outbox.Sender
 	tm    *telemetry.Client
@@ -37,16 +41,16 @@ type link struct {
 	wg     sync.WaitGroup
 }
 
-// openLink opens <state_dir>/outbox.db, connects to brokers with the
+// Open opens <state_dir>/outbox.db, connects to brokers with the
 // outbox's ack/replay hooks, and starts the sender (which first replays
 // whatever an earlier run left unacked) and the health loop.
-func openLink(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*outbox.Options)) (*link, error) {
-	return openLinkWith(ctx, cfg, brokers, log, nil, mods...)
+func Open(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*outbox.Options)) (*Link, error) {
+	return OpenWith(ctx, cfg, brokers, log, nil, mods...)
 }
 
-// openLinkWith is openLink with changes to the telemetry options (the
-// agent's: connect in the background, the command subscription).
-func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, tmod func(*telemetry.Options), mods ...func(*outbox.Options)) (*link, error) {
+// OpenWith is Open with changes to the telemetry options (the agent's:
+// connect in the background, the command subscription).
+func OpenWith(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, tmod func(*telemetry.Options), mods ...func(*outbox.Options)) (*Link, error) {
 	m := cfg.Agent.MQTT
 	minFree := int64(m.MinFreeMB) << 20
 	if minFree == 0 {
@@ -85,7 +89,7 @@ func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: "ready", cancel: cancel}
+	l := &Link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: "ready", cancel: cancel}
 	if d := ob.Depth(); d > 0 {
 		log.Info("outbox holds results/events not yet acked by the fleet; sending them again", "depth", d)
 	}
@@ -98,7 +102,7 @@ func openLinkWith(ctx context.Context, cfg *config.Config, brokers []string, log
 	return l, nil
 }
 
-func (l *link) fillHealth(h *telemetry.Health, stateDir string) {
+func (l *Link) fillHealth(h *telemetry.Health, stateDir string) {
 	h.UptimeS = time.Since(l.start).Seconds()
 	h.Temperatures = telemetry.ReadThermal("/sys/class/thermal")
 	if u, err := outbox.DiskUsage(stateDir); err == nil {
@@ -118,25 +122,25 @@ func (l *link) fillHealth(h *telemetry.Health, stateDir string) {
 	}
 }
 
-// setHealth installs the agent's part of the health message.
-func (l *link) setHealth(f func(h *telemetry.Health)) {
+// SetHealth installs the agent's part of the health message.
+func (l *Link) SetHealth(f func(h *telemetry.Health)) {
 	l.mu.Lock()
 	l.health = f
 	l.mu.Unlock()
 }
 
-// setStage records what the robot does, for health.
-func (l *link) setStage(s string) {
+// SetStage records what the robot does, for health.
+func (l *Link) SetStage(s string) {
 	l.mu.Lock()
 	l.stage = s
 	l.mu.Unlock()
 }
 
-// admit refuses a new slide when the outbox cannot take its result: it
+// Admit refuses a new slide when the outbox cannot take its result: it
 // returns a storage *hal.Fault, says so in telemetry (state "fault" and
 // a non-durable "storage_full" event: the disk has no room for a durable
 // one) and records it for health.
-func (l *link) admit(ctx context.Context) error {
+func (l *Link) Admit(ctx context.Context) error {
 	err := l.ob.Admit()
 	if err == nil {
 		return nil
@@ -144,7 +148,7 @@ func (l *link) admit(ctx context.Context) error {
 	return l.storageFault(ctx, err)
 }
 
-func (l *link) storageFault(ctx context.Context, err error) error {
+func (l *Link) storageFault(ctx context.Context, err error) error {
 	f := hal.NewFault("storage", hal.FaultStorage, err)
 	l.mu.Lock()
 	l.fault = f
@@ -163,7 +167,7 @@ func (l *link) storageFault(ctx context.Context, err error) error {
 }
 
 // commit stores a result durably in the outbox; the sender publishes it.
-func (l *link) commit(ctx context.Context, slideID, resultID string, body []byte, incomplete bool) error {
+func (l *Link) commit(ctx context.Context, slideID, resultID string, body []byte, incomplete bool) error {
 	l.mu.Lock()
 	l.stats.Slides++
 	if incomplete {
@@ -182,16 +186,16 @@ func (l *link) commit(ctx context.Context, slideID, resultID string, body []byte
 	return nil
 }
 
-// event commits an event durably (logged if it cannot be).
-func (l *link) event(kind string, payload any) {
+// Event commits an event durably (logged if it cannot be).
+func (l *Link) Event(kind string, payload any) {
 	if _, err := l.ob.PutEvent(kind, payload); err != nil {
 		l.log.Warn("event not stored", "event", kind, "err", err)
 	}
 }
 
-// drain waits until the fleet acked everything or wait elapsed, and
+// Drain waits until the fleet acked everything or wait elapsed, and
 // returns the entries still waiting.
-func (l *link) drain(ctx context.Context, wait time.Duration) int {
+func (l *Link) Drain(ctx context.Context, wait time.Duration) int {
 	deadline := time.Now().Add(wait)
 	for l.ob.Depth() > 0 && time.Now().Before(deadline) && ctx.Err() == nil {
 		time.Sleep(20 * time.Millisecond)
@@ -199,9 +203,9 @@ func (l *link) drain(ctx context.Context, wait time.Duration) int {
 	return l.ob.Depth()
 }
 
-// close stops the sender and health loop, says goodbye to the broker and
+// Close stops the sender and health loop, says goodbye to the broker and
 // closes the outbox (whatever it holds goes out at the next start).
-func (l *link) close(ctx context.Context) {
+func (l *Link) Close(ctx context.Context) {
 	l.cancel()
 	l.wg.Wait()
 	closeTelemetry(ctx, l.tm)
@@ -219,16 +223,91 @@ func ackKeyRing(cfg *config.Config, log *slog.Logger) (*fleetcmd.KeyRing, error)
 	m := cfg.Agent.MQTT
 	ring, err := fleetcmd.LoadKeyRing(m.AckKeys, m.AckKeysFile)
 	if err != nil {
-		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys / ack_keys_file: %w", err)}
+		return nil, ConfigError{Err: fmt.Errorf("agent.mqtt.ack_keys / ack_keys_file: %w", err)}
 	}
 	if ring.Len() == 0 && m.AckKeysFile != "" {
-		return nil, configError{fmt.Errorf("agent.mqtt.ack_keys_file: %s holds no key", m.AckKeysFile)}
+		return nil, ConfigError{Err: fmt.Errorf("agent.mqtt.ack_keys_file: %s holds no key", m.AckKeysFile)}
 	}
 	if ring.Len() == 0 && !cfg.Simulated() && len(m.Brokers) > 0 {
-		return nil, configError{errors.New("agent.mqtt.ack_keys: required on a real robot with brokers")}
+		return nil, ConfigError{Err: errors.New("agent.mqtt.ack_keys: required on a real robot with brokers")}
 	}
 	if ring.Len() > 0 {
 		log.Info("fleet acks and replay requests are signature-checked", "keys", ring.Len())
 	}
 	return ring, nil
+}
+
+// Telemetry is the link's MQTT client.
+func (l *Link) Telemetry() *telemetry.Client { return l.tm }
+
+// Outbox is the link's durable outbox.
+func (l *Link) Outbox() *outbox.Outbox { return l.ob }
+
+// ConfigError marks a configuration problem (the binary's exit code 3).
+type ConfigError struct{ Err error }
+
+func (e ConfigError) Error() string { return e.Err.Error() }
+func (e ConfigError) Unwrap() error { return e.Err }
+
+// dialTelemetry connects to the configured brokers.
+func dialTelemetry(ctx context.Context, cfg *config.Config, brokers []string, log *slog.Logger, mods ...func(*telemetry.Options)) (*telemetry.Client, error) {
+	m := cfg.Agent.MQTT
+	opts := telemetry.Options{
+		Brokers:     brokers,
+		ClientID:    cfg.EffectiveClientID(),
+		RobotID:     cfg.Agent.RobotID,
+		TopicPrefix: cfg.EffectiveTopicPrefix(),
+		Username:    m.Username,
+		KeepAlive:   m.KeepAlive.D(),
+		Logger:      log,
+	}
+	if m.PasswordFile != "" {
+		b, err := os.ReadFile(m.PasswordFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.password_file: %w", err)
+		}
+		opts.Password = strings.TrimSpace(string(b))
+	}
+	if m.TLS.CAFile != "" || m.TLS.CertFile != "" {
+		tc, err := tlsConfig(m.TLS)
+		if err != nil {
+			return nil, err
+		}
+		opts.TLS = tc
+	}
+	for _, mod := range mods {
+		mod(&opts)
+	}
+	return telemetry.Dial(ctx, opts)
+}
+
+func tlsConfig(t config.TLS) (*tls.Config, error) {
+	tc := &tls.Config{MinVersion: tls.VersionTLS12}
+	if t.CAFile != "" {
+		pem, err := os.ReadFile(t.CAFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.tls.ca_file: %w", err)
+		}
+		pool := x509.NewCertPool()
+		if !pool.AppendCertsFromPEM(pem) {
+			return nil, fmt.Errorf("agent.mqtt.tls.ca_file: %s holds no PEM certificate", t.CAFile)
+		}
+		tc.RootCAs = pool
+	}
+	if t.CertFile != "" {
+		cert, err := tls.LoadX509KeyPair(t.CertFile, t.KeyFile)
+		if err != nil {
+			return nil, fmt.Errorf("agent.mqtt.tls.cert_file/key_file: %w", err)
+		}
+		tc.Certificates = []tls.Certificate{cert}
+	}
+	return tc, nil
+}
+
+// closeTelemetry says goodbye to the broker, bounded even when ctx has
+// ended (the offline state is what the fleet should see).
+func closeTelemetry(ctx context.Context, tm *telemetry.Client) {
+	cctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), 5*time.Second)
+	defer cancel()
+	_ = tm.Close(cctx)
 }

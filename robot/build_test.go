@@ -1,4 +1,4 @@
-package machine_test
+package robot_test
 
 import (
 	"context"
@@ -10,9 +10,8 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	config "papscan/firmware-config"
-	"papscan/hal"
-	"papscan/hal/machine"
 	"papscan/hal/sim/world"
+	"papscan/robot"
 )
 
 // combo returns the sim profile with the given drivers, the axes' other
@@ -47,7 +46,7 @@ func combo(xy, z, lamp string) *config.Config {
 }
 
 // TestEveryDriverCombination builds the simulated machine for every
-// selection of axis, focus and lamp drivers, with the same machine.Build as
+// selection of axis, focus and lamp drivers, with the same robot.Build as
 // the robot, and does a short move, a focus step and a brightness change,
 // checking each against the emulators' ground truth.
 func TestEveryDriverCombination(t *testing.T) {
@@ -74,7 +73,7 @@ func runCombo(t *testing.T, cfg *config.Config) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	m, err := machine.Build(cfg, machine.Wire{Bus: w.Bus, Frames: w.Camera, Pin: w.GPIO, Loader: w.Loader, Clock: w.Clock})
+	m, err := robot.Build(cfg, robot.Wire{Bus: w.Bus, Frames: w.Camera, Pin: w.GPIO, Loader: w.Loader, Clock: w.Clock})
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -120,10 +119,10 @@ func runCombo(t *testing.T, cfg *config.Config) {
 			t.Errorf("lamp pin: %v, %v", p, err)
 		}
 	}
-	if n := len(m.Latching); n < 3 {
+	if n := len(m.Faults.Devices()); n < 3 {
 		t.Errorf("%d latching devices", n)
 	}
-	if f := hal.Faults(m.Latching); len(f) != 0 {
+	if f := m.Faults.Faults(); len(f) != 0 {
 		t.Errorf("faults: %v", f)
 	}
 }

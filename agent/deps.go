@@ -1,4 +1,4 @@
-package daemon
+package agent
 
 import (
 	"context"
@@ -8,7 +8,6 @@ import (
 
 	config "papscan/firmware-config"
 	"papscan/hal"
-	"papscan/hal/panel"
 	"papscan/scan"
 )
 
@@ -62,6 +61,16 @@ type Delivery interface {
 	Flush(ctx context.Context) error
 }
 
+// FaultRegistry is what the agent needs of a hal.FaultRegistry.
+type FaultRegistry interface {
+	// Faults returns the latched faults.
+	Faults() []*hal.Fault
+	// Clear clears every latched fault (the technician's acknowledge).
+	Clear() error
+}
+
+var _ FaultRegistry = (*hal.FaultRegistry)(nil)
+
 // Notifier is the service manager (sdnotify.Notifier).
 type Notifier interface {
 	Ready() error
@@ -101,21 +110,24 @@ type Options struct {
 	// cfg.Agent.StateDir (the magazine journals live there).
 	NewScanner func(cfg *config.Config, hooks ScanHooks) (Scanner, error)
 	Machine    hal.Machine
-	// Axes by name ("x", "y", "z") for jog and park.
+	// Axes by name ("x", "y", "z") for jog and park: only axes that exist
+	// (robot.Robot.Axes).
 	Axes map[string]hal.Axis
-	// ClearFaults clears the drivers' latched faults (acknowledge). Nil:
-	// nothing to clear.
-	ClearFaults func() error
-	Delivery    Delivery
-	Panel       *panel.Panel     // nil: no LEDs
-	Buttons     <-chan hal.Press // nil: no buttons
-	Notifier    Notifier         // nil: not under systemd
-	Watchdog    time.Duration    // systemd's WatchdogSec; 0: none
-	Socket      string           // status socket path; "" = none
-	Log         *slog.Logger     // nil: discard
-	Level       *slog.LevelVar   // changed by a reload; may be nil
-	Health      *Health          // nil: a new one (wire its Beat into the machine's clock)
-	Now         func() time.Time // wall clock; nil: time.Now
+	// Faults is the registry of every device that latches faults
+	// (robot.Robot.Faults): a fault latched while the agent is idle shows
+	// on the LEDs and goes to the fleet; the acknowledge clears them all.
+	// Nil: nothing latches.
+	Faults   FaultRegistry
+	Delivery Delivery
+	Panel    Panel            // the technician panel (*panel.Panel); nil: no LEDs
+	Buttons  <-chan hal.Press // nil: no buttons
+	Notifier Notifier         // nil: not under systemd
+	Watchdog time.Duration    // systemd's WatchdogSec; 0: none
+	Socket   string           // status socket path; "" = none
+	Log      *slog.Logger     // nil: discard
+	Level    *slog.LevelVar   // changed by a reload; may be nil
+	Health   *Health          // nil: a new one (wire its Beat into the machine's clock)
+	Now      func() time.Time // wall clock; nil: time.Now
 	// Magazine names the n-th magazine (1-based).
 	Magazine func(n int) string
 	// Autostart starts the first magazine without a button press (the

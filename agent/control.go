@@ -1,4 +1,4 @@
-package daemon
+package agent
 
 import (
 	"context"
@@ -12,7 +12,6 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	"papscan/hal"
-	"papscan/hal/panel"
 )
 
 // Buttons and what they do. The README's technician table says the same.
@@ -34,16 +33,16 @@ const (
 //	ack+start long (both held)  idle: park the stage for service
 func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 	a.log.Info("button", "button", p.Button, "long", p.Long, "state", a.state.String())
-	idle := a.job == "" && a.state != panel.StateFault && a.state != panel.StateStarting
+	idle := a.job == "" && a.state != StateFault && a.state != StateStarting
 	switch {
 	case p.Button == ButtonStart && !p.Long:
 		switch {
-		case a.state == panel.StateScanning:
+		case a.state == StateScanning:
 			a.setPaused(true)
-			a.setState(panel.StatePaused, "pause requested: stops after the current slide")
-		case a.state == panel.StatePaused:
+			a.setState(StatePaused, "pause requested: stops after the current slide")
+		case a.state == StatePaused:
 			a.setPaused(false)
-			a.setState(panel.StateScanning, "resumed")
+			a.setState(StateScanning, "resumed")
 		case idle:
 			if err := a.startMagazine(ctx, ""); err != nil {
 				a.log.Warn("magazine not started", "err", err)
@@ -51,25 +50,25 @@ func (a *Agent) onPress(ctx context.Context, p hal.Press) {
 		}
 	case p.Button == ButtonStart && p.Long && idle:
 		a.startJob(ctx, "selftest", a.homeAndCheck("request"))
-		a.setState(panel.StateStarting, "self-check requested")
+		a.setState(StateStarting, "self-check requested")
 	case p.Button == ButtonAbort && p.Long && a.job == "magazine":
 		a.log.Warn("abort: stopping the magazine; the slide on the stage will need a rerun")
 		a.setPaused(false)
 		a.jobCancel()
 	case p.Button == ButtonAbort && !p.Long && a.job == "magazine":
 		a.update(func(s *Status) { s.Message = "hold ABORT for a long press to abort the magazine" })
-	case (p.Button == ButtonAbort || p.Button == ButtonAck) && !p.Long && (a.state == panel.StateDone || a.state == panel.StateAttention):
-		a.setState(panel.StateReady, "dismissed")
-	case p.Button == ButtonAck && !p.Long && a.state == panel.StateFault && a.job == "":
+	case (p.Button == ButtonAbort || p.Button == ButtonAck) && !p.Long && (a.state == StateDone || a.state == StateAttention):
+		a.setState(StateReady, "dismissed")
+	case p.Button == ButtonAck && !p.Long && a.state == StateFault && a.job == "":
 		a.log.Info("fault acknowledged: clearing and re-homing")
 		a.startJob(ctx, "selftest", a.homeAndCheck("acknowledge"))
-		a.setState(panel.StateStarting, "fault acknowledged; re-homing")
+		a.setState(StateStarting, "fault acknowledged; re-homing")
 	case p.Button == ButtonAck && p.Long && idle:
 		a.startJob(ctx, "rehome", a.rehome)
-		a.setState(panel.StateStarting, "re-homing")
+		a.setState(StateStarting, "re-homing")
 	case p.Button == ButtonAck+"+"+ButtonStart && p.Long && idle:
 		a.startJob(ctx, "park", a.park)
-		a.setState(panel.StateStopping, "parking for service")
+		a.setState(StateStopping, "parking for service")
 	default:
 		a.log.Debug("button press ignored in this state", "button", p.Button, "long", p.Long, "state", a.state.String())
 	}
@@ -134,11 +133,11 @@ func (a *Agent) jog(axis string, delta physic.Distance) (func(context.Context) e
 // refusal says why a machine job cannot start now, or "".
 func (a *Agent) refusal(what string) string {
 	switch {
-	case a.job == "magazine" || a.state == panel.StateScanning || a.state == panel.StatePaused:
+	case a.job == "magazine" || a.state == StateScanning || a.state == StatePaused:
 		return fmt.Sprintf("%s refused: scanning (magazine %s); wait for it to finish or abort it (hold ABORT)", what, a.Status().Magazine)
 	case a.job != "":
 		return fmt.Sprintf("%s refused: busy with %s", what, a.job)
-	case a.state == panel.StateFault && what == "jog":
+	case a.state == StateFault && what == "jog":
 		return "jog refused: a fault is latched; acknowledge it first (ACK)"
 	}
 	return ""
@@ -189,20 +188,20 @@ func (a *Agent) onRequest(ctx context.Context, req request) {
 		}
 		ok("")
 	case "pause":
-		if a.state != panel.StateScanning || a.job != "magazine" {
+		if a.state != StateScanning || a.job != "magazine" {
 			fail(fmt.Sprintf("pause refused: not scanning (state %s)", a.state), CodeInvalidState)
 			return
 		}
 		a.setPaused(true)
-		a.setState(panel.StatePaused, "pause requested: stops after the current slide")
+		a.setState(StatePaused, "pause requested: stops after the current slide")
 		ok("pause requested")
 	case "resume":
-		if a.state != panel.StatePaused {
+		if a.state != StatePaused {
 			fail(fmt.Sprintf("resume refused: not paused (state %s)", a.state), CodeInvalidState)
 			return
 		}
 		a.setPaused(false)
-		a.setState(panel.StateScanning, "resumed")
+		a.setState(StateScanning, "resumed")
 		ok("resumed")
 	case "abort":
 		if a.job != "magazine" {
@@ -315,7 +314,7 @@ func (a *Agent) stop(ctx context.Context) error {
 		_ = a.o.Notifier.Stopping()
 	}
 	a.log.Info("stopping", "job", a.job)
-	a.setState(panel.StateStopping, "stopping")
+	a.setState(StateStopping, "stopping")
 	bg := context.WithoutCancel(ctx)
 	wasFault := a.Status().Fault
 	if w := a.waiter; w != nil {

@@ -1,4 +1,4 @@
-package main
+package robot
 
 import (
 	"context"
@@ -26,6 +26,16 @@ func v4l2Options(cam config.Camera) v4l2.Options {
 		o.Gain = int32(math.Round(cam.Gain * float64(cam.GainUnity)))
 	}
 	return o
+}
+
+func fourcc(s string) uint32 {
+	switch s {
+	case "RGB3":
+		return hal.PixFmtRGB3
+	case "MJPEG":
+		return hal.PixFmtMJPEG
+	}
+	return hal.PixFmtYUYV
 }
 
 // openCamera opens the robot's V4L2 camera behind the recovering wrapper:

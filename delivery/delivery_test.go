@@ -1,10 +1,11 @@
-package main
+package delivery
 
 import (
 	"context"
 	"errors"
 	"io"
 	"log/slog"
+	"net"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -30,13 +31,13 @@ func TestOutboxDeliveryOffline(t *testing.T) {
 	var free atomic.Uint64
 	free.Store(1 << 40)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	lk, err := openLinkWith(ctx, cfg, []string{"tcp://" + freeAddr(t)}, log, func(o *telemetry.Options) { o.Background = true },
+	lk, err := OpenWith(ctx, cfg, []string{"tcp://" + freeAddr(t)}, log, func(o *telemetry.Options) { o.Background = true },
 		func(o *outbox.Options) { o.FreeSpace = func(string) (uint64, error) { return free.Load(), nil } })
 	if err != nil {
 		t.Fatalf("open with the broker down: %v", err)
 	}
-	defer lk.close(ctx)
-	d := &outboxDelivery{stateDir: cfg.Agent.StateDir, link: lk, log: log}
+	defer lk.Close(ctx)
+	d := &Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
 	if d.Connected() {
 		t.Fatal("connected to nothing")
 	}
@@ -74,16 +75,14 @@ func TestOutboxDeliveryOffline(t *testing.T) {
 	}
 }
 
-// TestRunIsTheAgentAlias: `papscan run` is the agent on the real hardware
-// (same flags); it refuses --sim and needs --config.
-func TestRunIsTheAgentAlias(t *testing.T) {
-	if code, _, stderr := runCmd(t, "run", "--sim"); code != exitUsage || !strings.Contains(stderr, "agent --sim") {
-		t.Errorf("run --sim: exit %d %q", code, stderr)
+// freeAddr is a loopback address nothing listens on (yet).
+func freeAddr(t *testing.T) string {
+	t.Helper()
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
 	}
-	if code, _, stderr := runCmd(t, "run"); code != exitUsage || !strings.Contains(stderr, "papscan run: --config FILE is required") {
-		t.Errorf("run without --config: exit %d %q", code, stderr)
-	}
-	if code, _, stderr := runCmd(t, "run", "--help"); code != exitOK || !strings.Contains(stderr, "alias of `papscan agent`") || !strings.Contains(stderr, "-state-dir") {
-		t.Errorf("run --help: exit %d %q", code, stderr)
-	}
+	addr := l.Addr().String()
+	l.Close()
+	return addr
 }

@@ -1,0 +1,269 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"papscan/agent"
+	"papscan/classify"
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/camera"
+	"papscan/hal/dacfocus"
+	"papscan/hal/light"
+	"papscan/hal/panel"
+	"papscan/hal/stepdir"
+	"papscan/hal/ticaxis"
+	"papscan/robot"
+	"papscan/scan"
+)
+
+// driverCombo is the sim profile with the given drivers, the axes' other
+// keys adjusted to what each driver can do (as robot's build test).
+func driverCombo(xy, z, lamp string) *config.Config {
+	c := config.Default()
+	for _, a := range []*config.Axis{&c.Machine.Axes.X, &c.Machine.Axes.Y} {
+		a.Driver = xy
+		if xy == "stepdir" {
+			a.MicrostepsPerUM = 0.08
+			a.MaxSpeed = 20 * config.MillimetrePerSecond
+			a.HomingSpeed = 10 * config.MillimetrePerSecond
+			a.Acceleration = 200 * config.MillimetrePerSecond2
+		}
+	}
+	zc := &c.Machine.Axes.Z
+	zc.Driver = z
+	switch z {
+	case "stepdir":
+		zc.MaxSpeed = 150 * config.MicrometrePerSecond
+		zc.HomingSpeed = 100 * config.MicrometrePerSecond
+	case "dac":
+		zc.Address = 0x4C
+		zc.TravelMin, zc.TravelMax = 0, 100*config.Micrometre
+		zc.DAC = config.DAC{FullScale: 100 * config.Micrometre, Gain: 1}
+		c.Scan.ZNominal = 50 * config.Micrometre
+		c.Scan.ReferenceZ = 50 * config.Micrometre
+	}
+	c.Machine.Light.Driver = lamp
+	c.Machine.Light.PCA9685 = config.PCA9685{Address: 0x40, Channel: 5, Frequency: config.Kilohertz}
+	return c
+}
+
+// recordingDelivery keeps the events the agent sends to the fleet.
+type recordingDelivery struct {
+	mu     sync.Mutex
+	events []map[string]any
+}
+
+func (d *recordingDelivery) Deliver(context.Context, *scan.Report) error { return nil }
+func (d *recordingDelivery) Admit(context.Context) error                 { return nil }
+func (d *recordingDelivery) Depth() int                                  { return 0 }
+func (d *recordingDelivery) Connected() bool                             { return true }
+func (d *recordingDelivery) Flush(context.Context) error                 { return nil }
+func (d *recordingDelivery) Event(_ context.Context, kind string, body map[string]any) error {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	e := map[string]any{"event": kind}
+	for k, v := range body {
+		e[k] = v
+	}
+	d.events = append(d.events, e)
+	return nil
+}
+
+func (d *recordingDelivery) faults() []map[string]any {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	var out []map[string]any
+	for _, e := range d.events {
+		if e["event"] == "fault" {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+// TestEveryDriverComboFaultsClearAndMove starts the agent on the simulated
+// robot for every axis/focus/lamp driver combination the configuration
+// accepts. On each device of the fault registry it injects a fault at the
+// wire (emulator), checks that the fault shows on the LEDs, in the status
+// and in a fault event for the fleet, that ACK clears it (the agent is
+// ready again), then parks and jogs every axis. It is what would have
+// caught the typed-nil panic of ClearFaults (z on stepdir or dac) and the
+// piezo, lamp and camera faults that no acknowledge cleared.
+func TestEveryDriverComboFaultsClearAndMove(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs the simulated robot's self-test many times; skipped in -short")
+	}
+	model, err := loadModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, xy := range []string{"tic", "stepdir"} {
+		for _, z := range []string{"tic", "stepdir", "dac"} {
+			for _, lamp := range []string{"gpio", "pca9685"} {
+				t.Run(fmt.Sprintf("xy=%s,z=%s,light=%s", xy, z, lamp), func(t *testing.T) {
+					cfg := driverCombo(xy, z, lamp)
+					cfg.Agent.StateDir = t.TempDir()
+					cfg.Sim.Slides = 1
+					if err := cfg.Validate(); err != nil {
+						t.Skipf("the configuration refuses this combination: %v", err)
+					}
+					faultComboRun(t, cfg, model)
+				})
+			}
+		}
+	}
+}
+
+func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	rb, err := robot.OpenSim(ctx, cfg, robot.SimOptions{Synthetic: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer rb.Close()
+	w := rb.World
+	dl := &recordingDelivery{}
+	presses := make(chan hal.Press)
+	ag, err := agent.New(agent.Options{
+		Config: cfg,
+		NewScanner: func(c *config.Config, h agent.ScanHooks) (agent.Scanner, error) {
+			o := scanOptions(c, model, nil)
+			o.Progress, o.BeforeSlide = h.Progress, h.BeforeSlide
+			return scan.New(rb.Machine, o)
+		},
+		Machine:  rb.Machine,
+		Axes:     rb.Axes,
+		Faults:   rb.Faults,
+		Delivery: dl,
+		Panel:    rb.Panel,
+		Buttons:  presses,
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan error, 1)
+	go func() { done <- ag.Run(ctx) }()
+	defer func() {
+		cancel()
+		select {
+		case <-done:
+		case <-time.After(2 * time.Minute):
+			t.Error("agent did not stop")
+		}
+	}()
+	wait := func(what string, cond func(agent.Status) bool) agent.Status {
+		t.Helper()
+		deadline := time.Now().Add(2 * time.Minute)
+		for time.Now().Before(deadline) {
+			if st := ag.Status(); cond(st) {
+				return st
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		st := ag.Status()
+		t.Fatalf("timed out waiting for %s; state %s, message %q, fault %+v", what, st.State, st.Message, st.Fault)
+		return st
+	}
+	idleIn := func(s string) func(agent.Status) bool {
+		return func(st agent.Status) bool { return st.State == s && st.Job == "" }
+	}
+	wait("ready after the self-check", idleIn("ready"))
+
+	devs := rb.Faults.Devices()
+	// Every axis, the focus and the camera latch; a PCA9685 lamp too.
+	want := 4
+	if cfg.Machine.Light.Driver == "pca9685" {
+		want++
+	}
+	if len(devs) != want {
+		t.Fatalf("fault registry holds %d devices (%v), want %d", len(devs), devs, want)
+	}
+	for _, d := range devs {
+		name := d.String()
+		before := len(dl.faults())
+		// Inject the fault at the wire, then make the agent use the device.
+		var trigger agent.Request
+		switch dev := d.(type) {
+		case *ticaxis.Axis:
+			map[string]interface{ InjectDriverError() }{"x": w.X, "y": w.Y, "z": w.Z}[name].InjectDriverError()
+			trigger = agent.Request{Cmd: "jog", Axis: name, UM: 5}
+		case *stepdir.Axis:
+			emu := w.StepDir(name)
+			emu.Push(-emu.Position()) // a crash onto the limit switch the driver does not know of
+			um := -200.0              // 16 steps of a stage axis, towards its switch
+			if name == "z" {
+				um = -5
+			}
+			trigger = agent.Request{Cmd: "jog", Axis: name, UM: um}
+		case *dacfocus.Piezo:
+			w.Piezo().InjectNACK(1)
+			trigger = agent.Request{Cmd: "jog", Axis: "z", UM: 5}
+		case *light.PCA9685:
+			w.Lamp().InjectNACK(1)
+			trigger = agent.Request{Cmd: "selftest"}
+		case *camera.Recovering:
+			w.UnplugCamera(0)
+			trigger = agent.Request{Cmd: "selftest"}
+		default:
+			t.Fatalf("no fault injection for %T %s", dev, name)
+		}
+		resp := ag.Do(ctx, trigger)
+		if resp.OK {
+			t.Errorf("%s: %s with a fault injected succeeded", name, trigger.Cmd)
+		}
+		// The status changes first, then the LEDs, then the fleet event.
+		st := wait(name+"'s fault on the LEDs and to the fleet", func(st agent.Status) bool {
+			return idleIn("fault")(st) && rb.Panel.View().State == panel.StateFault && len(dl.faults()) > before
+		})
+		latched := rb.Faults.Faults()
+		if len(latched) != 1 || !strings.Contains(name, latched[0].Device) {
+			t.Errorf("%s: latched faults %v, want this device's", name, latched)
+		}
+		if st.Fault == nil || len(latched) == 0 || st.Fault.Code != int(latched[0].Code) || st.Fault.Device != latched[0].Device {
+			t.Fatalf("%s: status fault %+v, latched %v", name, st.Fault, latched)
+		}
+		if v := rb.Panel.View(); int(v.Fault) != st.Fault.Code {
+			t.Errorf("%s: LEDs show %+v, want the fault code %d", name, v, st.Fault.Code)
+		}
+		if e := dl.faults()[len(dl.faults())-1]; e["code"] != st.Fault.Code || e["device"] != st.Fault.Device {
+			t.Errorf("%s: fleet event %v, status fault %+v", name, e, st.Fault)
+		}
+		if _, ok := d.(*camera.Recovering); ok {
+			w.Camera.Reconnect() // the technician plugs the camera back in
+		}
+		presses <- hal.Press{Button: agent.ButtonAck}
+		wait(name+": ready after ACK", idleIn("ready"))
+		if f := rb.Faults.Faults(); len(f) != 0 {
+			t.Errorf("%s: faults left after ACK: %v", name, f)
+		}
+	}
+
+	if resp := ag.Do(ctx, agent.Request{Cmd: "park"}); !resp.OK {
+		t.Errorf("park: %s", resp.Error)
+	}
+	for name, ax := range rb.Axes {
+		um := 200.0
+		if name == "z" {
+			um = 5
+		}
+		before, _ := ax.Position()
+		if resp := ag.Do(ctx, agent.Request{Cmd: "jog", Axis: name, UM: um}); !resp.OK {
+			t.Errorf("jog %s: %s", name, resp.Error)
+			continue
+		}
+		after, _ := ax.Position()
+		if after <= before {
+			t.Errorf("jog %s by %g µm: %s -> %s", name, um, before, after)
+		}
+	}
+	if len(rb.Axes) != 3 {
+		t.Errorf("axes %v, want x, y, z", rb.Axes)
+	}
+}
