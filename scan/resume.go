@@ -72,11 +72,10 @@ func JournalEntries(stateDir, magazine string) ([]JournalEntry, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", p, err)
 	}
+	_ = validSlots(f.Slots) // invalid entries are not reported (the agent's open drops them)
 	out := make([]JournalEntry, 0, len(f.Slots))
 	for _, e := range f.Slots {
-		if e != nil {
-			out = append(out, *e)
-		}
+		out = append(out, *e)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Slot < out[b].Slot })
 	return out, nil
