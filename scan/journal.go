@@ -192,9 +192,14 @@ func (j *journal) interrupted() []JournalEntry {
 	return out
 }
 
+// start records that r's scan began. A slot held for rerun that is
+// scanned again for the same slide: r supersedes the result it replaces.
 func (j *journal) start(r *Report) {
 	j.mu.Lock()
 	e := j.entry(r.Slot)
+	if e.Status == slotRerun && e.SlideID == r.SlideID && e.ResultID != "" && e.ResultID != r.ResultID && r.Supersedes == "" {
+		r.Supersedes = e.ResultID
+	}
 	*e = JournalEntry{Slot: r.Slot, SlideID: r.SlideID, ResultID: r.ResultID, Status: slotScanning, StartedAt: r.StartedAt}
 	j.mu.Unlock()
 	j.write()
@@ -285,12 +290,15 @@ func (j *journal) failed() error {
 }
 
 // interruptedReport is the report of a slide whose scan a restart cut
-// short: INCOMPLETE, flagged and marked for rerun, never negative.
+// short: INCOMPLETE, flagged and marked for rerun, never negative, under a
+// new result ID that supersedes the one journalled at the scan's start.
 func interruptedReport(robot, magazine string, e JournalEntry, now time.Time) *Report {
 	r := newReport(robot, e.SlideID, e.Slot, e.StartedAt)
-	if e.ResultID != "" {
-		r.ResultID = e.ResultID
-	}
+	// A new result ID, superseding the journalled one: the slide may have
+	// been reported under that ID just before the restart (the journal's
+	// "done" is written after the delivery), and one result ID never
+	// carries two contents.
+	r.Supersedes = e.ResultID
 	r.Magazine = magazine
 	r.TilesPlanned, r.TilesCaptured, r.TilesAnalysed = e.TilesPlanned, e.TilesCaptured, e.TilesAnalysed
 	r.TilesMissing = max(e.TilesPlanned-e.TilesCaptured, 0)
