@@ -131,3 +131,15 @@ func setAside(p, tag string, now time.Time) (string, error) {
 	}
 	return to, nil
 }
+
+// ValidateMagazine checks a magazine name as every path that takes one
+// must (the fleet's start command, the status socket, the panel): it
+// names the journal file <state>/progress/<magazine>.json, so it must be
+// one safe path element: 1..64 of [A-Za-z0-9_.-] starting with a letter
+// or digit.
+func ValidateMagazine(name string) error {
+	if !validSlideID.MatchString(name) {
+		return fmt.Errorf("magazine %q: want 1..64 of [A-Za-z0-9_.-] starting with a letter or digit", name)
+	}
+	return nil
+}

@@ -1,6 +1,7 @@
 package scan
 
 import (
+	"strings"
 	"testing"
 	"time"
 )
@@ -52,5 +53,16 @@ func TestRescanSupersedesIncomplete(t *testing.T) {
 	j.start(other)
 	if other.Supersedes != "" {
 		t.Fatalf("another slide supersedes %q", other.Supersedes)
+	}
+}
+
+func TestValidateMagazine(t *testing.T) {
+	for _, bad := range []string{"", "../../etc/x", "a/b", ".hidden", strings.Repeat("m", 65), "M 1"} {
+		if ValidateMagazine(bad) == nil {
+			t.Errorf("magazine %q accepted", bad)
+		}
+	}
+	if err := ValidateMagazine("M0001"); err != nil {
+		t.Error(err)
 	}
 }
