@@ -8,10 +8,12 @@ import (
 	"log/slog"
 	"os"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strconv"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"papscan/hal"
 )
@@ -87,8 +89,71 @@ func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) 
 		return j, nil
 	}
 	f.Magazine = magazine
+	bad := validSlots(f.Slots)
 	j.f = f
+	if len(bad) > 0 {
+		// Keep the file as found for a person, drop the entries that
+		// fail validation (their slots are scanned again) and write the
+		// rest back.
+		kept, aerr := setAside(j.path, "corrupt", time.Now())
+		log.Error("progress journal has invalid entries; dropped (those slots will be scanned again), original kept aside",
+			"file", kept, "problems", errors.Join(append(bad, aerr)...))
+		j.write()
+	}
 	return j, nil
+}
+
+// Bounds of a journal entry's fields.
+const (
+	maxJournalSlot  = 10000
+	maxJournalCount = 1 << 24
+	maxReasonBytes  = 1024
+)
+
+// validResultID is the shape of a result ID: it names a directory under
+// slides/<slide>/, so it must be one safe path element.
+var validResultID = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$`)
+
+// validSlots deletes every entry of slots that fails validation and
+// returns why, one error per dropped entry naming the slot and field.
+// The journal is read back from disk: it is hostile input (a null entry
+// used to panic every reader; an unchecked slide or result ID became a
+// path outside the state directory).
+func validSlots(slots map[string]*JournalEntry) []error {
+	var bad []error
+	for k, e := range slots {
+		if err := validEntry(k, e); err != nil {
+			bad = append(bad, fmt.Errorf("slots[%q]: %w", k, err))
+			delete(slots, k)
+		}
+	}
+	return bad
+}
+
+func validEntry(k string, e *JournalEntry) error {
+	switch {
+	case e == nil:
+		return errors.New("null entry")
+	case k != strconv.Itoa(e.Slot) || e.Slot < 0 || e.Slot >= maxJournalSlot:
+		return fmt.Errorf("field slot: %d under key %q (want the key, in [0, %d))", e.Slot, k, maxJournalSlot)
+	case !validSlideID.MatchString(e.SlideID):
+		return fmt.Errorf("field slide_id: %q is not a slide ID", e.SlideID)
+	case !validResultID.MatchString(e.ResultID):
+		return fmt.Errorf("field result_id: %q is not a result ID", e.ResultID)
+	case e.Status != slotScanning && e.Status != slotDone && e.Status != slotRerun:
+		return fmt.Errorf("field status: %q (want %s, %s or %s)", e.Status, slotScanning, slotDone, slotRerun)
+	case len(e.Reason) > maxReasonBytes || !utf8.ValidString(e.Reason):
+		return errors.New("field reason: too long or not UTF-8")
+	}
+	for _, c := range []struct {
+		name string
+		v    int
+	}{{"tiles_planned", e.TilesPlanned}, {"tiles_captured", e.TilesCaptured}, {"tiles_analysed", e.TilesAnalysed}, {"cells", e.Cells}} {
+		if c.v < 0 || c.v > maxJournalCount {
+			return fmt.Errorf("field %s: %d out of [0, %d]", c.name, c.v, maxJournalCount)
+		}
+	}
+	return nil
 }
 
 // entry returns the slot's entry, creating it.
@@ -127,9 +192,14 @@ func (j *journal) interrupted() []JournalEntry {
 	return out
 }
 
+// start records that r's scan began. A slot held for rerun that is
+// scanned again for the same slide: r supersedes the result it replaces.
 func (j *journal) start(r *Report) {
 	j.mu.Lock()
 	e := j.entry(r.Slot)
+	if e.Status == slotRerun && e.SlideID == r.SlideID && e.ResultID != "" && e.ResultID != r.ResultID && r.Supersedes == "" {
+		r.Supersedes = e.ResultID
+	}
 	*e = JournalEntry{Slot: r.Slot, SlideID: r.SlideID, ResultID: r.ResultID, Status: slotScanning, StartedAt: r.StartedAt}
 	j.mu.Unlock()
 	j.write()
@@ -220,12 +290,15 @@ func (j *journal) failed() error {
 }
 
 // interruptedReport is the report of a slide whose scan a restart cut
-// short: INCOMPLETE, flagged and marked for rerun, never negative.
+// short: INCOMPLETE, flagged and marked for rerun, never negative, under a
+// new result ID that supersedes the one journalled at the scan's start.
 func interruptedReport(robot, magazine string, e JournalEntry, now time.Time) *Report {
 	r := newReport(robot, e.SlideID, e.Slot, e.StartedAt)
-	if e.ResultID != "" {
-		r.ResultID = e.ResultID
-	}
+	// A new result ID, superseding the journalled one: the slide may have
+	// been reported under that ID just before the restart (the journal's
+	// "done" is written after the delivery), and one result ID never
+	// carries two contents.
+	r.Supersedes = e.ResultID
 	r.Magazine = magazine
 	r.TilesPlanned, r.TilesCaptured, r.TilesAnalysed = e.TilesPlanned, e.TilesCaptured, e.TilesAnalysed
 	r.TilesMissing = max(e.TilesPlanned-e.TilesCaptured, 0)

@@ -37,7 +37,7 @@ func TestJournalRoundTripAndCorruption(t *testing.T) {
 		t.Errorf("statuses %q %q %q", j2.status(1), j2.status(0), j2.status(7))
 	}
 	ir := interruptedReport("t", "M1", in[0], time.Unix(9, 0))
-	if ir.Complete() || ir.Verdict != "INCOMPLETE" || !ir.Rerun || ir.ResultID != r.ResultID {
+	if ir.Complete() || ir.Verdict != "INCOMPLETE" || !ir.Rerun || ir.ResultID == r.ResultID || ir.Supersedes != r.ResultID {
 		t.Errorf("interrupted report %+v", ir)
 	}
 

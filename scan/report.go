@@ -4,6 +4,7 @@ import (
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -368,24 +369,43 @@ type Files struct {
 	Gallery  string `json:"gallery,omitempty"`
 }
 
+// ErrBadReportID: a report's slide or result ID is not a safe path
+// element (WriteFiles refuses it before building any path).
+var ErrBadReportID = errors.New("report: bad slide or result ID")
+
 // WriteFiles stores the report under stateDir/slides/<slide>/<result_id>/:
 // result.json, overview.png and gallery.png. Each file is written to a
 // temporary name, synced and renamed, so a crash never leaves a torn file.
+// The IDs are checked first (ErrBadReportID) and every file is opened
+// through an os.Root on stateDir: nothing is written outside it, even
+// through a symlink.
 func (r *Report) WriteFiles(stateDir string) (Files, error) {
-	dir := filepath.Join(stateDir, "slides", r.SlideID, r.ResultID)
-	if err := os.MkdirAll(dir, 0o750); err != nil {
+	if !validSlideID.MatchString(r.SlideID) {
+		return Files{}, fmt.Errorf("%w: slide_id %q", ErrBadReportID, r.SlideID)
+	}
+	if !validResultID.MatchString(r.ResultID) {
+		return Files{}, fmt.Errorf("%w: result_id %q", ErrBadReportID, r.ResultID)
+	}
+	root, err := os.OpenRoot(stateDir)
+	if err != nil {
 		return Files{}, fmt.Errorf("report: %w", err)
 	}
+	defer root.Close()
+	rel := filepath.Join("slides", r.SlideID, r.ResultID)
+	if err := root.MkdirAll(rel, 0o750); err != nil {
+		return Files{}, fmt.Errorf("report: %w", err)
+	}
+	dir := filepath.Join(stateDir, rel)
 	f := Files{Dir: dir, Result: filepath.Join(dir, "result.json")}
 	if img := r.Overview(); img != nil {
 		f.Overview = filepath.Join(dir, "overview.png")
-		if err := writeAtomic(f.Overview, func(w *os.File) error { return png.Encode(w, img) }); err != nil {
+		if err := writeAtomicIn(root, filepath.Join(rel, "overview.png"), func(w *os.File) error { return png.Encode(w, img) }); err != nil {
 			return f, err
 		}
 	}
 	if img := r.Gallery(); img != nil {
 		f.Gallery = filepath.Join(dir, "gallery.png")
-		if err := writeAtomic(f.Gallery, func(w *os.File) error { return png.Encode(w, img) }); err != nil {
+		if err := writeAtomicIn(root, filepath.Join(rel, "gallery.png"), func(w *os.File) error { return png.Encode(w, img) }); err != nil {
 			return f, err
 		}
 	}
@@ -393,7 +413,32 @@ func (r *Report) WriteFiles(stateDir string) (Files, error) {
 	if err != nil {
 		return f, fmt.Errorf("report: encode: %w", err)
 	}
-	return f, writeAtomic(f.Result, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
+	return f, writeAtomicIn(root, filepath.Join(rel, "result.json"), func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
+}
+
+// writeAtomicIn is writeAtomic for a path relative to root.
+func writeAtomicIn(root *os.Root, rel string, fill func(*os.File) error) error {
+	tmp := filepath.Join(filepath.Dir(rel), ".tmp-"+newID())
+	w, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	defer root.Remove(tmp)
+	if err := fill(w); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := w.Sync(); err != nil {
+		w.Close()
+		return fmt.Errorf("write %s: sync: %w", rel, err)
+	}
+	if err := w.Close(); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	if err := root.Rename(tmp, rel); err != nil {
+		return fmt.Errorf("write %s: %w", rel, err)
+	}
+	return nil
 }
 
 func writeAtomic(path string, fill func(*os.File) error) error {

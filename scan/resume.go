@@ -72,11 +72,10 @@ func JournalEntries(stateDir, magazine string) ([]JournalEntry, error) {
 	if err := json.Unmarshal(b, &f); err != nil {
 		return nil, fmt.Errorf("journal %s: %w", p, err)
 	}
+	_ = validSlots(f.Slots) // invalid entries are not reported (the agent's open drops them)
 	out := make([]JournalEntry, 0, len(f.Slots))
 	for _, e := range f.Slots {
-		if e != nil {
-			out = append(out, *e)
-		}
+		out = append(out, *e)
 	}
 	sort.Slice(out, func(a, b int) bool { return out[a].Slot < out[b].Slot })
 	return out, nil
@@ -131,4 +130,16 @@ func setAside(p, tag string, now time.Time) (string, error) {
 		return "", fmt.Errorf("journal %s: set aside: %w", p, err)
 	}
 	return to, nil
+}
+
+// ValidateMagazine checks a magazine name as every path that takes one
+// must (the fleet's start command, the status socket, the panel): it
+// names the journal file <state>/progress/<magazine>.json, so it must be
+// one safe path element: 1..64 of [A-Za-z0-9_.-] starting with a letter
+// or digit.
+func ValidateMagazine(name string) error {
+	if !validSlideID.MatchString(name) {
+		return fmt.Errorf("magazine %q: want 1..64 of [A-Za-z0-9_.-] starting with a letter or digit", name)
+	}
+	return nil
 }

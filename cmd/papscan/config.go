@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -29,9 +30,23 @@ func runConfig(_ context.Context, e env, args []string) int {
 			fmt.Fprintln(e.stderr, "papscan config check: want exactly one FILE")
 			return exitUsage
 		}
-		if _, err := config.Load(rest[1]); err != nil {
+		cfg, err := config.Load(rest[1])
+		if err != nil {
 			fmt.Fprintf(e.stderr, "%v\n", err)
 			return exitConfig
+		}
+		// What the agent refuses at start (files, state directory) is
+		// refused here too.
+		if err := cfg.CheckHost(); err != nil {
+			var ve *config.ValidationError
+			if errors.As(err, &ve) {
+				ve.Source = rest[1]
+			}
+			fmt.Fprintf(e.stderr, "%v\n", err)
+			return exitConfig
+		}
+		for _, w := range cfg.Warnings() {
+			fmt.Fprintf(e.stderr, "%s: warning: %s\n", rest[1], w)
 		}
 		fmt.Fprintf(e.stdout, "%s: ok\n", rest[1])
 		return exitOK

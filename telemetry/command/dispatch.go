@@ -182,9 +182,13 @@ type DispatcherOptions struct {
 // MQTT message handler (it only queues); Run does the work, one message at
 // a time, in order of arrival.
 type Dispatcher struct {
-	o     DispatcherOptions
-	log   *slog.Logger
-	queue chan []byte
+	o   DispatcherOptions
+	log *slog.Logger
+	// queue holds verified commands; refusals holds the refusals still
+	// to answer. Separate, so that refused messages can never take the
+	// place of a genuine command (Deliver verifies before queueing).
+	queue    chan verifiedMsg
+	refusals chan refusal
 
 	handlers sync.WaitGroup // handler goroutines, including overrunning ones
 
@@ -231,27 +235,57 @@ func NewDispatcher(o DispatcherOptions) (*Dispatcher, error) {
 	if o.Logger == nil {
 		o.Logger = slog.Default()
 	}
-	return &Dispatcher{o: o, log: o.Logger.With("component", "commands"), queue: make(chan []byte, o.QueueSize),
-		tokens: o.RefusalBurst, refilled: o.Now()}, nil
+	return &Dispatcher{o: o, log: o.Logger.With("component", "commands"), queue: make(chan verifiedMsg, o.QueueSize),
+		refusals: make(chan refusal, refusalQueue), tokens: o.RefusalBurst, refilled: o.Now()}, nil
 }
 
-// Deliver queues a received message (copied) and returns at once; it is
-// safe to call from paho's message handler. When the queue is full the
-// message is dropped, audited with code busy and Deliver returns false:
-// no reply is sent (the fleet times out and re-issues with a new nonce).
+// refusalQueue bounds refusals waiting for their reply (beyond it they
+// are counted as suppressed, like refusals over the rate limit).
+const refusalQueue = 8
+
+// verifiedMsg is a command that passed Verify, waiting for Run.
+type verifiedMsg struct {
+	v   *Verified
+	at  time.Time
+	sha string
+}
+
+// refusal is a message refused before it was queued, waiting for its
+// reply and audit record.
+type refusal struct {
+	rec AuditRecord
+	msg string
+}
+
+// Deliver takes a received message and returns at once; it is safe to
+// call from paho's message handler (it never blocks). A message larger
+// than MaxMessageBytes is refused by its size before anything is copied
+// or parsed. Otherwise it is copied and verified here (Verifier.Verify:
+// envelope, signature, body, robot, age, args), so that only
+// authenticated commands enter the command queue: a flood of refused
+// messages cannot crowd out a genuine one. A refusal is answered and
+// audited by Run within the refusal rate limit (beyond it: counted in the
+// next record's Suppressed). Deliver returns false only when a verified
+// command was dropped because the command queue is full (audited, code
+// busy, no reply: the fleet times out and re-issues with a new nonce).
 func (d *Dispatcher) Deliver(payload []byte) bool {
+	now := d.o.Now()
+	if len(payload) > MaxMessageBytes {
+		d.refuseLater(now, payload, refuse(CodeBadRequest, "message of %d bytes, at most %d", len(payload), MaxMessageBytes), false)
+		return true
+	}
 	msg := append([]byte(nil), payload...)
+	v, verr := d.o.Verifier.Verify(msg, now)
+	if verr != nil {
+		d.refuseLater(now, msg, verr, true)
+		return true
+	}
 	select {
-	case d.queue <- msg:
+	case d.queue <- verifiedMsg{v: v, at: now, sha: digest(msg)}:
 		return true
 	default:
-		now := d.o.Now()
-		if !d.allowRefusal(now) {
-			return false
-		}
-		id, typ, keyID := Peek(msg)
-		rec := AuditRecord{Time: now, ID: id, Type: typ, KeyID: keyID, Code: CodeBusy,
-			Message: "command queue full; dropped without reply", PayloadSHA256: digest(msg)}
+		rec := AuditRecord{Time: now, ID: v.ID, Type: v.Type, KeyID: v.KeyID, Nonce: v.Nonce, IssuedAt: v.IssuedAt,
+			Code: CodeBusy, Message: "command queue full; dropped without reply", PayloadSHA256: digest(msg)}
 		d.limMu.Lock()
 		rec.Suppressed, d.suppressed = d.suppressed, 0
 		d.limMu.Unlock()
@@ -260,26 +294,56 @@ func (d *Dispatcher) Deliver(payload []byte) bool {
 	}
 }
 
-// Run handles queued messages until ctx is done, then waits for handlers
-// still running (bounded by their timeouts' contexts being cancelled).
+// refuseLater queues the reply and audit of a refused message for Run,
+// within the refusal rate limit. peek: the message is small enough to
+// look for its correlation ID.
+func (d *Dispatcher) refuseLater(now time.Time, msg []byte, e *Error, peek bool) {
+	if !d.allowRefusal(now) {
+		return
+	}
+	rec := AuditRecord{Time: now, Code: e.Code, Message: truncate(e.Message, maxMessageBytes), PayloadSHA256: digest(msg)}
+	if peek {
+		rec.ID, rec.Type, rec.KeyID = Peek(msg)
+	}
+	select {
+	case d.refusals <- refusal{rec: rec}:
+	default:
+		d.limMu.Lock()
+		d.suppressed++
+		d.limMu.Unlock()
+	}
+}
+
+// Run handles queued commands and refusals until ctx is done, verified
+// commands first, then waits for handlers still running (bounded by their
+// timeouts' contexts being cancelled).
 func (d *Dispatcher) Run(ctx context.Context) error {
 	defer d.handlers.Wait()
 	for {
+		var reply Reply
+		var send bool
 		select {
-		case <-ctx.Done():
-			return ctx.Err()
-		case msg := <-d.queue:
-			reply, send := d.handle(ctx, msg)
-			if !send {
-				continue
+		case m := <-d.queue:
+			reply, send = d.runVerified(ctx, m.v, m.sha, m.at)
+		default:
+			select {
+			case <-ctx.Done():
+				return ctx.Err()
+			case m := <-d.queue:
+				reply, send = d.runVerified(ctx, m.v, m.sha, m.at)
+			case r := <-d.refusals:
+				reply, send = d.finish(r.rec, Reply{Robot: d.o.Verifier.RobotID}, r.rec.Code, r.rec.Message, nil), true
 			}
-			b, err := EncodeReply(reply)
-			if err == nil {
-				err = d.o.Publish(ctx, b)
-			}
-			if err != nil {
-				d.log.Warn("command reply not sent", "id", reply.ID, "code", reply.Code, "error", err)
-			}
+		}
+		if !send {
+			continue
+		}
+		b, err := EncodeReply(reply)
+		if err == nil {
+			err = d.o.Publish(ctx, b)
+		}
+		if err != nil {
+			d.log.Warn("command reply not sent", "id", reply.ID, "code", reply.Code, "error", err)
 		}
 	}
 }
@@ -314,36 +378,35 @@ func (d *Dispatcher) allowRefusal(now time.Time) bool {
 
 func (d *Dispatcher) handle(ctx context.Context, msg []byte) (Reply, bool) {
 	start := d.o.Now()
-	rec := AuditRecord{Time: start, PayloadSHA256: digest(msg)}
-	reply := Reply{Robot: d.o.Verifier.RobotID}
-	finish := func(code Code, message string, result json.RawMessage) (Reply, bool) {
-		if !rec.Accepted && !d.allowRefusal(start) {
-			d.log.Debug("command refusal suppressed (rate limit)", "code", code, "payload_sha256", rec.PayloadSHA256)
-			return Reply{Robot: reply.Robot, Code: CodeBusy, Message: "refusal rate limit", SentAt: start.UTC()}, false
-		}
-		message = truncate(message, maxMessageBytes)
-		rec.Code, rec.Message = code, message
-		reply.ID, reply.Type = rec.ID, rec.Type
-		reply.OK, reply.Code, reply.Message, reply.Result = code == CodeOK, code, message, result
-		reply.SentAt = d.o.Now().UTC()
-		if rec.Accepted {
-			rec.Duration = reply.SentAt.Sub(start)
-		}
-		d.limMu.Lock()
-		rec.Suppressed, d.suppressed = d.suppressed, 0
-		d.limMu.Unlock()
-		d.audit(rec)
-		return reply, true
-	}
-
 	v, verr := d.o.Verifier.Verify(msg, start)
 	if verr != nil {
+		if !d.allowRefusal(start) {
+			return d.suppressedReply(start, verr.Code), false
+		}
+		rec := AuditRecord{Time: start, PayloadSHA256: digest(msg)}
 		rec.ID, rec.Type, rec.KeyID = Peek(msg)
-		return finish(verr.Code, verr.Message, nil)
+		return d.finish(rec, Reply{Robot: d.o.Verifier.RobotID}, verr.Code, verr.Message, nil), true
 	}
-	rec.ID, rec.Type, rec.KeyID, rec.Nonce, rec.IssuedAt = v.ID, v.Type, v.KeyID, v.Nonce, v.IssuedAt
-	if aerr := d.o.Replay.Admit(v.Nonce, v.IssuedAt, d.o.Verifier.expires(v.Command), start); aerr != nil {
-		return finish(aerr.Code, aerr.Message, nil)
+	return d.runVerified(ctx, v, digest(msg), start)
+}
+
+// suppressedReply is what Handle returns for a refusal over the rate
+// limit (Run does not send it).
+func (d *Dispatcher) suppressedReply(at time.Time, code Code) Reply {
+	d.log.Debug("command refusal suppressed (rate limit)", "code", code)
+	return Reply{Robot: d.o.Verifier.RobotID, Code: CodeBusy, Message: "refusal rate limit", SentAt: at.UTC()}
+}
+
+// runVerified admits a verified command through the replay guard and runs
+// it; start is when it arrived.
+func (d *Dispatcher) runVerified(ctx context.Context, v *Verified, sha string, start time.Time) (Reply, bool) {
+	rec := AuditRecord{Time: start, PayloadSHA256: sha, ID: v.ID, Type: v.Type, KeyID: v.KeyID, Nonce: v.Nonce, IssuedAt: v.IssuedAt}
+	reply := Reply{Robot: d.o.Verifier.RobotID}
+	if aerr := d.o.Replay.Admit(v.Nonce, v.IssuedAt, d.o.Verifier.expires(v.Command), d.o.Now()); aerr != nil {
+		if !d.allowRefusal(start) {
+			return d.suppressedReply(start, aerr.Code), false
+		}
+		return d.finish(rec, reply, aerr.Code, aerr.Message, nil), true
 	}
 	rec.Accepted = true
 	result, err := d.run(ctx, v)
@@ -356,17 +419,35 @@ func (d *Dispatcher) handle(ctx context.Context, msg []byte) (Reply, bool) {
 		if ce := (*Error)(nil); errors.As(err, &ce) {
 			message = ce.Message
 		}
-		return finish(code, message, nil)
+		return d.finish(rec, reply, code, message, nil), true
 	}
 	var raw json.RawMessage
 	if result != nil {
 		b, err := json.Marshal(result)
 		if err != nil {
-			return finish(CodeInternal, "encode result: "+err.Error(), nil)
+			return d.finish(rec, reply, CodeInternal, "encode result: "+err.Error(), nil), true
 		}
 		raw = b
 	}
-	return finish(CodeOK, "", raw)
+	return d.finish(rec, reply, CodeOK, "", raw), true
+}
+
+// finish completes the audit record and the reply of one message and
+// emits the record (with the refusals suppressed since the last one).
+func (d *Dispatcher) finish(rec AuditRecord, reply Reply, code Code, message string, result json.RawMessage) Reply {
+	message = truncate(message, maxMessageBytes)
+	rec.Code, rec.Message = code, message
+	reply.ID, reply.Type = rec.ID, rec.Type
+	reply.OK, reply.Code, reply.Message, reply.Result = code == CodeOK, code, message, result
+	reply.SentAt = d.o.Now().UTC()
+	if rec.Accepted {
+		rec.Duration = reply.SentAt.Sub(rec.Time)
+	}
+	d.limMu.Lock()
+	rec.Suppressed, d.suppressed = d.suppressed, 0
+	d.limMu.Unlock()
+	d.audit(rec)
+	return reply
 }
 
 // run calls the handler in its own goroutine, bounded by HandlerTimeout:
@@ -446,13 +527,17 @@ func nilIfErr[T any](r T, err error) (any, error) {
 	return r, nil
 }
 
+// audit logs the record and hands it to Options.Audit. An accepted
+// command's line carries its type and ID in the message itself, so a log
+// rate limit keyed by message (the agent's: 5 per message per 10 s) never
+// hides one; refusals share one message and are limited like any flood.
 func (d *Dispatcher) audit(r AuditRecord) {
-	lvl := slog.LevelInfo
-	if !r.Accepted {
-		lvl = slog.LevelWarn
+	lvl, msg := slog.LevelWarn, "command refused"
+	if r.Accepted {
+		lvl, msg = slog.LevelInfo, "command accepted: "+r.Type+" "+r.ID
 	}
-	d.log.Log(context.Background(), lvl, "command audit", "id", r.ID, "type", r.Type, "key_id", r.KeyID,
-		"accepted", r.Accepted, "code", r.Code, "message", r.Message, "payload_sha256", r.PayloadSHA256)
+	d.log.Log(context.Background(), lvl, msg, "id", r.ID, "type", r.Type, "key_id", r.KeyID,
+		"accepted", r.Accepted, "code", r.Code, "message", r.Message, "payload_sha256", r.PayloadSHA256, "suppressed", r.Suppressed)
 	if d.o.Audit != nil {
 		d.o.Audit(r)
 	}

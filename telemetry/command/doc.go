@@ -63,8 +63,8 @@
 //
 // Only a command that passed 1..8 reaches the Agent: a refused command
 // changes nothing. Every message, refused or run, produces one reply and
-// one AuditRecord (except a message dropped because the dispatcher queue
-// is full: audited, no reply). A refused message's reply carries its id if
+// one AuditRecord (except a verified command dropped because the command
+// queue is full: audited, no reply). A refused message's reply carries its id if
 // the body had a well-formed one, else "" (the id is then unauthenticated
 // and only echoed for correlation).
 //
@@ -85,12 +85,21 @@
 //
 // # Handlers
 //
-// Deliver copies the message into a bounded queue and returns (safe in
-// paho's callback; never blocks). Run takes one message at a time, in
-// arrival order, verifies it, calls the Agent in its own goroutine bounded
-// by the handler timeout (a handler that overruns gets a timeout reply and
-// the dispatcher moves on), and publishes the reply. Agent methods must
-// return promptly and start long work in the background.
+// Deliver never blocks (safe in paho's callback): a message over 64 KiB is
+// refused by its size before anything is copied; any other is copied and
+// verified at once (steps 1..7), and only a verified command enters the
+// bounded command queue; refusals wait in their own small queue, so a
+// flood of refused messages can never crowd out a genuine command. Run
+// takes verified commands first, in arrival order, admits each through
+// the replay guard, calls the Agent in its own goroutine bounded by the
+// handler timeout (a handler that overruns gets a timeout reply and the
+// dispatcher moves on), and publishes the reply; then it answers queued
+// refusals. Agent methods must return promptly and start long work in
+// the background.
+//
+// Every accepted command is logged under its own message ("command
+// accepted: <type> <id>"), so a log rate limit keyed by message never
+// hides one; refusals share the message "command refused".
 //
 // Refusals are rate-limited (DispatcherOptions.RefusalBurst/RefusalEvery,
 // default 30 then one per 2 s): beyond that a refused message gets neither

@@ -1,6 +1,7 @@
 package command
 
 import (
+	"bytes"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -8,6 +9,7 @@ import (
 	"maps"
 	"os"
 	"path/filepath"
+	"strconv"
 	"sync"
 	"time"
 )
@@ -60,9 +62,12 @@ type replayFile struct {
 
 // OpenReplayGuard loads the guard persisted at path ("" = in memory only,
 // for tests and the fleet side), at time now with the configured clock
-// skew. capacity <= 0 means DefaultReplayCapacity. A missing or corrupt
-// file is not an error: the guard starts with the notBefore floor and
-// Recovered says why (log it). An error means the file exists but cannot
+// skew. capacity <= 0 means DefaultReplayCapacity. A missing file, or one
+// that fails validation (decodeReplayFile: strict JSON, a floor not in
+// the future, at most capacity well-formed nonces expiring within 2 h),
+// is not an error: a rejected file is kept aside as
+// <path>.corrupt-<unix ms> (never overwritten), the guard starts with
+// the notBefore floor and Recovered says why (log it). An error means the file exists but cannot
 // be read, or the directory cannot be written.
 func OpenReplayGuard(path string, capacity int, now time.Time, skew time.Duration) (*ReplayGuard, error) {
 	if capacity <= 0 {
@@ -84,14 +89,14 @@ func OpenReplayGuard(path string, capacity int, now time.Time, skew time.Duratio
 	case err != nil:
 		return nil, fmt.Errorf("command: replay store: %w", err)
 	default:
-		var f replayFile
-		if err := json.Unmarshal(b, &f); err != nil || f.Version != 1 {
-			_ = os.Rename(path, path+".corrupt")
-			floor(fmt.Sprintf("replay store %s unreadable (%v); kept as .corrupt", path, err))
+		f, err := decodeReplayFile(b, capacity, now, skew)
+		if err != nil {
+			kept, aerr := keepAsideStore(path, now)
+			floor(fmt.Sprintf("replay store %s rejected (%v); kept as %s", path, errors.Join(err, aerr), kept))
 		} else {
 			g.notBefore = f.NotBefore
 			for n, ms := range f.Nonces {
-				if exp := time.UnixMilli(ms); !exp.Before(now) && nonceRe.MatchString(n) {
+				if exp := time.UnixMilli(ms); !exp.Before(now) {
 					g.nonces[n] = exp
 				}
 			}
@@ -103,6 +108,61 @@ func OpenReplayGuard(path string, capacity int, now time.Time, skew time.Duratio
 		return nil, err
 	}
 	return g, nil
+}
+
+// maxNonceLife bounds how far ahead a stored nonce may expire: a nonce is
+// kept until issued_at + max_age, with issued_at at most clock_skew ahead
+// (max_age <= 1 h, clock_skew <= 10 min by configuration).
+const maxNonceLife = 2 * time.Hour
+
+// decodeReplayFile decodes and validates the persisted store: strict
+// JSON, version 1, a floor not beyond now + skew, at most capacity
+// nonces of the right shape expiring within maxNonceLife. A file that
+// fails is not trusted at all (the guard falls back to the floor): a
+// forged floor in the future would refuse every command forever, and
+// nonces that never expire would fill the store.
+func decodeReplayFile(b []byte, capacity int, now time.Time, skew time.Duration) (replayFile, error) {
+	var f replayFile
+	d := json.NewDecoder(bytes.NewReader(b))
+	d.DisallowUnknownFields()
+	if err := d.Decode(&f); err != nil {
+		return f, err
+	}
+	if d.More() {
+		return f, errors.New("trailing data after the JSON object")
+	}
+	switch {
+	case f.Version != 1:
+		return f, fmt.Errorf("field version: %d, want 1", f.Version)
+	case f.NotBefore.After(now.Add(skew)):
+		return f, fmt.Errorf("field not_before: %s is after now + clock skew", f.NotBefore.UTC().Format(time.RFC3339))
+	case len(f.Nonces) > capacity:
+		return f, fmt.Errorf("field nonces: %d, more than the capacity %d", len(f.Nonces), capacity)
+	}
+	limit := now.Add(maxNonceLife).UnixMilli()
+	for n, ms := range f.Nonces {
+		if !nonceRe.MatchString(n) {
+			return f, fmt.Errorf("field nonces: %q is not a nonce", n)
+		}
+		if ms > limit {
+			return f, fmt.Errorf("field nonces[%q]: expires after now + %v", n, maxNonceLife)
+		}
+	}
+	return f, nil
+}
+
+// keepAsideStore renames a rejected store to <path>.corrupt-<unix ms>
+// (with -1, -2, ... if taken: a file kept aside is never overwritten).
+func keepAsideStore(path string, now time.Time) (string, error) {
+	base := path + ".corrupt-" + strconv.FormatInt(now.UnixMilli(), 10)
+	to := base
+	for i := 1; ; i++ {
+		if _, err := os.Lstat(to); errors.Is(err, fs.ErrNotExist) {
+			break
+		}
+		to = base + "-" + strconv.Itoa(i)
+	}
+	return to, os.Rename(path, to)
 }
 
 // Recovered says why the guard started with a notBefore floor ("" when it

@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"papscan/telemetry"
 	"papscan/telemetry/outbox"
@@ -241,5 +242,55 @@ func TestSoundOutboxNoDamage(t *testing.T) {
 	}
 	if m := quarantined(t, path); len(m) != 0 {
 		t.Fatalf("sound file quarantined: %v", m)
+	}
+}
+
+// TestRederive: results stored as <state>/slides/<slide>/<id>/result.json
+// are committed again (once), the rest is left alone, and files that lie
+// about their IDs or point outside the state directory are skipped.
+func TestRederive(t *testing.T) {
+	state := t.TempDir()
+	put := func(slide, id, body string) {
+		d := filepath.Join(state, "slides", slide, id)
+		if err := os.MkdirAll(d, 0o750); err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(d, "result.json"), []byte(body), 0o640); err != nil {
+			t.Fatal(err)
+		}
+	}
+	put("M1-S00", "aa01", `{"slide_id":"M1-S00","result_id":"aa01","verdict":"NILM"}`)
+	put("M1-S01", "aa02", "{\n  \"slide_id\": \"M1-S01\",\n  \"result_id\": \"aa02\",\n  \"verdict\": \"INCOMPLETE\"\n}\n")
+	put("M1-S02", "aa03", `{"slide_id":"M1-S09","result_id":"aa03"}`) // lies about its slide
+	outside := filepath.Join(t.TempDir(), "result.json")
+	if err := os.WriteFile(outside, []byte(`{"slide_id":"M1-S03","result_id":"aa04"}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.MkdirAll(filepath.Join(state, "slides", "M1-S03", "aa04"), 0o750); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, filepath.Join(state, "slides", "M1-S03", "aa04", "result.json")); err != nil {
+		t.Fatal(err)
+	}
+	ob := open(t, filepath.Join(state, "outbox.db"), nil)
+	if _, err := ob.PutResult("M1-S00", "aa01", []byte(`{"slide_id":"M1-S00","result_id":"aa01","verdict":"NILM"}`)); err != nil {
+		t.Fatal(err)
+	}
+	n, err := ob.Rederive(state, time.Time{})
+	if n != 1 {
+		t.Fatalf("rederived %d results, want 1 (aa02; aa01 is held)", n)
+	}
+	if err == nil || !strings.Contains(err.Error(), "2 result files skipped") {
+		t.Fatalf("error %v, want the lying and the symlinked file named", err)
+	}
+	es, err := ob.Pending(0, 10)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(es) != 2 || es[1].ID != "aa02" || es[1].SlideID != "M1-S01" || !json.Valid(es[1].Body) || strings.Contains(string(es[1].Body), "\n") {
+		t.Fatalf("entries %+v", es)
+	}
+	if n, _ := ob.Rederive(state, time.Time{}); n != 0 {
+		t.Fatalf("second rederive committed %d, want 0", n)
 	}
 }

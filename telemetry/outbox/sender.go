@@ -28,6 +28,13 @@ const (
 	DefaultWindow        = 64
 	DefaultAckTimeout    = 30 * time.Second
 	DefaultRetryInterval = time.Second
+	// DefaultReplayInterval: one requester's replay requests are honoured
+	// at most this often.
+	DefaultReplayInterval = 2 * time.Second
+	// maxReplayQueue bounds replay requests waiting for the sender.
+	maxReplayQueue = 16
+	// maxRequesters bounds the requesters remembered for the rate limit.
+	maxRequesters = 256
 )
 
 // SenderOptions configures a Sender.
@@ -45,6 +52,10 @@ type SenderOptions struct {
 	// OnAcked, if set, is called from the sender goroutine with the IDs
 	// each fleet ack removed (for metrics and tests). It must not block.
 	OnAcked func(ids []string)
+	// ReplayInterval: a requester (Replay.Receiver) gets at most one
+	// replay request honoured this often; the others are dropped and
+	// counted (Stats.ReplaysDropped). Default DefaultReplayInterval.
+	ReplayInterval time.Duration
 	// Logger; default slog.Default().
 	Logger *slog.Logger
 }
@@ -57,6 +68,9 @@ type Stats struct {
 	PublishErrors uint64 // publishes without PUBACK
 	Replays       uint64 // replay requests honoured
 	AckTimeouts   uint64 // go-back to the oldest unacked entry after AckTimeout
+	// ReplaysDropped counts replay requests not honoured: too frequent
+	// from one requester, or too many waiting.
+	ReplaysDropped uint64
 }
 
 // Sender is the one goroutine that publishes the outbox, in sequence
@@ -70,10 +84,11 @@ type Sender struct {
 	mu          sync.Mutex
 	acks        []string
 	replays     []telemetry.Replay
+	lastReplay  map[string]time.Time // requester -> last replay honoured
 	reconnected bool
 	wake        chan struct{}
 
-	published, resent, acked, pubErrs, replayN, timeouts atomic.Uint64
+	published, resent, acked, pubErrs, replayN, timeouts, replayDrops atomic.Uint64
 }
 
 // NewSender returns a Sender for ob; start it with Run.
@@ -87,10 +102,14 @@ func NewSender(ob *Outbox, opts SenderOptions) *Sender {
 	if opts.RetryInterval <= 0 {
 		opts.RetryInterval = DefaultRetryInterval
 	}
+	if opts.ReplayInterval <= 0 {
+		opts.ReplayInterval = DefaultReplayInterval
+	}
 	if opts.Logger == nil {
 		opts.Logger = slog.Default()
 	}
-	return &Sender{ob: ob, opts: opts, log: opts.Logger.With("component", "outbox-sender"), wake: make(chan struct{}, 1)}
+	return &Sender{ob: ob, opts: opts, log: opts.Logger.With("component", "outbox-sender"), wake: make(chan struct{}, 1),
+		lastReplay: map[string]time.Time{}}
 }
 
 func (s *Sender) signal() {
@@ -109,8 +128,23 @@ func (s *Sender) HandleAck(a telemetry.Ack) {
 }
 
 // HandleReplay queues a replay request (telemetry.Options.OnReplay).
+// Never blocks. A requester (Replay.Receiver) gets one request honoured
+// per ReplayInterval; more, or more than 16 waiting, are dropped and
+// counted: whoever may publish replay requests cannot multiply the
+// robot's traffic.
 func (s *Sender) HandleReplay(r telemetry.Replay) {
+	now := time.Now()
 	s.mu.Lock()
+	last, seen := s.lastReplay[r.Receiver]
+	if (seen && now.Sub(last) < s.opts.ReplayInterval && !now.Before(last)) || len(s.replays) >= maxReplayQueue {
+		s.mu.Unlock()
+		s.replayDrops.Add(1)
+		return
+	}
+	if len(s.lastReplay) >= maxRequesters {
+		clear(s.lastReplay)
+	}
+	s.lastReplay[r.Receiver] = now
 	s.replays = append(s.replays, r)
 	s.mu.Unlock()
 	s.signal()
@@ -130,8 +164,12 @@ func (s *Sender) Stats() Stats {
 	return Stats{
 		Published: s.published.Load(), Resent: s.resent.Load(), Acked: s.acked.Load(),
 		PublishErrors: s.pubErrs.Load(), Replays: s.replayN.Load(), AckTimeouts: s.timeouts.Load(),
+		ReplaysDropped: s.replayDrops.Load(),
 	}
 }
+
+// seqRange is a bounded replay request still to send.
+type seqRange struct{ from, to uint64 }
 
 type flight struct {
 	id string
@@ -147,6 +185,7 @@ func (s *Sender) Run(ctx context.Context, p Publisher) error {
 	var cursor uint64 // highest seq sent in this epoch
 	var retryAt time.Time
 	var pendingAcks []string
+	var ranges []seqRange // replay requests with an upper bound, sent before the cursor moves on
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	resetEpoch := func(from uint64) { // resend everything from seq "from" on
@@ -212,8 +251,12 @@ func (s *Sender) Run(ctx context.Context, p Publisher) error {
 				continue
 			}
 			s.replayN.Add(1)
-			s.log.Info("fleet asked for a replay", "from_seq", r.FromSeq, "to_seq", r.ToSeq)
-			resetEpoch(r.FromSeq)
+			s.log.Info("fleet asked for a replay", "receiver", r.Receiver, "from_seq", r.FromSeq, "to_seq", r.ToSeq)
+			if r.ToSeq == 0 {
+				resetEpoch(r.FromSeq) // no upper bound: everything from from_seq on
+			} else {
+				ranges = append(ranges, seqRange{from: max(r.FromSeq, 1), to: r.ToSeq})
+			}
 		}
 		now := time.Now()
 		var oldest time.Time
@@ -229,6 +272,47 @@ func (s *Sender) Run(ctx context.Context, p Publisher) error {
 			oldest = time.Time{}
 		}
 
+		// Bounded replays first: exactly [from, to], whatever the cursor.
+		for len(ranges) > 0 && !now.Before(retryAt) && len(inflight) < s.opts.Window && p.Connected() {
+			r := &ranges[0]
+			batch, err := s.ob.Pending(r.from-1, s.opts.Window-len(inflight))
+			if err != nil {
+				s.log.Error("outbox unreadable", "error", err)
+				retryAt = now.Add(s.opts.RetryInterval)
+				break
+			}
+			batch = slices.DeleteFunc(batch, func(e Entry) bool { return e.Seq > r.to })
+			if len(batch) == 0 {
+				ranges = ranges[1:]
+				continue
+			}
+			floor := s.ob.Floor()
+			for _, e := range batch {
+				attempts[e.Seq]++
+				if err := p.PublishDelivery(ctx, s.ob.Delivery(e, floor, attempts[e.Seq])); err != nil {
+					s.pubErrs.Add(1)
+					if ctx.Err() != nil {
+						return ctx.Err()
+					}
+					retryAt = time.Now().Add(s.opts.RetryInterval)
+					break
+				}
+				s.published.Add(1)
+				if attempts[e.Seq] > 1 {
+					s.resent.Add(1)
+				}
+				t := time.Now()
+				inflight[e.Seq] = flight{id: e.ID, at: t}
+				byID[e.ID] = e.Seq
+				r.from = e.Seq + 1
+				if oldest.IsZero() {
+					oldest = t
+				}
+			}
+			if r.from > r.to {
+				ranges = ranges[1:]
+			}
+		}
 		if !now.Before(retryAt) && len(inflight) < s.opts.Window && p.Connected() {
 			batch, err := s.ob.Pending(cursor, s.opts.Window-len(inflight))
 			if err != nil {

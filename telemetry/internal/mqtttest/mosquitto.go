@@ -189,3 +189,28 @@ func (m *Mosquitto) Kill() {
 
 // Addr is "127.0.0.1:port".
 func (m *Mosquitto) Addr() string { return fmt.Sprintf("127.0.0.1:%d", m.Port) }
+
+// StartMosquittoConf starts mosquitto with the configuration text conf
+// (which must make it listen on 127.0.0.1:port, e.g. from FreePort) and
+// kills it at cleanup. When the test runs as root a "user" line for the
+// current user is added (mosquitto would otherwise drop to user
+// "mosquitto", which cannot read the test's files), and log lines go to
+// stderr.
+func StartMosquittoConf(t TB, conf string, port int) *Mosquitto {
+	t.Helper()
+	bin := RequireMosquitto(t)
+	if os.Geteuid() == 0 {
+		if u, err := user.Current(); err == nil {
+			conf = "user " + u.Username + "\n" + conf
+		}
+	}
+	conf = "log_dest stderr\nlog_type error\nlog_type warning\n" + conf
+	path := filepath.Join(t.TempDir(), "mosquitto.conf")
+	if err := os.WriteFile(path, []byte(conf), 0o600); err != nil {
+		t.Fatalf("mosquitto config: %v", err)
+	}
+	m := &Mosquitto{t: t, bin: bin, conf: path, Port: port, URL: fmt.Sprintf("ssl://127.0.0.1:%d", port)}
+	m.Start()
+	t.Cleanup(m.Kill)
+	return m
+}
