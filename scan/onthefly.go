@@ -45,7 +45,20 @@ type FlyStats struct {
 	MaxOffUM   float64 `json:"max_off_um"`  // largest |frame centre - tile centre| accepted
 	TicDiffUM  float64 `json:"tic_diff_um"` // largest |plan - Tic read| at a frame
 	RowSeconds float64 `json:"row_seconds"` // time on rows at cruise (first to last frame)
+	// Registered is how many frames were registered on their
+	// neighbour's overlap; RegMaxPx the largest disagreement found
+	// between the registration and the positions from the motion plan.
+	Registered int     `json:"registered"`
+	RegMaxPx   float64 `json:"reg_max_px"`
 }
+
+// regShiftPx is the registration search range, and regFaultPx the
+// disagreement between registration and the planned positions that means
+// the stage lost steps (its counted position is wrong from then on).
+const (
+	regShiftPx = 40
+	regFaultPx = 4.0
+)
 
 // darkLevel: a frame whose mean green (sampled) is below this is dark: the
 // light never came (a bright field is ~200, the densest tissue > 60).
@@ -268,6 +281,11 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		return nil
 	}
 	darkRun := 0
+	w, _ := s.m.Camera.Size()
+	ovPx := int((plan.FieldW - plan.StepX) / px)
+	var prevStrip, curStrip strip
+	havePrev := false
+	prevX := 0.0
 	lightFault := func(i int) error {
 		return hal.NewFault("light", hal.FaultLight, fmt.Errorf("tile %d: %d frames in a row without light: the strobe never fired", i, darkRun))
 	}
@@ -350,10 +368,12 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		}
 		rowT0 := s.m.Clock.Now()
 		abort := false
+		havePrev = false
 		for k, i := range row.idx {
 			t := plan.Tiles[i]
 			if abort {
 				retake = append(retake, i)
+				havePrev = false
 				continue
 			}
 			zt := fm.Z(t.X, y)
@@ -430,6 +450,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				free <- img
 				st.Dropped++
 				retake = append(retake, i)
+				havePrev = false
 				continue
 			}
 			if meanGreen(img) < darkLevel {
@@ -453,9 +474,41 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				free <- img
 				st.OffPlace++
 				retake = append(retake, i)
+				havePrev = false
 				continue
 			} else {
 				st.MaxOffUM = math.Max(st.MaxOffUM, off)
+			}
+			// Register the overlap with the previous frame of the row:
+			// it sees what the plan and the Tic reads cannot, a stage
+			// that lost steps.
+			if ovPx >= 2*regShiftPx+32 {
+				x0a, x0b := w-ovPx, 0
+				if row.dir < 0 {
+					x0a, x0b = 0, w-ovPx
+				}
+				cutStrip(&curStrip, img, x0b, ovPx)
+				if havePrev {
+					e := (x - prevX) / px // expected shift, px
+					ei := math.Round(e)
+					prevStrip.x0 -= int(ei)
+					d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
+					prevStrip.x0 += int(ei)
+					if ok {
+						st.Registered++
+						dev := d + ei - e
+						st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
+						if math.Abs(dev) > regFaultPx {
+							free <- img
+							_ = s.Halt()
+							r.TilesMissing++
+							return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
+								fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
+						}
+					}
+				}
+				cutStrip(&prevStrip, img, x0a, ovPx)
+				havePrev, prevX = true, x
 			}
 			focusErr(x, y, um(zNow))
 			if err := submit(i, x, y, img); err != nil {

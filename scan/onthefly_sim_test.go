@@ -17,6 +17,7 @@ import (
 func flyTweak(cfg *config.Config) {
 	cfg.Scan.Mode = config.ModeOnTheFly
 	cfg.Machine.Light.StrobePulse = config.Duration(10 * time.Microsecond)
+	cfg.Machine.Camera.FrameTimeout = config.Duration(400 * time.Millisecond)
 }
 
 // newFlyRig is a rig scanning on the fly; more tweaks may follow.
@@ -64,6 +65,10 @@ func TestOnTheFlySlide(t *testing.T) {
 	f := r.Fly
 	if f == nil {
 		t.Fatal("no on-the-fly figures")
+	}
+	t.Logf("registered %d frames, largest disagreement %.2f px", f.Registered, f.RegMaxPx)
+	if f.Registered < r.TilesPlanned/3 || f.RegMaxPx > 2 {
+		t.Errorf("registered %d of %d frames, largest disagreement %.2f px", f.Registered, r.TilesPlanned, f.RegMaxPx)
 	}
 	t.Logf("tiles %d rows %d retakes %d dropped %d dark %d off %d blur %.3f px speed %.0f µm/s tic diff %.1f µm max off %.1f µm; tile phase %.2fs bound %.2fs; focus rms %.2f µm; machine %.1fs",
 		r.TilesPlanned, f.Rows, f.Retakes, f.Dropped, f.Dark, f.OffPlace, f.BlurPx, f.SpeedUMPS, f.TicDiffUM, f.MaxOffUM,
@@ -114,5 +119,67 @@ func TestOnTheFlyStrobeFault(t *testing.T) {
 	}
 	if !errors.Is(err, hal.ErrFault) {
 		t.Errorf("%v is no hal.ErrFault", err)
+	}
+}
+
+// TestOnTheFlyDroppedFrame: a frame that never comes is taken again,
+// stopped; no tile is missing.
+func TestOnTheFlyDroppedFrame(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.HighGrade)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dropped := false
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Done == 5 && !dropped {
+			dropped = true
+			rig.world.Camera.DropFrames(1)
+		}
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !dropped {
+		t.Fatal("no frame was dropped")
+	}
+	if !r.Complete() || r.TilesMissing != 0 || r.TilesAnalysed != r.TilesPlanned {
+		t.Fatalf("incomplete: %d/%d tiles analysed, %d missing", r.TilesAnalysed, r.TilesPlanned, r.TilesMissing)
+	}
+	if r.Fly.Dropped < 1 || r.Fly.Retakes < 1 {
+		t.Errorf("dropped %d, re-taken %d: want the lost frame taken again", r.Fly.Dropped, r.Fly.Retakes)
+	}
+}
+
+// TestOnTheFlyStalledStage: a stage that skips steps in the middle of a
+// row (its counted position no longer true) is caught by registering the
+// frames' overlap: a motion fault, the slide INCOMPLETE, never tiles
+// placed where they were not.
+func TestOnTheFlyStalledStage(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.HighGrade)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stalled := false
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Done == 2 && !stalled {
+			stalled = true
+			rig.world.X.StallSteps(2) // 10 µm (20 px) at 0.2 microsteps/µm
+		}
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	if !stalled {
+		t.Fatal("the stage never stalled")
+	}
+	f := hal.FaultOf(err)
+	if f == nil || f.Code != hal.FaultMotion {
+		t.Fatalf("err = %v, want a motion fault", err)
+	}
+	if r == nil || r.Complete() || r.Verdict != "INCOMPLETE" {
+		t.Fatalf("report verdict %v complete %v: want INCOMPLETE", r.Verdict, r.Complete())
 	}
 }
