@@ -519,6 +519,13 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := dev.x.Wait(ctx); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
+		if dev.z != nil {
+			// The last focus move of the row ends here, so the Z axis
+			// holds no move unattended (its dead-man).
+			if err := dev.z.Wait(ctx); err != nil {
+				return fmt.Errorf("row %d: focus: %w", ri, err)
+			}
+		}
 		if err := dev.x.SetCruise(0); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
