@@ -360,6 +360,9 @@ type Scan struct {
 	FocusRange Distance `yaml:"focus_range"`
 	// FocusStep is the coarse focus step.
 	FocusStep Distance `yaml:"focus_step"`
+	// FocusPrior starts each slide's focus map from the previous slide's
+	// surface (a bracket instead of a full sweep at its first point).
+	FocusPrior bool `yaml:"focus_prior"`
 	// FocusPoints is the number of autofocus points of the focus map (the
 	// scanner uses no more than one per 10 planned tiles).
 	FocusPoints int `yaml:"focus_points"`

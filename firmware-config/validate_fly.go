@@ -69,6 +69,18 @@ func (c *Config) validateFly(v *validator) {
 	if s.ZPlanes > 1 {
 		v.add("scan.z_planes", "must be 1 with scan.mode on_the_fly (a z-stack cannot be taken while the stage moves), got %d", s.ZPlanes)
 	}
+	// A frame that never comes must not outlast the Tics' dead-man: the
+	// sweeping axes get no command while the camera is waited for and
+	// reopened.
+	for _, a := range []struct {
+		name string
+		ax   *Axis
+	}{{"x", &ax.X}, {"z", &ax.Z}} {
+		if a.ax.Driver == "tic" && a.ax.CommandTimeout > 0 && m.Camera.FrameTimeout+m.Camera.ReopenBackoff >= a.ax.CommandTimeout {
+			v.add("machine.camera.frame_timeout", "with scan.mode on_the_fly, frame_timeout + reopen_backoff (%s + %s) must be under machine.axes.%s.command_timeout %s (the moving axis gets no command while a lost frame is waited for)",
+				m.Camera.FrameTimeout, m.Camera.ReopenBackoff, a.name, a.ax.CommandTimeout)
+		}
+	}
 	if !(m.Camera.FrameRate > 0) || !(m.Camera.PixelSize > 0) {
 		return // reported by the camera checks
 	}

@@ -229,6 +229,13 @@ func Build(cfg *config.Config, hw Wire) (*Robot, error) {
 			m.Light = l
 		}
 	}
+	if lc.StrobePulse > 0 && m.Light != nil {
+		st, err := light.NewStrobe(m.Light, hw.Clock)
+		if err != nil {
+			return nil, fmt.Errorf("machine.light.strobe_pulse: %w", err)
+		}
+		m.Light = st
+	}
 	pc := cfg.Machine.Panel
 	led := func(key string, p config.Pin) (*panel.LED, error) {
 		pin, err := hw.Pin(p)

@@ -345,6 +345,11 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			if m, _, _ := FitRobust(good, s.rejectResidual()); m != nil {
 				zc, half = m.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 			}
+		} else if s.prior != nil {
+			// The previous slide's surface predicts the first point: a
+			// bracket instead of a sweep over the whole range (widened
+			// to the sweep below when it holds no peak).
+			zc, half = s.prior.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 		}
 		err := s.moveTo(ctx, r, p.X, p.Y)
 		if err != nil {
@@ -383,6 +388,9 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 	r.Focus.FitRMS = m.RMS()
 	r.Focus.Terms = m.Terms()
 	r.Focus.Map = kept
+	if s.o.FocusPrior {
+		s.prior = m
+	}
 	return m, nil
 }
 

@@ -27,7 +27,7 @@ import (
 // runs only with PAPSCAN_BENCH_SLIDE=1 (scripts/bench.sh sets it, one
 // profile per process so the peak RSS is that slide's).
 func BenchmarkSlide(b *testing.B) {
-	for _, profile := range []string{"sim", "papscan-r2"} {
+	for _, profile := range []string{"sim", "papscan-r2", "sim-fly", "papscan-r2-fly"} {
 		b.Run(profile, func(b *testing.B) {
 			if os.Getenv("PAPSCAN_BENCH_SLIDE") != "1" {
 				b.Skip("set PAPSCAN_BENCH_SLIDE=1: one full slide takes minutes")
@@ -73,7 +73,11 @@ func benchSlide(b *testing.B, profile string) {
 		RefocusDrop: cfg.Scan.RefocusDrop, RefocusMax: cfg.Scan.RefocusMax,
 		ZPlanes: cfg.Scan.ZPlanes, ZPlaneStep: cfg.Scan.ZPlaneStep.UM(),
 		FocusTruth: w.FocusTruth,
+		FocusPrior: cfg.Scan.FocusPrior,
+		Fly: scan.FlyOptions{Enabled: cfg.Scan.Mode == config.ModeOnTheFly, FrameRate: cfg.Machine.Camera.FrameRate,
+			Exposure: cfg.Machine.Camera.Exposure.D(), StrobePulse: cfg.Machine.Light.StrobePulse.D()},
 	}
+	o.Motion.XStepUM = 1 / cfg.Machine.Axes.X.MicrostepsPerUM
 	if os.Getenv("PAPSCAN_BENCH_LOG") == "1" {
 		o.Logger = slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelDebug}))
 	}
@@ -95,6 +99,12 @@ func benchSlide(b *testing.B, profile string) {
 	t := r.Timing
 	b.ReportMetric(r.Measures.ScanEfficiency, "scan_efficiency")
 	b.ReportMetric(r.Measures.SlideEfficiency, "slide_efficiency")
+	b.ReportMetric(r.Measures.SlideOverBound, "slide/bound")
+	b.ReportMetric(r.Measures.SlideBoundSeconds, "bound_s")
+	if r.Fly != nil {
+		b.ReportMetric(r.Fly.BlurPx, "blur_px")
+		b.ReportMetric(float64(r.Fly.Retakes), "retakes")
+	}
 	b.ReportMetric(r.Measures.AutofocusPerField, "af/field")
 	b.ReportMetric(r.Measures.FramesPerAutofocus, "frames/af")
 	b.ReportMetric(r.Measures.FocusErrorRMS, "focus_err_um")
@@ -105,6 +115,7 @@ func benchSlide(b *testing.B, profile string) {
 	b.ReportMetric(t.Load.Seconds(), "load_s")
 	b.ReportMetric(t.Spot.Seconds(), "overview_s")
 	b.ReportMetric(t.Focus.Seconds(), "focusmap_s")
+	b.ReportMetric(t.TilePhase.Seconds(), "tilephase_s")
 	b.ReportMetric(t.Refocus.Seconds(), "refocus_s")
 	b.ReportMetric((t.Motion - t.Settle).Seconds(), "motion_s")
 	b.ReportMetric(t.Settle.Seconds(), "settle_s")

@@ -33,6 +33,9 @@ type MotionModel struct {
 	X, Y, Z       AxisModel
 	Exposure      time.Duration
 	FrameInterval time.Duration // 1 / frame rate
+	// XStepUM is one microstep of X in µm (the resolution of its position
+	// reads); 0 if unknown.
+	XStepUM float64
 }
 
 func (m MotionModel) known() bool {
@@ -91,6 +94,11 @@ type Measures struct {
 	// map and the loader.
 	SlideEfficiency   float64 `json:"slide_efficiency"`
 	LowerBoundSeconds float64 `json:"lower_bound_seconds"`
+	// SlideBoundSeconds is the slide's physical bound: the tile phase's
+	// lower bound plus loading; SlideOverBound the slide's machine time
+	// over it.
+	SlideBoundSeconds float64 `json:"slide_bound_seconds"`
+	SlideOverBound    float64 `json:"slide_over_bound"`
 	TilePhaseSeconds  float64 `json:"tile_phase_seconds"`
 	// AutofocusPerField is autofocus operations (focus-map points plus
 	// refocuses) per planned tile.

@@ -55,9 +55,11 @@ type Report struct {
 	Measures      Measures             `json:"measures"`
 	Result        classify.SlideResult `json:"result"`
 	Timing        Timing               `json:"timing"`
-	StartedAt     time.Time            `json:"started_at"`
-	FinishedAt    time.Time            `json:"finished_at"`
-	Error         string               `json:"error,omitempty"`
+	// Fly has the on-the-fly scan's figures; nil for stop-and-go.
+	Fly        *FlyStats `json:"fly,omitempty"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Error      string    `json:"error,omitempty"`
 
 	overview   *overview
 	wallT0     time.Time
@@ -198,6 +200,10 @@ func (r *Report) finish(c hal.Clock, mm MotionModel) {
 		m.SlideEfficiency = r.Timing.Machine.Seconds() / m.LowerBoundSeconds
 	}
 	m.TilePhaseSeconds = r.Timing.TilePhase.Seconds()
+	if r.lowerBound > 0 {
+		m.SlideBoundSeconds = (r.lowerBound + r.Timing.Load).Seconds()
+		m.SlideOverBound = r.Timing.Machine.Seconds() / m.SlideBoundSeconds
+	}
 	if r.TilesPlanned > 0 {
 		m.AutofocusPerField = float64(r.Focus.Ops) / float64(r.TilesPlanned)
 	}

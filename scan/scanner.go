@@ -46,6 +46,13 @@ type Options struct {
 	// orders the waits so the axes settle in parallel and gives the
 	// physical lower bound of a tile plan. Zero: no efficiency figure.
 	Motion MotionModel
+	// Fly selects and configures on-the-fly scanning (onthefly.go).
+	Fly FlyOptions
+	// FocusPrior makes each slide's focus map start from the previous
+	// slide's surface: its first point is a bracket around that surface
+	// instead of a sweep over the whole FocusRange (slides of one
+	// magazine sit on the same holder).
+	FocusPrior bool
 	// SelfTest configures the self-test around each magazine.
 	SelfTest SelfTestOptions
 	// StateDir, if set, is where progress is journalled so an interrupted
@@ -90,6 +97,8 @@ type Scanner struct {
 	m   Machine
 	o   Options
 	log *slog.Logger
+	// prior is the last slide's focus map (Options.FocusPrior).
+	prior *FocusMap
 }
 
 // New checks the options and returns a Scanner.
@@ -115,6 +124,9 @@ func New(m Machine, o Options) (*Scanner, error) {
 	}
 	if !(o.RefocusDrop >= 0 && o.RefocusDrop < 1) || o.RefocusMax < 0 {
 		errs = append(errs, fmt.Errorf("scan: refocus drop must be in [0, 1) and refocus max >= 0, got %g and %d", o.RefocusDrop, o.RefocusMax))
+	}
+	if o.Fly.Enabled && (!(o.Fly.FrameRate > 0) || o.ZPlanes > 1 || o.Fly.StrobePulse < 0) {
+		errs = append(errs, fmt.Errorf("scan: on-the-fly needs a frame rate > 0 (got %g), one z plane (got %d) and a strobe pulse >= 0", o.Fly.FrameRate, o.ZPlanes))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return nil, err

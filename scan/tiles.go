@@ -28,6 +28,9 @@ const sharpWindow = 15
 // original map at places a quarter of the spot apart, the whole focus has
 // moved (thermal drift, a knock) and the shift applies everywhere.
 func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary, j *journal) error {
+	if s.o.Fly.Enabled {
+		return s.captureOnTheFly(ctx, r, plan, fm, summary, j)
+	}
 	type job struct {
 		i      int
 		x, y   float64

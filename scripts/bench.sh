@@ -11,7 +11,7 @@ go test -run '^$' -bench . -benchmem -count 1 ./... | tee "$raw"
 # own process so its peak RSS is that slide's (see BenchmarkSlide).
 scanraw=$(mktemp)
 trap 'rm -f "$raw" "$scanraw"' EXIT
-for profile in sim papscan-r2; do
+for profile in sim papscan-r2 sim-fly papscan-r2-fly; do
   PAPSCAN_BENCH_SLIDE=1 go test -run '^$' -bench "BenchmarkSlide/${profile}\$" -benchtime 1x -timeout 60m ./scan | tee -a "$scanraw"
 done
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
@@ -34,6 +34,8 @@ cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
   echo "tile (target <= 0.125); focus_err_um = RMS focus error against the simulator's true surface"
   echo "(target <= dof/4_um); slides/h = 3600 / machine seconds from load to unload;"
   echo "analysis_wait_wall_s = real time the capture waited for the analysis; peak_rss_MB = VmHWM."
+  echo "On-the-fly profiles (sim-fly, papscan-r2-fly): bound_s = max(frames / frame rate, stage travel)"
+  echo "+ load; slide/bound = machine time over it (target <= 1.25); blur_px = row speed x strobe pulse."
   echo
   echo '```'
   grep -E '^Benchmark' "$scanraw" | awk '{print $1; for (i = 3; i < NF; i += 2) printf "  %-22s %s\n", $(i+1), $i}'

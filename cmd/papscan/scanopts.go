@@ -28,4 +28,8 @@ func scanExtras(cfg *config.Config, o *scan.Options) {
 	o.RefocusDrop, o.RefocusMax = s.RefocusDrop, s.RefocusMax
 	o.ZPlanes, o.ZPlaneStep = s.ZPlanes, s.ZPlaneStep.UM()
 	o.StateDir = cfg.Agent.StateDir
+	o.Motion.XStepUM = 1 / ax.X.MicrostepsPerUM
+	o.FocusPrior = s.FocusPrior
+	o.Fly = scan.FlyOptions{Enabled: s.Mode == config.ModeOnTheFly, FrameRate: cam.FrameRate,
+		Exposure: cam.Exposure.D(), StrobePulse: cfg.Machine.Light.StrobePulse.D()}
 }

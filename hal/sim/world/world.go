@@ -47,8 +47,9 @@ type World struct {
 	// images at scan.reference_x/y; its focus is scan.reference_z.
 	Reference *slide.Slide
 
-	cfg *config.Config
-	dev devices // emulators of the non-Tic drivers (world_devices.go)
+	cfg  *config.Config
+	dev  devices      // emulators of the non-Tic drivers (world_devices.go)
+	lamp *sim.LampPin // the lamp's line when the camera sees the lamp (a strobe)
 
 	mu         sync.Mutex
 	focusDrift float64 // µm added to every true focal height
@@ -165,7 +166,20 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	w.Loader = newLoader(w.Clock, cfg.Machine.Loader.Slots, cfg.Machine.Loader.LoadTime.D(), slides, rng,
 		slide.Point{X: cfg.Scan.SpotCenterX.UM(), Y: cfg.Scan.SpotCenterY.UM()})
 	c := cfg.Machine.Camera
+	var lamp *sim.Lamp
+	if cfg.Machine.Light.StrobePulse > 0 {
+		if cfg.Machine.Light.Driver != "gpio" {
+			return nil, fmt.Errorf("sim: machine.light.strobe_pulse: a strobe is simulated on a gpio lamp only, got driver %s", cfg.Machine.Light.Driver)
+		}
+		lamp = sim.NewLamp(w.Clock, w.pose)
+	}
+	pixfmt := hal.PixFmtYUYV
+	if c.PixelFormat == "MJPEG" {
+		pixfmt = hal.PixFmtMJPEG
+	}
 	w.Camera = sim.NewCamera(w.Clock, sim.CameraOptions{
+		PixelFormat:   pixfmt,
+		Lamp:          lamp,
 		Width:         c.Width,
 		Height:        c.Height,
 		PixelUM:       c.PixelSize.UM(),
@@ -192,6 +206,10 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		name := pin.String()
 		// Buttons idle released: pulled to their inactive level.
 		w.Pins[name] = &gpiotest.Pin{N: name, L: gpio.Level(pin.ActiveLow), EdgesChan: make(chan gpio.Level, 16)}
+	}
+	if lamp != nil {
+		lp := cfg.Machine.Light.Pin
+		w.lamp = &sim.LampPin{Pin: w.Pins[lp.String()], Lamp: lamp, ActiveLow: lp.ActiveLow}
 	}
 	if err := w.newLamp(); err != nil {
 		return nil, err
@@ -319,6 +337,16 @@ func (w *World) FocusTruth(x, y float64) (float64, bool) {
 // reference target (for the self-test's illumination check).
 func ReferenceGlass(cfg *config.Config) (x, y float64) {
 	return cfg.Scan.ReferenceX.UM() + referenceGlassDX, cfg.Scan.ReferenceY.UM()
+}
+
+// StrobeLamp is the light the camera sees when the lamp is a strobe
+// (machine.light.strobe_pulse), nil otherwise: Break it to simulate a
+// strobe that never fires.
+func (w *World) StrobeLamp() *sim.Lamp {
+	if w.lamp == nil {
+		return nil
+	}
+	return w.lamp.Lamp
 }
 
 // Pin returns the named simulated GPIO pin.

@@ -113,5 +113,8 @@ func (w *World) GPIO(p config.Pin) (gpio.PinIO, error) {
 	if pin, ok := w.dev.pins[p.String()]; ok {
 		return pin, nil
 	}
+	if w.lamp != nil && p.String() == w.lamp.Pin.N {
+		return w.lamp, nil
+	}
 	return w.Pin(p.String())
 }

@@ -1,0 +1,601 @@
+package scan
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"math"
+	"sync"
+	"time"
+
+	"periph.io/x/conn/v3/physic"
+
+	"papscan/classify"
+	"papscan/hal"
+)
+
+// FlyOptions configure on-the-fly scanning (Options.Fly): the stage crosses
+// each row of the tile plan at constant speed and a frame is taken each
+// time it has moved one tile step.
+type FlyOptions struct {
+	// Enabled selects on-the-fly scanning; false is stop-and-go.
+	Enabled bool
+	// FrameRate is the camera's frame rate; the row speed is one tile
+	// step per frame. Required.
+	FrameRate float64
+	// Exposure is the camera's exposure. With a strobe it is the window
+	// the pulse must fall in; without one it is what freezes the motion.
+	Exposure time.Duration
+	// StrobePulse, above zero, flashes Machine.Light (a hal.Strobe) this
+	// long once per frame while the steady light is off.
+	StrobePulse time.Duration
+}
+
+// FlyStats are the on-the-fly figures of a slide (Report.Fly).
+type FlyStats struct {
+	Rows       int     `json:"rows"`
+	Frames     int     `json:"frames"`      // frames taken on the fly
+	Retakes    int     `json:"retakes"`     // tiles imaged again, stopped
+	Dropped    int     `json:"dropped"`     // frames that never came (timeout) or came without the pulse
+	Dark       int     `json:"dark"`        // frames without light
+	OffPlace   int     `json:"off_place"`   // frames that landed off their tile
+	BlurPx     float64 `json:"blur_px"`     // planned motion blur, pixels
+	SpeedUMPS  float64 `json:"speed_um_s"`  // row speed
+	MaxOffUM   float64 `json:"max_off_um"`  // largest |frame centre - tile centre| accepted
+	TicDiffUM  float64 `json:"tic_diff_um"` // largest |plan - Tic read| at a frame
+	RowSeconds float64 `json:"row_seconds"` // time on rows at cruise (first to last frame)
+	// Registered is how many frames were registered on their
+	// neighbour's overlap; RegMaxPx the largest disagreement found
+	// between the registration and the positions from the motion plan.
+	Registered int     `json:"registered"`
+	RegMaxPx   float64 `json:"reg_max_px"`
+}
+
+// regShiftPx is the registration search range, and regFaultPx the
+// disagreement between registration and the planned positions that means
+// the stage lost steps (its counted position is wrong from then on).
+const (
+	regShiftPx = 40
+	regFaultPx = 4.0
+)
+
+// darkLevel: a frame whose mean green (sampled) is below this is dark: the
+// light never came (a bright field is ~200, the densest tissue > 60).
+const darkLevel = 25
+
+// maxDarkRun is how many dark frames in a row make a light fault.
+const maxDarkRun = 3
+
+// flyJob is one frame for the analysis workers: it was imaged centred at
+// (x, y) and owns the core of the tile planned at (cx, cy).
+type flyJob struct {
+	i      int
+	x, y   float64
+	cx, cy float64
+	img    *image.RGBA
+}
+
+// flyRow is one row of the plan: tile indices in the order they are
+// crossed, and the direction of travel along X (+1 or -1).
+type flyRow struct {
+	idx []int
+	dir float64
+}
+
+// rowsOf splits a serpentine plan into its rows.
+func rowsOf(plan TilePlan) []flyRow {
+	var rows []flyRow
+	for i, t := range plan.Tiles {
+		if n := len(rows); n > 0 && plan.Tiles[rows[n-1].idx[0]].Y == t.Y {
+			rows[n-1].idx = append(rows[n-1].idx, i)
+			continue
+		}
+		rows = append(rows, flyRow{idx: []int{i}, dir: 1})
+	}
+	for k := range rows {
+		if ix := rows[k].idx; len(ix) > 1 && plan.Tiles[ix[1]].X < plan.Tiles[ix[0]].X {
+			rows[k].dir = -1
+		}
+	}
+	return rows
+}
+
+// flyDevices are the devices on-the-fly scanning needs beyond stop-and-go.
+type flyDevices struct {
+	x      hal.SweepAxis
+	timer  hal.FrameTimer
+	strobe hal.Strobe // nil without a strobe
+	z      starter    // nil: a focus that is set synchronously
+	zPoll  hal.SweepAxis
+}
+
+func (s *Scanner) flyDevices() (flyDevices, error) {
+	var d flyDevices
+	var ok bool
+	if d.x, ok = s.m.Stage.X.(hal.SweepAxis); !ok {
+		return d, fmt.Errorf("on-the-fly scan: stage X %s cannot sweep (needs a Tic axis)", s.m.Stage.X)
+	}
+	if d.timer, ok = s.m.Camera.(hal.FrameTimer); !ok {
+		return d, fmt.Errorf("on-the-fly scan: camera %s gives no frame timestamps", s.m.Camera)
+	}
+	if s.o.Fly.StrobePulse > 0 {
+		if d.strobe, ok = s.m.Light.(hal.Strobe); !ok || s.m.Light == nil {
+			return d, fmt.Errorf("on-the-fly scan: a strobe pulse is configured but the light is no strobe")
+		}
+	}
+	if af, ok := s.m.Focus.(hal.AxisFocus); ok {
+		d.z = af.Axis
+		d.zPoll, _ = af.Axis.(hal.SweepAxis)
+	}
+	return d, nil
+}
+
+// captureOnTheFly images the plan row by row with the stage moving: the
+// row speed is one tile step per frame; with a strobe each frame's light
+// is one pulse fired as the stage crosses the tile's centre, timed inside
+// the free-running camera's exposure from the frame timestamps. Each
+// frame's position comes from the time of its light on the planned motion
+// profile, checked against the Tic's position reads (the reads win when
+// they disagree, as after a stall). Z follows the focus map from tile to
+// tile. A frame that never came, came dark or without its pulse, or landed
+// off its tile is taken again afterwards, stopped; dark frames in a row
+// are a light fault. Analysis runs behind, as in stop-and-go.
+func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan, fm *FocusMap, summary *classify.SlideSummary, j *journal) error {
+	dev, err := s.flyDevices()
+	if err != nil {
+		return err
+	}
+	fo := s.o.Fly
+	iv := time.Duration(float64(time.Second) / fo.FrameRate)
+	v := plan.StepX / iv.Seconds() // µm/s
+	px := um(s.m.Camera.PixelSize())
+	lit := fo.Exposure
+	if fo.StrobePulse > 0 {
+		lit = fo.StrobePulse
+	}
+	st := &FlyStats{SpeedUMPS: v, BlurPx: v * lit.Seconds() / px}
+	r.Fly = st
+	acc := s.o.Motion.X.Accel
+	if !(acc > 0) {
+		return errors.New("on-the-fly scan: the X acceleration is unknown (Options.Motion)")
+	}
+	if s.o.Motion.X.Speed > 0 && v > s.o.Motion.X.Speed*1.0001 {
+		return fmt.Errorf("on-the-fly scan: row speed %.0f µm/s exceeds X's %.0f µm/s", v, s.o.Motion.X.Speed)
+	}
+	ramp := v * v / (2 * acc) // µm to reach cruise from rest
+	tRamp := v / acc          // s
+	runIn := ramp + v*0.010   // cruise for 10 ms before the first frame
+	offTol := 0.25 * (plan.FieldW - plan.StepX)
+	if offTol <= 0 {
+		offTol = 0.05 * plan.StepX
+	}
+
+	// Analysis workers, as in stop-and-go: a bounded queue of recycled
+	// buffers, so memory stays flat.
+	nbuf := s.o.Workers + 2
+	free := make(chan *image.RGBA, nbuf)
+	for range nbuf {
+		free <- nil // allocated on first capture
+	}
+	jobs := make(chan flyJob, s.o.Workers)
+	ov := newOverview(plan, px)
+	r.overview = ov
+	var wg sync.WaitGroup
+	var mu sync.Mutex
+	fw, fh := s.fieldUM()
+	for range s.o.Workers {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			a := classify.NewAnalyzer(s.o.Detect, s.o.Model)
+			for jb := range jobs {
+				cells := a.Analyze(jb.img)
+				kept := cells[:0]
+				for _, c := range cells {
+					cx := jb.x + (c.X-float64(jb.img.Rect.Dx())/2)*s.o.Detect.PixelUM
+					cy := jb.y + (c.Y-float64(jb.img.Rect.Dy())/2)*s.o.Detect.PixelUM
+					if math.Abs(cx-jb.cx) > plan.StepX/2 || math.Abs(cy-jb.cy) > plan.StepY/2 {
+						continue // in a neighbour's core
+					}
+					c.StageX, c.StageY, c.Tile = cx, cy, jb.i
+					kept = append(kept, c)
+				}
+				summary.Add(kept)
+				ov.paste(jb.img, jb.x-fw/2, jb.y-fh/2)
+				mu.Lock()
+				r.TilesAnalysed++
+				r.cellsSoFar += len(kept)
+				mu.Unlock()
+				free <- jb.img
+			}
+		}()
+	}
+	var waitAnalysis time.Duration
+	drained := false
+	drain := func() {
+		if drained {
+			return
+		}
+		drained = true
+		close(jobs)
+		t0 := time.Now()
+		wg.Wait()
+		waitAnalysis += time.Since(t0)
+	}
+	defer func() {
+		drain()
+		r.Timing.AnalysisWait = waitAnalysis
+	}()
+	getBuf := func() (*image.RGBA, error) {
+		tw := time.Now()
+		defer func() { waitAnalysis += time.Since(tw) }()
+		select {
+		case b := <-free:
+			return b, nil
+		case <-ctx.Done():
+			return nil, ctx.Err()
+		}
+	}
+	done := 0
+	submit := func(i int, x, y float64, img *image.RGBA) error {
+		t := plan.Tiles[i]
+		r.TilesCaptured++
+		done++
+		select {
+		case jobs <- flyJob{i: i, x: x, y: y, cx: t.X, cy: t.Y, img: img}:
+		case <-ctx.Done():
+			return ctx.Err()
+		}
+		if j != nil {
+			mu.Lock()
+			an, cells := r.TilesAnalysed, r.cellsSoFar
+			mu.Unlock()
+			j.progress(r, done, an, cells)
+		}
+		s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Done: done, Total: len(plan.Tiles)})
+		return nil
+	}
+
+	var errSS float64
+	var errN int
+	focusErr := func(x, y, z float64) {
+		if s.o.FocusTruth != nil {
+			if zt, ok := s.o.FocusTruth(x, y); ok {
+				errSS += (z - zt) * (z - zt)
+				errN++
+			}
+		}
+	}
+	steady := func(on bool) error {
+		if dev.strobe == nil || s.m.Light == nil {
+			return nil
+		}
+		lvl := 0.0
+		if on {
+			lvl = 1
+		}
+		if err := s.m.Light.SetBrightness(lvl); err != nil {
+			return hal.NewFault("light", hal.FaultLight, err)
+		}
+		return nil
+	}
+	darkRun := 0
+	w, _ := s.m.Camera.Size()
+	ovPx := int((plan.FieldW - plan.StepX) / px)
+	var prevStrip, curStrip strip
+	havePrev := false
+	prevX := 0.0
+	lightFault := func(i int) error {
+		return hal.NewFault("light", hal.FaultLight, fmt.Errorf("tile %d: %d frames in a row without light: the strobe never fired", i, darkRun))
+	}
+
+	s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Total: len(plan.Tiles)})
+	phase0 := s.m.Clock.Now()
+	var retake []int
+	rows := rowsOf(plan)
+	st.Rows = len(rows)
+	var travel time.Duration // stage time on rows and between them, for the bound
+	var prevEnd Point
+	for ri, row := range rows {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		first, last := plan.Tiles[row.idx[0]], plan.Tiles[row.idx[len(row.idx)-1]]
+		y := first.Y
+		x0 := first.X - row.dir*runIn
+		xEnd := last.X + row.dir*(ramp+v*0.005)
+		z0 := fm.Z(first.X, y)
+		// Move to the row's start (stopped), with the steady light on.
+		if ri > 0 {
+			travel += max(s.o.Motion.X.MoveTime(x0-prevEnd.X)+s.o.Motion.X.Settle, s.o.Motion.Y.MoveTime(y-prevEnd.Y)+s.o.Motion.Y.Settle)
+		}
+		if err := s.moveXYZ(ctx, r, x0, y, z0); err != nil {
+			return fmt.Errorf("row %d: %w", ri, err)
+		}
+		// The camera's frame grid, from its last frame.
+		fi := dev.timer.LastFrame()
+		if fi.Timestamp.IsZero() {
+			b, err := getBuf()
+			if err != nil {
+				return err
+			}
+			b, err = s.capture(ctx, r, b)
+			free <- b
+			if err != nil {
+				return fmt.Errorf("row %d: frame timing: %w", ri, err)
+			}
+			fi = dev.timer.LastFrame()
+		}
+		if err := steady(false); err != nil {
+			return err
+		}
+		if err := dev.x.SetCruise(physic.Speed(v * float64(physic.MicroMetrePerSecond))); err != nil {
+			return fmt.Errorf("row %d: %w", ri, err)
+		}
+		// Start so that the first tile is crossed in the middle of an
+		// exposure: crossing = start + tRamp + (runIn - ramp)/v.
+		lead := time.Duration((tRamp + (runIn-ramp)/v) * float64(time.Second))
+		now := s.m.Clock.Now()
+		want := now.Add(lead)
+		if fo.StrobePulse > 0 {
+			mid := fi.Timestamp.Add(fo.Exposure / 2)
+			k := math.Ceil(float64(want.Sub(mid)) / float64(iv))
+			want = mid.Add(time.Duration(k) * iv)
+		}
+		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead); err != nil {
+			return err
+		}
+		if err := dev.x.Start(dist(xEnd)); err != nil {
+			return fmt.Errorf("row %d: %w", ri, err)
+		}
+		tStart := s.m.Clock.Now()
+		planX := func(t time.Time) float64 {
+			el := t.Sub(tStart).Seconds()
+			d := 0.0
+			switch {
+			case el <= 0:
+			case el < tRamp:
+				d = acc * el * el / 2
+			default:
+				d = ramp + v*(el-tRamp)
+			}
+			return x0 + row.dir*d
+		}
+		crossAt := func(x float64) time.Time {
+			d := (x - x0) * row.dir
+			return tStart.Add(time.Duration((tRamp + (d-ramp)/v) * float64(time.Second)))
+		}
+		rowT0 := s.m.Clock.Now()
+		abort := false
+		havePrev = false
+		for k, i := range row.idx {
+			t := plan.Tiles[i]
+			if abort {
+				retake = append(retake, i)
+				havePrev = false
+				continue
+			}
+			zt := fm.Z(t.X, y)
+			if k > 0 {
+				if dev.z != nil {
+					if err := dev.z.Start(dist(zt)); err != nil {
+						return fmt.Errorf("tile %d: focus: %w", i, err)
+					}
+				} else if err := s.m.Focus.SetZ(ctx, dist(zt)); err != nil {
+					return fmt.Errorf("tile %d: focus: %w", i, err)
+				}
+			}
+			tc := crossAt(t.X)
+			// A position read shortly before: it checks the plan (a
+			// stalled stage is behind it) and feeds the dead-man.
+			if d := tc.Add(-2 * time.Millisecond).Sub(s.m.Clock.Now()); d > 0 {
+				if err := s.m.Clock.Sleep(ctx, d); err != nil {
+					return err
+				}
+			}
+			pos, _, err := dev.x.Poll()
+			if err != nil {
+				return fmt.Errorf("tile %d: %w", i, err)
+			}
+			tRead := s.m.Clock.Now()
+			if dev.zPoll != nil {
+				if _, _, err := dev.zPoll.Poll(); err != nil {
+					return fmt.Errorf("tile %d: focus: %w", i, err)
+				}
+			}
+			// Where the Tic says the stage is at tc, against the plan.
+			ticAt := um(pos) + row.dir*v*tc.Sub(tRead).Seconds()
+			diff := ticAt - planX(tc)
+			st.TicDiffUM = math.Max(st.TicDiffUM, math.Abs(diff))
+			trustTic := math.Abs(diff) > ticTolerance(s.o.Motion, v)
+			if now := s.m.Clock.Now(); tc.After(now) {
+				if err := s.m.Clock.Sleep(ctx, tc.Sub(now)); err != nil {
+					return err
+				}
+			}
+			tLight := s.m.Clock.Now()
+			if dev.strobe != nil {
+				if err := dev.strobe.Fire(ctx, fo.StrobePulse); err != nil {
+					return fmt.Errorf("tile %d: %w", i, hal.NewFault("light", hal.FaultLight, err))
+				}
+				tLight = tLight.Add(fo.StrobePulse / 2)
+			}
+			zNow, _ := s.m.Focus.Z()
+			buf, err := getBuf()
+			if err != nil {
+				return err
+			}
+			img, err := s.capture(ctx, r, buf)
+			st.Frames++
+			if err != nil {
+				free <- img
+				if errors.Is(err, hal.ErrTimeout) {
+					// The frame never came: the stage has gone on; this
+					// tile and the rest of the row are taken stopped.
+					s.log.Warn("frame dropped on the fly; tiles re-taken", "slide", r.SlideID, "tile", i, "err", err)
+					st.Dropped++
+					abort = true
+					retake = append(retake, i)
+					continue
+				}
+				r.TilesMissing++
+				return fmt.Errorf("tile %d: capture: %w", i, err)
+			}
+			info := dev.timer.LastFrame()
+			if dev.strobe == nil {
+				tLight = info.Timestamp.Add(fo.Exposure / 2)
+			} else if slack := 5 * time.Millisecond; tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack)) {
+				// Not the frame of the pulse.
+				free <- img
+				st.Dropped++
+				retake = append(retake, i)
+				havePrev = false
+				continue
+			}
+			if meanGreen(img) < darkLevel {
+				free <- img
+				st.Dark++
+				darkRun++
+				retake = append(retake, i)
+				if darkRun >= maxDarkRun {
+					_ = s.Halt()
+					return lightFault(i)
+				}
+				continue
+			}
+			darkRun = 0
+			x := planX(tLight)
+			if trustTic {
+				x = ticAt + row.dir*v*tLight.Sub(tc).Seconds()
+			}
+			if off := math.Abs(x - t.X); off > offTol {
+				s.log.Warn("frame landed off its tile; re-taken", "slide", r.SlideID, "tile", i, "off_um", off)
+				free <- img
+				st.OffPlace++
+				retake = append(retake, i)
+				havePrev = false
+				continue
+			} else {
+				st.MaxOffUM = math.Max(st.MaxOffUM, off)
+			}
+			// Register the overlap with the previous frame of the row:
+			// it sees what the plan and the Tic reads cannot, a stage
+			// that lost steps.
+			if ovPx >= 2*regShiftPx+32 {
+				x0a, x0b := w-ovPx, 0
+				if row.dir < 0 {
+					x0a, x0b = 0, w-ovPx
+				}
+				cutStrip(&curStrip, img, x0b, ovPx)
+				if havePrev {
+					e := (x - prevX) / px // expected shift, px
+					ei := math.Round(e)
+					prevStrip.x0 -= int(ei)
+					d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
+					prevStrip.x0 += int(ei)
+					if ok {
+						st.Registered++
+						dev := d + ei - e
+						st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
+						if math.Abs(dev) > regFaultPx {
+							free <- img
+							_ = s.Halt()
+							r.TilesMissing++
+							return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
+								fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
+						}
+					}
+				}
+				cutStrip(&prevStrip, img, x0a, ovPx)
+				havePrev, prevX = true, x
+			}
+			focusErr(x, y, um(zNow))
+			if err := submit(i, x, y, img); err != nil {
+				return err
+			}
+		}
+		st.RowSeconds += s.m.Clock.Now().Sub(rowT0).Seconds()
+		if err := dev.x.Wait(ctx); err != nil {
+			return fmt.Errorf("row %d: %w", ri, err)
+		}
+		if dev.z != nil {
+			// The last focus move of the row ends here, so the Z axis
+			// holds no move unattended (its dead-man).
+			if err := dev.z.Wait(ctx); err != nil {
+				return fmt.Errorf("row %d: focus: %w", ri, err)
+			}
+		}
+		if err := dev.x.SetCruise(0); err != nil {
+			return fmt.Errorf("row %d: %w", ri, err)
+		}
+		if err := steady(true); err != nil {
+			return err
+		}
+		// The stage's own time for the row: ramp, cruise, brake.
+		travel += s.o.Motion.X.MoveTime(0) + time.Duration((2*tRamp+(math.Abs(xEnd-x0)-2*ramp)/v)*float64(time.Second))
+		prevEnd = Point{xEnd, y}
+	}
+	// Re-takes, stopped, with the steady light.
+	for _, i := range retake {
+		t := plan.Tiles[i]
+		st.Retakes++
+		z := fm.Z(t.X, t.Y)
+		if err := s.moveXYZ(ctx, r, t.X, t.Y, z); err != nil {
+			r.TilesMissing++
+			return fmt.Errorf("tile %d: re-take: %w", i, err)
+		}
+		buf, err := getBuf()
+		if err != nil {
+			return err
+		}
+		bufs := []*image.RGBA{buf}
+		if err := s.captureStack(ctx, r, bufs, z); err != nil {
+			free <- bufs[0]
+			r.TilesMissing++
+			return fmt.Errorf("tile %d: re-take: %w", i, err)
+		}
+		if meanGreen(bufs[0]) < darkLevel {
+			free <- bufs[0]
+			r.TilesMissing++
+			return fmt.Errorf("tile %d: re-take: %w", i, hal.NewFault("light", hal.FaultLight, errors.New("a frame under steady light is dark")))
+		}
+		focusErr(t.X, t.Y, z)
+		if err := submit(i, t.X, t.Y, bufs[0]); err != nil {
+			return err
+		}
+	}
+	r.Timing.TilePhase = s.m.Clock.Now().Sub(phase0)
+	if errN > 0 {
+		r.Focus.ErrorRMS = math.Sqrt(errSS / float64(errN))
+	}
+	// The physical bound of the tile phase: the camera's frames or the
+	// stage's travel, whichever is longer.
+	r.lowerBound = max(time.Duration(len(plan.Tiles))*iv, travel)
+	drain()
+	return nil
+}
+
+// ticTolerance is how far the plan and a Tic position read may disagree
+// before the read is trusted: two microsteps of quantisation plus a
+// millisecond of timing at speed v.
+func ticTolerance(m MotionModel, v float64) float64 {
+	return 2*m.XStepUM + v*0.001 + 1
+}
+
+// meanGreen is the mean green level of img on a sparse grid.
+func meanGreen(img *image.RGBA) float64 {
+	b := img.Bounds()
+	var sum, n float64
+	for y := b.Min.Y; y < b.Max.Y; y += 16 {
+		row := img.Pix[(y-b.Min.Y)*img.Stride:]
+		for x := 0; x < b.Dx(); x += 16 {
+			sum += float64(row[x*4+1])
+			n++
+		}
+	}
+	if n == 0 {
+		return 0
+	}
+	return sum / n
+}

@@ -1,0 +1,185 @@
+package scan_test
+
+import (
+	"context"
+	"errors"
+	"math"
+	"testing"
+	"time"
+
+	config "papscan/firmware-config"
+	"papscan/hal"
+	"papscan/hal/sim/slide"
+	"papscan/scan"
+)
+
+// flyTweak configures the rig for on-the-fly scanning with a 10 µs strobe.
+func flyTweak(cfg *config.Config) {
+	cfg.Scan.Mode = config.ModeOnTheFly
+	cfg.Machine.Light.StrobePulse = config.Duration(10 * time.Microsecond)
+	cfg.Machine.Camera.FrameTimeout = config.Duration(400 * time.Millisecond)
+}
+
+// newFlyRig is a rig scanning on the fly; more tweaks may follow.
+func newFlyRig(t *testing.T, more func(*config.Config), diagnoses ...slide.Diagnosis) *simRig {
+	t.Helper()
+	specs := make([]slide.Spec, len(diagnoses))
+	for i, d := range diagnoses {
+		specs[i] = slide.Spec{ID: scan.SlideID("F", i), Diagnosis: d}
+	}
+	rig := newRigSpecs(t, func(cfg *config.Config) {
+		flyTweak(cfg)
+		if more != nil {
+			more(cfg)
+		}
+	}, specs...)
+	o := rig.options
+	o.Fly = scan.FlyOptions{Enabled: true, FrameRate: rig.cfg.Machine.Camera.FrameRate,
+		Exposure: rig.cfg.Machine.Camera.Exposure.D(), StrobePulse: rig.cfg.Machine.Light.StrobePulse.D()}
+	o.Motion.XStepUM = 1 / rig.cfg.Machine.Axes.X.MicrostepsPerUM
+	sc, err := scan.New(rig.machine, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rig.scanner, rig.options = sc, o
+	return rig
+}
+
+// TestOnTheFlySlide scans a slide on the fly: complete, every tile imaged
+// once on the fly, blur within 0.5 px, focus within DOF/4, and faster
+// than the same slide stop-and-go.
+func TestOnTheFlySlide(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.HighGrade)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !r.Complete() || r.TilesMissing != 0 {
+		t.Fatalf("incomplete: %d/%d tiles, error %q", r.TilesAnalysed, r.TilesPlanned, r.Error)
+	}
+	f := r.Fly
+	if f == nil {
+		t.Fatal("no on-the-fly figures")
+	}
+	t.Logf("registered %d frames, largest disagreement %.2f px", f.Registered, f.RegMaxPx)
+	if f.Registered < r.TilesPlanned/3 || f.RegMaxPx > 2 {
+		t.Errorf("registered %d of %d frames, largest disagreement %.2f px", f.Registered, r.TilesPlanned, f.RegMaxPx)
+	}
+	t.Logf("tiles %d rows %d retakes %d dropped %d dark %d off %d blur %.3f px speed %.0f µm/s tic diff %.1f µm max off %.1f µm; tile phase %.2fs bound %.2fs; focus rms %.2f µm; machine %.1fs",
+		r.TilesPlanned, f.Rows, f.Retakes, f.Dropped, f.Dark, f.OffPlace, f.BlurPx, f.SpeedUMPS, f.TicDiffUM, f.MaxOffUM,
+		r.Measures.TilePhaseSeconds, r.Measures.LowerBoundSeconds, r.Focus.ErrorRMS, r.Timing.Machine.Seconds())
+	if f.BlurPx > 0.5 {
+		t.Errorf("planned blur %.2f px", f.BlurPx)
+	}
+	if _, dy, _ := rig.world.Camera.LastMotion(); math.Abs(dy) > 0.5 {
+		t.Errorf("last frame blurred %.2f px along y", dy)
+	}
+	if f.Retakes > r.TilesPlanned/20 {
+		t.Errorf("%d of %d tiles re-taken", f.Retakes, r.TilesPlanned)
+	}
+	dof := 0.55 / (rig.cfg.Machine.Camera.Objective.NA * rig.cfg.Machine.Camera.Objective.NA)
+	if r.Focus.ErrorRMS > dof/4 {
+		t.Errorf("focus error %.2f µm RMS > DOF/4 = %.2f", r.Focus.ErrorRMS, dof/4)
+	}
+	if r.Measures.ScanEfficiency > 1.25 {
+		t.Errorf("tile phase %.2fs is %.2fx its bound", r.Measures.TilePhaseSeconds, r.Measures.ScanEfficiency)
+	}
+}
+
+// TestOnTheFlyStrobeFault: a strobe that never fires is a light fault,
+// and the slide is INCOMPLETE, never a dark slide called NILM.
+func TestOnTheFlyStrobeFault(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.Negative)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	lamp := rig.world.StrobeLamp()
+	if lamp == nil {
+		t.Fatal("no strobe lamp in the world")
+	}
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Total > 0 {
+			lamp.Break()
+		}
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	f := hal.FaultOf(err)
+	if f == nil || f.Code != hal.FaultLight {
+		t.Fatalf("err = %v, want a light fault", err)
+	}
+	if r == nil || r.Complete() || r.Verdict != "INCOMPLETE" {
+		t.Fatalf("report %+v: want INCOMPLETE", r)
+	}
+	if !errors.Is(err, hal.ErrFault) {
+		t.Errorf("%v is no hal.ErrFault", err)
+	}
+}
+
+// TestOnTheFlyDroppedFrame: a frame that never comes is taken again,
+// stopped; no tile is missing.
+func TestOnTheFlyDroppedFrame(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.HighGrade)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	dropped := false
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Done == 5 && !dropped {
+			dropped = true
+			rig.world.Camera.DropFrames(1)
+		}
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !dropped {
+		t.Fatal("no frame was dropped")
+	}
+	if !r.Complete() || r.TilesMissing != 0 || r.TilesAnalysed != r.TilesPlanned {
+		t.Fatalf("incomplete: %d/%d tiles analysed, %d missing", r.TilesAnalysed, r.TilesPlanned, r.TilesMissing)
+	}
+	if r.Fly.Dropped < 1 || r.Fly.Retakes < 1 {
+		t.Errorf("dropped %d, re-taken %d: want the lost frame taken again", r.Fly.Dropped, r.Fly.Retakes)
+	}
+}
+
+// TestOnTheFlyStalledStage: a stage that skips steps in the middle of a
+// row (its counted position no longer true) is caught by registering the
+// frames' overlap: a motion fault, the slide INCOMPLETE, never tiles
+// placed where they were not.
+func TestOnTheFlyStalledStage(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.HighGrade)
+	if err := rig.scanner.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	stalled := false
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && p.Done == 2 && !stalled {
+			stalled = true
+			rig.world.X.StallSteps(2) // 10 µm (20 px) at 0.2 microsteps/µm
+		}
+	}
+	r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+	if !stalled {
+		t.Fatal("the stage never stalled")
+	}
+	f := hal.FaultOf(err)
+	if f == nil || f.Code != hal.FaultMotion {
+		t.Fatalf("err = %v, want a motion fault", err)
+	}
+	if r == nil || r.Complete() || r.Verdict != "INCOMPLETE" {
+		t.Fatalf("report verdict %v complete %v: want INCOMPLETE", r.Verdict, r.Complete())
+	}
+}
