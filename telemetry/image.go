@@ -67,6 +67,8 @@ type ImageMessage struct {
 	Kind          string    `json:"kind"`
 	MessageID     string    `json:"message_id,omitempty"`
 	RobotID       string    `json:"robot_id"`
+	SessionID     string    `json:"session_id,omitempty"`
+	Seq           uint64    `json:"seq,omitzero"`
 	SentAt        time.Time `json:"sent_at,omitzero"`
 	SlideID       string    `json:"slide_id"`
 	ResultID      string    `json:"result_id"`

@@ -1,13 +1,19 @@
 // Command papscan-fleet is the fleet side's tool (it runs at the lab, not
-// on the robot): the reference receiver stores every result and event the
-// robots publish, acknowledges each after its own commit, asks robots to
-// replay when their sequence numbers show a gap, and lists what it holds;
-// keygen and send command robots with signed commands (docs/commands.md).
+// on the robot): the receiver stores every result, image and event the
+// robots publish into the fleet database (PostgreSQL, or an SQLite file),
+// acknowledges each after its own commit, asks robots to replay when their
+// sequence numbers show a gap, and several receivers can share the
+// traffic; serve is the review station; local runs everything in one
+// process on the embedded defaults; keygen and send command robots with
+// signed commands (docs/commands.md).
 //
-//	papscan-fleet run    --broker tcp://127.0.0.1:1883 [--broker ...] --db fleet.db [--robot +] [--ack-key receiver.pem]
-//	papscan-fleet list   --db fleet.db [--robot R] [--json]
-//	papscan-fleet keygen --id fleet-2026 --out fleet-2026.pem
-//	papscan-fleet send   --broker URL --robot ID --fleet-key fleet-2026.pem [--args JSON] TYPE
+//	papscan-fleet run     --broker tcp://127.0.0.1:1883 [--broker ...] --db postgres://...|fleet.sqlite [--share fleet] [--sites] [--robot +] [--ack-key receiver.pem]
+//	papscan-fleet serve   --db DSN [--listen 127.0.0.1:8080] [--tls-cert c.pem --tls-key k.pem]
+//	papscan-fleet useradd --db DSN --user NAME --role reviewer|supervisor|admin  (password on stdin)
+//	papscan-fleet local   [--dir papscan-fleet] [--listen 127.0.0.1:8080] [--broker-listen 127.0.0.1:1883] [--demo]
+//	papscan-fleet list    --db DSN [--robot R] [--json]
+//	papscan-fleet keygen  --id fleet-2026 --out fleet-2026.pem
+//	papscan-fleet send    --broker URL --robot ID --fleet-key fleet-2026.pem [--args JSON] TYPE
 package main
 
 import (
@@ -20,6 +26,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net/url"
 	"os"
 	"os/signal"
 	"strings"
@@ -27,6 +34,7 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"papscan/fleet/store"
 	"papscan/telemetry"
 	"papscan/telemetry/command"
 	"papscan/telemetry/fleet"
@@ -46,20 +54,26 @@ func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
-		fmt.Fprintln(stderr, "usage: papscan-fleet run|list|keygen|send [flags] (papscan-fleet send -h)")
+		fmt.Fprintln(stderr, "usage: papscan-fleet run|serve|useradd|local|list|keygen|send [flags] (papscan-fleet run -h)")
 		return 2
 	}
 	switch args[0] {
 	case "run":
 		return runReceiver(ctx, args[1:], stdout, stderr)
 	case "list":
-		return runList(args[1:], stdout, stderr)
+		return runList(ctx, args[1:], stdout, stderr)
+	case "serve":
+		return runServe(ctx, args[1:], stdout, stderr)
+	case "useradd":
+		return runUserAdd(ctx, args[1:], os.Stdin, stdout, stderr)
+	case "local":
+		return runLocal(ctx, args[1:], stdout, stderr)
 	case "keygen":
 		return runKeygen(args[1:], stdout, stderr)
 	case "send":
 		return runSend(ctx, args[1:], stdout, stderr)
 	}
-	fmt.Fprintf(stderr, "papscan-fleet: unknown command %q (want run, list, keygen or send)\n", args[0])
+	fmt.Fprintf(stderr, "papscan-fleet: unknown command %q (want run, serve, useradd, local, list, keygen or send)\n", args[0])
 	return 2
 }
 
@@ -69,7 +83,10 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	var brokers, robots list
 	fs.Var(&brokers, "broker", "broker URL, repeat for failover (tcp://, ssl://, ws://, wss://)")
 	fs.Var(&robots, "robot", "robot ID to follow, repeat; default + (every robot)")
-	db := fs.String("db", "fleet.db", "store file (bbolt)")
+	db := fs.String("db", "fleet.sqlite", "fleet database: postgres://user@host/db (a fleet, several receivers) or an SQLite file (one site)")
+	share := fs.String("share", "", "MQTT shared-subscription group: receivers with the same group split the robots' traffic")
+	sites := fs.Bool("sites", false, "central receiver behind bridged site brokers: topics sites/<site>/<prefix>/...")
+	site := fs.String("site", "", "site name recorded with the results (without --sites)")
 	prefix := fs.String("prefix", "papscan", "topic prefix")
 	clientID := fs.String("client-id", "papscan-fleet", "MQTT client ID (stable, unique)")
 	user := fs.String("username", "", "MQTT user name")
@@ -103,6 +120,7 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 	_ = lv.UnmarshalText([]byte(*level))
 	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 	opts := fleet.Options{Brokers: brokers, Robots: robots, TopicPrefix: *prefix, ClientID: *clientID,
+		Share: *share, Sites: *sites, Site: *site,
 		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log, SignAck: signAck, SignReplay: signReplay}
 	if *pwFile != "" {
 		b, err := os.ReadFile(*pwFile)
@@ -120,24 +138,24 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		}
 		opts.TLS = tc
 	}
-	store, err := fleet.OpenStore(*db)
+	st, err := store.Open(ctx, *db)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	defer store.Close()
-	r, err := fleet.Start(ctx, store, opts)
+	defer st.Close()
+	r, err := fleet.Start(ctx, st, opts)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	fmt.Fprintf(stdout, "papscan-fleet: storing %v into %s\n", r.Filters(), *db)
+	fmt.Fprintf(stdout, "papscan-fleet: storing %v into %s (%s)\n", r.Filters(), redact(*db), st.Engine())
 	<-ctx.Done()
 	<-r.Done()
 	r.Close()
-	st := r.Stats()
-	fmt.Fprintf(stdout, "papscan-fleet: stored %d, duplicates %d, acks %d, replay requests %d, dropped %d\n",
-		st.Stored, st.Duplicates, st.AcksSent, st.Replays, st.Dropped)
+	rs := r.Stats()
+	fmt.Fprintf(stdout, "papscan-fleet: stored %d, duplicates %d, quarantined %d, acks %d, replay requests %d, dropped %d\n",
+		rs.Stored, rs.Duplicates, rs.Quarantined, rs.AcksSent, rs.Replays, rs.Dropped)
 	return 0
 }
 
@@ -164,31 +182,33 @@ func tlsConfig(ca, cert, key string) (*tls.Config, error) {
 	return tc, nil
 }
 
-func runList(args []string, stdout, stderr io.Writer) int {
+func runList(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("list", flag.ContinueOnError)
 	fs.SetOutput(stderr)
-	db := fs.String("db", "fleet.db", "store file")
+	db := fs.String("db", "fleet.sqlite", "fleet database (postgres://... or an SQLite file)")
 	robot := fs.String("robot", "", "only this robot")
-	asJSON := fs.Bool("json", false, "one JSON record per line (with the envelope)")
+	asJSON := fs.Bool("json", false, "one JSON record per line")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
-	if _, err := os.Stat(*db); err != nil {
-		fmt.Fprintf(stderr, "papscan-fleet list: %v\n", err)
-		return 1
+	if !isPostgres(*db) {
+		if _, err := os.Stat(strings.TrimPrefix(*db, "sqlite:")); err != nil {
+			fmt.Fprintf(stderr, "papscan-fleet list: %v\n", err)
+			return 1
+		}
 	}
-	store, err := fleet.OpenStore(*db)
+	st, err := store.Open(ctx, *db)
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	defer store.Close()
+	defer st.Close()
 	tw := tabwriter.NewWriter(stdout, 2, 4, 2, ' ', 0)
 	if !*asJSON {
-		fmt.Fprintln(tw, "ROBOT\tKIND\tID\tSLIDE/EVENT\tSEQ\tCOPIES\tRECEIVED")
+		fmt.Fprintln(tw, "ROBOT\tKIND\tID\tSLIDE/EVENT\tSEQ\tSITE\tRECEIVED")
 	}
 	n := 0
-	err = store.List(*robot, func(r fleet.Record) error {
+	err = st.List(ctx, *robot, func(r fleet.Record) error {
 		n++
 		if *asJSON {
 			b, _ := json.Marshal(r)
@@ -199,7 +219,7 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		if r.Kind == "event" {
 			what = r.Event
 		}
-		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%d\t%s\n", r.RobotID, r.Kind, r.ID, what, r.Seq, r.Copies, r.ReceivedAt.Format(time.RFC3339))
+		_, err := fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%d\t%s\t%s\n", r.RobotID, r.Kind, r.ID, what, r.Seq, r.Site, r.ReceivedAt.Format(time.RFC3339))
 		return err
 	})
 	tw.Flush()
@@ -207,13 +227,24 @@ func runList(args []string, stdout, stderr io.Writer) int {
 		fmt.Fprintln(stderr, err)
 		return 1
 	}
-	gaps, _ := store.Gaps()
 	if !*asJSON {
-		fmt.Fprintf(stdout, "%d records", n)
-		for _, g := range gaps {
-			fmt.Fprintf(stdout, "; gap %s seq %d..%d", g.RobotID, g.From, g.To)
-		}
-		fmt.Fprintln(stdout)
+		c, _ := st.Count(ctx)
+		fmt.Fprintf(stdout, "%d records (%d results, %d images, %d events; %d refused messages in quarantine)\n", n, c.Results, c.ImageRecords, c.Events, c.Quarantined)
 	}
 	return 0
+}
+
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// redact hides a password in a PostgreSQL URL.
+func redact(dsn string) string {
+	if u, err := url.Parse(dsn); err == nil && u.User != nil {
+		if _, ok := u.User.Password(); ok {
+			u.User = url.UserPassword(u.User.Username(), "xxxxx")
+			return u.String()
+		}
+	}
+	return dsn
 }

@@ -1,12 +1,20 @@
 package main
 
 import (
+	"bufio"
 	"bytes"
 	"context"
+	"io"
+	"net/http"
+	"net/http/cookiejar"
+	neturl "net/url"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
+
+	"papscan/fleet/store"
 
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
@@ -38,7 +46,7 @@ func TestRunAndList(t *testing.T) {
 	}
 	defer b.Close()
 	dir := t.TempDir()
-	db := filepath.Join(dir, "fleet.db")
+	db := filepath.Join(dir, "fleet.sqlite")
 	ctx, cancel := context.WithCancel(t.Context())
 	var out, errb bytes.Buffer
 	done := make(chan int)
@@ -82,5 +90,86 @@ func TestRunAndList(t *testing.T) {
 	}
 	if !strings.Contains(out.String(), id) || !strings.Contains(out.String(), "M0001-S00") || !strings.Contains(out.String(), "1 records") {
 		t.Fatalf("list output:\n%s", out.String())
+	}
+}
+
+// TestLocalDemo: `papscan-fleet local --demo` starts broker, receiver,
+// SQLite and the review station, stores the three demonstration slides
+// with their galleries, and prints a link and an account that log in.
+func TestLocalDemo(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short")
+	}
+	ctx, cancel := context.WithCancel(t.Context())
+	pr, pw := io.Pipe()
+	var errb bytes.Buffer
+	done := make(chan int, 1)
+	dir := t.TempDir()
+	go func() {
+		done <- run(ctx, []string{"local", "--dir", dir, "--listen", "127.0.0.1:0", "--broker-listen", "127.0.0.1:0", "--demo", "--data", filepath.Join(dir, "none")}, pw, &errb)
+		pw.Close()
+	}()
+	sc := bufio.NewScanner(pr)
+	var url, user, pass string
+	for sc.Scan() {
+		line := sc.Text()
+		if u, ok := strings.CutPrefix(line, "review station: "); ok {
+			url = u
+		}
+		if rest, ok := strings.CutPrefix(line, "  log in as "); ok {
+			f := strings.Fields(strings.NewReplacer(",", " ").Replace(rest))
+			user, pass = f[0], f[2]
+			break
+		}
+	}
+	go func() { _, _ = io.Copy(io.Discard, pr) }()
+	if url == "" || user == "" {
+		cancel()
+		t.Fatalf("no link or account printed: %s", errb.String())
+	}
+	st, err := store.Open(t.Context(), filepath.Join(dir, "fleet.sqlite"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer st.Close()
+	wl, err := st.Worklist(t.Context(), store.Filter{})
+	if err != nil || len(wl) != 3 || wl[0].Verdict != "HIGH_GRADE" || wl[0].Images != 7 {
+		t.Fatalf("worklist %+v %v", wl, err)
+	}
+	jar, _ := cookiejar.New(nil)
+	c := &http.Client{Jar: jar}
+	resp, err := c.Get(url + "login")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	m := regexp.MustCompile(`name="csrf" value="([^"]+)"`).FindSubmatch(body)
+	resp, err = c.PostForm(url+"login", neturl.Values{"csrf": {string(m[1])}, "username": {user}, "password": {pass}, "next": {"/"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, _ = io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if resp.StatusCode != 200 || !strings.Contains(string(body), "DEMO-0001") {
+		t.Fatalf("worklist after login: %d", resp.StatusCode)
+	}
+	cancel()
+	if code := <-done; code != 0 {
+		t.Fatalf("local exit %d: %s", code, errb.String())
+	}
+}
+
+func TestUserAdd(t *testing.T) {
+	db := filepath.Join(t.TempDir(), "f.sqlite")
+	var out, errb bytes.Buffer
+	if code := runUserAdd(t.Context(), []string{"--db", db, "--user", "ann", "--role", "reviewer"}, strings.NewReader("short\n"), &out, &errb); code != 2 {
+		t.Fatalf("short password: exit %d", code)
+	}
+	if code := runUserAdd(t.Context(), []string{"--db", db, "--user", "ann", "--role", "reviewer"}, strings.NewReader("a long passphrase\n"), &out, &errb); code != 0 {
+		t.Fatalf("useradd: exit %d %s", code, errb.String())
+	}
+	if code := runUserAdd(t.Context(), []string{"--db", db, "--user", "ann", "--role", "reviewer"}, strings.NewReader("a long passphrase\n"), &out, &errb); code != 1 {
+		t.Fatalf("duplicate useradd: exit %d", code)
 	}
 }

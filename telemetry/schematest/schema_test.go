@@ -40,7 +40,7 @@ const (
 // yet because their encoders live on another branch (durable delivery).
 // They are validated through the document's examples; when the encoders
 // are merged, produce real messages below and remove them from here.
-var realProducers = map[string]bool{"health": false, "ack": false, "replay": false}
+var realProducers = map[string]bool{"health": false, "ack": false, "replay": false, "image": false}
 
 // ---- the AsyncAPI document ----
 
