@@ -189,3 +189,24 @@ func TestSlideJSON(t *testing.T) {
 		t.Error("crop serialised")
 	}
 }
+
+// FuzzLoadSlideRule: any rule file loads into a rule whose verdicts are
+// defined for any counts, or is refused; never a panic.
+func FuzzLoadSlideRule(f *testing.F) {
+	f.Add(defaultSlideRuleFile)
+	f.Add([]byte(`{"high":{"prob":1,"rate":0.5,"dispersion":0,"z":-3},"abnormal":{"prob":1e-300,"z":1e300}}`))
+	f.Add([]byte(`{"high":{"prob":0.5,"z":"x"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := LoadSlideRule(data)
+		if err != nil {
+			return
+		}
+		for _, n := range [][3]int{{0, 0, 0}, {5, 5, 10}, {1 << 30, 1 << 30, 1 << 30}, {0, 0, 1 << 30}} {
+			switch v := r.Verdict(n[0], n[1], n[2]); v {
+			case VerdictNILM, VerdictLowGrade, VerdictHighGrade:
+			default:
+				t.Fatalf("verdict %q for %v", v, n)
+			}
+		}
+	})
+}
