@@ -120,7 +120,7 @@ func TestDefaultSlideRule(t *testing.T) {
 		t.Errorf("rule %q sha %q fitted for model %q, want a version, a SHA-256 and model %q", r.Version, r.SHA256, r.ModelVersion, m.Version)
 	}
 	if r.ModelSHA256 != m.SHA256 {
-		t.Logf("the slide rule was fitted on another cell model (%.12s, embedded %.12s): refit it (papscan eval --fit-slide-rule)", r.ModelSHA256, m.SHA256)
+		t.Errorf("the slide rule was fitted on the scores of another cell model (%.12s, embedded %.12s): refit it with papscan eval --data ../shared/data --fit-slide-rule classify/slide_rule.json", r.ModelSHA256, m.SHA256)
 	}
 	for _, tc := range []struct{ in, want string }{
 		{`{"high":{"prob":0,"z":1},"abnormal":{"prob":0.5,"z":1}}`, "high.prob"},
