@@ -120,7 +120,7 @@ func TestDefaultSlideRule(t *testing.T) {
 		t.Errorf("rule %q sha %q fitted for model %q, want a version, a SHA-256 and model %q", r.Version, r.SHA256, r.ModelVersion, m.Version)
 	}
 	if r.ModelSHA256 != m.SHA256 {
-		t.Logf("the slide rule was fitted on another cell model (%.12s, embedded %.12s): refit it (papscan eval --fit-slide-rule)", r.ModelSHA256, m.SHA256)
+		t.Errorf("the slide rule was fitted on the scores of another cell model (%.12s, embedded %.12s): refit it with papscan eval --data ../shared/data --fit-slide-rule classify/slide_rule.json", r.ModelSHA256, m.SHA256)
 	}
 	for _, tc := range []struct{ in, want string }{
 		{`{"high":{"prob":0,"z":1},"abnormal":{"prob":0.5,"z":1}}`, "high.prob"},
@@ -188,4 +188,25 @@ func TestSlideJSON(t *testing.T) {
 	if strings.Contains(js, "Pix") {
 		t.Error("crop serialised")
 	}
+}
+
+// FuzzLoadSlideRule: any rule file loads into a rule whose verdicts are
+// defined for any counts, or is refused; never a panic.
+func FuzzLoadSlideRule(f *testing.F) {
+	f.Add(defaultSlideRuleFile)
+	f.Add([]byte(`{"high":{"prob":1,"rate":0.5,"dispersion":0,"z":-3},"abnormal":{"prob":1e-300,"z":1e300}}`))
+	f.Add([]byte(`{"high":{"prob":0.5,"z":"x"}}`))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		r, err := LoadSlideRule(data)
+		if err != nil {
+			return
+		}
+		for _, n := range [][3]int{{0, 0, 0}, {5, 5, 10}, {1 << 30, 1 << 30, 1 << 30}, {0, 0, 1 << 30}} {
+			switch v := r.Verdict(n[0], n[1], n[2]); v {
+			case VerdictNILM, VerdictLowGrade, VerdictHighGrade:
+			default:
+				t.Fatalf("verdict %q for %v", v, n)
+			}
+		}
+	})
 }

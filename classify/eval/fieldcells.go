@@ -20,8 +20,10 @@ const Flips = 4
 // SlideCell is one detected and classified object of a field in one
 // orientation: what a slide built from that field shows of it.
 type SlideCell struct {
-	// High is P(ASC-H+HSIL+SCC), Abnormal P(not NILM), Score the gallery's
-	// suspicion (classify.SuspicionScore).
+	// Probs are the class probabilities; High is P(ASC-H+HSIL+SCC),
+	// Abnormal P(not NILM), Score the gallery's suspicion
+	// (classify.SuspicionScore), Class the most probable class.
+	Probs                 [classify.NumClasses]float32
 	High, Abnormal, Score float32
 	Class                 classify.Class
 	// X, Y is the nucleus position in the field as stored (px at the
@@ -208,7 +210,7 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 				p[classify.NILM] = 1
 			}
 			x, y := orient(n.X, n.Y)
-			c := SlideCell{High: classify.HighGradeProb(p), Abnormal: classify.AbnormalProb(p), Score: classify.SuspicionScore(p),
+			c := SlideCell{Probs: p, High: classify.HighGradeProb(p), Abnormal: classify.AbnormalProb(p), Score: classify.SuspicionScore(p),
 				Class: argmax(p), X: float32(x), Y: float32(y), Label: -1}
 			cells = append(cells, c)
 		}

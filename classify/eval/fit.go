@@ -228,7 +228,7 @@ func allLevels(n int) []int {
 // negatives). The thresholds at those levels are then fitted on slides of
 // the whole pool: high grade first, then the abnormal level (see fitter).
 func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, error) {
-	nl := len(Levels)
+	nl := len(s.levels)
 	hiT, abT := make([]levelTally, nl), make([]levelTally, nl)
 	type inner struct {
 		f    *fitter
@@ -246,11 +246,11 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 					a = append(a, fi)
 				}
 			}
-			f, err := newFitter(s.trainingSlides(a, o.TrainSlides/2, o.Compose, rng), s.background(a, Levels), Levels, o.Specificity)
+			f, err := newFitter(s.trainingSlides(a, o.TrainSlides/2, o.Compose, rng), s.background(a, s.levels), s.levels, o.Specificity)
 			if err != nil {
 				continue // a half without negative or high-grade fields
 			}
-			test := s.composeScored(b, o.TestSlides, o.Compose, Levels, rng)
+			test := s.composeScored(b, o.TestSlides, o.Compose, s.levels, rng)
 			ins = append(ins, inner{f, test})
 		}
 	}
@@ -320,7 +320,7 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 			las = chooseLevels(abT, 1-o.Specificity)
 		}
 	}
-	f, err := newFitter(s.trainingSlides(pool, o.TrainSlides, o.Compose, rng), s.background(pool, Levels), Levels, o.Specificity)
+	f, err := newFitter(s.trainingSlides(pool, o.TrainSlides, o.Compose, rng), s.background(pool, s.levels), s.levels, o.Specificity)
 	if err != nil {
 		return ruleAt{}, err
 	}

@@ -65,8 +65,10 @@ func (o SlideOptions) withDefaults() SlideOptions {
 	return o
 }
 
-// Levels are the cell probabilities a fitted rule may count at.
-var Levels = []float64{0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99}
+// Levels returns the cell probabilities a fitted rule may count at.
+func Levels() []float64 {
+	return []float64{0.5, 0.6, 0.7, 0.8, 0.85, 0.9, 0.93, 0.95, 0.97, 0.98, 0.99}
+}
 
 // SlideMetrics are the slide-level figures. Each slide is scored by a rule
 // fitted on slides made of other fields (nested), and every cell by a model
@@ -132,10 +134,11 @@ type scorer struct {
 	fields  []SlideField
 	st      [][Flips]orientStats
 	gallery int
+	levels  []float64 // Levels()
 }
 
 func newScorer(fields []SlideField, gallery int) *scorer {
-	s := &scorer{fields: fields, st: make([][Flips]orientStats, len(fields)), gallery: gallery}
+	s := &scorer{fields: fields, st: make([][Flips]orientStats, len(fields)), gallery: gallery, levels: Levels()}
 	desc := func(a, b float32) int { return -cmpF(a, b) }
 	for i := range fields {
 		for o := range Flips {
@@ -282,7 +285,7 @@ func (s *scorer) trainingSlides(pool []int, n int, o ComposeOptions, rng *rand.R
 			if rs == nil {
 				continue
 			}
-			out = append(out, s.score(rs[0], Levels))
+			out = append(out, s.score(rs[0], s.levels))
 		}
 	}
 	return out

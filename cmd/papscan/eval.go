@@ -25,6 +25,8 @@ func runEval(ctx context.Context, e env, args []string) int {
 	asJSON := fs.Bool("json", false, "print one JSON object on stdout")
 	cfgName := fs.String("config", "sim", "configuration file or shipped profile for the classify thresholds")
 	slides := fs.Bool("slides", true, "compose virtual slides from the CRIC fields and measure the slide verdicts (nested: rules fitted on other fields)")
+	slideCells := fs.Int("slide-cells", 0, "cells of negative fields per composed slide (0: 4000; the NILM-only fields allow fewer)")
+	slideUses := fs.Int("slide-max-uses", 0, "times one field may appear on a composed slide, each in another orientation (0: 1, at most 4)")
 	fitRule := fs.String("fit-slide-rule", "", "also fit the slide rule on slides of all CRIC fields and write it to `FILE` (the shipped one is classify/slide_rule.json)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -45,7 +47,7 @@ func runEval(ctx context.Context, e env, args []string) int {
 	}
 	var so *eval.SlideOptions
 	if *slides || *fitRule != "" {
-		so = &eval.SlideOptions{}
+		so = &eval.SlideOptions{Compose: eval.ComposeOptions{Cells: *slideCells, MaxUses: *slideUses}}
 	}
 	res, err := eval.Run(ctx, eval.Options{
 		Slides:    so,
