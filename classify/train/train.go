@@ -698,7 +698,7 @@ func scoreSet(ctx context.Context, dir string, fm *classify.Model, samples []Sam
 		}
 	}
 	det := classify.DetectOptions{MinAreaUM2: 10, MaxAreaUM2: 900}
-	return eval.CellSetWith(ctx, dir, det, th, func(img *image.RGBA, n classify.Nucleus, set, file, group string) ([classify.NumClasses]float32, int, bool) {
+	r, err := eval.CellSetWith(ctx, dir, det, th, func(img *image.RGBA, n classify.Nucleus, set, file, group string) ([classify.NumClasses]float32, int, bool) {
 		if ms == nil {
 			p, ok := oof[set+"/"+file]
 			return p, 0, ok
@@ -716,6 +716,11 @@ func scoreSet(ctx context.Context, dir string, fm *classify.Model, samples []Sam
 		}
 		return sum, -1, true
 	})
+	if r != nil {
+		// The weights file must not depend on where the data lives.
+		r.Dir = filepath.Base(dir)
+	}
+	return r, err
 }
 
 // Print writes the report in human-readable form.
