@@ -164,3 +164,29 @@ func TestCNNForwardMatchesReference(t *testing.T) {
 		}
 	}
 }
+
+func TestSetNILM(t *testing.T) {
+	p := [NumClasses]float32{0.5, 0.1, 0.1, 0.1, 0.1, 0.1}
+	q := SetNILM(p, 0.2)
+	if d := q[NILM] - 0.2; d > 1e-6 || d < -1e-6 {
+		t.Fatalf("NILM %v", q[NILM])
+	}
+	if q[ASCH] != p[ASCH] || q[HSIL] != p[HSIL] || q[SCC] != p[SCC] {
+		t.Fatalf("high grade changed: %v", q)
+	}
+	if d := q[ASCUS] - 0.25; d > 1e-6 || d < -1e-6 || q[ASCUS] != q[LSIL] {
+		t.Fatalf("low grade %v", q)
+	}
+	// P(NILM) cannot exceed what the high grade leaves.
+	q = SetNILM(p, 0.9)
+	var s float32
+	for _, v := range q {
+		if v < 0 {
+			t.Fatalf("negative %v", q)
+		}
+		s += v
+	}
+	if q[NILM] > 0.7+1e-6 || s < 0.999 || s > 1.001 {
+		t.Fatalf("clamped %v (sum %v)", q, s)
+	}
+}

@@ -40,6 +40,10 @@ type Fold struct {
 	High []Head `json:"high,omitempty"`
 	// CNN is the fold's convolutional head (see ModelParams.CNN).
 	CNN *CNNParams `json:"cnn,omitempty"`
+	// ClassBias is the fold's own prior shift (see ModelParams.ClassBias),
+	// fitted without the fold's held-out fields so that held-out scores
+	// stay held out; nil: the model's.
+	ClassBias []float64 `json:"class_bias,omitempty"`
 	// Fields are the source fields (image file names) the fold's training
 	// cells came from.
 	Fields []string `json:"fields"`
@@ -67,6 +71,18 @@ type ModelParams struct {
 	// feature head's with weight CNNWeight (late fusion).
 	CNN       *CNNParams `json:"cnn,omitempty"`
 	CNNWeight float64    `json:"cnn_weight,omitempty"`
+	// CNNNILMWeight is the CNN's weight in P(NILM) (late fusion like
+	// CNNWeight; the low-grade mass takes the rest, split as the feature
+	// head splits it). 0: P(NILM) is the feature head's.
+	CNNNILMWeight float64 `json:"cnn_nilm_weight,omitempty"`
+	// Temperature calibrates the final probabilities: p_c ∝ p_c^(1/T)
+	// (temperature scaling of the log-probabilities, fitted on out-of-fold
+	// predictions); 0 or 1: none.
+	Temperature float64 `json:"temperature,omitempty"`
+	// ClassBias (NumClasses values or none) is added to the tempered
+	// log-probabilities before renormalising: a prior shift fitted on
+	// out-of-fold predictions for the six-class decision (macro-F1).
+	ClassBias []float64 `json:"class_bias,omitempty"`
 	// Folds are the grouped cross-validation models (optional).
 	Folds []Fold `json:"folds,omitempty"`
 	// Training holds free-form provenance and validation metrics.
@@ -171,18 +187,42 @@ func (h *head) predict(f Features) [NumClasses]float32 {
 // predictor is a compiled main head, its high-grade ensemble and the
 // optional CNN.
 type predictor struct {
-	main *head
-	high []*head
-	cnn  *cnn
-	wCNN float32
+	main  *head
+	high  []*head
+	cnn   *cnn
+	wCNN  float32
+	wNILM float32
+	invT  float64 // 1/Temperature; 0: none
+	bias  *[NumClasses]float64
 }
 
-func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN float64) (*predictor, error) {
+func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN, wNILM, temp float64, bias []float64) (*predictor, error) {
 	m, err := compileHead(main)
 	if err != nil {
 		return nil, err
 	}
 	p := &predictor{main: m}
+	if len(bias) != 0 {
+		if len(bias) != NumClasses {
+			return nil, fmt.Errorf("classify: class_bias has %d values, want %d", len(bias), NumClasses)
+		}
+		var b [NumClasses]float64
+		for c, v := range bias {
+			if !(v >= -10 && v <= 10) {
+				return nil, fmt.Errorf("classify: class_bias[%d] %v must be in [-10, 10]", c, v)
+			}
+			b[c] = v
+		}
+		p.bias = &b
+	}
+	if temp != 0 {
+		if !(temp >= 0.1 && temp <= 10) {
+			return nil, fmt.Errorf("classify: temperature %v must be in [0.1, 10]", temp)
+		}
+		if temp != 1 {
+			p.invT = 1 / temp
+		}
+	}
 	if cp != nil {
 		if !(wCNN >= 0 && wCNN <= 1) {
 			return nil, fmt.Errorf("classify: cnn_weight %v must be in [0, 1]", wCNN)
@@ -190,7 +230,10 @@ func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN float64) (*pre
 		if p.cnn, err = compileCNN(cp); err != nil {
 			return nil, err
 		}
-		p.wCNN = float32(wCNN)
+		if !(wNILM >= 0 && wNILM <= 1) {
+			return nil, fmt.Errorf("classify: cnn_nilm_weight %v must be in [0, 1]", wNILM)
+		}
+		p.wCNN, p.wNILM = float32(wCNN), float32(wNILM)
 	}
 	for i, h := range high {
 		c, err := compileHead(h)
@@ -205,6 +248,47 @@ func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN float64) (*pre
 // predict returns the class probabilities of a cell from its features and,
 // when the predictor has a CNN and sc is not nil, its raw crop sc.crop.
 func (p *predictor) predict(f Features, sc *cnnScratch) [NumClasses]float32 {
+	return Calibrate(p.fused(f, sc), p.invT, p.bias)
+}
+
+// Temper returns p_c^invT renormalised (temperature scaling with
+// T = 1/invT); invT 0 or 1 returns p.
+func Temper(p [NumClasses]float32, invT float64) [NumClasses]float32 {
+	return Calibrate(p, invT, nil)
+}
+
+// Calibrate returns p_c^invT·e^bias_c renormalised (invT 0 means 1; bias
+// nil means 0).
+func Calibrate(p [NumClasses]float32, invT float64, bias *[NumClasses]float64) [NumClasses]float32 {
+	if invT == 0 {
+		invT = 1
+	}
+	if invT == 1 && bias == nil {
+		return p
+	}
+	var s float64
+	var q [NumClasses]float64
+	for c, v := range p {
+		if v > 0 {
+			l := invT * math.Log(float64(v))
+			if bias != nil {
+				l += bias[c]
+			}
+			q[c] = math.Exp(l)
+		}
+		s += q[c]
+	}
+	if !(s > 0) {
+		return p
+	}
+	for c := range p {
+		p[c] = float32(q[c] / s)
+	}
+	return p
+}
+
+// fused is the fused probability before calibration.
+func (p *predictor) fused(f Features, sc *cnnScratch) [NumClasses]float32 {
 	pr := p.main.predict(f)
 	if len(p.high) == 0 && (p.cnn == nil || sc == nil) {
 		return pr
@@ -217,11 +301,36 @@ func (p *predictor) predict(f Features, sc *cnnScratch) [NumClasses]float32 {
 		}
 		ph /= float32(len(p.high))
 	}
+	pn := float32(-1)
 	if p.cnn != nil && sc != nil {
 		g := p.cnn.forward(sc)
 		ph = (1-p.wCNN)*ph + p.wCNN*g[2]
+		if p.wNILM > 0 {
+			pn = (1-p.wNILM)*pr[NILM] + p.wNILM*g[0]
+		}
 	}
-	return SetHighGrade(pr, ph)
+	out := SetHighGrade(pr, ph)
+	if pn >= 0 {
+		out = SetNILM(out, pn)
+	}
+	return out
+}
+
+// SetNILM rescales p so that P(NILM) = pn (at most 1 − P(high grade)),
+// keeping the high-grade classes and the proportions of the low-grade ones.
+func SetNILM(p [NumClasses]float32, pn float32) [NumClasses]float32 {
+	ph := HighGradeProb(p)
+	pn = min(max(pn, 0), 1-ph)
+	low := LowGradeProb(p)
+	rest := 1 - ph - pn
+	p[NILM] = pn
+	if low > 0 {
+		p[ASCUS] *= rest / low
+		p[LSIL] *= rest / low
+	} else {
+		p[ASCUS], p[LSIL] = rest/2, rest/2
+	}
+	return p
 }
 
 // SetHighGrade rescales p so that P(ASC-H)+P(HSIL)+P(SCC) = ph, keeping the
@@ -330,7 +439,7 @@ func NewModel(p ModelParams) (*Model, error) {
 	}
 	m := &Model{Version: p.Version, p: p, lut: newStainLUT(p.Stain)}
 	if len(p.Weights) > 0 {
-		h, err := compilePredictor(p.Head, p.High, p.CNN, p.CNNWeight)
+		h, err := compilePredictor(p.Head, p.High, p.CNN, p.CNNWeight, p.CNNNILMWeight, p.Temperature, p.ClassBias)
 		if err != nil {
 			return nil, err
 		}
@@ -345,7 +454,11 @@ func NewModel(p ModelParams) (*Model, error) {
 		}
 		m.heldOut = map[string]int{}
 		for k, f := range p.Folds {
-			h, err := compilePredictor(f.Head, f.High, f.CNN, p.CNNWeight)
+			bias := p.ClassBias
+			if f.ClassBias != nil {
+				bias = f.ClassBias
+			}
+			h, err := compilePredictor(f.Head, f.High, f.CNN, p.CNNWeight, p.CNNNILMWeight, p.Temperature, bias)
 			if err != nil {
 				return nil, fmt.Errorf("classify: fold %d: %w", k, err)
 			}

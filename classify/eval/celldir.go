@@ -323,6 +323,26 @@ func FindCellDirs(data string) []string {
 // group the model was trained on by the fold that held the group out) under
 // each padding mode.
 func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error) {
+	var in classify.Input
+	return CellSetWith(ctx, dir, o.Detect, o.Threshold, func(img *image.RGBA, n classify.Nucleus, set, _, group string) ([classify.NumClasses]float32, int, bool) {
+		if !o.Model.Measure(img, n, &in) {
+			return [classify.NumClasses]float32{}, -1, false
+		}
+		p, fold := o.Model.PredictHeldOutInput(Key(set, group), &in)
+		return p, fold, true
+	})
+}
+
+// CellPredictor scores the cell at n (the detected nucleus nearest the
+// crop's centre) of a crop of the set's group; fold is that of the model
+// that scored it (-1: a model trained on no cell of the group); ok false:
+// no nucleus (scored NILM).
+type CellPredictor func(img *image.RGBA, n classify.Nucleus, set, file, group string) (p [classify.NumClasses]float32, fold int, ok bool)
+
+// CellSetWith is CellSet with any predictor (training scores its
+// out-of-fold predictions with it); det gives the detector settings, the
+// pixel size being the manifest's.
+func CellSetWith(ctx context.Context, dir string, det classify.DetectOptions, th float64, predict CellPredictor) (*CellSetResult, error) {
 	m, src, err := FindManifest(dir)
 	if err != nil {
 		return nil, err
@@ -332,21 +352,21 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 		return nil, err
 	}
 	r := &CellSetResult{Name: m.Name, Dir: dir, Manifest: src, PixelUM: m.PixelUM, ByGrade: map[CellGrade]int{}, ByClass: map[string]int{}, Padding: map[string]*CellSetMetrics{}}
-	do := withPixel(o.Detect, m.PixelUM)
+	do := withPixel(det, m.PixelUM)
 	do.NoObjectFilter = true
-	det := classify.NewDetector(do)
+	d := classify.NewDetector(do)
 	groups := map[string]int{}
-	var in classify.Input
 	for _, mode := range PaddingModes {
 		var grades []CellGrade
 		var gidx []int
 		var probs [][classify.NumClasses]float32
+		first := mode == PaddingModes[0]
 		for _, c := range cells {
 			if err := ctx.Err(); err != nil {
 				return nil, err
 			}
 			if c.Grade == GradeExcluded {
-				if mode == PaddingModes[0] {
+				if first {
 					r.ByClass[c.Class]++
 					r.ByGrade[c.Grade]++
 				}
@@ -356,26 +376,22 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 			if err != nil {
 				return nil, err
 			}
-			n, _ := CentreNucleus(det, img)
+			n, _ := CentreNucleus(d, img)
 			n.PixelUM = m.PixelUM
-			var p [classify.NumClasses]float32
-			if !o.Model.Measure(img, n, &in) {
+			p, fold, ok := predict(img, n, m.Name, c.File, c.Group)
+			if !ok {
+				p = [classify.NumClasses]float32{}
 				p[classify.NILM] = 1
-				if mode == PaddingModes[0] {
-					r.Skipped++
-				}
-			} else {
-				var fold int
-				p, fold = o.Model.PredictHeldOutInput(Key(m.Name, c.Group), &in)
-				if mode == PaddingModes[0] {
-					if fold >= 0 {
-						r.HeldOutFold++
-					} else {
-						r.FinalModel++
-					}
-				}
 			}
-			if mode == PaddingModes[0] {
+			if first {
+				switch {
+				case !ok:
+					r.Skipped++
+				case fold >= 0:
+					r.HeldOutFold++
+				default:
+					r.FinalModel++
+				}
 				r.ByClass[c.Class]++
 				r.ByGrade[c.Grade]++
 				r.Cells++
@@ -387,7 +403,7 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 			}
 			grades, gidx, probs = append(grades, c.Grade), append(gidx, g), append(probs, p)
 		}
-		r.Padding[mode] = cellSetMetrics(grades, gidx, len(groups), probs, o.Threshold)
+		r.Padding[mode] = cellSetMetrics(grades, gidx, len(groups), probs, th)
 	}
 	r.Groups = len(groups)
 	return r, nil

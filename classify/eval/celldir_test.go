@@ -180,3 +180,37 @@ func TestSIPaKMeDManifest(t *testing.T) {
 		t.Errorf("FindCellDirs(%s) = %v", data, got)
 	}
 }
+
+// TestHeldOutCoversFields checks that the embedded model scores every CRIC
+// field (cric/fields and cric/more-fields) by a fold that held it out, as
+// the slide-level evaluation assumes (skipped without the data).
+func TestHeldOutCoversFields(t *testing.T) {
+	data := dataset.Dir()
+	if data == "" {
+		t.Skip("shared data not found")
+	}
+	m, err := classify.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, dir := range []string{"fields", "more-fields"} {
+		p := filepath.Join(data, "cric", dir, "nuclei.csv")
+		if !exists(p) {
+			continue
+		}
+		_, names, err := ReadPoints(p, "image_filename", "x_img", "y_img", "")
+		if err != nil {
+			t.Fatal(err)
+		}
+		var in classify.Input
+		for _, name := range names {
+			if !m.TrainedOn(name) {
+				t.Errorf("%s/%s: no fold held it out", dir, name)
+				continue
+			}
+			if _, fold := m.PredictHeldOutInput(name, &in); fold < 0 {
+				t.Errorf("%s/%s: scored by the final model", dir, name)
+			}
+		}
+	}
+}

@@ -31,3 +31,22 @@ func ReadCellLabels(path string) ([]CellLabel, error) {
 	}
 	return out, nil
 }
+
+// ReadPointsColumn reads one more column of a nuclei CSV per image, in
+// file order (the order of ReadPoints' points), and the image names.
+func ReadPointsColumn(path, imgCol, col string) (map[string][]string, []string, error) {
+	t, err := readTable(path, imgCol, col)
+	if err != nil {
+		return nil, nil, err
+	}
+	by := map[string][]string{}
+	var names []string
+	for _, r := range t.rows {
+		img := t.get(r, imgCol)
+		if _, ok := by[img]; !ok {
+			names = append(names, img)
+		}
+		by[img] = append(by[img], t.get(r, col))
+	}
+	return by, names, nil
+}

@@ -305,3 +305,9 @@ func ThresholdAtFPR(neg []float64, maxFPR float64) float64 {
 	}
 	return (s[i-1] + s[i]) / 2
 }
+
+// MacroF1 is the unweighted mean F1 over the classes present in a
+// confusion matrix (rows true, columns predicted).
+func MacroF1(conf *[classify.NumClasses][classify.NumClasses]int) float64 {
+	return macroF1(conf, nil)
+}

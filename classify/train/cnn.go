@@ -52,7 +52,17 @@ type CNNOptions struct {
 	// ExtraWeight is the total weight of the field negatives relative to
 	// one group.
 	ExtraWeight float64
-	Seed        int64
+	// OtherWeight is the total weight of other laboratories' cells
+	// (Sample.Other) relative to one group.
+	OtherWeight float64
+	// Stain widens the colour augmentation: per-channel optical-density
+	// gains spread ±Stain (0: the original ±8 %), a per-channel OD offset of
+	// ±Stain/4 (lamp and white balance; glass stays glass-like), a random
+	// gamma on the whole crop; Blur is the probability of a 3x3 binomial
+	// blur (focus).
+	Stain float64
+	Blur  float64
+	Seed  int64
 }
 
 // DefaultCNN returns the CNN hyper-parameters of the shipped model.
@@ -114,7 +124,7 @@ func (n *cnnNet) add(o *cnnNet) {
 
 // trainScratch holds one sample's activations and gradients.
 type trainScratch struct {
-	x      [classify.CNNInputLen]float32
+	x, tmp [classify.CNNInputLen]float32
 	a      [classify.CNNLayers][]float32 // conv outputs (after ReLU)
 	d      [classify.CNNLayers][]float32 // their gradients
 	p, dp  [classify.CNNLayers - 1][]float32
@@ -342,6 +352,55 @@ func fillInput(x []float32, c *Crop, t, ox, oy int, gain [3]float32, lut *[256]f
 	}
 }
 
+// fillAugmented is fillInput with the wider stain, lamp and focus
+// augmentation of CNNOptions.Stain and Blur: OD' = (gain_c·OD)^γ·… + offset_c
+// per channel, then, with probability blur, a 3x3 binomial blur, then
+// standardisation.
+func fillAugmented(x, tmp []float32, c *Crop, t, ox, oy int, g0 float32, stain, blur float64, rng *rand.Rand, lut *[256]float32, mean, inv [3]float32) {
+	const s = classify.CNNSide
+	var gain, off [3]float32
+	for ch := range 3 {
+		gain[ch] = g0 * float32(1+stain*(2*rng.Float64()-1))
+		off[ch] = float32(stain / 4 * (2*rng.Float64() - 1))
+	}
+	gamma := float32(math.Exp(stain / 2 * (2*rng.Float64() - 1)))
+	fillInput(tmp, c, t, ox, oy, [3]float32{1, 1, 1}, lut, [3]float32{}, [3]float32{1, 1, 1})
+	for k := 0; k < len(tmp); k += 3 {
+		for ch := range 3 {
+			v := max(tmp[k+ch], 0)
+			if gamma != 1 && v > 0 {
+				v = float32(math.Pow(float64(v), float64(gamma)))
+			}
+			tmp[k+ch] = gain[ch]*v + off[ch]
+		}
+	}
+	src := tmp
+	if rng.Float64() < blur {
+		w := [3]float32{0.25, 0.5, 0.25}
+		for j := range s {
+			for i := range s {
+				for ch := range 3 {
+					var v float32
+					for dj := -1; dj <= 1; dj++ {
+						jj := min(max(j+dj, 0), s-1)
+						for di := -1; di <= 1; di++ {
+							ii := min(max(i+di, 0), s-1)
+							v += w[dj+1] * w[di+1] * tmp[(jj*s+ii)*3+ch]
+						}
+					}
+					x[(j*s+i)*3+ch] = v
+				}
+			}
+		}
+		src = x
+	}
+	for k := 0; k < len(x); k += 3 {
+		for ch := range 3 {
+			x[k+ch] = (src[k+ch] - mean[ch]) * inv[ch]
+		}
+	}
+}
+
 // inputStats returns the per-channel OD mean and standard deviation of the
 // central CNNSide window of the crops.
 func inputStats(crops []*Crop, lut *[256]float32) (mean, std [3]float64) {
@@ -375,12 +434,15 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 	lut := classify.ODLUT()
 	crops := make([]*Crop, 0, len(samples))
 	var cnt [3]float64
-	extra := 0
+	extra, other := 0, 0
 	for _, s := range samples {
 		crops = append(crops, s.Crop)
-		if s.Extra {
+		switch {
+		case s.Extra:
 			extra++
-		} else {
+		case s.Other:
+			other++
+		default:
 			cnt[group(s.Class)]++
 		}
 	}
@@ -396,6 +458,8 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 		switch {
 		case s.Extra:
 			w = o.ExtraWeight / float64(extra)
+		case s.Other:
+			w = o.OtherWeight / float64(other)
 		default:
 			g := group(s.Class)
 			w = 1 / cnt[g]
@@ -444,7 +508,11 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 				ox, oy := rng.Intn(2*cropMargin+1)-cropMargin, rng.Intn(2*cropMargin+1)-cropMargin
 				g0 := 0.8 + 0.4*rng.Float32()
 				gain := [3]float32{g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32())}
-				fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, m32, inv32)
+				if o.Stain > 0 {
+					fillAugmented(sc.x[:], sc.tmp[:], crops[i], t, ox, oy, g0, o.Stain, o.Blur, rng, &lut, m32, inv32)
+				} else {
+					fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, m32, inv32)
+				}
 				p := net.forward(sc)
 				net.backward(sc, p, group(samples[i].Class), wts[i])
 			}
@@ -481,20 +549,21 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 	return p, nil
 }
 
-// predictCNN returns P(high grade) of the crop (centre, no augmentation)
-// with the trained parameters, as the model computes it on a tile.
-func predictCNN(p *classify.CNNParams, crops []*Crop) []float32 {
+// predictCNN returns the group probabilities (NILM, low, high) of the
+// crops (centre, no augmentation) with the trained parameters, as the
+// model computes them on a tile.
+func predictCNN(p *classify.CNNParams, crops []*Crop) [][classify.CNNGroups]float32 {
 	lut := classify.ODLUT()
 	var m32, inv32 [3]float32
 	for c := range 3 {
 		m32[c], inv32[c] = float32(p.InMean[c]), float32(1/p.InStd[c])
 	}
 	net := &cnnNet{w: p.Conv, b: p.Bias}
-	out := make([]float32, len(crops))
+	out := make([][classify.CNNGroups]float32, len(crops))
 	sc := newTrainScratch()
 	for i, c := range crops {
 		fillInput(sc.x[:], c, 0, 0, 0, [3]float32{1, 1, 1}, &lut, m32, inv32)
-		out[i] = net.forward(sc)[2]
+		out[i] = net.forward(sc)
 	}
 	return out
 }
@@ -523,11 +592,16 @@ func parallel(n int, job func(i int) error) error {
 	return nil
 }
 
-// crossValidateCNN fits one CNN per fold (folds in parallel) and returns
-// them with the out-of-fold P(high grade) of every sample.
-func crossValidateCNN(ctx context.Context, samples []Sample, fold map[string]int, k int, o CNNOptions) ([]*classify.CNNParams, []float32, error) {
+// crossValidateCNN fits one CNN per fold (folds in parallel) and, unless
+// cvOnly, the final one on all samples (index k), and returns them with the
+// out-of-fold group probabilities of every sample.
+func crossValidateCNN(ctx context.Context, samples []Sample, fold map[string]int, k int, o CNNOptions, cvOnly bool) ([]*classify.CNNParams, [][classify.CNNGroups]float32, error) {
 	nets := make([]*classify.CNNParams, k+1)
-	err := parallel(k+1, func(f int) error {
+	n := k + 1
+	if cvOnly {
+		n = k
+	}
+	err := parallel(n, func(f int) error {
 		var tr []Sample
 		for _, s := range samples {
 			if f == k || fold[s.Field] != f {
@@ -541,7 +615,7 @@ func crossValidateCNN(ctx context.Context, samples []Sample, fold map[string]int
 	if err != nil {
 		return nil, nil, err
 	}
-	oof := make([]float32, len(samples))
+	oof := make([][classify.CNNGroups]float32, len(samples))
 	for f := range k {
 		var idx []int
 		var crops []*Crop

@@ -104,7 +104,7 @@ func TestFitCNNLearns(t *testing.T) {
 	}
 	hi := predictCNN(p, []*Crop{mk(true), mk(true)})
 	lo := predictCNN(p, []*Crop{mk(false), mk(false)})
-	if min(hi[0], hi[1]) <= max(lo[0], lo[1]) {
+	if min(hi[0][2], hi[1][2]) <= max(lo[0][2], lo[1][2]) {
 		t.Fatalf("P(high) of dark big blobs %v not above pale small blobs %v", hi, lo)
 	}
 }

@@ -22,6 +22,10 @@ type FitOptions struct {
 	// ExtraWeight is the total weight of the field negatives relative to
 	// one class.
 	ExtraWeight float64
+	// OtherWeight is the total weight of the cells of other laboratories
+	// (Sample.Other) relative to one class (within them, each class keeps
+	// its share).
+	OtherWeight float64
 	// HighEnsemble is the number of high-grade heads (trained on NILM and
 	// high-grade cells only, seeds Seed+1…; see classify.ModelParams.High).
 	HighEnsemble int
@@ -93,13 +97,16 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 		}
 	}
 	var cnt [K]float64
-	var nExtra float64
+	var nExtra, nOther float64
 	for _, s := range samples {
-		if s.Extra {
+		switch {
+		case s.Extra:
 			nExtra++
-			continue
+		case s.Other:
+			nOther++
+		default:
+			cnt[s.Class]++
 		}
-		cnt[s.Class]++
 	}
 	present := 0.0
 	for _, c := range cnt {
@@ -124,6 +131,13 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 	if nExtra > 0 {
 		ew = float64(n) / (present * nExtra) * o.ExtraWeight
 		norm += ew * nExtra
+	}
+	// Other laboratories' cells together weigh OtherWeight times the mean
+	// class.
+	var ow float64
+	if nOther > 0 {
+		ow = float64(n) / (present * nOther) * o.OtherWeight
+		norm += ow * nOther
 	}
 	H := o.Hidden
 	in := nf
@@ -182,6 +196,8 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 			wi := cw[s.Class] / norm
 			if s.Extra {
 				wi = ew / norm
+			} else if s.Other {
+				wi = ow / norm
 			}
 			if H > 0 {
 				clear(dact[:H])

@@ -21,6 +21,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"image"
 	"io"
 	"math"
 	"math/rand"
@@ -85,6 +86,33 @@ type Options struct {
 	// classify.CNNParams) and fuses it with weight CNNWeight.
 	CNN       *CNNOptions
 	CNNWeight float64
+	// CNNNILMWeight is the CNN's weight in P(NILM) (see
+	// classify.ModelParams.CNNNILMWeight).
+	CNNNILMWeight float64
+	// MoreFields adds cric/more-fields: its labelled points and negatives
+	// (see LoadMoreFields: MorePerField per field, MoreAllCap on NILM-only
+	// fields).
+	MoreFields   bool
+	MorePerField int
+	MoreAllCap   int
+	// CellSets are labelled-cell directories of other laboratories (with a
+	// manifest, see eval.FindManifest) trained on, grouped by source image.
+	CellSets []string
+	// EvalSets are labelled-cell directories only scored (by the mean of
+	// the fold models, none of which saw them) in the report.
+	EvalSets []string
+	// CVOnly skips the final fit (experiments).
+	CVOnly bool
+	// DumpOOF, when set, names a file the out-of-fold feature-head and CNN
+	// probabilities of every sample are written to (JSON lines; analysis).
+	DumpOOF string
+	// ClassBias fits a prior shift for the six-class decision
+	// (classify.ModelParams.ClassBias) on the out-of-fold predictions of
+	// the labelled CRIC cells, cross-fitted by fold.
+	ClassBias bool
+	// Calibrate fits a temperature (classify.ModelParams.Temperature) on
+	// the out-of-fold predictions of the labelled CRIC cells.
+	Calibrate bool
 }
 
 // DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
@@ -119,6 +147,11 @@ type Sample struct {
 	// from every labelled nucleus, trained as NILM (see LoadFieldNegatives)
 	// but not scored in the cell metrics.
 	Extra bool
+	// Aux marks a labelled cell that is trained on but not scored with the
+	// crops (more-fields points, other laboratories' cells).
+	Aux bool
+	// Other marks a cell of another laboratory (see FitOptions.OtherWeight).
+	Other bool
 	// Crop is the window the CNN sees (nil when not loaded).
 	Crop *Crop
 }
@@ -200,6 +233,14 @@ type Report struct {
 	// on whole slides.
 	FieldNegatives        int     `json:"field_negatives"`
 	FieldNegativesFlagged float64 `json:"field_negatives_flagged_high"`
+	// Temperature fitted on the out-of-fold predictions (0: none).
+	Temperature float64 `json:"temperature,omitempty"`
+	// MoreFieldPoints are the out-of-fold scores of the cric/more-fields
+	// labelled points (when trained with them).
+	MoreFieldPoints *eval.CellMetrics `json:"more_field_points,omitempty"`
+	// CellSets are the scores on other laboratories' cells: out-of-fold
+	// when trained on, else by the mean of the fold models.
+	CellSets []*eval.CellSetResult `json:"cell_sets,omitempty"`
 }
 
 // LoadSamples reads the crops of dataDir/cric/cells and measures them with
@@ -324,7 +365,7 @@ func params(pixelUM float64, h classify.Head) classify.ModelParams {
 }
 
 // Train fits the model on dataDir with grouped cross-validation and returns
-// the final parameters (fitted on all crops, carrying the fold models) and
+// the final parameters (fitted on all samples, carrying the fold models) and
 // the validation report.
 func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams, *Report, error) {
 	o = o.withDefaults()
@@ -347,6 +388,29 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		}
 		samples = append(samples, neg...)
 	}
+	nMore := 0
+	if o.MoreFields {
+		skip := map[string]bool{}
+		for _, s := range samples[:nLabelled] {
+			skip[s.ID] = true
+		}
+		lab, neg, err := LoadMoreFields(ctx, dataDir, fm, skip, o.MorePerField, o.MoreAllCap, o.Seed)
+		if err != nil {
+			return classify.ModelParams{}, nil, err
+		}
+		nMore = len(lab)
+		samples = append(samples, lab...)
+		samples = append(samples, neg...)
+	}
+	var setNames []string
+	for _, d := range o.CellSets {
+		cs, err := LoadCellSet(ctx, d, fm)
+		if err != nil {
+			return classify.ModelParams{}, nil, err
+		}
+		samples = append(samples, cs...)
+		setNames = append(setNames, d)
+	}
 	fold := AssignFolds(samples, Folds, o.Seed)
 	folds, probs, err := CrossValidate(ctx, samples, fold, Folds, o.Fit)
 	if err != nil {
@@ -354,76 +418,163 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	}
 	var cnnNets []*classify.CNNParams
 	if o.CNN != nil {
-		var oof []float32
-		cnnNets, oof, err = crossValidateCNN(ctx, samples, fold, Folds, *o.CNN)
+		var oof [][classify.CNNGroups]float32
+		cnnNets, oof, err = crossValidateCNN(ctx, samples, fold, Folds, *o.CNN, o.CVOnly)
 		if err != nil {
 			return classify.ModelParams{}, nil, err
 		}
-		for _, w := range []float64{0, 0.3, 0.5, 0.7, 1} {
-			var pos, neg []float64
-			for i, s := range samples[:nLabelled] {
-				v := (1-w)*float64(classify.HighGradeProb(probs[i])) + w*float64(oof[i])
-				if s.Class == classify.NILM {
-					neg = append(neg, v)
-				} else if s.Class.HighGrade() {
-					pos = append(pos, v)
-				}
+		if o.DumpOOF != "" {
+			if err := dumpOOF(o.DumpOOF, samples, probs, oof); err != nil {
+				return classify.ModelParams{}, nil, err
 			}
-			th := eval.ThresholdAtFPR(neg, 0.10)
-			rec := 0
-			for _, v := range pos {
-				if v >= th {
-					rec++
-				}
-			}
-			fmt.Fprintf(os.Stderr, "cnn weight %.1f: AUC %.3f recall@FPR0.10 %.3f\n", w, eval.AUC(pos, neg), float64(rec)/float64(len(pos)))
 		}
 		for i := range probs {
-			ph := (1-o.CNNWeight)*float64(classify.HighGradeProb(probs[i])) + o.CNNWeight*float64(oof[i])
-			probs[i] = classify.SetHighGrade(probs[i], float32(ph))
+			probs[i] = fuse(probs[i], oof[i], o.CNNWeight, o.CNNNILMWeight)
 		}
 	}
+	temp := 0.0
+	if o.Calibrate {
+		var cal []int
+		for i, s := range samples {
+			if !s.Extra && !s.Other {
+				cal = append(cal, i)
+			}
+		}
+		temp = fitTemperature(samples, probs, cal)
+		for i := range probs {
+			probs[i] = classify.Temper(probs[i], 1/temp)
+		}
+	}
+	var bias []float64
+	if o.ClassBias {
+		var all []int
+		for i, s := range samples {
+			if !s.Extra && !s.Other {
+				all = append(all, i)
+			}
+		}
+		bias = fitBias(samples, probs, all)
+		// Each fold's cells get the bias fitted without them (the fold
+		// model carries it), so the reported scores stay held out.
+		cross := make([][classify.NumClasses]float32, len(probs))
+		for f := range folds {
+			var rest []int
+			for _, i := range all {
+				if fold[samples[i].Field] != f {
+					rest = append(rest, i)
+				}
+			}
+			b := fitBias(samples, probs, rest)
+			folds[f].ClassBias = b
+			var bb [classify.NumClasses]float64
+			copy(bb[:], b)
+			for i, s := range samples {
+				if fold[s.Field] == f {
+					cross[i] = classify.Calibrate(probs[i], 1, &bb)
+				}
+			}
+		}
+		probs = cross
+	}
 	truth := make([]classify.Class, nLabelled)
+	fields := make([]string, nLabelled)
 	var nilm []float64
 	for i, s := range samples[:nLabelled] {
-		truth[i] = s.Class
+		truth[i], fields[i] = s.Class, s.Field
 		if s.Class == classify.NILM {
 			nilm = append(nilm, float64(classify.HighGradeProb(probs[i])))
 		}
 	}
 	th := eval.ThresholdAtFPR(nilm, o.TargetFPR)
 	th = math.Round(th*1000) / 1000
-	negFlag := 0
+	negFlag, nNeg := 0, 0
+	var moreTruth []classify.Class
+	var moreProbs [][classify.NumClasses]float32
+	var moreFields []string
 	for i := nLabelled; i < len(samples); i++ {
-		if float64(classify.HighGradeProb(probs[i])) >= th {
-			negFlag++
+		s := samples[i]
+		switch {
+		case s.Extra:
+			nNeg++
+			if float64(classify.HighGradeProb(probs[i])) >= th {
+				negFlag++
+			}
+		case s.Aux && !s.Other:
+			moreTruth, moreProbs, moreFields = append(moreTruth, s.Class), append(moreProbs, probs[i]), append(moreFields, s.Field)
 		}
 	}
 	rep := &Report{
 		Seed: o.Seed, PixelUM: o.PixelUM, Hidden: o.Fit.Hidden, Samples: len(samples), Skipped: skipped,
 		Fields: len(fold), Folds: Folds, Detected: detected, TargetFPR: o.TargetFPR,
-		Cells:          eval.Cells(truth, probs[:nLabelled], nil, th),
-		FieldNegatives: len(samples) - nLabelled,
+		Cells:          eval.Cells(truth, probs[:nLabelled], fields, th),
+		FieldNegatives: nNeg, Temperature: temp,
 	}
-	if rep.FieldNegatives > 0 {
-		rep.FieldNegativesFlagged = float64(negFlag) / float64(rep.FieldNegatives)
+	if nNeg > 0 {
+		rep.FieldNegativesFlagged = float64(negFlag) / float64(nNeg)
+	}
+	if nMore > 0 {
+		m := eval.Cells(moreTruth, moreProbs, moreFields, th)
+		rep.MoreFieldPoints = &m
+	}
+	for _, d := range o.CellSets {
+		r, err := scoreSet(ctx, d, fm, samples, probs, nil, th)
+		if err != nil {
+			return classify.ModelParams{}, nil, err
+		}
+		rep.CellSets = append(rep.CellSets, r)
+	}
+	if len(o.EvalSets) > 0 {
+		var ms []*classify.Model
+		for f := range folds {
+			fp := params(o.PixelUM, folds[f].Head)
+			fp.High = folds[f].High
+			if cnnNets != nil {
+				fp.CNN, fp.CNNWeight, fp.CNNNILMWeight = cnnNets[f], o.CNNWeight, o.CNNNILMWeight
+			}
+			fp.Temperature, fp.ClassBias = temp, folds[f].ClassBias
+			m, err := classify.NewModel(fp)
+			if err != nil {
+				return classify.ModelParams{}, nil, err
+			}
+			ms = append(ms, m)
+		}
+		for _, d := range o.EvalSets {
+			r, err := scoreSet(ctx, d, fm, nil, nil, ms, th)
+			if err != nil {
+				return classify.ModelParams{}, nil, err
+			}
+			rep.CellSets = append(rep.CellSets, r)
+		}
+	}
+	if o.CVOnly {
+		return classify.ModelParams{}, rep, nil
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
 	p.High = fitHigh(samples, o.Fit)
 	if cnnNets != nil {
-		p.CNN, p.CNNWeight = cnnNets[Folds], o.CNNWeight
+		p.CNN, p.CNNWeight, p.CNNNILMWeight = cnnNets[Folds], o.CNNWeight, o.CNNNILMWeight
 		for f := range folds {
 			folds[f].CNN = cnnNets[f]
 		}
 		p.Version = VersionCNN
 	}
 	p.Folds = folds
+	p.Temperature, p.ClassBias = temp, bias
+	data := "CRIC cervix cell crops (cric/cells/labels.csv) and field negatives (cric/fields)"
+	if o.MoreFields {
+		data += "; cric/more-fields labelled points and negatives"
+	}
+	for _, d := range setNames {
+		data += "; labelled cells of " + filepath.Base(d) + " (grouped by source image)"
+	}
 	meta, err := json.Marshal(map[string]any{
-		"data":                             "CRIC cervix cell crops (cric/cells/labels.csv)",
-		"validation":                       fmt.Sprintf("%d-fold cross-validation grouped by image_filename, seed %d; final fit on all crops", Folds, o.Seed),
+		"data":                             data,
+		"validation":                       fmt.Sprintf("%d-fold cross-validation grouped by image_filename (other labs: by source image), seed %d; final fit on all samples", Folds, o.Seed),
 		"fit":                              o.Fit,
 		"cnn":                              o.CNN,
 		"cnn_weight":                       o.CNNWeight,
+		"cnn_nilm_weight":                  o.CNNNILMWeight,
+		"temperature":                      temp,
 		"recommended_high_grade_threshold": th,
 		"report":                           rep,
 	})
@@ -434,12 +585,159 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	return p, rep, nil
 }
 
+// fitTemperature returns the temperature T in [0.25, 4] minimising the
+// mean negative log-likelihood of the true classes of samples idx under
+// probs tempered by T (golden-section search on log T), rounded to 3
+// decimals.
+func fitTemperature(samples []Sample, probs [][classify.NumClasses]float32, idx []int) float64 {
+	nll := func(lt float64) float64 {
+		var s float64
+		for _, i := range idx {
+			p := classify.Temper(probs[i], math.Exp(-lt))
+			s -= math.Log(math.Max(float64(p[samples[i].Class]), 1e-7))
+		}
+		return s
+	}
+	a, b := math.Log(0.25), math.Log(4)
+	g := (math.Sqrt(5) - 1) / 2
+	c, d := b-g*(b-a), a+g*(b-a)
+	fc, fd := nll(c), nll(d)
+	for range 40 {
+		if fc < fd {
+			b, d, fd = d, c, fc
+			c = b - g*(b-a)
+			fc = nll(c)
+		} else {
+			a, c, fc = c, d, fd
+			d = a + g*(b-a)
+			fd = nll(d)
+		}
+	}
+	return math.Round(math.Exp((a+b)/2)*1000) / 1000
+}
+
+func dumpOOF(path string, samples []Sample, probs [][classify.NumClasses]float32, oof [][classify.CNNGroups]float32) error {
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	enc := json.NewEncoder(f)
+	for i, s := range samples {
+		if err := enc.Encode(map[string]any{"id": s.ID, "field": s.Field, "class": int(s.Class), "extra": s.Extra, "aux": s.Aux, "other": s.Other, "p": probs[i], "g": oof[i]}); err != nil {
+			f.Close()
+			return err
+		}
+	}
+	return f.Close()
+}
+
+// fitBias returns the class log-prior shift (NILM fixed at 0, others in
+// [-2, 2] by steps of 0.1) that maximises the macro-F1 of the argmax
+// decision on samples idx (coordinate ascent, three passes).
+func fitBias(samples []Sample, probs [][classify.NumClasses]float32, idx []int) []float64 {
+	lp := make([][classify.NumClasses]float64, len(idx))
+	for k, i := range idx {
+		for c, v := range probs[i] {
+			lp[k][c] = math.Log(math.Max(float64(v), 1e-9))
+		}
+	}
+	var b [classify.NumClasses]float64
+	score := func() float64 {
+		var conf [classify.NumClasses][classify.NumClasses]int
+		for k, i := range idx {
+			best := 0
+			for c := range lp[k] {
+				if lp[k][c]+b[c] > lp[k][best]+b[best] {
+					best = c
+				}
+			}
+			conf[samples[i].Class][best]++
+		}
+		return eval.MacroF1(&conf)
+	}
+	bestF := score()
+	for range 3 {
+		for c := 1; c < classify.NumClasses; c++ {
+			keep := b[c]
+			for v := -20; v <= 20; v++ {
+				b[c] = float64(v) / 10
+				if f := score(); f > bestF+1e-9 {
+					bestF, keep = f, b[c]
+				}
+			}
+			b[c] = keep
+		}
+	}
+	return b[:]
+}
+
+// fuse combines the feature head's class probabilities with the CNN's
+// group probabilities as classify's predictor does.
+func fuse(p [classify.NumClasses]float32, g [classify.CNNGroups]float32, wHigh, wNILM float64) [classify.NumClasses]float32 {
+	ph := (1-wHigh)*float64(classify.HighGradeProb(p)) + wHigh*float64(g[2])
+	pn := (1-wNILM)*float64(p[classify.NILM]) + wNILM*float64(g[0])
+	out := classify.SetHighGrade(p, float32(ph))
+	if wNILM > 0 {
+		out = classify.SetNILM(out, float32(pn))
+	}
+	return out
+}
+
+// scoreSet scores the labelled-cell directory dir: with the out-of-fold
+// probabilities of its samples (when it was trained on), else with the mean
+// of the models ms (none of which saw it), padding as stored and
+// glass-filled.
+func scoreSet(ctx context.Context, dir string, fm *classify.Model, samples []Sample, probs [][classify.NumClasses]float32, ms []*classify.Model, th float64) (*eval.CellSetResult, error) {
+	var oof map[string][classify.NumClasses]float32
+	if ms == nil {
+		oof = map[string][classify.NumClasses]float32{}
+		for i, s := range samples {
+			if s.Other {
+				oof[s.ID] = probs[i]
+			}
+		}
+	}
+	det := classify.DetectOptions{MinAreaUM2: 10, MaxAreaUM2: 900}
+	r, err := eval.CellSetWith(ctx, dir, det, th, func(img *image.RGBA, n classify.Nucleus, set, file, group string) ([classify.NumClasses]float32, int, bool) {
+		if ms == nil {
+			p, ok := oof[set+"/"+file]
+			return p, 0, ok
+		}
+		var in classify.Input
+		if !ms[0].Measure(img, n, &in) {
+			return [classify.NumClasses]float32{}, -1, false
+		}
+		var sum [classify.NumClasses]float32
+		for _, m := range ms {
+			p := m.PredictInput(&in)
+			for c := range sum {
+				sum[c] += p[c] / float32(len(ms))
+			}
+		}
+		return sum, -1, true
+	})
+	if r != nil {
+		// The weights file must not depend on where the data lives.
+		r.Dir = filepath.Base(dir)
+	}
+	return r, err
+}
+
 // Print writes the report in human-readable form.
 func (r *Report) Print(w io.Writer) {
 	fmt.Fprintf(w, "samples %d (skipped %d, nucleus detected near centre %d) from %d fields; %d-fold CV grouped by field, seed %d; features at %.2f µm/px; hidden %d\n",
 		r.Samples, r.Skipped, r.Detected, r.Fields, r.Folds, r.Seed, r.PixelUM, r.Hidden)
 	eval.PrintCells(w, &r.Cells)
 	fmt.Fprintf(w, "threshold %.3f chosen for out-of-fold NILM FPR <= %.2f; field negatives %d, flagged high %.4f\n", r.Cells.Threshold, r.TargetFPR, r.FieldNegatives, r.FieldNegativesFlagged)
+	if r.Temperature != 0 {
+		fmt.Fprintf(w, "temperature %.3f (fitted on the out-of-fold CRIC predictions)\n", r.Temperature)
+	}
+	if m := r.MoreFieldPoints; m != nil {
+		fmt.Fprintf(w, "more-fields points (out of fold): %d cells, NILM %d; AUC low vs NILM %.3f %s; flagged high: NILM %.3f %s, low %.3f\n", m.N, m.NILMN, m.AUCLowVsNILM, m.AUCLowVsNILMCI, m.NILMFPR, m.NILMFPRCI, m.LowGradeFlagged)
+	}
+	for _, cs := range r.CellSets {
+		eval.PrintCellSet(w, cs)
+	}
 }
 
 // Run trains on dataDir, prints the validation report to w and writes the

@@ -9,6 +9,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"strings"
 
 	"papscan/classify/internal/dataset"
 	"papscan/classify/train"
@@ -22,6 +23,19 @@ func main() {
 	hidden := flag.Int("hidden", train.DefaultFit().Hidden, "hidden units (0: logistic regression)")
 	cnnEpochs := flag.Int("cnn-epochs", train.DefaultCNN().Epochs, "CNN epochs (0: no CNN head)")
 	cnnWeight := flag.Float64("cnn-weight", train.DefaultCNNWeight, "weight of the CNN in the high-grade probability")
+	cnnNILM := flag.Float64("cnn-nilm-weight", 0, "weight of the CNN in P(NILM)")
+	stain := flag.Float64("cnn-stain", 0, "CNN stain/lamp augmentation strength (0: the original gains)")
+	blur := flag.Float64("cnn-blur", 0, "probability of a focus blur in CNN augmentation")
+	more := flag.Bool("more-fields", false, "train on cric/more-fields points and negatives too")
+	morePer := flag.Int("more-per-field", 30, "negatives per more-fields field with labelled abnormal cells")
+	moreAll := flag.Int("more-all-cap", 200, "negatives per NILM-only more-fields field (cap)")
+	sets := flag.String("cell-sets", "", "comma-separated labelled-cell directories of other labs to train on (e.g. DATA/sipakmed)")
+	evalSets := flag.String("eval-sets", "", "comma-separated labelled-cell directories only scored in the report")
+	otherW := flag.Float64("other-weight", 1, "total weight of other labs' cells relative to one class")
+	bias := flag.Bool("class-bias", false, "fit a six-class prior shift for macro-F1 (cross-fitted by fold)")
+	calib := flag.Bool("calibrate", false, "fit a temperature on the out-of-fold predictions")
+	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
+	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
 	flag.Parse()
 	if *data == "" {
 		*data = dataset.Dir()
@@ -33,15 +47,32 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
 	fo := train.DefaultFit()
-	fo.Seed, fo.Hidden = *seed, *hidden
-	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight}
+	fo.Seed, fo.Hidden, fo.OtherWeight = *seed, *hidden, *otherW
+	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight, CNNNILMWeight: *cnnNILM,
+		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump}
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
-		co.Epochs, co.Seed = *cnnEpochs, *seed
+		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
 		o.CNN = &co
+	}
+	if *cvOnly {
+		_, rep, err := train.Train(ctx, *data, o)
+		if err != nil {
+			fmt.Fprintln(os.Stderr, "train:", err)
+			os.Exit(1)
+		}
+		rep.Print(os.Stdout)
+		return
 	}
 	if err := train.Run(ctx, *data, *out, o, os.Stdout); err != nil {
 		fmt.Fprintln(os.Stderr, "train:", err)
 		os.Exit(1)
 	}
+}
+
+func split(s string) []string {
+	if s == "" {
+		return nil
+	}
+	return strings.Split(s, ",")
 }
