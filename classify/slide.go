@@ -1,7 +1,6 @@
 package classify
 
 import (
-	"container/heap"
 	"fmt"
 	"sort"
 	"sync"
@@ -133,15 +132,7 @@ func (s *SlideSummary) Add(cells []Cell) {
 		if c.LowGrade(orDefault(s.th.SlideLowGrade, s.th.LowGrade)) {
 			s.sLow++
 		}
-		if k <= 0 {
-			continue
-		}
-		if len(s.top) < k {
-			heap.Push(&s.top, *c)
-		} else if c.Score > s.top[0].Score {
-			s.top[0] = *c
-			heap.Fix(&s.top, 0)
-		}
+		s.top.offer(c, k)
 	}
 }
 

@@ -103,8 +103,10 @@ func (r Recipe) Count(i int) int {
 // Recipe defaults.
 const (
 	// DefaultMaxUsesPerField bounds how often one NILM field appears on a
-	// slide (each time under a flip, the eight flips taken in turn).
-	DefaultMaxUsesPerField = 24
+	// slide (each time under a flip, the eight flips taken in turn): a
+	// realistic cell count for a 13 mm spot needs the fields more than
+	// once, and each copy of a field shows the same cells.
+	DefaultMaxUsesPerField = 12
 	// DefaultAbnormalMin and DefaultAbnormalMax are the labelled abnormal
 	// nuclei an abnormal field preferably has.
 	DefaultAbnormalMin = 5
