@@ -2,6 +2,7 @@ package virtualslide
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 )
 
@@ -112,6 +113,18 @@ const (
 	DefaultAbnormalMin = 5
 	DefaultAbnormalMax = 15
 )
+
+// DefaultUsesPerMM2 is the number of NILM field placements per mm² of
+// cell spot the simulator asks for (before the per-field bound): the fields'
+// kept material then covers about a fifth of a small spot.
+const DefaultUsesPerMM2 = 4.7
+
+// UsesForSpot is the Options.Uses the simulator asks for on a round spot of
+// the given diameter (µm): 624 for a 13 mm SurePath spot, which the per-field
+// bound caps at 12 uses of each NILM-only field.
+func UsesForSpot(diameterUM float64) int {
+	return max(1, int(math.Round(math.Pi*diameterUM*diameterUM/4/1e6*DefaultUsesPerMM2)))
+}
 
 // Options choose a recipe.
 type Options struct {

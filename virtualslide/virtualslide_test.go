@@ -289,3 +289,12 @@ func BenchmarkCutout(b *testing.B) {
 		}
 	}
 }
+
+func TestUsesForSpot(t *testing.T) {
+	if n := UsesForSpot(13000); n != 624 {
+		t.Errorf("13 mm spot: %d uses", n)
+	}
+	if n := UsesForSpot(1); n != 1 {
+		t.Errorf("tiny spot: %d uses", n)
+	}
+}
