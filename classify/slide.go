@@ -1,7 +1,6 @@
 package classify
 
 import (
-	"container/heap"
 	"fmt"
 	"sort"
 	"sync"
@@ -132,15 +131,7 @@ func (s *SlideSummary) Add(cells []Cell) {
 				s.sAbn++
 			}
 		}
-		if k <= 0 {
-			continue
-		}
-		if len(s.top) < k {
-			heap.Push(&s.top, *c)
-		} else if c.Score > s.top[0].Score {
-			s.top[0] = *c
-			heap.Fix(&s.top, 0)
-		}
+		s.top.offer(c, k)
 	}
 }
 

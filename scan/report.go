@@ -331,8 +331,9 @@ func ring(img *image.RGBA, cx, cy, rad, w float64, col color.RGBA) {
 }
 
 // Gallery lays out the top cells' crops in a grid, most suspicious first,
-// each framed in its class colour and captioned with class and score, or nil
-// when there are none.
+// each enlarged 2x (nearest neighbour, so a cytologist sees the nucleus at
+// 100 % zoom), framed in the colour of the grade the model suspects and
+// captioned with galleryCaption, or nil when there are none.
 func (r *Report) Gallery() *image.RGBA {
 	var cells []classify.Cell
 	for _, c := range r.Result.Top {
@@ -343,28 +344,73 @@ func (r *Report) Gallery() *image.RGBA {
 	if len(cells) == 0 {
 		return nil
 	}
-	const cols, pad, caption = 6, 6, 14
+	const cols, pad, line, zoom = 6, 8, 13, 2
 	cw, ch := 0, 0
 	for _, c := range cells {
-		cw = max(cw, c.Crop.Rect.Dx())
-		ch = max(ch, c.Crop.Rect.Dy())
+		cw = max(cw, zoom*c.Crop.Rect.Dx())
+		ch = max(ch, zoom*c.Crop.Rect.Dy())
+		for _, s := range galleryCaption(c) {
+			cw = max(cw, 7*len(s)) // basicfont.Face7x13 advances 7 px
+		}
 	}
-	cw = max(cw, 7*9) // room for a caption like "HSIL .93"
+	caption := 2*line + 4
 	rows := (len(cells) + cols - 1) / cols
 	img := image.NewRGBA(image.Rect(0, 0, cols*(cw+pad)+pad, rows*(ch+pad+caption)+pad))
 	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
 	for i, c := range cells {
 		x := pad + (i%cols)*(cw+pad)
 		y := pad + (i/cols)*(ch+pad+caption)
-		col := classColor(c.Class)
-		frame := image.Rect(x-2, y-2, x+c.Crop.Rect.Dx()+2, y+c.Crop.Rect.Dy()+2)
-		draw.Draw(img, frame, image.NewUniform(col), image.Point{}, draw.Src)
-		draw.Draw(img, image.Rect(x, y, x+c.Crop.Rect.Dx(), y+c.Crop.Rect.Dy()), c.Crop, c.Crop.Rect.Min, draw.Src)
-		d := font.Drawer{Dst: img, Src: image.NewUniform(col), Face: basicfont.Face7x13,
-			Dot: fixed.P(x, y+c.Crop.Rect.Dy()+caption-1)}
-		d.DrawString(fmt.Sprintf("%s %.2f", c.Class, c.Score))
+		col := gradeColor(c.Probs)
+		w, h := zoom*c.Crop.Rect.Dx(), zoom*c.Crop.Rect.Dy()
+		draw.Draw(img, image.Rect(x-2, y-2, x+w+2, y+h+2), image.NewUniform(col), image.Point{}, draw.Src)
+		for j := range h {
+			for k := range w {
+				img.SetRGBA(x+k, y+j, c.Crop.RGBAAt(c.Crop.Rect.Min.X+k/zoom, c.Crop.Rect.Min.Y+j/zoom))
+			}
+		}
+		for l, s := range galleryCaption(c) {
+			d := font.Drawer{Dst: img, Src: image.NewUniform(color.RGBA{0, 0, 0, 255}), Face: basicfont.Face7x13,
+				Dot: fixed.P(x, y+h+2+(l+1)*line)}
+			if l == 0 {
+				d.Src = image.NewUniform(col)
+			}
+			d.DrawString(s)
+		}
 	}
 	return img
+}
+
+// galleryCaption is what the model suspects of a gallery cell: the grade
+// with its suspicion score (P(high) + P(low)/2, the gallery's order), then
+// the most probable class and P(high grade).
+func galleryCaption(c classify.Cell) [2]string {
+	return [2]string{
+		fmt.Sprintf("%s %.2f", suspectedGrade(c.Probs), c.Score),
+		fmt.Sprintf("%s P(HG) %.2f", c.Class, classify.HighGradeProb(c.Probs)),
+	}
+}
+
+// suspectedGrade is the grade of largest probability: high (ASC-H, HSIL,
+// SCC), low (ASC-US, LSIL) or negative.
+func suspectedGrade(p [classify.NumClasses]float32) string {
+	hi, lo := classify.HighGradeProb(p), classify.LowGradeProb(p)
+	switch {
+	case hi >= lo && hi >= p[classify.NILM]:
+		return "HIGH GRADE"
+	case lo >= p[classify.NILM]:
+		return "LOW GRADE"
+	}
+	return "NILM"
+}
+
+func gradeColor(p [classify.NumClasses]float32) color.RGBA {
+	switch suspectedGrade(p) {
+	case "HIGH GRADE":
+		return classColor(classify.HSIL)
+	case "LOW GRADE":
+		return classColor(classify.LSIL)
+	}
+	return classColor(classify.NILM)
 }
 
 // Files names the files WriteFiles wrote.

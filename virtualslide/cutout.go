@@ -25,17 +25,21 @@ const (
 	// alpha rises from 0 to 1 inside that margin.
 	dilatePx  = 5
 	featherPx = 4
-	// nuclearOD is the optical density above which a pixel absorbing in
-	// every channel counts as nuclear.
-	nuclearOD = 0.4
-	// maxNucleusPx is the largest dark piece taken for a nucleus (larger
-	// ones are overlapping cytoplasm): 225 µm².
-	maxNucleusPx = 900
+	// nuclearOD is the red optical density above which a pixel counts as
+	// nuclear.
+	nuclearOD = 0.6
+	// maxNucleusPx is the largest dark piece taken for a nucleus or a
+	// clump of nuclei (larger ones are overlapping cytoplasm): 500 µm².
+	maxNucleusPx = 2000
 	// cutRampPx is the width over which material cut by the field's frame
 	// fades out.
-	cutRampPx = 12
-	// cutWavePx is the depth of the cut's waves.
-	cutWavePx = 50
+	cutRampPx = 4
+	// cutBandPx is how deep inside the frame the cut may run (60 µm), and
+	// nucleusClearPx how close to a nucleus it pays not to run (6 µm).
+	cutBandPx      = 120
+	nucleusClearPx = 12
+	// minNucleusPx is the smallest dark piece taken for a nucleus (4 µm²).
+	minNucleusPx = 16
 	// minPiecePx drops pieces smaller than this (after dilation): specks.
 	minPiecePx = 150
 )
@@ -134,7 +138,7 @@ func NewCutout(img image.Image, f *Field) (*Cutout, error) {
 	nuclear := make([]bool, w*h)
 	for p := range od {
 		var m float32
-		dark := true
+		dark := false
 		for ch := range 3 {
 			t := rgb[p*3+ch] / bg[p*3+ch]
 			if t < 1e-3 {
@@ -142,7 +146,9 @@ func NewCutout(img image.Image, f *Field) (*Cutout, error) {
 			}
 			d := -float32(math.Log(float64(t)))
 			m = max(m, d)
-			dark = dark && d > nuclearOD
+			if ch == 0 { // haematoxylin absorbs red; orange and pink cytoplasm barely do
+				dark = d > nuclearOD
+			}
 		}
 		od[p] = m
 		nuclear[p] = dark
@@ -166,7 +172,7 @@ func NewCutout(img image.Image, f *Field) (*Cutout, error) {
 			stained[j*w+i] = s/float32(n) > stainOD
 		}
 	}
-	kept, cut := keepPieces(stained, nuclear, w, h, fnv64(f.Name))
+	kept, cut := keepPieces(stained, nuclear, smooth, w, h)
 	label, boxes, areas := components(kept, w, h)
 	keep := make([]int, len(boxes)) // piece index or -1
 	for i, r := range boxes {
@@ -211,50 +217,136 @@ func NewCutout(img image.Image, f *Field) (*Cutout, error) {
 }
 
 // keepPieces returns the placeable part of a field's stained mask, with its
-// margin of glass, and the alpha of the cut where the camera's frame cut
-// material: it rises from 0 at the field's border to 1 at cutRampPx inside.
-// Nuclei (pixels dark in every channel) that reach into that ramp are left
-// out whole, so no nucleus is cut or faded; cytoplasm cut by the frame
-// fades out. The kept material is widened by dilatePx of glass, never over
-// left-out material.
-func keepPieces(stained, nuclear []bool, w, h int, seed uint64) (kept []bool, cut []float32) {
-	// The cut runs along a rounded rectangle (a superellipse) inside the
-	// frame, dented by waves up to cutWavePx deep, so that sheets cut by
-	// the frame keep neither its straight edges nor its corners.
-	wave := newWave(seed)
-	half := float64(min(w, h)) / 2
-	border := func(p int) int {
-		x, y := p%w, p/w
-		u := math.Abs((float64(x)+0.5)/float64(w)*2 - 1)
-		v := math.Abs((float64(y)+0.5)/float64(h)*2 - 1)
-		r := math.Sqrt(math.Sqrt(u*u*u*u + v*v*v*v))
-		b := min(float64(min(x, y, w-1-x, h-1-y)), (1-r)*half)
-		return int(math.Floor(b - cutWavePx*wave.at(float64(x), float64(y))))
-	}
-	nl, nboxes, nareas := components(nuclear, w, h)
-	reach := make([]bool, len(nboxes))
+// margin of glass, and the alpha of the cut. The field's frame cut the
+// specimen anywhere, through cells and nuclei; the cut-out instead ends
+// along a closed line inside the frame chosen to cross as little material
+// as possible and to keep clear of nuclei: the cheapest path around the
+// field's centre through a band up to cutBandPx deep inside a rounded
+// rectangle (dynamic programming over rays), where a pixel costs its
+// optical density plus a penalty near nucleus-sized dark pieces. Material
+// outside the line is left out, and so is, with a bite of the material
+// around it, a nucleus the line passes within nucleusClearPx; material
+// inside fades out over cutRampPx at the line.
+func keepPieces(stained, nuclear []bool, od []float32, w, h int) (kept []bool, cut []float32) {
+	// Nearness to nuclei.
+	nl, _, nareas := components(nuclear, w, h)
+	nuc := make([]bool, w*h)
 	for p, l := range nl {
-		if l >= 0 && border(p) < cutRampPx+2 && nareas[l] <= maxNucleusPx {
-			reach[l] = true
+		nuc[p] = l >= 0 && nareas[l] >= minNucleusPx && nareas[l] <= maxNucleusPx
+	}
+	dn := chamfer(nuc, w, h, false)
+	cost := func(x, y int) float64 {
+		x, y = min(max(x, 0), w-1), min(max(y, 0), h-1)
+		p := y*w + x
+		c := float64(od[p])
+		if d := float64(dn[p]) / 3; d < nucleusClearPx {
+			c += 4 * (1 - d/nucleusClearPx)
+		}
+		return c
+	}
+	// Rays from the centre to a superellipse |u|⁴+|v|⁴ = 1 two pixels
+	// inside the frame.
+	const na = 1440
+	cx, cy := float64(w)/2, float64(h)/2
+	ax, ay := cx-2, cy-2
+	rmax := make([]float64, na)
+	dirs := make([][2]float64, na)
+	for a := range na {
+		t := 2 * math.Pi * float64(a) / na
+		c, sn := math.Cos(t), math.Sin(t)
+		dirs[a] = [2]float64{c, sn}
+		rmax[a] = 1 / math.Sqrt(math.Sqrt(math.Pow(math.Abs(c)/ax, 4)+math.Pow(math.Abs(sn)/ay, 4)))
+	}
+	depth := min(cutBandPx, int(math.Min(ax, ay)/2))
+	const inf = math.MaxFloat64 / 4
+	acc := make([]float64, na*depth)
+	from := make([]int8, na*depth)
+	run := func(start int) (int, float64) {
+		for d := range depth {
+			acc[d] = inf
+			if start < 0 || d == start {
+				acc[d] = 0
+			}
+		}
+		for a := 1; a < na; a++ {
+			for d := range depth {
+				best, bk := inf, int8(0)
+				for k := -1; k <= 1; k++ {
+					if e := d + k; e >= 0 && e < depth {
+						v := acc[(a-1)*depth+e]
+						if k != 0 {
+							v += 0.05
+						}
+						if v < best {
+							best, bk = v, int8(k)
+						}
+					}
+				}
+				r := rmax[a] - float64(d)
+				acc[a*depth+d] = best + cost(int(cx+r*dirs[a][0]), int(cy+r*dirs[a][1])) + 0.002*float64(d)
+				from[a*depth+d] = bk
+			}
+		}
+		end, bestv := 0, inf
+		for d := range depth {
+			if v := acc[(na-1)*depth+d]; v < bestv && (start < 0 || abs(d-start) <= 1) {
+				end, bestv = d, v
+			}
+		}
+		return end, bestv
+	}
+	end, _ := run(-1)
+	end, _ = run(end)
+	line := make([]float64, na) // radius of the line along each ray
+	for a, d := na-1, end; a >= 0; a-- {
+		line[a] = rmax[a] - float64(d)
+		d += int(from[a*depth+d])
+	}
+	inside := make([]float64, w*h) // radial distance inside the line, px
+	for y := range h {
+		for x := range w {
+			dx, dy := float64(x)+0.5-cx, float64(y)+0.5-cy
+			t := math.Atan2(dy, dx)
+			if t < 0 {
+				t += 2 * math.Pi
+			}
+			a := int(math.Round(t/(2*math.Pi)*na)) % na
+			inside[y*w+x] = line[a] - math.Hypot(dx, dy)
 		}
 	}
-	drop0 := make([]bool, w*h)
-	for p := range drop0 {
-		drop0[p] = border(p) < 1 || (nl[p] >= 0 && reach[nl[p]])
-	}
-	// Left out: the frame's edge and the nuclei reaching the ramp, widened
-	// by 2 px.
-	d0 := chamfer(drop0, w, h, false)
 	dropped := make([]bool, w*h)
 	keptS := make([]bool, w*h)
 	for p := range dropped {
-		dropped[p] = stained[p] && d0[p] <= 6
-		keptS[p] = stained[p] && !dropped[p]
+		dropped[p] = stained[p] && inside[p] <= 0
+		keptS[p] = stained[p] && inside[p] > 0
+	}
+	// Where even the cheapest line runs within nucleusClearPx of a nucleus
+	// (sheets packed with nuclei), the nucleus is left out with the
+	// material around it, a bite out of the sheet's edge; a few rounds,
+	// as a bite may bring the edge near the next nucleus.
+	dd := chamfer(dropped, w, h, false)
+	for range 3 {
+		bite := make([]bool, w*h)
+		any := false
+		for p := range bite {
+			if nuc[p] && keptS[p] && float64(dd[p]) < 3*nucleusClearPx {
+				bite[p], any = true, true
+			}
+		}
+		if !any {
+			break
+		}
+		db := chamfer(bite, w, h, false)
+		for p := range bite {
+			if keptS[p] && db[p] <= 3*nucleusClearPx/2 {
+				keptS[p], dropped[p] = false, true
+			}
+		}
+		dd = chamfer(dropped, w, h, false)
 	}
 	cut = make([]float32, w*h)
-	dd := chamfer(dropped, w, h, false)
 	for p := range cut {
-		cut[p] = max(0, min(1, float32(min(dd[p], int32(3*border(p))))/(3*cutRampPx)))
+		cut[p] = float32(max(0, min(1, min(float64(dd[p])/3, inside[p])/cutRampPx)))
 	}
 	near := chamfer(keptS, w, h, false)
 	kept = make([]bool, w*h)
@@ -264,38 +356,11 @@ func keepPieces(stained, nuclear []bool, w, h int, seed uint64) (kept []bool, cu
 	return kept, cut
 }
 
-// wave is a smooth pseudo-random function of the plane with values in
-// [0, 1] and features about 40 px across.
-type wave struct{ kx, ky, ph [4]float64 }
-
-func newWave(seed uint64) wave {
-	var v wave
-	for i := range 4 {
-		seed = seed*6364136223846793005 + 1442695040888963407
-		a := float64(seed>>11) / (1 << 53) * 2 * math.Pi
-		seed = seed*6364136223846793005 + 1442695040888963407
-		v.ph[i] = float64(seed>>11) / (1 << 53) * 2 * math.Pi
-		k := 2 * math.Pi / (30 + 15*float64(i))
-		v.kx[i], v.ky[i] = k*math.Cos(a), k*math.Sin(a)
+func abs(v int) int {
+	if v < 0 {
+		return -v
 	}
 	return v
-}
-
-func (v *wave) at(x, y float64) float64 {
-	s := 0.0
-	for i := range 4 {
-		s += math.Sin(v.kx[i]*x + v.ky[i]*y + v.ph[i])
-	}
-	return 0.5 + s/8
-}
-
-func fnv64(s string) uint64 {
-	h := uint64(14695981039346656037)
-	for i := 0; i < len(s); i++ {
-		h ^= uint64(s[i])
-		h *= 1099511628211
-	}
-	return h
 }
 
 // background estimates the glass under every pixel of a w x h float RGB

@@ -2,6 +2,7 @@ package virtualslide
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
 )
 
@@ -103,13 +104,27 @@ func (r Recipe) Count(i int) int {
 // Recipe defaults.
 const (
 	// DefaultMaxUsesPerField bounds how often one NILM field appears on a
-	// slide (each time under a flip, the eight flips taken in turn).
-	DefaultMaxUsesPerField = 24
+	// slide (each time under a flip, the eight flips taken in turn): a
+	// realistic cell count for a 13 mm spot needs the fields more than
+	// once, and each copy of a field shows the same cells.
+	DefaultMaxUsesPerField = 12
 	// DefaultAbnormalMin and DefaultAbnormalMax are the labelled abnormal
 	// nuclei an abnormal field preferably has.
 	DefaultAbnormalMin = 5
 	DefaultAbnormalMax = 15
 )
+
+// DefaultUsesPerMM2 is the number of NILM field placements per mm² of
+// cell spot the simulator asks for (before the per-field bound): the fields'
+// kept material then covers about a fifth of a small spot.
+const DefaultUsesPerMM2 = 4.7
+
+// UsesForSpot is the Options.Uses the simulator asks for on a round spot of
+// the given diameter (µm): 624 for a 13 mm SurePath spot, which the per-field
+// bound caps at 12 uses of each NILM-only field.
+func UsesForSpot(diameterUM float64) int {
+	return max(1, int(math.Round(math.Pi*diameterUM*diameterUM/4/1e6*DefaultUsesPerMM2)))
+}
 
 // Options choose a recipe.
 type Options struct {

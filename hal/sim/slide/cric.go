@@ -17,11 +17,6 @@ import (
 // an assumption, not a calibration shipped with the data.
 const CRICPixelUM = 0.25
 
-// DefaultUsesPerMM2 is the number of NILM field placements per mm² of spot
-// of a CRIC slide: with the fields' kept material this gives about a fifth
-// of a 13 mm spot covered by cells, capped by the recipe's per-field bound.
-const DefaultUsesPerMM2 = 4.7
-
 // Library is the CRIC catalogue of a data directory (both CRIC folders)
 // with the cut-outs of its fields, decoded on first use and shared by every
 // slide built from it. It is safe for concurrent use.
@@ -62,7 +57,7 @@ func (l *Library) cutout(i int) (*virtualslide.Cutout, error) {
 
 // RecipeOptions are the recipe options a Spec stands for: its diagnosis's
 // grade (and worst class for a one-class diagnosis), its seed, NILM uses in
-// proportion to the spot's area (DefaultUsesPerMM2) and spec.Abnormal
+// proportion to the spot's area (virtualslide.UsesForSpot) and spec.Abnormal
 // abnormal fields (zero means one).
 func RecipeOptions(spec Spec) virtualslide.Options {
 	spec = spec.withDefaults()
@@ -70,11 +65,10 @@ func RecipeOptions(spec Spec) virtualslide.Options {
 	if spec.SpotDiameterUM > 0 {
 		d = spec.SpotDiameterUM
 	}
-	areaMM2 := math.Pi * d * d / 4 / 1e6
 	o := virtualslide.Options{
 		Kind:           virtualslide.Kind(spec.Diagnosis.Grade()),
 		Seed:           spec.Seed,
-		Uses:           max(1, int(math.Round(areaMM2*DefaultUsesPerMM2))),
+		Uses:           virtualslide.UsesForSpot(d),
 		AbnormalFields: max(spec.Abnormal, 0),
 	}
 	if cs := spec.Diagnosis.classes(); len(cs) == 1 {

@@ -98,9 +98,16 @@ func BuildSlides(specs []slide.Spec, dataDir string) ([]*slide.Slide, string, er
 			useCRIC = false
 		}
 	}
+	var lib *slide.Library
+	if useCRIC {
+		var err error
+		if lib, err = slide.NewLibrary(dataDir); err != nil {
+			return nil, "", fmt.Errorf("CRIC data in %s: %w", dataDir, err)
+		}
+	}
 	for i, sp := range specs {
 		if useCRIC {
-			s, err := slide.FromCRIC(dataDir, sp)
+			s, err := lib.Slide(sp)
 			if err != nil {
 				return nil, "", fmt.Errorf("slide %s from CRIC data in %s: %w", sp.ID, dataDir, err)
 			}
