@@ -10,6 +10,7 @@
 //	3  configuration invalid (the message names the key)
 //	4  hardware fault (motion, camera, loader); the robot is halted
 //	5  no agent answers on the status socket (status, selftest, jog)
+//	130  `papscan sim` interrupted (Ctrl-C): what was stored is delivered first
 package main
 
 import (
@@ -32,6 +33,8 @@ const (
 	exitUsage   = 2
 	exitConfig  = 3
 	exitFault   = 4
+	// exitInterrupted: stopped by Ctrl-C (SIGINT), as shells report it.
+	exitInterrupted = 130
 )
 
 // version is set at link time: -ldflags "-X main.version=...".

@@ -178,3 +178,55 @@ func TestRunIsTheAgentAlias(t *testing.T) {
 		t.Errorf("run --help: exit %d %q", code, stderr)
 	}
 }
+
+// TestSimRefusesNoSlides: `sim --slides 0` is a usage error, not a silent
+// run of the profile's slides.
+func TestSimRefusesNoSlides(t *testing.T) {
+	for _, n := range []string{"0", "-1"} {
+		if code, _, stderr := runCmd(t, "sim", "--slides", n); code != exitUsage || !strings.Contains(stderr, "--slides") {
+			t.Errorf("sim --slides %s: exit %d %q, want %d naming --slides", n, code, stderr, exitUsage)
+		}
+	}
+}
+
+// cancelOn is a writer that cancels when what it was written contains
+// marker.
+type cancelOn struct {
+	syncBuffer
+	marker string
+	cancel context.CancelFunc
+}
+
+func (c *cancelOn) Write(p []byte) (int, error) {
+	n, err := c.syncBuffer.Write(p)
+	if strings.Contains(c.String(), c.marker) {
+		c.cancel()
+	}
+	return n, err
+}
+
+// TestSimInterrupted: Ctrl-C during a scan exits 130 saying "interrupted",
+// and the interrupted slide's INCOMPLETE result is still delivered to the
+// fleet (the embedded broker and receiver outlive the interrupt).
+func TestSimInterrupted(t *testing.T) {
+	if testing.Short() {
+		t.Skip("simulated run: skipped with -short")
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	dir := t.TempDir()
+	var out bytes.Buffer
+	errw := &cancelOn{marker: " scan    [", cancel: cancel}
+	code := dispatch(ctx, env{stdout: &out, stderr: errw}, []string{"sim", "--slides", "1", "--synthetic",
+		"--state-dir", filepath.Join(dir, "state"), "--log-level", "warn"})
+	stderr := errw.String()
+	if code != exitInterrupted || !strings.Contains(stderr, "papscan sim: interrupted") {
+		t.Fatalf("exit %d, want %d with \"interrupted\"; stderr:\n%s", code, exitInterrupted, stderr)
+	}
+	if !strings.Contains(stderr, "outbox empty: the fleet acknowledged every result") {
+		t.Errorf("the stored result was not delivered before the broker stopped:\n%s", stderr)
+	}
+	if !strings.Contains(out.String(), "INCOMPLETE") {
+		t.Errorf("no INCOMPLETE result in the table:\n%s", out.String())
+	}
+}

@@ -3,6 +3,7 @@ package main
 import (
 	"context"
 	"errors"
+	"flag"
 	"fmt"
 	"io/fs"
 	"log/slog"
@@ -52,6 +53,12 @@ func runSim(ctx context.Context, e env, args []string) int {
 			fmt.Fprintf(e.stderr, "%v\n", err)
 			return exitConfig
 		}
+	}
+	slidesSet := false
+	fs.Visit(func(f *flag.Flag) { slidesSet = slidesSet || f.Name == "slides" })
+	if slidesSet && *slides < 1 {
+		fmt.Fprintf(e.stderr, "papscan sim: --slides %d: the magazine needs at least one slide\n", *slides)
+		return exitUsage
 	}
 	if *slides > 0 {
 		cfg.Sim.Slides = *slides
@@ -138,7 +145,10 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 
 	brokers, linkCfg := cfg.Agent.MQTT.Brokers, cfg
 	if len(brokers) == 0 {
-		b, err := broker.Start(ctx, "127.0.0.1:0", log)
+		// The broker and the fleet receiver outlive ctx: after Ctrl-C the
+		// results stored so far (the interrupted slide's INCOMPLETE one
+		// too) are still delivered before they stop.
+		b, err := broker.Start(context.WithoutCancel(ctx), "127.0.0.1:0", log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "papscan sim: embedded MQTT broker: %v\n", err)
 			return exitFailure
@@ -149,7 +159,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			b.URL(), b.Addr()[len("127.0.0.1:"):], cfg.EffectiveTopicPrefix())
 		// The reference fleet receiver, in process: it stores each
 		// result, then acks it, which empties the robot's outbox.
-		stopFleet, withAckKey, err := startSimFleet(ctx, cfg, b.URL(), out, log)
+		stopFleet, withAckKey, err := startSimFleet(context.WithoutCancel(ctx), cfg, b.URL(), out, log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "papscan sim: fleet receiver: %v\n", err)
 			return exitFailure
@@ -204,15 +214,20 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	lk.SetStage("scanning")
 	mres, runErr := sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.Deliver(ctx, r) })
 	printMagazine(out, mres)
+	interrupted := ctx.Err() != nil
 	if runErr == nil {
 		lk.SetStage("done")
 		lk.Event("magazine_done", map[string]any{"magazine": magazine, "slides": len(reports)})
 	}
-	if runErr != nil {
+	switch {
+	case interrupted:
+		pnl.Show(panel.StateAttention)
+		_ = sc.Halt()
+	case runErr != nil:
 		pnl.Show(panel.StateFault)
 		_ = sc.Halt()
 		log.Error("magazine stopped", "err", runErr)
-	} else {
+	default:
 		pnl.Show(panel.StateDone)
 	}
 	if !so.json {
@@ -220,11 +235,15 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		printTable(out, reports, paths)
 		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
 	}
-	if left := lk.Drain(ctx, simAckWait); left > 0 {
+	if left := lk.Drain(context.WithoutCancel(ctx), simAckWait); left > 0 {
 		fmt.Fprintf(e.stderr, "%d results/events await the fleet's ack (kept in %s; sent again at the next start)\n",
 			left, lk.Outbox().Path())
 	} else {
 		fmt.Fprintf(e.stderr, "outbox empty: the fleet acknowledged every result\n")
+	}
+	if interrupted {
+		fmt.Fprintf(e.stderr, "papscan sim: interrupted: %d results stored in %s (an interrupted slide is INCOMPLETE, for rerun)\n", len(reports), cfg.Agent.StateDir)
+		return exitInterrupted
 	}
 	if runErr != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", runErr)
