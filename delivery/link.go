@@ -90,6 +90,15 @@ func OpenWith(ctx context.Context, cfg *config.Config, brokers []string, log *sl
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
 	l := &Link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: "ready", cancel: cancel}
+	if dmg := ob.Damage(); dmg != nil {
+		// The outbox was damaged and recovered what it could (its
+		// outbox_damaged event tells the fleet the lost range): report
+		// the storage fault in health and commit the stored per-slide
+		// results again, so none the robot still has on disk is lost.
+		l.fault = hal.NewFault("storage", hal.FaultStorage, dmg)
+		n, rerr := ob.Rederive(cfg.Agent.StateDir, time.Time{})
+		log.Error("outbox was damaged; stored results committed again", "damage", dmg.Error(), "rederived", n, "err", rerr)
+	}
 	if d := ob.Depth(); d > 0 {
 		log.Info("outbox holds results/events not yet acked by the fleet; sending them again", "depth", d)
 	}

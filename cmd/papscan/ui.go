@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"papscan/classify"
 	"strings"
 	"sync"
 	"text/tabwriter"
@@ -76,24 +77,30 @@ func (b *progressBar) line(p scan.Progress) string {
 // printTable writes the end-of-run summary, one row per slide.
 func printTable(w io.Writer, reports []*scan.Report, paths map[string]string) {
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', 0)
-	// HIGH* and LOW* are the cells counted at the slide thresholds: they
-	// decide the verdict (the cell-threshold counts are in the result).
-	fmt.Fprintln(tw, "SLOT\tSLIDE\tVERDICT\tCELLS\tHIGH*\tLOW*\tTILES\tEFF\tAF/FIELD\tFOCUS ERR\tMACHINE\tWALL\tFLAGS\tRESULT")
+	// HIGH* and ABN* are the cells counted at the fitted slide rule's
+	// levels: they decide the verdict (the cell-threshold counts are in
+	// the result).
+	fmt.Fprintln(tw, "SLOT\tSLIDE\tVERDICT\tCELLS\tHIGH*\tABN*\tTILES\tEFF\tAF/FIELD\tFOCUS ERR\tMACHINE\tWALL\tFLAGS\tRESULT")
 	for _, r := range reports {
 		flags := strings.Join(r.Flags, ",")
 		if r.Rerun && !strings.Contains(flags, "rerun") {
 			flags = strings.TrimPrefix(flags+",rerun", ",")
 		}
 		fmt.Fprintf(tw, "%d\t%s\t%s\t%d\t%d\t%d\t%d/%d\t%.3f\t%.3f\t%.2fµm\t%.0fs\t%.1fs\t%s\t%s\n",
-			r.Slot, r.SlideID, r.Verdict, r.Result.Cells, r.Result.SlideHighGradeCells, r.Result.SlideLowGradeCells,
+			r.Slot, r.SlideID, r.Verdict, r.Result.Cells, r.Result.SlideHighGradeCells, r.Result.SlideAbnormalCells,
 			r.TilesAnalysed, r.TilesPlanned, r.Measures.ScanEfficiency, r.Measures.AutofocusPerField, r.Measures.FocusErrorRMS,
 			r.Timing.Machine.Seconds(), r.Timing.Wall.Seconds(), flags, paths[r.ResultID])
 	}
 	tw.Flush()
 	if len(reports) > 0 {
-		th := reports[0].Result.Thresholds
-		fmt.Fprintf(w, "HIGH*/LOW*: cells at the slide thresholds (high grade ≥ %.2f, low grade ≥ %.2f), which decide the verdict\n",
-			th.SlideHighGrade, th.SlideLowGrade)
+		rule := reports[0].Result.Thresholds.Rule
+		if rule == nil {
+			rule, _ = classify.DefaultSlideRule()
+		}
+		if rule != nil {
+			fmt.Fprintf(w, "HIGH*/ABN*: cells at the fitted slide rule's levels (P(high grade) ≥ %.3g, P(not NILM) ≥ %.3g; rule %s), whose excess over a negative slide's background decides the verdict\n",
+				rule.High.Prob, rule.Abnormal.Prob, rule.Version)
+		}
 	}
 }
 

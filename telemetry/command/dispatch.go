@@ -254,7 +254,6 @@ type verifiedMsg struct {
 // reply and audit record.
 type refusal struct {
 	rec AuditRecord
-	msg string
 }
 
 // Deliver takes a received message and returns at once; it is safe to

@@ -295,11 +295,10 @@ func precheck(b []byte) (metaDamaged bool, err error) {
 
 // walker bounds-checks a bbolt page tree in memory.
 type walker struct {
-	b     []byte
-	ps    int64
-	pgid  uint64
-	seen  map[uint64]bool
-	pages int
+	b    []byte
+	ps   int64
+	pgid uint64
+	seen map[uint64]bool
 }
 
 const (
