@@ -5,6 +5,14 @@
 // the analysis (package classify) on worker goroutines while the stage moves
 // on, and sums the tiles into a Report.
 //
+// Tiles are imaged stop-and-go (move, settle, expose per tile) or, with
+// Options.Fly, on the fly (onthefly.go): the stage crosses each row at one
+// tile step per camera frame, a strobe pulse per frame freezes the motion,
+// each frame's position comes from the time of its light on the planned
+// motion, checked against the Tic's position reads and against the
+// overlap with the previous frame (register.go); frames that did not come,
+// came dark or landed off their tile are taken again, stopped.
+//
 // scan programs against the hal interfaces only; it never sees a concrete
 // driver, so the same code scans on the robot and in simulation. Time is read
 // from hal.Clock, so reported timings are machine time in both.

@@ -183,3 +183,37 @@ func TestOnTheFlyStalledStage(t *testing.T) {
 		t.Fatalf("report verdict %v complete %v: want INCOMPLETE", r.Verdict, r.Complete())
 	}
 }
+
+// TestOnTheFlySameCells: on the same virtual slide, an on-the-fly scan
+// counts the same cells (within 1 %) and reaches the same verdict as a
+// stop-and-go scan.
+func TestOnTheFlySameCells(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	scanOne := func(rig *simRig) *scan.Report {
+		t.Helper()
+		if err := rig.scanner.Home(ctx); err != nil {
+			t.Fatal(err)
+		}
+		r, err := rig.scanner.ScanSlot(ctx, "F", 0)
+		if err != nil || !r.Complete() {
+			t.Fatalf("scan: %v (complete %v)", err, r != nil && r.Complete())
+		}
+		return r
+	}
+	spec := slide.Spec{ID: scan.SlideID("F", 0), Diagnosis: slide.HighGrade}
+	stop := scanOne(newRigSpecs(t, nil, spec))
+	fly := scanOne(newFlyRig(t, nil, slide.HighGrade))
+	t.Logf("stop-and-go: %d cells (%d high grade), %s, %.1fs; on the fly: %d cells (%d high grade), %s, %.1fs",
+		stop.Result.Cells, stop.Result.HighGradeCells, stop.Verdict, stop.Timing.Machine.Seconds(),
+		fly.Result.Cells, fly.Result.HighGradeCells, fly.Verdict, fly.Timing.Machine.Seconds())
+	if d := math.Abs(float64(fly.Result.Cells-stop.Result.Cells)) / float64(stop.Result.Cells); d > 0.01 {
+		t.Errorf("cells differ by %.1f %%", 100*d)
+	}
+	if fly.Verdict != stop.Verdict {
+		t.Errorf("verdict %s on the fly, %s stop-and-go", fly.Verdict, stop.Verdict)
+	}
+	if fly.Timing.TilePhase >= stop.Timing.TilePhase {
+		t.Errorf("tile phase %v on the fly, %v stop-and-go", fly.Timing.TilePhase, stop.Timing.TilePhase)
+	}
+}

@@ -4,9 +4,11 @@
 // the robot and in simulation.
 //
 // Supported pixel formats: YUYV 4:2:2 (ITU-R BT.601, limited range, the
-// usual V4L2 webcam encoding) and RGB3 (packed 24-bit RGB). Decoding uses
-// integer fixed-point arithmetic and allocates nothing per frame once the
-// caller reuses its destination image.
+// usual V4L2 webcam encoding), RGB3 (packed 24-bit RGB) and MJPEG (one JPEG
+// per frame, what UVC cameras send at full frame rate over USB 2, decoded
+// by the standard library's pure-Go image/jpeg and converted from YCbCr in
+// fixed point). Raw decoding allocates nothing per frame once the caller
+// reuses its destination image; image/jpeg allocates its planes per frame.
 //
 // Recovering wraps a frame source with recovery: a camera that drops off
 // the bus (ENODEV, EIO) or stops delivering frames (hal.ErrTimeout) is

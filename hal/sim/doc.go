@@ -2,8 +2,13 @@
 // drivers, at the wire. Motion controllers are emulated as an i2c.Bus that
 // speaks the Pololu Tic protocol over a motion model; LEDs, buttons and
 // switches are periph gpiotest pins; the camera renders a virtual slide at
-// the current true stage X, Y, Z and hands out raw YUYV frames. The drivers in
-// hal/... run unchanged on top of it.
+// the current true stage X, Y, Z and hands out raw YUYV (or really encoded
+// MJPEG) frames, each with a jittered start-of-exposure timestamp. The
+// scene is integrated along the true motion during the light (MotionBlur).
+// With a Lamp (a strobe lamp, seen through its GPIO line, LampPin) the
+// camera runs free on a fixed frame grid and sees only the lamp's light:
+// a pulse inside an exposure freezes a moving stage, a frame without light
+// is dark. The drivers in hal/... run unchanged on top of it.
 //
 // Time in the simulation is virtual (Clock): sleeping advances machine time
 // instantly, so the simulated robot runs as fast as the host can compute while

@@ -15,8 +15,12 @@
 // hal.ErrTimeout) (no frame in time); hal/camera.Recovering closes and
 // reopens the camera on those.
 //
+// MJPEG (V4L2_PIX_FMT_MJPEG) frames vary in length and are not
+// length-checked; hal/camera decodes them.
+//
 // Limits of the library: it waits in whole seconds, reports no timestamps
-// or sequence numbers (Source counts frames itself) and does not expose
+// or sequence numbers (Source counts frames itself and stamps each with
+// its dequeue time, see LastFrame) and does not expose
 // V4L2_BUF_FLAG_ERROR, so a frame the driver marks as corrupt is delivered
 // like any other (its length is still checked).
 //

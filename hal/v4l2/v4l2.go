@@ -50,9 +50,22 @@ type Source struct {
 	timeout  time.Duration
 	frames   uint64
 	controls map[uint32]int32
+	last     hal.FrameInfo
 }
 
-var _ hal.FrameSource = (*Source)(nil)
+var (
+	_ hal.FrameSource = (*Source)(nil)
+	_ hal.FrameTimer  = (*Source)(nil)
+)
+
+// LastFrame implements hal.FrameTimer. blackjack/webcam v0.6.1 does not
+// expose the kernel's buffer timestamp nor its sequence number, so the
+// timestamp is the wall-clock time the buffer was dequeued (after the
+// exposure and the USB transfer: later than the start of exposure by
+// about one frame interval, plus scheduling jitter) and Seq counts the
+// frames read. On-the-fly scanning with a strobe needs only the frame
+// grid's phase, which this gives up to that constant lag.
+func (s *Source) LastFrame() hal.FrameInfo { return s.last }
 
 // maxSide bounds the frame size: 16384² RGBA pixels are 1 GiB, still an
 // int on 32-bit ARM.
@@ -242,6 +255,7 @@ func (s *Source) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 			return dst[:0], fmt.Errorf("%s: wait for frame: %w", s, err)
 		}
 		frame, index, err := s.cam.GetFrame()
+		dequeued := time.Now()
 		if errors.Is(err, syscall.EAGAIN) {
 			continue // woken without a filled buffer
 		}
@@ -257,6 +271,7 @@ func (s *Source) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 				s, s.frames, len(dst), s.frameLen, s.w, s.h, hal.FourCC(s.fourcc))
 		}
 		s.frames++
+		s.last = hal.FrameInfo{Seq: s.frames, Timestamp: dequeued}
 		return dst, nil
 	}
 }
