@@ -41,6 +41,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: argon2id (64 MiB) is slow under emulation; the review station runs in the full suite")
+	}
 	ctx := t.Context()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fleet.sqlite"))
 	if err != nil {
@@ -340,6 +343,9 @@ func TestRoles(t *testing.T) {
 }
 
 func TestPasswordHash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: argon2id is slow under emulation")
+	}
 	h, err := review.HashPassword("correct horse battery")
 	if err != nil {
 		t.Fatal(err)
