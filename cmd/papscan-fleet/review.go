@@ -140,7 +140,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "papscan-fleet", "directory of the SQLite database")
 	listen := fs.String("listen", "", "review station address (default 127.0.0.1:8080, else a free port)")
-	brokerListen := fs.String("broker-listen", "127.0.0.1:1883", "embedded MQTT broker address (loopback); robots connect here")
+	brokerListen := fs.String("broker-listen", "", "embedded MQTT broker address (loopback; default 127.0.0.1:1883, else a free port); robots connect here")
 	demo := fs.Bool("demo", false, "publish three demonstration slides (HIGH_GRADE, LOW_GRADE, NILM) with galleries as a simulated robot")
 	data := fs.String("data", "", "shared data directory with cric/cells for the demonstration's cells (default $PAPSCAN_DATA, else ../shared/data)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
