@@ -25,7 +25,7 @@ import (
 func TestLocalBadInput(t *testing.T) {
 	ctx, cancel := context.WithTimeout(t.Context(), 60*time.Second)
 	defer cancel()
-	l, err := fleet.StartLocal(ctx, fleet.LocalOptions{Dir: t.TempDir(), HTTPAddr: "127.0.0.1:0", DemoAccount: true,
+	l, err := fleet.StartLocal(ctx, fleet.LocalOptions{Dir: t.TempDir(), HTTPAddr: "127.0.0.1:0", BrokerAddr: "127.0.0.1:0", DemoAccount: true,
 		Logger: slog.New(slog.NewTextHandler(io.Discard, nil))})
 	if err != nil {
 		t.Fatal(err)
