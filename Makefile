@@ -10,7 +10,7 @@ FLEETPKG := ./cmd/papscan-fleet
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run bench lint clean install verify-unit test-vivid test-qemu-user
+.PHONY: all build cross test test-short run run-fleet bench lint clean install verify-unit test-vivid test-qemu-user
 
 all: build
 
@@ -40,6 +40,12 @@ test-qemu-user:
 
 run: build
 	$(BIN)/papscan sim
+
+# The fleet side on the embedded defaults (MQTT broker, receiver, SQLite,
+# review station) with three demonstration slides; prints the review link.
+# A robot joins with: bin/papscan sim --broker tcp://127.0.0.1:1883
+run-fleet: build
+	$(BIN)/papscan-fleet local --demo
 
 bench:
 	./scripts/bench.sh

@@ -27,7 +27,8 @@ type LocalOptions struct {
 	// DSN of the database (store.Open); default the SQLite file in Dir.
 	DSN string
 	// Brokers to receive from; empty starts the embedded broker on
-	// BrokerAddr (default "127.0.0.1:0").
+	// BrokerAddr (default "127.0.0.1:1883", falling back to a free port
+	// when that is taken).
 	Brokers    []string
 	BrokerAddr string
 	// HTTPAddr of the review station; default "127.0.0.1:8080", falling
@@ -90,9 +91,13 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	if len(brokers) == 0 {
 		addr := o.BrokerAddr
 		if addr == "" {
-			addr = "127.0.0.1:0"
+			addr = "127.0.0.1:1883"
 		}
-		if l.broker, err = broker.Start(ctx, addr, o.Logger); err != nil {
+		l.broker, err = broker.Start(ctx, addr, o.Logger)
+		if err != nil && o.BrokerAddr == "" { // 1883 taken (a system Mosquitto): any free port
+			l.broker, err = broker.Start(ctx, "127.0.0.1:0", o.Logger)
+		}
+		if err != nil {
 			return fail(err)
 		}
 		brokers = []string{l.broker.URL()}

@@ -9,6 +9,7 @@ cd "$(dirname "$0")/.."
 export CGO_ENABLED=0
 raw=$(mktemp)
 trap 'rm -f "$raw"' EXIT
+load=$(cut -d' ' -f1-3 /proc/loadavg)
 PAPSCAN_BENCH_FLEET=1 go test -run '^$' -bench 'BenchmarkFleetLoad' -benchtime 1x -count 1 -timeout 20m ./telemetry/fleet/integration | tee "$raw"
 cpu=$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2- | sed 's/^ *//')
 section=$(mktemp)
@@ -16,7 +17,8 @@ trap 'rm -f "$raw" "$section"' EXIT
 {
   echo "## Fleet load"
   echo
-  echo "Written by \`scripts/bench-fleet.sh\` ($(date -u +%Y-%m-%d), ${cpu:-unknown CPU}, $(nproc) cores):"
+  echo "Written by \`scripts/bench-fleet.sh\` ($(date -u +%Y-%m-%d), ${cpu:-unknown CPU}, $(nproc) cores,"
+  echo "load average at the start ${load}: the figures move with what else runs on the machine):"
   echo "200 simulated robots publish 20 results each, every result with one 48x48 PNG crop"
   echo "(8,000 messages), at most 4 unacked per robot, re-sent after 3 s without an ack, into"
   echo "three receiver processes sharing \`\$share/fleet/...\` on one Mosquitto, committing to"

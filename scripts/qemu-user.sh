@@ -13,7 +13,10 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 export CGO_ENABLED=0
 pkgs=("$@")
-[ ${#pkgs[@]} -eq 0 ] && pkgs=(./...)
+# Default: every package but the fleet side's server code (fleet/...,
+# cmd/papscan-fleet, telemetry/fleet/integration), which never runs on the
+# robot and whose SQLite/PostgreSQL drivers take minutes to build per target.
+[ ${#pkgs[@]} -eq 0 ] && mapfile -t pkgs < <(go list ./... | grep -v -E '^papscan/(fleet(/|$)|cmd/papscan-fleet$|telemetry/fleet/integration$)')
 failed=()
 for target in ${QEMU_USER_TARGETS:-arm64 armv7}; do
   case $target in

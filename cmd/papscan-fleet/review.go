@@ -23,6 +23,7 @@ import (
 	"papscan/fleet/review"
 	"papscan/fleet/store"
 	"papscan/telemetry"
+	"papscan/telemetry/command"
 )
 
 func logger(stderr io.Writer, level string) *slog.Logger {
@@ -139,15 +140,25 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	fs.SetOutput(stderr)
 	dir := fs.String("dir", "papscan-fleet", "directory of the SQLite database")
 	listen := fs.String("listen", "", "review station address (default 127.0.0.1:8080, else a free port)")
-	brokerListen := fs.String("broker-listen", "127.0.0.1:1883", "embedded MQTT broker address (loopback); robots connect here")
+	brokerListen := fs.String("broker-listen", "", "embedded MQTT broker address (loopback; default 127.0.0.1:1883, else a free port); robots connect here")
 	demo := fs.Bool("demo", false, "publish three demonstration slides (HIGH_GRADE, LOW_GRADE, NILM) with galleries as a simulated robot")
 	data := fs.String("data", "", "shared data directory with cric/cells for the demonstration's cells (default $PAPSCAN_DATA, else ../shared/data)")
 	level := fs.String("log-level", "warn", "debug, info, warn or error")
+	ackKey := fs.String("ack-key", "", "receiver signing key (PEM from keygen): acks are signed, for robots with agent.mqtt.ack_keys")
 	if err := fs.Parse(args); err != nil {
 		return 2
 	}
 	log := logger(stderr, *level)
-	l, err := pfleet.StartLocal(ctx, pfleet.LocalOptions{Dir: *dir, BrokerAddr: *brokerListen, HTTPAddr: *listen, DemoAccount: true, Logger: log})
+	var signAck func(*telemetry.Ack)
+	if *ackKey != "" {
+		sk, err := command.ReadSigningKeyFile(*ackKey)
+		if err != nil {
+			fmt.Fprintf(stderr, "papscan-fleet local: --ack-key: %v\n", err)
+			return 2
+		}
+		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
+	}
+	l, err := pfleet.StartLocal(ctx, pfleet.LocalOptions{Dir: *dir, BrokerAddr: *brokerListen, HTTPAddr: *listen, DemoAccount: true, SignAck: signAck, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

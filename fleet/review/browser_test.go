@@ -1,6 +1,7 @@
 package review_test
 
 import (
+	"context"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,11 @@ func TestBrowser(t *testing.T) {
 		chromedp.Flag("disable-background-networking", true), chromedp.Flag("disable-component-update", true),
 		chromedp.Flag("disable-sync", true), chromedp.UserDataDir(t.TempDir()), chromedp.WindowSize(1360, 900),
 	)
-	actx, cancel := chromedp.NewExecAllocator(t.Context(), opts...)
+	// The whole browser session is bounded (a hung Chromium fails the test
+	// instead of the package's timeout).
+	bctx, bcancel := context.WithTimeout(t.Context(), 4*time.Minute)
+	defer bcancel()
+	actx, cancel := chromedp.NewExecAllocator(bctx, opts...)
 	defer cancel()
 	ctx, cancel := chromedp.NewContext(actx)
 	defer cancel()

@@ -41,6 +41,9 @@ type fixture struct {
 
 func newFixture(t *testing.T) *fixture {
 	t.Helper()
+	if testing.Short() {
+		t.Skip("-short: argon2id (64 MiB) is slow under emulation; the review station runs in the full suite")
+	}
 	ctx := t.Context()
 	st, err := store.Open(ctx, filepath.Join(t.TempDir(), "fleet.sqlite"))
 	if err != nil {
@@ -340,6 +343,9 @@ func TestRoles(t *testing.T) {
 }
 
 func TestPasswordHash(t *testing.T) {
+	if testing.Short() {
+		t.Skip("-short: argon2id is slow under emulation")
+	}
 	h, err := review.HashPassword("correct horse battery")
 	if err != nil {
 		t.Fatal(err)
@@ -356,4 +362,49 @@ func TestPasswordHash(t *testing.T) {
 			t.Errorf("hash %q verified", bad)
 		}
 	}
+}
+
+// TestSlowLink: pages are small and compressed, images cacheable; the
+// figures are logged (the slide page's HTML, its images).
+func TestSlowLink(t *testing.T) {
+	f := newFixture(t)
+	c := f.loggedIn(t, "ann")
+	size := func(u string, gz bool) (int, http.Header) {
+		t.Helper()
+		req, _ := http.NewRequest("GET", u, nil)
+		if gz {
+			req.Header.Set("Accept-Encoding", "gzip")
+		}
+		// The transport itself, so the gzip body is not decoded for us.
+		resp, err := http.DefaultTransport.RoundTrip(withCookies(c, req))
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer resp.Body.Close()
+		b, _ := io.ReadAll(resp.Body)
+		return len(b), resp.Header
+	}
+	u := slideURL(t, f, "DEMO-0001A")
+	n, h := size(u, true)
+	if h.Get("Content-Encoding") != "gzip" || n > 8<<10 {
+		t.Fatalf("slide page: %d bytes, encoding %q; want gzip under 8 KiB", n, h.Get("Content-Encoding"))
+	}
+	_, body := get(t, c, u)
+	total := 0
+	for _, m := range regexp.MustCompile(`<img src="(/img/[^"]+)"`).FindAllStringSubmatch(body, -1) {
+		k, ih := size(f.ts.URL+m[1], false)
+		if !strings.Contains(ih.Get("Cache-Control"), "immutable") {
+			t.Errorf("image %s not cacheable: %q", m[1], ih.Get("Cache-Control"))
+		}
+		total += k
+	}
+	wl, _ := size(f.ts.URL+"/", true)
+	t.Logf("slide page %d bytes gzip, its 7 images %d bytes; worklist %d bytes gzip", n, total, wl)
+}
+
+func withCookies(c *http.Client, req *http.Request) *http.Request {
+	for _, ck := range c.Jar.Cookies(req.URL) {
+		req.AddCookie(ck)
+	}
+	return req
 }

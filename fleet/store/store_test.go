@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"image"
 	"image/color"
@@ -27,7 +28,12 @@ var (
 )
 
 func TestMain(m *testing.M) {
-	pg, pgErr = pgtest.Start(context.Background())
+	flag.Parse()
+	if testing.Short() {
+		pgErr = errors.New("-short: the PostgreSQL engine runs in the full suite")
+	} else {
+		pg, pgErr = pgtest.Start(context.Background())
+	}
 	code := m.Run()
 	if pg != nil {
 		pg.Close()
@@ -53,6 +59,9 @@ func engines() []engine {
 		}},
 		{"postgres", func(t *testing.T) *store.Store {
 			if pg == nil {
+				if testing.Short() {
+					t.Skip(pgErr)
+				}
 				pgtest.Skip(t, pgErr)
 			}
 			dsn, err := pg.NewDatabase(t.Context())
