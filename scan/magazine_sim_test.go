@@ -330,9 +330,9 @@ func TestMagazineUnattended(t *testing.T) {
 			maxNeg = max(maxNeg, r.Result.SlideHighGradeCells)
 		}
 	}
-	// Every negative must be NILM (the count rule of the sim profile: 12
-	// cells at P >= 0.95), and every negative must count fewer suspicious
-	// cells than any high-grade slide.
+	// Every negative must be NILM (the embedded, fitted classify.SlideRule),
+	// and every negative must count fewer suspicious cells (at the rule's
+	// high-grade level) than any high-grade slide.
 	if len(falsePos) > 0 {
 		t.Errorf("negative slides %v reported abnormal", falsePos)
 	}

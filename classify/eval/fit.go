@@ -376,10 +376,13 @@ func chooseLevels(ts []levelTally, budget float64) []int {
 		if t.nPos == 0 || t.nNeg == 0 || (within && !ok(t)) {
 			continue
 		}
-		if best < 0 || t.key(within)[0] > ts[best].key(within)[0] || (t.key(within) == ts[best].key(within)) {
-			if best < 0 || t.key(within) != ts[best].key(within) {
-				best = l
-			}
+		if best < 0 {
+			best = l
+			continue
+		}
+		k, bk := t.key(within), ts[best].key(within)
+		if k[0] > bk[0] || (k[0] == bk[0] && k[1] > bk[1]) {
+			best = l
 		}
 	}
 	if best < 0 || ts[best].pos == 0 {
