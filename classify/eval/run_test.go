@@ -24,9 +24,11 @@ func TestRunRealData(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The shipped operating point and detector settings (those of the sim
-	// and r2 profiles): the targets are asserted, so a change that
-	// loses one fails here.
-	r, err := Run(context.Background(), Options{DataDir: dir, Model: m, Threshold: classify.DefaultThresholds().HighGrade,
+	// and r2 profiles: classify.high_grade_threshold 0.32 for mlp-cnn-3,
+	// chosen on its held-out NILM cells for FPR <= 0.09): the targets of the
+	// last round are asserted, so a change that loses one fails here.
+	const highGrade = 0.32
+	r, err := Run(context.Background(), Options{DataDir: dir, Model: m, Threshold: highGrade,
 		Detect: classify.DetectOptions{PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900}})
 	if err != nil {
 		t.Fatal(err)
@@ -50,5 +52,17 @@ func TestRunRealData(t *testing.T) {
 	}
 	if r.Detection.ISBI.F1 < 0.85 {
 		t.Errorf("ISBI F1 %.3f < 0.85", r.Detection.ISBI.F1)
+	}
+	// Regression guards at the levels mlp-cnn-3 reached (the issue's
+	// targets, low grade AUC >= 0.90 and SIPaKMeD AUC >= 0.85 without
+	// training on it, are not met yet; see README).
+	if c.AUCLowVsNILM < 0.85 {
+		t.Errorf("low grade vs NILM AUC %.3f < 0.85", c.AUCLowVsNILM)
+	}
+	for _, cs := range r.CellSets {
+		t.Logf("%s: AUC abnormal vs normal %.3f stored, %.3f glass padding", cs.Name, cs.Padding["stored"].AUCAbnormal, cs.Padding["glass"].AUCAbnormal)
+		if cs.Name == "sipakmed" && (cs.Padding["stored"].AUCAbnormal < 0.80 || cs.Padding["glass"].AUCAbnormal < 0.75) {
+			t.Errorf("sipakmed AUC abnormal vs normal %.3f stored, %.3f glass: below 0.80, 0.75", cs.Padding["stored"].AUCAbnormal, cs.Padding["glass"].AUCAbnormal)
+		}
 	}
 }
