@@ -50,7 +50,7 @@
 //     P(high grade); the model's is 0.3·perceptron + 0.7·CNN
 //     (ModelParams.CNN, CNNWeight): on the held-out folds it raises the
 //     high-grade-vs-NILM AUC from 0.923 to 0.967. Weights are embedded
-//     (model_weights.json, version "mlp-cnn-2" and the SHA-256 of the
+//     (model_weights.json, version "mlp-cnn-3" and the SHA-256 of the
 //     file), produced by package
 //     classify/train from the
 //     CRIC cell crops plus "field negatives" (unlabelled objects detected in
