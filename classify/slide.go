@@ -27,7 +27,7 @@ type Thresholds struct {
 // embedded slide rule.
 func DefaultThresholds() Thresholds {
 	return Thresholds{
-		HighGrade:        0.276,
+		HighGrade:        0.32,
 		LowGrade:         0.5,
 		MinSquamousCells: 5000, // Bethesda adequacy: ≥5000 (LBC) / 8000–12000 (conventional)
 		GallerySize:      24,

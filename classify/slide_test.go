@@ -180,7 +180,7 @@ func TestSlideJSON(t *testing.T) {
 		t.Fatal(err)
 	}
 	js := string(b)
-	for _, k := range []string{`"verdict":"UNSATISFACTORY"`, `"model_version":"mlp-cnn-2"`, `"stage_x_um":1234.5`, `"class":"HSIL"`, `"high_grade_cells":1`, `"ASC-US":0`} {
+	for _, k := range []string{`"verdict":"UNSATISFACTORY"`, `"model_version":"mlp-cnn-3"`, `"stage_x_um":1234.5`, `"class":"HSIL"`, `"high_grade_cells":1`, `"ASC-US":0`} {
 		if !strings.Contains(js, k) {
 			t.Errorf("JSON lacks %s: %s", k, js)
 		}

@@ -186,7 +186,7 @@ func TestModelEmbedded(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if m.Version != "mlp-cnn-2" || !m.HasCNN() || len(m.SHA256) != 64 {
+	if m.Version != "mlp-cnn-3" || !m.HasCNN() || len(m.SHA256) != 64 {
 		t.Fatalf("version %q sha %q", m.Version, m.SHA256)
 	}
 }

@@ -311,7 +311,8 @@ func FindCellDirs(data string) []string {
 	}
 	var out []string
 	for _, e := range ents {
-		if d := filepath.Join(data, e.Name()); e.IsDir() && e.Name() != "cric" && isSet(d) {
+		d := filepath.Join(data, e.Name())
+		if st, err := os.Stat(d); err == nil && st.IsDir() && e.Name() != "cric" && isSet(d) { // Stat: follows symlinks
 			out = append(out, d)
 		}
 	}

@@ -125,6 +125,14 @@ func TestCellSetTiny(t *testing.T) {
 	if got := FindCellDirs(dir); len(got) != 1 || got[0] != dir {
 		t.Fatalf("FindCellDirs = %v", got)
 	}
+	// A data directory holding the set through a symbolic link finds it.
+	parent := t.TempDir()
+	if err := os.Symlink(dir, filepath.Join(parent, "tiny")); err != nil {
+		t.Fatal(err)
+	}
+	if got := FindCellDirs(parent); len(got) != 1 || got[0] != filepath.Join(parent, "tiny") {
+		t.Fatalf("FindCellDirs(parent) = %v", got)
+	}
 	m, err := classify.DefaultModel()
 	if err != nil {
 		t.Fatal(err)

@@ -24,8 +24,9 @@ func TestRunRealData(t *testing.T) {
 		t.Fatal(err)
 	}
 	// The shipped operating point and detector settings (those of the sim
-	// and r2 profiles): the targets are asserted, so a change that
-	// loses one fails here.
+	// and r2 profiles: classify.high_grade_threshold, chosen on the cell
+	// model's held-out NILM cells for FPR <= 0.09): the targets
+	// are asserted, so a change that loses one fails here.
 	r, err := Run(context.Background(), Options{DataDir: dir, Model: m, Threshold: classify.DefaultThresholds().HighGrade,
 		Detect: classify.DetectOptions{PixelUM: 0.5, MinAreaUM2: 10, MaxAreaUM2: 900}, Slides: &SlideOptions{}})
 	if err != nil {
@@ -79,5 +80,17 @@ func TestRunRealData(t *testing.T) {
 	}
 	if sl.NILMSpecificity < 0.9 || sl.HSILPlusSensitivity < 0.6 {
 		t.Errorf("slide verdicts below today's level: NILM specificity %.3f (>= 0.90), HSIL+ sensitivity %.3f (>= 0.60)", sl.NILMSpecificity, sl.HSILPlusSensitivity)
+	}
+	// Regression guards at the levels mlp-cnn-3 reached (the issue's
+	// targets, low grade AUC >= 0.90 and SIPaKMeD AUC >= 0.85 without
+	// training on it, are not met yet; see README).
+	if c.AUCLowVsNILM < 0.85 {
+		t.Errorf("low grade vs NILM AUC %.3f < 0.85", c.AUCLowVsNILM)
+	}
+	for _, cs := range r.CellSets {
+		t.Logf("%s: AUC abnormal vs normal %.3f stored, %.3f glass padding", cs.Name, cs.Padding["stored"].AUCAbnormal, cs.Padding["glass"].AUCAbnormal)
+		if cs.Name == "sipakmed" && (cs.Padding["stored"].AUCAbnormal < 0.80 || cs.Padding["glass"].AUCAbnormal < 0.80) {
+			t.Errorf("sipakmed AUC abnormal vs normal %.3f stored, %.3f glass: below 0.80", cs.Padding["stored"].AUCAbnormal, cs.Padding["glass"].AUCAbnormal)
+		}
 	}
 }

@@ -38,7 +38,7 @@ import (
 const Version = "mlp-features-3"
 
 // VersionCNN is the version string of models with a CNN head.
-const VersionCNN = "mlp-cnn-2"
+const VersionCNN = "mlp-cnn-3"
 
 // CRICPixelUM is the pixel size of the stored CRIC images (see
 // classify.DefaultPixelUM).

@@ -4,7 +4,9 @@ import (
 	"context"
 	"encoding/json"
 	"math/rand"
+	"path/filepath"
 	"reflect"
+	"strings"
 	"testing"
 
 	"papscan/classify"
@@ -128,7 +130,62 @@ func TestEmbeddedModelIsCurrent(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := m.Params()
-	if m.Version != VersionCNN || p.CNN == nil || p.Folds[0].CNN == nil || p.CNNWeight != DefaultCNNWeight || p.PixelUM != DefaultPixelUM || len(p.Folds) != Folds || len(p.Hidden) != DefaultFit().Hidden {
+	if m.Version != VersionCNN || p.CNN == nil || p.Folds[0].CNN == nil || p.CNNWeight != DefaultCNNWeight || p.CNNNILMWeight != DefaultCNNNILMWeight || !(p.Temperature > 0) || p.PixelUM != DefaultPixelUM || len(p.Folds) != Folds || len(p.Hidden) != DefaultFit().Hidden {
 		t.Fatalf("embedded model %s px %.2f folds %d hidden %d", m.Version, p.PixelUM, len(p.Folds), len(p.Hidden))
+	}
+}
+
+// TestFitTemperature: over-confident predictions that are often wrong are
+// softened (T > 1), well-calibrated ones are left near 1.
+func TestFitTemperature(t *testing.T) {
+	var samples []Sample
+	var probs [][classify.NumClasses]float32
+	var idx []int
+	for i := range 200 {
+		c := classify.Class(i % 2)
+		p := [classify.NumClasses]float32{0.01, 0.01, 0.01, 0.01, 0.01, 0.01}
+		// Right 70 % of the time with confidence 0.95.
+		pred := c
+		if i%10 < 3 {
+			pred = 1 - c
+		}
+		p[pred] = 0.95
+		samples = append(samples, Sample{Class: c})
+		probs = append(probs, p)
+		idx = append(idx, i)
+	}
+	if T := fitTemperature(samples, probs, idx); !(T > 1.2 && T <= 4) {
+		t.Fatalf("over-confident: T = %v, want > 1.2", T)
+	}
+}
+
+// TestLoadCellSetSIPaKMeD loads the shared SIPaKMeD half as training
+// samples (skipped without the data or in -short mode): keyed by source
+// image, classes mapped, padding glass-filled.
+func TestLoadCellSetSIPaKMeD(t *testing.T) {
+	if testing.Short() {
+		t.Skip("loads 2,193 crops")
+	}
+	dir := dataset.Dir()
+	if dir == "" {
+		t.Skip("shared data not found")
+	}
+	fm, err := classify.NewModel(classify.ModelParams{PixelUM: DefaultPixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadCellSet(context.Background(), filepath.Join(dir, "sipakmed"), fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	by := map[classify.Class]int{}
+	for _, x := range s {
+		if !x.Other || !x.Aux || x.Crop == nil || !strings.HasPrefix(x.Field, "sipakmed/") {
+			t.Fatalf("sample %+v", x.ID)
+		}
+		by[x.Class]++
+	}
+	if len(s) < 2100 || by[classify.LSIL] < 400 || by[classify.HSIL] < 400 || by[classify.NILM] < 1200 {
+		t.Fatalf("%d samples, by class %v", len(s), by)
 	}
 }

@@ -1,6 +1,11 @@
 // Command train fits the papscan per-cell model and writes its weights file.
+// The defaults reproduce the shipped weights byte for byte:
 //
 //	go run ./classify/train/cmd -data ../shared/data -out classify/model_weights.json
+//
+// (CRIC crops and field negatives, cric/more-fields, CNN 60 epochs fused
+// into P(high) and P(NILM), temperature; sipakmed only scored in the
+// report). -cell-sets DATA/sipakmed trains on the other lab too.
 package main
 
 import (
@@ -9,6 +14,7 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
+	"path/filepath"
 	"strings"
 
 	"papscan/classify/internal/dataset"
@@ -23,17 +29,17 @@ func main() {
 	hidden := flag.Int("hidden", train.DefaultFit().Hidden, "hidden units (0: logistic regression)")
 	cnnEpochs := flag.Int("cnn-epochs", train.DefaultCNN().Epochs, "CNN epochs (0: no CNN head)")
 	cnnWeight := flag.Float64("cnn-weight", train.DefaultCNNWeight, "weight of the CNN in the high-grade probability")
-	cnnNILM := flag.Float64("cnn-nilm-weight", 0, "weight of the CNN in P(NILM)")
+	cnnNILM := flag.Float64("cnn-nilm-weight", train.DefaultCNNNILMWeight, "weight of the CNN in P(NILM)")
 	stain := flag.Float64("cnn-stain", 0, "CNN stain/lamp augmentation strength (0: the original gains)")
 	blur := flag.Float64("cnn-blur", 0, "probability of a focus blur in CNN augmentation")
-	more := flag.Bool("more-fields", false, "train on cric/more-fields points and negatives too")
+	more := flag.Bool("more-fields", true, "train on cric/more-fields points and negatives too")
 	morePer := flag.Int("more-per-field", 30, "negatives per more-fields field with labelled abnormal cells")
 	moreAll := flag.Int("more-all-cap", 200, "negatives per NILM-only more-fields field (cap)")
 	sets := flag.String("cell-sets", "", "comma-separated labelled-cell directories of other labs to train on (e.g. DATA/sipakmed)")
-	evalSets := flag.String("eval-sets", "", "comma-separated labelled-cell directories only scored in the report")
+	evalSets := flag.String("eval-sets", "auto", "comma-separated labelled-cell directories only scored in the report (auto: DATA/sipakmed when present)")
 	otherW := flag.Float64("other-weight", 1, "total weight of other labs' cells relative to one class")
 	bias := flag.Bool("class-bias", false, "fit a six-class prior shift for macro-F1 (cross-fitted by fold)")
-	calib := flag.Bool("calibrate", false, "fit a temperature on the out-of-fold predictions")
+	calib := flag.Bool("calibrate", true, "fit a temperature on the out-of-fold predictions")
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
 	flag.Parse()
@@ -43,6 +49,12 @@ func main() {
 	if *data == "" {
 		fmt.Fprintln(os.Stderr, "train: no data directory")
 		os.Exit(2)
+	}
+	if *evalSets == "auto" {
+		*evalSets = ""
+		if st, err := os.Stat(filepath.Join(*data, "sipakmed", "cells", "labels.csv")); err == nil && !st.IsDir() && *sets == "" {
+			*evalSets = filepath.Join(*data, "sipakmed")
+		}
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt)
 	defer stop()
