@@ -322,6 +322,28 @@ func focusPointsIn(c Point, r float64, n int) []Point {
 	return pts
 }
 
+// nearestTour reorders pts into a nearest-neighbour tour from the first:
+// less stage travel between points than centre-outwards.
+func nearestTour(pts []Point) []Point {
+	out := make([]Point, 0, len(pts))
+	left := append([]Point(nil), pts...)
+	cur := left[0]
+	left = left[1:]
+	out = append(out, cur)
+	for len(left) > 0 {
+		best := 0
+		for i := range left {
+			if dist2(left[i], cur) < dist2(left[best], cur) {
+				best = i
+			}
+		}
+		cur = left[best]
+		out = append(out, cur)
+		left = append(left[:best], left[best+1:]...)
+	}
+	return out
+}
+
 func dist2(a, b Point) float64 { return (a.X-b.X)*(a.X-b.X) + (a.Y-b.Y)*(a.Y-b.Y) }
 
 // focusMap measures autofocus points across the spot and fits the focus
@@ -336,6 +358,9 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 	// focusTilesPerPoint tiles (a small spot needs few).
 	n := min(s.o.FocusPoints, max(minFocusPoints, r.TilesPlanned/focusTilesPerPoint))
 	pts := focusPointsIn(c, radius, n)
+	if s.o.Fly.Enabled {
+		pts = nearestTour(pts)
+	}
 	var good []FocusPoint
 	var buf *image.RGBA
 	for i, p := range pts {

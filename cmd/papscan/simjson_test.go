@@ -19,7 +19,8 @@ func TestSimJSONLineKeys(t *testing.T) {
 		t.Fatal(err)
 	}
 	for _, k := range []string{"slide_id", "verdict", "scan_efficiency", "autofocus_per_field", "focus_error_rms_um",
-		"machine_seconds", "tiles", "frames_per_autofocus", "rerun", "flags", "complete", "analysis_wait_wall_seconds"} {
+		"machine_seconds", "tiles", "frames_per_autofocus", "rerun", "flags", "complete", "analysis_wait_wall_seconds",
+		"slide_bound_seconds", "slide_over_bound", "fly"} {
 		if _, ok := m[k]; !ok {
 			t.Errorf("key %q missing from %v", k, m)
 		}
