@@ -6,8 +6,19 @@
 //	cric/fields/nuclei.csv + images   recall of labelled nuclei; slides
 //	cric/more-fields/ (same layout)   slides
 //	isbi2014/nuclei.csv + images      detection precision, recall, F1
+//	<set>/cells/labels.csv + crops    other labs' labelled cells (CellSet)
 //
 // Parts that are absent are skipped (their results are nil).
+//
+// # Labelled-cell directories
+//
+// A directory of single-cell crops from any laboratory is evaluated with a
+// Manifest (its manifest.json, or one shipped in manifests/ for its base
+// name, e.g. sipakmed): pixel size, the columns of labels.csv, which pixels
+// are padding and the lab's glass colour, and how its classes map to
+// normal, low grade, high grade or excluded. Each set is scored with its
+// padding as stored and glass-filled (FillPadding), grouped by source image
+// for the held-out look-up (Key) and the bootstrap intervals.
 //
 // # Held-out predictions
 //
