@@ -9,7 +9,7 @@ type Cell struct {
 	Probs [NumClasses]float32 `json:"probs"`
 	// Class is the most probable class.
 	Class Class `json:"class"`
-	// Score is the suspicion P(ASC-H+HSIL+SCC) + 0.5·P(ASC-US+LSIL), in [0, 1]
+	// Score is the suspicion 1 − P(NILM), in [0, 1]
 	// (see SuspicionScore); it ranks cells for the review gallery.
 	Score float32 `json:"score"`
 	// Crop is a copy of the tile around the nucleus (owned by the Cell), or nil
@@ -36,7 +36,7 @@ func (c *Cell) LowGrade(threshold float64) bool {
 // Default crop settings of an Analyzer.
 const (
 	DefaultCropSize     = 64
-	DefaultCropMinScore = 0.3
+	DefaultCropMinScore = 0.5
 )
 
 // Analyzer detects and classifies the cells of a tile. It owns a Detector, so

@@ -37,7 +37,7 @@
 //     so that evaluation scores every training field with a model that
 //     never saw it (PredictHeldOut).
 //   - Analyzer = Detector + Model; copies a crop only for cells whose Score
-//     (P(high grade) + 0.5·P(low grade)) reaches CropMinScore.
+//     (1 − P(NILM), SuspicionScore) reaches CropMinScore.
 //   - SlideSummary accumulates cells (counts, bounded top-K gallery with
 //     crops and stage coordinates) and gives the verdict: INCOMPLETE unless
 //     the scan is complete, UNSATISFACTORY below MinSquamousCells (Bethesda:

@@ -592,9 +592,10 @@ func HighGradeProb(p [NumClasses]float32) float32 { return p[ASCH] + p[HSIL] + p
 // LowGradeProb returns P(ASC-US)+P(LSIL).
 func LowGradeProb(p [NumClasses]float32) float32 { return p[ASCUS] + p[LSIL] }
 
-// SuspicionScore is the cell's suspicion used to rank the gallery:
-// P(high grade) + 0.5·P(low grade), in [0, 1].
-func SuspicionScore(p [NumClasses]float32) float32 { return HighGradeProb(p) + 0.5*LowGradeProb(p) }
+// SuspicionScore is the cell's suspicion used to rank the gallery: the
+// probability that it is not NILM, 1 − P(NILM), in [0, 1]. The caption
+// says which grade the model suspects (the most probable class).
+func SuspicionScore(p [NumClasses]float32) float32 { return AbnormalProb(p) }
 
 // Classify measures the nucleus n of img and returns the classified cell
 // (without crop, stage coordinates or tile index: see Analyzer). When the

@@ -78,8 +78,11 @@ func TestRunRealData(t *testing.T) {
 	if sl.Confusion["LOW_GRADE"]["LOW_GRADE"] == 0 {
 		t.Errorf("no low-grade slide called LOW_GRADE: %v", sl.Confusion)
 	}
-	if sl.NILMSpecificity < 0.9 || sl.HSILPlusSensitivity < 0.6 {
-		t.Errorf("slide verdicts below today's level: NILM specificity %.3f (>= 0.90), HSIL+ sensitivity %.3f (>= 0.60)", sl.NILMSpecificity, sl.HSILPlusSensitivity)
+	// Today's levels with mlp-cnn-3 and the gallery ranked by 1 − P(NILM)
+	// (nested: HSIL+ 0.727, NILM specificity 0.780, gallery 0.885).
+	if sl.NILMSpecificity < 0.75 || sl.HSILPlusSensitivity < 0.70 || sl.GalleryHitRate < 0.85 {
+		t.Errorf("slide verdicts below today's level: NILM specificity %.3f (>= 0.75), HSIL+ sensitivity %.3f (>= 0.70), gallery hit rate %.3f (>= 0.85)",
+			sl.NILMSpecificity, sl.HSILPlusSensitivity, sl.GalleryHitRate)
 	}
 	// Regression guards at the levels mlp-cnn-3 reached (the issue's
 	// targets, low grade AUC >= 0.90 and SIPaKMeD AUC >= 0.85 without
