@@ -110,14 +110,10 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	fromX, fromY, _ := s.m.Stage.Position()
 	fromZ, _ := s.m.Focus.Z()
 	phase0 := s.m.Clock.Now()
-	var sharp, tissue []float64 // recent tiles
-	base := fm                  // the map as measured before the tiles
-	basePts := r.Focus.Map      // its points
-	var local []FocusPoint      // points added by refocusing
-	offset := 0.0               // focus shift of the whole slide found by refocusing
-	lastDev := math.NaN()       // shift from base+offset found by the last refocus
-	var lastAt Point            // where
-	farApart := r.Spot.Diameter / 4
+	base := fm             // the map as measured before the tiles
+	basePts := r.Focus.Map // its points
+	var local []FocusPoint // points added by refocusing
+	pol := newRefocusPolicy(s.o.RefocusDrop, s.o.RefocusMax, s.o.FocusStep, r.Spot.Diameter/4)
 	var errSS float64
 	var errN int
 	var afBuf *image.RGBA
@@ -127,7 +123,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 		if err := ctx.Err(); err != nil {
 			return err
 		}
-		z := fm.Z(t.X, t.Y) + offset
+		z := fm.Z(t.X, t.Y) + pol.offset
 		lowest := z - float64(planes/2)*s.o.ZPlaneStep
 		if err := s.moveXYZ(ctx, r, t.X, t.Y, lowest); err != nil {
 			return fmt.Errorf("tile %d: %w", i, err)
@@ -146,16 +142,15 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 			return fmt.Errorf("tile %d: capture: %w", i, err)
 		}
 		mid := bufs[planes/2]
-		// Refocus when the tile is much less sharp, per unit of tissue,
-		// than its recent neighbours, while it holds a fair amount of
-		// tissue (a tile with few cells is not a focus problem).
-		if s.o.RefocusDrop > 0 && r.Focus.Refocus < s.o.RefocusMax && len(sharp) >= 5 {
-			tf := tissueFraction(mid)
-			sh := Sharpness(mid) / math.Max(tf, 1e-3)
-			if sh < s.o.RefocusDrop*median(sharp) && tf >= 0.7*median(tissue) && tf > 0.02 {
+		if pol.enabled() && r.Focus.Refocus < s.o.RefocusMax {
+			if tf := tissueFraction(mid); pol.needed(r.Focus.Refocus, Sharpness(mid), tf) {
 				r.Focus.Refocus++
 				t0 := s.m.Clock.Now()
 				zn, err := s.checkFocus(ctx, r, z, Sharpness(mid), &afBuf)
+				outcome := refocusConfirmed
+				if err == nil {
+					outcome = pol.found(t, z, zn, base.Z(t.X, t.Y))
+				}
 				switch {
 				case errors.Is(err, ErrNoFocusPeak):
 					s.log.Warn("refocus found no peak; keeping the map", "slide", r.SlideID, "tile", i)
@@ -163,25 +158,21 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 					free <- bufs
 					r.TilesMissing++
 					return fmt.Errorf("tile %d: refocus: %w", i, err)
-				case math.Abs(zn-z) < s.o.FocusStep/2:
+				case outcome == refocusConfirmed:
 					// The focus was right: the tile is just poor in contrast.
 					s.log.Debug("refocus confirmed the map", "slide", r.SlideID, "tile", i, "z_um", z, "found_um", zn, "true_um", s.truth(t))
 				default:
 					s.log.Info("tile refocused", "slide", r.SlideID, "tile", i, "map_z_um", z, "new_z_um", zn, "true_um", s.truth(t))
-					dev := zn - base.Z(t.X, t.Y) - offset
-					if !math.IsNaN(lastDev) && math.Abs(dev-lastDev) < s.o.FocusStep/2 && math.Sqrt(dist2(t, lastAt)) > farApart {
-						// The same shift twice, far apart: the whole focus
-						// moved (neighbouring tiles share a local error).
-						offset += dev
-						local, fm, lastDev = nil, base, math.NaN()
+					if outcome == refocusGlobal {
+						// The whole focus moved: the map as measured, shifted.
+						local, fm = nil, base
 						r.Focus.Map = basePts
 					} else {
-						local = append(local, FocusPoint{t.X, t.Y, zn - offset})
+						local = append(local, FocusPoint{t.X, t.Y, zn - pol.offset})
 						pts := append(append([]FocusPoint(nil), basePts...), local...)
 						if m2, kept, _ := FitRobust(pts, s.rejectResidual()); m2 != nil {
 							fm, r.Focus.Map = m2, kept
 						}
-						lastDev, lastAt = dev, t
 					}
 					z = zn
 					lowest = z - float64(planes/2)*s.o.ZPlaneStep
@@ -201,12 +192,8 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 				mid = bufs[planes/2]
 			}
 		}
-		if s.o.RefocusDrop > 0 {
-			tf := tissueFraction(mid)
-			if tf > 0.02 {
-				sharp = pushWindow(sharp, Sharpness(mid)/tf)
-				tissue = pushWindow(tissue, tf)
-			}
+		if pol.enabled() {
+			pol.observe(Sharpness(mid), tissueFraction(mid))
 		}
 		if s.o.FocusTruth != nil {
 			if zt, ok := s.o.FocusTruth(t.X, t.Y); ok {
@@ -247,14 +234,6 @@ func (s *Scanner) truth(t Point) float64 {
 		}
 	}
 	return math.NaN()
-}
-
-func pushWindow(w []float64, v float64) []float64 {
-	if len(w) == sharpWindow {
-		copy(w, w[1:])
-		w = w[:sharpWindow-1]
-	}
-	return append(w, v)
 }
 
 // captureStack captures one image per plane into bufs, the first at z (the

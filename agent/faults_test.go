@@ -1,7 +1,8 @@
-package main
+package agent_test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"strings"
 	"sync"
@@ -9,7 +10,6 @@ import (
 	"time"
 
 	"papscan/agent"
-	"papscan/classify"
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/camera"
@@ -53,6 +53,42 @@ func driverCombo(xy, z, lamp string) *config.Config {
 	return c
 }
 
+// deviceCheck is the agent's Scanner reduced to what touches every
+// device: homing the stage and the focus, the lamp and one camera frame.
+// scan.SelfTest does the same and much more (focus sweeps on the
+// reference, rendered frames); the subprocess tests in cmd/papscan run it.
+type deviceCheck struct{ m hal.Machine }
+
+func (d deviceCheck) Home(ctx context.Context) error {
+	if err := d.m.Stage.Home(ctx); err != nil {
+		return err
+	}
+	return d.m.Focus.Home(ctx)
+}
+
+func (d deviceCheck) Halt() error { return errors.Join(d.m.Stage.Halt(), d.m.Focus.Halt()) }
+
+func (d deviceCheck) SelfTest(ctx context.Context) (*scan.SelfTestResult, error) {
+	if err := d.Home(ctx); err != nil {
+		return nil, err
+	}
+	if err := d.m.Light.SetBrightness(0.5); err != nil {
+		return nil, err
+	}
+	if _, err := d.m.Camera.Capture(ctx, nil); err != nil {
+		return nil, err
+	}
+	return &scan.SelfTestResult{OK: true, Checks: []scan.Check{{Name: "devices", OK: true}}}, nil
+}
+
+func (d deviceCheck) Magazine(context.Context, string, func(*scan.Report) error) (*scan.MagazineResult, error) {
+	return nil, errors.New("deviceCheck scans no magazine")
+}
+
+func (d deviceCheck) RecoverInterrupted(context.Context, string, func(*scan.Report) error) ([]*scan.Report, error) {
+	return nil, nil
+}
+
 // recordingDelivery keeps the events the agent sends to the fleet.
 type recordingDelivery struct {
 	mu     sync.Mutex
@@ -88,8 +124,8 @@ func (d *recordingDelivery) faults() []map[string]any {
 }
 
 // TestEveryDriverComboFaultsClearAndMove starts the agent on the simulated
-// robot for every axis/focus/lamp driver combination the configuration
-// accepts. On each device of the fault registry it injects a fault at the
+// robot (robot.OpenSim, as `papscan agent --sim` does) for every
+// axis/focus/lamp driver combination the configuration accepts. On each device of the fault registry it injects a fault at the
 // wire (emulator), checks that the fault shows on the LEDs, in the status
 // and in a fault event for the fleet, that ACK clears it (the agent is
 // ready again), then parks and jogs every axis. It is what would have
@@ -97,11 +133,7 @@ func (d *recordingDelivery) faults() []map[string]any {
 // piezo, lamp and camera faults that no acknowledge cleared.
 func TestEveryDriverComboFaultsClearAndMove(t *testing.T) {
 	if testing.Short() {
-		t.Skip("runs the simulated robot's self-test many times; skipped in -short")
-	}
-	model, err := loadModel()
-	if err != nil {
-		t.Fatal(err)
+		t.Skip("homes the simulated robot of every driver combination many times; skipped in -short")
 	}
 	for _, xy := range []string{"tic", "stepdir"} {
 		for _, z := range []string{"tic", "stepdir", "dac"} {
@@ -113,14 +145,14 @@ func TestEveryDriverComboFaultsClearAndMove(t *testing.T) {
 					if err := cfg.Validate(); err != nil {
 						t.Skipf("the configuration refuses this combination: %v", err)
 					}
-					faultComboRun(t, cfg, model)
+					faultComboRun(t, cfg)
 				})
 			}
 		}
 	}
 }
 
-func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
+func faultComboRun(t *testing.T, cfg *config.Config) {
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	rb, err := robot.OpenSim(ctx, cfg, robot.SimOptions{Synthetic: true})
@@ -133,10 +165,8 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 	presses := make(chan hal.Press)
 	ag, err := agent.New(agent.Options{
 		Config: cfg,
-		NewScanner: func(c *config.Config, h agent.ScanHooks) (agent.Scanner, error) {
-			o := scanOptions(c, model, nil)
-			o.Progress, o.BeforeSlide = h.Progress, h.BeforeSlide
-			return scan.New(rb.Machine, o)
+		NewScanner: func(*config.Config, agent.ScanHooks) (agent.Scanner, error) {
+			return deviceCheck{rb.Machine}, nil
 		},
 		Machine:  rb.Machine,
 		Axes:     rb.Axes,
@@ -195,12 +225,18 @@ func faultComboRun(t *testing.T, cfg *config.Config, model *classify.Model) {
 			map[string]interface{ InjectDriverError() }{"x": w.X, "y": w.Y, "z": w.Z}[name].InjectDriverError()
 			trigger = agent.Request{Cmd: "jog", Axis: name, UM: 5}
 		case *stepdir.Axis:
-			emu := w.StepDir(name)
-			emu.Push(-emu.Position()) // a crash onto the limit switch the driver does not know of
-			um := -200.0              // 16 steps of a stage axis, towards its switch
+			um := -200.0 // 16 steps of a stage axis, towards its switch
 			if name == "z" {
 				um = -5
 			}
+			// Away from the switch first (a valid move), then a crash
+			// pushes the carriage onto the switch without the driver
+			// knowing: the next move towards it finds the switch active.
+			if resp := ag.Do(ctx, agent.Request{Cmd: "jog", Axis: name, UM: -4 * um}); !resp.OK {
+				t.Fatalf("%s: jog away from the switch: %s", name, resp.Error)
+			}
+			emu := w.StepDir(name)
+			emu.Push(-emu.Position())
 			trigger = agent.Request{Cmd: "jog", Axis: name, UM: um}
 		case *dacfocus.Piezo:
 			w.Piezo().InjectNACK(1)
