@@ -21,7 +21,7 @@ test -x "$scratch/usr/local/bin/papscan" && test -f "$scratch/etc/systemd/system
 rm -rf "$scratch"
 
 echo "== go test"
-go test -count=1 ./...
+go test -count=1 -timeout 20m ./...
 
 # The race detector needs cgo (gcc); the shipped binary stays CGO-free. It
 # covers the concurrent packages: drivers and their emulators, the agent's
