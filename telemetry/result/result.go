@@ -28,20 +28,22 @@ type Message struct {
 	Rerun       bool     `json:"rerun"`
 	RerunReason string   `json:"rerun_reason,omitempty"`
 	// Supersedes is the result this one replaces.
-	Supersedes    string    `json:"supersedes,omitempty"`
-	TilesPlanned  int       `json:"tiles_planned"`
-	TilesCaptured int       `json:"tiles_captured"`
-	TilesAnalysed int       `json:"tiles_analysed"`
-	TilesMissing  int       `json:"tiles_missing"`
-	Frames        int       `json:"frames"`
-	Spot          Spot      `json:"spot"`
-	Focus         Focus     `json:"focus"`
-	Measures      Measures  `json:"measures"`
-	Result        Slide     `json:"result"`
-	Timing        Timing    `json:"timing"`
-	StartedAt     time.Time `json:"started_at"`
-	FinishedAt    time.Time `json:"finished_at"`
-	Error         string    `json:"error,omitempty"`
+	Supersedes    string   `json:"supersedes,omitempty"`
+	TilesPlanned  int      `json:"tiles_planned"`
+	TilesCaptured int      `json:"tiles_captured"`
+	TilesAnalysed int      `json:"tiles_analysed"`
+	TilesMissing  int      `json:"tiles_missing"`
+	Frames        int      `json:"frames"`
+	Spot          Spot     `json:"spot"`
+	Focus         Focus    `json:"focus"`
+	Measures      Measures `json:"measures"`
+	// Fly has the on-the-fly scan's figures; absent for stop-and-go.
+	Fly        *Fly      `json:"fly,omitempty"`
+	Result     Slide     `json:"result"`
+	Timing     Timing    `json:"timing"`
+	StartedAt  time.Time `json:"started_at"`
+	FinishedAt time.Time `json:"finished_at"`
+	Error      string    `json:"error,omitempty"`
 }
 
 // Label is what was read from the slide's label.
@@ -92,6 +94,27 @@ type Measures struct {
 	AutofocusPerField  float64 `json:"autofocus_per_field"`
 	FramesPerAutofocus float64 `json:"frames_per_autofocus"`
 	FocusErrorRMSUM    float64 `json:"focus_error_rms_um"`
+	// SlideBoundSeconds is the slide's physical bound (tile phase bound
+	// plus loading); SlideOverBound the slide's machine time over it.
+	SlideBoundSeconds float64 `json:"slide_bound_seconds"`
+	SlideOverBound    float64 `json:"slide_over_bound"`
+}
+
+// Fly is what an on-the-fly scan measured.
+type Fly struct {
+	Rows       int     `json:"rows"`
+	Frames     int     `json:"frames"`
+	Retakes    int     `json:"retakes"`
+	Dropped    int     `json:"dropped"`
+	Dark       int     `json:"dark"`
+	OffPlace   int     `json:"off_place"`
+	BlurPx     float64 `json:"blur_px"`
+	SpeedUMPS  float64 `json:"speed_um_s"`
+	MaxOffUM   float64 `json:"max_off_um"`
+	TicDiffUM  float64 `json:"tic_diff_um"`
+	RowSeconds float64 `json:"row_seconds"`
+	Registered int     `json:"registered"`
+	RegMaxPx   float64 `json:"reg_max_px"`
 }
 
 // Slide is the classification of the slide.
@@ -175,7 +198,8 @@ func FromReport(r *scan.Report) *Message {
 		Measures: Measures{ScanEfficiency: r.Measures.ScanEfficiency, SlideEfficiency: r.Measures.SlideEfficiency,
 			LowerBoundSeconds: r.Measures.LowerBoundSeconds, TilePhaseSeconds: r.Measures.TilePhaseSeconds,
 			AutofocusPerField: r.Measures.AutofocusPerField, FramesPerAutofocus: r.Measures.FramesPerAutofocus,
-			FocusErrorRMSUM: r.Measures.FocusErrorRMS},
+			FocusErrorRMSUM: r.Measures.FocusErrorRMS, SlideBoundSeconds: r.Measures.SlideBoundSeconds,
+			SlideOverBound: r.Measures.SlideOverBound},
 		Result: slide(r.Result),
 		Timing: Timing{MachineSeconds: r.Timing.Machine.Seconds(), LoadSeconds: r.Timing.Load.Seconds(),
 			SpotSeconds: r.Timing.Spot.Seconds(), FocusSeconds: r.Timing.Focus.Seconds(), RefocusSeconds: r.Timing.Refocus.Seconds(),
@@ -183,6 +207,11 @@ func FromReport(r *scan.Report) *Message {
 			ExposureSeconds: r.Timing.Exposure.Seconds(), TilePhaseSeconds: r.Timing.TilePhase.Seconds(),
 			AnalysisWaitWallSeconds: r.Timing.AnalysisWait.Seconds(), WallSeconds: r.Timing.Wall.Seconds()},
 		StartedAt: r.StartedAt, FinishedAt: r.FinishedAt, Error: r.Error,
+	}
+	if f := r.Fly; f != nil {
+		m.Fly = &Fly{Rows: f.Rows, Frames: f.Frames, Retakes: f.Retakes, Dropped: f.Dropped, Dark: f.Dark, OffPlace: f.OffPlace,
+			BlurPx: f.BlurPx, SpeedUMPS: f.SpeedUMPS, MaxOffUM: f.MaxOffUM, TicDiffUM: f.TicDiffUM, RowSeconds: f.RowSeconds,
+			Registered: f.Registered, RegMaxPx: f.RegMaxPx}
 	}
 	for _, p := range r.Focus.Map {
 		m.Focus.Map = append(m.Focus.Map, FocusPoint{XUM: p.X, YUM: p.Y, ZUM: p.Z})
