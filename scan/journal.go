@@ -12,6 +12,7 @@ import (
 	"sort"
 	"strconv"
 	"sync"
+	"syscall"
 	"time"
 	"unicode/utf8"
 
@@ -61,6 +62,9 @@ type journal struct {
 	// fault is the storage fault of the first failed write (guarded by
 	// mu); the write error is logged once.
 	fault *hal.Fault
+	// writeFile writes the journal file (writeAtomic; tests inject
+	// failures).
+	writeFile func(path string, fill func(*os.File) error) error
 }
 
 func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) {
@@ -71,7 +75,7 @@ func openJournal(stateDir, magazine string, log *slog.Logger) (*journal, error) 
 	if err := os.MkdirAll(dir, 0o750); err != nil {
 		return nil, fmt.Errorf("journal: %w", err)
 	}
-	j := &journal{path: filepath.Join(dir, magazine+".json"), log: log,
+	j := &journal{path: filepath.Join(dir, magazine+".json"), log: log, writeFile: writeAtomic,
 		f: journalFile{Magazine: magazine, Slots: map[string]*JournalEntry{}}}
 	b, err := os.ReadFile(j.path)
 	switch {
@@ -259,9 +263,16 @@ func (j *journal) write() {
 	b, err := json.MarshalIndent(j.f, "", "  ")
 	j.mu.Unlock()
 	if err == nil {
-		err = writeAtomic(j.path, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
+		err = j.writeFile(j.path, func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
 	}
 	if err == nil {
+		return
+	}
+	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+		// Out of file descriptors (a flood of connections, a leak):
+		// nothing is wrong with the disk. The next update writes the
+		// whole journal again; no storage fault.
+		j.log.Warn("progress journal not written: out of file descriptors; retried at the next update", "file", j.path, "err", err)
 		return
 	}
 	j.mu.Lock()

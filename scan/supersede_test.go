@@ -1,7 +1,9 @@
 package scan
 
 import (
+	"os"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -64,5 +66,44 @@ func TestValidateMagazine(t *testing.T) {
 	}
 	if err := ValidateMagazine("M0001"); err != nil {
 		t.Error(err)
+	}
+}
+
+// TestJournalFDExhaustionIsNoStorageFault (finding 4): 20,000 idle
+// connections on the status socket used up the file descriptors; the
+// journal write failed with EMFILE and latched storage fault 9 for the
+// scan. Running out of descriptors says nothing about the disk: the
+// write is retried at the next journal update and no fault is latched.
+func TestJournalFDExhaustionIsNoStorageFault(t *testing.T) {
+	dir := t.TempDir()
+	j, err := openJournal(dir, "M1", discardLogger())
+	if err != nil {
+		t.Fatal(err)
+	}
+	fail := true
+	j.writeFile = func(path string, fill func(*os.File) error) error {
+		if fail {
+			return &os.PathError{Op: "open", Path: path, Err: syscall.EMFILE}
+		}
+		return writeAtomic(path, fill)
+	}
+	r := newReport("robot", "C1", 1, time.Unix(0, 0))
+	j.start(r)
+	if err := j.failed(); err != nil {
+		t.Fatalf("EMFILE latched %v", err)
+	}
+	fail = false
+	j.planned(r)
+	es, err := JournalEntries(dir, "M1")
+	if err != nil || len(es) != 1 || es[0].SlideID != "C1" {
+		t.Fatalf("journal after the retry: %+v %v", es, err)
+	}
+	// A real storage error still latches.
+	j.writeFile = func(path string, fill func(*os.File) error) error {
+		return &os.PathError{Op: "write", Path: path, Err: syscall.EIO}
+	}
+	j.planned(r)
+	if j.failed() == nil {
+		t.Fatal("EIO did not latch a storage fault")
 	}
 }

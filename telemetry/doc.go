@@ -112,7 +112,11 @@
 // outbox_session, outbox_seq, outbox_floor, committed_at, attempt), and
 // removed only by the fleet's Ack. ack and replay are subscribed (QoS 1)
 // on every connect, before Options.OnConnected runs, so acks flow before
-// the outbox replays. Package telemetry/fleet is the reference receiver;
+// the outbox replays. Acks and replay requests are signed by the fleet's
+// receiver and verified before the handlers see them (Options.FleetAuth,
+// e.g. a telemetry/command.KeyRing); Dial refuses OnAck/OnReplay without
+// a verifier unless Options.UnsignedFleet says this is a simulator or a
+// development setup. Package telemetry/fleet is the reference receiver;
 // docs/telemetry-delivery.md describes the protocol and the fault tests
 // (telemetry/integration, real Mosquitto).
 package telemetry
