@@ -566,6 +566,13 @@ func (a *Agent) setPaused(on bool) {
 // startMagazine starts scanning a magazine (loop only), named name or,
 // if name is "", by Options.Magazine. It returns why it did not start.
 func (a *Agent) startMagazine(ctx context.Context, name string) error {
+	if name != "" {
+		// Every path (socket, fleet, panel) names magazines the same way:
+		// a name is a directory under the state directory.
+		if err := scan.ValidateMagazine(name); err != nil {
+			return errRefused{"start refused: " + err.Error(), CodeBadRequest}
+		}
+	}
 	if why := a.refusal("start"); why != "" {
 		return errRefused{why, CodeBusy}
 	}

@@ -1,15 +1,15 @@
 package agent
 
 import (
-	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"net"
 	"os"
-	"sync"
 	"time"
+
+	"papscan/linesrv"
 )
 
 // Request is one command on the status socket: a JSON object on one line.
@@ -46,13 +46,15 @@ type request struct {
 const jobWait = 5 * time.Minute
 
 type server struct {
-	ln   net.Listener
-	wg   sync.WaitGroup
-	path string
+	cancel context.CancelFunc
+	done   chan struct{}
 }
 
 // serve listens on path (a stale socket from a dead agent is replaced) and
-// answers requests until close.
+// answers requests until close. The socket is unauthenticated local input:
+// linesrv bounds it (one line of at most 64 KiB, read and write deadlines,
+// at most 32 connections, an accept loop that outlives descriptor
+// exhaustion).
 func (a *Agent) serve(path string) (*server, error) {
 	if st, err := os.Lstat(path); err == nil && st.Mode()&os.ModeSocket != 0 {
 		if c, err := net.DialTimeout("unix", path, time.Second); err == nil {
@@ -70,48 +72,43 @@ func (a *Agent) serve(path string) (*server, error) {
 		ln.Close()
 		return nil, fmt.Errorf("status socket: %w", err)
 	}
-	s := &server{ln: ln, path: path}
-	s.wg.Add(1)
+	ctx, cancel := context.WithCancel(context.Background())
+	s := &server{cancel: cancel, done: make(chan struct{})}
+	opts := linesrv.Options{
+		HandlerTimeout: jobWait,
+		WriteTimeout:   10 * time.Second,
+		Refuse: func(why string) []byte {
+			b, _ := json.Marshal(Response{Error: why, Code: CodeBadRequest})
+			return b
+		},
+		Logger: a.log,
+	}
 	go func() {
-		defer s.wg.Done()
-		for {
-			c, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			s.wg.Add(1)
-			go func() {
-				defer s.wg.Done()
-				a.handle(c)
-			}()
-		}
+		defer close(s.done)
+		_ = linesrv.Serve(ctx, ln, opts, a.handleLine)
 	}()
 	return s, nil
 }
 
 func (s *server) close() {
-	s.ln.Close()
-	s.wg.Wait()
+	s.cancel()
+	<-s.done
 }
 
-func (a *Agent) handle(c net.Conn) {
-	defer c.Close()
-	c.SetDeadline(time.Now().Add(10 * time.Second))
+// handleLine answers one request line of the status socket.
+func (a *Agent) handleLine(ctx context.Context, line []byte) []byte {
 	var req Request
-	r := bufio.NewReader(c)
-	line, err := r.ReadBytes('\n')
-	enc := json.NewEncoder(c)
-	if err != nil && len(line) == 0 {
-		return
-	}
+	var resp Response
 	if err := json.Unmarshal(line, &req); err != nil {
-		enc.Encode(Response{Error: "bad request: " + err.Error()})
-		return
+		resp = Response{Error: "bad request: " + err.Error(), Code: CodeBadRequest}
+	} else {
+		resp = a.Do(ctx, req)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), jobWait)
-	defer cancel()
-	c.SetDeadline(time.Now().Add(jobWait + 10*time.Second))
-	enc.Encode(a.Do(ctx, req))
+	b, err := json.Marshal(resp)
+	if err != nil {
+		b, _ = json.Marshal(Response{Error: "answer: " + err.Error()})
+	}
+	return b
 }
 
 // ErrNoAgent means nothing listens on the status socket.
