@@ -79,7 +79,7 @@ func startReviewSide(ctx context.Context, bin string, cfg *config.Config, stderr
 	}
 	cmd := exec.Command(bin, "local", "--dir", dir, "--broker-listen", "127.0.0.1:0", "--ack-key", keyFile, "--log-level", "warn")
 	cmd.Stderr = stderr
-	cmd.SysProcAttr = &syscall.SysProcAttr{Setpgid: true} // a Ctrl-C in the terminal is the simulator's to pass on
+	cmd.SysProcAttr = childAttr()
 	outp, err := cmd.StdoutPipe()
 	if err != nil {
 		return nil, nil, err
