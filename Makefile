@@ -39,7 +39,7 @@ test-qemu-user:
 	./scripts/qemu-user.sh
 
 run: build
-	$(BIN)/papscan sim
+	$(BIN)/papscan sim --serve
 
 # The fleet side on the embedded defaults (MQTT broker, receiver, SQLite,
 # review station) with three demonstration slides; prints the review link.

@@ -13,8 +13,10 @@ import (
 
 // Delivery is the one path of results and events to the fleet, for the
 // agent and for `papscan sim`: each slide's files go to the state
-// directory, its result and every event are committed to the durable
-// outbox (telemetry/outbox) before Deliver/Event return, and the outbox's
+// directory, its result, then its images (gallery crops at full
+// resolution and the overview, telemetry.ImageMessage), and every event
+// are committed to the durable outbox (telemetry/outbox) before
+// Deliver/Event return, and the outbox's
 // sender publishes them, whenever the broker is reachable, until the fleet
 // acks them. A full disk is a storage fault (hal.FaultStorage). It
 // implements agent.Delivery.
@@ -45,7 +47,10 @@ func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	if err := d.Link.commit(ctx, r.SlideID, r.ResultID, body, r.Verdict == "INCOMPLETE"); err != nil {
 		return err
 	}
-	d.Log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells,
+	// Then its images (gallery crops at full resolution, the overview):
+	// durable entries too, removed on the fleet's ack of each image_id.
+	images := d.commitImages(r)
+	d.Log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells, "images", images,
 		"tiles", fmt.Sprintf("%d/%d", r.TilesAnalysed, r.TilesPlanned), "machine_s", round1(r.Timing.Machine.Seconds()),
 		"dir", files.Dir, "outbox_depth", d.Link.ob.Depth())
 	return nil

@@ -1,9 +1,12 @@
 // Package delivery is the robot's one path of results and events to the
 // fleet. Link holds the durable outbox in the state directory
 // (telemetry/outbox), its sender, the MQTT client (telemetry) and the
-// health loop; Delivery stores each slide's files, commits its result (and
-// every event) to the outbox before it returns, and the sender publishes
-// them until the fleet acks them. A full or failing disk is a storage
+// health loop; Delivery stores each slide's files, commits its result,
+// then its images (each gallery crop at full resolution and the overview,
+// telemetry.ImageMessage, keyed by image_id), and every event to the
+// outbox before it returns, and the sender publishes them until the fleet
+// acks them. Images never use the disk room kept for results (an image
+// that would is skipped, logged; the slide's files keep it). A full or failing disk is a storage
 // fault (hal.FaultStorage) and refuses the next slide (Admit).
 //
 // The agent (papscan/agent, through agent.Delivery) and `papscan sim` both

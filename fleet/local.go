@@ -36,8 +36,10 @@ type LocalOptions struct {
 	HTTPAddr    string
 	TopicPrefix string
 	ClientID    string
-	// SignAck signs the receiver's acks (robots with ack_keys).
-	SignAck func(*telemetry.Ack)
+	// SignAck and SignReplay sign the receiver's acks and replay
+	// requests (robots with ack_keys refuse unsigned ones).
+	SignAck    func(*telemetry.Ack)
+	SignReplay func(*telemetry.Replay)
 	// DemoAccount, when the database has no accounts, creates a
 	// supervisor "demo" with a random password (Local.Password).
 	DemoAccount bool
@@ -104,7 +106,7 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	}
 	l.BrokerURL = brokers[0]
 	if l.Receiver, err = tfleet.Start(ctx, l.Store, tfleet.Options{Brokers: brokers, ClientID: o.ClientID, TopicPrefix: o.TopicPrefix,
-		SignAck: o.SignAck, Logger: o.Logger.With("side", "fleet")}); err != nil {
+		SignAck: o.SignAck, SignReplay: o.SignReplay, Logger: o.Logger.With("side", "fleet")}); err != nil {
 		return fail(err)
 	}
 	if o.DemoAccount {
@@ -141,6 +143,9 @@ func StartLocal(ctx context.Context, o LocalOptions) (*Local, error) {
 	go func() { defer close(l.served); _ = l.srv.Serve(ln) }()
 	return l, nil
 }
+
+// Broker is the embedded broker, nil when Brokers were given.
+func (l *Local) Broker() *broker.Broker { return l.broker }
 
 // Close stops the review station, the receiver, the broker and the store.
 func (l *Local) Close() {

@@ -318,6 +318,18 @@ func (r *Report) Overview() *image.RGBA {
 	return img
 }
 
+// ImageScale returns the scale of the images a report carries: the
+// gallery crops' (the camera's pixel size, µm per pixel), the overview's
+// (µm per pixel) and the stage position of the overview's top-left pixel
+// (µm); ok is false when no tile was scanned.
+func (r *Report) ImageScale() (cropUM, overviewUM, originX, originY float64, ok bool) {
+	o := r.overview
+	if o == nil {
+		return 0, 0, 0, 0, false
+	}
+	return o.umPerPix / float64(o.factor), o.umPerPix, o.x0, o.y0, true
+}
+
 // ring draws a circle outline of radius rad and width w.
 func ring(img *image.RGBA, cx, cy, rad, w float64, col color.RGBA) {
 	for y := int(cy - rad - w); y <= int(cy+rad+w); y++ {

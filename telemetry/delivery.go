@@ -23,9 +23,10 @@ const (
 // and its place in the robot's outbox stream (OutboxSession, OutboxSeq,
 // OutboxFloor). Built by package outbox; published by PublishDelivery.
 type Delivery struct {
-	Kind          string // KindResult or KindEvent
-	ID            string // result_id (results) or event_id (events): the ack key
-	SlideID       string // results: the slide (also the last topic level)
+	Kind          string // KindResult, KindEvent or KindImage
+	ID            string // result_id (results), event_id (events) or image_id (images): the ack key
+	SlideID       string // results and images: the slide (also the last topic level)
+	ResultID      string // images: the result the image belongs to
 	Event         string // events: the event kind
 	Body          json.RawMessage
 	OutboxSession string    // the outbox's persisted stream ID
@@ -232,7 +233,8 @@ func checkHeader(schema, kind, wantKind, robot, wantRobot string) error {
 
 // PublishDelivery publishes an outbox entry at QoS 1 and waits for the
 // broker's PUBACK (bounded by ctx and PublishTimeout): a result to
-// "<prefix>/<robot>/result/<slide>", an event to "<prefix>/<robot>/event".
+// "<prefix>/<robot>/result/<slide>", an event to "<prefix>/<robot>/event",
+// an image (Body: its ImageBody) to ImageTopic as an ImageMessage.
 // The envelope carries result_id or event_id (the ack key, stable across
 // retries) and outbox_session / outbox_seq / outbox_floor / committed_at /
 // attempt. A nil error means only that the broker has it; the entry stays
@@ -274,8 +276,10 @@ func (c *Client) PublishDelivery(ctx context.Context, d Delivery) error {
 		}
 		topic = c.topics.Event()
 		e.Event, e.EventID = d.Event, d.ID
+	case KindImage:
+		return c.publishImage(ctx, d)
 	default:
-		return fmt.Errorf("%w: delivery kind %q (want %q or %q)", ErrInvalidPayload, d.Kind, KindResult, KindEvent)
+		return fmt.Errorf("%w: delivery kind %q (want %q, %q or %q)", ErrInvalidPayload, d.Kind, KindResult, KindEvent, KindImage)
 	}
 	if c.isClosing() {
 		return ErrClosed
@@ -285,6 +289,36 @@ func (c *Client) PublishDelivery(ctx context.Context, d Delivery) error {
 		return err
 	}
 	if err := c.publishWait(ctx, topic, false, b); err != nil {
+		return fmt.Errorf("%s %s (outbox seq %d): %w", d.Kind, d.ID, d.OutboxSeq, err)
+	}
+	return nil
+}
+
+// publishImage publishes an image entry (Body: the ImageBody JSON) as an
+// ImageMessage on ImageTopic, its image_id the ack key.
+func (c *Client) publishImage(ctx context.Context, d Delivery) error {
+	if err := ValidateSlideID(d.SlideID); err != nil {
+		return err
+	}
+	m := ImageMessage{
+		Schema: Schema, Kind: KindImage, MessageID: NewID(), RobotID: c.opts.RobotID, SessionID: c.session,
+		SlideID: d.SlideID, ResultID: d.ResultID, ImageID: d.ID,
+		OutboxSession: d.OutboxSession, OutboxSeq: d.OutboxSeq, OutboxFloor: d.OutboxFloor,
+		CommittedAt: d.CommittedAt.UTC(), Attempt: d.Attempt,
+	}
+	if err := json.Unmarshal(d.Body, &m.Body); err != nil {
+		return fmt.Errorf("%w: image %s: body: %w", ErrInvalidPayload, d.ID, err)
+	}
+	if c.isClosing() {
+		return ErrClosed
+	}
+	m.Seq = c.seq.Add(1)
+	m.SentAt = time.Now().UTC()
+	b, err := EncodeImage(m)
+	if err != nil {
+		return fmt.Errorf("%w: %w", ErrInvalidPayload, err)
+	}
+	if err := c.publishWait(ctx, ImageTopic(c.topics.Prefix(), c.topics.RobotID(), d.SlideID), false, b); err != nil {
 		return fmt.Errorf("%s %s (outbox seq %d): %w", d.Kind, d.ID, d.OutboxSeq, err)
 	}
 	return nil

@@ -150,6 +150,7 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 	}
 	log := logger(stderr, *level)
 	var signAck func(*telemetry.Ack)
+	var signReplay func(*telemetry.Replay)
 	if *ackKey != "" {
 		sk, err := command.ReadSigningKeyFile(*ackKey)
 		if err != nil {
@@ -157,8 +158,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 			return 2
 		}
 		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
+		signReplay = func(r *telemetry.Replay) { command.SignReplay(sk, r) }
 	}
-	l, err := pfleet.StartLocal(ctx, pfleet.LocalOptions{Dir: *dir, BrokerAddr: *brokerListen, HTTPAddr: *listen, DemoAccount: true, SignAck: signAck, Logger: log})
+	l, err := pfleet.StartLocal(ctx, pfleet.LocalOptions{Dir: *dir, BrokerAddr: *brokerListen, HTTPAddr: *listen, DemoAccount: true,
+		SignAck: signAck, SignReplay: signReplay, Logger: log})
 	if err != nil {
 		fmt.Fprintln(stderr, err)
 		return 1

@@ -37,6 +37,7 @@ func runSim(ctx context.Context, e env, args []string) int {
 	synthetic := fs.Bool("synthetic", false, "use synthetic cells even when the real data is present")
 	jsonOut := fs.Bool("json", false, "print one JSON object per slide on stdout instead of the table")
 	logLevel := fs.String("log-level", "", "debug, info, warn or error (default: agent.log_level)")
+	serve := fs.Bool("serve", false, "keep the review station (papscan-fleet local) running after the magazine, until Ctrl-C")
 	resume := fs.Bool("resume", false, "keep the magazine's progress journal from an interrupted run (same seed): report the\ninterrupted slide for rerun, skip the slides done and scan the rest")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -83,13 +84,14 @@ func runSim(ctx context.Context, e env, args []string) int {
 		return exitConfig
 	}
 	log := newLogger(e.stderr, cfg.Agent.LogLevel)
-	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume}, log)
+	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume, serve: *serve}, log)
 }
 
 type simOptions struct {
 	synthetic bool
 	json      bool
 	resume    bool
+	serve     bool // keep the child review station up until ctx ends
 }
 
 func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log *slog.Logger) int {
@@ -144,10 +146,29 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		version, cfg.Agent.RobotID, len(slides), source, kind, model.Version)
 
 	brokers, linkCfg := cfg.Agent.MQTT.Brokers, cfg
+	var review *reviewSide
+	ackWait := simAckWait
 	if len(brokers) == 0 {
-		// The broker and the fleet receiver outlive ctx: after Ctrl-C the
-		// results stored so far (the interrupted slide's INCOMPLETE one
-		// too) are still delivered before they stop.
+		ackWait = simOwnFleetAckWait
+		// The whole fleet side as a child process (the robot binary links
+		// no database or web code): `papscan-fleet local` with its
+		// embedded broker, receiver, SQLite and review station. It
+		// outlives ctx: after Ctrl-C the results stored so far are still
+		// delivered before it stops.
+		if bin, ferr := findFleetBinary(); ferr == nil {
+			rs, withAckKey, err := startReviewSide(context.WithoutCancel(ctx), bin, cfg, e.stderr, log)
+			if err != nil {
+				fmt.Fprintf(e.stderr, "papscan sim: review station: %v; using the in-process receiver instead\n", err)
+			} else {
+				defer rs.Stop()
+				review, brokers, linkCfg = rs, []string{rs.BrokerURL}, withAckKey(cfg)
+				fmt.Fprintf(out, "fleet: %s local: MQTT broker %s, receiver (acks signed with this run's key), database %s, review station %s\n",
+					bin, rs.BrokerURL, rs.DB, rs.URL)
+			}
+		}
+	}
+	if len(brokers) == 0 {
+		// The broker and the fleet receiver outlive ctx (see above).
 		b, err := broker.Start(context.WithoutCancel(ctx), "127.0.0.1:0", log)
 		if err != nil {
 			fmt.Fprintf(e.stderr, "papscan sim: embedded MQTT broker: %v\n", err)
@@ -166,6 +187,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		}
 		defer stopFleet()
 		linkCfg = withAckKey(cfg)
+		fmt.Fprintf(out, "fleet: no review station (papscan-fleet not found beside papscan or in PATH); for one: make build (bin/papscan-fleet) or go install ./cmd/papscan-fleet\n")
 	}
 	lk, err := delivery.Open(ctx, linkCfg, brokers, log)
 	if err != nil {
@@ -235,11 +257,18 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		printTable(out, reports, paths)
 		fmt.Fprintf(out, "\n%d slides, %.0f s machine time, results in %s\n", len(reports), w.Clock.Elapsed().Seconds(), cfg.Agent.StateDir)
 	}
-	if left := lk.Drain(context.WithoutCancel(ctx), simAckWait); left > 0 {
+	if left := lk.Drain(context.WithoutCancel(ctx), ackWait); left > 0 {
 		fmt.Fprintf(e.stderr, "%d results/events await the fleet's ack (kept in %s; sent again at the next start)\n",
 			left, lk.Outbox().Path())
 	} else {
-		fmt.Fprintf(e.stderr, "outbox empty: the fleet acknowledged every result\n")
+		fmt.Fprintf(e.stderr, "outbox empty: the fleet acknowledged every result and image\n")
+	}
+	if review != nil {
+		review.printReview(out, len(reports), so.serve && !interrupted)
+		if so.serve && !interrupted {
+			<-ctx.Done()
+			return exitOK
+		}
 	}
 	if interrupted {
 		fmt.Fprintf(e.stderr, "papscan sim: interrupted: %d results stored in %s (an interrupted slide is INCOMPLETE, for rerun)\n", len(reports), cfg.Agent.StateDir)

@@ -17,8 +17,13 @@ import (
 )
 
 // simAckWait bounds how long `papscan sim` waits at the end for the fleet's
-// acks before it leaves the rest in the outbox for the next start.
-const simAckWait = 5 * time.Second
+// acks before it leaves the rest in the outbox for the next start;
+// simOwnFleetAckWait when the simulator started the fleet side itself
+// (the images of every slide go through it too).
+const (
+	simAckWait         = 5 * time.Second
+	simOwnFleetAckWait = 60 * time.Second
+)
 
 // startSimFleet runs the reference fleet receiver (package fleet, also
 // cmd/papscan-fleet) against the simulator's embedded broker, storing into

@@ -1,4 +1,5 @@
-// Package outbox is the robot's durable outbox: every slide result and
+// Package outbox is the robot's durable outbox: every slide result, its
+// images (PutImage: gallery crops and overview, acked by image_id) and
 // every event is committed to a bbolt file in the state directory (fsync
 // on commit) BEFORE it is published, and removed only when the fleet's
 // application-level ack naming its ID arrives (telemetry.Ack on
@@ -18,7 +19,7 @@
 // the fleet's ack, and sends every unacked entry again, oldest first: at
 // start, after every reconnect, on a replay request and when the oldest
 // in-flight entry has waited AckTimeout. Delivery is at least once; the
-// fleet deduplicates on (robot_id, result_id / event_id).
+// fleet deduplicates on (robot_id, result_id / event_id / image_id).
 //
 // A full disk never evicts anything: Put returns an error wrapping ErrFull
 // (ENOSPC, EDQUOT, EFBIG) or ErrStorage (any other I/O failure), and Admit

@@ -65,12 +65,13 @@ type Options struct {
 	Logger *slog.Logger
 }
 
-// Entry is one committed result or event.
+// Entry is one committed result, event or image.
 type Entry struct {
 	Seq         uint64          `json:"seq"`
-	Kind        string          `json:"kind"` // telemetry.KindResult or telemetry.KindEvent
-	ID          string          `json:"id"`   // result_id / event_id
+	Kind        string          `json:"kind"` // telemetry.KindResult, KindEvent or KindImage
+	ID          string          `json:"id"`   // result_id / event_id / image_id
 	SlideID     string          `json:"slide_id,omitempty"`
+	ResultID    string          `json:"result_id,omitempty"` // images: the result they belong to
 	Event       string          `json:"event,omitempty"`
 	Body        json.RawMessage `json:"body,omitempty"`
 	CommittedAt time.Time       `json:"committed_at"`
@@ -583,6 +584,40 @@ func (o *Outbox) PutEvent(event string, payload any) (Entry, error) {
 	return o.put(Entry{Kind: telemetry.KindEvent, ID: telemetry.NewID(), Event: event, Body: body})
 }
 
+// PutImage commits one image of a result (m: a validated
+// telemetry.ImageMessage; its image_id is the entry ID and the fleet's ack
+// key, its Body is stored) and returns once it is on disk. Images are
+// bounded (telemetry.MaxImageMessageBytes each) and never take the room
+// kept for results: when committing this one would leave less than
+// MinFreeBytes free, PutImage refuses it with an error wrapping ErrFull
+// without latching a storage fault (Admit is unaffected); the result it
+// belongs to is already committed. Putting an image_id already held
+// returns the held entry.
+func (o *Outbox) PutImage(m telemetry.ImageMessage) (Entry, error) {
+	if err := m.Validate(); err != nil {
+		return Entry{}, fmt.Errorf("%w: %w", telemetry.ErrInvalidPayload, err)
+	}
+	body, err := json.Marshal(m.Body)
+	if err != nil {
+		return Entry{}, fmt.Errorf("%w: image %s: %w", telemetry.ErrInvalidPayload, m.ImageID, err)
+	}
+	if len(body) > telemetry.MaxImageMessageBytes {
+		return Entry{}, fmt.Errorf("%w: image %s: body is %d bytes, more than %d", telemetry.ErrInvalidPayload, m.ImageID, len(body), telemetry.MaxImageMessageBytes)
+	}
+	if o.opts.MinFreeBytes > 0 {
+		free, err := o.opts.FreeSpace(o.dir)
+		if err != nil {
+			return Entry{}, classify(fmt.Errorf("outbox: free space of %s: %w", o.dir, err))
+		}
+		// bbolt copies the pages it changes: count the image twice.
+		if need := uint64(o.opts.MinFreeBytes) + 2*uint64(len(body)); free < need {
+			return Entry{}, fmt.Errorf("%w: image %s of slide %s (%d bytes) not committed: %d bytes free, %d kept for results",
+				ErrFull, m.ImageID, m.SlideID, len(body), free, o.opts.MinFreeBytes)
+		}
+	}
+	return o.put(Entry{Kind: telemetry.KindImage, ID: m.ImageID, SlideID: m.SlideID, ResultID: m.ResultID, Body: body})
+}
+
 func (o *Outbox) put(e Entry) (Entry, error) {
 	e.CommittedAt = time.Now().UTC()
 	e.Seq = 1 // checked with a placeholder; the real seq is assigned below
@@ -811,7 +846,7 @@ func DiskUsage(dir string) (Usage, error) {
 // Delivery turns an entry into what telemetry publishes.
 func (o *Outbox) Delivery(e Entry, floor uint64, attempt int) telemetry.Delivery {
 	return telemetry.Delivery{
-		Kind: e.Kind, ID: e.ID, SlideID: e.SlideID, Event: e.Event, Body: e.Body,
+		Kind: e.Kind, ID: e.ID, SlideID: e.SlideID, ResultID: e.ResultID, Event: e.Event, Body: e.Body,
 		OutboxSession: o.session, OutboxSeq: e.Seq, OutboxFloor: floor,
 		CommittedAt: e.CommittedAt, Attempt: attempt,
 	}

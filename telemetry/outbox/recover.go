@@ -125,18 +125,28 @@ func (e *Entry) validate() error {
 		if err := telemetry.ValidateSlideID(e.SlideID); err != nil {
 			return fmt.Errorf("field slide_id: %w", err)
 		}
-		if e.Event != "" || len(e.Body) == 0 {
-			return errors.New("result: field event set or body missing")
+		if e.Event != "" || len(e.Body) == 0 || e.ResultID != "" {
+			return errors.New("result: field event or result_id set, or body missing")
+		}
+	case telemetry.KindImage:
+		if err := telemetry.ValidateSlideID(e.SlideID); err != nil {
+			return fmt.Errorf("field slide_id: %w", err)
+		}
+		if !idRe.MatchString(e.ResultID) {
+			return fmt.Errorf("field result_id: want 1..128 of [A-Za-z0-9._:-], got %q", e.ResultID)
+		}
+		if e.Event != "" || len(e.Body) == 0 || e.Body[0] != '{' {
+			return errors.New("image: field event set, or body not a JSON object")
 		}
 	case telemetry.KindEvent:
 		if !eventRe.MatchString(e.Event) {
 			return fmt.Errorf("field event: want snake_case, got %q", e.Event)
 		}
-		if e.SlideID != "" {
-			return errors.New("event: field slide_id set")
+		if e.SlideID != "" || e.ResultID != "" {
+			return errors.New("event: field slide_id or result_id set")
 		}
 	default:
-		return fmt.Errorf("field kind: want %q or %q, got %q", telemetry.KindResult, telemetry.KindEvent, e.Kind)
+		return fmt.Errorf("field kind: want %q, %q or %q, got %q", telemetry.KindResult, telemetry.KindEvent, telemetry.KindImage, e.Kind)
 	}
 	return nil
 }
