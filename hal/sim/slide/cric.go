@@ -167,7 +167,19 @@ func (c *cricSpecimen) place(s *Slide, rng *rand.Rand) {
 	ox, oy := cx-r, cy-r
 	const p = virtualslide.CutoutPixelUM
 	var mask []bool
-	for _, u := range c.recipe.Uses {
+	// The abnormal fields first, so that they find room even on a small
+	// spot; then the background in the recipe's order.
+	uses := slices.Clone(c.recipe.Uses)
+	slices.SortStableFunc(uses, func(a, b virtualslide.Use) int {
+		switch {
+		case a.Abnormal && !b.Abnormal:
+			return -1
+		case b.Abnormal && !a.Abnormal:
+			return 1
+		}
+		return 0
+	})
+	for _, u := range uses {
 		cut := c.cuts[u.Field]
 		for k, src := range cut.Pieces {
 			bw, bh := src.Dx(), src.Dy()

@@ -473,3 +473,41 @@ func BenchmarkRender(b *testing.B) {
 		})
 	}
 }
+
+// TestCRICSmallSpot: the abnormal field is placed first, so even a 1.2 mm
+// spot carries its abnormal cells; every field of the recipe is within the
+// per-field bound and the abnormal field is used once.
+func TestCRICSmallSpot(t *testing.T) {
+	dir := dataDir(t)
+	if dir == "" {
+		t.Skip("CRIC data not found (set PAPSCAN_DATA or provide ../shared/data)")
+	}
+	lib, err := NewLibrary(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for seed := range int64(4) {
+		s, err := lib.Slide(Spec{ID: "SMALL", Seed: seed, Diagnosis: HighGrade, SpotDiameterUM: 1200})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Worst().Grade() != HighGrade {
+			t.Errorf("seed %d: 1.2 mm high-grade spot carries %v at worst (%d cells)", seed, s.Worst(), len(s.Cells))
+		}
+		r, _ := s.Recipe()
+		abn := 0
+		for _, u := range r.Uses {
+			if u.Abnormal {
+				abn++
+			}
+		}
+		if abn != 1 {
+			t.Errorf("seed %d: %d abnormal uses", seed, abn)
+		}
+		for _, c := range s.Cells {
+			if !s.InSpot(c.X, c.Y) {
+				t.Fatalf("seed %d: cell at %.0f, %.0f outside the spot", seed, c.X, c.Y)
+			}
+		}
+	}
+}
