@@ -428,6 +428,11 @@ type Sim struct {
 	// CameraLossSlot is a slot whose camera is unplugged half way through
 	// its tiles; -1 for none.
 	CameraLossSlot int `yaml:"camera_loss_slot"`
+	// LowGradeFields and HighGradeFields are how many distinct abnormal
+	// CRIC fields a low- or high-grade simulated slide carries (at most
+	// as many as the data holds).
+	LowGradeFields  int `yaml:"low_grade_fields"`
+	HighGradeFields int `yaml:"high_grade_fields"`
 }
 
 // Clone returns a deep copy of c.

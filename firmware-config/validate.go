@@ -597,4 +597,6 @@ func (c *Config) validateSim(v *validator) {
 	oneOf(v, "sim.spot_kind", s.SpotKind, "surepath", "thinprep")
 	inRange(v, "sim.unreadable_label_slot", s.UnreadableLabelSlot, -1, slots-1, false, false, fmtInt)
 	inRange(v, "sim.camera_loss_slot", s.CameraLossSlot, -1, slots-1, false, false, fmtInt)
+	inRange(v, "sim.low_grade_fields", s.LowGradeFields, 1, 200, false, false, fmtInt)
+	inRange(v, "sim.high_grade_fields", s.HighGradeFields, 1, 200, false, false, fmtInt)
 }

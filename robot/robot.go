@@ -148,6 +148,16 @@ func SimSlides(cfg *config.Config, magazine string, synthetic bool) ([]*slide.Sl
 		specs[i].FocusBaseUM = cfg.Scan.ZNominal.UM() + float64(i%5-2)*4
 		// The simulated spots have the configured nominal diameter.
 		specs[i].SpotDiameterUM = cfg.Scan.SpotDiameter.UM()
+		// Spec.Abnormal counts CRIC fields on slides built from the
+		// data (a synthetic slide's count of cells keeps its default).
+		if data != "" {
+			switch specs[i].Diagnosis {
+			case slide.LowGrade:
+				specs[i].Abnormal = cfg.Sim.LowGradeFields
+			case slide.HighGrade:
+				specs[i].Abnormal = cfg.Sim.HighGradeFields
+			}
+		}
 		if i == cfg.Sim.UnreadableLabelSlot {
 			specs[i].Label = slide.LabelDamaged
 		}

@@ -138,7 +138,8 @@ type Options struct {
 	// DefaultMaxUsesPerField.
 	MaxUsesPerField int
 	// AbnormalFields is the number of distinct abnormal fields on a
-	// LowGrade or HighGrade slide (each used once); zero means 1.
+	// LowGrade or HighGrade slide (each used once); zero means 1. A slide
+	// gets at most as many as the catalogue holds for its grade.
 	AbnormalFields int
 	// Worst, when not NILM, restricts abnormal fields to those whose most
 	// severe class is Worst (failing that, those that carry it); it must
@@ -206,10 +207,7 @@ func NewRecipe(cat []Field, o Options) (Recipe, error) {
 	if len(cands) == 0 {
 		return Recipe{}, fmt.Errorf("virtualslide: no allowed field for a %v slide", o.Kind)
 	}
-	m := max(o.AbnormalFields, 1)
-	if m > len(cands) {
-		return Recipe{}, fmt.Errorf("virtualslide: %d abnormal fields wanted, %d allowed", m, len(cands))
-	}
+	m := min(max(o.AbnormalFields, 1), len(cands))
 	for _, k := range rng.Perm(len(cands))[:m] {
 		u := Use{Field: cands[k], Flip: Flip(rng.IntN(NumFlips)), Abnormal: true}
 		// Put it among the background at a seeded position.
