@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 
+	"papscan/classify"
 	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/hal/panel"
@@ -212,6 +213,11 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			w.UnplugCamera(0) // for good: reopens fail, a camera fault follows
 		}
 		bar.update(p)
+		if p.Phase == "load" {
+			// Homing and the self-check are done: health says
+			// starting until the first slide is loaded.
+			lk.SetStage(delivery.StageScanning)
+		}
 		if p.Phase == "scan" {
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 		}
@@ -233,24 +239,25 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitConfig
 	}
 	pnl.Show(panel.StateScanning)
-	lk.SetStage("scanning")
 	mres, runErr := sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.Deliver(ctx, r) })
 	printMagazine(out, mres)
 	interrupted := ctx.Err() != nil
 	if runErr == nil {
-		lk.SetStage("done")
 		lk.Event("magazine_done", map[string]any{"magazine": magazine, "slides": len(reports)})
 	}
 	switch {
 	case interrupted:
 		pnl.Show(panel.StateAttention)
+		lk.SetStage(delivery.StageAttention)
 		_ = sc.Halt()
 	case runErr != nil:
 		pnl.Show(panel.StateFault)
+		lk.SetStage(delivery.StageFault)
 		_ = sc.Halt()
 		log.Error("magazine stopped", "err", runErr)
 	default:
 		pnl.Show(panel.StateDone)
+		lk.SetStage(simDoneStage(reports))
 	}
 	if !so.json {
 		fmt.Fprintln(out)
@@ -279,4 +286,16 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitCodeFor(runErr)
 	}
 	return exitOK
+}
+
+// simDoneStage is the health stage after a magazine that ran to its end:
+// attention when a slide needs a rerun (INCOMPLETE), done otherwise (the
+// agent's rule for its done/attention states).
+func simDoneStage(reports []*scan.Report) string {
+	for _, r := range reports {
+		if r.Verdict == classify.VerdictIncomplete {
+			return delivery.StageAttention
+		}
+	}
+	return delivery.StageDone
 }
