@@ -32,6 +32,12 @@ type Link struct {
 	mu    sync.Mutex
 	stats telemetry.ScanStats
 	stage string
+	// kick asks the health loop for a message now (buffered 1): on a
+	// stage change and on every slide done, so the fleet does not wait a
+	// health interval to see them.
+	kick chan struct{}
+	// fill fills a health message (fillHealth with the state directory).
+	fill  func(h *telemetry.Health)
 	fault *hal.Fault
 	// health, if set, fills what the link does not know (the agent's
 	// stage and latched faults) after the link's own figures.
@@ -89,7 +95,9 @@ func OpenWith(ctx context.Context, cfg *config.Config, brokers []string, log *sl
 		return nil, err
 	}
 	lctx, cancel := context.WithCancel(context.WithoutCancel(ctx))
-	l := &Link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: "ready", cancel: cancel}
+	l := &Link{ob: ob, snd: snd, tm: tm, log: log, start: time.Now(), stage: StageStarting, cancel: cancel, kick: make(chan struct{}, 1)}
+	stateDir := cfg.Agent.StateDir
+	l.fill = func(h *telemetry.Health) { l.fillHealth(h, stateDir) }
 	if dmg := ob.Damage(); dmg != nil {
 		// The outbox was damaged and recovered what it could (its
 		// outbox_damaged event tells the fleet the lost range): report
@@ -106,7 +114,7 @@ func OpenWith(ctx context.Context, cfg *config.Config, brokers []string, log *sl
 	go func() { defer l.wg.Done(); _ = snd.Run(lctx, tm) }()
 	go func() {
 		defer l.wg.Done()
-		tm.RunHealth(lctx, m.HealthInterval.D(), func(h *telemetry.Health) { l.fillHealth(h, cfg.Agent.StateDir) })
+		l.runHealth(lctx, m.HealthInterval.D())
 	}()
 	return l, nil
 }
@@ -138,11 +146,67 @@ func (l *Link) SetHealth(f func(h *telemetry.Health)) {
 	l.mu.Unlock()
 }
 
-// SetStage records what the robot does, for health.
+// Stage names for SetStage: the agent's state names (agent.State), so the
+// fleet reads one vocabulary from the daemon and from `papscan sim`.
+const (
+	StageStarting  = "starting"  // homing and self-check, nothing scanned yet
+	StageScanning  = "scanning"  // a magazine is being scanned
+	StageDone      = "done"      // the magazine is done, every slide analysed
+	StageAttention = "attention" // stopped or done with slides to rerun
+	StageFault     = "fault"     // a latched fault stopped the robot
+)
+
+// SetStage records what the robot does, for health; a change is published
+// at once.
 func (l *Link) SetStage(s string) {
 	l.mu.Lock()
+	changed := l.stage != s
 	l.stage = s
 	l.mu.Unlock()
+	if changed {
+		l.kickHealth()
+	}
+}
+
+// kickHealth asks the health loop for a message now; a pending request
+// is enough.
+func (l *Link) kickHealth() {
+	select {
+	case l.kick <- struct{}{}:
+	default:
+	}
+}
+
+// runHealth publishes a health message at once, every interval, and when
+// kicked, until ctx ends.
+func (l *Link) runHealth(ctx context.Context, interval time.Duration) {
+	t := time.NewTicker(interval)
+	defer t.Stop()
+	for {
+		l.publishHealth()
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		case <-l.kick:
+		}
+	}
+}
+
+func (l *Link) publishHealth() {
+	var h telemetry.Health
+	l.fill(&h)
+	if err := l.tm.PublishHealth(h); err != nil {
+		l.log.Debug("health not published", "error", err)
+	}
+}
+
+// Health returns the health message the link would publish now (without
+// Connected, which the client fills in).
+func (l *Link) Health() telemetry.Health {
+	var h telemetry.Health
+	l.fill(&h)
+	return h
 }
 
 // Admit refuses a new slide when the outbox cannot take its result: it
@@ -161,8 +225,9 @@ func (l *Link) storageFault(ctx context.Context, err error) error {
 	f := hal.NewFault("storage", hal.FaultStorage, err)
 	l.mu.Lock()
 	l.fault = f
-	l.stage = "fault"
+	l.stage = StageFault
 	l.mu.Unlock()
+	l.kickHealth()
 	l.log.Error("storage full or failing: taking no new slides; committed results are kept", "err", err, "outbox_depth", l.ob.Depth())
 	if !l.tm.Connected() {
 		return f // nothing to tell now; health says accept_slides false later
@@ -192,6 +257,7 @@ func (l *Link) commit(ctx context.Context, slideID, resultID string, body []byte
 	l.mu.Lock()
 	l.stats.Results++
 	l.mu.Unlock()
+	l.kickHealth() // a slide done: the fleet sees scan.slides move
 	return nil
 }
 
@@ -217,6 +283,7 @@ func (l *Link) Drain(ctx context.Context, wait time.Duration) int {
 func (l *Link) Close(ctx context.Context) {
 	l.cancel()
 	l.wg.Wait()
+	l.publishHealth() // the retained message keeps the last stage and counts
 	closeTelemetry(ctx, l.tm)
 	if err := l.ob.Close(); err != nil {
 		l.log.Warn("outbox close", "err", err)

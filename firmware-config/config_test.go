@@ -184,7 +184,7 @@ func TestParseStructureErrors(t *testing.T) {
 		{"scalar", "hello\n", []string{"top level must be a mapping", `got "hello"`}},
 		{"syntax", "machine: [\n", []string{"s.yaml", "yaml:"}},
 		{"tab indent", "machine:\n\tname: x\n", []string{"s.yaml", "yaml:"}},
-		{"unknown top", "machin:\n  name: x\n", []string{"s.yaml:1: machin: unknown key; known keys here: agent, classify, machine, scan, sim"}},
+		{"unknown top", "machin:\n  name: x\n", []string{`s.yaml:1: machin: unknown key; did you mean "machine"? known keys here: agent, classify, machine, scan, sim`}},
 		{"unknown nested", "machine:\n  axes:\n    x:\n      max_sped: 20mm/s\n", []string{"s.yaml:4: machine.axes.x.max_sped: unknown key", "max_speed"}},
 		{"unknown pin key", "machine:\n  light:\n    pin:\n      nmae: GPIO4\n", []string{"s.yaml:4: machine.light.pin.nmae: unknown key"}},
 		{"unknown objective key", "machine:\n  camera:\n    objective:\n      zoom: 3\n", []string{"machine.camera.objective.zoom: unknown key"}},
@@ -345,6 +345,56 @@ func TestRoundTrip(t *testing.T) {
 	for _, w := range []string{"max_speed: 40mm/s", "address: 0x0E", "address: 0x40", "frequency: 1kHz", "acceleration: 400mm/s^2", "current_limit: 800mA", "settle: 10ms", "pixel_size: 500nm"} {
 		if !strings.Contains(string(data), w) {
 			t.Errorf("Marshal output lacks %q", w)
+		}
+	}
+}
+
+// TestParseReportsEveryProblem: a file with an unknown (misspelt) key, a
+// value of the wrong type and a value out of range gets all three
+// problems, one line each with its line number, in file order, and the
+// misspelt key gets a suggestion.
+func TestParseReportsEveryProblem(t *testing.T) {
+	in := "machine:\n" +
+		"  axes:\n" +
+		"    x:\n" +
+		"      max_sped: 20mm/s\n" + // line 4: misspelt
+		"      max_speed: 500mm/s\n" + // line 5: out of range
+		"  camera:\n" +
+		"    width: wide\n" // line 7: wrong type
+	_, err := Parse([]byte(in), "s.yaml")
+	var ve *ValidationError
+	if !errors.As(err, &ve) {
+		t.Fatalf("err = %v, want a *ValidationError", err)
+	}
+	lines := strings.Split(err.Error(), "\n")
+	want := []string{
+		`s.yaml:4: machine.axes.x.max_sped: unknown key; did you mean "max_speed"?`,
+		"s.yaml:5: machine.axes.x.max_speed: must be in",
+		"s.yaml:7: machine.camera.width: want an integer",
+	}
+	if len(lines) != len(want) {
+		t.Fatalf("%d lines, want %d:\n%v", len(lines), len(want), err)
+	}
+	for i, w := range want {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want prefix %q", i+1, lines[i], w)
+		}
+	}
+}
+
+func TestSuggestKey(t *testing.T) {
+	known := []string{"acceleration", "address", "max_speed", "travel_max", "travel_min"}
+	for _, tc := range []struct{ in, want string }{
+		{"max_sped", "max_speed"},
+		{"maxspeed", "max_speed"},
+		{"adress", "address"},
+		{"travel_mx", "travel_max"},
+		{"colour", ""},
+		{"w", ""},
+		{"x", ""},
+	} {
+		if got := suggestKey(tc.in, known); got != tc.want {
+			t.Errorf("suggestKey(%q) = %q, want %q", tc.in, got, tc.want)
 		}
 	}
 }

@@ -30,6 +30,7 @@ machine:
 	x := cfg.Machine.Axes.X
 	fmt.Println(x.MaxSpeed, x.MaxSpeed.MMPerS(), x.TravelMax.D(), cfg.EffectiveClientID())
 	// Output:
+	// robot.yaml:5: machine.axes.x.max_speed: must be in (0, 200mm/s], got 500mm/s
 	// robot.yaml:6: machine.axes.x.homing_speed: want a speed like "20mm/s", got "fast"
 	// 25mm/s 25 80mm papscan-lab-7
 }

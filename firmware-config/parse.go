@@ -10,6 +10,7 @@ import (
 	"path"
 	"reflect"
 	"regexp"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -106,9 +107,10 @@ func Load(path string) (*Config, error) {
 // Decoding is strict: unknown keys, duplicate keys, values of the wrong type
 // and quantities without a valid unit are errors. Problems are returned as a
 // *ValidationError listing all of them with their key paths and lines;
-// source (a file name, say) names the input in messages. Decoding problems
-// are reported first: the range and cross-field checks of Validate run once
-// every value decodes.
+// source (a file name, say) names the input in messages. All problems of
+// the file come at once, ordered by line: when some keys do not decode, the
+// range and cross-field checks of Validate still run on the rest of the
+// file. An unknown key close to a known one gets a "did you mean".
 func Parse(data []byte, source string) (*Config, error) {
 	return ParseOnto(Default(), data, source)
 }
@@ -157,10 +159,10 @@ func parseOnto(base *Config, data []byte, source string) (*Config, error) {
 			source, root.Line, describeNode(root))
 	}
 
-	chk := checker{lines: map[string]int{}}
+	chk := checker{lines: map[string]int{}, drop: map[*yaml.Node]bool{}}
 	chk.node(root, reflect.TypeFor[Config](), "", 0)
 	if len(chk.problems) > 0 {
-		return nil, &ValidationError{Source: source, Problems: chk.problems}
+		return nil, &ValidationError{Source: source, Problems: chk.allProblems(base, root)}
 	}
 
 	cfg := base.Clone()
@@ -260,6 +262,81 @@ func mapGet(n *yaml.Node, key string) *yaml.Node {
 type checker struct {
 	problems []Problem
 	lines    map[string]int
+	// drop holds the key nodes of the pairs that have a problem of their
+	// own (unknown, duplicate, undecodable value): allProblems removes
+	// them to validate the rest of the file.
+	drop map[*yaml.Node]bool
+}
+
+// allProblems returns the decoding problems and, so that one run of
+// `config check` reports every problem of the file, the Validate problems
+// of the rest of the file: the pairs with a decoding problem are removed
+// from the tree (they keep base's values), the rest is decoded onto base
+// and validated. Validate problems at or under a key with a decoding
+// problem are left out (they would describe base's value, not the file's).
+// Problems are ordered by line; those without a line come last.
+func (c *checker) allProblems(base *Config, root *yaml.Node) []Problem {
+	problems := slices.Clone(c.problems)
+	pruneTree(root, c.drop, map[*yaml.Node]bool{})
+	cfg := base.Clone()
+	if err := root.Decode(cfg); err == nil {
+		cfg.normalize()
+		var ve *ValidationError
+		if errors.As(cfg.Validate(), &ve) {
+			for _, p := range ve.Problems {
+				if slices.ContainsFunc(c.problems, func(d Problem) bool { return underPath(p.Path, d.Path) }) {
+					continue
+				}
+				p.Line = c.lineOf(p.Path)
+				problems = append(problems, p)
+			}
+		}
+	}
+	slices.SortStableFunc(problems, func(a, b Problem) int {
+		switch {
+		case a.Line == b.Line:
+			return 0
+		case a.Line == 0:
+			return 1
+		case b.Line == 0:
+			return -1
+		}
+		return a.Line - b.Line
+	})
+	return problems
+}
+
+// underPath reports whether key path p is q or lies under it.
+func underPath(p, q string) bool {
+	if q == "" || p == q {
+		return true
+	}
+	return strings.HasPrefix(p, q) && (p[len(q)] == '.' || p[len(q)] == '[')
+}
+
+// pruneTree removes from every mapping reachable from n the pairs whose
+// key is in drop. seen guards against alias cycles.
+func pruneTree(n *yaml.Node, drop, seen map[*yaml.Node]bool) {
+	if n == nil || seen[n] {
+		return
+	}
+	seen[n] = true
+	if n.Kind == yaml.AliasNode {
+		pruneTree(n.Alias, drop, seen)
+		return
+	}
+	if n.Kind == yaml.MappingNode {
+		kept := n.Content[:0]
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			if !drop[n.Content[i]] {
+				kept = append(kept, n.Content[i], n.Content[i+1])
+			}
+		}
+		n.Content = kept
+	}
+	for _, e := range n.Content {
+		pruneTree(e, drop, seen)
+	}
 }
 
 // maxAliasDepth bounds alias chains followed by the checker.
@@ -298,98 +375,170 @@ func join(path, key string) string {
 	return path + "." + key
 }
 
-func (c *checker) node(n *yaml.Node, t reflect.Type, path string, depth int) {
+// node checks n against t. It returns false when n itself cannot be
+// decoded as t (the pair holding it must be dropped to decode the rest);
+// problems further down that are dropped on their own do not count.
+func (c *checker) node(n *yaml.Node, t reflect.Type, path string, depth int) bool {
 	for n.Kind == yaml.AliasNode {
 		if n.Alias == nil || depth > maxAliasDepth {
 			c.add(path, n.Line, "unresolvable or too deeply nested alias")
-			return
+			return false
 		}
 		n, depth = n.Alias, depth+1
 	}
 	if n.Kind == yaml.ScalarNode && n.ShortTag() == "!!null" {
-		return // keeps the default
+		return true // keeps the default
 	}
 	switch {
 	case t == pinType && n.Kind == yaml.ScalarNode:
 		if n.ShortTag() != "!!str" {
 			c.add(path, n.Line, "want a pin name like \"GPIO17\" or a mapping with name or chip+line, got %s", describeNode(n))
+			return false
 		}
 	case t.Kind() != reflect.Struct && reflect.PointerTo(t).Implements(unmarshalType):
 		// A quantity: let its UnmarshalYAML judge.
 		v := reflect.New(t)
 		if err := n.Decode(v.Interface()); err != nil {
 			c.add(path, n.Line, "%s", cleanYAMLError(err))
+			return false
 		}
 	case t.Kind() == reflect.Struct:
-		c.mapping(n, t, path, depth)
+		return c.mapping(n, t, path, depth)
 	case t.Kind() == reflect.Slice:
 		if n.Kind != yaml.SequenceNode {
 			c.add(path, n.Line, "want a list of %s, got %s", describeType(t.Elem()), describeNode(n))
-			return
+			return false
 		}
+		ok := true
 		for i, e := range n.Content {
-			c.node(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth)
+			ok = c.node(e, t.Elem(), fmt.Sprintf("%s[%d]", path, i), depth) && ok
 		}
+		return ok
 	default:
-		c.scalar(n, t, path)
+		return c.scalar(n, t, path)
 	}
+	return true
 }
 
-func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string, depth int) {
+func (c *checker) mapping(n *yaml.Node, t reflect.Type, path string, depth int) bool {
 	if n.Kind != yaml.MappingNode {
 		c.add(path, n.Line, "want a mapping with keys %s, got %s",
 			strings.Join(sortedKeys(yamlKeysOfType(t)), ", "), describeNode(n))
-		return
+		return false
 	}
 	fields := fieldsByKey(t)
 	seen := map[string]int{}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		k, v := n.Content[i], n.Content[i+1]
 		if k.Kind == yaml.ScalarNode && k.Value == "<<" && k.ShortTag() == "!!merge" {
-			c.merge(v, t, path, depth)
+			if !c.merge(v, t, path, depth) {
+				c.drop[k] = true
+			}
 			continue
 		}
 		if k.Kind != yaml.ScalarNode {
 			c.add(path, k.Line, "keys must be plain strings, got %s", describeNode(k))
+			c.drop[k] = true
 			continue
 		}
 		p := join(path, k.Value)
 		if prev, dup := seen[k.Value]; dup {
 			c.add(p, k.Line, "duplicate key (first at line %d)", prev)
+			c.drop[k] = true
 			continue
 		}
 		seen[k.Value] = k.Line
 		f, ok := fields[k.Value]
 		if !ok {
-			c.add(p, k.Line, "unknown key; known keys here: %s",
-				strings.Join(sortedKeys(yamlKeysOfType(t)), ", "))
+			known := sortedKeys(yamlKeysOfType(t))
+			hint := ""
+			if s := suggestKey(k.Value, known); s != "" {
+				hint = fmt.Sprintf("did you mean %q? ", s)
+			}
+			c.add(p, k.Line, "unknown key; %sknown keys here: %s", hint, strings.Join(known, ", "))
+			c.drop[k] = true
 			continue
 		}
 		c.lines[p] = k.Line
-		c.node(v, f.Type, p, depth)
+		if !c.node(v, f.Type, p, depth) {
+			c.drop[k] = true
+		}
 	}
+	return true
 }
 
-func (c *checker) merge(v *yaml.Node, t reflect.Type, path string, depth int) {
+// suggestKey returns the known key closest to key by edit distance when it
+// is close enough to be a likely misspelling (at most a third of the
+// longer of the two, and at least 1, and less than the shorter: "w" is not
+// a misspelt "x"), or "" when none is. Ties go to the
+// first in known.
+func suggestKey(key string, known []string) string {
+	best, bestD := "", -1
+	for _, k := range known {
+		d := editDistance(key, k)
+		if bestD < 0 || d < bestD {
+			best, bestD = k, d
+		}
+	}
+	limit := max(len(key), len(best)) / 3
+	if bestD < 0 || bestD > max(limit, 1) || bestD >= min(len(key), len(best)) {
+		return ""
+	}
+	return best
+}
+
+// editDistance is the Levenshtein distance between a and b in runes. Keys
+// are short (MaxConfigSize bounds them), so the two-row table is cheap.
+func editDistance(a, b string) int {
+	ra, rb := []rune(a), []rune(b)
+	if len(ra) > 256 || len(rb) > 256 {
+		// Not a plausible key: no suggestion rather than a big table.
+		return max(len(ra), len(rb))
+	}
+	prev := make([]int, len(rb)+1)
+	cur := make([]int, len(rb)+1)
+	for j := range prev {
+		prev[j] = j
+	}
+	for i := 1; i <= len(ra); i++ {
+		cur[0] = i
+		for j := 1; j <= len(rb); j++ {
+			cost := 1
+			if ra[i-1] == rb[j-1] {
+				cost = 0
+			}
+			cur[j] = min(prev[j]+1, cur[j-1]+1, prev[j-1]+cost)
+		}
+		prev, cur = cur, prev
+	}
+	return prev[len(rb)]
+}
+
+// merge checks the value of a merge key; false means it is not a mapping
+// or list of mappings and the merge key must be dropped.
+func (c *checker) merge(v *yaml.Node, t reflect.Type, path string, depth int) bool {
 	for v.Kind == yaml.AliasNode && v.Alias != nil && depth <= maxAliasDepth {
 		v, depth = v.Alias, depth+1
 	}
 	switch v.Kind {
 	case yaml.MappingNode:
-		c.mapping(v, t, path, depth+1)
+		return c.mapping(v, t, path, depth+1)
 	case yaml.SequenceNode:
+		ok := true
 		for _, e := range v.Content {
-			c.merge(e, t, path, depth+1)
+			ok = c.merge(e, t, path, depth+1) && ok
 		}
+		return ok
 	default:
 		c.add(path, v.Line, "merge key << wants a mapping or a list of mappings, got %s", describeNode(v))
+		return false
 	}
 }
 
-func (c *checker) scalar(n *yaml.Node, t reflect.Type, path string) {
+func (c *checker) scalar(n *yaml.Node, t reflect.Type, path string) bool {
 	if n.Kind != yaml.ScalarNode {
 		c.add(path, n.Line, "want %s, got %s", describeType(t), describeNode(n))
-		return
+		return false
 	}
 	tag := n.ShortTag()
 	ok := true
@@ -400,7 +549,7 @@ func (c *checker) scalar(n *yaml.Node, t reflect.Type, path string) {
 		if ok && leadingZeroRe.MatchString(n.Value) {
 			// yaml v3 reads 016 as octal 14; nobody means that.
 			c.add(path, n.Line, "ambiguous leading zero in %q; write decimal without it, or hex like 0x0E", n.Value)
-			return
+			return false
 		}
 	case reflect.Float32, reflect.Float64:
 		ok = tag == "!!int" || tag == "!!float"
@@ -415,6 +564,7 @@ func (c *checker) scalar(n *yaml.Node, t reflect.Type, path string) {
 	if !ok {
 		c.add(path, n.Line, "want %s, got %s", describeType(t), describeNode(n))
 	}
+	return ok
 }
 
 func describeType(t reflect.Type) string {

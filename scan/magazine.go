@@ -125,6 +125,7 @@ func (s *Scanner) magazine(ctx context.Context, magazine string, j *journal, onR
 	} else { // the self-test homes
 		st, err := s.selfTest(ctx)
 		res.Before = st
+		s.selfTestDone("before", st)
 		if err != nil {
 			return res, err
 		}
@@ -188,6 +189,7 @@ func (s *Scanner) magazine(ctx context.Context, magazine string, j *journal, onR
 	}
 	st, err := s.selfTest(ctx)
 	res.After = st
+	s.selfTestDone("after", st)
 	if err != nil {
 		return res, err
 	}
@@ -223,4 +225,10 @@ func (s *Scanner) occupied() []int {
 		}
 	}
 	return out
+}
+
+func (s *Scanner) selfTestDone(when string, st *SelfTestResult) {
+	if st != nil && s.o.SelfTestDone != nil {
+		s.o.SelfTestDone(when, st)
+	}
 }

@@ -94,13 +94,23 @@ func hasFailure(st *scan.SelfTestResult, name string) bool {
 func TestFailedSelfTestAfterMagazineMarksRerun(t *testing.T) {
 	dir := t.TempDir()
 	rig := newRigSpecs(t, small(dir), slide.Spec{ID: "C1"}, slide.Spec{ID: "C2"})
+	var seen []string // self-tests and slide loads, in order
 	rig.onProgress = func(p scan.Progress) {
 		if p.SlideID == "C2" && p.Phase == "unload" {
 			rig.world.InjectFocusDrift(9)
 		}
+		if p.Phase == "load" {
+			seen = append(seen, "load")
+		}
 	}
+	rig.onSelfTest = func(when string, st *scan.SelfTestResult) { seen = append(seen, fmt.Sprintf("%s %v", when, st.OK)) }
 	var got []*scan.Report
 	res, err := rig.scanner.Magazine(context.Background(), "M5", func(r *scan.Report) error { got = append(got, r); return nil })
+	// SelfTestDone reports each self-test when it ends (a display shows it
+	// then, not after the magazine).
+	if want := []string{"before true", "load", "load", "after false"}; !slices.Equal(seen, want) {
+		t.Errorf("self-tests and loads seen in the order %q, want %q", seen, want)
+	}
 	if !errors.Is(err, scan.ErrSelfTest) || hal.FaultOf(err) == nil || hal.FaultOf(err).Code != hal.FaultSelfTest {
 		t.Fatalf("err = %v, want a self-test fault", err)
 	}

@@ -26,6 +26,8 @@ type simRig struct {
 	options scan.Options
 	// onProgress, if set, sees the scanner's progress reports.
 	onProgress func(scan.Progress)
+	// onSelfTest, if set, sees the magazine's self-tests as they end.
+	onSelfTest func(when string, st *scan.SelfTestResult)
 }
 
 const testSpotUM = 2000.0
@@ -124,6 +126,11 @@ func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec)
 		Progress: func(p scan.Progress) {
 			if rig.onProgress != nil {
 				rig.onProgress(p)
+			}
+		},
+		SelfTestDone: func(when string, st *scan.SelfTestResult) {
+			if rig.onSelfTest != nil {
+				rig.onSelfTest(when, st)
 			}
 		},
 		Motion:      motionModel(cfg),

@@ -75,6 +75,10 @@ type Options struct {
 	// pause between slides, waiting for storage); an error stops the
 	// magazine before that slot, which stays Pending.
 	BeforeSlide func(ctx context.Context, slot int) error
+	// SelfTestDone, if set, is called by Magazine as soon as its self-test
+	// "before" or "after" the magazine has a result (also in
+	// MagazineResult), so a display can show it when it happens.
+	SelfTestDone func(when string, st *SelfTestResult)
 }
 
 // OverviewGeometry calibrates the overview camera: its image centre shows

@@ -66,3 +66,24 @@ func TestConfigCheckRefusesWhatAgentRefuses(t *testing.T) {
 		t.Fatalf("plaintext broker with credentials: exit %d, stdout %q, stderr %q (want ok and a warning)", code, out, stderr)
 	}
 }
+
+// TestConfigCheckReportsEveryProblem: `config check` on a file with three
+// problems prints three lines, each naming the file, line and key, and a
+// misspelt key gets a "did you mean".
+func TestConfigCheckReportsEveryProblem(t *testing.T) {
+	p := filepath.Join(t.TempDir(), "robot.yaml")
+	in := "machine:\n  axes:\n    x:\n      max_sped: 20mm/s\n      max_speed: 500mm/s\n  camera:\n    width: wide\n"
+	if err := os.WriteFile(p, []byte(in), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	code, _, stderr := runCmd(t, "config", "check", p)
+	lines := strings.Split(strings.TrimSpace(stderr), "\n")
+	if code != exitConfig || len(lines) != 3 {
+		t.Fatalf("exit %d (want %d), %d lines (want 3):\n%s", code, exitConfig, len(lines), stderr)
+	}
+	for i, w := range []string{p + ":4: machine.axes.x.max_sped: unknown key; did you mean \"max_speed\"?", p + ":5: machine.axes.x.max_speed:", p + ":7: machine.camera.width:"} {
+		if !strings.HasPrefix(lines[i], w) {
+			t.Errorf("line %d = %q, want prefix %q", i+1, lines[i], w)
+		}
+	}
+}

@@ -5,11 +5,13 @@ import (
 	"errors"
 	"flag"
 	"fmt"
+	"io"
 	"io/fs"
 	"log/slog"
 	"os"
 	"path/filepath"
 
+	"papscan/classify"
 	"papscan/delivery"
 	config "papscan/firmware-config"
 	"papscan/hal/panel"
@@ -83,8 +85,11 @@ func runSim(ctx context.Context, e env, args []string) int {
 		fmt.Fprintf(e.stderr, "%v\n", err)
 		return exitConfig
 	}
-	log := newLogger(e.stderr, cfg.Agent.LogLevel)
-	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume, serve: *serve}, log)
+	// Logs and the progress bar share the terminal through one writer.
+	term := newTermWriter(e.stderr, isTerminal(e.stderr))
+	defer term.Flush()
+	log := newLogger(term, cfg.Agent.LogLevel)
+	return simulate(ctx, e, cfg, simOptions{synthetic: *synthetic, json: *jsonOut, resume: *resume, serve: *serve, term: term}, log)
 }
 
 type simOptions struct {
@@ -92,9 +97,15 @@ type simOptions struct {
 	json      bool
 	resume    bool
 	serve     bool // keep the child review station up until ctx ends
+	// term is stderr shared by the logger and the progress bar; nil: a
+	// new one on e.stderr.
+	term *termWriter
 }
 
 func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log *slog.Logger) int {
+	if so.term == nil {
+		so.term = newTermWriter(e.stderr, isTerminal(e.stderr))
+	}
 	model, err := loadModel()
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: classifier model: %v\n", err)
@@ -156,7 +167,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		// outlives ctx: after Ctrl-C the results stored so far are still
 		// delivered before it stops.
 		if bin, ferr := findFleetBinary(); ferr == nil {
-			rs, withAckKey, err := startReviewSide(context.WithoutCancel(ctx), bin, cfg, e.stderr, log)
+			rs, withAckKey, err := startReviewSide(context.WithoutCancel(ctx), bin, cfg, childStderr(e.stderr, so.term), log)
 			if err != nil {
 				fmt.Fprintf(e.stderr, "papscan sim: review station: %v; using the in-process receiver instead\n", err)
 			} else {
@@ -199,7 +210,7 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 
 	opts := scanOptions(cfg, model, log)
 	opts.FocusTruth = w.FocusTruth // measures the focus error; the scanner never steers by it
-	bar := newProgressBar(e.stderr)
+	bar := newProgressBar(so.term)
 	lossArmed := false
 	opts.Progress = func(p scan.Progress) {
 		// sim.camera_loss_slot: unplug the camera half way through that
@@ -212,6 +223,11 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 			w.UnplugCamera(0) // for good: reopens fail, a camera fault follows
 		}
 		bar.update(p)
+		if p.Phase == "load" {
+			// Homing and the self-check are done: health says
+			// starting until the first slide is loaded.
+			lk.SetStage(delivery.StageScanning)
+		}
 		if p.Phase == "scan" {
 			_ = tm.PublishProgress(p.SlideID, p.Done, p.Total)
 		}
@@ -227,30 +243,37 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	}
 	// No slide is taken when its result could not be stored.
 	opts.BeforeSlide = func(ctx context.Context, _ int) error { return d.Admit(ctx) }
+	// A self-test's line shows when it happens, not after the magazine.
+	opts.SelfTestDone = func(when string, st *scan.SelfTestResult) {
+		so.term.endBar()
+		printSelfTest(out, magazine, when, st)
+	}
 	sc, err := scan.New(mach.Machine, opts)
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitConfig
 	}
 	pnl.Show(panel.StateScanning)
-	lk.SetStage("scanning")
 	mres, runErr := sc.Magazine(ctx, magazine, func(r *scan.Report) error { return d.Deliver(ctx, r) })
+	so.term.endBar() // an interrupted slide's bar stays as a line
 	printMagazine(out, mres)
 	interrupted := ctx.Err() != nil
 	if runErr == nil {
-		lk.SetStage("done")
 		lk.Event("magazine_done", map[string]any{"magazine": magazine, "slides": len(reports)})
 	}
 	switch {
 	case interrupted:
 		pnl.Show(panel.StateAttention)
+		lk.SetStage(delivery.StageAttention)
 		_ = sc.Halt()
 	case runErr != nil:
 		pnl.Show(panel.StateFault)
+		lk.SetStage(delivery.StageFault)
 		_ = sc.Halt()
 		log.Error("magazine stopped", "err", runErr)
 	default:
 		pnl.Show(panel.StateDone)
+		lk.SetStage(simDoneStage(reports))
 	}
 	if !so.json {
 		fmt.Fprintln(out)
@@ -279,4 +302,26 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 		return exitCodeFor(runErr)
 	}
 	return exitOK
+}
+
+// simDoneStage is the health stage after a magazine that ran to its end:
+// attention when a slide needs a rerun (INCOMPLETE), done otherwise (the
+// agent's rule for its done/attention states).
+func simDoneStage(reports []*scan.Report) string {
+	for _, r := range reports {
+		if r.Verdict == classify.VerdictIncomplete {
+			return delivery.StageAttention
+		}
+	}
+	return delivery.StageDone
+}
+
+// childStderr is where the fleet child's log goes: through the shared
+// terminal writer on a terminal (its lines stay off the progress bar),
+// straight to stderr otherwise (a file needs no copying goroutine).
+func childStderr(stderr io.Writer, term *termWriter) io.Writer {
+	if term.tty {
+		return term
+	}
+	return stderr
 }

@@ -25,18 +25,18 @@ func isTerminal(w io.Writer) bool {
 }
 
 // progressBar shows a slide's progress: a redrawn bar on a terminal, a line
-// per phase and per quarter of the tiles otherwise (logs, CI).
+// per phase and per quarter of the tiles otherwise (logs, CI). It draws
+// through a termWriter, which keeps other output (logs) off the bar line.
 type progressBar struct {
-	w     io.Writer
-	tty   bool
+	t     *termWriter
 	mu    sync.Mutex
 	last  scan.Progress
 	shown int // quarter last printed, non-tty
 	start time.Time
 }
 
-func newProgressBar(w io.Writer) *progressBar {
-	return &progressBar{w: w, tty: isTerminal(w)}
+func newProgressBar(t *termWriter) *progressBar {
+	return &progressBar{t: t}
 }
 
 func (b *progressBar) update(p scan.Progress) {
@@ -47,10 +47,10 @@ func (b *progressBar) update(p scan.Progress) {
 	}
 	phaseChanged := p.Phase != b.last.Phase || p.SlideID != b.last.SlideID
 	b.last = p
-	if b.tty {
-		fmt.Fprintf(b.w, "\r\033[K%s", b.line(p))
+	if b.t.tty {
+		b.t.drawBar(b.line(p))
 		if p.Phase == "done" {
-			fmt.Fprintln(b.w)
+			b.t.endBar()
 		}
 		return
 	}
@@ -60,7 +60,7 @@ func (b *progressBar) update(p scan.Progress) {
 	}
 	if phaseChanged || (p.Phase == "scan" && q > b.shown) {
 		b.shown = q
-		fmt.Fprintln(b.w, b.line(p))
+		fmt.Fprintln(b.t, b.line(p))
 	}
 }
 
@@ -156,23 +156,20 @@ func simJSONLine(r *scan.Report) []byte {
 	return b
 }
 
-// printMagazine prints the self-tests and what was left of a magazine run.
+// printSelfTest prints a self-test's line ("before" or "after" magazine).
+func printSelfTest(w io.Writer, magazine, when string, st *scan.SelfTestResult) {
+	status := "passed"
+	if !st.OK {
+		status = "FAILED: " + strings.Join(st.Failures, "; ")
+	}
+	fmt.Fprintf(w, "self-test %s magazine %s: %s (%.1f s)\n", when, magazine, status, st.Seconds)
+}
+
+// printMagazine prints what was left of a magazine run (the self-tests are
+// printed when they happen: printSelfTest).
 func printMagazine(w io.Writer, m *scan.MagazineResult) {
 	if m == nil {
 		return
-	}
-	for _, t := range []struct {
-		name string
-		st   *scan.SelfTestResult
-	}{{"before", m.Before}, {"after", m.After}} {
-		if t.st == nil {
-			continue
-		}
-		status := "passed"
-		if !t.st.OK {
-			status = "FAILED: " + strings.Join(t.st.Failures, "; ")
-		}
-		fmt.Fprintf(w, "self-test %s magazine %s: %s (%.1f s)\n", t.name, m.Magazine, status, t.st.Seconds)
 	}
 	if len(m.Skipped) > 0 {
 		fmt.Fprintf(w, "slots already done (journal): %v\n", m.Skipped)

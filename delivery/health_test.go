@@ -1,0 +1,90 @@
+package delivery
+
+import (
+	"context"
+	"encoding/json"
+	"io"
+	"log/slog"
+	"testing"
+	"time"
+
+	paho "github.com/eclipse/paho.mqtt.golang"
+
+	"papscan/classify"
+	config "papscan/firmware-config"
+	"papscan/scan"
+	"papscan/telemetry"
+	"papscan/telemetry/broker"
+)
+
+// TestHealthFollowsStageAndSlides: the health message starts at stage
+// "starting" (not "scanning"), follows SetStage at once (not a health
+// interval later: the interval here is an hour), and counts every slide
+// delivered in scan.slides.
+func TestHealthFollowsStageAndSlides(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	health := make(chan telemetry.Health, 100)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("watch"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("papscan/+/health", 0, func(_ paho.Client, m paho.Message) {
+		var e telemetry.Envelope
+		var h telemetry.Health
+		if json.Unmarshal(m.Payload(), &e) == nil && json.Unmarshal(e.Body, &h) == nil {
+			health <- h
+		}
+	}); !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("subscribe")
+	}
+
+	cfg := config.Default()
+	cfg.Agent.StateDir = t.TempDir()
+	cfg.Agent.MQTT.HealthInterval = config.Duration(time.Hour)
+	log := slog.New(slog.NewTextHandler(io.Discard, nil))
+	lk, err := Open(ctx, cfg, []string{b.URL()}, log)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close(ctx)
+	if h := lk.Health(); h.Stage != StageStarting || h.Scan.Slides != 0 {
+		t.Fatalf("at start: stage %q, slides %d; want %q, 0", h.Stage, h.Scan.Slides, StageStarting)
+	}
+	wait := func(stage string, slides int) {
+		t.Helper()
+		var last telemetry.Health
+		for {
+			select {
+			case h := <-health:
+				if h.Stage == stage && h.Scan.Slides == slides {
+					return
+				}
+				last = h
+			case <-ctx.Done():
+				t.Fatalf("no health with stage %q, scan.slides %d; last: stage %q, slides %d", stage, slides, last.Stage, last.Scan.Slides)
+			}
+		}
+	}
+	lk.SetStage(StageScanning)
+	wait(StageScanning, 0)
+	d := &Delivery{StateDir: cfg.Agent.StateDir, Link: lk, Log: log}
+	for i, v := range []classify.Verdict{"NILM", "INCOMPLETE"} {
+		r := &scan.Report{SlideID: scan.SlideID("M0001", i), ResultID: "r-" + string(v), Verdict: v}
+		if err := d.Deliver(ctx, r); err != nil {
+			t.Fatalf("deliver: %v", err)
+		}
+		wait(StageScanning, i+1)
+	}
+	lk.SetStage(StageAttention)
+	wait(StageAttention, 2)
+	if h := lk.Health(); h.Scan.Incomplete != 1 || h.Scan.Results != 2 {
+		t.Fatalf("scan stats %+v, want 2 results, 1 incomplete", h.Scan)
+	}
+}
