@@ -212,3 +212,23 @@ func ValidateMagazine(name string) error {
 	}
 	return nil
 }
+
+// ValidateSlideID checks a slide ID read from a file or the network: it
+// names the directory slides/<slide>/ of the state directory, so it must
+// be one safe path element, like a magazine name.
+func ValidateSlideID(id string) error {
+	if !validSlideID.MatchString(id) {
+		return fmt.Errorf("slide ID %q: want 1..64 of [A-Za-z0-9_.-] starting with a letter or digit", id)
+	}
+	return nil
+}
+
+// ValidateResultID checks a result ID read from a file or the network: it
+// names the directory slides/<slide>/<result>/, so it must be one safe
+// path element: 1..128 of [A-Za-z0-9_.-] starting with a letter or digit.
+func ValidateResultID(id string) error {
+	if !validResultID.MatchString(id) {
+		return fmt.Errorf("result ID %q: want 1..128 of [A-Za-z0-9_.-] starting with a letter or digit", id)
+	}
+	return nil
+}
