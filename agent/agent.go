@@ -58,7 +58,13 @@ type Agent struct {
 	st     Status
 	ps     PersistentState
 	paused bool
-	resume chan struct{} // closed when a pause ends
+	// damage is the state file's damage found by New (nil: none); the
+	// startup reports it and recovers the interrupted slides it lists.
+	damage *StateDamage
+	// stateFault is a storage fault to latch (a damaged or unwritable
+	// state file) once the agent is idle; nil: none.
+	stateFault *hal.Fault
+	resume     chan struct{} // closed when a pause ends
 
 	reqs     chan request
 	stopping chan struct{} // closed when the stop sequence begins
@@ -90,13 +96,23 @@ func New(o Options) (*Agent, error) {
 		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config, stateDir: o.Config.Agent.StateDir,
 		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
 	}
-	ps, err := ReadState(o.Config.Agent.StateDir)
-	if err != nil {
-		// A state file we cannot read is kept for a person to look at and
-		// replaced; the agent must still start.
-		a.log.Error("state file unreadable; starting with an empty rerun list", "err", err)
-		_ = os.Rename(statePath(o.Config.Agent.StateDir), statePath(o.Config.Agent.StateDir)+".corrupt")
-		ps = PersistentState{}
+	ps, dmg := LoadState(o.Config.Agent.StateDir, o.Now())
+	if dmg != nil {
+		// The damaged file is kept aside for a person; the state was
+		// rebuilt from the journals. The agent still starts: the startup
+		// reports the interrupted slides and the damage, and a storage
+		// fault is latched.
+		a.log.Error("state file damaged; kept aside, state recovered from the journals", "err", dmg.Err, "kept", dmg.Kept,
+			"unfinished", dmg.Unfinished, "interrupted", dmg.Interrupted, "rerun", dmg.Rerun)
+		a.damage = dmg
+		// A new magazine never takes a journalled name (RetireJournal
+		// would keep it safe, but the fleet would see a name twice).
+		for range maxMagazines {
+			if _, err := os.Lstat(scan.JournalPath(o.Config.Agent.StateDir, o.Magazine(ps.Magazines+1))); err != nil {
+				break
+			}
+			ps.Magazines++
+		}
 	}
 	if c := ps.Current; c != nil {
 		// The previous run died with a slide on the stage (power cut,
@@ -204,7 +220,25 @@ func (a *Agent) persist() {
 	ps.Rerun = slices.Clone(a.ps.Rerun)
 	a.mu.Unlock()
 	if err := writeState(a.stateDir, ps); err != nil {
+		if scan.FDExhausted(err) {
+			// Out of file descriptors: nothing wrong with the disk; the
+			// next state change writes the whole file again.
+			a.log.Warn("state file not written: out of file descriptors; retried at the next state change", "err", err)
+			return
+		}
 		a.log.Error("state file not written", "err", err)
+		a.latchStateFault(err)
+	}
+}
+
+// latchStateFault records a storage fault of the state file (the first
+// one until it is latched): the control loop latches it once idle
+// (checkLatched), as the journal latches its own.
+func (a *Agent) latchStateFault(err error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	if a.stateFault == nil {
+		a.stateFault = hal.NewFault("state_dir", hal.FaultStorage, err)
 	}
 }
 
@@ -288,7 +322,18 @@ func (a *Agent) Run(ctx context.Context) error {
 // (no job; not already in fault) into the agent's fault: LEDs, status and
 // the fleet (loop only). A job's own failure is reported when it ends.
 func (a *Agent) checkLatched(ctx context.Context) {
-	if a.o.Faults == nil || a.job != "" || a.state == StateFault || a.state == StateStopping {
+	if a.job != "" || a.state == StateFault || a.state == StateStopping || a.state == StateStarting {
+		return
+	}
+	a.mu.Lock()
+	sf := a.stateFault
+	a.stateFault = nil
+	a.mu.Unlock()
+	if sf != nil {
+		a.fault(ctx, sf)
+		return
+	}
+	if a.o.Faults == nil {
 		return
 	}
 	if fs := a.o.Faults.Faults(); len(fs) > 0 {
@@ -318,7 +363,28 @@ func (a *Agent) startJob(ctx context.Context, name string, f func(context.Contex
 func (a *Agent) startup(ctx context.Context) error {
 	a.mu.Lock()
 	u := a.ps.Unfinished
+	dmg := a.damage
+	a.damage = nil
 	a.mu.Unlock()
+	if dmg != nil {
+		a.event(ctx, "state_file_damaged", map[string]any{"error": dmg.Err.Error(), "kept": dmg.Kept,
+			"unfinished": dmg.Unfinished, "interrupted": dmg.Interrupted, "rerun_recovered": dmg.Rerun})
+		// Every other magazine whose journal holds an interrupted slide
+		// (the unfinished one is below).
+		for _, m := range dmg.Interrupted {
+			if u != nil && m == u.Name {
+				continue
+			}
+			sc, err := a.newScanner()
+			if err != nil {
+				return err
+			}
+			if _, err := sc.RecoverInterrupted(ctx, m, a.onReport(m, false)); err != nil {
+				return err
+			}
+		}
+		a.latchStateFault(dmg)
+	}
 	if u != nil {
 		sc, err := a.newScanner()
 		if err != nil {

@@ -27,15 +27,29 @@ type Delivery struct {
 	// Stored, if set, sees each report once its files are written (the
 	// simulator's table and JSON lines), with the path of its result.json.
 	Stored func(r *scan.Report, files scan.Files)
+	// writeFiles stores a report's files (scan.Report.WriteFiles when
+	// nil; tests inject failures).
+	writeFiles func(r *scan.Report, stateDir string) (scan.Files, error)
 }
 
 // Deliver stores r's files, then commits its result to the outbox.
 func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
-	files, err := r.WriteFiles(d.StateDir)
-	if err != nil {
-		return d.Link.storageFault(ctx, fmt.Errorf("store result: %w", err))
+	write := d.writeFiles
+	if write == nil {
+		write = (*scan.Report).WriteFiles
 	}
-	if d.Stored != nil {
+	files, err := write(r, d.StateDir)
+	switch {
+	case err != nil && scan.FDExhausted(err):
+		// Out of file descriptors (a flood of connections, a leak):
+		// nothing is wrong with the disk, so no storage fault. The
+		// result still goes to the outbox below (durable, and what the
+		// fleet receives); only the local copy is missing.
+		d.Log.Warn("result files not stored: out of file descriptors; the result is still committed to the outbox",
+			"slide", r.SlideID, "result", r.ResultID, "err", err)
+	case err != nil:
+		return d.Link.storageFault(ctx, fmt.Errorf("store result: %w", err))
+	case d.Stored != nil:
 		d.Stored(r, files)
 	}
 	body, err := json.Marshal(result.FromReport(r))

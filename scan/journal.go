@@ -268,7 +268,7 @@ func (j *journal) write() {
 	if err == nil {
 		return
 	}
-	if errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE) {
+	if FDExhausted(err) {
 		// Out of file descriptors (a flood of connections, a leak):
 		// nothing is wrong with the disk. The next update writes the
 		// whole journal again; no storage fault.
@@ -284,6 +284,15 @@ func (j *journal) write() {
 	if first {
 		j.log.Error("progress journal not written", "file", j.path, "err", err)
 	}
+}
+
+// FDExhausted tells whether err is the process or the system running out
+// of file descriptors (EMFILE, ENFILE): a flood of connections or a leak,
+// nothing wrong with the disk. A write that fails so latches no storage
+// fault; the journal, the deliverer and the agent's state file retry it
+// at their next write.
+func FDExhausted(err error) bool {
+	return errors.Is(err, syscall.EMFILE) || errors.Is(err, syscall.ENFILE)
 }
 
 // failed returns the storage fault of the first failed write, or nil. The

@@ -16,4 +16,10 @@
 // what is durable. Text from the robots is stored through parameters only,
 // with NUL and invalid UTF-8 replaced. The audit log and the reviews are
 // append-only, enforced by triggers in the database.
+//
+// A result that names an earlier result of the same robot and slide in
+// `supersedes` (the rescan of an INCOMPLETE slide, the report of a slide a
+// restart interrupted) takes it off the worklist, in either arrival
+// order: the earlier one stays readable (Result) with SupersededBy set,
+// and Filter.Superseded lists it again.
 package store

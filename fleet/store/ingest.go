@@ -32,9 +32,10 @@ func priority(verdict string) int {
 // resultSummary is what the worklist needs from a result's body; a body
 // that does not parse leaves it empty (the result is stored anyway).
 type resultSummary struct {
-	verdict  string
-	topScore float64
-	finished int64
+	verdict    string
+	topScore   float64
+	finished   int64
+	supersedes string
 }
 
 func summarise(raw []byte) resultSummary {
@@ -42,6 +43,7 @@ func summarise(raw []byte) resultSummary {
 		Body struct {
 			Verdict    string    `json:"verdict"`
 			FinishedAt time.Time `json:"finished_at"`
+			Supersedes string    `json:"supersedes"`
 			Result     struct {
 				Top []struct {
 					Score float64 `json:"score"`
@@ -54,6 +56,7 @@ func summarise(raw []byte) resultSummary {
 		return s
 	}
 	s.verdict = clean(e.Body.Verdict, 32)
+	s.supersedes = clean(e.Body.Supersedes, 128)
 	for _, c := range e.Body.Result.Top {
 		if c.Score > s.topScore && c.Score <= 1 {
 			s.topScore = c.Score
@@ -94,8 +97,8 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) (fleet.Commi
 	defer tx.Rollback()
 	insRecord, err := tx.PrepareContext(ctx, s.q(`INSERT INTO records
 		(robot_id, kind, id, site, slide_id, result_id, event, outbox_session, outbox_seq, received_us,
-		 verdict, priority, top_score, finished_us, review_state, envelope)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
+		 verdict, priority, top_score, finished_us, review_state, envelope, supersedes)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?) ON CONFLICT DO NOTHING`))
 	if err != nil {
 		return res, fmt.Errorf("store: commit: %w", err)
 	}
@@ -126,7 +129,7 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) (fleet.Commi
 		}
 		r, err := insRecord.ExecContext(ctx, robot, kind, id, clean(it.Site, 128), clean(it.SlideID, 128), clean(it.ResultID, 128),
 			clean(it.Event, 128), clean(it.OutboxSession, 128), int64(it.Seq), it.ReceivedAt.UnixMicro(),
-			sum.verdict, priority(sum.verdict), sum.topScore, sum.finished, state, raw)
+			sum.verdict, priority(sum.verdict), sum.topScore, sum.finished, state, raw, sum.supersedes)
 		if err != nil {
 			return res, fmt.Errorf("store: commit %s %s %s: %w", it.RobotID, it.Kind, it.ID, err)
 		}
@@ -139,6 +142,11 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) (fleet.Commi
 		} else {
 			rec := it.Record()
 			res.Fresh = append(res.Fresh, rec)
+			if it.Kind == telemetry.KindResult {
+				if err := s.linkSupersedes(ctx, tx, robot, id, clean(it.SlideID, 128), sum.supersedes); err != nil {
+					return res, err
+				}
+			}
 			if it.Kind == telemetry.KindImage {
 				if it.Image != nil {
 					if err := s.insertImage(ctx, tx, it); err != nil {
@@ -190,6 +198,72 @@ func (s *Store) commitOnce(ctx context.Context, items []fleet.Item) (fleet.Commi
 		return fleet.Committed{}, fmt.Errorf("store: commit: %w", err)
 	}
 	return res, nil
+}
+
+// linkSupersedes records, for a result just stored, which result it
+// supersedes and which one supersedes it (the superseding one may arrive
+// first: an outbox replay). Only a result of the same robot and slide is
+// superseded, never the result itself; the first superseding result
+// stands (superseded_by is set once). A superseded result leaves the
+// worklist; it stays readable.
+func (s *Store) linkSupersedes(ctx context.Context, tx *sql.Tx, robot, id, slide, supersedes string) error {
+	if supersedes != "" && supersedes != id {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE records SET superseded_by = ?
+			WHERE robot_id = ? AND kind = 'result' AND id = ? AND slide_id = ? AND superseded_by = ''`), id, robot, supersedes, slide); err != nil {
+			return fmt.Errorf("store: result %s supersedes %s: %w", id, supersedes, err)
+		}
+	}
+	var by string
+	err := tx.QueryRowContext(ctx, s.q(`SELECT id FROM records
+		WHERE robot_id = ? AND kind = 'result' AND supersedes = ? AND slide_id = ? AND id <> ?
+		ORDER BY received_us, id LIMIT 1`), robot, id, slide, id).Scan(&by)
+	if errors.Is(err, sql.ErrNoRows) {
+		return nil
+	}
+	if err != nil {
+		return fmt.Errorf("store: result %s: superseded by: %w", id, err)
+	}
+	if _, err := tx.ExecContext(ctx, s.q(`UPDATE records SET superseded_by = ? WHERE robot_id = ? AND kind = 'result' AND id = ? AND superseded_by = ''`), by, robot, id); err != nil {
+		return fmt.Errorf("store: result %s superseded by %s: %w", id, by, err)
+	}
+	return nil
+}
+
+// backfillSupersedes (migration 3) fills supersedes from the stored
+// envelopes and links the results already stored.
+func backfillSupersedes(ctx context.Context, s *Store, tx *sql.Tx) error {
+	rows, err := tx.QueryContext(ctx, `SELECT robot_id, id, slide_id, envelope FROM records WHERE kind = 'result'`)
+	if err != nil {
+		return err
+	}
+	type link struct{ robot, id, slide, supersedes string }
+	var links []link
+	for rows.Next() {
+		var l link
+		var env []byte
+		if err := rows.Scan(&l.robot, &l.id, &l.slide, &env); err != nil {
+			rows.Close()
+			return err
+		}
+		if l.supersedes = summarise(env).supersedes; l.supersedes != "" {
+			links = append(links, l)
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, l := range links {
+		if _, err := tx.ExecContext(ctx, s.q(`UPDATE records SET supersedes = ? WHERE robot_id = ? AND kind = 'result' AND id = ?`), l.supersedes, l.robot, l.id); err != nil {
+			return err
+		}
+	}
+	for _, l := range links {
+		if err := s.linkSupersedes(ctx, tx, l.robot, l.id, l.slide, l.supersedes); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 func (s *Store) insertImage(ctx context.Context, tx *sql.Tx, it fleet.Item) error {

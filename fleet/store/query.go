@@ -32,6 +32,10 @@ type Slide struct {
 	Received, Finished               time.Time
 	ReviewState                      string
 	Images                           int
+	// Supersedes is the earlier result of the slide this one replaces
+	// (the robot's `supersedes`); SupersededBy the later result that
+	// replaces this one ("" while it stands).
+	Supersedes, SupersededBy string
 }
 
 // Filter selects worklist rows; empty fields match everything.
@@ -42,12 +46,18 @@ type Filter struct {
 	From, To time.Time
 	Limit    int // default 200
 	Offset   int
+	// Superseded includes results a later result of the same slide
+	// superseded (they leave the worklist otherwise).
+	Superseded bool
 }
 
 // Worklist returns results by priority: HIGH_GRADE, then LOW_GRADE, then
 // the rest, each by top cell score (highest first), then oldest first.
 func (s *Store) Worklist(ctx context.Context, f Filter) ([]Slide, error) {
 	where := []string{"r.kind = 'result'"}
+	if !f.Superseded {
+		where = append(where, "r.superseded_by = ''")
+	}
 	var args []any
 	add := func(cond string, v any) { where = append(where, cond); args = append(args, v) }
 	if f.Site != "" {
@@ -76,6 +86,7 @@ func (s *Store) Worklist(ctx context.Context, f Filter) ([]Slide, error) {
 		f.Limit = 200
 	}
 	query := `SELECT r.robot_id, r.id, r.slide_id, r.site, r.verdict, r.top_score, r.received_us, r.finished_us, r.review_state,
+		r.supersedes, r.superseded_by,
 		(SELECT COUNT(*) FROM images i WHERE i.robot_id = r.robot_id AND i.result_id = r.id)
 		FROM records r WHERE ` + strings.Join(where, " AND ") + `
 		ORDER BY r.priority, r.top_score DESC, r.received_us, r.robot_id, r.id LIMIT ? OFFSET ?`
@@ -89,7 +100,8 @@ func (s *Store) Worklist(ctx context.Context, f Filter) ([]Slide, error) {
 	for rows.Next() {
 		var sl Slide
 		var rec, fin int64
-		if err := rows.Scan(&sl.RobotID, &sl.ResultID, &sl.SlideID, &sl.Site, &sl.Verdict, &sl.TopScore, &rec, &fin, &sl.ReviewState, &sl.Images); err != nil {
+		if err := rows.Scan(&sl.RobotID, &sl.ResultID, &sl.SlideID, &sl.Site, &sl.Verdict, &sl.TopScore, &rec, &fin, &sl.ReviewState,
+			&sl.Supersedes, &sl.SupersededBy, &sl.Images); err != nil {
 			return nil, err
 		}
 		sl.Received = time.UnixMicro(rec).UTC()
@@ -139,9 +151,11 @@ func (s *Store) Result(ctx context.Context, robot, resultID string) (Result, err
 	var r Result
 	var rec, fin int64
 	var env []byte
-	err := s.db.QueryRowContext(ctx, s.q(`SELECT robot_id, id, slide_id, site, verdict, top_score, received_us, finished_us, review_state, envelope
+	err := s.db.QueryRowContext(ctx, s.q(`SELECT robot_id, id, slide_id, site, verdict, top_score, received_us, finished_us, review_state,
+		supersedes, superseded_by, envelope
 		FROM records WHERE robot_id = ? AND kind = 'result' AND id = ?`), robot, resultID).
-		Scan(&r.RobotID, &r.ResultID, &r.SlideID, &r.Site, &r.Verdict, &r.TopScore, &rec, &fin, &r.ReviewState, &env)
+		Scan(&r.RobotID, &r.ResultID, &r.SlideID, &r.Site, &r.Verdict, &r.TopScore, &rec, &fin, &r.ReviewState,
+			&r.Supersedes, &r.SupersededBy, &env)
 	if errors.Is(err, sql.ErrNoRows) {
 		return r, fmt.Errorf("store: result %s/%s: %w", robot, resultID, ErrNotFound)
 	}

@@ -106,6 +106,9 @@ type migration struct {
 	name     string
 	sql      string
 	pg, lite string
+	// fn, if set, runs after the statements in the same transaction
+	// (a backfill that needs Go, not SQL).
+	fn func(ctx context.Context, s *Store, tx *sql.Tx) error
 }
 
 var migrations = []migration{{
@@ -226,6 +229,13 @@ CREATE TRIGGER audit_no_update BEFORE UPDATE ON audit BEGIN SELECT RAISE(ABORT, 
 CREATE TRIGGER audit_no_delete BEFORE DELETE ON audit BEGIN SELECT RAISE(ABORT, 'papscan: audit is append-only (DELETE refused)'); END;
 CREATE TRIGGER reviews_no_update BEFORE UPDATE ON reviews BEGIN SELECT RAISE(ABORT, 'papscan: reviews is append-only (UPDATE refused)'); END;
 CREATE TRIGGER reviews_no_delete BEFORE DELETE ON reviews BEGIN SELECT RAISE(ABORT, 'papscan: reviews is append-only (DELETE refused)'); END;`,
+}, {
+	version: 3, name: "results: supersedes, superseded_by",
+	sql: `
+ALTER TABLE records ADD COLUMN supersedes TEXT NOT NULL DEFAULT '';
+ALTER TABLE records ADD COLUMN superseded_by TEXT NOT NULL DEFAULT '';
+CREATE INDEX records_supersedes ON records (robot_id, supersedes);`,
+	fn: backfillSupersedes,
 }}
 
 // SchemaVersion is the schema version this code writes.
@@ -262,6 +272,11 @@ func (s *Store) migrate(ctx context.Context) error {
 				continue
 			}
 			if _, err := tx.ExecContext(ctx, stmt); err != nil {
+				return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
+			}
+		}
+		if m.fn != nil {
+			if err := m.fn(ctx, s, tx); err != nil {
 				return fmt.Errorf("store: migration %d (%s): %w", m.version, m.name, err)
 			}
 		}
