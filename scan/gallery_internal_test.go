@@ -15,13 +15,17 @@ func TestGalleryCaption(t *testing.T) {
 	c := classify.Cell{Probs: p, Score: classify.SuspicionScore(p)}
 	c.Class = classify.HSIL
 	got := galleryCaption(c)
-	if got[0] != "HIGH GRADE 0.80" || got[1] != "HSIL P(HG) 0.80" {
+	if got[0] != "HIGH GRADE 0.80" || got[1] != "HSIL P(abn) 0.80" {
 		t.Errorf("caption %q", got)
 	}
 	p = [classify.NumClasses]float32{}
 	p[classify.LSIL], p[classify.NILM] = 0.55, 0.45
 	if g := suspectedGrade(p); g != "LOW GRADE" {
 		t.Errorf("low-grade cell suspected %s", g)
+	}
+	lc := classify.Cell{Probs: p, Score: classify.SuspicionScore(p), Class: classify.LSIL}
+	if got := galleryCaption(lc); got[0] != "LOW GRADE 0.55" || got[1] != "LSIL P(abn) 0.55" {
+		t.Errorf("low-grade caption %q", got)
 	}
 	crop := image.NewRGBA(image.Rect(0, 0, 64, 64))
 	c.Crop = crop

@@ -396,9 +396,21 @@ func (r *Report) Gallery() *image.RGBA {
 // with its suspicion score (P(high) + P(low)/2, the gallery's order), then
 // the most probable class and P(high grade).
 func galleryCaption(c classify.Cell) [2]string {
+	g := suspectedGrade(c.Probs)
+	var pg float32
+	switch g {
+	case "HIGH GRADE":
+		pg = classify.HighGradeProb(c.Probs)
+	case "LOW GRADE":
+		pg = classify.LowGradeProb(c.Probs)
+	default:
+		pg = c.Probs[classify.NILM]
+	}
+	// Line 1: the grade the model suspects and its probability; line 2:
+	// the most probable class and the ranking score, P(not NILM).
 	return [2]string{
-		fmt.Sprintf("%s %.2f", suspectedGrade(c.Probs), c.Score),
-		fmt.Sprintf("%s P(HG) %.2f", c.Class, classify.HighGradeProb(c.Probs)),
+		fmt.Sprintf("%s %.2f", g, pg),
+		fmt.Sprintf("%s P(abn) %.2f", c.Class, c.Score),
 	}
 }
 
