@@ -48,7 +48,9 @@ func (c Class) Grade() Kind {
 	return HighGrade
 }
 
-func parseClass(s string) (Class, error) {
+// ParseClass parses a Bethesda class name as String prints it, or as the
+// CRIC collection spells it ("Negative for intraepithelial lesion").
+func ParseClass(s string) (Class, error) {
 	switch strings.ToUpper(strings.TrimSpace(s)) {
 	case "NILM", "NEGATIVE FOR INTRAEPITHELIAL LESION", "NEGATIVE":
 		return NILM, nil
@@ -207,7 +209,7 @@ func parseNuclei(r io.Reader, name string) ([]Field, error) {
 		if fn == "" || strings.ContainsAny(fn, `/\`) || fn == "." || fn == ".." {
 			return nil, fmt.Errorf("virtualslide: %s line %d: bad image_filename %q", name, line, fn)
 		}
-		cls, err := parseClass(rec[col["bethesda_system"]])
+		cls, err := ParseClass(rec[col["bethesda_system"]])
 		if err != nil {
 			return nil, fmt.Errorf("virtualslide: %s line %d: bethesda_system: %w", name, line, err)
 		}

@@ -2,7 +2,8 @@ package slide
 
 import (
 	"fmt"
-	"strings"
+
+	"papscan/virtualslide"
 )
 
 // Class is a cell's Bethesda class.
@@ -55,23 +56,14 @@ func (c Class) Grade() Diagnosis {
 }
 
 // ParseClass parses a Bethesda class name as String prints it, or as the
-// CRIC collection spells it ("Negative for intraepithelial lesion").
+// CRIC collection spells it ("Negative for intraepithelial lesion"). The
+// classes are virtualslide's, in the same order.
 func ParseClass(s string) (Class, error) {
-	switch strings.ToUpper(strings.TrimSpace(s)) {
-	case "NILM", "NEGATIVE FOR INTRAEPITHELIAL LESION", "NEGATIVE":
-		return NILM, nil
-	case "ASC-US", "ASCUS":
-		return ASCUS, nil
-	case "LSIL":
-		return LSIL, nil
-	case "ASC-H", "ASCH":
-		return ASCH, nil
-	case "HSIL":
-		return HSIL, nil
-	case "SCC":
-		return SCC, nil
+	c, err := virtualslide.ParseClass(s)
+	if err != nil {
+		return NILM, fmt.Errorf("slide: %w", err)
 	}
-	return NILM, fmt.Errorf("slide: unknown Bethesda class %q", s)
+	return Class(c), nil
 }
 
 // Diagnosis is a slide-level truth: a grade (Negative, LowGrade, HighGrade,

@@ -6,6 +6,7 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
+	"papscan/virtualslide"
 	"path/filepath"
 	"testing"
 )
@@ -508,6 +509,16 @@ func TestCRICSmallSpot(t *testing.T) {
 			if !s.InSpot(c.X, c.Y) {
 				t.Fatalf("seed %d: cell at %.0f, %.0f outside the spot", seed, c.X, c.Y)
 			}
+		}
+	}
+}
+
+// ParseClass converts virtualslide's classes by value: the two enums must
+// keep one order.
+func TestClassOrderMatchesVirtualslide(t *testing.T) {
+	for c := NILM; c <= SCC; c++ {
+		if got := virtualslide.Class(c).String(); got != c.String() {
+			t.Errorf("class %d: slide %s, virtualslide %s", c, c, got)
 		}
 	}
 }
