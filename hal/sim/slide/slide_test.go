@@ -6,9 +6,10 @@ import (
 	"math"
 	"math/rand/v2"
 	"os"
-	"papscan/virtualslide"
 	"path/filepath"
 	"testing"
+
+	"papscan/virtualslide"
 )
 
 func TestClassNames(t *testing.T) {
