@@ -52,12 +52,28 @@ type list []string
 func (l *list) String() string     { return strings.Join(*l, ",") }
 func (l *list) Set(s string) error { *l = append(*l, s); return nil }
 
+// fleetUsage is what --help prints.
+const fleetUsage = `usage: papscan-fleet COMMAND [flags]   (papscan-fleet COMMAND -h lists a command's flags)
+
+The fleet side of papscan (not for the robot):
+  run      receive robots' results, images and events into the fleet database (PostgreSQL or SQLite)
+  serve    the review station: worklist, slide pages, sign-out, audit
+  useradd  create or update a review-station account (password on stdin)
+  local    broker + receiver + SQLite + review station in one process (simulator, single site)
+  list     list the stored results
+  keygen   make an Ed25519 key pair (fleet commands, signed acks)
+  send     send a signed command to a robot
+`
+
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	if len(args) == 0 {
 		fmt.Fprintln(stderr, "usage: papscan-fleet run|serve|useradd|local|list|keygen|send [flags] (papscan-fleet run -h)")
 		return 2
 	}
 	switch args[0] {
+	case "-h", "-help", "--help", "help":
+		fmt.Fprint(stdout, fleetUsage)
+		return 0
 	case "run":
 		return runReceiver(ctx, args[1:], stdout, stderr)
 	case "list":

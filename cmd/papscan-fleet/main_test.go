@@ -173,3 +173,13 @@ func TestUserAdd(t *testing.T) {
 		t.Fatalf("duplicate useradd: exit %d", code)
 	}
 }
+
+// `papscan-fleet --help` was an unknown command (issue 14).
+func TestHelp(t *testing.T) {
+	for _, arg := range []string{"--help", "-h", "help"} {
+		var out, errb bytes.Buffer
+		if rc := run(context.Background(), []string{arg}, &out, &errb); rc != 0 || !strings.Contains(out.String(), "review station") || errb.Len() != 0 {
+			t.Errorf("%s: exit %d, stdout %q, stderr %q", arg, rc, out.String(), errb.String())
+		}
+	}
+}

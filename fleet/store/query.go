@@ -258,10 +258,11 @@ func (s *Store) Quarantine(ctx context.Context, limit int) ([]Quarantined, error
 }
 
 // List calls fn for every record (results, events, images) of robot (""
-// every robot) in key order, without the envelope.
+// every robot) per robot in the order they were received (then by key),
+// without the envelope.
 func (s *Store) List(ctx context.Context, robot string, fn func(fleet.Record) error) error {
 	rows, err := s.db.QueryContext(ctx, s.q(`SELECT robot_id, kind, id, site, slide_id, result_id, event, outbox_session, outbox_seq, received_us
-		FROM records WHERE ? = '' OR robot_id = ? ORDER BY robot_id, kind, id`), robot, robot)
+		FROM records WHERE ? = '' OR robot_id = ? ORDER BY robot_id, received_us, kind, id`), robot, robot)
 	if err != nil {
 		return err
 	}
