@@ -79,11 +79,14 @@ type Entry struct {
 
 // Outbox is the durable store. Safe for concurrent use.
 type Outbox struct {
-	db      *bolt.DB
-	dir     string
-	opts    Options
-	log     *slog.Logger
-	session string
+	db  *bolt.DB
+	dir string
+	// pageSize is the file's page size, read once at open: bbolt's
+	// DB.Info reads its mmap without a lock and races with commits.
+	pageSize int
+	opts     Options
+	log      *slog.Logger
+	session  string
 
 	damage *Damage
 	hwf    *os.File // the high-water record (<path>.hwm)
@@ -190,7 +193,7 @@ func Open(path string, opts Options) (*Outbox, error) {
 			return nil, classify(fmt.Errorf("outbox: recovered %s does not open: %w", path, errors.Join(fatal, cause)))
 		}
 	}
-	o := &Outbox{db: db, dir: dir, opts: opts, log: log, changed: make(chan struct{}, 1),
+	o := &Outbox{db: db, dir: dir, pageSize: db.Info().PageSize, opts: opts, log: log, changed: make(chan struct{}, 1),
 		session: in.session, depth: in.depth, floor: in.floor, damage: dmg}
 	o.hwf, err = os.OpenFile(hwPath, os.O_RDWR|os.O_CREATE, 0o640)
 	if err != nil {
@@ -711,7 +714,7 @@ func (o *Outbox) Admit() error {
 		// bbolt never shrinks its file: pages freed by acks are reused by
 		// later commits, so they count as free space too.
 		st := o.db.Stats()
-		reusable := uint64(st.FreePageN+st.PendingPageN) * uint64(o.db.Info().PageSize)
+		reusable := uint64(st.FreePageN+st.PendingPageN) * uint64(o.pageSize)
 		if free+reusable < uint64(o.opts.MinFreeBytes) {
 			return fmt.Errorf("%w: %s has %d bytes free (+%d reusable in the outbox file), below the %d-byte reserve",
 				ErrFull, o.dir, free, reusable, o.opts.MinFreeBytes)
