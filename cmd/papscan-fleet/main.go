@@ -25,7 +25,6 @@ import (
 	"flag"
 	"fmt"
 	"io"
-	"log/slog"
 	"net/url"
 	"os"
 	"os/signal"
@@ -35,8 +34,6 @@ import (
 	"time"
 
 	"papscan/fleet/store"
-	"papscan/telemetry"
-	"papscan/telemetry/command"
 	"papscan/telemetry/fleet"
 )
 
@@ -121,20 +118,12 @@ func runReceiver(ctx context.Context, args []string, stdout, stderr io.Writer) i
 		fmt.Fprintln(stderr, "papscan-fleet run: --broker is required")
 		return 2
 	}
-	var signAck func(*telemetry.Ack)
-	var signReplay func(*telemetry.Replay)
-	if *ackKey != "" {
-		sk, err := command.ReadSigningKeyFile(*ackKey)
-		if err != nil {
-			fmt.Fprintf(stderr, "papscan-fleet run: --ack-key: %v\n", err)
-			return 2
-		}
-		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
-		signReplay = func(r *telemetry.Replay) { command.SignReplay(sk, r) }
+	signAck, signReplay, err := ackSigners(*ackKey)
+	if err != nil {
+		fmt.Fprintf(stderr, "papscan-fleet run: --ack-key: %v\n", err)
+		return 2
 	}
-	var lv slog.Level
-	_ = lv.UnmarshalText([]byte(*level))
-	log := slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
+	log := logger(stderr, *level)
 	opts := fleet.Options{Brokers: brokers, Robots: robots, TopicPrefix: *prefix, ClientID: *clientID,
 		Share: *share, Sites: *sites, Site: *site,
 		Username: *user, KeepAlive: *keepalive, ReplayInterval: *replay, Logger: log, SignAck: signAck, SignReplay: signReplay}

@@ -32,6 +32,20 @@ func logger(stderr io.Writer, level string) *slog.Logger {
 	return slog.New(slog.NewTextHandler(stderr, &slog.HandlerOptions{Level: lv}))
 }
 
+// ackSigners reads the receiver's signing key (PEM from keygen) and returns
+// the functions that sign its acks and replay requests; path "" signs
+// nothing.
+func ackSigners(path string) (func(*telemetry.Ack), func(*telemetry.Replay), error) {
+	if path == "" {
+		return nil, nil, nil
+	}
+	sk, err := command.ReadSigningKeyFile(path)
+	if err != nil {
+		return nil, nil, err
+	}
+	return func(a *telemetry.Ack) { command.SignAck(sk, a) }, func(r *telemetry.Replay) { command.SignReplay(sk, r) }, nil
+}
+
 // runServe is the review station on a fleet database.
 func runServe(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 	fs := flag.NewFlagSet("serve", flag.ContinueOnError)
@@ -149,16 +163,10 @@ func runLocal(ctx context.Context, args []string, stdout, stderr io.Writer) int 
 		return 2
 	}
 	log := logger(stderr, *level)
-	var signAck func(*telemetry.Ack)
-	var signReplay func(*telemetry.Replay)
-	if *ackKey != "" {
-		sk, err := command.ReadSigningKeyFile(*ackKey)
-		if err != nil {
-			fmt.Fprintf(stderr, "papscan-fleet local: --ack-key: %v\n", err)
-			return 2
-		}
-		signAck = func(a *telemetry.Ack) { command.SignAck(sk, a) }
-		signReplay = func(r *telemetry.Replay) { command.SignReplay(sk, r) }
+	signAck, signReplay, err := ackSigners(*ackKey)
+	if err != nil {
+		fmt.Fprintf(stderr, "papscan-fleet local: --ack-key: %v\n", err)
+		return 2
 	}
 	l, err := pfleet.StartLocal(ctx, pfleet.LocalOptions{Dir: *dir, BrokerAddr: *brokerListen, HTTPAddr: *listen, DemoAccount: true,
 		SignAck: signAck, SignReplay: signReplay, Logger: log})
