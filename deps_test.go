@@ -19,11 +19,14 @@ import (
 const module = "papscan"
 
 // depRule forbids the packages matched by Pkgs (and not by Except) to
-// depend on any package matched by Forbid (and not by Allow).
+// depend on any package of the module matched by Forbid (and not by
+// Allow), or on any package outside it (standard library, modules) matched
+// by ForbidOutside, a full import path or "x/..." pattern.
 type depRule struct {
 	Why           string
 	Pkgs, Except  []string
 	Forbid, Allow []string
+	ForbidOutside []string
 }
 
 // rules are the import rules. A pattern is a package path relative to the
@@ -52,6 +55,17 @@ var rules = []depRule{
 		Allow:  []string{"hal"},
 	},
 	{
+		Why:           "scan produces data; drawing and encoding images (PNG, fonts) is package render's",
+		Pkgs:          []string{"scan/..."},
+		ForbidOutside: []string{"image/png", "image/jpeg", "image/gif", "golang.org/x/image/..."},
+	},
+	{
+		Why:    "render draws a report's images: it knows scan's and classify's data, not hardware, the configuration, telemetry or the agent",
+		Pkgs:   []string{"render/..."},
+		Forbid: []string{"hal/...", "firmware-config/...", "telemetry/...", "robot/...", "agent/...", "delivery/...", "cmd/..."},
+		Allow:  []string{"hal"},
+	},
+	{
 		Why:    "classify knows images, not hardware, scanning or telemetry",
 		Pkgs:   []string{"classify/..."},
 		Forbid: []string{"hal/...", "scan/...", "telemetry/...", "firmware-config/...", "robot/...", "agent/...", "cmd/..."},
@@ -65,7 +79,7 @@ var rules = []depRule{
 	{
 		Why:    "the assembly point opens hardware: it knows nothing of scanning, classifying or telemetry",
 		Pkgs:   []string{"robot/..."},
-		Forbid: []string{"scan/...", "classify/...", "telemetry/...", "agent/...", "cmd/..."},
+		Forbid: []string{"scan/...", "classify/...", "render/...", "telemetry/...", "agent/...", "cmd/..."},
 	},
 	{
 		Why:    "the agent drives the robot through hal interfaces and the panel's LED language, never a concrete driver, the assembly point or MQTT (delivery is an interface)",
@@ -103,8 +117,9 @@ func matchAny(patterns []string, p string) bool {
 }
 
 // violations checks deps (module-relative package -> its module-relative
-// transitive dependencies) against rules.
-func violations(deps map[string][]string, rules []depRule) []string {
+// transitive dependencies) and outside (module-relative package -> its
+// transitive dependencies outside the module) against rules.
+func violations(deps, outside map[string][]string, rules []depRule) []string {
 	var out []string
 	for pkg, ds := range deps {
 		for _, r := range rules {
@@ -116,6 +131,11 @@ func violations(deps map[string][]string, rules []depRule) []string {
 					out = append(out, fmt.Sprintf("%s depends on %s: %s", pkg, d, r.Why))
 				}
 			}
+			for _, d := range outside[pkg] {
+				if matchAny(r.ForbidOutside, d) {
+					out = append(out, fmt.Sprintf("%s depends on %s: %s", pkg, d, r.Why))
+				}
+			}
 		}
 	}
 	slices.Sort(out)
@@ -123,8 +143,8 @@ func violations(deps map[string][]string, rules []depRule) []string {
 }
 
 // moduleDeps lists every package of the module with its transitive
-// dependencies inside the module.
-func moduleDeps(t *testing.T) map[string][]string {
+// dependencies inside the module (deps) and outside it (outside).
+func moduleDeps(t *testing.T) (deps, outside map[string][]string) {
 	t.Helper()
 	goTool, err := exec.LookPath("go")
 	if err != nil {
@@ -145,7 +165,7 @@ func moduleDeps(t *testing.T) map[string][]string {
 		r, ok := strings.CutPrefix(p, module+"/")
 		return r, ok
 	}
-	deps := map[string][]string{}
+	deps, outside = map[string][]string{}, map[string][]string{}
 	dec := json.NewDecoder(strings.NewReader(string(out)))
 	for {
 		var p struct {
@@ -165,25 +185,27 @@ func moduleDeps(t *testing.T) map[string][]string {
 		if !ok {
 			continue
 		}
-		var ds []string
+		var ds, ext []string
 		for _, d := range p.Deps {
 			if r, ok := rel(d); ok {
 				ds = append(ds, r)
+			} else {
+				ext = append(ext, d)
 			}
 		}
-		deps[pkg] = ds
+		deps[pkg], outside[pkg] = ds, ext
 	}
-	return deps
+	return deps, outside
 }
 
 func TestImportRules(t *testing.T) {
-	deps := moduleDeps(t)
-	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "telemetry", "robot", "agent", "delivery", "cmd/papscan"} {
+	deps, outside := moduleDeps(t)
+	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "render", "telemetry", "robot", "agent", "delivery", "cmd/papscan"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("go list did not list %s (listed %d packages)", must, len(deps))
 		}
 	}
-	for _, v := range violations(deps, rules) {
+	for _, v := range violations(deps, outside, rules) {
 		t.Error(v)
 	}
 }
@@ -199,9 +221,14 @@ func TestImportRulesCatchViolations(t *testing.T) {
 		"telemetry":       {"scan", "hal", "classify"},
 		"hal/sim/world":   {"firmware-config", "hal/ticaxis"},
 		"robot":           {"hal/sim/world", "firmware-config", "scan"},
+		"render":          {"scan", "classify", "hal"},
 	}
-	got := violations(deps, rules)
-	want := []string{"firmware-config depends on hal", "hal/pins depends on firmware-config", "robot depends on scan", "scan depends on hal/ticaxis"}
+	outside := map[string][]string{
+		"scan":   {"image", "image/draw", "image/png"},
+		"render": {"image/png", "golang.org/x/image/font"},
+	}
+	got := violations(deps, outside, rules)
+	want := []string{"firmware-config depends on hal", "hal/pins depends on firmware-config", "robot depends on scan", "scan depends on hal/ticaxis", "scan depends on image/png"}
 	if len(got) != len(want) {
 		t.Fatalf("violations:\n%s\nwant %d", strings.Join(got, "\n"), len(want))
 	}

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"time"
 
+	"papscan/render"
 	"papscan/scan"
 	"papscan/telemetry/result"
 )
@@ -27,8 +28,8 @@ type Delivery struct {
 	// Stored, if set, sees each report once its files are written (the
 	// simulator's table and JSON lines), with the path of its result.json.
 	Stored func(r *scan.Report, files scan.Files)
-	// writeFiles stores a report's files (scan.Report.WriteFiles when
-	// nil; tests inject failures).
+	// writeFiles stores a report's files (render.WriteFiles when nil;
+	// tests inject failures).
 	writeFiles func(r *scan.Report, stateDir string) (scan.Files, error)
 }
 
@@ -36,7 +37,7 @@ type Delivery struct {
 func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	write := d.writeFiles
 	if write == nil {
-		write = (*scan.Report).WriteFiles
+		write = render.WriteFiles
 	}
 	files, err := write(r, d.StateDir)
 	switch {

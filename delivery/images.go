@@ -7,6 +7,7 @@ import (
 	"image"
 	"image/png"
 
+	"papscan/render"
 	"papscan/scan"
 	"papscan/telemetry"
 	"papscan/telemetry/outbox"
@@ -32,8 +33,8 @@ func reportImages(robot string, r *scan.Report) ([]telemetry.ImageMessage, error
 		}
 	}
 	var ov image.Image
-	if haveScale {
-		if img := r.Overview(); img != nil {
+	if m, ok := r.Mosaic(); haveScale && ok {
+		if img := render.Overview(m, r.Result.Top); img != nil {
 			ov = img
 		}
 	}

@@ -11,6 +11,7 @@ import (
 
 	config "papscan/firmware-config"
 	"papscan/hal"
+	"papscan/render"
 	"papscan/scan"
 	"papscan/telemetry/broker"
 	"papscan/telemetry/outbox"
@@ -31,7 +32,7 @@ func TestDamagedOutboxAtStart(t *testing.T) {
 	cfg := config.Default()
 	cfg.Agent.StateDir = t.TempDir()
 	r := &scan.Report{SlideID: "M0001-S00", ResultID: "00112233445566778899aabbccddeeff", Verdict: "NILM"}
-	if _, err := r.WriteFiles(cfg.Agent.StateDir); err != nil {
+	if _, err := render.WriteFiles(r, cfg.Agent.StateDir); err != nil {
 		t.Fatal(err)
 	}
 	if err := os.WriteFile(filepath.Join(cfg.Agent.StateDir, "outbox.db"), nil, 0o640); err != nil {

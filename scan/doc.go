@@ -17,6 +17,10 @@
 // driver, so the same code scans on the robot and in simulation. Time is read
 // from hal.Clock, so reported timings are machine time in both.
 //
+// A Report is data: the images of a slide (Report.Mosaic of the scanned
+// tiles, the top cells' crops) are drawn and encoded by package render;
+// render.WriteFiles stores them beside result.json (Report.WriteFiles).
+//
 // A slide that was not fully imaged (a tile missing, a fault, a cancelled
 // context) is reported INCOMPLETE, never negative. Progress is journalled;
 // after a restart an interrupted slide is reported INCOMPLETE for rerun and

@@ -6,19 +6,11 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"image"
-	"image/color"
-	"image/draw"
-	"image/png"
-	"math"
+	"io"
 	"os"
 	"path/filepath"
-	"sync"
+	"regexp"
 	"time"
-
-	"golang.org/x/image/font"
-	"golang.org/x/image/font/basicfont"
-	"golang.org/x/image/math/fixed"
 
 	"papscan/classify"
 	"papscan/hal"
@@ -220,247 +212,48 @@ func (r *Report) finish(c hal.Clock, mm MotionModel) {
 	}
 }
 
-// overview is a downscaled mosaic of the scanned tiles.
-type overview struct {
-	mu       sync.Mutex
-	img      *image.RGBA
-	x0, y0   float64 // stage µm at the mosaic's top-left pixel
-	umPerPix float64
-	factor   int
-}
-
-func newOverview(p TilePlan, pixelUM float64) *overview {
-	wUM := float64(p.Cols-1)*p.StepX + p.FieldW
-	hUM := float64(p.Rows-1)*p.StepY + p.FieldH
-	f := int(math.Ceil(math.Max(wUM, hUM) / pixelUM / 1600))
-	if f < 1 {
-		f = 1
-	}
-	o := &overview{factor: f, umPerPix: pixelUM * float64(f)}
-	if len(p.Tiles) > 0 {
-		minX, minY := math.Inf(1), math.Inf(1)
-		for _, t := range p.Tiles {
-			minX, minY = math.Min(minX, t.X), math.Min(minY, t.Y)
-		}
-		// Grid origin: the top-left corner of the grid's first column/row.
-		o.x0 = minX - p.FieldW/2
-		o.y0 = minY - p.FieldH/2
-	}
-	w := int(wUM/o.umPerPix) + 1
-	h := int(hUM/o.umPerPix) + 1
-	o.img = image.NewRGBA(image.Rect(0, 0, w, h))
-	draw.Draw(o.img, o.img.Bounds(), image.NewUniform(color.RGBA{40, 40, 40, 255}), image.Point{}, draw.Src)
-	return o
-}
-
-// paste box-downsamples tile (whose top-left is at stage x, y µm) into the
-// mosaic.
-func (o *overview) paste(tile *image.RGBA, x, y float64) {
-	f := o.factor
-	ox := int(math.Round((x - o.x0) / o.umPerPix))
-	oy := int(math.Round((y - o.y0) / o.umPerPix))
-	tw, th := tile.Rect.Dx()/f, tile.Rect.Dy()/f
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	for j := 0; j < th; j++ {
-		dy := oy + j
-		if dy < 0 || dy >= o.img.Rect.Dy() {
-			continue
-		}
-		for i := 0; i < tw; i++ {
-			dx := ox + i
-			if dx < 0 || dx >= o.img.Rect.Dx() {
-				continue
-			}
-			var sr, sg, sb int
-			for yy := 0; yy < f; yy++ {
-				p := tile.Pix[(j*f+yy)*tile.Stride+i*f*4:]
-				for xx := 0; xx < f; xx++ {
-					sr += int(p[xx*4])
-					sg += int(p[xx*4+1])
-					sb += int(p[xx*4+2])
-				}
-			}
-			n := f * f
-			d := o.img.Pix[dy*o.img.Stride+dx*4:]
-			d[0], d[1], d[2], d[3] = uint8(sr/n), uint8(sg/n), uint8(sb/n), 255
-		}
-	}
-}
-
-// classColor is how a class is marked in the overview and the gallery.
-func classColor(c classify.Class) color.RGBA {
-	switch c {
-	case classify.HSIL, classify.SCC, classify.ASCH:
-		return color.RGBA{230, 20, 20, 255}
-	case classify.LSIL, classify.ASCUS:
-		return color.RGBA{250, 160, 0, 255}
-	}
-	return color.RGBA{0, 160, 60, 255}
-}
-
-// Overview returns the mosaic with the top cells ringed by class colour, or
-// nil when no tile was scanned.
-func (r *Report) Overview() *image.RGBA {
-	if r.overview == nil {
-		return nil
-	}
-	o := r.overview
-	o.mu.Lock()
-	defer o.mu.Unlock()
-	img := image.NewRGBA(o.img.Rect)
-	copy(img.Pix, o.img.Pix)
-	for _, c := range r.Result.Top {
-		x := (c.StageX - o.x0) / o.umPerPix
-		y := (c.StageY - o.y0) / o.umPerPix
-		ring(img, x, y, 9, 2, classColor(c.Class))
-	}
-	return img
-}
-
-// ImageScale returns the scale of the images a report carries: the
-// gallery crops' (the camera's pixel size, µm per pixel), the overview's
-// (µm per pixel) and the stage position of the overview's top-left pixel
-// (µm); ok is false when no tile was scanned.
-func (r *Report) ImageScale() (cropUM, overviewUM, originX, originY float64, ok bool) {
-	o := r.overview
-	if o == nil {
-		return 0, 0, 0, 0, false
-	}
-	return o.umPerPix / float64(o.factor), o.umPerPix, o.x0, o.y0, true
-}
-
-// ring draws a circle outline of radius rad and width w.
-func ring(img *image.RGBA, cx, cy, rad, w float64, col color.RGBA) {
-	for y := int(cy - rad - w); y <= int(cy+rad+w); y++ {
-		for x := int(cx - rad - w); x <= int(cx+rad+w); x++ {
-			d := math.Hypot(float64(x)-cx, float64(y)-cy)
-			if math.Abs(d-rad) <= w/2 && image.Pt(x, y).In(img.Rect) {
-				img.SetRGBA(x, y, col)
-			}
-		}
-	}
-}
-
-// Gallery lays out the top cells' crops in a grid, most suspicious first,
-// each enlarged 2x (nearest neighbour, so a cytologist sees the nucleus at
-// 100 % zoom), framed in the colour of the grade the model suspects and
-// captioned with galleryCaption, or nil when there are none.
-func (r *Report) Gallery() *image.RGBA {
-	var cells []classify.Cell
-	for _, c := range r.Result.Top {
-		if c.Crop != nil {
-			cells = append(cells, c)
-		}
-	}
-	if len(cells) == 0 {
-		return nil
-	}
-	const cols, pad, line, zoom = 6, 8, 13, 2
-	cw, ch := 0, 0
-	for _, c := range cells {
-		cw = max(cw, zoom*c.Crop.Rect.Dx())
-		ch = max(ch, zoom*c.Crop.Rect.Dy())
-		for _, s := range galleryCaption(c) {
-			cw = max(cw, 7*len(s)) // basicfont.Face7x13 advances 7 px
-		}
-	}
-	caption := 2*line + 4
-	rows := (len(cells) + cols - 1) / cols
-	img := image.NewRGBA(image.Rect(0, 0, cols*(cw+pad)+pad, rows*(ch+pad+caption)+pad))
-	draw.Draw(img, img.Bounds(), image.NewUniform(color.RGBA{255, 255, 255, 255}), image.Point{}, draw.Src)
-	for i, c := range cells {
-		x := pad + (i%cols)*(cw+pad)
-		y := pad + (i/cols)*(ch+pad+caption)
-		col := gradeColor(c.Probs)
-		w, h := zoom*c.Crop.Rect.Dx(), zoom*c.Crop.Rect.Dy()
-		draw.Draw(img, image.Rect(x-2, y-2, x+w+2, y+h+2), image.NewUniform(col), image.Point{}, draw.Src)
-		for j := range h {
-			for k := range w {
-				img.SetRGBA(x+k, y+j, c.Crop.RGBAAt(c.Crop.Rect.Min.X+k/zoom, c.Crop.Rect.Min.Y+j/zoom))
-			}
-		}
-		for l, s := range galleryCaption(c) {
-			d := font.Drawer{Dst: img, Src: image.NewUniform(color.RGBA{0, 0, 0, 255}), Face: basicfont.Face7x13,
-				Dot: fixed.P(x, y+h+2+(l+1)*line)}
-			if l == 0 {
-				d.Src = image.NewUniform(col)
-			}
-			d.DrawString(s)
-		}
-	}
-	return img
-}
-
-// galleryCaption is what the model suspects of a gallery cell: the grade
-// with its suspicion score (P(high) + P(low)/2, the gallery's order), then
-// the most probable class and P(high grade).
-func galleryCaption(c classify.Cell) [2]string {
-	g := suspectedGrade(c.Probs)
-	var pg float32
-	switch g {
-	case "HIGH GRADE":
-		pg = classify.HighGradeProb(c.Probs)
-	case "LOW GRADE":
-		pg = classify.LowGradeProb(c.Probs)
-	default:
-		pg = c.Probs[classify.NILM]
-	}
-	// Line 1: the grade the model suspects and its probability; line 2:
-	// the most probable class and the ranking score, P(not NILM).
-	return [2]string{
-		fmt.Sprintf("%s %.2f", g, pg),
-		fmt.Sprintf("%s P(abn) %.2f", c.Class, c.Score),
-	}
-}
-
-// suspectedGrade is the grade of largest probability: high (ASC-H, HSIL,
-// SCC), low (ASC-US, LSIL) or negative.
-func suspectedGrade(p [classify.NumClasses]float32) string {
-	hi, lo := classify.HighGradeProb(p), classify.LowGradeProb(p)
-	switch {
-	case hi >= lo && hi >= p[classify.NILM]:
-		return "HIGH GRADE"
-	case lo >= p[classify.NILM]:
-		return "LOW GRADE"
-	}
-	return "NILM"
-}
-
-func gradeColor(p [classify.NumClasses]float32) color.RGBA {
-	switch suspectedGrade(p) {
-	case "HIGH GRADE":
-		return classColor(classify.HSIL)
-	case "LOW GRADE":
-		return classColor(classify.LSIL)
-	}
-	return classColor(classify.NILM)
-}
-
 // Files names the files WriteFiles wrote.
 type Files struct {
-	Dir      string `json:"dir"`
-	Result   string `json:"result"`
-	Overview string `json:"overview,omitempty"`
-	Gallery  string `json:"gallery,omitempty"`
+	Dir    string `json:"dir"`
+	Result string `json:"result"`
+	// Images are the paths of the images written, in the order given.
+	Images []string `json:"images,omitempty"`
+}
+
+// ImageFile is an image of a slide that WriteFiles stores beside its
+// result: Name is a plain file name (overview.png, gallery.png), Encode
+// writes its bytes. Package render draws them.
+type ImageFile struct {
+	Name   string
+	Encode func(io.Writer) error
 }
 
 // ErrBadReportID: a report's slide or result ID is not a safe path
 // element (WriteFiles refuses it before building any path).
 var ErrBadReportID = errors.New("report: bad slide or result ID")
 
+// validImageName is what an ImageFile may be called: one path element,
+// not a hidden or temporary file.
+var validImageName = regexp.MustCompile(`^[A-Za-z0-9][A-Za-z0-9_-]{0,63}\.[a-z]{1,8}$`)
+
 // WriteFiles stores the report under stateDir/slides/<slide>/<result_id>/:
-// result.json, overview.png and gallery.png. Each file is written to a
-// temporary name, synced and renamed, so a crash never leaves a torn file.
-// The IDs are checked first (ErrBadReportID) and every file is opened
-// through an os.Root on stateDir: nothing is written outside it, even
-// through a symlink.
-func (r *Report) WriteFiles(stateDir string) (Files, error) {
+// the images (render.Images draws overview.png and gallery.png), then
+// result.json, so a result.json on disk always has its images. Each file
+// is written to a temporary name, synced and renamed, so a crash never
+// leaves a torn file. The IDs and image names are checked first
+// (ErrBadReportID) and every file is opened through an os.Root on
+// stateDir: nothing is written outside it, even through a symlink.
+func (r *Report) WriteFiles(stateDir string, images ...ImageFile) (Files, error) {
 	if !validSlideID.MatchString(r.SlideID) {
 		return Files{}, fmt.Errorf("%w: slide_id %q", ErrBadReportID, r.SlideID)
 	}
 	if !validResultID.MatchString(r.ResultID) {
 		return Files{}, fmt.Errorf("%w: result_id %q", ErrBadReportID, r.ResultID)
+	}
+	for _, im := range images {
+		if !validImageName.MatchString(im.Name) || im.Name == "result.json" || im.Encode == nil {
+			return Files{}, fmt.Errorf("report: bad image file name %q", im.Name)
+		}
 	}
 	root, err := os.OpenRoot(stateDir)
 	if err != nil {
@@ -473,17 +266,11 @@ func (r *Report) WriteFiles(stateDir string) (Files, error) {
 	}
 	dir := filepath.Join(stateDir, rel)
 	f := Files{Dir: dir, Result: filepath.Join(dir, "result.json")}
-	if img := r.Overview(); img != nil {
-		f.Overview = filepath.Join(dir, "overview.png")
-		if err := writeAtomicIn(root, filepath.Join(rel, "overview.png"), func(w *os.File) error { return png.Encode(w, img) }); err != nil {
+	for _, im := range images {
+		if err := writeAtomicIn(root, filepath.Join(rel, im.Name), func(w *os.File) error { return im.Encode(w) }); err != nil {
 			return f, err
 		}
-	}
-	if img := r.Gallery(); img != nil {
-		f.Gallery = filepath.Join(dir, "gallery.png")
-		if err := writeAtomicIn(root, filepath.Join(rel, "gallery.png"), func(w *os.File) error { return png.Encode(w, img) }); err != nil {
-			return f, err
-		}
+		f.Images = append(f.Images, filepath.Join(dir, im.Name))
 	}
 	b, err := json.MarshalIndent(r, "", "  ")
 	if err != nil {

@@ -1,4 +1,4 @@
-package scan
+package render
 
 import (
 	"image"
@@ -14,7 +14,7 @@ func TestGalleryCaption(t *testing.T) {
 	p[classify.HSIL], p[classify.ASCH], p[classify.NILM] = 0.6, 0.2, 0.2
 	c := classify.Cell{Probs: p, Score: classify.SuspicionScore(p)}
 	c.Class = classify.HSIL
-	got := galleryCaption(c)
+	got := Caption(c)
 	if got[0] != "HIGH GRADE 0.80" || got[1] != "HSIL P(abn) 0.80" {
 		t.Errorf("caption %q", got)
 	}
@@ -24,14 +24,12 @@ func TestGalleryCaption(t *testing.T) {
 		t.Errorf("low-grade cell suspected %s", g)
 	}
 	lc := classify.Cell{Probs: p, Score: classify.SuspicionScore(p), Class: classify.LSIL}
-	if got := galleryCaption(lc); got[0] != "LOW GRADE 0.55" || got[1] != "LSIL P(abn) 0.55" {
+	if got := Caption(lc); got[0] != "LOW GRADE 0.55" || got[1] != "LSIL P(abn) 0.55" {
 		t.Errorf("low-grade caption %q", got)
 	}
 	crop := image.NewRGBA(image.Rect(0, 0, 64, 64))
 	c.Crop = crop
-	r := &Report{}
-	r.Result.Top = []classify.Cell{c, c}
-	img := r.Gallery()
+	img := Gallery([]classify.Cell{c, c})
 	// Two cells, crops at 2x (128 px), six columns.
 	if img == nil || img.Rect.Dx() < 2*(128+8) || img.Rect.Dy() < 128+2*13 {
 		t.Fatalf("gallery %v", img.Rect)
