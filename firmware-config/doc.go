@@ -17,5 +17,8 @@
 // commented profiles/sim.yaml is the reference documentation of the keys.
 //
 // The package is a leaf: it imports only the standard library, the YAML
-// decoder and periph's conn/physic.
+// decoder, periph's conn/physic and the Tic's fact table
+// (hal/ticaxis/ticspec, itself a leaf), so the validator checks a Tic
+// axis against the same models, step modes, current limits and ranges as
+// the driver.
 package config

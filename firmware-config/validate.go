@@ -3,7 +3,6 @@ package config
 import (
 	"cmp"
 	"fmt"
-	"math"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -12,6 +11,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"papscan/hal/ticaxis/ticspec"
 )
 
 // Problem is one thing wrong with a configuration.
@@ -118,31 +119,6 @@ func fmtAcc(a Acceleration) string { return a.String() }
 func fmtCur(c Current) string      { return c.String() }
 func fmtDur(d Duration) string     { return d.String() }
 func fmtHex(a uint16) string       { return fmt.Sprintf("0x%02X", a) }
-
-// TicVariant describes a Pololu Tic model's limits.
-type TicVariant struct {
-	// MaxCurrent is the highest current limit setting of the model.
-	MaxCurrent Current
-	// StepModes are the microsteps-per-full-step values offered.
-	StepModes []int
-}
-
-// TicVariants are the supported Tic models (Pololu Tic user's guide,
-// "Current limit" and "Step mode" settings). The half-step-100%-current mode
-// of the T249 cannot be expressed as a step_mode and is not offered.
-var TicVariants = map[string]TicVariant{
-	"T500": {MaxCurrent: 3093 * Milliampere, StepModes: []int{1, 2, 4, 8}},
-	"T834": {MaxCurrent: 3456 * Milliampere, StepModes: []int{1, 2, 4, 8, 16, 32}},
-	"T825": {MaxCurrent: 3968 * Milliampere, StepModes: []int{1, 2, 4, 8, 16, 32}},
-	"T249": {MaxCurrent: 4480 * Milliampere, StepModes: []int{1, 2, 4, 8, 16, 32}},
-	"36v4": {MaxCurrent: 9095 * Milliampere, StepModes: []int{1, 2, 4, 8, 16, 32, 64, 128, 256}},
-}
-
-// Limits of the Tic's step generator and position counter.
-const (
-	ticMaxStepsPerSecond = 50000         // max speed 500,000,000 microsteps/10,000 s
-	ticMaxPosition       = math.MaxInt32 // position is a signed 32-bit count
-)
 
 var (
 	robotIDRe     = regexp.MustCompile(`^[A-Za-z0-9_-]{1,64}$`)
@@ -297,15 +273,17 @@ func validateAxis(v *validator, p string, a *Axis) {
 		}
 	}
 	if a.Driver == "tic" {
-		variant, ok := TicVariants[a.TicVariant]
+		// The Tic's facts (models, step modes, current limits, ranges)
+		// are hal/ticaxis/ticspec's: the driver checks the same.
+		variant, ok := ticspec.Lookup(a.TicVariant)
 		if !ok {
-			v.add(p+".tic_variant", "must be one of T825|T834|T500|T249|36v4, got %q", a.TicVariant)
+			v.add(p+".tic_variant", "must be one of %s, got %q", strings.Join(ticspec.Names(), "|"), a.TicVariant)
 		} else {
-			if !slices.Contains(variant.StepModes, a.StepMode) {
+			if !variant.Offers(a.StepMode) {
 				v.add(p+".step_mode", "must be one of %s for a Tic %s, got %d",
 					joinInts(variant.StepModes), a.TicVariant, a.StepMode)
 			}
-			inRange(v, p+".current_limit", a.CurrentLimit, 0, variant.MaxCurrent, true, false, fmtCur)
+			inRange(v, p+".current_limit", a.CurrentLimit, 0, Current(variant.MaxCurrent), true, false, fmtCur)
 		}
 		inRange(v, p+".address", a.Address, 0x08, 0x77, false, false, fmtHex)
 	}
@@ -325,21 +303,34 @@ func validateAxis(v *validator, p string, a *Axis) {
 	inRange(v, p+".backlash", a.Backlash, 0, Millimetre, false, true, fmtDist)
 	if okSteps && a.Driver == "tic" {
 		if okSpeed {
-			if sps := a.MaxSpeed.UMPerS() * a.MicrostepsPerUM; sps > ticMaxStepsPerSecond {
+			sps := a.MaxSpeed.UMPerS() * a.MicrostepsPerUM
+			if _, ok := ticspec.SpeedUnits(sps); !ok && sps > 1 {
 				v.add(p+".max_speed", "max_speed × microsteps_per_um must be <= %d microsteps/s (Tic limit), got %s × %s = %.0f/s",
-					ticMaxStepsPerSecond, a.MaxSpeed, fmtFloat(a.MicrostepsPerUM), sps)
+					ticspec.MaxStepsPerSecond, a.MaxSpeed, fmtFloat(a.MicrostepsPerUM), sps)
+			} else if !ok {
+				v.add(p+".max_speed", "max_speed × microsteps_per_um must be at least %g microsteps/s (the Tic's speed unit), got %s × %s = %g/s",
+					1.0/ticspec.SpeedScale, a.MaxSpeed, fmtFloat(a.MicrostepsPerUM), sps)
+			}
+		}
+		if a.Acceleration > 0 && a.Acceleration <= 10*MetrePerSecond2 {
+			if sps2 := a.Acceleration.UMPerS2() * a.MicrostepsPerUM; !ticAccelOK(sps2) {
+				v.add(p+".acceleration", "acceleration × microsteps_per_um must be in %d..%d microsteps/s² (Tic range), got %s × %s = %g/s²",
+					ticspec.MinAccelUnits/ticspec.AccelScale, ticspec.MaxAccelUnits/ticspec.AccelScale, a.Acceleration, fmtFloat(a.MicrostepsPerUM), sps2)
 			}
 		}
 		for _, t := range []struct {
 			key string
 			d   Distance
-		}{{"travel_min", a.TravelMin}, {"travel_max", a.TravelMax}} {
-			if s := math.Abs(t.d.UM() * a.MicrostepsPerUM); s > ticMaxPosition {
+		}{{"travel_min", a.TravelMin}, {"travel_max", a.TravelMax}, {"backlash", a.Backlash}} {
+			if s := t.d.UM() * a.MicrostepsPerUM; !ticPositionOK(s) {
 				v.add(p+"."+t.key, "%s × microsteps_per_um %s = %.0f microsteps exceeds the Tic's 32-bit position", t.d, fmtFloat(a.MicrostepsPerUM), s)
 			}
 		}
 	}
 }
+
+func ticAccelOK(stepsPerS2 float64) bool    { _, ok := ticspec.AccelUnits(stepsPerS2); return ok }
+func ticPositionOK(microsteps float64) bool { _, ok := ticspec.Position(microsteps); return ok }
 
 func joinInts(xs []int) string {
 	s := make([]string, len(xs))

@@ -43,6 +43,7 @@ func TestValidationRules(t *testing.T) {
 		{"max speed", "machine: {axes: {x: {max_speed: 500mm/s}}}", "machine.axes.x.max_speed: must be in (0, 200mm/s], got 500mm/s"},
 		{"tic step rate", "machine: {axes: {z: {max_speed: 5mm/s}}}", "machine.axes.z.max_speed: max_speed × microsteps_per_um must be <= 50000 microsteps/s (Tic limit)"},
 		{"tic position", "machine: {axes: {z: {travel_max: 200m, microsteps_per_um: 12.8}}}", "machine.axes.z.travel_max: 200000mm × microsteps_per_um 12.8"},
+		{"tic acceleration", "machine: {axes: {x: {acceleration: 2um/s^2}}}", "machine.axes.x.acceleration: acceleration × microsteps_per_um must be in 1..21474836 microsteps/s² (Tic range), got 2um/s^2 × 0.2 = 0.4/s²"},
 		{"acceleration", "machine: {axes: {x: {acceleration: 11m/s^2}}}", "machine.axes.x.acceleration: must be in (0, 10m/s^2], got 11m/s^2"},
 		{"homing speed", "machine: {axes: {x: {homing_speed: 41mm/s}}}", "machine.axes.x.homing_speed: must be in (0, 40mm/s], got 41mm/s"},
 		{"homing timeout", "machine: {axes: {x: {homing_timeout: 500ms}}}", "machine.axes.x.homing_timeout: must be in [1s, 5m0s], got 500ms"},

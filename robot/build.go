@@ -16,6 +16,7 @@ import (
 	"papscan/hal/pins"
 	"papscan/hal/stepdir"
 	"papscan/hal/ticaxis"
+	"papscan/hal/ticaxis/ticspec"
 )
 
 // Wire is what the robot (or the simulation) provides at the wire.
@@ -30,21 +31,22 @@ type Wire struct {
 	Clock    hal.Clock
 }
 
-// stepModes maps microsteps per full step to the Tic's step-mode code.
-var stepModes = map[int]tic.StepMode{
-	1: tic.StepModeFull, 2: tic.StepModeHalf, 4: tic.StepModeMicrostep4, 8: tic.StepModeMicrostep8,
-	16: tic.StepModeMicrostep16, 32: tic.StepModeMicrostep32, 64: tic.StepModeMicrostep64,
-	128: tic.StepModeMicrostep128, 256: tic.StepModeMicrostep256,
-}
-
-// TicOptions maps one axis of the configuration onto the Tic driver.
+// TicOptions maps one axis of the configuration onto the Tic driver: the
+// model and the step mode's code come from the Tic's fact table
+// (ticspec). A model or step mode no Tic has maps to values the driver
+// refuses, never to a default.
 func TicOptions(name string, a config.Axis) ticaxis.Options {
+	variant, _ := ticspec.Lookup(a.TicVariant)
+	code, ok := ticspec.StepModeCode(a.StepMode)
+	if !ok {
+		code = 0xFF
+	}
 	return ticaxis.Options{
 		Name:            name,
 		Address:         a.Address,
-		Variant:         tic.Variant("Tic " + a.TicVariant),
+		Variant:         tic.Variant(variant.Model),
 		MicrostepsPerUM: a.MicrostepsPerUM,
-		StepMode:        stepModes[a.StepMode],
+		StepMode:        tic.StepMode(code),
 		CurrentLimit:    a.CurrentLimit.I(),
 		MaxSpeed:        a.MaxSpeed.S(),
 		Acceleration:    a.Acceleration.UMPerS2(),

@@ -8,7 +8,10 @@
 // Units: the axis converts µm to microsteps with Options.MicrostepsPerUM
 // (rounded, in int64, range-checked into the Tic's int32); speeds go to the
 // Tic in microsteps per 10000 s and accelerations (Options.Acceleration and
-// Deceleration, in µm/s²) in microsteps per 100 s² (section 5.1).
+// Deceleration, in µm/s²) in microsteps per 100 s² (section 5.1). The
+// models, their step modes and current limits and these ranges are
+// ticspec's, which firmware-config's validator reads too; Options.Check
+// says whether New would accept the options without touching the bus.
 //
 // Safety rules:
 //

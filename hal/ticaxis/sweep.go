@@ -6,6 +6,7 @@ import (
 	"periph.io/x/conn/v3/physic"
 
 	"papscan/hal"
+	"papscan/hal/ticaxis/ticspec"
 )
 
 var _ hal.SweepAxis = (*Axis)(nil)
@@ -22,15 +23,15 @@ func (a *Axis) SetCruise(v physic.Speed) error {
 	if v == 0 {
 		v = a.opts.MaxSpeed
 	}
-	speed, err := ticUnits(float64(v)/float64(physic.MicroMetrePerSecond)*a.opts.MicrostepsPerUM, 10000, 1, maxTicSpeed)
-	if err != nil {
-		return fmt.Errorf("%s: cruise speed %s: %w", n, v, err)
+	speed, ok := ticspec.SpeedUnits(float64(v) / float64(physic.MicroMetrePerSecond) * a.opts.MicrostepsPerUM)
+	if !ok {
+		return fmt.Errorf("%s: cruise speed %s is outside the Tic's 1..%d microsteps per 10,000 s", n, v, ticspec.MaxSpeedUnits)
 	}
 	if err := a.config(func() error { return a.dev.SetMaxSpeed(uint32(speed)) }); err != nil {
 		return a.latch(hal.FaultBus, fmt.Errorf("set cruise speed %s: %w", v, err))
 	}
 	a.mu.Lock()
-	a.speed = float64(speed) / 10000
+	a.speed = float64(speed) / ticspec.SpeedScale
 	a.mu.Unlock()
 	return nil
 }

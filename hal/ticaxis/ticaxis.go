@@ -9,11 +9,12 @@ import (
 	"sync"
 	"time"
 
-	"papscan/hal"
-
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/tic"
+
+	"papscan/hal"
+	"papscan/hal/ticaxis/ticspec"
 )
 
 // ErrHalted is returned by Wait when Halt stopped the move it was waiting for.
@@ -113,13 +114,6 @@ type Axis struct {
 
 var _ hal.Axis = (*Axis)(nil)
 
-// Tic unit limits (user's guide section 7, variable reference).
-const (
-	maxTicSpeed = 500_000_000 // microsteps per 10000 s
-	minTicAccel = 100         // microsteps per 100 s²
-	maxTicAccel = math.MaxInt32
-)
-
 // New connects to the Tic, configures it and energizes the motor. The axis
 // is not homed.
 //
@@ -137,28 +131,13 @@ func New(bus i2c.Bus, clock hal.Clock, opts Options) (*Axis, error) {
 	}
 	a := &Axis{opts: opts, bus: bus, clock: clock}
 	n := opts.Name
-	speed, err := ticUnits(float64(opts.MaxSpeed)/float64(physic.MicroMetrePerSecond)*opts.MicrostepsPerUM, 10000, 1, maxTicSpeed)
+	u, err := opts.ticUnits()
 	if err != nil {
-		return nil, fmt.Errorf("%s: MaxSpeed %s: %w", n, opts.MaxSpeed, err)
+		return nil, err
 	}
-	acc, err := ticUnits(opts.Acceleration*opts.MicrostepsPerUM, 100, minTicAccel, maxTicAccel)
-	if err != nil {
-		return nil, fmt.Errorf("%s: Acceleration %g µm/s²: %w", n, opts.Acceleration, err)
-	}
-	dec, err := ticUnits(opts.Deceleration*opts.MicrostepsPerUM, 100, minTicAccel, maxTicAccel)
-	if err != nil {
-		return nil, fmt.Errorf("%s: Deceleration %g µm/s²: %w", n, opts.Deceleration, err)
-	}
-	a.speed, a.accel, a.decel = float64(speed)/10000, float64(acc)/100, float64(dec)/100
-	if a.minPos, err = a.toMicrosteps(opts.TravelMin); err != nil {
-		return nil, fmt.Errorf("%s: TravelMin: %w", n, err)
-	}
-	if a.maxPos, err = a.toMicrosteps(opts.TravelMax); err != nil {
-		return nil, fmt.Errorf("%s: TravelMax: %w", n, err)
-	}
-	if a.backlash, err = a.toMicrosteps(opts.Backlash); err != nil {
-		return nil, fmt.Errorf("%s: Backlash: %w", n, err)
-	}
+	a.speed, a.accel, a.decel = float64(u.speed)/ticspec.SpeedScale, float64(u.accel)/ticspec.AccelScale, float64(u.decel)/ticspec.AccelScale
+	a.minPos, a.maxPos, a.backlash = u.minPos, u.maxPos, u.backlash
+	speed, acc, dec := u.speed, u.accel, u.decel
 
 	dev, err := tic.NewI2C(bus, opts.Variant, opts.Address)
 	if err != nil {
@@ -223,19 +202,19 @@ func (o *Options) check() error {
 	if o.Address > 0x7F {
 		return fmt.Errorf("%s: Address 0x%X is not a 7-bit I2C address", n, o.Address)
 	}
-	switch o.Variant {
-	case tic.TicT825, tic.TicT834, tic.TicT500, tic.TicT249, tic.Tic36v4:
-	default:
+	// The Tic's facts are ticspec's, as firmware-config's validator's.
+	variant, ok := ticspec.ByModel(string(o.Variant))
+	if !ok {
 		return fmt.Errorf("%s: Variant %q is not a Tic model", n, o.Variant)
 	}
 	if !(o.MicrostepsPerUM > 0) || math.IsInf(o.MicrostepsPerUM, 0) {
 		return fmt.Errorf("%s: MicrostepsPerUM must be > 0, got %g", n, o.MicrostepsPerUM)
 	}
-	if o.StepMode > tic.StepModeMicrostep256 {
-		return fmt.Errorf("%s: StepMode %d is invalid", n, o.StepMode)
+	if !variant.TakesCode(uint8(o.StepMode)) {
+		return fmt.Errorf("%s: StepMode %d is not a step mode of the %s", n, o.StepMode, o.Variant)
 	}
-	if o.CurrentLimit <= 0 {
-		return fmt.Errorf("%s: CurrentLimit must be > 0, got %s", n, o.CurrentLimit)
+	if o.CurrentLimit <= 0 || o.CurrentLimit > variant.MaxCurrent {
+		return fmt.Errorf("%s: CurrentLimit must be in (0, %s] for the %s, got %s", n, variant.MaxCurrent, o.Variant, o.CurrentLimit)
 	}
 	if o.MaxSpeed <= 0 {
 		return fmt.Errorf("%s: MaxSpeed must be > 0, got %s", n, o.MaxSpeed)
@@ -276,25 +255,59 @@ func (o *Options) check() error {
 	return nil
 }
 
-// ticUnits converts a physical rate (per second, or per second²) into the
-// Tic's integer units (scale 10000 for speeds, 100 for accelerations),
-// rounding, in int64, and checks the range.
-func ticUnits(perSecond float64, scale float64, lo, hi int64) (int64, error) {
-	f := math.Round(perSecond * scale)
-	if math.IsNaN(f) || f < float64(lo) || f > float64(hi) {
-		return 0, fmt.Errorf("%g in Tic units is outside %d..%d", f, lo, hi)
+// units are the options in the Tic's integer units.
+type units struct {
+	speed, accel, decel      int64 // microsteps per 10,000 s; per 100 s²
+	minPos, maxPos, backlash int64 // microsteps
+}
+
+// ticUnits converts the checked options into the Tic's units (ticspec:
+// speeds in microsteps per 10,000 s, accelerations per 100 s², rounded)
+// and checks their ranges.
+func (o *Options) ticUnits() (units, error) {
+	n := o.Name
+	var u units
+	var ok bool
+	if u.speed, ok = ticspec.SpeedUnits(float64(o.MaxSpeed) / float64(physic.MicroMetrePerSecond) * o.MicrostepsPerUM); !ok {
+		return u, fmt.Errorf("%s: MaxSpeed %s × MicrostepsPerUM is outside the Tic's 1..%d microsteps per 10,000 s", n, o.MaxSpeed, ticspec.MaxSpeedUnits)
 	}
-	return int64(f), nil
+	if u.accel, ok = ticspec.AccelUnits(o.Acceleration * o.MicrostepsPerUM); !ok {
+		return u, fmt.Errorf("%s: Acceleration %g µm/s² × MicrostepsPerUM is outside the Tic's %d..%d microsteps per 100 s²", n, o.Acceleration, ticspec.MinAccelUnits, ticspec.MaxAccelUnits)
+	}
+	if u.decel, ok = ticspec.AccelUnits(o.Deceleration * o.MicrostepsPerUM); !ok {
+		return u, fmt.Errorf("%s: Deceleration %g µm/s² × MicrostepsPerUM is outside the Tic's %d..%d microsteps per 100 s²", n, o.Deceleration, ticspec.MinAccelUnits, ticspec.MaxAccelUnits)
+	}
+	for _, p := range []struct {
+		what string
+		d    physic.Distance
+		to   *int64
+	}{{"TravelMin", o.TravelMin, &u.minPos}, {"TravelMax", o.TravelMax, &u.maxPos}, {"Backlash", o.Backlash, &u.backlash}} {
+		if *p.to, ok = ticspec.Position(float64(p.d) / float64(physic.MicroMetre) * o.MicrostepsPerUM); !ok {
+			return u, fmt.Errorf("%s: %s: %s is outside the Tic's 32-bit position range", n, p.what, p.d)
+		}
+	}
+	return u, nil
+}
+
+// Check reports whether New would accept opts before it touches the bus:
+// the same checks of the Tic's facts (ticspec) as firmware-config's
+// validator, plus the driver's own.
+func (o Options) Check() error {
+	if err := o.check(); err != nil {
+		return err
+	}
+	_, err := o.ticUnits()
+	return err
 }
 
 // toMicrosteps converts a distance from home into microsteps (int64 math,
 // rounded) and checks that it fits the Tic's int32 position.
 func (a *Axis) toMicrosteps(d physic.Distance) (int64, error) {
-	f := math.Round(float64(d) / float64(physic.MicroMetre) * a.opts.MicrostepsPerUM)
-	if math.IsNaN(f) || f < math.MinInt32 || f > math.MaxInt32 {
+	ms, ok := ticspec.Position(float64(d) / float64(physic.MicroMetre) * a.opts.MicrostepsPerUM)
+	if !ok {
 		return 0, fmt.Errorf("%s is outside the Tic's 32-bit position range", d)
 	}
-	return int64(f), nil
+	return ms, nil
 }
 
 func (a *Axis) toDistance(pos int32) physic.Distance {

@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"periph.io/x/devices/v3/tic"
+
+	"papscan/hal/ticaxis/ticspec"
 )
 
 const twoPow32 = 1 << 32
@@ -83,13 +85,13 @@ func (t *Tic) blocked(dir float64) bool {
 	return (dir < 0 && t.revActive()) || (dir > 0 && t.fwdActive())
 }
 
-func (t *Tic) accel() float64 { return float64(t.maxAccel) / 100 }
+func (t *Tic) accel() float64 { return float64(t.maxAccel) / ticspec.AccelScale }
 
 func (t *Tic) decel() float64 {
 	if t.maxDecel == 0 {
 		return t.accel()
 	}
-	return float64(t.maxDecel) / 100
+	return float64(t.maxDecel) / ticspec.AccelScale
 }
 
 // step advances the motion by dt seconds. Caller has checked errStatus.
@@ -98,13 +100,13 @@ func (t *Tic) step(dt float64) {
 		t.v = 0
 		return
 	}
-	vmax := float64(t.maxSpeed) / 10000
-	vstart := float64(t.startSpeed) / 10000
+	vmax := float64(t.maxSpeed) / ticspec.SpeedScale
+	vstart := float64(t.startSpeed) / ticspec.SpeedScale
 	var vdes float64 // desired velocity, microsteps/s
 	snapTarget := false
 	switch {
 	case t.homing == homingTowards:
-		vdes = float64(t.opts.HomingSpeedTowards) / 10000
+		vdes = float64(t.opts.HomingSpeedTowards) / ticspec.SpeedScale
 		if !t.homeForward {
 			vdes = -vdes
 		}
@@ -116,12 +118,12 @@ func (t *Tic) step(dt float64) {
 		}
 		return
 	case t.homing == homingAway:
-		vdes = float64(t.opts.HomingSpeedAway) / 10000
+		vdes = float64(t.opts.HomingSpeedAway) / ticspec.SpeedScale
 		if t.homeForward {
 			vdes = -vdes
 		}
 	case t.planning == tic.PlanningModeTargetVelocity:
-		vdes = math.Max(-vmax, math.Min(vmax, float64(t.targetVel)/10000))
+		vdes = math.Max(-vmax, math.Min(vmax, float64(t.targetVel)/ticspec.SpeedScale))
 	case t.planning == tic.PlanningModeTargetPosition:
 		rem := wrapDiff(float64(t.targetPos) - t.x)
 		if rem == 0 && t.v == 0 {

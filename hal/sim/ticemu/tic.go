@@ -8,10 +8,11 @@ import (
 	"sync"
 	"time"
 
-	"papscan/hal"
-
 	"periph.io/x/conn/v3/physic"
 	"periph.io/x/devices/v3/tic"
+
+	"papscan/hal"
+	"papscan/hal/ticaxis/ticspec"
 )
 
 // Command bytes (user's guide section 8, I²C encoding section 10).
@@ -80,8 +81,8 @@ const (
 	homingPauseTime = 20 * time.Millisecond // section 5.6 step 4
 	tick            = time.Millisecond      // motion integration step
 	switchEps       = 1e-6                  // full steps
-	maxSpeedLimit   = 500_000_000           // µsteps/10000 s
-	minAccel        = 100                   // µsteps/100 s²
+	maxSpeedLimit   = ticspec.MaxSpeedUnits // µsteps/10000 s
+	minAccel        = ticspec.MinAccelUnits // µsteps/100 s²
 )
 
 // Options configures an emulated Tic and the mechanics behind it.
@@ -502,41 +503,20 @@ func (t *Tic) fwdActive() bool {
 	return !t.opts.NoForwardSwitch && !t.fwdBroken && t.phys > t.opts.TravelSteps+switchEps
 }
 
+// microstepsPerStep is ticspec's, with a full step for a code no Tic
+// has (refused by "Set step mode" anyway).
 func microstepsPerStep(m tic.StepMode) int {
-	switch m {
-	case tic.StepModeFull:
-		return 1
-	case tic.StepModeHalf, tic.StepModeMicrostep2_100p:
-		return 2
-	case tic.StepModeMicrostep4:
-		return 4
-	case tic.StepModeMicrostep8:
-		return 8
-	case tic.StepModeMicrostep16:
-		return 16
-	case tic.StepModeMicrostep32:
-		return 32
-	case tic.StepModeMicrostep64:
-		return 64
-	case tic.StepModeMicrostep128:
-		return 128
-	case tic.StepModeMicrostep256:
-		return 256
+	if n := ticspec.Microsteps(uint8(m)); n > 0 {
+		return n
 	}
 	return 1
 }
 
+// stepModeValid: the step-mode codes the variant takes (ticspec; the
+// default variant is the T834's).
 func (t *Tic) stepModeValid(m uint8) bool {
-	switch t.opts.Variant {
-	case tic.TicT825, tic.TicT834:
-		return m <= uint8(tic.StepModeMicrostep32)
-	case tic.TicT500:
-		return m <= uint8(tic.StepModeMicrostep8)
-	case tic.TicT249:
-		return m <= uint8(tic.StepModeMicrostep2_100p)
-	default: // 36v4
-		return m <= uint8(tic.StepModeMicrostep256) && m != uint8(tic.StepModeMicrostep2_100p)
-	}
+	v, ok := ticspec.ByModel(string(t.opts.Variant))
+	return ok && v.TakesCode(m)
 }
 
 // --- the wire ---------------------------------------------------------------
@@ -803,7 +783,7 @@ func (t *Tic) variables() [varBlockSize]byte {
 	le.PutUint32(b[tic.OffsetAccelMax:], t.maxAccel)
 	pos := t.position()
 	le.PutUint32(b[tic.OffsetCurrentPosition:], uint32(pos))
-	le.PutUint32(b[tic.OffsetCurrentVelocity:], uint32(int32(math.Round(t.v*10000))))
+	le.PutUint32(b[tic.OffsetCurrentVelocity:], uint32(int32(math.Round(t.v*ticspec.SpeedScale))))
 	acting := pos
 	if t.planning == tic.PlanningModeTargetPosition {
 		acting = t.targetPos

@@ -24,6 +24,7 @@ import (
 	"papscan/hal/sim"
 	"papscan/hal/sim/slide"
 	"papscan/hal/sim/ticemu"
+	"papscan/hal/ticaxis/ticspec"
 )
 
 // World is a whole simulated robot below its drivers: an I²C bus with one
@@ -235,9 +236,10 @@ func DepthOfFieldUM(na float64) float64 {
 func (w *World) newTic(a config.Axis, rng *rand.Rand) (*ticemu.Tic, error) {
 	fullPerUM := a.MicrostepsPerUM / float64(a.StepMode)
 	travel := a.TravelMax.UM() * fullPerUM
-	homing := uint32(math.Min(a.HomingSpeed.UMPerS()*a.MicrostepsPerUM*10000, math.MaxUint32))
+	homing := uint32(math.Min(a.HomingSpeed.UMPerS()*a.MicrostepsPerUM*ticspec.SpeedScale, math.MaxUint32))
+	variant, _ := ticspec.Lookup(a.TicVariant) // validated; "" would be the emulator's default
 	t := ticemu.New(w.Clock, ticemu.Options{
-		Variant:     tic.Variant("Tic " + a.TicVariant),
+		Variant:     tic.Variant(variant.Model),
 		TravelSteps: travel,
 		// Power-up position: somewhere in the travel, unknown to the driver.
 		StartSteps:         travel * (0.2 + 0.6*rng.Float64()),
