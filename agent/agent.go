@@ -52,6 +52,7 @@ type Agent struct {
 	lastLine  string
 	lastView  panel.View
 	viewShown bool
+	announced State // the state StateChanged was last called with (-1: none yet)
 
 	// Shared with the job goroutine and the socket.
 	mu     sync.Mutex
@@ -95,6 +96,7 @@ func New(o Options) (*Agent, error) {
 	a := &Agent{
 		o: o, log: o.Log, now: o.Now, health: o.Health, cfg: o.Config, stateDir: o.Config.Agent.StateDir,
 		jobDone: make(chan jobResult, 1), reqs: make(chan request), stopping: make(chan struct{}),
+		announced: -1,
 	}
 	ps, dmg := LoadState(o.Config.Agent.StateDir, o.Now())
 	if dmg != nil {
@@ -190,7 +192,8 @@ func (a *Agent) update(f func(s *Status)) {
 	a.mu.Unlock()
 }
 
-// setState changes the panel state (loop only) and records it.
+// setState changes the panel state (loop only), records it and announces
+// a transition (or a newly latched fault) to Options.StateChanged.
 func (a *Agent) setState(s State, msg string) {
 	a.state = s
 	a.update(func(st *Status) {
@@ -204,6 +207,12 @@ func (a *Agent) setState(s State, msg string) {
 	})
 	a.persist()
 	a.refresh()
+	if s != a.announced || s == StateFault {
+		a.announced = s
+		if a.o.StateChanged != nil {
+			a.o.StateChanged(s)
+		}
+	}
 }
 
 // persist writes the state file from the current status.

@@ -204,6 +204,7 @@ type rig struct {
 	mu      *sync.Mutex
 	cancel  context.CancelFunc
 	done    chan error
+	states  *stateLog // what StateChanged announced
 }
 
 func newRig(t *testing.T, slots int, failAt map[string]error) *rig {
@@ -228,7 +229,8 @@ func newRigWith(t *testing.T, slots int, failAt map[string]error, stateDir strin
 		return l
 	}
 	r := &rig{presses: make(chan hal.Press), del: &fakeDelivery{connected: true}, notify: &fakeNotifier{},
-		panel: &panel.Panel{Ready: led("g"), Busy: led("a"), Fault: led("r")}, homes: new(int), mu: &sync.Mutex{}, done: make(chan error, 1)}
+		panel: &panel.Panel{Ready: led("g"), Busy: led("a"), Fault: led("r")}, homes: new(int), mu: &sync.Mutex{}, done: make(chan error, 1),
+		states: &stateLog{}}
 	a, err := New(Options{
 		Config: cfg,
 		NewScanner: func(_ *config.Config, h ScanHooks) (Scanner, error) {
@@ -240,6 +242,7 @@ func newRigWith(t *testing.T, slots int, failAt map[string]error, stateDir strin
 		},
 		Machine:  hal.Machine{Loader: fakeLoader{slots}},
 		Delivery: r.del, Panel: r.panel, Buttons: r.presses, Notifier: r.notify, Watchdog: 4 * time.Second,
+		StateChanged: r.states.add,
 	})
 	if err != nil {
 		t.Fatal(err)

@@ -128,6 +128,12 @@ type Options struct {
 	Level    *slog.LevelVar   // changed by a reload; may be nil
 	Health   *Health          // nil: a new one (wire its Beat into the machine's clock)
 	Now      func() time.Time // wall clock; nil: time.Now
+	// StateChanged, if set, is called from the control loop on every
+	// state transition (the first state included) and on every fault
+	// latched, after the status shows it, so the fleet's health message
+	// follows the agent at once rather than a health interval later (the
+	// daemon hands it to delivery.Link.SetStage). It must not block.
+	StateChanged func(s State)
 	// Magazine names the n-th magazine (1-based).
 	Magazine func(n int) string
 	// Autostart starts the first magazine without a button press (the

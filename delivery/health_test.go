@@ -88,3 +88,67 @@ func TestHealthFollowsStageAndSlides(t *testing.T) {
 		t.Fatalf("scan stats %+v, want 2 results, 1 incomplete", h.Scan)
 	}
 }
+
+// TestHealthOnEveryStageChange: stage changes made back to back (as the
+// agent makes them: starting, ready, scanning, paused, fault) each get a
+// health message of their own, in order, at once (the health interval
+// here is an hour), not only the last of them; a fault while in stage
+// fault is published again.
+func TestHealthOnEveryStageChange(t *testing.T) {
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	defer cancel()
+	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	stages := make(chan string, 100)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("watch"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	defer sub.Disconnect(100)
+	if tok := sub.Subscribe("papscan/+/health", 0, func(_ paho.Client, m paho.Message) {
+		var e telemetry.Envelope
+		var h telemetry.Health
+		if json.Unmarshal(m.Payload(), &e) == nil && json.Unmarshal(e.Body, &h) == nil {
+			stages <- h.Stage
+		}
+	}); !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("subscribe")
+	}
+	cfg := config.Default()
+	cfg.Agent.StateDir = t.TempDir()
+	cfg.Agent.MQTT.HealthInterval = config.Duration(time.Hour)
+	lk, err := Open(ctx, cfg, []string{b.URL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer lk.Close(ctx)
+	next := func() string {
+		t.Helper()
+		select {
+		case s := <-stages:
+			return s
+		case <-ctx.Done():
+			t.Fatal("no health message")
+			return ""
+		}
+	}
+	for next() != StageStarting { // the first message, at open
+	}
+	changes := []string{"ready", StageScanning, "paused", StageFault, StageFault, "ready"}
+	for _, s := range changes {
+		lk.SetStage(s)
+	}
+	for i, want := range changes {
+		if got := next(); got != want {
+			t.Fatalf("health message %d: stage %q, want %q (changes %v)", i, got, want, changes)
+		}
+	}
+	lk.SetStage("ready") // no change: no message
+	lk.SetStage(StageDone)
+	if got := next(); got != StageDone {
+		t.Fatalf("after a repeated stage: %q, want %q", got, StageDone)
+	}
+}

@@ -32,6 +32,14 @@ type Link struct {
 	mu    sync.Mutex
 	stats telemetry.ScanStats
 	stage string
+	// stages are the stage changes the health loop has not published yet,
+	// oldest first (at most maxPendingStages): it publishes one message
+	// for each, so the fleet sees every transition of a quick run
+	// (starting, ready, scanning), not only the last.
+	stages []string
+	// now asks the health loop for a message of the current figures (a
+	// slide done, a storage fault).
+	now bool
 	// kick asks the health loop for a message now (buffered 1): on a
 	// stage change and on every slide done, so the fleet does not wait a
 	// health interval to see them.
@@ -156,21 +164,40 @@ const (
 	StageFault     = "fault"     // a latched fault stopped the robot
 )
 
-// SetStage records what the robot does, for health; a change is published
-// at once.
+// maxPendingStages bounds the stage changes waiting for the health loop
+// (the oldest are dropped beyond it; the last is always published).
+const maxPendingStages = 32
+
+// SetStage records what the robot does, for health. Each change (and
+// each fault, even in stage fault already) is published at once, one
+// health message per change, in order; it never blocks.
 func (l *Link) SetStage(s string) {
 	l.mu.Lock()
-	changed := l.stage != s
+	changed := l.stage != s || s == StageFault
 	l.stage = s
+	if changed {
+		if len(l.stages) == maxPendingStages {
+			l.stages = l.stages[1:]
+		}
+		l.stages = append(l.stages, s)
+	}
 	l.mu.Unlock()
 	if changed {
-		l.kickHealth()
+		l.wake()
 	}
 }
 
-// kickHealth asks the health loop for a message now; a pending request
-// is enough.
+// kickHealth asks the health loop for a message of the current figures
+// now; a pending request is enough.
 func (l *Link) kickHealth() {
+	l.mu.Lock()
+	l.now = true
+	l.mu.Unlock()
+	l.wake()
+}
+
+// wake wakes the health loop up (a pending wake-up is enough).
+func (l *Link) wake() {
 	select {
 	case l.kick <- struct{}{}:
 	default:
@@ -178,24 +205,42 @@ func (l *Link) kickHealth() {
 }
 
 // runHealth publishes a health message at once, every interval, and when
-// kicked, until ctx ends.
+// kicked (one for each stage change since the last), until ctx ends.
 func (l *Link) runHealth(ctx context.Context, interval time.Duration) {
 	t := time.NewTicker(interval)
 	defer t.Stop()
+	now := true // at once
 	for {
-		l.publishHealth()
+		l.mu.Lock()
+		stages := l.stages
+		now = (now || l.now) && len(stages) == 0
+		l.stages, l.now = nil, false
+		l.mu.Unlock()
+		for _, s := range stages {
+			l.publishHealth(s)
+		}
+		if now {
+			l.publishHealth("")
+		}
 		select {
 		case <-ctx.Done():
 			return
 		case <-t.C:
+			now = true
 		case <-l.kick:
+			now = false
 		}
 	}
 }
 
-func (l *Link) publishHealth() {
+// publishHealth publishes the health message of now; a stage, if not
+// "", is the one of the change it reports.
+func (l *Link) publishHealth(stage string) {
 	var h telemetry.Health
 	l.fill(&h)
+	if stage != "" {
+		h.Stage = stage
+	}
 	if err := l.tm.PublishHealth(h); err != nil {
 		l.log.Debug("health not published", "error", err)
 	}
@@ -283,7 +328,7 @@ func (l *Link) Drain(ctx context.Context, wait time.Duration) int {
 func (l *Link) Close(ctx context.Context) {
 	l.cancel()
 	l.wg.Wait()
-	l.publishHealth() // the retained message keeps the last stage and counts
+	l.publishHealth("") // the retained message keeps the last stage and counts
 	closeTelemetry(ctx, l.tm)
 	if err := l.ob.Close(); err != nil {
 		l.log.Warn("outbox close", "err", err)

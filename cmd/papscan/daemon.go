@@ -233,21 +233,24 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 			o.BeforeSlide = h.BeforeSlide
 			return scan.New(mach.Machine, o)
 		},
-		Machine:   mach.Machine,
-		Axes:      rb.Axes,
-		Faults:    rb.Faults,
-		Delivery:  dl,
-		Panel:     mach.Panel,
-		Buttons:   presses,
-		Notifier:  notifier,
-		Watchdog:  wd,
-		Socket:    socketPath(*sock),
-		Log:       log,
-		Level:     level,
-		Health:    health,
-		Autostart: *autostart,
-		Press:     press,
-		Hooks:     testHooks(log),
+		Machine:  mach.Machine,
+		Axes:     rb.Axes,
+		Faults:   rb.Faults,
+		Delivery: dl,
+		Panel:    mach.Panel,
+		Buttons:  presses,
+		Notifier: notifier,
+		Watchdog: wd,
+		Socket:   socketPath(*sock),
+		Log:      log,
+		Level:    level,
+		Health:   health,
+		// Health goes to the fleet on every state change, not only on
+		// the health interval.
+		StateChanged: func(s agent.State) { lk.SetStage(s.String()) },
+		Autostart:    *autostart,
+		Press:        press,
+		Hooks:        testHooks(log),
 		Magazine: func(n int) string {
 			if *sim {
 				return fmt.Sprintf("M%04d", n)
