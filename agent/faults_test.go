@@ -19,39 +19,9 @@ import (
 	"papscan/hal/stepdir"
 	"papscan/hal/ticaxis"
 	"papscan/robot"
+	"papscan/robot/robottest"
 	"papscan/scan"
 )
-
-// driverCombo is the sim profile with the given drivers, the axes' other
-// keys adjusted to what each driver can do (as robot's build test).
-func driverCombo(xy, z, lamp string) *config.Config {
-	c := config.Default()
-	for _, a := range []*config.Axis{&c.Machine.Axes.X, &c.Machine.Axes.Y} {
-		a.Driver = xy
-		if xy == "stepdir" {
-			a.MicrostepsPerUM = 0.08
-			a.MaxSpeed = 20 * config.MillimetrePerSecond
-			a.HomingSpeed = 10 * config.MillimetrePerSecond
-			a.Acceleration = 200 * config.MillimetrePerSecond2
-		}
-	}
-	zc := &c.Machine.Axes.Z
-	zc.Driver = z
-	switch z {
-	case "stepdir":
-		zc.MaxSpeed = 150 * config.MicrometrePerSecond
-		zc.HomingSpeed = 100 * config.MicrometrePerSecond
-	case "dac":
-		zc.Address = 0x4C
-		zc.TravelMin, zc.TravelMax = 0, 100*config.Micrometre
-		zc.DAC = config.DAC{FullScale: 100 * config.Micrometre, Gain: 1}
-		c.Scan.ZNominal = 50 * config.Micrometre
-		c.Scan.ReferenceZ = 50 * config.Micrometre
-	}
-	c.Machine.Light.Driver = lamp
-	c.Machine.Light.PCA9685 = config.PCA9685{Address: 0x40, Channel: 5, Frequency: config.Kilohertz}
-	return c
-}
 
 // deviceCheck is the agent's Scanner reduced to what touches every
 // device: homing the stage and the focus, the lamp and one camera frame.
@@ -135,11 +105,11 @@ func TestEveryDriverComboFaultsClearAndMove(t *testing.T) {
 	if testing.Short() {
 		t.Skip("homes the simulated robot of every driver combination many times; skipped in -short")
 	}
-	for _, xy := range []string{"tic", "stepdir"} {
-		for _, z := range []string{"tic", "stepdir", "dac"} {
-			for _, lamp := range []string{"gpio", "pca9685"} {
+	for _, xy := range robottest.StageDrivers() {
+		for _, z := range robottest.FocusDrivers() {
+			for _, lamp := range robottest.LampDrivers() {
 				t.Run(fmt.Sprintf("xy=%s,z=%s,light=%s", xy, z, lamp), func(t *testing.T) {
-					cfg := driverCombo(xy, z, lamp)
+					cfg := robottest.DriverCombo(xy, z, lamp)
 					cfg.Agent.StateDir = t.TempDir()
 					cfg.Sim.Slides = 1
 					if err := cfg.Validate(); err != nil {

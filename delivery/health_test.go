@@ -22,38 +22,8 @@ import (
 // interval later: the interval here is an hour), and counts every slide
 // delivered in scan.slides.
 func TestHealthFollowsStageAndSlides(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	health := make(chan telemetry.Health, 100)
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("watch"))
-	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer sub.Disconnect(100)
-	if tok := sub.Subscribe("papscan/+/health", 0, func(_ paho.Client, m paho.Message) {
-		var e telemetry.Envelope
-		var h telemetry.Health
-		if json.Unmarshal(m.Payload(), &e) == nil && json.Unmarshal(e.Body, &h) == nil {
-			health <- h
-		}
-	}); !tok.WaitTimeout(10 * time.Second) {
-		t.Fatal("subscribe")
-	}
-
-	cfg := config.Default()
-	cfg.Agent.StateDir = t.TempDir()
-	cfg.Agent.MQTT.HealthInterval = config.Duration(time.Hour)
+	ctx, cfg, lk, health := openWatched(t)
 	log := slog.New(slog.NewTextHandler(io.Discard, nil))
-	lk, err := Open(ctx, cfg, []string{b.URL()}, log)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close(ctx)
 	if h := lk.Health(); h.Stage != StageStarting || h.Scan.Slides != 0 {
 		t.Fatalf("at start: stage %q, slides %d; want %q, 0", h.Stage, h.Scan.Slides, StageStarting)
 	}
@@ -95,41 +65,12 @@ func TestHealthFollowsStageAndSlides(t *testing.T) {
 // here is an hour), not only the last of them; a fault while in stage
 // fault is published again.
 func TestHealthOnEveryStageChange(t *testing.T) {
-	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
-	defer cancel()
-	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	stages := make(chan string, 100)
-	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("watch"))
-	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
-		t.Fatal(tok.Error())
-	}
-	defer sub.Disconnect(100)
-	if tok := sub.Subscribe("papscan/+/health", 0, func(_ paho.Client, m paho.Message) {
-		var e telemetry.Envelope
-		var h telemetry.Health
-		if json.Unmarshal(m.Payload(), &e) == nil && json.Unmarshal(e.Body, &h) == nil {
-			stages <- h.Stage
-		}
-	}); !tok.WaitTimeout(10 * time.Second) {
-		t.Fatal("subscribe")
-	}
-	cfg := config.Default()
-	cfg.Agent.StateDir = t.TempDir()
-	cfg.Agent.MQTT.HealthInterval = config.Duration(time.Hour)
-	lk, err := Open(ctx, cfg, []string{b.URL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer lk.Close(ctx)
+	ctx, _, lk, health := openWatched(t)
 	next := func() string {
 		t.Helper()
 		select {
-		case s := <-stages:
-			return s
+		case h := <-health:
+			return h.Stage
 		case <-ctx.Done():
 			t.Fatal("no health message")
 			return ""
@@ -151,4 +92,43 @@ func TestHealthOnEveryStageChange(t *testing.T) {
 	if got := next(); got != StageDone {
 		t.Fatalf("after a repeated stage: %q, want %q", got, StageDone)
 	}
+}
+
+// openWatched starts an embedded broker, subscribes to the robots' health
+// messages and opens a link on it (health interval one hour: every
+// message seen is one the link was asked for), under a context of one
+// minute. Everything is closed at the test's end.
+func openWatched(t *testing.T) (context.Context, *config.Config, *Link, <-chan telemetry.Health) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), time.Minute)
+	t.Cleanup(cancel) // last
+	b, err := broker.Start(ctx, "127.0.0.1:0", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = b.Close() })
+	health := make(chan telemetry.Health, 100)
+	sub := paho.NewClient(paho.NewClientOptions().AddBroker(b.URL()).SetClientID("watch"))
+	if tok := sub.Connect(); !tok.WaitTimeout(10*time.Second) || tok.Error() != nil {
+		t.Fatal(tok.Error())
+	}
+	t.Cleanup(func() { sub.Disconnect(100) })
+	if tok := sub.Subscribe("papscan/+/health", 0, func(_ paho.Client, m paho.Message) {
+		var e telemetry.Envelope
+		var h telemetry.Health
+		if json.Unmarshal(m.Payload(), &e) == nil && json.Unmarshal(e.Body, &h) == nil {
+			health <- h
+		}
+	}); !tok.WaitTimeout(10 * time.Second) {
+		t.Fatal("subscribe")
+	}
+	cfg := config.Default()
+	cfg.Agent.StateDir = t.TempDir()
+	cfg.Agent.MQTT.HealthInterval = config.Duration(time.Hour)
+	lk, err := Open(ctx, cfg, []string{b.URL()}, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { lk.Close(ctx) })
+	return ctx, cfg, lk, health
 }

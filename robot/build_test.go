@@ -12,53 +12,23 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal/sim/world"
 	"papscan/robot"
+	"papscan/robot/robottest"
 )
-
-// combo returns the sim profile with the given drivers, the axes' other
-// keys adjusted to what each driver can do.
-func combo(xy, z, lamp string) *config.Config {
-	c := config.Default()
-	for _, a := range []*config.Axis{&c.Machine.Axes.X, &c.Machine.Axes.Y} {
-		a.Driver = xy
-		if xy == "stepdir" { // 200 steps/rev × 4 / 10mm: 80 steps/mm, 1600 steps/s
-			a.MicrostepsPerUM = 0.08
-			a.MaxSpeed = 20 * config.MillimetrePerSecond
-			a.HomingSpeed = 10 * config.MillimetrePerSecond
-			a.Acceleration = 200 * config.MillimetrePerSecond2
-		}
-	}
-	zc := &c.Machine.Axes.Z
-	zc.Driver = z
-	switch z {
-	case "stepdir": // 12.8 steps/µm: at most 156 µm/s
-		zc.MaxSpeed = 150 * config.MicrometrePerSecond
-		zc.HomingSpeed = 100 * config.MicrometrePerSecond
-	case "dac":
-		zc.Address = 0x4C
-		zc.TravelMin, zc.TravelMax = 0, 100*config.Micrometre
-		zc.DAC = config.DAC{FullScale: 100 * config.Micrometre, Gain: 1}
-		c.Scan.ZNominal = 50 * config.Micrometre
-		c.Scan.ReferenceZ = 50 * config.Micrometre
-	}
-	c.Machine.Light.Driver = lamp
-	c.Machine.Light.PCA9685 = config.PCA9685{Address: 0x40, Channel: 5, Frequency: config.Kilohertz}
-	return c
-}
 
 // TestEveryDriverCombination builds the simulated machine for every
 // selection of axis, focus and lamp drivers, with the same robot.Build as
 // the robot, and does a short move, a focus step and a brightness change,
 // checking each against the emulators' ground truth.
 func TestEveryDriverCombination(t *testing.T) {
-	lamps := []string{"gpio", "pca9685"}
-	for _, xy := range []string{"tic", "stepdir"} {
-		for _, z := range []string{"tic", "stepdir", "dac"} {
+	lamps := robottest.LampDrivers()
+	for _, xy := range robottest.StageDrivers() {
+		for _, z := range robottest.FocusDrivers() {
 			for i, lamp := range lamps {
 				if testing.Short() && i != (len(xy)+len(z))%2 {
 					continue // -short: each axis combination with one lamp
 				}
 				t.Run(fmt.Sprintf("xy=%s,z=%s,light=%s", xy, z, lamp), func(t *testing.T) {
-					runCombo(t, combo(xy, z, lamp))
+					runCombo(t, robottest.DriverCombo(xy, z, lamp))
 				})
 			}
 		}

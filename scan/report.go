@@ -279,50 +279,46 @@ func (r *Report) WriteFiles(stateDir string, images ...ImageFile) (Files, error)
 	return f, writeAtomicIn(root, filepath.Join(rel, "result.json"), func(w *os.File) error { _, err := w.Write(append(b, '\n')); return err })
 }
 
-// writeAtomicIn is writeAtomic for a path relative to root.
+// writeAtomicIn writes rel (relative to root) through fill: to a new
+// temporary name beside it, synced, then renamed over rel, so a crash
+// never leaves a torn file.
 func writeAtomicIn(root *os.Root, rel string, fill func(*os.File) error) error {
-	tmp := filepath.Join(filepath.Dir(rel), ".tmp-"+newID())
-	w, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o640)
+	return writeAtomicAs(root, rel, rel, 0o640, fill)
+}
+
+// writeAtomic is writeAtomicIn for a path, through a root on its
+// directory; the file is the owner's only (0600).
+func writeAtomic(path string, fill func(*os.File) error) error {
+	root, err := os.OpenRoot(filepath.Dir(path))
 	if err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
+		return fmt.Errorf("write %s: %w", path, err)
+	}
+	defer root.Close()
+	return writeAtomicAs(root, filepath.Base(path), path, 0o600, fill)
+}
+
+// writeAtomicAs is writeAtomicIn with the file's mode, naming the file
+// name in its errors.
+func writeAtomicAs(root *os.Root, rel, name string, perm os.FileMode, fill func(*os.File) error) error {
+	tmp := filepath.Join(filepath.Dir(rel), ".tmp-"+newID())
+	w, err := root.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, perm)
+	if err != nil {
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	defer root.Remove(tmp)
 	if err := fill(w); err != nil {
 		w.Close()
-		return fmt.Errorf("write %s: %w", rel, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := w.Sync(); err != nil {
 		w.Close()
-		return fmt.Errorf("write %s: sync: %w", rel, err)
+		return fmt.Errorf("write %s: sync: %w", name, err)
 	}
 	if err := w.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	if err := root.Rename(tmp, rel); err != nil {
-		return fmt.Errorf("write %s: %w", rel, err)
-	}
-	return nil
-}
-
-func writeAtomic(path string, fill func(*os.File) error) error {
-	tmp, err := os.CreateTemp(filepath.Dir(path), ".tmp-*")
-	if err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	defer os.Remove(tmp.Name())
-	if err := fill(tmp); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := tmp.Sync(); err != nil {
-		tmp.Close()
-		return fmt.Errorf("write %s: sync: %w", path, err)
-	}
-	if err := tmp.Close(); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
-	}
-	if err := os.Rename(tmp.Name(), path); err != nil {
-		return fmt.Errorf("write %s: %w", path, err)
+		return fmt.Errorf("write %s: %w", name, err)
 	}
 	return nil
 }
