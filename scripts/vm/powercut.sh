@@ -16,6 +16,9 @@
 # them): disk.img, the consoles (cuts.txt, verify.txt) and figures.txt.
 # Env: POWERCUT_CUTS (default 5), POWERCUT_MAX_DELAY_MS (default 2000),
 # POWERCUT_SEED, POWERCUT_CACHE (qemu cache mode, default none),
+# POWERCUT_DISK (cut modes used in turn, default kill,drop,half: see
+# TestPowerCut), POWERCUT_MOUNT_OPTS (guest ext4 options of the commit
+# boots; barrier=0 is the negative control and must FAIL),
 # POWERCUT_KERNEL (a vmlinuz path), POWERCUT_TIMEOUT (s, default 1800).
 set -euo pipefail
 cd "$(dirname "$0")/../.."

@@ -23,6 +23,7 @@ var (
 	boot    = flag.Int("boot", 0, "boot number (result IDs carry it)")
 	maxN    = flag.Int("max", 100000, "results to commit at most")
 	console = flag.String("console", "/dev/ttyS0", "serial console of the VM")
+	mountOp = flag.String("mount", "", "ext4 mount options (the negative control: barrier=0)")
 )
 
 const (
@@ -63,7 +64,7 @@ func run() error {
 		return err
 	}
 	// ext4 with its defaults (data=ordered, barriers on), as on the robot.
-	if err := unix.Mount(disk, mnt, "ext4", 0, ""); err != nil {
+	if err := unix.Mount(disk, mnt, "ext4", 0, *mountOp); err != nil {
 		return fmt.Errorf("mount %s: %w", disk, err)
 	}
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))

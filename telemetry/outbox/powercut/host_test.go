@@ -8,6 +8,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand/v2"
+	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -44,7 +45,11 @@ func envInt(t *testing.T, name string, def int) int {
 // and kills qemu with SIGKILL at a random moment (up to
 // POWERCUT_MAX_DELAY_MS after the first COMMITTED line), then boots it
 // once more to verify, checks the file system with e2fsck and tallies the
-// consoles (Tally). It fails, never skips: the script runs it only with a
+// consoles (Tally). POWERCUT_DISK lists the cut modes, used in turn:
+// kill (qemu on the image file: what qemu passed to the host stays,
+// flushed or not), drop and half (the image behind Disk over NBD, a
+// volatile write cache: at the cut every unflushed sector is lost, or
+// each is kept with probability 1/2). It fails, never skips: the script runs it only with a
 // kernel and qemu at hand.
 func TestPowerCut(t *testing.T) {
 	kernel := env(t, "POWERCUT_KERNEL", "")
@@ -64,17 +69,68 @@ func TestPowerCut(t *testing.T) {
 	if out, err := exec.Command("mkfs.ext4", "-q", "-F", "-E", "lazy_itable_init=0,lazy_journal_init=0", img, "256M").CombinedOutput(); err != nil {
 		t.Fatalf("mkfs.ext4: %v: %s", err, out)
 	}
-	qemu := func(ctx context.Context, args string) *exec.Cmd {
+	qemu := func(ctx context.Context, args, drive string) *exec.Cmd {
 		return exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-smp", "1",
 			"-nographic", "-no-reboot", "-net", "none", "-kernel", kernel, "-initrd", initrd,
-			"-drive", "file="+img+",if=virtio,format=raw,cache="+cache,
+			"-drive", drive+",if=virtio,format=raw",
 			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 -- "+args)
 	}
+	fileDrive := "file=" + img + ",cache=" + cache
+	modes := strings.Split(env(t, "POWERCUT_DISK", "kill,drop,half"), ",")
+	byMode := map[string]int{}
+	var disk DiskStats
 	var consoles []string
 	start := time.Now()
 	for i := range cuts {
+		mode := modes[i%len(modes)]
+		byMode[mode]++
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Minute)
-		cmd := qemu(ctx, fmt.Sprintf("-mode=commit -boot=%d", i))
+		drive := fileDrive
+		var d *Disk
+		served := make(chan error, 1)
+		switch mode {
+		case "kill":
+			served <- nil
+		case "drop", "half":
+			// The disk is the NBD server's: a volatile write cache that
+			// the cut empties (drop: every unflushed sector lost; half:
+			// each kept with probability 1/2, in any order).
+			sock := filepath.Join(work, "nbd.sock")
+			_ = os.Remove(sock)
+			l, err := net.Listen("unix", sock)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d, err = OpenDisk(img); err != nil {
+				t.Fatal(err)
+			}
+			conn := make(chan net.Conn, 1)
+			go func() {
+				c, err := l.Accept()
+				l.Close()
+				if err != nil {
+					served <- err
+					return
+				}
+				conn <- c
+				served <- d.Serve(c)
+			}()
+			defer func() {
+				select {
+				case c := <-conn:
+					c.Close()
+				default:
+				}
+			}()
+			drive = "file=nbd:unix:" + sock
+		default:
+			t.Fatalf("POWERCUT_DISK: unknown mode %q (kill, drop, half)", mode)
+		}
+		args := fmt.Sprintf("-mode=commit -boot=%d", i)
+		if o := os.Getenv("POWERCUT_MOUNT_OPTS"); o != "" {
+			args += " -mount=" + o // e.g. barrier=0: the negative control, which must fail
+		}
+		cmd := qemu(ctx, args, drive)
 		out, first, wait := run(t, cmd)
 		delay := time.Duration(rng.Int64N(int64(maxDelay) + 1))
 		select {
@@ -87,22 +143,59 @@ func TestPowerCut(t *testing.T) {
 			<-wait
 			t.Fatalf("boot %d: no COMMITTED within 3 min:\n%s", i, out())
 		}
-		time.Sleep(delay)
+		how := fmt.Sprintf("after %v", delay.Round(time.Millisecond))
+		if d != nil {
+			// Cut right after a random write request, before its flush
+			// (or at the delay if the guest writes too little).
+			n := 1 + rng.IntN(400)
+			d.ArmCut(n)
+			select {
+			case <-d.Tripped():
+				how = fmt.Sprintf("at write %d", n)
+			case <-time.After(delay + maxDelay):
+			}
+		} else {
+			time.Sleep(delay)
+		}
 		if err := cmd.Process.Kill(); err != nil { // SIGKILL: the power cut
 			t.Fatal(err)
 		}
 		<-wait
 		cancel()
+		if err := <-served; err != nil {
+			t.Fatalf("boot %d: nbd: %v", i, err)
+		}
+		note := ""
+		if d != nil {
+			var keep func() bool
+			if mode == "half" {
+				keep = KeepHalf(rng)
+			}
+			kept, lost, err := d.Cut(keep)
+			if err != nil {
+				t.Fatal(err)
+			}
+			st := d.Stats()
+			disk.Writes += st.Writes
+			disk.FUAWrites += st.FUAWrites
+			disk.Flushes += st.Flushes
+			disk.Kept += kept
+			disk.Lost += lost
+			note = fmt.Sprintf(", %d flushes, unflushed sectors kept %d lost %d", st.Flushes, kept, lost)
+			if err := d.Close(); err != nil {
+				t.Fatal(err)
+			}
+		}
 		c := out()
 		if strings.Contains(c, "POWERCUT-ERROR") {
 			t.Fatalf("boot %d failed:\n%s", i, c)
 		}
 		consoles = append(consoles, c)
-		t.Logf("cut %d after %v: %d committed", i, delay.Round(time.Millisecond), strings.Count(c, "\n"+LineCommitted+" "))
+		t.Logf("cut %d (%s) %s: %d committed%s", i, mode, how, strings.Count(c, "\n"+LineCommitted+" "), note)
 	}
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Minute)
 	defer cancel()
-	cmd := qemu(ctx, fmt.Sprintf("-mode=verify -boot=%d", cuts))
+	cmd := qemu(ctx, fmt.Sprintf("-mode=verify -boot=%d", cuts), fileDrive)
 	out, _, wait := run(t, cmd)
 	<-wait
 	verify := out()
@@ -117,7 +210,8 @@ func TestPowerCut(t *testing.T) {
 		t.Errorf("e2fsck -fn after the verifying boot: %v\n%s", ferr, fsck)
 	}
 	f, err := Tally(consoles, verify)
-	summary := fmt.Sprintf("power cut: %v; e2fsck clean: %v; %v for %d boots (seed %d, cache=%s)", f, ferr == nil, time.Since(start).Round(time.Second), cuts+1, seed, cache)
+	summary := fmt.Sprintf("power cut: %v; cuts by mode %v; volatile-cache disk: %d writes (%d FUA), %d flushes, unflushed sectors at cuts kept %d lost %d; e2fsck clean: %v; %v for %d boots (seed %d, cache=%s)",
+		f, byMode, disk.Writes, disk.FUAWrites, disk.Flushes, disk.Kept, disk.Lost, ferr == nil, time.Since(start).Round(time.Second), cuts+1, seed, cache)
 	t.Log(summary)
 	if werr := os.WriteFile(filepath.Join(work, "figures.txt"), []byte(summary+"\n"), 0o644); werr != nil {
 		t.Error(werr)
