@@ -34,12 +34,12 @@ vm_kernel "${POWERCUT_KERNEL:-}"
 # crc32c_generic: ext4's metadata checksums ask the crypto API for crc32c,
 # which cannot load a module itself without modprobe in the initramfs.
 vm_modules "$work/initramfs/modules" virtio_pci virtio_blk crc32c_generic ext4
-CGO_ENABLED=0 go test -c -tags powercut_guest -trimpath -o "$work/initramfs/init" ./telemetry/outbox/powercut
+CGO_ENABLED=0 go test -c -tags powercut_guest -trimpath -ldflags=-s -o "$work/initramfs/init" ./telemetry/outbox/powercut
 vm_initramfs "$work/initramfs" "$work/initramfs.cpio.gz"
 echo "powercut: $kernel, $(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs, ${POWERCUT_CUTS:-5} cuts"
 
 start=$(date +%s)
 POWERCUT_KERNEL=$kernel POWERCUT_INITRD=$work/initramfs.cpio.gz POWERCUT_WORK=$work \
   go test -tags powercut -count=1 -run '^TestPowerCut$' -v -timeout "${POWERCUT_TIMEOUT:-1800}s" ./telemetry/outbox/powercut |
-  grep -v '^=== RUN' || { echo "powercut: FAIL; consoles in $work" >&2; exit 1; }
+  grep --line-buffered -v '^=== RUN' || { echo "powercut: FAIL; consoles in $work" >&2; exit 1; }
 echo "powercut: PASS in $(($(date +%s) - start))s: $(cat "$work/figures.txt")"

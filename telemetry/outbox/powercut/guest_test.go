@@ -54,10 +54,11 @@ func run() error {
 	if err := vmguest.Init(*console); err != nil {
 		return err
 	}
+	start := time.Now()
 	if _, err := vmguest.LoadModules("/modules"); err != nil {
 		return err
 	}
-	if err := vmguest.WaitFor(disk, 20*time.Second); err != nil {
+	if err := vmguest.WaitFor(disk, 60*time.Second); err != nil {
 		return err
 	}
 	if err := os.MkdirAll(mnt, 0o755); err != nil {
@@ -67,6 +68,7 @@ func run() error {
 	if err := unix.Mount(disk, mnt, "ext4", 0, *mountOp); err != nil {
 		return fmt.Errorf("mount %s: %w", disk, err)
 	}
+	fmt.Printf("powercut: %s mounted in %v (%s boot %d)\n", disk, time.Since(start).Round(time.Millisecond), *mode, *boot)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
 	o := Options{StateDir: state, Boot: *boot, Max: *maxN, Out: os.Stdout, Log: log}
 	ctx := context.Background()
