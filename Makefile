@@ -10,7 +10,7 @@ FLEETPKG := ./cmd/papscan-fleet
 
 export CGO_ENABLED := 0
 
-.PHONY: all build cross test test-short run run-fleet bench lint clean install verify-unit test-vivid test-qemu-user
+.PHONY: all build cross test test-short run run-fleet bench lint clean install verify-unit test-vivid test-powercut test-qemu-user
 
 all: build
 
@@ -33,6 +33,11 @@ test:
 # The V4L2 camera driver against the kernel's vivid driver in a qemu VM.
 test-vivid:
 	./scripts/vm/vivid.sh
+
+# The outbox and result files across power cuts (qemu VM killed at random
+# moments; POWERCUT_CUTS sets how many, default 5).
+test-powercut:
+	./scripts/vm/powercut.sh
 
 # go test ./... on arm64 and armv7 under qemu-user (32-bit int bugs).
 test-qemu-user:

@@ -9,6 +9,7 @@ import (
 
 	"papscan/render"
 	"papscan/scan"
+	"papscan/telemetry/outbox"
 	"papscan/telemetry/result"
 )
 
@@ -39,7 +40,18 @@ func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	if write == nil {
 		write = render.WriteFiles
 	}
-	files, err := write(r, d.StateDir)
+	// The images first (kept beside the result so that they can be
+	// committed again if the outbox is lost: outbox.Rederive), then the
+	// result's own files, result.json last.
+	images, ierr := reportImages(d.Link.tm.Topics().RobotID(), r)
+	if ierr != nil {
+		d.Log.Warn("slide images not sent", "slide", r.SlideID, "result", r.ResultID, "err", ierr)
+	}
+	err := outbox.StoreImages(d.StateDir, images)
+	var files scan.Files
+	if err == nil {
+		files, err = write(r, d.StateDir)
+	}
 	switch {
 	case err != nil && scan.FDExhausted(err):
 		// Out of file descriptors (a flood of connections, a leak):
@@ -64,8 +76,8 @@ func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	}
 	// Then its images (gallery crops at full resolution, the overview):
 	// durable entries too, removed on the fleet's ack of each image_id.
-	images := d.commitImages(r)
-	d.Log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells, "images", images,
+	n := d.commitImages(images)
+	d.Log.Info("slide done", "slide", r.SlideID, "verdict", r.Verdict, "cells", r.Result.Cells, "images", n,
 		"tiles", fmt.Sprintf("%d/%d", r.TilesAnalysed, r.TilesPlanned), "machine_s", round1(r.Timing.Machine.Seconds()),
 		"dir", files.Dir, "outbox_depth", d.Link.ob.Depth())
 	return nil

@@ -5,7 +5,9 @@
 // then its images (each gallery crop at full resolution and the overview,
 // telemetry.ImageMessage, keyed by image_id), and every event to the
 // outbox before it returns, and the sender publishes them until the fleet
-// acks them. Images never use the disk room kept for results (an image
+// acks them. The image messages are also kept beside the result.json
+// (outbox.StoreImages), so that after outbox damage Link's Open commits
+// the images again with the results (outbox.Rederive). Images never use the disk room kept for results (an image
 // that would is skipped, logged; the slide's files keep it). A full or failing disk is a storage
 // fault (hal.FaultStorage) and refuses the next slide (Admit).
 //

@@ -106,22 +106,18 @@ func halve(img image.Image) *image.RGBA {
 	return dst
 }
 
-// commitImages commits r's images to the outbox after its result, each
-// a durable entry the sender publishes on telemetry.ImageTopic and keeps
-// until the fleet acks its image_id. An image the disk has no room for
-// (outbox.ErrFull: the room is kept for results) or that cannot be
-// encoded is logged and skipped: the result is already committed and
-// the slide's files keep every image.
-func (d *Delivery) commitImages(r *scan.Report) int {
-	msgs, err := reportImages(d.Link.tm.Topics().RobotID(), r)
-	if err != nil {
-		d.Log.Warn("slide images not sent", "slide", r.SlideID, "result", r.ResultID, "err", err)
-		return 0
-	}
+// commitImages commits a result's images (reportImages) to the outbox
+// after the result, each a durable entry the sender publishes on
+// telemetry.ImageTopic and keeps until the fleet acks its image_id. An
+// image the disk has no room for (outbox.ErrFull: the room is kept for
+// results) is logged and skipped: the result is already committed and
+// the slide's files keep every image (Rederive commits them again after
+// outbox damage).
+func (d *Delivery) commitImages(msgs []telemetry.ImageMessage) int {
 	n := 0
 	for _, m := range msgs {
 		if _, err := d.Link.ob.PutImage(m); err != nil {
-			d.Log.Warn("slide image not committed", "slide", r.SlideID, "image", m.ImageID, "role", m.Body.Role, "err", err)
+			d.Log.Warn("slide image not committed", "slide", m.SlideID, "image", m.ImageID, "role", m.Body.Role, "err", err)
 			if errors.Is(err, outbox.ErrFull) || errors.Is(err, outbox.ErrStorage) {
 				break
 			}

@@ -35,5 +35,8 @@ CGO_ENABLED=1 go test -race -short -count=1 ./hal/... $(go list ./telemetry/... 
 echo "== camera driver against the kernel's vivid V4L2 driver (qemu VM)"
 ./scripts/vm/vivid.sh
 
+echo "== outbox and result files across power cuts (qemu VM killed at random moments)"
+POWERCUT_CUTS=${POWERCUT_CUTS:-3} ./scripts/vm/powercut.sh
+
 echo "== go test on arm64 and armv7 (qemu-user)"
 ./scripts/qemu-user.sh

@@ -16,44 +16,20 @@ set -euo pipefail
 cd "$(dirname "$0")/../.."
 root=$PWD
 work=$root/bin/vm
-rm -rf "$work" && mkdir -p "$work/initramfs/modules"
+rm -rf "$work" && mkdir -p "$work/initramfs"
 
-kernel=${VIVID_KERNEL:-$(ls -1 /boot/vmlinuz-* 2>/dev/null | sort -V | tail -1)}
-[ -n "$kernel" ] && [ -r "$kernel" ] || { echo "vivid: no kernel image in /boot (install linux-image-amd64)" >&2; exit 1; }
-kver=${kernel##*/vmlinuz-}
-moddir=/lib/modules/$kver
-[ -r "$moddir/modules.dep" ] || { echo "vivid: $moddir/modules.dep missing for kernel $kver" >&2; exit 1; }
-
-# vivid and its dependencies: modules.dep lists a module's whole dependency
-# closure, deepest last; load in reverse.
-line=$(grep -E '(^|/)vivid\.ko(\.[a-z]+)?:' "$moddir/modules.dep") ||
-  { echo "vivid: kernel $kver has no vivid module" >&2; exit 1; }
-read -r -a deps <<<"${line#*:}"
-order=()
-for ((i = ${#deps[@]} - 1; i >= 0; i--)); do order+=("${deps[i]}"); done
-order+=("${line%%:*}")
-: >"$work/initramfs/modules/order"
-for m in "${order[@]}"; do
-  src=$moddir/$m
-  name=$(basename "$m")
-  case $name in
-    *.ko.xz) xz -dc "$src" >"$work/initramfs/modules/${name%.xz}"; name=${name%.xz} ;;
-    *.ko.zst) zstd -qdc "$src" >"$work/initramfs/modules/${name%.zst}"; name=${name%.zst} ;;
-    *.ko.gz) gzip -dc "$src" >"$work/initramfs/modules/${name%.gz}"; name=${name%.gz} ;;
-    *) cp "$src" "$work/initramfs/modules/$name" ;;
-  esac
-  params=""
-  # One instance with one video capture node: /dev/video0.
-  [ "$name" = vivid.ko ] && params="n_devs=1 node_types=0x1"
-  echo "$name $params" >>"$work/initramfs/modules/order"
-done
+. scripts/vm/lib.sh
+vm_kernel "${VIVID_KERNEL:-}"
+# One vivid instance with one video capture node: /dev/video0.
+vm_modules "$work/initramfs/modules" "vivid=n_devs=1 node_types=0x1"
+nmods=$(wc -l <"$work/initramfs/modules/order")
 
 CGO_ENABLED=0 go test -c -tags vivid -trimpath -o "$work/initramfs/init" ./hal/v4l2/vmtest
-(cd "$work/initramfs" && find . -mindepth 1 | LC_ALL=C sort | cpio -o -H newc --quiet --owner=0:0) | gzip -1 >"$work/initramfs.cpio.gz"
+vm_initramfs "$work/initramfs" "$work/initramfs.cpio.gz"
 
 args="-test.timeout=150s"
 [ "${VIVID_VERBOSE:-0}" = 1 ] && args="$args -test.v"
-echo "vivid: booting $kernel ($(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs, ${#order[@]} modules)"
+echo "vivid: booting $kernel ($(du -h "$work/initramfs.cpio.gz" | cut -f1) initramfs, $nmods modules)"
 start=$(date +%s)
 set +e
 timeout "${VIVID_TIMEOUT:-300}" qemu-system-x86_64 -accel tcg -m 512 -smp 2 -nographic -no-reboot \

@@ -1,10 +1,12 @@
 package outbox_test
 
 import (
+	"bytes"
 	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"image"
 	"os"
 	"path/filepath"
 	"strings"
@@ -280,7 +282,7 @@ func TestRederive(t *testing.T) {
 	if n != 1 {
 		t.Fatalf("rederived %d results, want 1 (aa02; aa01 is held)", n)
 	}
-	if err == nil || !strings.Contains(err.Error(), "2 result files skipped") {
+	if err == nil || !strings.Contains(err.Error(), "2 result or image files skipped") {
 		t.Fatalf("error %v, want the lying and the symlinked file named", err)
 	}
 	es, err := ob.Pending(0, 10)
@@ -292,5 +294,69 @@ func TestRederive(t *testing.T) {
 	}
 	if n, _ := ob.Rederive(state, time.Time{}); n != 0 {
 		t.Fatalf("second rederive committed %d, want 0", n)
+	}
+}
+
+// TestRederiveImages: the images StoreImages kept beside a result are
+// committed again after it under their image IDs; a manifest entry that
+// names another result, or whose PNG is a symlink, is skipped and named.
+func TestRederiveImages(t *testing.T) {
+	state := t.TempDir()
+	slide, res := "M1-S00", "bb01"
+	var msgs []telemetry.ImageMessage
+	for i := range 2 {
+		m, err := telemetry.NewImage("r1", slide, res, telemetry.ImageCrop, i, 2, image.NewRGBA(image.Rect(0, 0, 8+i, 8)), 0.25)
+		if err != nil {
+			t.Fatal(err)
+		}
+		m.ImageID = fmt.Sprintf("%s.img%02d", res, i)
+		msgs = append(msgs, m)
+	}
+	if err := outbox.StoreImages(state, msgs); err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(state, "slides", slide, res)
+	if err := os.WriteFile(filepath.Join(dir, "result.json"), []byte(`{"slide_id":"M1-S00","result_id":"bb01"}`), 0o640); err != nil {
+		t.Fatal(err)
+	}
+	ob := open(t, filepath.Join(state, "outbox.db"), nil)
+	n, err := ob.Rederive(state, time.Time{})
+	if n != 3 || err != nil {
+		t.Fatalf("rederived %d (%v), want 3 (the result and its 2 images)", n, err)
+	}
+	es, err := ob.Pending(0, 10)
+	if err != nil || len(es) != 3 || es[0].Kind != telemetry.KindResult || es[1].ID != msgs[0].ImageID || es[2].ID != msgs[1].ImageID || es[2].ResultID != res {
+		t.Fatalf("entries %+v, %v", es, err)
+	}
+	if n, err := ob.Rederive(state, time.Time{}); n != 0 || err != nil {
+		t.Fatalf("second rederive: %d, %v", n, err)
+	}
+	// Hostile files: the manifest names another result; a PNG points
+	// outside the state directory.
+	outside := filepath.Join(t.TempDir(), "x.png")
+	if err := os.WriteFile(outside, msgs[0].Body.PNG, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	png1 := filepath.Join(dir, "images", msgs[1].ImageID+".png")
+	if err := os.Remove(png1); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.Symlink(outside, png1); err != nil {
+		t.Fatal(err)
+	}
+	b, err := os.ReadFile(filepath.Join(dir, "images.json"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b = bytes.Replace(b, []byte(`"result_id":"bb01","image_id":"bb01.img00"`), []byte(`"result_id":"bb02","image_id":"bb01.img00"`), 1)
+	if err := os.WriteFile(filepath.Join(dir, "images.json"), b, 0o640); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := ob.Ack(res, msgs[0].ImageID, msgs[1].ImageID); err != nil {
+		t.Fatal(err)
+	}
+	n, err = ob.Rederive(state, time.Time{})
+	if n != 1 || err == nil || !strings.Contains(err.Error(), "bb02") || !strings.Contains(err.Error(), "img01.png") {
+		t.Fatalf("rederived %d, err %v; want the result only, the two bad images named", n, err)
 	}
 }

@@ -46,4 +46,9 @@
 // wrapping ErrStorage) tells the agent to latch a storage fault. An entry
 // found unreadable later makes Pending fail with ErrStorage and Admit
 // refuse new slides until the next Open recovers the file.
+//
+// Rederive commits again what a damaged file lost and the state directory
+// still holds: each slide's result.json and the images StoreImages kept
+// beside it (images.json and images/<image_id>.png; delivery stores them
+// before the result.json), under their own result and image IDs.
 package outbox

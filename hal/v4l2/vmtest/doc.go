@@ -10,8 +10,8 @@
 // line (Marker + "PASS" or "FAIL") on the serial console and powers the VM
 // off. The script checks the marker.
 //
-// The PID-1 helpers here (Init, LoadModules, PowerOff) build on every Linux
-// target; the tests need the VM.
+// The PID-1 helpers (Init, LoadModules, PowerOff) are papscan/internal/vmguest's;
+// the tests need the VM.
 package vmtest
 
 // Marker starts the result line the host looks for on the console.

@@ -21,6 +21,7 @@ import (
 	"papscan/hal"
 	"papscan/hal/camera"
 	"papscan/hal/v4l2"
+	"papscan/internal/vmguest"
 )
 
 // vivid's driver-private controls (drivers/media/test-drivers/vivid/
@@ -55,22 +56,22 @@ func TestMain(m *testing.M) {
 		result = "FAIL"
 	}
 	fmt.Printf("\n%s%s\n", Marker, result)
-	if err := PowerOff(); err != nil {
+	if err := vmguest.PowerOff(); err != nil {
 		fmt.Fprintf(os.Stderr, "power off: %v\n", err)
 	}
 	os.Exit(code)
 }
 
 func setup() error {
-	if err := Init(*console); err != nil {
+	if err := vmguest.Init(*console); err != nil {
 		return err
 	}
 	start := time.Now()
-	mods, err := LoadModules("/modules")
+	mods, err := vmguest.LoadModules("/modules")
 	if err != nil {
 		return err
 	}
-	if err := WaitFor(dev, 10*time.Second); err != nil {
+	if err := vmguest.WaitFor(dev, 10*time.Second); err != nil {
 		return err
 	}
 	fmt.Printf("vmtest: loaded %s in %v\n", strings.Join(mods, " "), time.Since(start).Round(time.Millisecond))

@@ -1,6 +1,6 @@
 //go:build linux
 
-package vmtest
+package vmguest
 
 import (
 	"errors"
