@@ -10,9 +10,22 @@ const (
 	ModeOnTheFly  = "on_the_fly"
 )
 
-// minStrobePulsePCA9685 is the shortest pulse a PCA9685 lamp can give: an
-// I²C write switches it on and another off.
-const minStrobePulsePCA9685 = 200 * time.Microsecond
+// A PCA9685 lamp switches at the STOP of an I²C write, at the bus's
+// 100 kHz: the full-on write (address, register pointer, three bytes: 47
+// bit times) comes 470 µs after the call, the full-off write (address,
+// pointer, one byte: 29 bit times) 290 µs after it. The strobe times the
+// pulse between the two STOPs, so a pulse is at least the off write
+// (rounded up for the kernel's I²C call), and it starts an on write after
+// the scanner fires it.
+const (
+	minStrobePulsePCA9685 = 300 * time.Microsecond
+	pca9685OnLatency      = 470 * time.Microsecond
+)
+
+// strobeJitterMargin is the room a strobe pulse keeps from either edge of
+// the exposure it is aimed at: five standard deviations of the simulated
+// camera's frame-timestamp jitter.
+const strobeJitterMargin = 250 * time.Microsecond
 
 // RowSpeed is the stage speed of an on-the-fly row: one tile step
 // (the field of view less the overlap, along X) per camera frame, in µm/s.
@@ -47,13 +60,19 @@ func (c *Config) validateFly(v *validator) {
 	m, s := &c.Machine, &c.Scan
 	lt := &m.Light
 	if inRange(v, "machine.light.strobe_pulse", lt.StrobePulse, 0, Duration(10*time.Millisecond), false, false, fmtDur) && lt.StrobePulse > 0 {
-		if lt.StrobePulse*4 > m.Camera.Exposure {
+		switch {
+		case lt.Driver == "pca9685" && lt.StrobePulse.D() < minStrobePulsePCA9685:
+			v.add("machine.light.strobe_pulse", "must be >= %s for a pca9685 lamp (it switches off at the end of a 290µs I2C write at 100kHz), got %s",
+				minStrobePulsePCA9685, lt.StrobePulse)
+		case lt.Driver == "pca9685" && (lt.StrobePulse+Duration(pca9685OnLatency))*4 > m.Camera.Exposure:
+			v.add("machine.light.strobe_pulse", "must be <= machine.camera.exposure/4 - %s (%s) for a pca9685 lamp, so the pulse, which starts at the end of a %s I2C write, lands inside the exposure despite frame-timing jitter, got %s",
+				pca9685OnLatency, (m.Camera.Exposure/4 - Duration(pca9685OnLatency)).String(), pca9685OnLatency, lt.StrobePulse)
+		case lt.StrobePulse*4 > m.Camera.Exposure:
 			v.add("machine.light.strobe_pulse", "must be <= machine.camera.exposure/4 (%s), so the pulse lands inside the exposure despite frame-timing jitter, got %s",
 				(m.Camera.Exposure / 4).String(), lt.StrobePulse)
-		}
-		if lt.Driver == "pca9685" && lt.StrobePulse.D() < minStrobePulsePCA9685 {
-			v.add("machine.light.strobe_pulse", "must be >= %s for a pca9685 lamp (an I2C write at each edge), got %s",
-				minStrobePulsePCA9685, lt.StrobePulse)
+		case m.Camera.Exposure < 2*(lt.StrobePulse+Duration(strobeJitterMargin)):
+			v.add("machine.camera.exposure", "must be >= 2 × (machine.light.strobe_pulse + %s) = %s with a strobe: the pulse is aimed at the exposure's middle from frame timestamps that jitter (the simulated camera's by 50µs RMS), got %s",
+				strobeJitterMargin, (2 * (lt.StrobePulse + Duration(strobeJitterMargin))).String(), m.Camera.Exposure)
 		}
 	}
 	if !oneOf(v, "scan.mode", s.Mode, ModeStopAndGo, ModeOnTheFly) || s.Mode != ModeOnTheFly {

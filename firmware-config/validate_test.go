@@ -59,7 +59,12 @@ func TestValidationRules(t *testing.T) {
 		{"mjpeg ok", "machine: {camera: {pixel_format: MJPEG}}", ""},
 		// strobe and on-the-fly scanning
 		{"strobe too long for exposure", "machine: {light: {strobe_pulse: 1ms}}", "machine.light.strobe_pulse: must be <= machine.camera.exposure/4 (500µs), so the pulse lands inside the exposure despite frame-timing jitter, got 1ms"},
-		{"strobe pca9685 too short", "machine: {light: {driver: pca9685, strobe_pulse: 20us}}", "machine.light.strobe_pulse: must be >= 200µs for a pca9685 lamp"},
+		{"strobe pca9685 too short", "machine: {light: {driver: pca9685, strobe_pulse: 20us}}", "machine.light.strobe_pulse: must be >= 300µs for a pca9685 lamp"},
+		{"strobe pca9685 on latency", "machine: {light: {driver: pca9685, strobe_pulse: 300us}, camera: {exposure: 3ms}}", "machine.light.strobe_pulse: must be <= machine.camera.exposure/4 - 470µs (280µs) for a pca9685 lamp"},
+		{"strobe exposure too short for jitter", "machine: {light: {strobe_pulse: 50us}, camera: {exposure: 400us}}", "machine.camera.exposure: must be >= 2 × (machine.light.strobe_pulse + 250µs) = 600µs with a strobe"},
+		{"strobe pca9685 ok", "machine: {light: {driver: pca9685, strobe_pulse: 300us}, camera: {exposure: 3100us}}", ""},
+		{"fly pca9685 blur", "scan: {mode: on_the_fly}\nmachine: {light: {driver: pca9685, strobe_pulse: 300us}, camera: {exposure: 3100us, frame_timeout: 400ms}}", "scan.mode: on_the_fly at 17.3mm/s with machine.light.strobe_pulse 300µs blurs frames by 10.37 px"},
+		{"fly pca9685 slow ok", "scan: {mode: on_the_fly}\nmachine: {light: {driver: pca9685, strobe_pulse: 300us}, camera: {exposure: 3100us, frame_timeout: 400ms, frame_rate: 1.4}}", ""},
 		{"scan mode", "scan: {mode: sweep}", `scan.mode: must be one of stop_and_go|on_the_fly, got "sweep"`},
 		{"fly blur without strobe", "scan: {mode: on_the_fly}", "scan.mode: on_the_fly at 17.3mm/s with machine.camera.exposure 2ms blurs frames by 69.12 px (at most 0.5): set a shorter machine.light.strobe_pulse"},
 		{"fly blur strobe too long", "scan: {mode: on_the_fly}\nmachine: {light: {strobe_pulse: 100us}}", "scan.mode: on_the_fly at 17.3mm/s with machine.light.strobe_pulse 100µs blurs frames by 3.46 px"},

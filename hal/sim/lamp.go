@@ -23,6 +23,7 @@ type Lamp struct {
 
 	mu    sync.Mutex
 	on    bool
+	level float64 // light while on, relative to full (a PWM duty cycle)
 	since time.Time
 	from  [3]float64
 	spans []LitSpan
@@ -33,6 +34,10 @@ type Lamp struct {
 type LitSpan struct {
 	Start, End time.Time
 	From, To   [3]float64 // x, y, z (µm) at Start and End
+	// Level is the light relative to full during the span: 1 for a
+	// switched lamp, the duty cycle of a PWM-dimmed one (whose period is
+	// far shorter than an exposure, so a frame integrates its mean).
+	Level float64
 }
 
 // NewLamp returns a lamp, off, whose edges sample pose.
@@ -42,24 +47,41 @@ func NewLamp(clock interface{ Now() time.Time }, pose func() (x, y, z float64)) 
 
 // Set switches the lamp (the level the line drives it to).
 func (l *Lamp) Set(on bool) {
+	if on {
+		l.SetLevel(1)
+	} else {
+		l.SetLevel(0)
+	}
+}
+
+// SetLevel sets the lamp's light relative to full, 0 (off) to 1: the duty
+// cycle of the PWM output that drives it (hal/sim/pca9685emu's OnOutput).
+// Levels outside [0, 1] are clamped.
+func (l *Lamp) SetLevel(level float64) {
+	level = min(max(level, 0), 1)
+	if !(level >= 0) { // NaN
+		level = 0
+	}
 	now := l.clock.Now()
 	x, y, z := l.pose()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stuck {
-		on = false
+		level = 0
 	}
-	if on == l.on {
+	on := level > 0
+	if on == l.on && (!on || level == l.level) {
 		return
 	}
+	if l.on { // close the span of the old level
+		l.spans = append(l.spans, LitSpan{Start: l.since, End: now, From: l.from, To: [3]float64{x, y, z}, Level: l.level})
+		if len(l.spans) > 64 {
+			l.spans = append(l.spans[:0], l.spans[len(l.spans)-32:]...)
+		}
+	}
+	l.on, l.level = on, level
 	if on {
-		l.on, l.since, l.from = true, now, [3]float64{x, y, z}
-		return
-	}
-	l.on = false
-	l.spans = append(l.spans, LitSpan{Start: l.since, End: now, From: l.from, To: [3]float64{x, y, z}})
-	if len(l.spans) > 64 {
-		l.spans = append(l.spans[:0], l.spans[len(l.spans)-32:]...)
+		l.since, l.from = now, [3]float64{x, y, z}
 	}
 }
 
@@ -81,14 +103,14 @@ func (l *Lamp) Repair() {
 
 // lit returns the light within [t0, t1]: the spans that overlap it
 // (clipped; a span still on is closed at t1 with pose now) and the time
-// they cover.
-func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on time.Duration) {
+// they cover, unweighted and weighted by their level (full-light time).
+func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on, full time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	all := l.spans
 	if l.on {
 		x, y, z := l.pose()
-		all = append(all[:len(all):len(all)], LitSpan{Start: l.since, End: l.clock.Now(), From: l.from, To: [3]float64{x, y, z}})
+		all = append(all[:len(all):len(all)], LitSpan{Start: l.since, End: l.clock.Now(), From: l.from, To: [3]float64{x, y, z}, Level: l.level})
 	}
 	for _, s := range all {
 		a, b := s.Start, s.End
@@ -101,11 +123,15 @@ func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on time.Duration) {
 		if b.After(t1) {
 			b = t1
 		}
+		on += b.Sub(a)
+		full += time.Duration(float64(b.Sub(a)) * s.Level)
+		if d := s.End.Sub(s.Start); d > 0 {
+			s.Level *= float64(b.Sub(a)) / float64(d) // a pulse cut by the exposure's edge gives that much less
+		}
 		s.Start, s.End = a, b
 		spans = append(spans, s)
-		on += b.Sub(a)
 	}
-	return spans, on
+	return spans, on, full
 }
 
 // lastPulseSince is the start of the last span that started at or after
@@ -171,7 +197,7 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 			return dst[:0], err
 		}
 	}
-	spans, on := c.opts.Lamp.lit(start, end)
+	spans, on, full := c.opts.Lamp.lit(start, end)
 	light := 0.0
 	var from, to [3]float64
 	switch {
@@ -185,11 +211,13 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 			x0, y0, z0 = spans[0].From[0], spans[0].From[1], spans[0].From[2]
 		}
 		from, to = [3]float64{x0, y0, z0}, [3]float64{x1, y1, z0}
-		light = float64(on) / float64(c.opts.Exposure)
+		light = float64(full) / float64(c.opts.Exposure)
 	default:
 		// Pulses: each is overdriven to a full exposure's light.
 		from, to = spans[0].From, spans[len(spans)-1].To
-		light = float64(len(spans))
+		for _, sp := range spans {
+			light += sp.Level
+		}
 	}
 	c.render(s, from[0], from[1], (from[2]+to[2])/2, to[0], to[1], math.Min(light, 4))
 	c.frames++

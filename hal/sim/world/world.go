@@ -47,9 +47,10 @@ type World struct {
 	// images at scan.reference_x/y; its focus is scan.reference_z.
 	Reference *slide.Slide
 
-	cfg  *config.Config
-	dev  devices      // emulators of the non-Tic drivers (world_devices.go)
-	lamp *sim.LampPin // the lamp's line when the camera sees the lamp (a strobe)
+	cfg    *config.Config
+	dev    devices      // emulators of the non-Tic drivers (world_devices.go)
+	lamp   *sim.LampPin // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
+	strobe *sim.Lamp    // the light the camera sees when the lamp is a strobe
 
 	mu         sync.Mutex
 	focusDrift float64 // µm added to every true focal height
@@ -175,10 +176,10 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	c := cfg.Machine.Camera
 	var lamp *sim.Lamp
 	if cfg.Machine.Light.StrobePulse > 0 {
-		if cfg.Machine.Light.Driver != "gpio" {
-			return nil, fmt.Errorf("sim: machine.light.strobe_pulse: a strobe is simulated on a gpio lamp only, got driver %s", cfg.Machine.Light.Driver)
-		}
+		// The camera sees the lamp's output: a gpio line's level or a
+		// PCA9685 channel's (at the STOP of each I²C write).
 		lamp = sim.NewLamp(w.Clock, w.pose)
+		w.strobe = lamp
 	}
 	pixfmt := hal.PixFmtYUYV
 	if c.PixelFormat == "MJPEG" {
@@ -214,7 +215,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		// Buttons idle released: pulled to their inactive level.
 		w.Pins[name] = &gpiotest.Pin{N: name, L: gpio.Level(pin.ActiveLow), EdgesChan: make(chan gpio.Level, 16)}
 	}
-	if lamp != nil {
+	if lamp != nil && cfg.Machine.Light.Driver == "gpio" {
 		lp := cfg.Machine.Light.Pin
 		w.lamp = &sim.LampPin{Pin: w.Pins[lp.String()], Lamp: lamp, ActiveLow: lp.ActiveLow}
 	}
@@ -349,12 +350,7 @@ func ReferenceGlass(cfg *config.Config) (x, y float64) {
 // StrobeLamp is the light the camera sees when the lamp is a strobe
 // (machine.light.strobe_pulse), nil otherwise: Break it to simulate a
 // strobe that never fires.
-func (w *World) StrobeLamp() *sim.Lamp {
-	if w.lamp == nil {
-		return nil
-	}
-	return w.lamp.Lamp
-}
+func (w *World) StrobeLamp() *sim.Lamp { return w.strobe }
 
 // Pin returns the named simulated GPIO pin.
 func (w *World) Pin(name string) (*gpiotest.Pin, error) {
