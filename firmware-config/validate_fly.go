@@ -75,6 +75,9 @@ func (c *Config) validateFly(v *validator) {
 				strobeJitterMargin, (2 * (lt.StrobePulse + Duration(strobeJitterMargin))).String(), m.Camera.Exposure)
 		}
 	}
+	if !m.Camera.Trigger.IsZero() && lt.StrobePulse > 0 {
+		v.add("machine.camera.trigger", "a triggered camera exposes at the trigger's edge and its exposure freezes the motion; it takes no machine.light.strobe_pulse (got %s): set one or the other", lt.StrobePulse)
+	}
 	if !oneOf(v, "scan.mode", s.Mode, ModeStopAndGo, ModeOnTheFly) || s.Mode != ModeOnTheFly {
 		return
 	}
@@ -113,8 +116,12 @@ func (c *Config) validateFly(v *validator) {
 		if lt.StrobePulse > 0 {
 			what = "machine.light.strobe_pulse " + lt.StrobePulse.String()
 		}
-		v.add("scan.mode", "on_the_fly at %.1fmm/s with %s blurs frames by %.2f px (at most %g): set a shorter machine.light.strobe_pulse",
-			speed/1000, what, blur, maxBlurPx)
+		fix := "set a shorter machine.light.strobe_pulse"
+		if !m.Camera.Trigger.IsZero() {
+			fix = "set a shorter machine.camera.exposure (the triggered camera's exposure freezes the motion)"
+		}
+		v.add("scan.mode", "on_the_fly at %.1fmm/s with %s blurs frames by %.2f px (at most %g): %s",
+			speed/1000, what, blur, maxBlurPx, fix)
 	}
 	if acc := ax.X.Acceleration.UMPerS2(); acc > 0 {
 		runUp := speed * speed / (2 * acc)

@@ -51,6 +51,10 @@ type CameraOptions struct {
 	// light), and a frame without light is dark. Nil: the lamp is always
 	// on, and each read starts a new exposure (the stop-and-go camera).
 	Lamp *Lamp
+	// Trigger, if set, puts the camera in external-trigger mode: each
+	// frame is exposed from an edge on the trigger input (see
+	// readTriggered); without one a read times out.
+	Trigger *Trigger
 }
 
 // Camera is a simulated microscope camera at the wire: it renders the
@@ -183,6 +187,9 @@ func (c *Camera) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 			return dst[:0], err
 		}
 		return dst[:0], fmt.Errorf("%s: no frame within %v: %w", c.opts.Name, c.opts.Timeout, hal.ErrTimeout)
+	}
+	if c.opts.Trigger != nil {
+		return c.readTriggered(ctx, dst)
 	}
 	if c.opts.Lamp != nil {
 		return c.readLit(ctx, dst)

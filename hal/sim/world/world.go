@@ -48,9 +48,10 @@ type World struct {
 	Reference *slide.Slide
 
 	cfg    *config.Config
-	dev    devices      // emulators of the non-Tic drivers (world_devices.go)
-	lamp   *sim.LampPin // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
-	strobe *sim.Lamp    // the light the camera sees when the lamp is a strobe
+	dev    devices         // emulators of the non-Tic drivers (world_devices.go)
+	lamp   *sim.LampPin    // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
+	strobe *sim.Lamp       // the light the camera sees when the lamp is a strobe
+	trig   *sim.TriggerPin // the camera's trigger line (machine.camera.trigger), or nil
 
 	mu         sync.Mutex
 	focusDrift float64 // µm added to every true focal height
@@ -181,6 +182,10 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		lamp = sim.NewLamp(w.Clock, w.pose)
 		w.strobe = lamp
 	}
+	var trig *sim.Trigger
+	if !c.Trigger.IsZero() {
+		trig = sim.NewTrigger(w.Clock, w.pose)
+	}
 	pixfmt := hal.PixFmtYUYV
 	if c.PixelFormat == "MJPEG" {
 		pixfmt = hal.PixFmtMJPEG
@@ -188,6 +193,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	w.Camera = sim.NewCamera(w.Clock, sim.CameraOptions{
 		PixelFormat:   pixfmt,
 		Lamp:          lamp,
+		Trigger:       trig,
 		Width:         c.Width,
 		Height:        c.Height,
 		PixelUM:       c.PixelSize.UM(),
@@ -207,7 +213,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		w.Overview = newOverviewCamera(w.Clock, w.Loader, cfg.Scan.OverviewCenterX.UM(), cfg.Scan.OverviewCenterY.UM(), px)
 	}
 	p := cfg.Machine.Panel
-	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin} {
+	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin, c.Trigger} {
 		if pin.IsZero() {
 			continue
 		}
@@ -218,6 +224,9 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	if lamp != nil && cfg.Machine.Light.Driver == "gpio" {
 		lp := cfg.Machine.Light.Pin
 		w.lamp = &sim.LampPin{Pin: w.Pins[lp.String()], Lamp: lamp, ActiveLow: lp.ActiveLow}
+	}
+	if trig != nil {
+		w.trig = &sim.TriggerPin{Pin: w.Pins[c.Trigger.String()], Trigger: trig, ActiveLow: c.Trigger.ActiveLow}
 	}
 	if err := w.newLamp(); err != nil {
 		return nil, err
@@ -351,6 +360,16 @@ func ReferenceGlass(cfg *config.Config) (x, y float64) {
 // (machine.light.strobe_pulse), nil otherwise: Break it to simulate a
 // strobe that never fires.
 func (w *World) StrobeLamp() *sim.Lamp { return w.strobe }
+
+// CameraTrigger is the camera's trigger input when machine.camera.trigger
+// is set, nil otherwise: Break it to simulate a trigger wire that never
+// reaches the camera.
+func (w *World) CameraTrigger() *sim.Trigger {
+	if w.trig == nil {
+		return nil
+	}
+	return w.trig.Trigger
+}
 
 // Pin returns the named simulated GPIO pin.
 func (w *World) Pin(name string) (*gpiotest.Pin, error) {

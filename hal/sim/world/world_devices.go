@@ -121,5 +121,8 @@ func (w *World) GPIO(p config.Pin) (gpio.PinIO, error) {
 	if w.lamp != nil && p.String() == w.lamp.Pin.N {
 		return w.lamp, nil
 	}
+	if w.trig != nil && p.String() == w.trig.Pin.N {
+		return w.trig, nil
+	}
 	return w.Pin(p.String())
 }
