@@ -51,6 +51,20 @@ func (c *Config) MotionBlurPx() float64 {
 	return c.RowSpeed() * lit.Seconds() / px
 }
 
+// RollingSkewPx is the rolling-shutter skew of an on-the-fly frame in
+// pixels: how far the stage moves between the first and the last row's
+// light. Under a strobe every row sees the same pulse (validateFly makes
+// it fall while every row is exposing): no skew. Otherwise the rows are
+// exposed (height-1) × line_time apart.
+func (c *Config) RollingSkewPx() float64 {
+	cam := c.Machine.Camera
+	px := cam.PixelSize.UM()
+	if cam.LineTime <= 0 || c.Machine.Light.StrobePulse > 0 || !(px > 0) || cam.Height < 2 {
+		return 0
+	}
+	return c.RowSpeed() * (cam.LineTime.D() * time.Duration(cam.Height-1)).Seconds() / px
+}
+
 // maxBlurPx is the largest motion blur an on-the-fly frame may have.
 const maxBlurPx = 0.5
 
@@ -73,6 +87,15 @@ func (c *Config) validateFly(v *validator) {
 		case m.Camera.Exposure < 2*(lt.StrobePulse+Duration(strobeJitterMargin)):
 			v.add("machine.camera.exposure", "must be >= 2 × (machine.light.strobe_pulse + %s) = %s with a strobe: the pulse is aimed at the exposure's middle from frame timestamps that jitter (the simulated camera's by 50µs RMS), got %s",
 				strobeJitterMargin, (2 * (lt.StrobePulse + Duration(strobeJitterMargin))).String(), m.Camera.Exposure)
+		}
+	}
+	if lt.StrobePulse > 0 && m.Camera.LineTime > 0 && m.Camera.Height > 1 {
+		// A rolling shutter: every row must be exposing while the pulse
+		// lasts. The pulse is aimed at the exposure's middle from row 0's
+		// timestamp, so the last row must have started by then.
+		if readout := m.Camera.LineTime * Duration(m.Camera.Height-1); readout+Duration(strobeJitterMargin) > m.Camera.Exposure/2 {
+			v.add("machine.camera.line_time", "with a strobe, (height-1) × line_time (%s) + %s must be <= machine.camera.exposure/2 (%s): the pulse, aimed at the middle of row 0's exposure, must fall while every row is exposing, got line_time %s",
+				readout, strobeJitterMargin, m.Camera.Exposure/2, m.Camera.LineTime)
 		}
 	}
 	if !m.Camera.Trigger.IsZero() && lt.StrobePulse > 0 {
@@ -122,6 +145,10 @@ func (c *Config) validateFly(v *validator) {
 		}
 		v.add("scan.mode", "on_the_fly at %.1fmm/s with %s blurs frames by %.2f px (at most %g): %s",
 			speed/1000, what, blur, maxBlurPx, fix)
+	}
+	if skew := c.RollingSkewPx(); skew > maxBlurPx {
+		v.add("machine.camera.line_time", "on_the_fly at %.1fmm/s with a rolling shutter skews frames by %.2f px between their first and last rows (at most %g): use a strobe, a global shutter (line_time 0) or a slower frame_rate",
+			speed/1000, skew, maxBlurPx)
 	}
 	if acc := ax.X.Acceleration.UMPerS2(); acc > 0 {
 		runUp := speed * speed / (2 * acc)

@@ -2,6 +2,7 @@ package scan_test
 
 import (
 	"context"
+	"math"
 	"testing"
 	"time"
 
@@ -31,17 +32,26 @@ func pca9685Tweak(cfg *config.Config) {
 	cfg.Machine.Camera.FrameRate = 1.4
 }
 
+// rollingTweak gives the camera a rolling shutter (10 µs per row: the 960
+// rows start over 9.6 ms) and a 20 ms exposure, so the 10 µs strobe pulse,
+// aimed at the middle of row 0's exposure, falls while every row exposes.
+func rollingTweak(cfg *config.Config) {
+	cfg.Machine.Camera.LineTime = config.Duration(10 * time.Microsecond)
+	cfg.Machine.Camera.Exposure = config.Duration(20 * time.Millisecond)
+}
+
 // TestOnTheFlyAcceptedModes: configurations the validator accepts for
 // on-the-fly scanning run: a triggered camera (a frame per trigger pulse,
-// every one taken as the stage crosses its tile) and a PCA9685 strobe
-// (pulses timed by its I²C writes). Both slides are complete, imaged on
+// every one taken as the stage crosses its tile), a PCA9685 strobe
+// (pulses timed by its I²C writes) and a rolling shutter under a strobe
+// (every frame fully lit, no skew). The slides are complete, imaged on
 // the fly.
 func TestOnTheFlyAcceptedModes(t *testing.T) {
 	skipWholeSlideInShort(t)
 	for _, tc := range []struct {
 		name  string
 		tweak func(*config.Config)
-	}{{"trigger", triggerTweak}, {"pca9685", pca9685Tweak}} {
+	}{{"trigger", triggerTweak}, {"pca9685", pca9685Tweak}, {"rolling", rollingTweak}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			rig := newFlyRig(t, tc.tweak, slide.HighGrade)
@@ -63,6 +73,9 @@ func TestOnTheFlyAcceptedModes(t *testing.T) {
 			}
 			if f.Retakes > r.TilesPlanned/20 || f.BlurPx > 0.5 {
 				t.Errorf("%d of %d tiles re-taken, blur %.2f px", f.Retakes, r.TilesPlanned, f.BlurPx)
+			}
+			if dx, _, rows := rig.world.Camera.LastSkew(); math.Abs(dx) > 0.5 || rows != rig.cfg.Machine.Camera.Height {
+				t.Errorf("last frame: skew %.2f px, %d rows lit", dx, rows)
 			}
 			if trig := rig.world.CameraTrigger(); trig != nil && trig.Edges() < r.TilesPlanned {
 				t.Errorf("%d trigger edges for %d tiles", trig.Edges(), r.TilesPlanned)

@@ -9,6 +9,8 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"papscan/hal/sim/slide"
 )
 
 // Lamp is the simulated transmitted light as the camera sees it: it
@@ -127,6 +129,13 @@ func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on, full time.Duration) {
 		full += time.Duration(float64(b.Sub(a)) * s.Level)
 		if d := s.End.Sub(s.Start); d > 0 {
 			s.Level *= float64(b.Sub(a)) / float64(d) // a pulse cut by the exposure's edge gives that much less
+			// The poses at the cut edges, along the span's straight path.
+			fa, fb := float64(a.Sub(s.Start))/float64(d), float64(b.Sub(s.Start))/float64(d)
+			from, to := s.From, s.To
+			for k := range 3 {
+				s.From[k] = from[k] + (to[k]-from[k])*fa
+				s.To[k] = from[k] + (to[k]-from[k])*fb
+			}
 		}
 		s.Start, s.End = a, b
 		spans = append(spans, s)
@@ -192,6 +201,9 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 		x0, y0, z0 = c.opts.Pose()
 	}
 	s := c.specimen()
+	if c.opts.LineTime > 0 {
+		return c.readRollingLit(ctx, dst, s, k, start, now.Before(start), [3]float64{x0, y0, z0})
+	}
 	if now := c.clock.Now(); now.Before(end) {
 		if err := c.clock.Sleep(ctx, end.Sub(now)); err != nil {
 			return dst[:0], err
@@ -220,6 +232,31 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 		}
 	}
 	c.render(s, from[0], from[1], (from[2]+to[2])/2, to[0], to[1], math.Min(light, 4))
+	c.frames++
+	c.seq, c.litEnd = k, end
+	c.stamp(k, start)
+	return c.encode(dst), nil
+}
+
+// readRollingLit finishes readLit for a rolling shutter: it waits for
+// the frame's last row, then renders each row under the lamp's light at
+// its own time. The pose track holds the pose at the frame's start (when
+// the read came before it), at the lamp's edges and at the frame's end.
+func (c *Camera) readRollingLit(ctx context.Context, dst []byte, s *slide.Slide, k uint64, start time.Time, haveStart bool, p0 [3]float64) ([]byte, error) {
+	end := c.frameEnd(start)
+	if now := c.clock.Now(); now.Before(end) {
+		if err := c.clock.Sleep(ctx, end.Sub(now)); err != nil {
+			return dst[:0], err
+		}
+	}
+	var tr poseTrack
+	if haveStart {
+		tr.add(start, p0)
+	}
+	addEdges(&tr, c.opts.Lamp, start, end)
+	x1, y1, z1 := c.opts.Pose()
+	tr.add(c.clock.Now(), [3]float64{x1, y1, z1})
+	c.renderRolling(s, start, tr)
 	c.frames++
 	c.seq, c.litEnd = k, end
 	c.stamp(k, start)

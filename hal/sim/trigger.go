@@ -132,6 +132,24 @@ func (c *Camera) readTriggered(ctx context.Context, dst []byte) ([]byte, error) 
 	end := start.Add(c.opts.Exposure)
 	c.next = start.Add(c.opts.FrameInterval)
 	s := c.specimen()
+	if c.opts.LineTime > 0 {
+		fend := c.frameEnd(start)
+		if now := c.clock.Now(); now.Before(fend) {
+			if err := c.clock.Sleep(ctx, fend.Sub(now)); err != nil {
+				return dst[:0], err
+			}
+		}
+		tr := poseTrack{{start, e.Pose}}
+		if c.opts.Lamp != nil {
+			addEdges(&tr, c.opts.Lamp, start, fend)
+		}
+		x, y, z := c.opts.Pose()
+		tr.add(c.clock.Now(), [3]float64{x, y, z})
+		c.renderRolling(s, start, tr)
+		c.frames++
+		c.stamp(c.frames, start)
+		return c.encode(dst), nil
+	}
 	x0, y0, z0 := e.Pose[0], e.Pose[1], e.Pose[2]
 	now := c.clock.Now()
 	if now.Before(end) {

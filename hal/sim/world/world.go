@@ -198,6 +198,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		Height:        c.Height,
 		PixelUM:       c.PixelSize.UM(),
 		Exposure:      c.Exposure.D(),
+		LineTime:      c.LineTime.D(),
 		FrameInterval: time.Duration(float64(time.Second) / c.FrameRate),
 		Timeout:       c.FrameTimeout.D(),
 		DOFUM:         DepthOfFieldUM(c.Objective.NA),
