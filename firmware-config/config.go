@@ -134,6 +134,18 @@ type Camera struct {
 	// PixelSize is the size of one pixel projected onto the specimen.
 	PixelSize Distance  `yaml:"pixel_size"`
 	Objective Objective `yaml:"objective"`
+	// Trigger is the GPIO output wired to the camera's external trigger
+	// input; zero: the camera runs free. With a trigger the camera
+	// exposes one frame (for Exposure) at each edge to the line's active
+	// level, and the agent pulses it for every frame it takes: on the fly
+	// as the stage crosses each tile, so the exposure itself freezes the
+	// motion.
+	Trigger Pin `yaml:"trigger"`
+	// TriggerPulse is how long the trigger line is held active per frame.
+	TriggerPulse Duration `yaml:"trigger_pulse"`
+	// LineTime is a rolling shutter's time between the exposure starts of
+	// successive rows; 0 is a global shutter.
+	LineTime Duration `yaml:"line_time"`
 }
 
 // Objective is the microscope objective. In YAML it is replaced as a whole:

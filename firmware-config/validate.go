@@ -211,6 +211,12 @@ func (c *Config) validateMachine(v *validator) {
 	if m.Light.Driver != "gpio" {
 		pins = pins[1:] // the lamp pin is unused
 	}
+	if !m.Camera.Trigger.IsZero() {
+		pins = append(pins, struct {
+			path string
+			pin  Pin
+		}{"machine.camera.trigger", m.Camera.Trigger})
+	}
 	for _, ax := range axes {
 		if ax.a.Driver != "stepdir" {
 			continue
@@ -362,6 +368,20 @@ func validateCamera(v *validator, cam *Camera) {
 	inRange(v, p+".pixel_size", cam.PixelSize, 50*Nanometre, 10*Micrometre, true, false, fmtDist)
 	inRange(v, p+".objective.magnification", cam.Objective.Magnification, 0, 150, true, false, fmtFloat)
 	inRange(v, p+".objective.na", cam.Objective.NA, 0, 1.4, true, false, fmtFloat)
+	if inRange(v, p+".line_time", cam.LineTime, 0, Duration(time.Millisecond), false, false, fmtDur) &&
+		cam.LineTime > 0 && cam.FrameRate > 0 && cam.Height > 1 {
+		if readout := cam.LineTime.D() * time.Duration(cam.Height-1); readout >= time.Duration(float64(time.Second)/cam.FrameRate) {
+			v.add(p+".line_time", "(height-1) × line_time (%s) must fit in a frame period (1/frame_rate), got line_time %s", readout, cam.LineTime)
+		}
+	}
+	if cam.Trigger.IsZero() {
+		inRange(v, p+".trigger_pulse", cam.TriggerPulse, 0, Duration(time.Millisecond), false, false, fmtDur)
+	} else {
+		inRange(v, p+".trigger_pulse", cam.TriggerPulse, Duration(time.Microsecond), Duration(time.Millisecond), false, false, fmtDur)
+		if cam.FrameRate > 0 && cam.TriggerPulse.D() >= time.Duration(float64(time.Second)/cam.FrameRate) {
+			v.add(p+".trigger_pulse", "must be shorter than a frame (1/frame_rate), got %s", cam.TriggerPulse)
+		}
+	}
 }
 
 // validatePin checks one pin spec and reports whether it is usable.

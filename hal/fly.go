@@ -3,6 +3,7 @@ package hal
 import (
 	"context"
 	"fmt"
+	"image"
 	"time"
 
 	"periph.io/x/conn/v3/physic"
@@ -54,4 +55,28 @@ type Strobe interface {
 	// Fire switches the light on for width and off again, and returns
 	// when the pulse is over.
 	Fire(ctx context.Context, width time.Duration) error
+}
+
+// Grabber is a camera that reads a frame now and decodes it later, off
+// the capture goroutine (hal/camera's Camera, on a small decode pool):
+// the capture loop grabs the next frame while earlier ones decode, and
+// an analysis worker waits for each. Frames decode concurrently; each
+// waits for its own, so a consumer that waits in grab order gets them in
+// order.
+type Grabber interface {
+	// Grab waits for the camera's next raw frame only (and for a free
+	// buffer when too many frames are out) and queues its decode.
+	Grab(ctx context.Context) (GrabbedFrame, error)
+}
+
+// GrabbedFrame is one frame from a Grabber.
+type GrabbedFrame interface {
+	// Info is the frame's timing, taken when it was read.
+	Info() FrameInfo
+	// Wait returns the decoded frame, owned by the GrabbedFrame until
+	// Release.
+	Wait(ctx context.Context) (*image.RGBA, error)
+	// Release hands the frame's buffers back; its image must not be used
+	// after it.
+	Release()
 }

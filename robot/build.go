@@ -2,6 +2,7 @@ package robot
 
 import (
 	"fmt"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
@@ -190,7 +191,31 @@ func Build(cfg *config.Config, hw Wire) (*Robot, error) {
 	if built[2] != nil {
 		m.Focus = hal.AxisFocus{Axis: built[2]}
 	}
-	m.Camera = camera.New(hw.Frames, cfg.Machine.Camera.PixelSize.D())
+	frames := hw.Frames
+	if tp := cfg.Machine.Camera.Trigger; !tp.IsZero() {
+		pin, err := hw.Pin(tp)
+		if err != nil {
+			return nil, fmt.Errorf("machine.camera.trigger: %w", err)
+		}
+		tl, err := camera.NewTriggerLine(pin, camera.TriggerOptions{
+			ActiveLow:   tp.ActiveLow,
+			Pulse:       cfg.Machine.Camera.TriggerPulse.D(),
+			MinInterval: time.Duration(float64(time.Second) / cfg.Machine.Camera.FrameRate),
+			Clock:       hw.Clock,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("machine.camera.trigger: %w", err)
+		}
+		// Below the camera's recovery when there is one, so that a read
+		// retried after a reopen triggers again.
+		if r, ok := frames.(interface{ SetTrigger(camera.Trigger) }); ok {
+			r.SetTrigger(tl)
+		} else {
+			frames = camera.NewTriggered(frames, tl)
+		}
+		m.Trigger = tl
+	}
+	m.Camera = camera.New(frames, cfg.Machine.Camera.PixelSize.D())
 	if l, ok := hw.Frames.(hal.Latching); ok {
 		m.Faults.Add(l)
 	}

@@ -13,6 +13,7 @@ import (
 
 	config "papscan/firmware-config"
 	"papscan/hal"
+	"papscan/hal/camera"
 	"papscan/hal/loader"
 	"papscan/hal/panel"
 	"papscan/hal/pins"
@@ -45,6 +46,9 @@ type Robot struct {
 	// driver, the focus, the dimmable lamp, the camera (and the loader
 	// when it latches). The technician's acknowledge clears them all.
 	Faults *hal.FaultRegistry
+	// Trigger is the camera's trigger line (machine.camera.trigger), nil
+	// when the camera runs free. Every frame read is triggered through it.
+	Trigger *camera.TriggerLine
 	// World is the simulation (nil on the real robot).
 	World *world.World
 

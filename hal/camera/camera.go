@@ -16,6 +16,10 @@ type Option func(*Camera)
 // WithName sets the name String reports (default: the source's String).
 func WithName(name string) Option { return func(c *Camera) { c.name = name } }
 
+// WithDecodeWorkers sets how many goroutines decode the frames Grab takes
+// (default 1).
+func WithDecodeWorkers(n int) Option { return func(c *Camera) { c.workers = n } }
+
 // Camera is a hal.Camera decoding the raw frames of a hal.FrameSource. Like
 // its source it is owned by one goroutine.
 type Camera struct {
@@ -23,11 +27,15 @@ type Camera struct {
 	pixel physic.Distance
 	name  string
 	buf   []byte
+
+	workers int
+	async   *Async // started by the first Grab
 }
 
 var (
 	_ hal.Camera     = (*Camera)(nil)
 	_ hal.FrameTimer = (*Camera)(nil)
+	_ hal.Grabber    = (*Camera)(nil)
 )
 
 // New returns a camera reading src, whose pixels project to pixelSize on
@@ -88,4 +96,30 @@ func (c *Camera) Capture(ctx context.Context, dst *image.RGBA) (*image.RGBA, err
 		return dst, fmt.Errorf("camera %s: %w", c.name, err)
 	}
 	return dst, nil
+}
+
+// Grab implements hal.Grabber: it reads the next raw frame and queues its
+// decode on the camera's decode pool (an Async, started by the first
+// Grab; WithDecodeWorkers sizes it), so the caller can grab the next
+// frame while this one decodes. Capture and Grab may be mixed on the
+// owning goroutine.
+func (c *Camera) Grab(ctx context.Context) (hal.GrabbedFrame, error) {
+	if c.async == nil {
+		c.async = NewAsync(c.src, AsyncOptions{Workers: c.workers})
+		c.async.name = c.name
+	}
+	f, err := c.async.Grab(ctx)
+	if err != nil {
+		return nil, err
+	}
+	return f, nil
+}
+
+// Close stops the decode pool, if Grab started one (the source stays
+// open: its owner closes it).
+func (c *Camera) Close() {
+	if c.async != nil {
+		c.async.Close()
+		c.async = nil
+	}
 }

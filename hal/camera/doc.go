@@ -10,6 +10,15 @@
 // fixed point). Raw decoding allocates nothing per frame once the caller
 // reuses its destination image; image/jpeg allocates its planes per frame.
 //
+// Async (and Camera.Grab, the hal.Grabber on top of it) reads raw frames
+// on the capture goroutine and decodes them on a small pool, so reading
+// the next frame never waits for a decode; each Frame waits for its own,
+// so a consumer waiting in grab order gets them in order.
+//
+// TriggerLine pulses a GPIO wired to a camera's external trigger input;
+// Triggered (or Recovering.SetTrigger, below the recovery) fires it before
+// every read, and reports the trigger's edge as the frame's time.
+//
 // Recovering wraps a frame source with recovery: a camera that drops off
 // the bus (ENODEV, EIO) or stops delivering frames (hal.ErrTimeout) is
 // closed and reopened with exponential backoff on the injected hal.Clock;

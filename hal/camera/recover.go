@@ -68,7 +68,17 @@ type Recovering struct {
 	delay   time.Duration
 	since   time.Time
 	first   error
+
+	trigger Trigger // fired before every read attempt; nil: free-running
 }
+
+// SetTrigger puts the camera in external-trigger mode: every read
+// attempt, also one retried after a reopen, first fires t (a
+// TriggerLine). A camera that gives no frame after its trigger times out
+// like a stalled one, and after the reopen attempts latches the camera
+// fault: a trigger that never brings a frame is a camera fault. Call it
+// before the first read.
+func (r *Recovering) SetTrigger(t Trigger) { r.trigger = t }
 
 var (
 	_ hal.FrameSource = (*Recovering)(nil)
@@ -164,8 +174,12 @@ func (r *Recovering) ClearFault() error {
 	return nil
 }
 
-// LastFrame implements hal.FrameTimer when the open source does.
+// LastFrame implements hal.FrameTimer when the open source does; with a
+// trigger (SetTrigger) its timestamp is the trigger's edge.
 func (r *Recovering) LastFrame() hal.FrameInfo {
+	if r.trigger != nil && r.src != nil {
+		return triggeredInfo(r.src, r.trigger)
+	}
 	if t, ok := r.src.(hal.FrameTimer); ok && r.src != nil {
 		return t.LastFrame()
 	}
@@ -186,6 +200,11 @@ func (r *Recovering) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) 
 		}
 	}
 	for {
+		if r.trigger != nil {
+			if err := r.trigger.Trigger(ctx); err != nil {
+				return dst[:0], fmt.Errorf("%s: %w", r.name, err)
+			}
+		}
 		buf, err := r.src.ReadFrame(ctx, dst)
 		if err == nil {
 			r.attempt = 0 // a good frame ends the outage

@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"math"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/i2c"
@@ -25,6 +26,9 @@ type PCA9685Options struct {
 	// range with its 25 MHz oscillator). Pick it well above the camera's
 	// frame rate and not near a multiple of it, or frames flicker.
 	Frequency physic.Frequency
+	// BusSpeed is the I²C bus clock the chip is written at; default
+	// 100 kHz. It sets how long a switch of the lamp takes (SwitchTime).
+	BusSpeed physic.Frequency
 }
 
 // PCA9685 is a hal.Light dimmed by a PCA9685 PWM channel through periph's
@@ -71,6 +75,9 @@ func NewPCA9685(bus i2c.Bus, o PCA9685Options) (*PCA9685, error) {
 	if o.Address == 0 {
 		o.Address = pca9685.I2CAddr
 	}
+	if o.BusSpeed <= 0 {
+		o.BusSpeed = 100 * physic.KiloHertz
+	}
 	if o.Address > 0x7F {
 		return nil, fmt.Errorf("%s: 0x%X is not a 7-bit I2C address", o.Name, o.Address)
 	}
@@ -102,6 +109,25 @@ func NewPCA9685(bus i2c.Bus, o PCA9685Options) (*PCA9685, error) {
 func (l *PCA9685) String() string {
 	return fmt.Sprintf("%s (pca9685 0x%02X channel %d)", l.opts.Name, l.opts.Address, l.opts.Channel)
 }
+
+// I2CWriteTime is how long a write of n bytes (after the address byte)
+// occupies an I²C bus at speed: START, 9 bit times per byte with its
+// acknowledge, STOP.
+func I2CWriteTime(n int, speed physic.Frequency) time.Duration {
+	bits := int64(9*(1+n) + 2)
+	return time.Duration(bits * int64(time.Second) / int64(speed/physic.Hertz))
+}
+
+// SwitchOnTime is the time from the call that switches the lamp fully on
+// to the light: the full-on write (register pointer and three bytes) on the
+// wire, whose STOP changes the output. 470 µs at 100 kHz.
+func (l *PCA9685) SwitchOnTime() time.Duration { return I2CWriteTime(4, l.opts.BusSpeed) }
+
+// SwitchTime is the time from the call that switches the lamp off to the
+// dark: the full-off write (register pointer and one byte) on the wire.
+// A strobe pulse can be no shorter (290 µs at 100 kHz; the kernel's I²C
+// call adds its own latency on the robot).
+func (l *PCA9685) SwitchTime() time.Duration { return I2CWriteTime(2, l.opts.BusSpeed) }
 
 // Duty is the 12-bit off count for level (0..4095 within a 4096-count
 // period); 0 and 4096 mean the full-off and full-on bits.

@@ -17,8 +17,11 @@ import (
 //
 // On the robot the pulse width is what the clock can time: a userspace
 // GPIO write and a kernel timer give pulses of tens of microseconds at
-// best (and a PCA9685 adds an I²C write at each edge); a pulse of a few
-// microseconds needs a hardware one-shot on the line.
+// best; a pulse of a few microseconds needs a hardware one-shot on the
+// line. A lamp whose switching takes time on a bus (a PCA9685: each edge
+// is an I²C write whose STOP changes the output) tells it through
+// SwitchTime: the light then ends that long after the off call starts, so
+// Fire waits that much less, and refuses a pulse shorter than it.
 type Strobe struct {
 	hal.Light
 	clock hal.Clock
@@ -52,10 +55,18 @@ func (s *Strobe) Fire(ctx context.Context, width time.Duration) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	wait := width
+	if st, ok := s.Light.(interface{ SwitchTime() time.Duration }); ok {
+		if sw := st.SwitchTime(); width < sw {
+			return fmt.Errorf("%s: pulse width %v is shorter than the %v the lamp takes to switch off (an I2C write)", s, width, sw)
+		} else {
+			wait -= sw
+		}
+	}
 	if err := s.Light.SetBrightness(1); err != nil {
 		return fmt.Errorf("%s: pulse: %w", s, err)
 	}
-	werr := s.clock.Sleep(ctx, width)
+	werr := s.clock.Sleep(ctx, wait)
 	if err := s.Light.SetBrightness(0); err != nil {
 		return fmt.Errorf("%s: pulse end: %w", s, err)
 	}

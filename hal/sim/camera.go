@@ -51,6 +51,17 @@ type CameraOptions struct {
 	// light), and a frame without light is dark. Nil: the lamp is always
 	// on, and each read starts a new exposure (the stop-and-go camera).
 	Lamp *Lamp
+	// LineTime, above zero, makes the shutter a rolling one: row r starts
+	// exposing r×LineTime after row 0, so each row sees the specimen at
+	// its own time along the true motion (a moving stage skews the
+	// frame) and gets its own light (a strobe pulse lights the rows that
+	// are exposing while it lasts). The frame is delivered when its last
+	// row has been exposed. Zero: a global shutter.
+	LineTime time.Duration
+	// Trigger, if set, puts the camera in external-trigger mode: each
+	// frame is exposed from an edge on the trigger input (see
+	// readTriggered); without one a read times out.
+	Trigger *Trigger
 }
 
 // Camera is a simulated microscope camera at the wire: it renders the
@@ -76,6 +87,10 @@ type Camera struct {
 	jpeg   bytes.Buffer
 	motion [2]float64 // blur of the last frame along x, y in pixels
 	light  float64    // light of the last frame relative to a nominal exposure
+	skew   [2]float64 // rolling shutter: offset of the last lit row from the first, pixels
+	// litRows is the span of rows from the first to the last lit one
+	// (rolling shutter; the height otherwise).
+	litRows int
 
 	mu           sync.Mutex
 	disconnected bool
@@ -153,6 +168,13 @@ func (c *Camera) LastFrame() hal.FrameInfo { return c.last }
 // relative to a nominal exposure (0: dark, 1: nominal). For tests.
 func (c *Camera) LastMotion() (dx, dy, light float64) { return c.motion[0], c.motion[1], c.light }
 
+// LastSkew is the rolling-shutter skew of the last frame: how far (pixels,
+// along x and y) the specimen under the last lit row had moved from where
+// it was under the first, and how many rows lie from the first lit row to
+// the last. A global shutter has no skew and all rows lit when lit at
+// all. For tests.
+func (c *Camera) LastSkew() (dx, dy float64, rows int) { return c.skew[0], c.skew[1], c.litRows }
+
 // PixelUM is the specimen size of one pixel, µm.
 func (c *Camera) PixelUM() float64 { return c.opts.PixelUM }
 
@@ -184,6 +206,9 @@ func (c *Camera) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 		}
 		return dst[:0], fmt.Errorf("%s: no frame within %v: %w", c.opts.Name, c.opts.Timeout, hal.ErrTimeout)
 	}
+	if c.opts.Trigger != nil {
+		return c.readTriggered(ctx, dst)
+	}
 	if c.opts.Lamp != nil {
 		return c.readLit(ctx, dst)
 	}
@@ -196,6 +221,17 @@ func (c *Camera) ReadFrame(ctx context.Context, dst []byte) ([]byte, error) {
 	c.next = start.Add(c.opts.FrameInterval)
 	x, y, z := c.opts.Pose()
 	s := c.specimen()
+	if c.opts.LineTime > 0 {
+		end := c.frameEnd(start)
+		if err := c.clock.Sleep(ctx, end.Sub(start)); err != nil {
+			return dst[:0], err
+		}
+		x1, y1, z1 := c.opts.Pose()
+		c.renderRolling(s, start, poseTrack{{start, [3]float64{x, y, z}}, {end, [3]float64{x1, y1, z1}}})
+		c.frames++
+		c.stamp(c.frames, start)
+		return c.encode(dst), nil
+	}
 	if err := c.clock.Sleep(ctx, c.opts.Exposure); err != nil {
 		return dst[:0], err
 	}
@@ -236,6 +272,10 @@ func (c *Camera) render(s *slide.Slide, x0, y0, z, x1, y1, light float64) {
 	c.r.Render(s, c.img, xm, ym, defocus, c.rng)
 	dx, dy := (x1-x0)/c.opts.PixelUM, (y1-y0)/c.opts.PixelUM
 	c.motion, c.light = [2]float64{dx, dy}, light
+	c.skew, c.litRows = [2]float64{}, 0
+	if light > 0 {
+		c.litRows = c.opts.Height
+	}
 	if math.Hypot(dx, dy) >= 0.05 {
 		if c.blur == nil || c.blur.Rect != c.img.Rect {
 			c.blur = image.NewRGBA(c.img.Rect)

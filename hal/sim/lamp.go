@@ -9,6 +9,8 @@ import (
 
 	"periph.io/x/conn/v3/gpio"
 	"periph.io/x/conn/v3/gpio/gpiotest"
+
+	"papscan/hal/sim/slide"
 )
 
 // Lamp is the simulated transmitted light as the camera sees it: it
@@ -23,6 +25,7 @@ type Lamp struct {
 
 	mu    sync.Mutex
 	on    bool
+	level float64 // light while on, relative to full (a PWM duty cycle)
 	since time.Time
 	from  [3]float64
 	spans []LitSpan
@@ -33,6 +36,10 @@ type Lamp struct {
 type LitSpan struct {
 	Start, End time.Time
 	From, To   [3]float64 // x, y, z (µm) at Start and End
+	// Level is the light relative to full during the span: 1 for a
+	// switched lamp, the duty cycle of a PWM-dimmed one (whose period is
+	// far shorter than an exposure, so a frame integrates its mean).
+	Level float64
 }
 
 // NewLamp returns a lamp, off, whose edges sample pose.
@@ -42,24 +49,41 @@ func NewLamp(clock interface{ Now() time.Time }, pose func() (x, y, z float64)) 
 
 // Set switches the lamp (the level the line drives it to).
 func (l *Lamp) Set(on bool) {
+	if on {
+		l.SetLevel(1)
+	} else {
+		l.SetLevel(0)
+	}
+}
+
+// SetLevel sets the lamp's light relative to full, 0 (off) to 1: the duty
+// cycle of the PWM output that drives it (hal/sim/pca9685emu's OnOutput).
+// Levels outside [0, 1] are clamped.
+func (l *Lamp) SetLevel(level float64) {
+	level = min(max(level, 0), 1)
+	if !(level >= 0) { // NaN
+		level = 0
+	}
 	now := l.clock.Now()
 	x, y, z := l.pose()
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	if l.stuck {
-		on = false
+		level = 0
 	}
-	if on == l.on {
+	on := level > 0
+	if on == l.on && (!on || level == l.level) {
 		return
 	}
+	if l.on { // close the span of the old level
+		l.spans = append(l.spans, LitSpan{Start: l.since, End: now, From: l.from, To: [3]float64{x, y, z}, Level: l.level})
+		if len(l.spans) > 64 {
+			l.spans = append(l.spans[:0], l.spans[len(l.spans)-32:]...)
+		}
+	}
+	l.on, l.level = on, level
 	if on {
-		l.on, l.since, l.from = true, now, [3]float64{x, y, z}
-		return
-	}
-	l.on = false
-	l.spans = append(l.spans, LitSpan{Start: l.since, End: now, From: l.from, To: [3]float64{x, y, z}})
-	if len(l.spans) > 64 {
-		l.spans = append(l.spans[:0], l.spans[len(l.spans)-32:]...)
+		l.since, l.from = now, [3]float64{x, y, z}
 	}
 }
 
@@ -81,14 +105,14 @@ func (l *Lamp) Repair() {
 
 // lit returns the light within [t0, t1]: the spans that overlap it
 // (clipped; a span still on is closed at t1 with pose now) and the time
-// they cover.
-func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on time.Duration) {
+// they cover, unweighted and weighted by their level (full-light time).
+func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on, full time.Duration) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	all := l.spans
 	if l.on {
 		x, y, z := l.pose()
-		all = append(all[:len(all):len(all)], LitSpan{Start: l.since, End: l.clock.Now(), From: l.from, To: [3]float64{x, y, z}})
+		all = append(all[:len(all):len(all)], LitSpan{Start: l.since, End: l.clock.Now(), From: l.from, To: [3]float64{x, y, z}, Level: l.level})
 	}
 	for _, s := range all {
 		a, b := s.Start, s.End
@@ -101,11 +125,22 @@ func (l *Lamp) lit(t0, t1 time.Time) (spans []LitSpan, on time.Duration) {
 		if b.After(t1) {
 			b = t1
 		}
+		on += b.Sub(a)
+		full += time.Duration(float64(b.Sub(a)) * s.Level)
+		if d := s.End.Sub(s.Start); d > 0 {
+			s.Level *= float64(b.Sub(a)) / float64(d) // a pulse cut by the exposure's edge gives that much less
+			// The poses at the cut edges, along the span's straight path.
+			fa, fb := float64(a.Sub(s.Start))/float64(d), float64(b.Sub(s.Start))/float64(d)
+			from, to := s.From, s.To
+			for k := range 3 {
+				s.From[k] = from[k] + (to[k]-from[k])*fa
+				s.To[k] = from[k] + (to[k]-from[k])*fb
+			}
+		}
 		s.Start, s.End = a, b
 		spans = append(spans, s)
-		on += b.Sub(a)
 	}
-	return spans, on
+	return spans, on, full
 }
 
 // lastPulseSince is the start of the last span that started at or after
@@ -166,12 +201,15 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 		x0, y0, z0 = c.opts.Pose()
 	}
 	s := c.specimen()
+	if c.opts.LineTime > 0 {
+		return c.readRollingLit(ctx, dst, s, k, start, now.Before(start), [3]float64{x0, y0, z0})
+	}
 	if now := c.clock.Now(); now.Before(end) {
 		if err := c.clock.Sleep(ctx, end.Sub(now)); err != nil {
 			return dst[:0], err
 		}
 	}
-	spans, on := c.opts.Lamp.lit(start, end)
+	spans, on, full := c.opts.Lamp.lit(start, end)
 	light := 0.0
 	var from, to [3]float64
 	switch {
@@ -185,13 +223,40 @@ func (c *Camera) readLit(ctx context.Context, dst []byte) ([]byte, error) {
 			x0, y0, z0 = spans[0].From[0], spans[0].From[1], spans[0].From[2]
 		}
 		from, to = [3]float64{x0, y0, z0}, [3]float64{x1, y1, z0}
-		light = float64(on) / float64(c.opts.Exposure)
+		light = float64(full) / float64(c.opts.Exposure)
 	default:
 		// Pulses: each is overdriven to a full exposure's light.
 		from, to = spans[0].From, spans[len(spans)-1].To
-		light = float64(len(spans))
+		for _, sp := range spans {
+			light += sp.Level
+		}
 	}
 	c.render(s, from[0], from[1], (from[2]+to[2])/2, to[0], to[1], math.Min(light, 4))
+	c.frames++
+	c.seq, c.litEnd = k, end
+	c.stamp(k, start)
+	return c.encode(dst), nil
+}
+
+// readRollingLit finishes readLit for a rolling shutter: it waits for
+// the frame's last row, then renders each row under the lamp's light at
+// its own time. The pose track holds the pose at the frame's start (when
+// the read came before it), at the lamp's edges and at the frame's end.
+func (c *Camera) readRollingLit(ctx context.Context, dst []byte, s *slide.Slide, k uint64, start time.Time, haveStart bool, p0 [3]float64) ([]byte, error) {
+	end := c.frameEnd(start)
+	if now := c.clock.Now(); now.Before(end) {
+		if err := c.clock.Sleep(ctx, end.Sub(now)); err != nil {
+			return dst[:0], err
+		}
+	}
+	var tr poseTrack
+	if haveStart {
+		tr.add(start, p0)
+	}
+	addEdges(&tr, c.opts.Lamp, start, end)
+	x1, y1, z1 := c.opts.Pose()
+	tr.add(c.clock.Now(), [3]float64{x1, y1, z1})
+	c.renderRolling(s, start, tr)
 	c.frames++
 	c.seq, c.litEnd = k, end
 	c.stamp(k, start)

@@ -3,6 +3,7 @@ package pca9685emu
 import (
 	"fmt"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/physic"
 
@@ -23,19 +24,63 @@ const (
 	fullBit      = 0x10
 )
 
+// Options time a chip at the wire. The zero value is an untimed chip: every
+// transfer takes no time.
+type Options struct {
+	// Clock, when set, is advanced by each transfer's time on the wire at
+	// BusSpeed before the transfer takes effect: the outputs change at the
+	// write's STOP condition (MODE2 OCH = 0, the power-on setting), so a
+	// pulse switched on by one write and off by another lasts the time
+	// between their STOPs. A virtual clock (hal/sim.Clock) fits.
+	Clock interface{ Advance(time.Duration) }
+	// BusSpeed is the I²C clock; default 100 kHz (standard mode, the
+	// Linux default for most buses).
+	BusSpeed physic.Frequency
+}
+
+// WireTime is how long one transfer occupies an I²C bus at speed: START,
+// the address byte and every data byte with its acknowledge bit (9 bit
+// times each), a repeated START and a second address byte when it both
+// writes and reads, and STOP.
+func WireTime(nw, nr int, speed physic.Frequency) time.Duration {
+	if speed <= 0 {
+		speed = 100 * physic.KiloHertz
+	}
+	bits := 9*(1+nw+nr) + 2
+	if nw > 0 && nr > 0 {
+		bits += 1 + 9
+	}
+	return time.Duration(int64(bits) * int64(time.Second) / int64(speed/physic.Hertz))
+}
+
 // Chip is an emulated PCA9685. Safe for concurrent use.
 type Chip struct {
+	opts     Options
 	mu       sync.Mutex
 	regs     [256]byte
 	nackLeft int
 	writes   int
+	watch    map[int]*watcher
+}
+
+// watcher is a function told about one output's level.
+type watcher struct {
+	fn    func(level float64)
+	level float64
 }
 
 var _ ticemu.Device = (*Chip)(nil)
 
-// New returns a chip in its power-on state.
-func New() *Chip {
-	c := &Chip{}
+// New returns an untimed chip in its power-on state.
+func New() *Chip { return NewTimed(Options{}) }
+
+// NewTimed returns a chip in its power-on state whose transfers take
+// their time on the wire (Options).
+func NewTimed(o Options) *Chip {
+	if o.BusSpeed <= 0 {
+		o.BusSpeed = 100 * physic.KiloHertz
+	}
+	c := &Chip{opts: o, watch: map[int]*watcher{}}
 	c.regs[RegMode1] = 0x11
 	c.regs[RegMode2] = 0x04
 	c.regs[RegPreScale] = 0x1E
@@ -81,11 +126,33 @@ func (c *Chip) Frequency() physic.Frequency {
 	return 25 * physic.MegaHertz / physic.Frequency(4096*(int64(c.regs[RegPreScale])+1))
 }
 
+// OnOutput calls fn with channel ch's output level (its duty cycle, 0..1,
+// as Duty) now and whenever a transfer changes it, at the transfer's STOP
+// (after the clock was advanced by its wire time). fn runs outside the
+// chip's lock; it must not call back into the bus. A second call replaces
+// the first; a nil fn stops watching.
+func (c *Chip) OnOutput(ch int, fn func(level float64)) {
+	c.mu.Lock()
+	if fn == nil {
+		delete(c.watch, ch)
+		c.mu.Unlock()
+		return
+	}
+	w := &watcher{fn: fn, level: c.duty(ch)}
+	c.watch[ch] = w
+	c.mu.Unlock()
+	fn(w.level)
+}
+
 // Duty is channel ch's duty cycle, 0..1, as the output pin shows it (0
 // while sleeping).
 func (c *Chip) Duty(ch int) float64 {
 	c.mu.Lock()
 	defer c.mu.Unlock()
+	return c.duty(ch)
+}
+
+func (c *Chip) duty(ch int) float64 {
 	if ch < 0 || ch > 15 || c.regs[RegMode1]&mode1Sleep != 0 {
 		return 0
 	}
@@ -105,9 +172,31 @@ func (c *Chip) Duty(ch int) float64 {
 // I2CTx implements ticemu.Device: a write sets the register pointer from
 // its first byte and writes the rest; a read returns registers from the
 // pointer on.
+//
+// A timed chip (NewTimed) advances its clock by the transfer's wire time
+// first, and then calls the output watchers whose level changed.
 func (c *Chip) I2CTx(w, r []byte) error {
+	if c.opts.Clock != nil {
+		c.opts.Clock.Advance(WireTime(len(w), len(r), c.opts.BusSpeed))
+	}
 	c.mu.Lock()
-	defer c.mu.Unlock()
+	err := c.tx(w, r)
+	var changed []func()
+	for ch, wt := range c.watch {
+		if l := c.duty(ch); l != wt.level {
+			wt.level = l
+			fn := wt.fn
+			changed = append(changed, func() { fn(l) })
+		}
+	}
+	c.mu.Unlock()
+	for _, f := range changed {
+		f()
+	}
+	return err
+}
+
+func (c *Chip) tx(w, r []byte) error {
 	if c.nackLeft > 0 {
 		c.nackLeft--
 		return fmt.Errorf("injected fault: %w", ticemu.ErrNACK)

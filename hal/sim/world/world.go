@@ -48,9 +48,11 @@ type World struct {
 	// images at scan.reference_x/y; its focus is scan.reference_z.
 	Reference *slide.Slide
 
-	cfg  *config.Config
-	dev  devices      // emulators of the non-Tic drivers (world_devices.go)
-	lamp *sim.LampPin // the lamp's line when the camera sees the lamp (a strobe)
+	cfg    *config.Config
+	dev    devices         // emulators of the non-Tic drivers (world_devices.go)
+	lamp   *sim.LampPin    // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
+	strobe *sim.Lamp       // the light the camera sees when the lamp is a strobe
+	trig   *sim.TriggerPin // the camera's trigger line (machine.camera.trigger), or nil
 
 	mu         sync.Mutex
 	focusDrift float64 // µm added to every true focal height
@@ -176,10 +178,14 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	c := cfg.Machine.Camera
 	var lamp *sim.Lamp
 	if cfg.Machine.Light.StrobePulse > 0 {
-		if cfg.Machine.Light.Driver != "gpio" {
-			return nil, fmt.Errorf("sim: machine.light.strobe_pulse: a strobe is simulated on a gpio lamp only, got driver %s", cfg.Machine.Light.Driver)
-		}
+		// The camera sees the lamp's output: a gpio line's level or a
+		// PCA9685 channel's (at the STOP of each I²C write).
 		lamp = sim.NewLamp(w.Clock, w.pose)
+		w.strobe = lamp
+	}
+	var trig *sim.Trigger
+	if !c.Trigger.IsZero() {
+		trig = sim.NewTrigger(w.Clock, w.pose)
 	}
 	pixfmt := hal.PixFmtYUYV
 	if c.PixelFormat == "MJPEG" {
@@ -188,10 +194,12 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	w.Camera = sim.NewCamera(w.Clock, sim.CameraOptions{
 		PixelFormat:   pixfmt,
 		Lamp:          lamp,
+		Trigger:       trig,
 		Width:         c.Width,
 		Height:        c.Height,
 		PixelUM:       c.PixelSize.UM(),
 		Exposure:      c.Exposure.D(),
+		LineTime:      c.LineTime.D(),
 		FrameInterval: time.Duration(float64(time.Second) / c.FrameRate),
 		Timeout:       c.FrameTimeout.D(),
 		DOFUM:         DepthOfFieldUM(c.Objective.NA),
@@ -207,7 +215,7 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		w.Overview = newOverviewCamera(w.Clock, w.Loader, cfg.Scan.OverviewCenterX.UM(), cfg.Scan.OverviewCenterY.UM(), px)
 	}
 	p := cfg.Machine.Panel
-	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin} {
+	for _, pin := range []config.Pin{p.LEDReady, p.LEDBusy, p.LEDFault, p.ButtonStart, p.ButtonAbort, p.ButtonAck, cfg.Machine.Light.Pin, c.Trigger} {
 		if pin.IsZero() {
 			continue
 		}
@@ -215,9 +223,12 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 		// Buttons idle released: pulled to their inactive level.
 		w.Pins[name] = &gpiotest.Pin{N: name, L: gpio.Level(pin.ActiveLow), EdgesChan: make(chan gpio.Level, 16)}
 	}
-	if lamp != nil {
+	if lamp != nil && cfg.Machine.Light.Driver == "gpio" {
 		lp := cfg.Machine.Light.Pin
 		w.lamp = &sim.LampPin{Pin: w.Pins[lp.String()], Lamp: lamp, ActiveLow: lp.ActiveLow}
+	}
+	if trig != nil {
+		w.trig = &sim.TriggerPin{Pin: w.Pins[c.Trigger.String()], Trigger: trig, ActiveLow: c.Trigger.ActiveLow}
 	}
 	if err := w.newLamp(); err != nil {
 		return nil, err
@@ -351,11 +362,16 @@ func ReferenceGlass(cfg *config.Config) (x, y float64) {
 // StrobeLamp is the light the camera sees when the lamp is a strobe
 // (machine.light.strobe_pulse), nil otherwise: Break it to simulate a
 // strobe that never fires.
-func (w *World) StrobeLamp() *sim.Lamp {
-	if w.lamp == nil {
+func (w *World) StrobeLamp() *sim.Lamp { return w.strobe }
+
+// CameraTrigger is the camera's trigger input when machine.camera.trigger
+// is set, nil otherwise: Break it to simulate a trigger wire that never
+// reaches the camera.
+func (w *World) CameraTrigger() *sim.Trigger {
+	if w.trig == nil {
 		return nil
 	}
-	return w.lamp.Lamp
+	return w.trig.Trigger
 }
 
 // Pin returns the named simulated GPIO pin.

@@ -70,15 +70,20 @@ func (w *World) newDevice(name string, a config.Axis, rng *rand.Rand) (bool, err
 	return false, nil
 }
 
-// newLamp attaches the PCA9685 of a "pca9685" lamp.
+// newLamp attaches the PCA9685 of a "pca9685" lamp. Its transfers take
+// their time on the wire (100 kHz) on the world's clock, and when the
+// camera sees the lamp (a strobe) the channel's output drives it.
 func (w *World) newLamp() error {
 	l := w.cfg.Machine.Light
 	if l.Driver != "pca9685" {
 		return nil
 	}
-	w.dev.lamp = pca9685emu.New()
+	w.dev.lamp = pca9685emu.NewTimed(pca9685emu.Options{Clock: w.Clock})
 	if err := w.Bus.Attach(l.PCA9685.Address, w.dev.lamp); err != nil {
 		return fmt.Errorf("sim: machine.light.pca9685: 0x%02x: %w", l.PCA9685.Address, err)
+	}
+	if w.strobe != nil {
+		w.dev.lamp.OnOutput(l.PCA9685.Channel, w.strobe.SetLevel)
 	}
 	return nil
 }
@@ -115,6 +120,9 @@ func (w *World) GPIO(p config.Pin) (gpio.PinIO, error) {
 	}
 	if w.lamp != nil && p.String() == w.lamp.Pin.N {
 		return w.lamp, nil
+	}
+	if w.trig != nil && p.String() == w.trig.Pin.N {
+		return w.trig, nil
 	}
 	return w.Pin(p.String())
 }
