@@ -11,6 +11,7 @@ import (
 	"papscan/hal"
 	"papscan/hal/sim/world"
 	"papscan/robot"
+	"papscan/robot/robottest"
 )
 
 // TestAcceptedStrobesRun: every strobe the validator accepts, on a gpio or
@@ -27,7 +28,7 @@ func TestAcceptedStrobesRun(t *testing.T) {
 	for _, lamp := range []string{"gpio", "pca9685"} {
 		for _, exp := range []time.Duration{200 * time.Microsecond, 2 * time.Millisecond, 3100 * time.Microsecond, 8 * time.Millisecond} {
 			for _, pulse := range []time.Duration{10 * time.Microsecond, 50 * time.Microsecond, 290 * time.Microsecond, 300 * time.Microsecond, 500 * time.Microsecond, 1530 * time.Microsecond} {
-				cfg := combo("tic", "tic", lamp)
+				cfg := robottest.DriverCombo("tic", "tic", lamp)
 				cfg.Machine.Camera.Exposure = config.Duration(exp)
 				cfg.Machine.Light.StrobePulse = config.Duration(pulse)
 				if cfg.Validate() != nil {
