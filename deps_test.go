@@ -100,6 +100,12 @@ var rules = []depRule{
 		Allow:  []string{"hal", "hal/ticaxis/ticspec"}, // ticspec: through firmware-config
 	},
 	{
+		Why:    "remote runs the fleet's commands on the agent and reports its health: no hal driver or assembly point",
+		Pkgs:   []string{"remote/..."},
+		Forbid: []string{"hal/...", "robot/...", "cmd/..."},
+		Allow:  []string{"hal", "hal/panel", "hal/ticaxis/ticspec"},
+	},
+	{
 		Why:    "cmd/ wires: nothing outside it depends on it",
 		Pkgs:   []string{"..."},
 		Except: []string{"cmd/..."},
@@ -206,7 +212,7 @@ func moduleDeps(t *testing.T) (deps, outside map[string][]string) {
 
 func TestImportRules(t *testing.T) {
 	deps, outside := moduleDeps(t)
-	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "render", "telemetry", "robot", "agent", "delivery", "cmd/papscan"} {
+	for _, must := range []string{"firmware-config", "hal", "scan", "classify", "render", "telemetry", "robot", "agent", "delivery", "remote", "cmd/papscan"} {
 		if _, ok := deps[must]; !ok {
 			t.Fatalf("go list did not list %s (listed %d packages)", must, len(deps))
 		}

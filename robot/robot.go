@@ -51,6 +51,10 @@ type Robot struct {
 	Trigger *camera.TriggerLine
 	// World is the simulation (nil on the real robot).
 	World *world.World
+	// Slides and Source are the simulated magazine's slides and where
+	// their cells come from (OpenSim only).
+	Slides []*slide.Slide
+	Source string
 
 	closers []func()
 }
@@ -191,7 +195,12 @@ func OpenSim(ctx context.Context, cfg *config.Config, o SimOptions) (*Robot, err
 	if err != nil {
 		return nil, err
 	}
-	return BuildSim(cfg, w, frames, o.clock(w.Clock))
+	r, err := BuildSim(cfg, w, frames, o.clock(w.Clock))
+	if err != nil {
+		return nil, err
+	}
+	r.Slides, r.Source = slides, source
+	return r, nil
 }
 
 // SimWire is the wire of a simulated world: its I²C bus, GPIO lines and

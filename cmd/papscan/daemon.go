@@ -19,6 +19,7 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal"
 	"papscan/hal/panel"
+	"papscan/remote"
 	"papscan/robot"
 	"papscan/scan"
 	"papscan/telemetry"
@@ -180,7 +181,7 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	// broker may be down (the robot works offline; the sender delivers
 	// when it comes back); the panel shows the network-down overlay.
 	_ = notifier.Status("starting: opening the outbox")
-	cmds, err := newFleetCommands(cfg, level, log)
+	cmds, err := remote.Open(cfg, version, log)
 	if err != nil {
 		log.Error("fleet commands", "err", err)
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
@@ -191,10 +192,10 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	}
 	lk, err := delivery.OpenWith(ctx, linkCfg, brokers, log, func(o *telemetry.Options) {
 		o.Background = true
-		o.Subscriptions = append(o.Subscriptions, cmds.subscription())
+		o.Subscriptions = append(o.Subscriptions, cmds.Subscription())
 	})
 	if err != nil {
-		cmds.stop()
+		cmds.Stop()
 		_ = mach.Panel.ShowView(panel.View{State: panel.StateFault, Fault: hal.FaultStorage})
 		log.Error("outbox / telemetry", "err", err)
 		fmt.Fprintf(e.stderr, "papscan "+name+": %v\n", err)
@@ -260,14 +261,14 @@ func agentMain(ctx context.Context, e env, name string, args []string) int {
 	}
 	ag, err := agent.New(opts)
 	if err != nil {
-		cmds.stop()
+		cmds.Stop()
 		log.Error("agent", "err", err)
 		return exitFailure
 	}
-	lk.SetHealth(agentHealth(ag))
-	cmds.start(ag, lk)
+	lk.SetHealth(remote.Health(ag))
+	cmds.Start(ag, lk)
 	err = ag.Run(ctx)
-	cmds.stop() // before the link closes: the last replies and audits go out
+	cmds.Stop() // before the link closes: the last replies and audits go out
 	if err != nil {
 		log.Error("agent", "err", err)
 		return exitFailure
@@ -297,18 +298,4 @@ func testHooks(log *slog.Logger) *agent.TestHooks {
 	}
 	log.Warn("TEST HOOKS ARMED: this agent injects faults on purpose", "stall", h.Stall != nil, "selftest_fail", h.SelfTestError != nil)
 	return &h
-}
-
-// agentHealth fills the health message's agent part from its status.
-func agentHealth(ag *agent.Agent) func(h *telemetry.Health) {
-	return func(h *telemetry.Health) {
-		st := ag.Status()
-		h.Stage = st.State
-		if f := st.Fault; f != nil && st.State == "fault" {
-			h.Faults = []telemetry.FaultInfo{{Code: f.Code, Name: f.Name, Device: f.Device, Cause: f.Error}}
-		}
-		if f := st.Fault; f != nil && f.Code == int(hal.FaultStorage) {
-			h.AcceptSlides = false
-		}
-	}
 }

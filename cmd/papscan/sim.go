@@ -16,7 +16,6 @@ import (
 	config "papscan/firmware-config"
 	"papscan/hal/panel"
 	"papscan/hal/sim/slide"
-	"papscan/hal/sim/world"
 	"papscan/robot"
 	"papscan/scan"
 	"papscan/telemetry/broker"
@@ -123,29 +122,17 @@ func simulate(ctx context.Context, e env, cfg *config.Config, so simOptions, log
 	if cfg.Sim.SpotKind == "thinprep" {
 		kind = slide.ThinPrep
 	}
-	slides, source, err := robot.SimSlides(cfg, magazine, so.synthetic)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
-		return exitFailure
-	}
-	w, err := world.NewWorld(cfg, slides)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
-		return exitFailure
-	}
-	// The camera runs behind the same recovering wrapper as the real
-	// robot's: a camera lost mid-scan is reopened with backoff on the
-	// virtual clock, then becomes a camera fault.
-	frames, err := w.RecoveringCamera(ctx, log)
+	// The same simulated robot as `papscan agent --sim`: the camera runs
+	// behind the real robot's recovering wrapper (a camera lost mid-scan
+	// is reopened with backoff on the virtual clock, then becomes a
+	// camera fault).
+	mach, err := robot.OpenSim(ctx, cfg, robot.SimOptions{Options: robot.Options{Log: log}, Magazine: magazine, Synthetic: so.synthetic})
 	if err != nil {
 		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
 		return exitFault
 	}
-	mach, err := robot.BuildSim(cfg, w, frames, w.Clock)
-	if err != nil {
-		fmt.Fprintf(e.stderr, "papscan sim: %v\n", err)
-		return exitFault
-	}
+	defer mach.Close()
+	w, slides, source := mach.World, mach.Slides, mach.Source
 	pnl := mach.Panel
 	defer startPanel(ctx, pnl)()
 

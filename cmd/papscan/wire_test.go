@@ -17,6 +17,7 @@ import (
 	paho "github.com/eclipse/paho.mqtt.golang"
 
 	"papscan/agent"
+	"papscan/remote"
 	"papscan/telemetry"
 	"papscan/telemetry/broker"
 	fleetcmd "papscan/telemetry/command"
@@ -422,7 +423,7 @@ func TestAgentFleetCommands(t *testing.T) {
 	if n := f.count("event", "command_audit"); n < want {
 		t.Errorf("fleet received %d command_audit events, want at least %d", n, want)
 	}
-	if _, err := os.Stat(filepath.Join(a.stateDir, replayFile)); err != nil {
+	if _, err := os.Stat(filepath.Join(a.stateDir, remote.ReplayFile)); err != nil {
 		t.Errorf("replay store: %v", err)
 	}
 	resp := a.query(agent.Request{Cmd: "status"})

@@ -1,4 +1,4 @@
-package main
+package remote
 
 import (
 	"context"
@@ -17,50 +17,50 @@ import (
 	fleetcmd "papscan/telemetry/command"
 )
 
-// replayFile is the command nonce store in the state directory.
-const replayFile = "command-nonces.json"
+// ReplayFile is the command nonce store in the state directory.
+const ReplayFile = "command-nonces.json"
 
-// fleetCommands runs signed fleet commands (package telemetry/command) on
-// the agent: the MQTT handler only queues (Dispatcher.Deliver), the
+// Commands runs signed fleet commands (package telemetry/command) on the
+// agent: the MQTT handler only queues (Dispatcher.Deliver), the
 // dispatcher goroutine verifies, admits through the replay guard, calls
 // the agent through agent.Agent.Do (the same path as the status socket
 // and the panel's buttons), publishes the reply and stores an audit record
 // as a durable "command_audit" event.
-type fleetCommands struct {
+type Commands struct {
 	disp    *fleetcmd.Dispatcher
 	replay  *fleetcmd.ReplayGuard
 	root    *os.Root
 	topic   string
 	log     *slog.Logger
-	started time.Time
+	version string
+	max     int
 
-	// Bound once the agent and the link exist (bind); nil before.
-	mu    sync.Mutex
-	ag    *agent.Agent
-	lk    *delivery.Link
-	level *slog.LevelVar
-	max   int
+	// Bound once the agent and the link exist (Start); nil before.
+	mu sync.Mutex
+	ag *agent.Agent
+	lk *delivery.Link
 
 	cancel context.CancelFunc
 	done   chan struct{}
 }
 
 // commandAgent adapts the daemon's agent to fleetcmd.Agent.
-type commandAgent struct{ fc *fleetCommands }
+type commandAgent struct{ fc *Commands }
 
 var _ fleetcmd.Agent = commandAgent{}
 
-// newFleetCommands loads the fleet keys (agent.commands.fleet_keys and
-// fleet_keys_file) and opens the replay guard in the state directory.
-// Configuration problems name the key; the caller exits with code 3.
-func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger) (*fleetCommands, error) {
+// Open loads the fleet keys (agent.commands.fleet_keys and
+// fleet_keys_file) and opens the replay guard in the state directory;
+// version is the program's, for the status reply. Configuration problems
+// are a delivery.ConfigError naming the key (the agent exits with code 3).
+func Open(cfg *config.Config, version string, log *slog.Logger) (*Commands, error) {
 	cc := cfg.Agent.Commands
 	keys, err := fleetcmd.LoadKeyRing(cc.FleetKeys, cc.FleetKeysFile)
 	if err != nil {
 		return nil, delivery.ConfigError{Err: fmt.Errorf("agent.commands.fleet_keys / fleet_keys_file: %w", err)}
 	}
 	now := time.Now()
-	guard, err := fleetcmd.OpenReplayGuard(filepath.Join(cfg.Agent.StateDir, replayFile), 0, now, cc.ClockSkew.D())
+	guard, err := fleetcmd.OpenReplayGuard(filepath.Join(cfg.Agent.StateDir, ReplayFile), 0, now, cc.ClockSkew.D())
 	if err != nil {
 		return nil, err
 	}
@@ -71,7 +71,7 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	if err != nil {
 		return nil, fmt.Errorf("agent.state_dir: %w", err)
 	}
-	fc := &fleetCommands{replay: guard, root: root, log: log, started: now, level: level, max: cc.MaxFetchBytes}
+	fc := &Commands{replay: guard, root: root, log: log, version: version, max: cc.MaxFetchBytes}
 	topics, err := telemetry.NewTopics(cfg.EffectiveTopicPrefix(), cfg.Agent.RobotID)
 	if err != nil {
 		root.Close()
@@ -100,9 +100,9 @@ func newFleetCommands(cfg *config.Config, level *slog.LevelVar, log *slog.Logger
 	return fc, nil
 }
 
-// subscription is the cmd topic for telemetry.Options.Subscriptions: the
+// Subscription is the cmd topic for telemetry.Options.Subscriptions: the
 // handler copies the message into the dispatcher's queue and returns.
-func (fc *fleetCommands) subscription() telemetry.Subscription {
+func (fc *Commands) Subscription() telemetry.Subscription {
 	return telemetry.Subscription{Topic: fc.topic, QoS: 1, Handler: func(topic string, p []byte) {
 		if !fc.disp.Deliver(p) {
 			fc.log.Warn("command dropped: queue full", "topic", topic)
@@ -110,8 +110,8 @@ func (fc *fleetCommands) subscription() telemetry.Subscription {
 	}}
 }
 
-// start binds the agent and the link and runs the dispatcher until stop.
-func (fc *fleetCommands) start(ag *agent.Agent, lk *delivery.Link) {
+// Start binds the agent and the link and runs the dispatcher until Stop.
+func (fc *Commands) Start(ag *agent.Agent, lk *delivery.Link) {
 	fc.mu.Lock()
 	fc.ag, fc.lk = ag, lk
 	fc.mu.Unlock()
@@ -123,9 +123,10 @@ func (fc *fleetCommands) start(ag *agent.Agent, lk *delivery.Link) {
 	}()
 }
 
-// stop ends the dispatcher (running handlers are cancelled) and closes
-// the state directory root.
-func (fc *fleetCommands) stop() {
+// Stop ends the dispatcher (running handlers are cancelled) and closes
+// the state directory root. Call it before the link closes, so the last
+// replies and audit records go out.
+func (fc *Commands) Stop() {
 	if fc.cancel != nil {
 		fc.cancel()
 		<-fc.done
@@ -133,13 +134,13 @@ func (fc *fleetCommands) stop() {
 	fc.root.Close()
 }
 
-func (fc *fleetCommands) bound() (*agent.Agent, *delivery.Link) {
+func (fc *Commands) bound() (*agent.Agent, *delivery.Link) {
 	fc.mu.Lock()
 	defer fc.mu.Unlock()
 	return fc.ag, fc.lk
 }
 
-func (fc *fleetCommands) publish(ctx context.Context, reply []byte) error {
+func (fc *Commands) publish(ctx context.Context, reply []byte) error {
 	_, lk := fc.bound()
 	if lk == nil {
 		return errors.New("not connected yet")
@@ -149,7 +150,7 @@ func (fc *fleetCommands) publish(ctx context.Context, reply []byte) error {
 
 // audit stores the record durably (event command_audit, acked by the
 // fleet like every event).
-func (fc *fleetCommands) audit(r fleetcmd.AuditRecord) {
+func (fc *Commands) audit(r fleetcmd.AuditRecord) {
 	_, lk := fc.bound()
 	if lk == nil {
 		return
@@ -216,7 +217,7 @@ func (ca commandAgent) Status(ctx context.Context) (fleetcmd.Status, error) {
 	}
 	st := resp.Status
 	out := fleetcmd.Status{State: st.State, Magazine: st.Magazine, SlidesDone: st.SlidesDone,
-		UptimeS: time.Since(st.Started).Seconds(), Version: version}
+		UptimeS: time.Since(st.Started).Seconds(), Version: ca.fc.version}
 	out.OutboxDepth, out.Paused, out.Unfinished = st.OutboxDepth, st.Paused, st.Unfinished
 	if c := st.Current; c != nil {
 		out.SlideID = c.SlideID
