@@ -79,3 +79,66 @@ func TestAcceptedStrobesRun(t *testing.T) {
 		t.Fatalf("accepted %v: the table must hold accepted strobes of both drivers", accepted)
 	}
 }
+
+// TestAcceptedTriggersRun: every triggered camera the validator accepts
+// (trigger pulses, exposures, frame rates, with and without a rolling
+// shutter, stop-and-go and on the fly) runs on the simulated robot built
+// like the real one: each capture pulses the trigger line, the camera
+// exposes one frame from the edge, and the frame's time is that edge. A
+// capture asked sooner than a frame after the last waits for the camera
+// rather than losing its trigger.
+func TestAcceptedTriggersRun(t *testing.T) {
+	ctx := context.Background()
+	accepted := 0
+	for _, mode := range []string{config.ModeStopAndGo, config.ModeOnTheFly} {
+		for _, rate := range []float64{5, 30} {
+			for _, exp := range []time.Duration{10 * time.Microsecond, 2 * time.Millisecond} {
+				for _, line := range []time.Duration{0, 5 * time.Microsecond} {
+					for _, pulse := range []time.Duration{0, time.Microsecond, 100 * time.Microsecond, 2 * time.Millisecond} {
+						cfg := combo("tic", "tic", "gpio")
+						cfg.Scan.Mode = mode
+						cam := &cfg.Machine.Camera
+						cam.Trigger = config.Pin{Name: "SIM_CAM_TRIGGER", ActiveLow: pulse == time.Microsecond}
+						cam.TriggerPulse = config.Duration(pulse)
+						cam.FrameRate, cam.Exposure, cam.LineTime = rate, config.Duration(exp), config.Duration(line)
+						cam.FrameTimeout = config.Duration(400 * time.Millisecond)
+						cam.Width, cam.Height = 320, 240
+						if cfg.Validate() != nil {
+							continue
+						}
+						accepted++
+						t.Run(fmt.Sprintf("%s/%gfps/exposure=%v/line=%v/pulse=%v", mode, rate, exp, line, pulse), func(t *testing.T) {
+							w, err := world.NewWorld(cfg, nil)
+							if err != nil {
+								t.Fatal(err)
+							}
+							frames, err := w.RecoveringCamera(ctx, nil)
+							if err != nil {
+								t.Fatal(err)
+							}
+							r, err := robot.BuildSim(cfg, w, frames, w.Clock)
+							if err != nil {
+								t.Fatal(err)
+							}
+							ft := r.Camera.(hal.FrameTimer)
+							for k := range 3 {
+								if _, err := r.Camera.Capture(ctx, nil); err != nil {
+									t.Fatalf("capture %d: %v", k, err)
+								}
+								if fi := ft.LastFrame(); fi.Seq != uint64(k+1) || !fi.Timestamp.Equal(r.Trigger.LastEdge()) {
+									t.Fatalf("capture %d: frame #%d at %v, want #%d at the trigger edge %v", k, fi.Seq, fi.Timestamp, k+1, r.Trigger.LastEdge())
+								}
+							}
+							if n := w.CameraTrigger().Edges(); n != 3 {
+								t.Errorf("%d trigger edges for 3 captures", n)
+							}
+						})
+					}
+				}
+			}
+		}
+	}
+	if accepted < 4 {
+		t.Fatalf("only %d accepted configurations in the table", accepted)
+	}
+}

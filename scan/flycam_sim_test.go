@@ -84,13 +84,12 @@ func TestOnTheFlyAcceptedModes(t *testing.T) {
 	}
 }
 
-// TestOnTheFlyTriggerFault: a cut trigger wire brings no frame. Cut as
-// the slide starts (stop-and-go frames of the focus map first) it is a
-// camera fault: the recovering camera re-triggers after each reopen, then
-// latches. Cut in the middle of a row, the camera's retries outlast the
-// sweeping Tic's command timeout, whose dead-man stops the stage first (a
-// motion fault). Either way the slide is INCOMPLETE, never a dark slide
-// called NILM.
+// TestOnTheFlyTriggerFault: a cut trigger wire brings no frame: the
+// recovering camera re-triggers after each reopen, then latches a camera
+// fault, whether the wire is cut as the slide starts (stop-and-go frames
+// of the focus map first) or in the middle of a row (where the sweeping
+// Tic's dead-man stops the stage meanwhile). The slide is INCOMPLETE,
+// never a dark slide called NILM.
 func TestOnTheFlyTriggerFault(t *testing.T) {
 	skipWholeSlideInShort(t)
 	for _, tc := range []struct {
@@ -99,7 +98,7 @@ func TestOnTheFlyTriggerFault(t *testing.T) {
 		code hal.FaultCode
 	}{
 		{"at start", func(scan.Progress) bool { return true }, hal.FaultCamera},
-		{"mid-row", func(p scan.Progress) bool { return p.Phase == "scan" && p.Done == 3 }, hal.FaultMotion},
+		{"mid-row", func(p scan.Progress) bool { return p.Phase == "scan" && p.Done == 3 }, hal.FaultCamera},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()

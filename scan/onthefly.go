@@ -430,9 +430,11 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			st.Frames++
 			if err != nil {
 				free <- img
-				if errors.Is(err, hal.ErrTimeout) {
+				if errors.Is(err, hal.ErrTimeout) && hal.FaultOf(err) == nil {
 					// The frame never came: the stage has gone on; this
-					// tile and the rest of the row are taken stopped.
+					// tile and the rest of the row are taken stopped. (A
+					// camera that stays silent latches a camera fault,
+					// which ends the slide.)
 					s.log.Warn("frame dropped on the fly; tiles re-taken", "slide", r.SlideID, "tile", i, "err", err)
 					st.Dropped++
 					abort = true

@@ -12,4 +12,12 @@
 // With MODE1's AI bit the register pointer auto-increments after each data
 // byte; without it every byte goes to the same register. Writing 1 to
 // RESTART clears it.
+//
+// A chip made with NewTimed takes each transfer's time on the wire (9 bit
+// times per byte with the address, START and STOP, at the bus speed) on
+// the simulation's clock, and its outputs change at the STOP (MODE2 OCH
+// clear, the power-on setting). OnOutput reports a channel's level at
+// each change: the simulated robot drives the camera's lamp with it, so
+// a strobe pulse lasts exactly as long as the two I²C writes that switch
+// it on and off allow.
 package pca9685emu

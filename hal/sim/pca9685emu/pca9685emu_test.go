@@ -1,7 +1,9 @@
 package pca9685emu
 
 import (
+	"fmt"
 	"testing"
+	"time"
 
 	"periph.io/x/conn/v3/physic"
 )
@@ -50,5 +52,45 @@ func TestRegisters(t *testing.T) {
 	}
 	if err := c.I2CTx(nil, make([]byte, 1)); err == nil {
 		t.Error("read without pointer accepted")
+	}
+}
+
+// clock counts the wire time the chip advances it by.
+type clock struct{ d time.Duration }
+
+func (c *clock) Advance(d time.Duration) { c.d += d }
+
+// TestTimedOutputs: a timed chip takes each transfer's wire time at the
+// bus speed (START, 9 bit times per byte with the address, a repeated
+// START and second address for a read, STOP) and tells the output
+// watcher the channel's level at the transfer's end: full on, a PWM duty,
+// off while the oscillator sleeps, full off.
+func TestTimedOutputs(t *testing.T) {
+	clk := &clock{}
+	c := NewTimed(Options{Clock: clk, BusSpeed: 400 * physic.KiloHertz})
+	var levels []float64
+	var at []time.Duration
+	c.OnOutput(4, func(l float64) { levels, at = append(levels, l), append(at, clk.d) })
+	_ = c.I2CTx([]byte{RegMode1, 0x20}, nil)                     // wake, auto-increment
+	_ = c.I2CTx([]byte{RegLED0 + 16 + 1, 0x10, 0x00, 0x00}, nil) // full on (periph's SetFullOn)
+	_ = c.I2CTx([]byte{RegLED0 + 16, 0, 0, 0x00, 0x04}, nil)     // 25 %
+	_ = c.I2CTx([]byte{RegMode1, 0x30}, nil)                     // sleep
+	_ = c.I2CTx([]byte{RegMode1, 0x20}, nil)                     // wake
+	_ = c.I2CTx([]byte{RegLED0 + 16 + 3, 0x10}, nil)             // full off (SetFullOff)
+	r := make([]byte, 1)
+	_ = c.I2CTx([]byte{RegMode1}, r) // a read changes nothing
+	want := []float64{0, 1, 0.25, 0, 0.25, 0}
+	if fmt.Sprint(levels) != fmt.Sprint(want) {
+		t.Fatalf("levels %v, want %v", levels, want)
+	}
+	// 400 kHz: 2.5 µs a bit. Writes of 2, 4 and 5 bytes: 29, 47 and 56 bits.
+	wantAt := []time.Duration{0, 72500 + 117500, 72500 + 117500 + 140000}
+	for i, w := range wantAt {
+		if at[i] != w*time.Nanosecond {
+			t.Errorf("edge %d at %v, want %v", i, at[i], w*time.Nanosecond)
+		}
+	}
+	if got, want := WireTime(1, 1, 100*physic.KiloHertz), 390*time.Microsecond; got != want {
+		t.Errorf("write 1, read 1 at 100 kHz: %v, want %v", got, want)
 	}
 }
