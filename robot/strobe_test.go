@@ -95,7 +95,7 @@ func TestAcceptedTriggersRun(t *testing.T) {
 			for _, exp := range []time.Duration{10 * time.Microsecond, 2 * time.Millisecond} {
 				for _, line := range []time.Duration{0, 5 * time.Microsecond} {
 					for _, pulse := range []time.Duration{0, time.Microsecond, 100 * time.Microsecond, 2 * time.Millisecond} {
-						cfg := combo("tic", "tic", "gpio")
+						cfg := robottest.DriverCombo("tic", "tic", "gpio")
 						cfg.Scan.Mode = mode
 						cam := &cfg.Machine.Camera
 						cam.Trigger = config.Pin{Name: "SIM_CAM_TRIGGER", ActiveLow: pulse == time.Microsecond}
