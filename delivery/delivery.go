@@ -47,11 +47,13 @@ func (d *Delivery) Deliver(ctx context.Context, r *scan.Report) error {
 	if ierr != nil {
 		d.Log.Warn("slide images not sent", "slide", r.SlideID, "result", r.ResultID, "err", ierr)
 	}
-	err := outbox.StoreImages(d.StateDir, images)
-	var files scan.Files
-	if err == nil {
-		files, err = write(r, d.StateDir)
+	if err := outbox.StoreImages(d.StateDir, images); err != nil {
+		// Only the copy for re-deriving is missing: the images still go
+		// to the outbox below, and a failing disk fails the result's own
+		// files next (images never cost a slide).
+		d.Log.Warn("slide images not stored for re-deriving", "slide", r.SlideID, "result", r.ResultID, "err", err)
 	}
+	files, err := write(r, d.StateDir)
 	switch {
 	case err != nil && scan.FDExhausted(err):
 		// Out of file descriptors (a flood of connections, a leak):
