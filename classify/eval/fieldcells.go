@@ -134,7 +134,7 @@ func AnalyseFields(ctx context.Context, opts Options) ([]SlideField, error) {
 			for i := range next {
 				j := jobs[i]
 				n, err := EachField(ctx, j.dir, map[string][]Point{j.name: j.pts}, []string{j.name}, j.native, px, func(f Field) error {
-					out[i] = analyseField(det, opts.Model, j.set, f, MatchTolUM/px)
+					out[i] = analyseField(det, opts.Model, j.set, f, MatchTolUM/px, opts.FinalModel)
 					out[i].PixelUM = px
 					return nil
 				})
@@ -176,7 +176,7 @@ func AnalyseFields(ctx context.Context, opts Options) ([]SlideField, error) {
 
 // analyseField runs det and m on f in each orientation; tol is the point
 // matching distance in px.
-func analyseField(det *classify.Detector, m *classify.Model, set string, f Field, tol float64) SlideField {
+func analyseField(det *classify.Detector, m *classify.Model, set string, f Field, tol float64, final bool) SlideField {
 	sf := SlideField{Set: set, Name: f.Name, ModelFold: -1, ObjectFold: -1}
 	labels := make([]classify.Class, len(f.Points))
 	for i, p := range f.Points {
@@ -206,15 +206,22 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 			}
 			return x, y
 		}
-		ns, objFold := det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
-		sf.ObjectFold = objFold
+		var ns []classify.Nucleus
+		if final {
+			ns = det.Detect(img)
+		} else {
+			ns, sf.ObjectFold = det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
+		}
 		cells := make([]SlideCell, 0, len(ns))
 		for _, n := range ns {
 			var p [classify.NumClasses]float32
-			if m.Measure(img, n, &in) {
-				p, sf.ModelFold = m.PredictHeldOutInput(f.Name, &in)
-			} else {
+			switch {
+			case !m.Measure(img, n, &in):
 				p[classify.NILM] = 1
+			case final:
+				p = m.PredictInput(&in)
+			default:
+				p, sf.ModelFold = m.PredictHeldOutInput(f.Name, &in)
 			}
 			x, y := orient(n.X, n.Y)
 			c := SlideCell{Probs: p, High: classify.HighGradeProb(p), Abnormal: classify.AbnormalProb(p), Score: classify.SuspicionScore(p),
