@@ -81,7 +81,7 @@ func TestGalleryDedupChain(t *testing.T) {
 		return c
 	}
 	s.Add([]Cell{mk(1000, 0.90, 60), mk(5000, 0.91, 76)}) // 21 % apart: two objects
-	s.Add([]Cell{mk(9000, 0.95, 68)})                      // within 15 % of both
+	s.Add([]Cell{mk(9000, 0.95, 68)})                     // within 15 % of both
 	r := s.Result(true)
 	if len(r.Top) != 1 || r.Top[0].StageX != 9000 {
 		t.Errorf("gallery %+v, want the one cell at 9000", r.Top)
