@@ -15,21 +15,21 @@ const GalleryDedupUM = 4.0
 // SameLook reports whether two measured nuclei are the same physical object
 // seen again, by the measurements that stay put when one cell is imaged
 // twice at slightly different focus: the optical density of the nucleus
-// (mean within 0.03, peak within 0.04), of its rim (ring contrast within
-// 0.015) and of the cytoplasm around it (surround within 0.02), with the
-// area within 15 %, circularity within 0.1 and elongation within 0.15
-// (outline measures move with focus). A copy of one cell (a virtual slide
-// that places a source field several times, mirrored) measures like this
-// wherever it lies; distinct nuclei rarely agree on all seven, and when
-// they do the gallery shows one of them (the counts are not affected).
-// Unmeasured cells (area 0) never look the same.
+// (mean within 0.03, peak within 0.07: the peak takes the noise), of its
+// rim (ring contrast within 0.015) and of the cytoplasm around it
+// (surround within 0.02), with the area within 15 %, circularity within
+// 0.1 and elongation within 0.15 (outline measures move with focus). A copy
+// of one cell (a virtual slide that places a source field several times,
+// mirrored) measures like this wherever it lies; distinct nuclei rarely
+// agree on all seven, and when they do the gallery shows one of them (the
+// counts are not affected). Unmeasured cells (area 0) never look the same.
 func SameLook(a, b *Cell) bool {
 	if a.AreaUM2 <= 0 || b.AreaUM2 <= 0 {
 		return false
 	}
 	near := func(x, y, tol float32) bool { return x-y <= tol && y-x <= tol }
 	return math.Abs(a.AreaUM2-b.AreaUM2) <= 0.15*max(a.AreaUM2, b.AreaUM2) &&
-		near(a.MeanH, b.MeanH, 0.03) && near(a.MaxH, b.MaxH, 0.04) &&
+		near(a.MeanH, b.MeanH, 0.03) && near(a.MaxH, b.MaxH, 0.07) &&
 		near(a.RingContrast, b.RingContrast, 0.015) && near(a.Surround, b.Surround, 0.02) &&
 		near(a.Circularity, b.Circularity, 0.1) && near(a.Elongation, b.Elongation, 0.15)
 }
