@@ -18,7 +18,7 @@ const GalleryDedupUM = 4.0
 // (mean within 0.03, peak within 0.07: the peak takes the noise), of its
 // rim (ring contrast within 0.035) and of the cytoplasm around it
 // (surround within 0.03), with the area within 15 %, circularity within
-// 0.1 and elongation within 0.15 (outline measures move with focus). A copy
+// 0.15 and elongation within 0.15 (outline measures move with focus). A copy
 // of one cell (a virtual slide that places a source field several times,
 // mirrored) measures like this wherever it lies; distinct nuclei rarely
 // agree on all seven, and when they do the gallery shows one of them (the
@@ -31,7 +31,7 @@ func SameLook(a, b *Cell) bool {
 	return math.Abs(a.AreaUM2-b.AreaUM2) <= 0.15*max(a.AreaUM2, b.AreaUM2) &&
 		near(a.MeanH, b.MeanH, 0.03) && near(a.MaxH, b.MaxH, 0.07) &&
 		near(a.RingContrast, b.RingContrast, 0.035) && near(a.Surround, b.Surround, 0.03) &&
-		near(a.Circularity, b.Circularity, 0.1) && near(a.Elongation, b.Elongation, 0.15)
+		near(a.Circularity, b.Circularity, 0.15) && near(a.Elongation, b.Elongation, 0.15)
 }
 
 // offer puts c into the gallery heap of at most k cells, keeping the k most
