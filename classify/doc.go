@@ -39,7 +39,9 @@
 //   - Analyzer = Detector + Model; copies a crop only for cells whose Score
 //     (1 − P(NILM), SuspicionScore) reaches CropMinScore.
 //   - SlideSummary accumulates cells (counts, bounded top-K gallery with
-//     crops and stage coordinates) and gives the verdict: INCOMPLETE unless
+//     crops and stage coordinates, one place per physical object: sightings
+//     within GalleryDedupUM of each other or that measure alike, SameLook,
+//     are one object) and gives the verdict: INCOMPLETE unless
 //     the scan is complete, UNSATISFACTORY below MinSquamousCells (Bethesda:
 //     5000 for liquid-based slides), else what the SlideRule says.
 //   - SlideRule (embedded slide_rule.json, versioned, SHA-256): HIGH_GRADE

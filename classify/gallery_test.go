@@ -35,3 +35,55 @@ func TestGalleryDedup(t *testing.T) {
 		t.Errorf("%d cells counted, want 6 (counts are not de-duplicated)", r.Cells)
 	}
 }
+
+// TestGalleryDedupLook: copies of one cell (measured alike, anywhere on the
+// slide) take one gallery place; a cell that differs in one measurement is
+// another object.
+func TestGalleryDedupLook(t *testing.T) {
+	th := DefaultThresholds()
+	th.GallerySize = 4
+	s := NewSlideSummary(th, nil)
+	mk := func(x float64, score float32, area float64, surround float32) Cell {
+		c := mkCell(HSIL, 0, score)
+		c.StageX, c.StageY = x, 12000
+		c.AreaUM2, c.Circularity, c.Elongation, c.MeanH, c.MaxH, c.RingContrast, c.Surround, c.Fill = area, 0.82, 1.35, 0.92, 1.40, 0.42, surround, 0.65
+		return c
+	}
+	// Measurements of one cell rendered under four flips (from a simulated
+	// slide's gallery), then two other cells.
+	s.Add([]Cell{mk(1000, 0.987, 61.5, 0.4776), mk(5000, 0.9867, 60.75, 0.4779), mk(9000, 0.9776, 61, 0.4784), mk(13000, 0.965, 61.75, 0.4771)})
+	s.Add([]Cell{mk(17000, 0.94, 78.5, 0.4776), mk(21000, 0.93, 61.5, 0.24)})
+	r := s.Result(true)
+	if len(r.Top) != 3 {
+		t.Fatalf("gallery of %d, want 3 objects: %+v", len(r.Top), r.Top)
+	}
+	for i, want := range []float64{1000, 17000, 21000} {
+		if r.Top[i].StageX != want {
+			t.Errorf("top[%d] at %v, want %v", i, r.Top[i].StageX, want)
+		}
+	}
+	a, b := mk(0, 0, 0, 0), mk(0, 0, 0, 0)
+	if SameLook(&a, &b) {
+		t.Error("unmeasured cells look the same")
+	}
+}
+
+// TestGalleryDedupChain: a cell that looks like two kept cells (which do
+// not look like each other) replaces both.
+func TestGalleryDedupChain(t *testing.T) {
+	th := DefaultThresholds()
+	th.GallerySize = 4
+	s := NewSlideSummary(th, nil)
+	mk := func(x float64, score float32, area float64) Cell {
+		c := mkCell(HSIL, 0, score)
+		c.StageX, c.StageY = x, 12000
+		c.AreaUM2, c.Circularity, c.Elongation, c.MeanH, c.RingContrast, c.Surround, c.Fill = area, 0.82, 1.35, 0.92, 0.42, 0.47, 0.65
+		return c
+	}
+	s.Add([]Cell{mk(1000, 0.90, 60), mk(5000, 0.91, 76)}) // 21 % apart: two objects
+	s.Add([]Cell{mk(9000, 0.95, 68)})                     // within 15 % of both
+	r := s.Result(true)
+	if len(r.Top) != 1 || r.Top[0].StageX != 9000 {
+		t.Errorf("gallery %+v, want the one cell at 9000", r.Top)
+	}
+}

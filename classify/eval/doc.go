@@ -40,4 +40,11 @@
 // fields and scores slides of the other half (nested, repeated), with
 // bootstrap intervals over fields; FitRule fits the shipped rule on all of
 // them and RuleFile writes it (`papscan eval --fit-slide-rule`).
+// SlideOptions.Method "logit" fits and scores a richer rule instead
+// (logistic scores over the excess at every level of P(high grade) and
+// P(not NILM)), for comparison; only the level rule ships. The gallery
+// ranking (P(high) + w·P(ASC-US+LSIL), GalleryRanks) is chosen on each
+// split's fitting half too. ComposeOptions.MixedNegatives widens the
+// negative material with the NILM-labelled cells of fields with abnormal
+// labels that lie far from every abnormal label (SlideField.NegativePart).
 package eval

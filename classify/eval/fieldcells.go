@@ -54,6 +54,11 @@ type SlideField struct {
 	// detector's object filter.
 	ModelFold, ObjectFold int
 	Cells                 [Flips][]SlideCell
+	// PixelUM is the pixel size of X, Y (the detection pixel size), and
+	// AbnormalPoints the labelled abnormal points of the field as stored
+	// (px at PixelUM), found by a detection or not.
+	PixelUM        float64
+	AbnormalPoints [][2]float32
 }
 
 // cricSets are the CRIC field folders used for slides and their native
@@ -129,7 +134,8 @@ func AnalyseFields(ctx context.Context, opts Options) ([]SlideField, error) {
 			for i := range next {
 				j := jobs[i]
 				n, err := EachField(ctx, j.dir, map[string][]Point{j.name: j.pts}, []string{j.name}, j.native, px, func(f Field) error {
-					out[i] = analyseField(det, opts.Model, j.set, f, MatchTolUM/px)
+					out[i] = analyseField(det, opts.Model, j.set, f, MatchTolUM/px, opts.FinalModel)
+					out[i].PixelUM = px
 					return nil
 				})
 				if err != nil {
@@ -170,7 +176,7 @@ func AnalyseFields(ctx context.Context, opts Options) ([]SlideField, error) {
 
 // analyseField runs det and m on f in each orientation; tol is the point
 // matching distance in px.
-func analyseField(det *classify.Detector, m *classify.Model, set string, f Field, tol float64) SlideField {
+func analyseField(det *classify.Detector, m *classify.Model, set string, f Field, tol float64, final bool) SlideField {
 	sf := SlideField{Set: set, Name: f.Name, ModelFold: -1, ObjectFold: -1}
 	labels := make([]classify.Class, len(f.Points))
 	for i, p := range f.Points {
@@ -179,6 +185,7 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 		sf.Worst = max(sf.Worst, c)
 		if c != classify.NILM {
 			sf.Abnormal++
+			sf.AbnormalPoints = append(sf.AbnormalPoints, [2]float32{float32(p.X), float32(p.Y)})
 		}
 	}
 	b := f.Image.Bounds()
@@ -199,15 +206,22 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 			}
 			return x, y
 		}
-		ns, objFold := det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
-		sf.ObjectFold = objFold
+		var ns []classify.Nucleus
+		if final {
+			ns = det.Detect(img)
+		} else {
+			ns, sf.ObjectFold = det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
+		}
 		cells := make([]SlideCell, 0, len(ns))
 		for _, n := range ns {
 			var p [classify.NumClasses]float32
-			if m.Measure(img, n, &in) {
-				p, sf.ModelFold = m.PredictHeldOutInput(f.Name, &in)
-			} else {
+			switch {
+			case !m.Measure(img, n, &in):
 				p[classify.NILM] = 1
+			case final:
+				p = m.PredictInput(&in)
+			default:
+				p, sf.ModelFold = m.PredictHeldOutInput(f.Name, &in)
 			}
 			x, y := orient(n.X, n.Y)
 			c := SlideCell{Probs: p, High: classify.HighGradeProb(p), Abnormal: classify.AbnormalProb(p), Score: classify.SuspicionScore(p),
@@ -246,6 +260,46 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 		sf.Cells[o] = cells
 	}
 	return sf
+}
+
+// NegativeClearUM is how far a NILM-labelled nucleus of a field with
+// abnormal labels must lie from every labelled abnormal point to serve as
+// negative material on a composed slide (see NegativePart).
+const NegativeClearUM = 30.0
+
+// NegativePart returns the cells of orientation o that a negative slide may
+// carry: every cell of a NILM-only field; of a field with abnormal labels,
+// only the cells covering a NILM-labelled point (a cytopathologist called
+// that nucleus normal) at least NegativeClearUM from every labelled
+// abnormal point. Unlabelled cells of such fields are left out: CRIC's
+// labels are not exhaustive, and the unlabelled cells of high-grade fields
+// score as high grade many times as often as those of NILM-only fields.
+func (f *SlideField) NegativePart(o int) []SlideCell {
+	if f.Worst == classify.NILM {
+		return f.Cells[o]
+	}
+	px := f.PixelUM
+	if px <= 0 {
+		px = CRICPixelUM
+	}
+	r := NegativeClearUM / px
+	var out []SlideCell
+	for _, c := range f.Cells[o] {
+		if c.Label != int8(classify.NILM) {
+			continue
+		}
+		far := true
+		for _, p := range f.AbnormalPoints {
+			if dx, dy := float64(c.X-p[0]), float64(c.Y-p[1]); dx*dx+dy*dy < r*r {
+				far = false
+				break
+			}
+		}
+		if far {
+			out = append(out, c)
+		}
+	}
+	return out
 }
 
 func argmax(p [classify.NumClasses]float32) classify.Class {

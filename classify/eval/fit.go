@@ -27,14 +27,14 @@ type background struct {
 	high, abn []float64 // per level
 }
 
-func (s *scorer) background(pool []int, levels []float64) background {
+func (s *scorer) background(pool []int, levels []float64, nilmOnly bool) background {
 	b := background{high: make([]float64, len(levels)), abn: make([]float64, len(levels))}
 	for _, f := range pool {
-		if FieldGrade(&s.fields[f]) != Negative {
+		if s.grade[f] != Negative && nilmOnly {
 			continue
 		}
 		for o := range Flips {
-			st := &s.st[f][o]
+			st := &s.neg[f][o]
 			b.cells += float64(st.n) / Flips
 			for l, lv := range levels {
 				b.high[l] += float64(atLeast(st.high, lv)) / Flips
@@ -246,7 +246,7 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 					a = append(a, fi)
 				}
 			}
-			f, err := newFitter(s.trainingSlides(a, o.TrainSlides/2, o.Compose, rng), s.background(a, s.levels), s.levels, o.Specificity)
+			f, err := newFitter(s.trainingSlides(a, o.TrainSlides/2, o.Compose, rng), s.background(a, s.levels, !o.Compose.MixedNegatives), s.levels, o.Specificity)
 			if err != nil {
 				continue // a half without negative or high-grade fields
 			}
@@ -320,7 +320,7 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 			las = chooseLevels(abT, 1-o.Specificity)
 		}
 	}
-	f, err := newFitter(s.trainingSlides(pool, o.TrainSlides, o.Compose, rng), s.background(pool, s.levels), s.levels, o.Specificity)
+	f, err := newFitter(s.trainingSlides(pool, o.TrainSlides, o.Compose, rng), s.background(pool, s.levels, !o.Compose.MixedNegatives), s.levels, o.Specificity)
 	if err != nil {
 		return ruleAt{}, err
 	}

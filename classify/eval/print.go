@@ -52,8 +52,13 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 		m.Fields[Negative.String()], m.Fields[LowGrade.String()], m.Fields[HighGrade.String()], Flips, m.FieldCells, m.ModelFold, m.ObjectFold)
 	fmt.Fprintf(w, "  %d slides (%d NILM, %d low grade, %d high grade), one abnormal field per abnormal slide, each field at most %d time(s) per slide, %d–%d cells (median %d)\n",
 		m.N, m.NByGrade[Negative.String()], m.NByGrade[LowGrade.String()], m.NByGrade[HighGrade.String()], o.Compose.withDefaults().MaxUses, m.Cells[0], m.Cells[2], m.Cells[1])
-	fmt.Fprintf(w, "  nested: %d repeats × 2 halves of the fields; each half's slides scored by a rule fitted on %d slides per grade of the other half (NILM specificity >= %.2f on them)\n",
-		o.Repeats, o.TrainSlides, o.Specificity)
+	neg := "NILM-only fields"
+	if o.Compose.MixedNegatives {
+		neg = fmt.Sprintf("NILM-only fields and the NILM-labelled cells >= %g µm from abnormal labels of the other fields", NegativeClearUM)
+	}
+	fmt.Fprintf(w, "  negative material: %s\n", neg)
+	fmt.Fprintf(w, "  nested: %d repeats × 2 halves of the fields; each half's slides scored by a %s rule fitted on %d slides per grade of the other half (NILM specificity >= %.2f on them), and its gallery ranked as chosen there (P(high) + w·P(low), w in %v: chose %v; on all fields %v)\n",
+		o.Repeats, o.Method, o.TrainSlides, o.Specificity, GalleryRanks(), m.GalleryRanks, m.GalleryRankAll)
 	fmt.Fprintf(w, "  HSIL+ sensitivity (HIGH_GRADE) %.3f %s, not NILM %.3f %s\n", m.HSILPlusSensitivity, m.HSILPlusSensitivityCI, m.HSILPlusNotNILM, m.HSILPlusNotNILMCI)
 	fmt.Fprintf(w, "  ASC-US+ sensitivity (not NILM) %.3f %s\n", m.ASCUSPlusSensitivity, m.ASCUSPlusSensitivityCI)
 	fmt.Fprintf(w, "  NILM specificity %.3f %s\n", m.NILMSpecificity, m.NILMSpecificityCI)

@@ -44,6 +44,11 @@ type Options struct {
 	Slides *SlideOptions
 	// FieldNames, when set, limits AnalyseFields to these image files.
 	FieldNames []string
+	// FinalModel makes AnalyseFields score every field with the final
+	// cell model and object filter, as the robot does, instead of the
+	// fold that held the field out (for comparing with a simulated slide,
+	// not for measuring).
+	FinalModel bool
 }
 
 // prepare returns img at the detection pixel size and the factor mapping a

@@ -35,6 +35,12 @@ type SlideOptions struct {
 	// Resamples of the field bootstrap (default 200).
 	Resamples int   `json:"resamples"`
 	Seed      int64 `json:"seed"`
+	// Method is the slide rule fitted and scored: "levels" (default; the
+	// shipped classify.SlideRule, one level of P(high grade) and one of
+	// P(not NILM), each a z-test against the negative background) or
+	// "logit" (logistic scores over the excess at every level, see
+	// logitRule).
+	Method string `json:"method"`
 }
 
 func (o SlideOptions) withDefaults() SlideOptions {
@@ -62,8 +68,17 @@ func (o SlideOptions) withDefaults() SlideOptions {
 	if o.Seed == 0 {
 		o.Seed = 1
 	}
+	if o.Method == "" {
+		o.Method = MethodLevels
+	}
 	return o
 }
+
+// Slide rule methods (SlideOptions.Method).
+const (
+	MethodLevels = "levels"
+	MethodLogit  = "logit"
+)
 
 // Levels returns the cell probabilities a fitted rule may count at.
 func Levels() []float64 {
@@ -110,6 +125,16 @@ type SlideMetrics struct {
 	// model, which never saw them).
 	ModelFold  int `json:"model_fold"`
 	ObjectFold int `json:"object_fold"`
+	// GalleryRanks are the gallery rankings chosen in the nested splits
+	// (the weight w of P(high grade) + w·P(ASC-US+LSIL), see
+	// GalleryRanks()), GalleryRankAll the one chosen on slides of all
+	// fields (what the shipped gallery should use) and GalleryHitsAll the
+	// abnormal slides of all fields each ranking's gallery hits (of
+	// GalleryHitsOf).
+	GalleryRanks   []float64      `json:"gallery_ranks"`
+	GalleryRankAll float64        `json:"gallery_rank_all"`
+	GalleryHitsAll map[string]int `json:"gallery_hits_all"`
+	GalleryHitsOf  int            `json:"gallery_hits_of"`
 	// Rules are the rules fitted in the nested splits (one per repeat and
 	// half), the rule's parameters ranging over them.
 	Rules   []classify.SlideRule `json:"rules"`
@@ -119,50 +144,87 @@ type SlideMetrics struct {
 	Seconds        float64 `json:"seconds"`
 }
 
+// GalleryRanks are the candidate gallery rankings: rank k scores a cell
+// P(high grade) + GalleryRanks()[k]·P(ASC-US+LSIL) (1: 1 − P(NILM), the
+// shipped classify.SuspicionScore; 0: P(high grade) alone). The slide
+// evaluation chooses one on the fitting half's slides (nested).
+func GalleryRanks() []float64 { return []float64{0, 0.5, 1, 1.5, 3} }
+
+// rankScore is a cell's suspicion under the ranking weight w.
+func rankScore(c *SlideCell, w float64) float32 {
+	low := c.Probs[classify.ASCUS] + c.Probs[classify.LSIL]
+	return c.High + float32(w)*low
+}
+
+const numRanks = 5
+
 // orientStats is one field orientation as the slide scoring sees it.
 type orientStats struct {
 	n         int
-	high, abn []float32   // descending
-	top       []SlideCell // the Gallery most suspicious, descending score
-	// bestAbnormal is the best score of a cell covering a labelled
+	high, abn []float32 // descending
+	// top are the Gallery most suspicious cells under each ranking,
+	// descending (rankScore in Score).
+	top [numRanks][]SlideCell
+	// bestAbnormal is the best rank score of a cell covering a labelled
 	// abnormal point, -1 when there is none.
-	bestAbnormal float32
+	bestAbnormal [numRanks]float32
 }
 
 // scorer scores composed slides from the fields' per-cell results.
 type scorer struct {
-	fields  []SlideField
-	st      [][Flips]orientStats
+	fields []SlideField
+	grade  []Grade
+	// st are the fields' orientations whole, neg their negative parts
+	// (SlideField.NegativePart).
+	st, neg [][Flips]orientStats
 	gallery int
 	levels  []float64 // Levels()
 }
 
 func newScorer(fields []SlideField, gallery int) *scorer {
-	s := &scorer{fields: fields, st: make([][Flips]orientStats, len(fields)), gallery: gallery, levels: Levels()}
-	desc := func(a, b float32) int { return -cmpF(a, b) }
+	s := &scorer{fields: fields, grade: make([]Grade, len(fields)), st: make([][Flips]orientStats, len(fields)), neg: make([][Flips]orientStats, len(fields)), gallery: gallery, levels: Levels()}
 	for i := range fields {
+		s.grade[i] = FieldGrade(&fields[i])
 		for o := range Flips {
-			cs := fields[i].Cells[o]
-			st := &s.st[i][o]
-			st.n = len(cs)
-			st.high, st.abn = make([]float32, len(cs)), make([]float32, len(cs))
-			for k, c := range cs {
-				st.high[k], st.abn[k] = c.High, c.Abnormal
-			}
-			slices.SortFunc(st.high, desc)
-			slices.SortFunc(st.abn, desc)
-			top := slices.Clone(cs)
-			slices.SortStableFunc(top, func(a, b SlideCell) int { return -cmpF(a.Score, b.Score) })
-			st.top = top[:min(gallery, len(top))]
-			st.bestAbnormal = -1
-			for k := range cs {
-				if abnormalLabel(&cs[k]) {
-					st.bestAbnormal = max(st.bestAbnormal, cs[k].Score)
-				}
-			}
+			s.st[i][o] = newOrientStats(fields[i].Cells[o], gallery)
+			s.neg[i][o] = newOrientStats(fields[i].NegativePart(o), gallery)
 		}
 	}
 	return s
+}
+
+func (s *scorer) stats(p Part) *orientStats {
+	if p.Negative {
+		return &s.neg[p.Field][p.Orient]
+	}
+	return &s.st[p.Field][p.Orient]
+}
+
+func (s *scorer) compose(pool []int, g Grade, n int, o ComposeOptions, rng *rand.Rand) []Recipe {
+	return compose(pool, g, n, o, rng, func(fi int) Grade { return s.grade[fi] }, func(fi, or int) int { return s.neg[fi][or].n })
+}
+
+func newOrientStats(cs []SlideCell, gallery int) orientStats {
+	desc := func(a, b float32) int { return -cmpF(a, b) }
+	st := orientStats{n: len(cs), high: make([]float32, len(cs)), abn: make([]float32, len(cs))}
+	for k, c := range cs {
+		st.high[k], st.abn[k] = c.High, c.Abnormal
+	}
+	slices.SortFunc(st.high, desc)
+	slices.SortFunc(st.abn, desc)
+	for k, w := range GalleryRanks() {
+		st.bestAbnormal[k] = -1
+		top := slices.Clone(cs)
+		for i := range top {
+			top[i].Score = rankScore(&top[i], w)
+			if abnormalLabel(&top[i]) {
+				st.bestAbnormal[k] = max(st.bestAbnormal[k], top[i].Score)
+			}
+		}
+		slices.SortStableFunc(top, func(a, b SlideCell) int { return -cmpF(a.Score, b.Score) })
+		st.top[k] = top[:min(gallery, len(top))]
+	}
+	return st
 }
 
 func cmpF(a, b float32) int {
@@ -187,7 +249,9 @@ type slideScore struct {
 	grade     Grade
 	cells     int
 	high, abn []int // per level
-	hit       bool
+	// hit: per ranking, whether the gallery holds a labelled abnormal
+	// cell.
+	hit [numRanks]bool
 	// abnormal is the field index of an abnormal slide's abnormal field
 	// (-1 for a negative slide).
 	abnormal int
@@ -196,38 +260,46 @@ type slideScore struct {
 // score returns r's cell count, the counts at levels, and the gallery hit.
 func (s *scorer) score(r Recipe, levels []float64) slideScore {
 	sc := slideScore{grade: r.Grade, high: make([]int, len(levels)), abn: make([]int, len(levels)), abnormal: -1}
-	best := float32(-1) // the best score of a labelled abnormal cell
+	var best [numRanks]float32 // the best score of a labelled abnormal cell
+	for k := range best {
+		best[k] = -1
+	}
 	for _, p := range r.Parts {
-		st := &s.st[p.Field][p.Orient]
+		st := s.stats(p)
 		sc.cells += st.n
 		for i, lv := range levels {
 			sc.high[i] += atLeast(st.high, lv)
 			sc.abn[i] += atLeast(st.abn, lv)
 		}
-		best = max(best, st.bestAbnormal)
-		if FieldGrade(&s.fields[p.Field]) != Negative {
+		for k := range best {
+			best[k] = max(best[k], st.bestAbnormal[k])
+		}
+		if !p.Negative {
 			sc.abnormal = p.Field
 		}
-	}
-	if best < 0 {
-		return sc
 	}
 	// The gallery shows the most suspicious distinct physical objects: it
 	// holds the best labelled abnormal cell unless Gallery distinct objects
 	// score above it.
 	type key struct{ member, object int32 }
 	above := make([]key, 0, s.gallery)
-	for _, p := range r.Parts {
-		for _, c := range s.st[p.Field][p.Orient].top {
-			if c.Score <= best {
-				break
-			}
-			if k := (key{int32(p.Member), c.Object}); !slices.Contains(above, k) {
-				above = append(above, k)
+	for k := range best {
+		if best[k] < 0 {
+			continue
+		}
+		above = above[:0]
+		for _, p := range r.Parts {
+			for _, c := range s.stats(p).top[k] {
+				if c.Score <= best[k] {
+					break
+				}
+				if id := (key{int32(p.Member), c.Object}); !slices.Contains(above, id) {
+					above = append(above, id)
+				}
 			}
 		}
+		sc.hit[k] = len(above) < s.gallery
 	}
-	sc.hit = len(above) < s.gallery
 	return sc
 }
 
@@ -236,6 +308,36 @@ func (s *scorer) score(r Recipe, levels []float64) slideScore {
 type split struct {
 	test []bool // per field
 	rule ruleAt
+	// logit is the rule when SlideOptions.Method is MethodLogit.
+	logit *logitRule
+	// rank is the gallery ranking (index into GalleryRanks) chosen on
+	// slides of the other half.
+	rank int
+}
+
+// chooseRank returns the gallery ranking (index into GalleryRanks) whose
+// galleries hold a labelled abnormal cell on the most abnormal slides
+// composed from pool (ties: the later one, 1 − P(NILM) last), and the hits
+// of every ranking.
+func (s *scorer) chooseRank(pool []int, n int, o ComposeOptions, rng *rand.Rand) (int, [numRanks]int) {
+	var hits [numRanks]int
+	for _, g := range []Grade{LowGrade, HighGrade} {
+		for _, r := range s.compose(pool, g, n, o, rng) {
+			sc := s.score(r, nil)
+			for k, h := range sc.hit {
+				if h {
+					hits[k]++
+				}
+			}
+		}
+	}
+	best := 0
+	for k := range hits {
+		if hits[k] >= hits[best] {
+			best = k
+		}
+	}
+	return best, hits
 }
 
 // halves assigns each pool member (an index into fields) to half 0 or 1,
@@ -261,7 +363,7 @@ func halves(fields []SlideField, pool []int, rng *rand.Rand) []int {
 func (s *scorer) composeScored(pool []int, n int, o ComposeOptions, levels []float64, rng *rand.Rand) []slideScore {
 	var out []slideScore
 	for g := range numGrades {
-		for _, r := range Compose(s.fields, pool, g, n, o, rng) {
+		for _, r := range s.compose(pool, g, n, o, rng) {
 			out = append(out, s.score(r, levels))
 		}
 	}
@@ -281,7 +383,7 @@ func (s *scorer) trainingSlides(pool []int, n int, o ComposeOptions, rng *rand.R
 			for i := range draw {
 				draw[i] = pool[rng.Intn(len(pool))]
 			}
-			rs := Compose(s.fields, draw, g, 1, o, rng)
+			rs := s.compose(draw, g, 1, o, rng)
 			if rs == nil {
 				continue
 			}
@@ -333,6 +435,9 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		all[i] = i
 	}
 	var splits []split
+	// The gallery rankings are chosen on slides of their own stream, so
+	// that the rules fitted do not depend on how many rankings are tried.
+	rankRng := rand.New(rand.NewSource(o.Seed + 1))
 	for range o.Repeats {
 		h := halves(fields, all, rng)
 		for half := range 2 {
@@ -347,6 +452,17 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			}
 			if err := ctx.Err(); err != nil {
 				return nil, err
+			}
+			sp.rank, _ = s.chooseRank(train, o.TrainSlides, o.Compose, rankRng)
+			m.GalleryRanks = append(m.GalleryRanks, GalleryRanks()[sp.rank])
+			if o.Method == MethodLogit {
+				lr, err := s.fitLogitNested(train, o, rng)
+				if err != nil {
+					return nil, err
+				}
+				sp.logit = lr
+				splits = append(splits, sp)
+				continue
 			}
 			r, err := s.fitRule(train, o, rng)
 			if err != nil {
@@ -376,8 +492,12 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			}
 			levels := []float64{sp.rule.rule.High.Prob, sp.rule.rule.Abnormal.Prob}
 			ra := ruleAt{rule: sp.rule.rule, ih: 0, ia: 1}
+			verdict := ra.verdict
+			if sp.logit != nil {
+				levels, verdict = s.levels, sp.logit.verdict
+			}
 			for _, sc := range s.composeScored(pool, o.TestSlides, o.Compose, levels, rng) {
-				v := ra.verdict(&sc)
+				v := verdict(&sc)
 				vg := Negative
 				switch v {
 				case classify.VerdictHighGrade:
@@ -390,7 +510,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 				if sc.grade != Negative {
 					t.ab++
 					t.nG[sc.grade]++
-					if sc.hit {
+					if sc.hit[sp.rank] {
 						t.hit++
 						t.hitG[sc.grade]++
 					}
@@ -400,6 +520,11 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		return t
 	}
 	t := evaluate(all, rng)
+	k, hits := s.chooseRank(all, 2*o.TrainSlides, o.Compose, rankRng)
+	m.GalleryRankAll, m.GalleryHitsAll, m.GalleryHitsOf = GalleryRanks()[k], map[string]int{}, 4*o.TrainSlides
+	for k, w := range GalleryRanks() {
+		m.GalleryHitsAll[fmt.Sprint(w)] = hits[k]
+	}
 	rates := func(t *tally) (hs, hn, as, sp, gh float64) {
 		c := &t.conf
 		nh := c[HighGrade][0] + c[HighGrade][1] + c[HighGrade][2]

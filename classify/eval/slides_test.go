@@ -21,6 +21,9 @@ func synthField(name string, worst classify.Class, n, susp int, ph, pa float32, 
 			if i < susp {
 				cs[i].High, cs[i].Abnormal, cs[i].Score = ph, pa, ph+0.5*(pa-ph)
 			}
+			cs[i].Probs[classify.HSIL] = cs[i].High
+			cs[i].Probs[classify.LSIL] = cs[i].Abnormal - cs[i].High
+			cs[i].Probs[classify.NILM] = 1 - cs[i].Abnormal
 		}
 		if label > classify.NILM && susp > 0 {
 			cs[0].Label = int8(label)
@@ -106,14 +109,14 @@ func TestGalleryDeduplicates(t *testing.T) {
 	s := newScorer(fs, 4)
 	// The negative field in all four orientations: still 3 distinct
 	// objects above the labelled cell, so a gallery of 4 holds it.
-	r := Recipe{Grade: HighGrade, Parts: []Part{{0, 0, 0}, {0, 0, 1}, {0, 0, 2}, {0, 0, 3}, {1, 1, 0}}}
-	if sc := s.score(r, s.levels); !sc.hit || sc.cells != 250 {
+	r := Recipe{Grade: HighGrade, Parts: []Part{{0, 0, 0, true}, {0, 0, 1, true}, {0, 0, 2, true}, {0, 0, 3, true}, {1, 1, 0, false}}}
+	if sc := s.score(r, s.levels); !sc.hit[2] || sc.cells != 250 {
 		t.Errorf("one field in four orientations: hit %v cells %d, want a hit and 250 cells", sc.hit, sc.cells)
 	}
 	// Two specimens of the negative field (a bootstrap draw): 6 distinct
 	// objects above it.
-	r.Parts = []Part{{0, 0, 0}, {2, 0, 1}, {1, 1, 0}}
-	if sc := s.score(r, s.levels); sc.hit {
+	r.Parts = []Part{{0, 0, 0, true}, {2, 0, 1, true}, {1, 1, 0, false}}
+	if sc := s.score(r, s.levels); sc.hit[2] {
 		t.Error("six distinct suspicious objects above the labelled cell, gallery of 4: want a miss")
 	}
 }
@@ -168,5 +171,71 @@ func TestPoissonQuantile(t *testing.T) {
 		if got := poissonQuantile(tc.mu, tc.alpha); got != tc.want {
 			t.Errorf("poissonQuantile(%v, %v) = %d, want %d", tc.mu, tc.alpha, got, tc.want)
 		}
+	}
+}
+
+// TestNegativePart: a NILM-only field gives all its cells; a field with
+// abnormal labels only its NILM-labelled cells at least NegativeClearUM
+// from every abnormal label; mixed negatives then fill negative slides,
+// never from the abnormal slide's own field.
+func TestNegativePart(t *testing.T) {
+	neg := synthField("n", classify.NILM, 10, 0, 0, 0, classify.NILM)
+	if got := len(neg.NegativePart(0)); got != 10 {
+		t.Errorf("NILM-only field: %d cells, want 10", got)
+	}
+	f := synthField("l", classify.LSIL, 4, 0, 0, 0, classify.NILM)
+	f.PixelUM = 0.5
+	f.AbnormalPoints = [][2]float32{{0, 0}}
+	for o := range Flips {
+		cs := f.Cells[o]
+		// Cell 0: the abnormal one; 1: NILM 10 µm away; 2: NILM 40 µm
+		// away; 3: unlabelled 40 µm away.
+		cs[0].Label, cs[1].Label, cs[2].Label = int8(classify.LSIL), int8(classify.NILM), int8(classify.NILM)
+		cs[1].X, cs[2].X, cs[3].X = 20, 80, 80
+	}
+	got := f.NegativePart(1)
+	if len(got) != 1 || got[0].X != 80 || got[0].Label != int8(classify.NILM) {
+		t.Errorf("negative part %+v, want the NILM-labelled cell 40 µm away", got)
+	}
+	fs := []SlideField{neg, f}
+	rng := rand.New(rand.NewSource(1))
+	pool := []int{0, 1}
+	for _, mixed := range []bool{false, true} {
+		o := ComposeOptions{Cells: 100, MaxUses: 4, MixedNegatives: mixed}
+		for _, r := range Compose(fs, pool, Negative, 5, o, rng) {
+			n1 := 0
+			for _, p := range r.Parts {
+				if p.Field == 1 {
+					n1++
+					if !p.Negative {
+						t.Errorf("a low-grade field placed whole on a negative slide")
+					}
+				}
+			}
+			if mixed != (n1 > 0) {
+				t.Errorf("mixed %v: the low-grade field's negative part used %d times", mixed, n1)
+			}
+		}
+		for _, r := range Compose(fs, pool, LowGrade, 5, o, rng) {
+			for _, p := range r.Parts {
+				if p.Field == 1 && p.Negative {
+					t.Errorf("the abnormal field's negative part beside the field itself")
+				}
+			}
+		}
+	}
+}
+
+// TestSlidesLogit: the logistic rule, on fields whose abnormal content
+// separates, calls the slides right.
+func TestSlidesLogit(t *testing.T) {
+	fs := synthFields()
+	o := SlideOptions{Compose: ComposeOptions{Cells: 800}, Repeats: 1, TrainSlides: 40, TestSlides: 10, Resamples: 5, InnerRepeats: 1, Method: MethodLogit}
+	m, err := Slides(context.Background(), fs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if m.HSILPlusSensitivity < 0.9 || m.NILMSpecificity < 0.9 || m.ASCUSPlusSensitivity < 0.9 {
+		t.Errorf("separable fields, logit rule: HSIL+ %.3f ASC-US+ %.3f spec %.3f; confusion %v", m.HSILPlusSensitivity, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.Confusion)
 	}
 }

@@ -27,6 +27,8 @@ func runEval(ctx context.Context, e env, args []string) int {
 	slides := fs.Bool("slides", true, "compose virtual slides from the CRIC fields and measure the slide verdicts (nested: rules fitted on other fields)")
 	slideCells := fs.Int("slide-cells", 0, "cells of negative fields per composed slide (0: 4000; the NILM-only fields allow fewer)")
 	slideUses := fs.Int("slide-max-uses", 0, "times one field may appear on a composed slide, each in another orientation (0: 1, at most 4)")
+	slideMethod := fs.String("slide-method", eval.MethodLevels, "slide rule fitted and scored in the nested evaluation: levels (the shipped kind) or logit (logistic scores over the excess at every level)")
+	mixedNeg := fs.Bool("slide-mixed-negatives", false, "also compose negative material from the NILM-labelled cells of fields with abnormal labels (at least 30 µm from every abnormal label)")
 	fitRule := fs.String("fit-slide-rule", "", "also fit the slide rule on slides of all CRIC fields and write it to `FILE` (the shipped one is classify/slide_rule.json)")
 	if code, ok := parseFlags(fs, args); !ok {
 		return code
@@ -47,7 +49,15 @@ func runEval(ctx context.Context, e env, args []string) int {
 	}
 	var so *eval.SlideOptions
 	if *slides || *fitRule != "" {
-		so = &eval.SlideOptions{Compose: eval.ComposeOptions{Cells: *slideCells, MaxUses: *slideUses}}
+		if *slideMethod != eval.MethodLevels && *slideMethod != eval.MethodLogit {
+			fmt.Fprintf(e.stderr, "papscan eval: --slide-method %q: want levels or logit\n", *slideMethod)
+			return exitUsage
+		}
+		if *fitRule != "" && *slideMethod != eval.MethodLevels {
+			fmt.Fprintln(e.stderr, "papscan eval: --fit-slide-rule fits the shipped kind of rule: --slide-method levels")
+			return exitUsage
+		}
+		so = &eval.SlideOptions{Method: *slideMethod, Compose: eval.ComposeOptions{Cells: *slideCells, MaxUses: *slideUses, MixedNegatives: *mixedNeg}}
 	}
 	res, err := eval.Run(ctx, eval.Options{
 		Slides:    so,

@@ -268,6 +268,36 @@ func (s *Slide) Recipe() (virtualslide.Recipe, bool) {
 	return s.cric.recipe, true
 }
 
+// Placement is one piece of a field's cut-out placed on a CRIC slide.
+type Placement struct {
+	Field int               // index into the library's catalogue
+	Flip  virtualslide.Flip // the flip of its use
+	Src   image.Rectangle   // the piece in the cut-out's pixels (Cutout.Pieces)
+}
+
+// Placements returns the pieces placed on a CRIC slide, in placement order
+// (nil for a synthetic slide). A piece that found no free place in the spot
+// is not among them.
+func (s *Slide) Placements() []Placement {
+	if s.cric == nil {
+		return nil
+	}
+	out := make([]Placement, len(s.cric.pieces))
+	for i, p := range s.cric.pieces {
+		out[i] = Placement{Field: int(p.field), Flip: p.flip, Src: p.src}
+	}
+	return out
+}
+
+// Cutout returns the cut-out of catalogue field i (decoded once and shared;
+// do not modify).
+func (l *Library) Cutout(i int) (*virtualslide.Cutout, error) {
+	if i < 0 || i >= len(l.cat) {
+		return nil, fmt.Errorf("slide: no catalogue field %d", i)
+	}
+	return l.cutout(i)
+}
+
 // Pieces returns the number of field pieces placed on a CRIC slide.
 func (s *Slide) Pieces() int {
 	if s.cric == nil {
