@@ -15,6 +15,13 @@
 // most TargetFPR). The fold models are stored in the weights file (see
 // classify.Fold) so that package classify/eval can score any cell with a
 // model that never saw its field; the shipped model is refitted on all crops.
+//
+// TrainCascade (cascade.go) adds the optional second stage of classify
+// (classify.CascadeParams) on top of a weights file: one network per fold
+// of the first stage (trained on that fold's training fields) and a final
+// one, on every abnormal sample and the NILM samples the first stage finds
+// suspicious out of fold, with its temperature and mixing weight fitted on
+// the out-of-fold predictions of the CRIC crops.
 package train
 
 import (

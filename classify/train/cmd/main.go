@@ -44,6 +44,8 @@ func main() {
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
 	casEpochs := flag.Int("cascade-epochs", 0, "second-stage CNN epochs (0: no second stage; train.DefaultCascade: 30)")
 	casGate := flag.Float64("cascade-gate", train.DefaultCascade().Gate, "first-stage suspicion at which the second stage runs")
+	casTrainGate := flag.Float64("cascade-train-gate", train.DefaultCascade().TrainGate, "first-stage suspicion at which NILM samples enter the second stage's training set")
+	casExtra := flag.Float64("cascade-extra-weight", train.DefaultCascade().ExtraWeight, "total weight of the field negatives in the second stage's loss, relative to one class")
 	casBase := flag.String("cascade-base", "", "train only the second stage on top of this weights file (its first stage and folds are kept)")
 	flag.Parse()
 	if *data == "" {
@@ -72,7 +74,7 @@ func main() {
 	}
 	if *casEpochs > 0 {
 		co := train.DefaultCascade()
-		co.Epochs, co.Gate, co.Seed = *casEpochs, *casGate, *seed
+		co.Epochs, co.Gate, co.TrainGate, co.ExtraWeight, co.Seed = *casEpochs, *casGate, *casTrainGate, *casExtra, *seed
 		o.Cascade = &co
 	}
 	if *casBase != "" {
