@@ -1,6 +1,7 @@
 package train
 
 import (
+	"io"
 	"math"
 	"math/rand"
 	"testing"
@@ -125,5 +126,78 @@ func TestFitWideLearns(t *testing.T) {
 	lo := max(score(mk(false)), score(mk(false)))
 	if hi <= lo {
 		t.Fatalf("P(HSIL)-P(NILM) of dark big blobs %v not above pale small blobs %v", hi, lo)
+	}
+}
+
+// TestTrainCascadeSmall: the second stage trained on top of the embedded
+// model (toy crops on real field names, so every sample has a held-out
+// fold) loads, carries one network per fold, names its version and is
+// reproducible.
+func TestTrainCascadeSmall(t *testing.T) {
+	m, err := classify.DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	base := m.Params()
+	if len(base.Folds) == 0 {
+		t.Skip("embedded model has no folds")
+	}
+	rng := rand.New(rand.NewSource(9))
+	// One field held out by each fold.
+	var fields []string
+	for k := range base.Folds {
+		in := map[string]bool{}
+		for _, f := range base.Folds[k].Fields {
+			in[f] = true
+		}
+		for _, f := range base.Folds[(k+1)%len(base.Folds)].Fields {
+			if !in[f] {
+				fields = append(fields, f)
+				break
+			}
+		}
+	}
+	var samples []Sample
+	for i := range 30 {
+		cl := classify.Class(i % classify.NumClasses)
+		w := new(Wide)
+		for j := range w {
+			w[j] = uint8(200 - 20*int(cl) + rng.Intn(20))
+		}
+		c := new(Crop)
+		copy(c[:], w[:len(c)])
+		samples = append(samples, Sample{ID: "s", Field: fields[i%len(fields)], Class: cl, Wide: w, Crop: c})
+	}
+	o := DefaultCascade()
+	o.Epochs, o.TrainGate = 2, 0
+	run := func() classify.ModelParams {
+		p, rep, err := TrainCascade(t.Context(), base, samples, len(samples), o, io.Discard)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if rep.Train != len(samples) || !(rep.Temperature > 0) {
+			t.Fatalf("report %+v", rep)
+		}
+		return p
+	}
+	p := run()
+	if p.Version != base.Version+"+"+VersionCascade || p.Cascade == nil {
+		t.Fatalf("version %s cascade %v", p.Version, p.Cascade != nil)
+	}
+	for k, f := range p.Folds {
+		if f.Cascade == nil {
+			t.Fatalf("fold %d has no cascade", k)
+		}
+	}
+	if _, err := classify.NewModel(p); err != nil {
+		t.Fatal(err)
+	}
+	q := run()
+	for l := range p.Cascade.Net.Conv {
+		for i, v := range p.Cascade.Net.Conv[l] {
+			if q.Cascade.Net.Conv[l][i] != v {
+				t.Fatalf("two runs differ at layer %d weight %d", l, i)
+			}
+		}
 	}
 }
