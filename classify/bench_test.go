@@ -141,6 +141,56 @@ func BenchmarkClassifyFields(b *testing.B) {
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cells/s")
 }
 
+// stageOne returns the default model without its second stage (the model
+// itself when it has none).
+func stageOne(b *testing.B) *classify.Model {
+	m, err := classify.DefaultModel()
+	if err != nil {
+		b.Fatal(err)
+	}
+	if !m.HasCascade() {
+		return m
+	}
+	p := m.Params()
+	p.Cascade = nil
+	p.Folds = append([]classify.Fold(nil), p.Folds...)
+	for k := range p.Folds {
+		p.Folds[k].Cascade = nil
+	}
+	s, err := classify.NewModel(p)
+	if err != nil {
+		b.Fatal(err)
+	}
+	return s
+}
+
+// BenchmarkClassifyFieldsStageOne: BenchmarkClassifyFields with the
+// first stage only (the cascade's gate sees these probabilities); gated
+// is the fraction of these cells whose suspicion reaches the second
+// stage's gate.
+func BenchmarkClassifyFieldsStageOne(b *testing.B) {
+	cells := benchCells(b)
+	m := stageOne(b)
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		c := cells[i%len(cells)]
+		m.Classify(c.img, c.n)
+		i++
+	}
+	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "cells/s")
+	if d, err := classify.DefaultModel(); err == nil && d.HasCascade() {
+		gate := float32(d.Params().Cascade.Gate)
+		n := 0
+		for _, c := range cells {
+			if m.Classify(c.img, c.n).Score >= gate {
+				n++
+			}
+		}
+		b.ReportMetric(float64(n)/float64(len(cells)), "gated")
+	}
+}
+
 // BenchmarkClassifyFieldsParallel: the shared Model from several
 // goroutines; run with -cpu 1,2. cells/s is the total.
 func BenchmarkClassifyFieldsParallel(b *testing.B) {

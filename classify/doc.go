@@ -36,6 +36,15 @@
 //     classify/train; the file also holds the cross-validation fold models,
 //     so that evaluation scores every training field with a model that
 //     never saw it (PredictHeldOut).
+//   - Second stage (optional, ModelParams.Cascade, cascade.go): a deeper
+//     CNN on a wider crop (CascadeSide px at the model's pixel size) with a
+//     six-class head and its own temperature re-scores only the cells whose
+//     first-stage suspicion reaches CascadeParams.Gate; their probabilities
+//     become a mixture of both stages (CascadeParams.Weight). Classify,
+//     PredictInput and PredictHeldOutInput return the mixed probabilities,
+//     so callers need not know it exists; each Fold carries its own
+//     network, so held-out scoring stays held out. The cut of the wide crop
+//     and the second forward pass happen only for gated cells.
 //   - Analyzer = Detector + Model; copies a crop only for cells whose Score
 //     (1 − P(NILM), SuspicionScore) reaches CropMinScore.
 //   - SlideSummary accumulates cells (counts, bounded top-K gallery with

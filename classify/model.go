@@ -44,6 +44,9 @@ type Fold struct {
 	// fitted without the fold's held-out fields so that held-out scores
 	// stay held out; nil: the model's.
 	ClassBias []float64 `json:"class_bias,omitempty"`
+	// Cascade is the fold's second-stage network (see
+	// ModelParams.Cascade; gate, weight and temperature are the model's).
+	Cascade *CascadeNet `json:"cascade,omitempty"`
 	// Fields are the source fields (image file names) the fold's training
 	// cells came from.
 	Fields []string `json:"fields"`
@@ -83,6 +86,10 @@ type ModelParams struct {
 	// log-probabilities before renormalising: a prior shift fitted on
 	// out-of-fold predictions for the six-class decision (macro-F1).
 	ClassBias []float64 `json:"class_bias,omitempty"`
+	// Cascade is the optional second stage: a deeper CNN on a wider crop
+	// with a six-class head that re-scores the cells whose first-stage
+	// suspicion reaches its gate (see CascadeParams).
+	Cascade *CascadeParams `json:"cascade,omitempty"`
 	// Folds are the grouped cross-validation models (optional).
 	Folds []Fold `json:"folds,omitempty"`
 	// Training holds free-form provenance and validation metrics.
@@ -194,6 +201,7 @@ type predictor struct {
 	wNILM float32
 	invT  float64 // 1/Temperature; 0: none
 	bias  *[NumClasses]float64
+	cas   *cascade // second stage; nil: none
 }
 
 func compilePredictor(main Head, high []Head, cp *CNNParams, wCNN, wNILM, temp float64, bias []float64) (*predictor, error) {
@@ -377,6 +385,7 @@ type Model struct {
 type scratch struct {
 	feat featureScratch
 	cnn  *cnnScratch
+	cas  *cascadeScratch
 	in   Input
 }
 
@@ -388,10 +397,17 @@ type Input struct {
 	// size centred on the nucleus; valid when HasCrop.
 	Crop    [CNNInputLen]float32
 	HasCrop bool
+	// Wide is the second stage's CascadeSide² crop (HWC, OD of R, G, B)
+	// at the model's pixel size centred on the nucleus; valid when HasWide.
+	Wide    [CascadeInputLen]float32
+	HasWide bool
 }
 
 // HasCNN reports whether the model has a convolutional head.
 func (m *Model) HasCNN() bool { return m.p.CNN != nil }
+
+// HasCascade reports whether the model has a second stage.
+func (m *Model) HasCascade() bool { return m.p.Cascade != nil }
 
 // defaultModel loads the embedded weights on first use.
 var defaultModel = sync.OnceValues(func() (*Model, error) { return LoadModel(defaultWeights) })
@@ -444,6 +460,11 @@ func NewModel(p ModelParams) (*Model, error) {
 			return nil, err
 		}
 		m.final = h
+		if p.Cascade != nil {
+			if h.cas, err = compileCascade(p.Cascade); err != nil {
+				return nil, err
+			}
+		}
 	}
 	if len(p.Folds) > 0 {
 		trainedOn := map[string]int{}
@@ -462,6 +483,16 @@ func NewModel(p ModelParams) (*Model, error) {
 			if err != nil {
 				return nil, fmt.Errorf("classify: fold %d: %w", k, err)
 			}
+			if p.Cascade != nil {
+				if f.Cascade == nil {
+					return nil, fmt.Errorf("classify: fold %d has no cascade network", k)
+				}
+				cp := *p.Cascade
+				cp.Net = *f.Cascade
+				if h.cas, err = compileCascade(&cp); err != nil {
+					return nil, fmt.Errorf("classify: fold %d: %w", k, err)
+				}
+			}
 			m.folds = append(m.folds, h)
 			in := make(map[string]bool, len(f.Fields))
 			for _, name := range f.Fields {
@@ -477,7 +508,13 @@ func NewModel(p ModelParams) (*Model, error) {
 			}
 		}
 	}
-	m.pool.New = func() any { return &scratch{cnn: newCNNScratch()} }
+	m.pool.New = func() any {
+		sc := &scratch{cnn: newCNNScratch()}
+		if p.Cascade != nil {
+			sc.cas = newCascadeScratch()
+		}
+		return sc
+	}
 	m.odLUT = ODLUT()
 	return m, nil
 }
@@ -500,7 +537,36 @@ func (m *Model) Features(img *image.RGBA, n Nucleus) (Features, bool) {
 func (m *Model) Measure(img *image.RGBA, n Nucleus, in *Input) bool {
 	sc := m.pool.Get().(*scratch)
 	defer m.pool.Put(sc)
-	return m.measure(img, n, in, &sc.feat, m.HasCNN())
+	ok := m.measure(img, n, in, &sc.feat, m.HasCNN())
+	in.HasWide = false
+	if ok && m.HasCascade() {
+		m.MeasureWide(img, n.X, n.Y, n.PixelUM, in)
+	}
+	return ok
+}
+
+// MeasureWide fills in.Wide with the second stage's crop of img (pixel
+// size px µm; 0: the model's) centred on (x, y). Evaluation uses it to
+// take the wide crop from the whole field when the features were measured
+// on a smaller labelled crop.
+func (m *Model) MeasureWide(img *image.RGBA, x, y, px float64, in *Input) {
+	if px <= 0 {
+		px = m.p.PixelUM
+	}
+	sc := m.pool.Get().(*scratch)
+	defer m.pool.Put(sc)
+	m.cutWide(img, x, y, px, in, sc.cas)
+}
+
+func (m *Model) cutWide(img *image.RGBA, x, y, px float64, in *Input, cs *cascadeScratch) {
+	if cs == nil {
+		cs = newCascadeScratch()
+	}
+	if px <= 0 {
+		px = m.p.PixelUM
+	}
+	CascadeInput(&in.Wide, img, x, y, px, m.p.PixelUM, &cs.win, &m.odLUT)
+	in.HasWide = true
 }
 
 func (m *Model) measure(img *image.RGBA, n Nucleus, in *Input, sc *featureScratch, crop bool) bool {
@@ -547,6 +613,32 @@ func (m *Model) predictWith(pr *predictor, in *Input) [NumClasses]float32 {
 	if pr == nil {
 		return m.Predict(in.F)
 	}
+	sc := m.pool.Get().(*scratch)
+	defer m.pool.Put(sc)
+	var p [NumClasses]float32
+	if !in.HasCrop || pr.cnn == nil {
+		p = pr.predict(in.F, nil)
+	} else {
+		sc.cnn.crop = &in.Crop
+		p = pr.predict(in.F, sc.cnn)
+	}
+	if pr.cas != nil && in.HasWide && pr.cas.gated(p) {
+		p = MixCascade(p, pr.cas.probs(&in.Wide, sc.cas), pr.cas.w)
+	}
+	return p
+}
+
+// StageOne returns the first-stage probabilities of a measured cell by the
+// model that never saw field (as PredictHeldOutInput, without the second
+// stage): what the gate of the second stage sees. Training uses it.
+func (m *Model) StageOne(field string, in *Input) [NumClasses]float32 {
+	pr := m.final
+	if k, ok := m.heldOut[field]; ok {
+		pr = m.folds[k]
+	}
+	if pr == nil {
+		return m.Predict(in.F)
+	}
 	if !in.HasCrop || pr.cnn == nil {
 		return pr.predict(in.F, nil)
 	}
@@ -554,6 +646,15 @@ func (m *Model) predictWith(pr *predictor, in *Input) [NumClasses]float32 {
 	defer m.pool.Put(sc)
 	sc.cnn.crop = &in.Crop
 	return pr.predict(in.F, sc.cnn)
+}
+
+// HeldOutFold returns the fold whose model never saw field, or -1 when the
+// final model did not train on it.
+func (m *Model) HeldOutFold(field string) int {
+	if k, ok := m.heldOut[field]; ok {
+		return k
+	}
+	return -1
 }
 
 // Predict turns a feature vector into class probabilities with the final
@@ -617,6 +718,11 @@ func (m *Model) Classify(img *image.RGBA, n Nucleus) Cell {
 		c.Probs = m.final.predict(sc.in.F, sc.cnn)
 	} else {
 		c.Probs = m.final.predict(sc.in.F, nil)
+	}
+	if cs := m.final; cs != nil && cs.cas != nil && cs.cas.gated(c.Probs) {
+		// Second stage: only the suspicious few pay for the wide crop.
+		m.cutWide(img, n.X, n.Y, n.PixelUM, &sc.in, sc.cas)
+		c.Probs = MixCascade(c.Probs, cs.cas.probs(&sc.in.Wide, sc.cas), cs.cas.w)
 	}
 	best := 0
 	for i, p := range c.Probs {

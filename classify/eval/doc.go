@@ -10,6 +10,11 @@
 //
 // Parts that are absent are skipped (their results are nil).
 //
+// A model with a second stage (classify.ModelParams.Cascade) sees a wider
+// window than a 100-px CRIC crop holds: for the cric/cells figures it is
+// cut from the crop's whole field (cric/fields or cric/more-fields, see
+// FieldOfCrop), so its context is real, never padding.
+//
 // # Labelled-cell directories
 //
 // A directory of single-cell crops from any laboratory is evaluated with a

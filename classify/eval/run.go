@@ -257,6 +257,17 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	var probs [][classify.NumClasses]float32
 	var fields []string
 	var in classify.Input
+	// A second stage sees a wider window than the 100-px crop holds: it is
+	// cut from the crop's whole field (real context, never padding), one
+	// field image at a time.
+	var centres map[string]Point
+	if o.Model.HasCascade() {
+		if centres, err = ReadCellCentres(lp); err != nil {
+			return nil, nil, err
+		}
+	}
+	var fieldName string
+	var fieldImg *image.RGBA
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
 			return nil, nil, err
@@ -267,6 +278,17 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 		}
 		n, _ := CentreNucleus(det, img)
 		ok := o.Model.Measure(img, n, &in)
+		if c, found := centres[row.ID]; ok && found {
+			if path, px, x, y, has := FieldOfCrop(o.DataDir, row.Field, c, n.X, n.Y); has {
+				if fieldName != row.Field {
+					if fieldImg, err = dataset.LoadRGBA(path); err != nil {
+						return nil, nil, err
+					}
+					fieldName = row.Field
+				}
+				o.Model.MeasureWide(fieldImg, x, y, px, &in)
+			}
+		}
 		var p [classify.NumClasses]float32
 		if !ok {
 			// No nucleus: the device would report nothing for this cell;

@@ -76,7 +76,7 @@ func LoadMoreFields(ctx context.Context, dataDir string, fm *classify.Model, ski
 				continue
 			}
 			labelled = append(labelled, Sample{ID: "more/" + id, Field: name, Class: c, F: f, Aux: true,
-				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM)})
+				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM), Wide: cutWide(img, n.X, n.Y, px, CNNPixelUM)})
 		}
 		var cand []classify.Nucleus
 		for _, n := range ns {
@@ -105,7 +105,7 @@ func LoadMoreFields(ctx context.Context, dataDir string, fm *classify.Model, ski
 				continue
 			}
 			negatives = append(negatives, Sample{ID: fmt.Sprintf("more/%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true,
-				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM)})
+				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM), Wide: cutWide(img, n.X, n.Y, px, CNNPixelUM)})
 		}
 	}
 	return labelled, negatives, nil

@@ -15,6 +15,13 @@
 // most TargetFPR). The fold models are stored in the weights file (see
 // classify.Fold) so that package classify/eval can score any cell with a
 // model that never saw its field; the shipped model is refitted on all crops.
+//
+// TrainCascade (cascade.go) adds the optional second stage of classify
+// (classify.CascadeParams) on top of a weights file: one network per fold
+// of the first stage (trained on that fold's training fields) and a final
+// one, on every abnormal sample and the NILM samples the first stage finds
+// suspicious out of fold, with its temperature and mixing weight fitted on
+// the out-of-fold predictions of the CRIC crops.
 package train
 
 import (
@@ -28,6 +35,7 @@ import (
 	"os"
 	"path/filepath"
 	"sort"
+	"strings"
 
 	"papscan/classify"
 	"papscan/classify/eval"
@@ -113,6 +121,8 @@ type Options struct {
 	// Calibrate fits a temperature (classify.ModelParams.Temperature) on
 	// the out-of-fold predictions of the labelled CRIC cells.
 	Calibrate bool
+	// Cascade, when not nil, adds the second stage (see TrainCascade).
+	Cascade *CascadeOptions
 }
 
 // DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
@@ -154,6 +164,10 @@ type Sample struct {
 	Other bool
 	// Crop is the window the CNN sees (nil when not loaded).
 	Crop *Crop
+	// Wide is the second stage's window (nil when not loaded).
+	Wide *Wide
+	// cx, cy locate the nucleus in a labelled crop (crop pixels).
+	cx, cy float64
 }
 
 // LoadFieldNegatives runs the detector at the model's pixel size on the
@@ -209,7 +223,7 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 				continue
 			}
 			out = append(out, Sample{ID: fmt.Sprintf("%s#%d", name, i), Field: name, Class: classify.NILM, F: f, Extra: true,
-				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM)})
+				Crop: cutCrop(img, n.X, n.Y, px, CNNPixelUM), Wide: cutWide(img, n.X, n.Y, px, CNNPixelUM)})
 		}
 	}
 	return out, nil
@@ -277,9 +291,56 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 			continue
 		}
 		out = append(out, Sample{ID: r.ID, Field: r.Field, Class: r.Class, F: fv,
-			Crop: cutCrop(img, n.X, n.Y, CRICPixelUM, CNNPixelUM)})
+			Crop: cutCrop(img, n.X, n.Y, CRICPixelUM, CNNPixelUM), cx: n.X, cy: n.Y})
+	}
+	if err := cutLabelledWide(ctx, dataDir, out); err != nil {
+		return nil, 0, 0, err
 	}
 	return out, skipped, detected, nil
+}
+
+// cutLabelledWide cuts the second stage's window of each labelled crop
+// from its whole field (cric/fields or cric/more-fields), loading each
+// field once; crops whose field is absent keep Wide nil.
+func cutLabelledWide(ctx context.Context, dataDir string, samples []Sample) error {
+	lp := filepath.Join(dataDir, "cric", "cells", "labels.csv")
+	centres, err := eval.ReadCellCentres(lp)
+	if err != nil {
+		return err
+	}
+	byField := map[string][]int{}
+	var names []string
+	for i, s := range samples {
+		if _, ok := byField[s.Field]; !ok {
+			names = append(names, s.Field)
+		}
+		byField[s.Field] = append(byField[s.Field], i)
+	}
+	sort.Strings(names)
+	for _, name := range names {
+		if err := ctx.Err(); err != nil {
+			return err
+		}
+		var img *image.RGBA
+		for _, i := range byField[name] {
+			s := &samples[i]
+			c, ok := centres[s.ID]
+			if !ok {
+				continue
+			}
+			path, px, x, y, ok := eval.FieldOfCrop(dataDir, name, c, s.cx, s.cy)
+			if !ok {
+				break
+			}
+			if img == nil {
+				if img, err = dataset.LoadRGBA(path); err != nil {
+					return err
+				}
+			}
+			s.Wide = cutWide(img, x, y, px, CNNPixelUM)
+		}
+	}
+	return nil
 }
 
 // ReadLabels reads dataDir/cric/cells/labels.csv.
@@ -368,23 +429,40 @@ func params(pixelUM float64, h classify.Head) classify.ModelParams {
 // the final parameters (fitted on all samples, carrying the fold models) and
 // the validation report.
 func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams, *Report, error) {
+	p, rep, _, err := train(ctx, dataDir, o)
+	return p, rep, err
+}
+
+// Loaded are the training samples of a run: the labelled CRIC crops first
+// (NLabelled of them), then the field negatives, the more-fields samples
+// and other laboratories' cells.
+type Loaded struct {
+	Samples           []Sample
+	NLabelled, NMore  int
+	Skipped, Detected int
+	SetNames          []string
+	featureModel      *classify.Model
+}
+
+// LoadAll loads the training samples of o (see Loaded).
+func LoadAll(ctx context.Context, dataDir string, o Options) (*Loaded, error) {
 	o = o.withDefaults()
 	fm, err := classify.NewModel(classify.ModelParams{PixelUM: o.PixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
 	if err != nil {
-		return classify.ModelParams{}, nil, err
+		return nil, err
 	}
 	samples, skipped, detected, err := LoadSamples(ctx, dataDir, fm, o.MaxCells)
 	if err != nil {
-		return classify.ModelParams{}, nil, err
+		return nil, err
 	}
 	if len(samples) < 2*Folds {
-		return classify.ModelParams{}, nil, fmt.Errorf("train: only %d samples", len(samples))
+		return nil, fmt.Errorf("train: only %d samples", len(samples))
 	}
 	nLabelled := len(samples)
 	if o.FieldNegatives > 0 {
 		neg, err := LoadFieldNegatives(ctx, dataDir, fm, o.FieldNegatives, o.Seed)
 		if err != nil {
-			return classify.ModelParams{}, nil, err
+			return nil, err
 		}
 		samples = append(samples, neg...)
 	}
@@ -396,7 +474,7 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		}
 		lab, neg, err := LoadMoreFields(ctx, dataDir, fm, skip, o.MorePerField, o.MoreAllCap, o.Seed)
 		if err != nil {
-			return classify.ModelParams{}, nil, err
+			return nil, err
 		}
 		nMore = len(lab)
 		samples = append(samples, lab...)
@@ -406,26 +484,36 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	for _, d := range o.CellSets {
 		cs, err := LoadCellSet(ctx, d, fm)
 		if err != nil {
-			return classify.ModelParams{}, nil, err
+			return nil, err
 		}
 		samples = append(samples, cs...)
 		setNames = append(setNames, d)
 	}
+	return &Loaded{Samples: samples, NLabelled: nLabelled, NMore: nMore, Skipped: skipped, Detected: detected, SetNames: setNames, featureModel: fm}, nil
+}
+
+func train(ctx context.Context, dataDir string, o Options) (classify.ModelParams, *Report, *Loaded, error) {
+	o = o.withDefaults()
+	ld, err := LoadAll(ctx, dataDir, o)
+	if err != nil {
+		return classify.ModelParams{}, nil, nil, err
+	}
+	samples, nLabelled, nMore, skipped, detected, setNames, fm := ld.Samples, ld.NLabelled, ld.NMore, ld.Skipped, ld.Detected, ld.SetNames, ld.featureModel
 	fold := AssignFolds(samples, Folds, o.Seed)
 	folds, probs, err := CrossValidate(ctx, samples, fold, Folds, o.Fit)
 	if err != nil {
-		return classify.ModelParams{}, nil, err
+		return classify.ModelParams{}, nil, nil, err
 	}
 	var cnnNets []*classify.CNNParams
 	if o.CNN != nil {
 		var oof [][classify.CNNGroups]float32
 		cnnNets, oof, err = crossValidateCNN(ctx, samples, fold, Folds, *o.CNN, o.CVOnly)
 		if err != nil {
-			return classify.ModelParams{}, nil, err
+			return classify.ModelParams{}, nil, nil, err
 		}
 		if o.DumpOOF != "" {
 			if err := dumpOOF(o.DumpOOF, samples, probs, oof); err != nil {
-				return classify.ModelParams{}, nil, err
+				return classify.ModelParams{}, nil, nil, err
 			}
 		}
 		for i := range probs {
@@ -519,7 +607,7 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	for _, d := range o.CellSets {
 		r, err := scoreSet(ctx, d, fm, samples, probs, nil, th)
 		if err != nil {
-			return classify.ModelParams{}, nil, err
+			return classify.ModelParams{}, nil, nil, err
 		}
 		rep.CellSets = append(rep.CellSets, r)
 	}
@@ -534,20 +622,20 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 			fp.Temperature, fp.ClassBias = temp, folds[f].ClassBias
 			m, err := classify.NewModel(fp)
 			if err != nil {
-				return classify.ModelParams{}, nil, err
+				return classify.ModelParams{}, nil, nil, err
 			}
 			ms = append(ms, m)
 		}
 		for _, d := range o.EvalSets {
 			r, err := scoreSet(ctx, d, fm, nil, nil, ms, th)
 			if err != nil {
-				return classify.ModelParams{}, nil, err
+				return classify.ModelParams{}, nil, nil, err
 			}
 			rep.CellSets = append(rep.CellSets, r)
 		}
 	}
 	if o.CVOnly {
-		return classify.ModelParams{}, rep, nil
+		return classify.ModelParams{}, rep, ld, nil
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
 	p.High = fitHigh(samples, o.Fit)
@@ -579,10 +667,10 @@ func Train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		"report":                           rep,
 	})
 	if err != nil {
-		return classify.ModelParams{}, nil, err
+		return classify.ModelParams{}, nil, nil, err
 	}
 	p.Training = meta
-	return p, rep, nil
+	return p, rep, ld, nil
 }
 
 // fitTemperature returns the temperature T in [0.25, 4] minimising the
@@ -743,11 +831,60 @@ func (r *Report) Print(w io.Writer) {
 // Run trains on dataDir, prints the validation report to w and writes the
 // weights file (JSON classify.ModelParams) to outPath.
 func Run(ctx context.Context, dataDir, outPath string, o Options, w io.Writer) error {
-	p, rep, err := Train(ctx, dataDir, o)
+	p, rep, ld, err := train(ctx, dataDir, o)
 	if err != nil {
 		return err
 	}
 	rep.Print(w)
+	if o.Cascade != nil {
+		if p, _, err = TrainCascade(ctx, p, ld.Samples, ld.NLabelled, *o.Cascade, w); err != nil {
+			return err
+		}
+	}
+	return writeWeights(p, outPath, w)
+}
+
+// RunCascade adds (or replaces) the second stage of the weights file
+// basePath, trained on dataDir's samples as o loads them, and writes the
+// result to outPath.
+func RunCascade(ctx context.Context, dataDir, basePath, outPath string, o Options, w io.Writer) error {
+	data, err := os.ReadFile(basePath)
+	if err != nil {
+		return err
+	}
+	var base classify.ModelParams
+	if err := json.Unmarshal(data, &base); err != nil {
+		return fmt.Errorf("train: %s: %w", basePath, err)
+	}
+	if o.Cascade == nil {
+		return fmt.Errorf("train: no cascade options")
+	}
+	// The version of a base that already carries a cascade.
+	if v, ok := strings.CutSuffix(base.Version, "+"+VersionCascade); ok {
+		base.Version = v
+	}
+	if len(base.Training) > 0 {
+		var meta map[string]any
+		if err := json.Unmarshal(base.Training, &meta); err != nil {
+			return fmt.Errorf("train: %s: training: %w", basePath, err)
+		}
+		delete(meta, "cascade")
+		if base.Training, err = json.Marshal(meta); err != nil {
+			return err
+		}
+	}
+	ld, err := LoadAll(ctx, dataDir, o)
+	if err != nil {
+		return err
+	}
+	p, _, err := TrainCascade(ctx, base, ld.Samples, ld.NLabelled, *o.Cascade, w)
+	if err != nil {
+		return err
+	}
+	return writeWeights(p, outPath, w)
+}
+
+func writeWeights(p classify.ModelParams, outPath string, w io.Writer) error {
 	b, err := json.MarshalIndent(p, "", " ")
 	if err != nil {
 		return err

@@ -42,6 +42,11 @@ func main() {
 	calib := flag.Bool("calibrate", true, "fit a temperature on the out-of-fold predictions")
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
+	casEpochs := flag.Int("cascade-epochs", 0, "second-stage CNN epochs (0: no second stage; train.DefaultCascade: 30)")
+	casGate := flag.Float64("cascade-gate", train.DefaultCascade().Gate, "first-stage suspicion at which the second stage runs")
+	casTrainGate := flag.Float64("cascade-train-gate", train.DefaultCascade().TrainGate, "first-stage suspicion at which NILM samples enter the second stage's training set")
+	casExtra := flag.Float64("cascade-extra-weight", train.DefaultCascade().ExtraWeight, "total weight of the field negatives in the second stage's loss, relative to one class")
+	casBase := flag.String("cascade-base", "", "train only the second stage on top of this weights file (its first stage and folds are kept)")
 	flag.Parse()
 	if *data == "" {
 		*data = dataset.Dir()
@@ -66,6 +71,18 @@ func main() {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
 		o.CNN = &co
+	}
+	if *casEpochs > 0 {
+		co := train.DefaultCascade()
+		co.Epochs, co.Gate, co.TrainGate, co.ExtraWeight, co.Seed = *casEpochs, *casGate, *casTrainGate, *casExtra, *seed
+		o.Cascade = &co
+	}
+	if *casBase != "" {
+		if err := train.RunCascade(ctx, *data, *casBase, *out, o, os.Stdout); err != nil {
+			fmt.Fprintln(os.Stderr, "train:", err)
+			os.Exit(1)
+		}
+		return
 	}
 	if *cvOnly {
 		_, rep, err := train.Train(ctx, *data, o)
