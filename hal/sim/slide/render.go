@@ -11,7 +11,6 @@ const (
 	DefaultPixelUM    = 0.5 // µm per pixel on the specimen (a 20x objective)
 	DefaultDOFUM      = 1.5 // depth of field, µm (NA about 0.4)
 	DefaultNoiseSigma = 2.0 // sensor noise, DN (8-bit)
-	DefaultBlurPerUM  = 0.25
 )
 
 // Glass is the colour of bright field through clean glass (and through
@@ -25,12 +24,16 @@ const (
 // RenderOptions configure a Renderer. Zero fields take the defaults.
 type RenderOptions struct {
 	PixelUM float64 // specimen µm per pixel
-	DOFUM   float64 // depth of field, µm: no blur while |defocus| < DOFUM/2
+	// DOFUM is the depth of field λ/NA² (λ = 0.55 µm), µm; it gives the
+	// objective's NA, which sets BlurPerUM when that is not set.
+	DOFUM float64
 	// NoiseSigma is the standard deviation of the additive sensor noise in
 	// 8-bit digital numbers; negative means no noise.
 	NoiseSigma float64
 	// BlurPerUM is the Gaussian blur sigma (µm on the specimen) per µm of
-	// defocus beyond half the depth of field.
+	// defocus. Zero: the geometric cone of the objective's NA (from
+	// DOFUM), tan(asin NA)/2, the sigma of a disc of radius
+	// defocus·tan(asin NA) (0.22 at NA 0.4).
 	BlurPerUM float64
 }
 
@@ -45,22 +48,22 @@ func (o RenderOptions) withDefaults() RenderOptions {
 		o.NoiseSigma = DefaultNoiseSigma
 	}
 	if o.BlurPerUM <= 0 {
-		o.BlurPerUM = DefaultBlurPerUM
+		na := math.Min(math.Sqrt(0.55/o.DOFUM), 0.95)
+		o.BlurPerUM = na / math.Sqrt(1-na*na) / 2
 	}
 	return o
 }
 
-// BlurSigmaUM is the Gaussian blur sigma (µm on the specimen) at the given
-// defocus: 0 within half the depth of field, then
-// BlurPerUM*sqrt(defocus² - (DOF/2)²).
+// BlurSigmaUM is the Gaussian blur sigma (µm on the specimen) that defocus
+// adds to the focused image: BlurPerUM·|defocus|, continuous through focus
+// (the focused frame is the diffraction-limited image; a Gaussian of
+// sigma σ0 convolved with one of BlurPerUM·|d| is the PSF
+// sqrt(σ0² + (BlurPerUM·d)²) of the usual Gaussian defocus model). So
+// a focus error well inside the depth of field still softens the frame a
+// little, as it does on a microscope, and tracking can see it.
 func (o RenderOptions) BlurSigmaUM(defocusUM float64) float64 {
 	o = o.withDefaults()
-	h := o.DOFUM / 2
-	d := math.Abs(defocusUM)
-	if d < h {
-		return 0
-	}
-	return o.BlurPerUM * math.Sqrt(d*d-h*h)
+	return o.BlurPerUM * math.Abs(defocusUM)
 }
 
 // Renderer renders fields of view of slides. It keeps scratch buffers
@@ -131,7 +134,7 @@ func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, 
 			drawLabel(s, &v)
 		}
 	}
-	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= 0.35 {
+	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= minBlurPx {
 		r.blur(&v, sigma)
 	}
 	if rng != nil && r.opts.NoiseSigma > 0 {
@@ -362,16 +365,32 @@ func drawLabel(s *Slide, v *view) {
 	}
 }
 
-// blur applies three box blurs per axis approximating a Gaussian of the
-// given sigma (pixels), clamping at the frame edges.
+// minBlurPx is the smallest blur sigma (pixels) rendered: its 3-tap
+// kernel's side weight σ²/2 is 1/800, under a tenth of a grey level on
+// the sharpest edge. smallBlurPx is the sigma up to which the blur is one
+// 3-tap Gaussian per axis (three boxes cannot make a sigma under ~0.8 px).
+const (
+	minBlurPx   = 0.05
+	smallBlurPx = 0.8
+)
+
+// blur applies a Gaussian of the given sigma (pixels), clamping at the
+// frame edges: a 3-tap kernel [a, 1-2a, a] with a = σ²/2 (variance σ²)
+// per axis for small sigmas, three box blurs per axis beyond.
 func (r *Renderer) blur(v *view, sigma float64) {
-	radii := boxRadii(sigma)
 	n := v.w * v.h * 4
 	if cap(r.tmp) < n {
 		r.tmp = make([]uint8, n)
 	}
 	tmp := r.tmp[:n]
 	ts := v.w * 4
+	if sigma < smallBlurPx {
+		a := uint32(math.Round(sigma * sigma / 2 * 65536))
+		tap3H(v.pix, v.stride, tmp, ts, v.w, v.h, a)
+		tap3V(tmp, ts, v.pix, v.stride, v.w, v.h, a)
+		return
+	}
+	radii := boxRadii(sigma)
 	boxH(v.pix, v.stride, tmp, ts, v.w, v.h, radii[0])
 	boxH(tmp, ts, v.pix, v.stride, v.w, v.h, radii[1])
 	boxH(v.pix, v.stride, tmp, ts, v.w, v.h, radii[2])
@@ -403,6 +422,51 @@ func boxRadii(sigma float64) [3]int {
 		}
 	}
 	return r
+}
+
+// tap3H filters rows with [a, 65536-2a, a]/65536, clamping at the edges.
+func tap3H(src []uint8, ss int, dst []uint8, ds int, w, h int, a uint32) {
+	c := 65536 - 2*a
+	n := w * 4
+	for j := range h {
+		row := src[j*ss:][:n]
+		out := dst[j*ds:][:n]
+		if w < 2 {
+			copy(out, row)
+			continue
+		}
+		// Edge pixels: the missing neighbour is the pixel itself.
+		for _, e := range [2][2]int{{0, 4}, {n - 4, n - 8}} {
+			i, o := e[0], e[1]
+			for k := range 3 {
+				out[i+k] = uint8((a*(uint32(row[i+k])+uint32(row[o+k])) + c*uint32(row[i+k]) + 1<<15) >> 16)
+			}
+			out[i+3] = 255
+		}
+		l, m, r := row[:n-8], row[4:n-4], row[8:]
+		o := out[4 : n-4]
+		for k := 0; k+3 < len(o) && k+3 < len(l) && k+3 < len(m) && k+3 < len(r); k += 4 {
+			o[k] = uint8((a*(uint32(l[k])+uint32(r[k])) + c*uint32(m[k]) + 1<<15) >> 16)
+			o[k+1] = uint8((a*(uint32(l[k+1])+uint32(r[k+1])) + c*uint32(m[k+1]) + 1<<15) >> 16)
+			o[k+2] = uint8((a*(uint32(l[k+2])+uint32(r[k+2])) + c*uint32(m[k+2]) + 1<<15) >> 16)
+			o[k+3] = 255
+		}
+	}
+}
+
+// tap3V filters columns with [a, 65536-2a, a]/65536, clamping at the edges.
+func tap3V(src []uint8, ss int, dst []uint8, ds int, w, h int, a uint32) {
+	c := 65536 - 2*a
+	n := w * 4
+	for j := range h {
+		up := src[max(j-1, 0)*ss:][:n]
+		mid := src[j*ss:][:n]
+		dn := src[min(j+1, h-1)*ss:][:n]
+		out := dst[j*ds:][:n]
+		for i := range out {
+			out[i] = uint8((a*(uint32(up[i])+uint32(dn[i])) + c*uint32(mid[i]) + 1<<15) >> 16)
+		}
+	}
 }
 
 func boxH(src []uint8, ss int, dst []uint8, ds int, w, h, r int) {
