@@ -74,7 +74,8 @@ type Renderer struct {
 	noise [1024]int8
 	tmp   []uint8
 	sums  []uint32
-	colT  []int32 // CRIC: a piece's column per image column
+	colT  []int32  // CRIC: a piece's column per image column
+	aRow  []uint32 // per-column 3-tap weights of a varying blur
 	pts   [maxCytoVerts + nucVerts]fpt
 }
 
@@ -106,6 +107,11 @@ func (s *Slide) Render(dst *image.RGBA, cx, cy, pixelUM, defocusUM float64, rng 
 
 // Render is Slide.Render with the renderer's options and scratch buffers;
 // once dst and the frame size stay the same it allocates nothing.
+//
+// defocusUM is the defocus at the frame's centre; across the frame it
+// follows the slide's focal surface (a tilted or wavy specimen is sharper
+// on one side than the other), as long as the blur stays sub-pixel
+// (the 3-tap regime); beyond, the whole frame takes the centre's blur.
 func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, rng *rand.Rand) {
 	b := dst.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -134,9 +140,7 @@ func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, 
 			drawLabel(s, &v)
 		}
 	}
-	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= minBlurPx {
-		r.blur(&v, sigma)
-	}
+	r.defocusBlur(s, &v, cx, cy, defocusUM)
 	if rng != nil && r.opts.NoiseSigma > 0 {
 		r.addNoise(&v, rng.Uint32())
 	}
@@ -361,6 +365,87 @@ func drawLabel(s *Slide, v *view) {
 			g := lrow[lx]
 			o := i * 4
 			row[o], row[o+1], row[o+2] = g, g, uint8(uint32(g)*250>>8)
+		}
+	}
+}
+
+// defocusBlur blurs the rendered view for defocusUM at its centre (cx,
+// cy): per pixel with the local defocus, the slide's focal surface taken
+// as its tangent plane at the centre, while every pixel's blur is
+// sub-pixel; uniformly with the centre's blur otherwise.
+func (r *Renderer) defocusBlur(s *Slide, v *view, cx, cy, defocusUM float64) {
+	var gx, gy float64 // µm of focus per µm of stage
+	if s != nil {
+		const d = 50.0
+		gx = (s.FocusZ(cx+d, cy) - s.FocusZ(cx-d, cy)) / (2 * d)
+		gy = (s.FocusZ(cx, cy+d) - s.FocusZ(cx, cy-d)) / (2 * d)
+	}
+	k := r.opts.BlurPerUM / v.p // blur sigma, px per µm of defocus
+	hw, hh := float64(v.w)/2*v.p, float64(v.h)/2*v.p
+	// The largest |defocus| in the frame is at a corner.
+	worst := math.Abs(defocusUM) + math.Abs(gx)*hw + math.Abs(gy)*hh
+	if k*worst < smallBlurPx && (gx != 0 || gy != 0) {
+		if k*worst >= minBlurPx {
+			r.blurVarying(v, defocusUM, gx*v.p, gy*v.p, k)
+		}
+		return
+	}
+	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= minBlurPx {
+		r.blur(v, sigma)
+	}
+}
+
+// blurVarying applies the 3-tap Gaussian [a, 1-2a, a] per axis with a
+// = σ²/2 of each pixel's own sigma k·|d0 - dx·(i - w/2) - dy·(j - h/2)|
+// (the focus rises by dx, dy µm per pixel, so the defocus falls).
+func (r *Renderer) blurVarying(v *view, d0, dx, dy, k float64) {
+	n := v.w * v.h * 4
+	if cap(r.tmp) < n {
+		r.tmp = make([]uint8, n)
+	}
+	tmp := r.tmp[:n]
+	ts := v.w * 4
+	if cap(r.aRow) < 2*v.w {
+		r.aRow = make([]uint32, 2*v.w)
+	}
+	a := r.aRow[:v.w]
+	setRow := func(j int) {
+		dj := d0 - dy*(float64(j)+0.5-float64(v.h)/2)
+		for i := range a {
+			d := dj - dx*(float64(i)+0.5-float64(v.w)/2)
+			sg := k * d
+			a[i] = uint32(sg*sg/2*65536 + 0.5)
+		}
+	}
+	// Rows, then columns, each pixel with its own weight.
+	for j := range v.h {
+		setRow(j)
+		row := v.pix[j*v.stride:][:ts]
+		out := tmp[j*ts:][:ts]
+		for i := range v.w {
+			l, rr := max(i-1, 0)*4, min(i+1, v.w-1)*4
+			o := i * 4
+			ai := a[i]
+			c := 65536 - 2*ai
+			out[o] = uint8((ai*(uint32(row[l])+uint32(row[rr])) + c*uint32(row[o]) + 1<<15) >> 16)
+			out[o+1] = uint8((ai*(uint32(row[l+1])+uint32(row[rr+1])) + c*uint32(row[o+1]) + 1<<15) >> 16)
+			out[o+2] = uint8((ai*(uint32(row[l+2])+uint32(row[rr+2])) + c*uint32(row[o+2]) + 1<<15) >> 16)
+			out[o+3] = 255
+		}
+	}
+	for j := range v.h {
+		setRow(j)
+		up := tmp[max(j-1, 0)*ts:][:ts]
+		mid := tmp[j*ts:][:ts]
+		dn := tmp[min(j+1, v.h-1)*ts:][:ts]
+		out := v.pix[j*v.stride:][:ts]
+		for i := range v.w {
+			ai := a[i]
+			c := 65536 - 2*ai
+			o := i * 4
+			out[o] = uint8((ai*(uint32(up[o])+uint32(dn[o])) + c*uint32(mid[o]) + 1<<15) >> 16)
+			out[o+1] = uint8((ai*(uint32(up[o+1])+uint32(dn[o+1])) + c*uint32(mid[o+1]) + 1<<15) >> 16)
+			out[o+2] = uint8((ai*(uint32(up[o+2])+uint32(dn[o+2])) + c*uint32(mid[o+2]) + 1<<15) >> 16)
 		}
 	}
 }

@@ -529,3 +529,34 @@ func TestClassOrderMatchesVirtualslide(t *testing.T) {
 		}
 	}
 }
+
+// TestDefocusFollowsFocalSurface: across a frame the blur follows the
+// local defocus, so where the specimen is in focus it is sharper than
+// where it is not (a tilt of the focal surface).
+func TestDefocusFollowsFocalSurface(t *testing.T) {
+	const w, h = 256, 64
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	r := NewRenderer(RenderOptions{PixelUM: 0.5, DOFUM: 3.44})
+	v := view{pix: img.Pix, stride: img.Stride, w: w, h: h, p: 0.5}
+	// Defocus 1.6 µm at the left edge, 0 at the right one.
+	r.blurVarying(&v, 0.8, 1.6/w, 0, r.opts.BlurPerUM/v.p)
+	bren := func(x0, x1 int) float64 {
+		var sum float64
+		for y := range h {
+			row := img.Pix[y*img.Stride:]
+			for x := x0; x < x1-2; x++ {
+				d := float64(row[(x+2)*4+1]) - float64(row[x*4+1])
+				sum += d * d
+			}
+		}
+		return sum / float64((x1-x0-2)*h)
+	}
+	left, mid, right := bren(0, 32), bren(112, 144), bren(w-32, w)
+	if !(left < mid && mid < right) {
+		t.Errorf("Brenner sharpness left %.0f, middle %.0f, right %.0f: should rise towards the focused right edge", left, mid, right)
+	}
+}
