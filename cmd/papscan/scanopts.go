@@ -32,4 +32,9 @@ func scanExtras(cfg *config.Config, o *scan.Options) {
 	o.FocusPrior = s.FocusPrior
 	o.Fly = scan.FlyOptions{Enabled: s.Mode == config.ModeOnTheFly, FrameRate: cam.FrameRate,
 		Exposure: cam.Exposure.D(), StrobePulse: cfg.Machine.Light.StrobePulse.D()}
+	if na := cam.Objective.NA; na > 0 {
+		// Focus tracking on the fly with a dither of a tenth of the
+		// depth of field λ/NA² (λ = 0.55 µm).
+		o.Fly.FocusDither = 0.55 / (na * na) / 10
+	}
 }
