@@ -415,7 +415,15 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			// to the sweep below when it holds no peak).
 			zc, half = s.prior.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 		}
-		err := s.moveTo(ctx, r, p.X, p.Y)
+		// Z goes to where the first frame wants it (below the bracket or
+		// the sweep, against backlash) while the stage moves.
+		zPre := zc - 2*s.o.FocusStep
+		if half >= s.o.FocusRange {
+			zPre = zc - half - s.o.FocusStep
+		}
+		zmin, zmax := s.m.Focus.Range()
+		zPre = math.Max(um(zmin), math.Min(um(zmax), zPre))
+		err := s.moveXYZ(ctx, r, p.X, p.Y, zPre)
 		if err != nil {
 			return nil, fmt.Errorf("focus point %d: %w", i, err)
 		}

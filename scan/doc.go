@@ -15,9 +15,10 @@
 // motion, checked against the Tic's position reads and against the
 // overlap with the previous frame (register.go); frames that did not come,
 // came dark or landed off their tile are taken again, stopped. With
-// FlyOptions.FocusDither, Z is dithered between neighbouring frames and the
-// sharpness of the strip they share estimates the focus map's error there
-// (focustrack.go); the next row is taken at the map plus those estimates.
+// FlyOptions.FocusDither (off in the shipped profiles), Z is dithered
+// between neighbouring frames and the sharpness of the strip they share
+// estimates the focus map's error there (focustrack.go); the next row is
+// taken at the map plus those estimates.
 //
 // scan programs against the hal interfaces only; it never sees a concrete
 // driver, so the same code scans on the robot and in simulation. Time is read
