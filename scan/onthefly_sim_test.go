@@ -91,6 +91,42 @@ func TestOnTheFlySlide(t *testing.T) {
 	}
 }
 
+// TestOnTheFlyFocusTracking scans a slide on the fly with the focus
+// tracked from the frames (FocusDither): the slide is complete, the strips
+// neighbouring frames share give estimates, and the focus stays within
+// half the depth of field.
+func TestOnTheFlyFocusTracking(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.Negative)
+	na := rig.cfg.Machine.Camera.Objective.NA
+	dof := 0.55 / (na * na)
+	o := rig.options
+	o.Fly.FocusDither = dof / 10
+	sc, err := scan.New(rig.machine, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sc.ScanSlot(ctx, "F", 0)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !r.Complete() || r.TilesMissing != 0 {
+		t.Fatalf("incomplete: %d/%d tiles, error %q", r.TilesAnalysed, r.TilesPlanned, r.Error)
+	}
+	f := r.Fly
+	t.Logf("tracked %d pairs, %d skipped, dither %.2f µm; focus error %.2f µm RMS", f.Tracked, f.TrackSkipped, f.DitherUM, r.Focus.ErrorRMS)
+	if f.Tracked == 0 || f.DitherUM != dof/10 {
+		t.Errorf("tracked %d pairs with a dither of %.2f µm", f.Tracked, f.DitherUM)
+	}
+	if r.Focus.ErrorRMS > dof/2 {
+		t.Errorf("focus error %.2f µm RMS > DOF/2 = %.2f", r.Focus.ErrorRMS, dof/2)
+	}
+}
+
 // TestOnTheFlyStrobeFault: a strobe that never fires is a light fault,
 // and the slide is INCOMPLETE, never a dark slide called NILM.
 func TestOnTheFlyStrobeFault(t *testing.T) {
