@@ -423,14 +423,34 @@ func (r *Renderer) blurVarying(v *view, d0, dx, dy, k float64) {
 		row := v.pix[j*v.stride:][:ts]
 		out := tmp[j*ts:][:ts]
 		for i := range v.w {
+			if i > 0 && i < v.w-1 {
+				continue // the interior, below
+			}
 			l, rr := max(i-1, 0)*4, min(i+1, v.w-1)*4
 			o := i * 4
 			ai := a[i]
 			c := 65536 - 2*ai
-			out[o] = uint8((ai*(uint32(row[l])+uint32(row[rr])) + c*uint32(row[o]) + 1<<15) >> 16)
-			out[o+1] = uint8((ai*(uint32(row[l+1])+uint32(row[rr+1])) + c*uint32(row[o+1]) + 1<<15) >> 16)
-			out[o+2] = uint8((ai*(uint32(row[l+2])+uint32(row[rr+2])) + c*uint32(row[o+2]) + 1<<15) >> 16)
+			for k := range 3 {
+				out[o+k] = uint8((ai*(uint32(row[l+k])+uint32(row[rr+k])) + c*uint32(row[o+k]) + 1<<15) >> 16)
+			}
 			out[o+3] = 255
+		}
+		if v.w < 3 {
+			continue
+		}
+		lf, m, rt := row[:ts-8], row[4:ts-4], row[8:]
+		o := out[4 : ts-4]
+		ai := a[1 : v.w-1]
+		for q, aq := range ai {
+			k := q * 4
+			if k+3 >= len(o) || k+3 >= len(lf) || k+3 >= len(m) || k+3 >= len(rt) {
+				break
+			}
+			c := 65536 - 2*aq
+			o[k] = uint8((aq*(uint32(lf[k])+uint32(rt[k])) + c*uint32(m[k]) + 1<<15) >> 16)
+			o[k+1] = uint8((aq*(uint32(lf[k+1])+uint32(rt[k+1])) + c*uint32(m[k+1]) + 1<<15) >> 16)
+			o[k+2] = uint8((aq*(uint32(lf[k+2])+uint32(rt[k+2])) + c*uint32(m[k+2]) + 1<<15) >> 16)
+			o[k+3] = 255
 		}
 	}
 	for j := range v.h {
