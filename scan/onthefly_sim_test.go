@@ -27,6 +27,12 @@ func newFlyRig(t *testing.T, more func(*config.Config), diagnoses ...slide.Diagn
 	for i, d := range diagnoses {
 		specs[i] = slide.Spec{ID: scan.SlideID("F", i), Diagnosis: d}
 	}
+	return newFlyRigSpecs(t, more, specs...)
+}
+
+// newFlyRigSpecs is newFlyRig with the slides' specs.
+func newFlyRigSpecs(t *testing.T, more func(*config.Config), specs ...slide.Spec) *simRig {
+	t.Helper()
 	rig := newRigSpecs(t, func(cfg *config.Config) {
 		flyTweak(cfg)
 		if more != nil {
@@ -237,9 +243,12 @@ func TestOnTheFlySameCells(t *testing.T) {
 		}
 		return r
 	}
-	spec := slide.Spec{ID: scan.SlideID("F", 0), Diagnosis: slide.HighGrade}
-	stop := scanOne(newRigSpecs(t, nil, spec))
-	fly := scanOne(newFlyRig(t, nil, slide.HighGrade))
+	// A 3 mm spot (~1,000 cells): on the 2 mm test spot 1 % is four cells.
+	const spotUM = 3000
+	spot := func(cfg *config.Config) { cfg.Scan.SpotDiameter = config.Distance(spotUM * 1000) }
+	spec := slide.Spec{ID: scan.SlideID("F", 0), Diagnosis: slide.HighGrade, SpotDiameterUM: spotUM}
+	stop := scanOne(newRigSpecs(t, spot, spec))
+	fly := scanOne(newFlyRigSpecs(t, spot, spec))
 	t.Logf("stop-and-go: %d cells (%d high grade), %s, %.1fs; on the fly: %d cells (%d high grade), %s, %.1fs",
 		stop.Result.Cells, stop.Result.HighGradeCells, stop.Verdict, stop.Timing.Machine.Seconds(),
 		fly.Result.Cells, fly.Result.HighGradeCells, fly.Verdict, fly.Timing.Machine.Seconds())
