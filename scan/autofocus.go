@@ -100,6 +100,7 @@ func (s *Scanner) autofocus(ctx context.Context, r *Report, zc, half float64, bu
 		}
 	}
 	if zf, ok := gaussPeak(fz, fs); ok && math.Abs(zf-zp) <= h*float64(fineSamples-1)/2 {
+		s.noteWidth(fz, fs, zf, h)
 		return zf, nil
 	}
 	return zp, nil
@@ -207,6 +208,7 @@ func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, conf
 		fz, fs = append(fz, z), append(fs, v)
 	}
 	if zf, ok := gaussPeak(fz, fs); ok && math.Abs(zf-z0) <= h {
+		s.noteWidth(fz, fs, zf, h)
 		return zf, nil
 	}
 	return z0, nil
@@ -230,9 +232,16 @@ func (s *Scanner) shoot(ctx context.Context, r *Report, z float64, buf **image.R
 // gaussPeak fits log(s) = a + b z + c z² by least squares and returns the
 // vertex -b/2c when the fit is concave (c < 0).
 func gaussPeak(zs, s []float64) (float64, bool) {
+	z, _, ok := gaussFit(zs, s)
+	return z, ok
+}
+
+// gaussFit is gaussPeak that also returns the curve's width² w² = -1/2c
+// (log s = a' - (z - vertex)²/2w²), µm².
+func gaussFit(zs, s []float64) (vertex, w2 float64, ok bool) {
 	n := float64(len(zs))
 	if len(zs) < 3 {
-		return 0, false
+		return 0, 0, false
 	}
 	var mz float64
 	for _, z := range zs {
@@ -243,7 +252,7 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 	var s0, s1, s2, s3, s4, t0, t1, t2 float64
 	for i, z := range zs {
 		if !(s[i] > 0) {
-			return 0, false
+			return 0, 0, false
 		}
 		u, l := z-mz, math.Log(s[i])
 		s0++
@@ -264,7 +273,7 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 			}
 		}
 		if math.Abs(m[p][c]) < 1e-12 {
-			return 0, false
+			return 0, 0, false
 		}
 		m[c], m[p] = m[p], m[c]
 		for r := 0; r < 3; r++ {
@@ -278,9 +287,39 @@ func gaussPeak(zs, s []float64) (float64, bool) {
 	}
 	b, c := m[1][3]/m[1][1], m[2][3]/m[2][2]
 	if !(c < 0) {
-		return 0, false
+		return 0, 0, false
 	}
-	return mz - b/(2*c), true
+	return mz - b/(2*c), -1 / (2 * c), true
+}
+
+// noteWidth keeps the width² of the sharpness curve near a focus found at
+// zf (the Gaussian through the frames at most h from it, h the fine
+// step: within the depth of field, where the tracker works) for the
+// on-the-fly focus tracker: the last few, across slides.
+func (s *Scanner) noteWidth(zs, sh []float64, zf, h float64) {
+	var nz, ns []float64
+	for i, z := range zs {
+		if math.Abs(z-zf) <= 1.1*h {
+			nz, ns = append(nz, z), append(ns, sh[i])
+		}
+	}
+	_, w2, ok := gaussFit(nz, ns)
+	if !ok || !(w2 > 0) || math.IsInf(w2, 0) {
+		return
+	}
+	s.widths = append(s.widths, w2)
+	if n := len(s.widths); n > 32 {
+		s.widths = append(s.widths[:0], s.widths[n-32:]...)
+	}
+}
+
+// sharpWidth2 is the median width² of the recent fine focus fits, or
+// fallback when there are none.
+func (s *Scanner) sharpWidth2(fallback float64) float64 {
+	if len(s.widths) == 0 {
+		return fallback
+	}
+	return median(s.widths)
 }
 
 // Focus-point layout: a square grid reaching focusSpread spot radii from
@@ -376,14 +415,23 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			// to the sweep below when it holds no peak).
 			zc, half = s.prior.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
 		}
-		err := s.moveTo(ctx, r, p.X, p.Y)
+		// Z goes to where the first frame wants it (below the bracket or
+		// the sweep, against backlash) while the stage moves.
+		zPre := zc - 2*s.o.FocusStep
+		if half >= s.o.FocusRange {
+			zPre = zc - half - s.o.FocusStep
+		}
+		zmin, zmax := s.m.Focus.Range()
+		zPre = math.Max(um(zmin), math.Min(um(zmax), zPre))
+		err := s.moveXYZ(ctx, r, p.X, p.Y, zPre)
 		if err != nil {
 			return nil, fmt.Errorf("focus point %d: %w", i, err)
 		}
 		var z float64
-		if half < s.o.FocusRange {
+		switch {
+		case half < s.o.FocusRange:
 			z, err = s.focusNear(ctx, r, zc, math.NaN(), false, &buf)
-		} else {
+		default:
 			z, err = s.autofocus(ctx, r, zc, half, &buf)
 		}
 		if errors.Is(err, ErrNoFocusPeak) && half < s.o.FocusRange {

@@ -3,7 +3,10 @@
 // overlap along a serpentine path, builds a focus map from sparse contrast
 // autofocus points, captures each tile at the mapped focus and hands it to
 // the analysis (package classify) on worker goroutines while the stage moves
-// on, and sums the tiles into a Report.
+// on, and sums the tiles into a Report. Both capture loops (stop-and-go in
+// tiles.go, on the fly in onthefly.go) feed one analysis pool
+// (analysis.go): a bounded queue of recycled frame buffers and the workers
+// that count each cell once and paste the overview.
 //
 // Tiles are imaged stop-and-go (move, settle, expose per tile) or, with
 // Options.Fly, on the fly (onthefly.go): the stage crosses each row at one
@@ -11,7 +14,11 @@
 // each frame's position comes from the time of its light on the planned
 // motion, checked against the Tic's position reads and against the
 // overlap with the previous frame (register.go); frames that did not come,
-// came dark or landed off their tile are taken again, stopped.
+// came dark or landed off their tile are taken again, stopped. With
+// FlyOptions.FocusDither (off in the shipped profiles), Z is dithered
+// between neighbouring frames and the sharpness of the strip they share
+// estimates the focus map's error there (focustrack.go); the next row is
+// taken at the map plus those estimates.
 //
 // scan programs against the hal interfaces only; it never sees a concrete
 // driver, so the same code scans on the robot and in simulation. Time is read

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sync"
 	"time"
 
 	"periph.io/x/conn/v3/physic"
@@ -30,6 +29,12 @@ type FlyOptions struct {
 	// StrobePulse, above zero, flashes Machine.Light (a hal.Strobe) this
 	// long once per frame while the steady light is off.
 	StrobePulse time.Duration
+	// FocusDither, above zero, tracks the focus along each row
+	// (focustrack.go): consecutive frames are taken this many µm above
+	// and below the predicted focus, and the sharpness of the strip two
+	// frames share corrects the prediction. A tenth of the depth of field
+	// is plenty. Zero: Z follows the focus map alone.
+	FocusDither float64
 }
 
 // FlyStats are the on-the-fly figures of a slide (Report.Fly).
@@ -50,6 +55,12 @@ type FlyStats struct {
 	// between the registration and the positions from the motion plan.
 	Registered int     `json:"registered"`
 	RegMaxPx   float64 `json:"reg_max_px"`
+	// Tracked is how many frame pairs corrected the focus on the fly,
+	// TrackSkipped how many showed too little tissue; DitherUM the
+	// dither of Z between frames.
+	Tracked      int     `json:"focus_tracked"`
+	TrackSkipped int     `json:"focus_track_skipped"`
+	DitherUM     float64 `json:"focus_dither_um"`
 }
 
 // regShiftPx is the registration search range, and regFaultPx the
@@ -66,15 +77,6 @@ const darkLevel = 25
 
 // maxDarkRun is how many dark frames in a row make a light fault.
 const maxDarkRun = 3
-
-// flyJob is one frame for the analysis workers: it was imaged centred at
-// (x, y) and owns the core of the tile planned at (cx, cy).
-type flyJob struct {
-	i      int
-	x, y   float64
-	cx, cy float64
-	img    *image.RGBA
-}
 
 // flyRow is one row of the plan: tile indices in the order they are
 // crossed, and the direction of travel along X (+1 or -1).
@@ -171,90 +173,19 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		offTol = 0.05 * plan.StepX
 	}
 
-	// Analysis workers, as in stop-and-go: a bounded queue of recycled
-	// buffers, so memory stays flat.
-	nbuf := s.o.Workers + 2
-	free := make(chan *image.RGBA, nbuf)
-	for range nbuf {
-		free <- nil // allocated on first capture
-	}
-	jobs := make(chan flyJob, s.o.Workers)
-	ov := newOverview(plan, px)
-	r.overview = ov
-	var wg sync.WaitGroup
-	var mu sync.Mutex
-	fw, fh := s.fieldUM()
-	for range s.o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := classify.NewAnalyzer(s.o.Detect, s.o.Model)
-			for jb := range jobs {
-				cells := a.Analyze(jb.img)
-				kept := cells[:0]
-				for _, c := range cells {
-					cx := jb.x + (c.X-float64(jb.img.Rect.Dx())/2)*s.o.Detect.PixelUM
-					cy := jb.y + (c.Y-float64(jb.img.Rect.Dy())/2)*s.o.Detect.PixelUM
-					if math.Abs(cx-jb.cx) > plan.StepX/2 || math.Abs(cy-jb.cy) > plan.StepY/2 {
-						continue // in a neighbour's core
-					}
-					c.StageX, c.StageY, c.Tile = cx, cy, jb.i
-					kept = append(kept, c)
-				}
-				summary.Add(kept)
-				ov.paste(jb.img, jb.x-fw/2, jb.y-fh/2)
-				mu.Lock()
-				r.TilesAnalysed++
-				r.cellsSoFar += len(kept)
-				mu.Unlock()
-				free <- jb.img
-			}
-		}()
-	}
-	var waitAnalysis time.Duration
-	drained := false
-	drain := func() {
-		if drained {
-			return
-		}
-		drained = true
-		close(jobs)
-		t0 := time.Now()
-		wg.Wait()
-		waitAnalysis += time.Since(t0)
-	}
-	defer func() {
-		drain()
-		r.Timing.AnalysisWait = waitAnalysis
-	}()
+	// The analysis pool, as in stop-and-go (one plane per tile).
+	pool := s.newAnalysisPool(r, plan, 1, summary, j)
+	defer pool.drain()
 	getBuf := func() (*image.RGBA, error) {
-		tw := time.Now()
-		defer func() { waitAnalysis += time.Since(tw) }()
-		select {
-		case b := <-free:
-			return b, nil
-		case <-ctx.Done():
-			return nil, ctx.Err()
+		b, err := pool.get(ctx)
+		if err != nil {
+			return nil, err
 		}
+		return b[0], nil
 	}
-	done := 0
+	put := func(img *image.RGBA) { pool.put([]*image.RGBA{img}) }
 	submit := func(i int, x, y float64, img *image.RGBA) error {
-		t := plan.Tiles[i]
-		r.TilesCaptured++
-		done++
-		select {
-		case jobs <- flyJob{i: i, x: x, y: y, cx: t.X, cy: t.Y, img: img}:
-		case <-ctx.Done():
-			return ctx.Err()
-		}
-		if j != nil {
-			mu.Lock()
-			an, cells := r.TilesAnalysed, r.cellsSoFar
-			mu.Unlock()
-			j.progress(r, done, an, cells)
-		}
-		s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Done: done, Total: len(plan.Tiles)})
-		return nil
+		return pool.submit(ctx, i, x, y, []*image.RGBA{img})
 	}
 
 	var errSS float64
@@ -286,6 +217,22 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	var prevStrip, curStrip strip
 	havePrev := false
 	prevX := 0.0
+	var trk *focusTracker
+	if fo.FocusDither > 0 && ovPx >= 2*regShiftPx+32 {
+		trk = newFocusTracker(fo.FocusDither, s.sharpWidth2(16*fo.FocusDither*fo.FocusDither))
+		st.DitherUM = fo.FocusDither
+	}
+	// zAt is the focus for the row's next frame at x: the map, corrected
+	// and dithered by the tracker.
+	zAt := func(x, y float64) float64 {
+		z := fm.Z(x, y)
+		if trk != nil {
+			c, d := trk.next(x)
+			z += c + d
+		}
+		return z
+	}
+	var prevZ, prevS float64 // the previous frame's focus and its shared strip's sharpness
 	lightFault := func(i int) error {
 		return hal.NewFault("light", hal.FaultLight, fmt.Errorf("tile %d: %d frames in a row without light: the strobe never fired", i, darkRun))
 	}
@@ -305,7 +252,10 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		y := first.Y
 		x0 := first.X - row.dir*runIn
 		xEnd := last.X + row.dir*(ramp+v*0.005)
-		z0 := fm.Z(first.X, y)
+		if trk != nil {
+			trk.startRow()
+		}
+		z0 := zAt(first.X, y)
 		// Move to the row's start (stopped), with the steady light on.
 		if ri > 0 {
 			travel += max(s.o.Motion.X.MoveTime(x0-prevEnd.X)+s.o.Motion.X.Settle, s.o.Motion.Y.MoveTime(y-prevEnd.Y)+s.o.Motion.Y.Settle)
@@ -321,7 +271,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				return err
 			}
 			b, err = s.capture(ctx, r, b)
-			free <- b
+			put(b)
 			if err != nil {
 				return fmt.Errorf("row %d: frame timing: %w", ri, err)
 			}
@@ -376,8 +326,8 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				havePrev = false
 				continue
 			}
-			zt := fm.Z(t.X, y)
 			if k > 0 {
+				zt := zAt(t.X, y)
 				if dev.z != nil {
 					if err := dev.z.Start(dist(zt)); err != nil {
 						return fmt.Errorf("tile %d: focus: %w", i, err)
@@ -429,7 +379,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			img, err := s.capture(ctx, r, buf)
 			st.Frames++
 			if err != nil {
-				free <- img
+				put(img)
 				if errors.Is(err, hal.ErrTimeout) && hal.FaultOf(err) == nil {
 					// The frame never came: the stage has gone on; this
 					// tile and the rest of the row are taken stopped. (A
@@ -449,14 +399,14 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				tLight = info.Timestamp.Add(fo.Exposure / 2)
 			} else if slack := 5 * time.Millisecond; tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack)) {
 				// Not the frame of the pulse.
-				free <- img
+				put(img)
 				st.Dropped++
 				retake = append(retake, i)
 				havePrev = false
 				continue
 			}
 			if meanGreen(img) < darkLevel {
-				free <- img
+				put(img)
 				st.Dark++
 				darkRun++
 				retake = append(retake, i)
@@ -473,7 +423,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			}
 			if off := math.Abs(x - t.X); off > offTol {
 				s.log.Warn("frame landed off its tile; re-taken", "slide", r.SlideID, "tile", i, "off_um", off)
-				free <- img
+				put(img)
 				st.OffPlace++
 				retake = append(retake, i)
 				havePrev = false
@@ -490,6 +440,12 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 					x0a, x0b = 0, w-ovPx
 				}
 				cutStrip(&curStrip, img, x0b, ovPx)
+				if havePrev && trk != nil {
+					// Both frames' heights above the map where they
+					// overlap.
+					mb := fm.Z((prevX+x)/2, y)
+					trk.observe(prevX, prevZ-mb, prevS, x, um(zNow)-mb, stripSharpness(&curStrip, trackMargin))
+				}
 				if havePrev {
 					e := (x - prevX) / px // expected shift, px
 					ei := math.Round(e)
@@ -501,7 +457,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 						dev := d + ei - e
 						st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
 						if math.Abs(dev) > regFaultPx {
-							free <- img
+							put(img)
 							_ = s.Halt()
 							r.TilesMissing++
 							return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
@@ -511,6 +467,9 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				}
 				cutStrip(&prevStrip, img, x0a, ovPx)
 				havePrev, prevX = true, x
+				if trk != nil {
+					prevZ, prevS = um(zNow), stripSharpness(&prevStrip, trackMargin)
+				}
 			}
 			focusErr(x, y, um(zNow))
 			if err := submit(i, x, y, img); err != nil {
@@ -553,12 +512,12 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		}
 		bufs := []*image.RGBA{buf}
 		if err := s.captureStack(ctx, r, bufs, z); err != nil {
-			free <- bufs[0]
+			put(bufs[0])
 			r.TilesMissing++
 			return fmt.Errorf("tile %d: re-take: %w", i, err)
 		}
 		if meanGreen(bufs[0]) < darkLevel {
-			free <- bufs[0]
+			put(bufs[0])
 			r.TilesMissing++
 			return fmt.Errorf("tile %d: re-take: %w", i, hal.NewFault("light", hal.FaultLight, errors.New("a frame under steady light is dark")))
 		}
@@ -567,6 +526,9 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			return err
 		}
 	}
+	if trk != nil {
+		st.Tracked, st.TrackSkipped = trk.used, trk.skipped
+	}
 	r.Timing.TilePhase = s.m.Clock.Now().Sub(phase0)
 	if errN > 0 {
 		r.Focus.ErrorRMS = math.Sqrt(errSS / float64(errN))
@@ -574,7 +536,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	// The physical bound of the tile phase: the camera's frames or the
 	// stage's travel, whichever is longer.
 	r.lowerBound = max(time.Duration(len(plan.Tiles))*iv, travel)
-	drain()
+	pool.drain()
 	return nil
 }
 

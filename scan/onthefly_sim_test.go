@@ -27,6 +27,12 @@ func newFlyRig(t *testing.T, more func(*config.Config), diagnoses ...slide.Diagn
 	for i, d := range diagnoses {
 		specs[i] = slide.Spec{ID: scan.SlideID("F", i), Diagnosis: d}
 	}
+	return newFlyRigSpecs(t, more, specs...)
+}
+
+// newFlyRigSpecs is newFlyRig with the slides' specs.
+func newFlyRigSpecs(t *testing.T, more func(*config.Config), specs ...slide.Spec) *simRig {
+	t.Helper()
 	rig := newRigSpecs(t, func(cfg *config.Config) {
 		flyTweak(cfg)
 		if more != nil {
@@ -88,6 +94,42 @@ func TestOnTheFlySlide(t *testing.T) {
 	}
 	if r.Measures.ScanEfficiency > 1.25 {
 		t.Errorf("tile phase %.2fs is %.2fx its bound", r.Measures.TilePhaseSeconds, r.Measures.ScanEfficiency)
+	}
+}
+
+// TestOnTheFlyFocusTracking scans a slide on the fly with the focus
+// tracked from the frames (FocusDither): the slide is complete, the strips
+// neighbouring frames share give estimates, and the focus stays within
+// half the depth of field.
+func TestOnTheFlyFocusTracking(t *testing.T) {
+	skipWholeSlideInShort(t)
+	ctx := context.Background()
+	rig := newFlyRig(t, nil, slide.Negative)
+	na := rig.cfg.Machine.Camera.Objective.NA
+	dof := 0.55 / (na * na)
+	o := rig.options
+	o.Fly.FocusDither = dof / 10
+	sc, err := scan.New(rig.machine, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := sc.Home(ctx); err != nil {
+		t.Fatal(err)
+	}
+	r, err := sc.ScanSlot(ctx, "F", 0)
+	if err != nil {
+		t.Fatalf("scan: %v", err)
+	}
+	if !r.Complete() || r.TilesMissing != 0 {
+		t.Fatalf("incomplete: %d/%d tiles, error %q", r.TilesAnalysed, r.TilesPlanned, r.Error)
+	}
+	f := r.Fly
+	t.Logf("tracked %d pairs, %d skipped, dither %.2f µm; focus error %.2f µm RMS", f.Tracked, f.TrackSkipped, f.DitherUM, r.Focus.ErrorRMS)
+	if f.Tracked == 0 || f.DitherUM != dof/10 {
+		t.Errorf("tracked %d pairs with a dither of %.2f µm", f.Tracked, f.DitherUM)
+	}
+	if r.Focus.ErrorRMS > dof/2 {
+		t.Errorf("focus error %.2f µm RMS > DOF/2 = %.2f", r.Focus.ErrorRMS, dof/2)
 	}
 }
 
@@ -201,9 +243,12 @@ func TestOnTheFlySameCells(t *testing.T) {
 		}
 		return r
 	}
-	spec := slide.Spec{ID: scan.SlideID("F", 0), Diagnosis: slide.HighGrade}
-	stop := scanOne(newRigSpecs(t, nil, spec))
-	fly := scanOne(newFlyRig(t, nil, slide.HighGrade))
+	// A 3 mm spot (~1,000 cells): on the 2 mm test spot 1 % is four cells.
+	const spotUM = 3000
+	spot := func(cfg *config.Config) { cfg.Scan.SpotDiameter = config.Distance(spotUM * 1000) }
+	spec := slide.Spec{ID: scan.SlideID("F", 0), Diagnosis: slide.HighGrade, SpotDiameterUM: spotUM}
+	stop := scanOne(newRigSpecs(t, spot, spec))
+	fly := scanOne(newFlyRigSpecs(t, spot, spec))
 	t.Logf("stop-and-go: %d cells (%d high grade), %s, %.1fs; on the fly: %d cells (%d high grade), %s, %.1fs",
 		stop.Result.Cells, stop.Result.HighGradeCells, stop.Verdict, stop.Timing.Machine.Seconds(),
 		fly.Result.Cells, fly.Result.HighGradeCells, fly.Verdict, fly.Timing.Machine.Seconds())

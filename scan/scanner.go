@@ -103,6 +103,8 @@ type Scanner struct {
 	log *slog.Logger
 	// prior is the last slide's focus map (Options.FocusPrior).
 	prior *FocusMap
+	// widths are the widths² of recent fine focus fits (noteWidth).
+	widths []float64
 }
 
 // New checks the options and returns a Scanner.

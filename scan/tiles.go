@@ -6,8 +6,6 @@ import (
 	"fmt"
 	"image"
 	"math"
-	"sync"
-	"time"
 
 	"papscan/classify"
 	"papscan/hal"
@@ -16,9 +14,8 @@ import (
 // sharpWindow is how many recent tiles the running sharpness median spans.
 const sharpWindow = 15
 
-// captureTiles images every planned tile and feeds the analysis workers
-// through a bounded queue; frame buffers are recycled so memory stays
-// flat. The stage and focus move to the next tile while the workers
+// captureTiles images every planned tile and feeds the analysis pool
+// (analysis.go, shared with the on-the-fly loop). The stage and focus move to the next tile while the workers
 // analyse the previous ones. A tile whose sharpness drops well below the
 // running median although it shows as much tissue as usual is refocused
 // (bounded by RefocusMax) and captured again. A focus found off the map is
@@ -31,76 +28,9 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	if s.o.Fly.Enabled {
 		return s.captureOnTheFly(ctx, r, plan, fm, summary, j)
 	}
-	type job struct {
-		i      int
-		x, y   float64
-		planes []*image.RGBA
-	}
 	planes := s.o.ZPlanes
-	nbuf := s.o.Workers + 2
-	free := make(chan []*image.RGBA, nbuf)
-	for range nbuf {
-		free <- make([]*image.RGBA, planes) // allocated on first capture
-	}
-	jobs := make(chan job, s.o.Workers)
-	ov := newOverview(plan, um(s.m.Camera.PixelSize()))
-	r.overview = ov
-
-	var wg sync.WaitGroup
-	var mu sync.Mutex // guards r.TilesAnalysed, r.CellsSoFar
-	fw, fh := s.fieldUM()
-	for range s.o.Workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			a := classify.NewAnalyzer(s.o.Detect, s.o.Model)
-			for jb := range jobs {
-				img := jb.planes[0]
-				if len(jb.planes) > 1 {
-					img = MergePlanes(jb.planes)
-				}
-				cells := a.Analyze(img)
-				kept := cells[:0]
-				for _, c := range cells {
-					// Count each cell once: keep only nuclei in the tile's
-					// core, the part not shared with a neighbouring tile.
-					cx := jb.x + (c.X-float64(img.Rect.Dx())/2)*s.o.Detect.PixelUM
-					cy := jb.y + (c.Y-float64(img.Rect.Dy())/2)*s.o.Detect.PixelUM
-					if math.Abs(cx-jb.x) > plan.StepX/2 || math.Abs(cy-jb.y) > plan.StepY/2 {
-						continue
-					}
-					c.StageX, c.StageY, c.Tile = cx, cy, jb.i
-					kept = append(kept, c)
-				}
-				summary.Add(kept)
-				ov.paste(img, jb.x-fw/2, jb.y-fh/2)
-				mu.Lock()
-				r.TilesAnalysed++
-				r.cellsSoFar += len(kept)
-				mu.Unlock()
-				free <- jb.planes
-			}
-		}()
-	}
-	// waitAnalysis is the real (wall) time the capture loop stood still
-	// because every buffer was still being analysed: the virtual clock of
-	// a simulation cannot see CPU time, so it is measured here.
-	var waitAnalysis time.Duration
-	drained := false
-	drain := func() {
-		if drained {
-			return
-		}
-		drained = true
-		close(jobs)
-		t0 := time.Now()
-		wg.Wait()
-		waitAnalysis += time.Since(t0)
-	}
-	defer func() {
-		drain()
-		r.Timing.AnalysisWait = waitAnalysis
-	}()
+	pool := s.newAnalysisPool(r, plan, planes, summary, j)
+	defer pool.drain()
 
 	// Focus heights planned per tile (for the lower bound) and actually used.
 	zs := make([]float64, len(plan.Tiles))
@@ -128,16 +58,12 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 		if err := s.moveXYZ(ctx, r, t.X, t.Y, lowest); err != nil {
 			return fmt.Errorf("tile %d: %w", i, err)
 		}
-		var bufs []*image.RGBA
-		tw := time.Now()
-		select {
-		case bufs = <-free:
-		case <-ctx.Done():
-			return ctx.Err()
+		bufs, err := pool.get(ctx)
+		if err != nil {
+			return err
 		}
-		waitAnalysis += time.Since(tw)
 		if err := s.captureStack(ctx, r, bufs, lowest); err != nil {
-			free <- bufs
+			pool.put(bufs)
 			r.TilesMissing++
 			return fmt.Errorf("tile %d: capture: %w", i, err)
 		}
@@ -155,7 +81,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 				case errors.Is(err, ErrNoFocusPeak):
 					s.log.Warn("refocus found no peak; keeping the map", "slide", r.SlideID, "tile", i)
 				case err != nil:
-					free <- bufs
+					pool.put(bufs)
 					r.TilesMissing++
 					return fmt.Errorf("tile %d: refocus: %w", i, err)
 				case outcome == refocusConfirmed:
@@ -183,7 +109,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 						err = s.captureStack(ctx, r, bufs, lowest)
 					}
 					if err != nil {
-						free <- bufs
+						pool.put(bufs)
 						r.TilesMissing++
 						return fmt.Errorf("tile %d: refocus: %w", i, err)
 					}
@@ -201,19 +127,9 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 				errN++
 			}
 		}
-		r.TilesCaptured++
-		select {
-		case jobs <- job{i, t.X, t.Y, bufs}:
-		case <-ctx.Done():
-			return ctx.Err()
+		if err := pool.submit(ctx, i, t.X, t.Y, bufs); err != nil {
+			return err
 		}
-		if j != nil {
-			mu.Lock()
-			done, cells := r.TilesAnalysed, r.cellsSoFar
-			mu.Unlock()
-			j.progress(r, i+1, done, cells)
-		}
-		s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Done: i + 1, Total: len(plan.Tiles)})
 	}
 	r.Timing.TilePhase = s.m.Clock.Now().Sub(phase0)
 	if errN > 0 {
@@ -222,7 +138,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 	if s.o.Motion.known() {
 		r.lowerBound = s.o.Motion.LowerBound(Point{um(fromX), um(fromY)}, um(fromZ), plan.Tiles, zs, planes, s.o.ZPlaneStep)
 	}
-	drain()
+	pool.drain()
 	return nil
 }
 

@@ -32,4 +32,7 @@ func scanExtras(cfg *config.Config, o *scan.Options) {
 	o.FocusPrior = s.FocusPrior
 	o.Fly = scan.FlyOptions{Enabled: s.Mode == config.ModeOnTheFly, FrameRate: cam.FrameRate,
 		Exposure: cam.Exposure.D(), StrobePulse: cfg.Machine.Light.StrobePulse.D()}
+	// Focus tracking on the fly (FlyOptions.FocusDither) stays off: on a
+	// 13 mm CRIC slide of sim-fly it raised the focus error RMS from 1.38
+	// to 1.55 µm (a dither of DOF/10), see README "Scanning on the fly".
 }

@@ -40,8 +40,10 @@
 // # Rendering
 //
 // A Renderer draws the field of view at a stage position with defocus blur
-// (three separable box blurs approximating a Gaussian whose width grows with
-// |defocus| beyond half the depth of field) and additive sensor noise. It
+// (a Gaussian whose sigma grows linearly with |defocus| from zero at focus,
+// by the geometric cone of the objective's NA: a 3-tap kernel per axis for
+// sub-pixel sigmas, three separable box blurs beyond) and additive sensor
+// noise. It
 // keeps its scratch buffers, so rendering into a reused image allocates
 // nothing per frame. A Slide is immutable once built and safe for concurrent
 // rendering by several Renderers.

@@ -11,7 +11,6 @@ const (
 	DefaultPixelUM    = 0.5 // µm per pixel on the specimen (a 20x objective)
 	DefaultDOFUM      = 1.5 // depth of field, µm (NA about 0.4)
 	DefaultNoiseSigma = 2.0 // sensor noise, DN (8-bit)
-	DefaultBlurPerUM  = 0.25
 )
 
 // Glass is the colour of bright field through clean glass (and through
@@ -25,12 +24,16 @@ const (
 // RenderOptions configure a Renderer. Zero fields take the defaults.
 type RenderOptions struct {
 	PixelUM float64 // specimen µm per pixel
-	DOFUM   float64 // depth of field, µm: no blur while |defocus| < DOFUM/2
+	// DOFUM is the depth of field λ/NA² (λ = 0.55 µm), µm; it gives the
+	// objective's NA, which sets BlurPerUM when that is not set.
+	DOFUM float64
 	// NoiseSigma is the standard deviation of the additive sensor noise in
 	// 8-bit digital numbers; negative means no noise.
 	NoiseSigma float64
 	// BlurPerUM is the Gaussian blur sigma (µm on the specimen) per µm of
-	// defocus beyond half the depth of field.
+	// defocus. Zero: the geometric cone of the objective's NA (from
+	// DOFUM), tan(asin NA)/2, the sigma of a disc of radius
+	// defocus·tan(asin NA) (0.22 at NA 0.4).
 	BlurPerUM float64
 }
 
@@ -45,22 +48,22 @@ func (o RenderOptions) withDefaults() RenderOptions {
 		o.NoiseSigma = DefaultNoiseSigma
 	}
 	if o.BlurPerUM <= 0 {
-		o.BlurPerUM = DefaultBlurPerUM
+		na := math.Min(math.Sqrt(0.55/o.DOFUM), 0.95)
+		o.BlurPerUM = na / math.Sqrt(1-na*na) / 2
 	}
 	return o
 }
 
-// BlurSigmaUM is the Gaussian blur sigma (µm on the specimen) at the given
-// defocus: 0 within half the depth of field, then
-// BlurPerUM*sqrt(defocus² - (DOF/2)²).
+// BlurSigmaUM is the Gaussian blur sigma (µm on the specimen) that defocus
+// adds to the focused image: BlurPerUM·|defocus|, continuous through focus
+// (the focused frame is the diffraction-limited image; a Gaussian of
+// sigma σ0 convolved with one of BlurPerUM·|d| is the PSF
+// sqrt(σ0² + (BlurPerUM·d)²) of the usual Gaussian defocus model). So
+// a focus error well inside the depth of field still softens the frame a
+// little, as it does on a microscope, and tracking can see it.
 func (o RenderOptions) BlurSigmaUM(defocusUM float64) float64 {
 	o = o.withDefaults()
-	h := o.DOFUM / 2
-	d := math.Abs(defocusUM)
-	if d < h {
-		return 0
-	}
-	return o.BlurPerUM * math.Sqrt(d*d-h*h)
+	return o.BlurPerUM * math.Abs(defocusUM)
 }
 
 // Renderer renders fields of view of slides. It keeps scratch buffers
@@ -71,7 +74,8 @@ type Renderer struct {
 	noise [1024]int8
 	tmp   []uint8
 	sums  []uint32
-	colT  []int32 // CRIC: a piece's column per image column
+	colT  []int32  // CRIC: a piece's column per image column
+	aRow  []uint32 // per-column 3-tap weights of a varying blur
 	pts   [maxCytoVerts + nucVerts]fpt
 }
 
@@ -103,6 +107,11 @@ func (s *Slide) Render(dst *image.RGBA, cx, cy, pixelUM, defocusUM float64, rng 
 
 // Render is Slide.Render with the renderer's options and scratch buffers;
 // once dst and the frame size stay the same it allocates nothing.
+//
+// defocusUM is the defocus at the frame's centre; across the frame it
+// follows the slide's focal surface (a tilted or wavy specimen is sharper
+// on one side than the other), as long as the blur stays sub-pixel
+// (the 3-tap regime); beyond, the whole frame takes the centre's blur.
 func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, rng *rand.Rand) {
 	b := dst.Bounds()
 	w, h := b.Dx(), b.Dy()
@@ -131,9 +140,7 @@ func (r *Renderer) Render(s *Slide, dst *image.RGBA, cx, cy, defocusUM float64, 
 			drawLabel(s, &v)
 		}
 	}
-	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= 0.35 {
-		r.blur(&v, sigma)
-	}
+	r.defocusBlur(s, &v, cx, cy, defocusUM)
 	if rng != nil && r.opts.NoiseSigma > 0 {
 		r.addNoise(&v, rng.Uint32())
 	}
@@ -362,16 +369,133 @@ func drawLabel(s *Slide, v *view) {
 	}
 }
 
-// blur applies three box blurs per axis approximating a Gaussian of the
-// given sigma (pixels), clamping at the frame edges.
-func (r *Renderer) blur(v *view, sigma float64) {
-	radii := boxRadii(sigma)
+// defocusBlur blurs the rendered view for defocusUM at its centre (cx,
+// cy): per pixel with the local defocus, the slide's focal surface taken
+// as its tangent plane at the centre, while every pixel's blur is
+// sub-pixel; uniformly with the centre's blur otherwise.
+func (r *Renderer) defocusBlur(s *Slide, v *view, cx, cy, defocusUM float64) {
+	var gx, gy float64 // µm of focus per µm of stage
+	if s != nil {
+		const d = 50.0
+		gx = (s.FocusZ(cx+d, cy) - s.FocusZ(cx-d, cy)) / (2 * d)
+		gy = (s.FocusZ(cx, cy+d) - s.FocusZ(cx, cy-d)) / (2 * d)
+	}
+	k := r.opts.BlurPerUM / v.p // blur sigma, px per µm of defocus
+	hw, hh := float64(v.w)/2*v.p, float64(v.h)/2*v.p
+	// The largest |defocus| in the frame is at a corner.
+	worst := math.Abs(defocusUM) + math.Abs(gx)*hw + math.Abs(gy)*hh
+	if k*worst < smallBlurPx && (gx != 0 || gy != 0) {
+		if k*worst >= minBlurPx {
+			r.blurVarying(v, defocusUM, gx*v.p, gy*v.p, k)
+		}
+		return
+	}
+	if sigma := r.opts.BlurSigmaUM(defocusUM) / v.p; sigma >= minBlurPx {
+		r.blur(v, sigma)
+	}
+}
+
+// blurVarying applies the 3-tap Gaussian [a, 1-2a, a] per axis with a
+// = σ²/2 of each pixel's own sigma k·|d0 - dx·(i - w/2) - dy·(j - h/2)|
+// (the focus rises by dx, dy µm per pixel, so the defocus falls).
+func (r *Renderer) blurVarying(v *view, d0, dx, dy, k float64) {
 	n := v.w * v.h * 4
 	if cap(r.tmp) < n {
 		r.tmp = make([]uint8, n)
 	}
 	tmp := r.tmp[:n]
 	ts := v.w * 4
+	if cap(r.aRow) < 2*v.w {
+		r.aRow = make([]uint32, 2*v.w)
+	}
+	a := r.aRow[:v.w]
+	setRow := func(j int) {
+		dj := d0 - dy*(float64(j)+0.5-float64(v.h)/2)
+		for i := range a {
+			d := dj - dx*(float64(i)+0.5-float64(v.w)/2)
+			sg := k * d
+			a[i] = uint32(sg*sg/2*65536 + 0.5)
+		}
+	}
+	// Rows, then columns, each pixel with its own weight.
+	for j := range v.h {
+		setRow(j)
+		row := v.pix[j*v.stride:][:ts]
+		out := tmp[j*ts:][:ts]
+		for i := range v.w {
+			if i > 0 && i < v.w-1 {
+				continue // the interior, below
+			}
+			l, rr := max(i-1, 0)*4, min(i+1, v.w-1)*4
+			o := i * 4
+			ai := a[i]
+			c := 65536 - 2*ai
+			for k := range 3 {
+				out[o+k] = uint8((ai*(uint32(row[l+k])+uint32(row[rr+k])) + c*uint32(row[o+k]) + 1<<15) >> 16)
+			}
+			out[o+3] = 255
+		}
+		if v.w < 3 {
+			continue
+		}
+		lf, m, rt := row[:ts-8], row[4:ts-4], row[8:]
+		o := out[4 : ts-4]
+		ai := a[1 : v.w-1]
+		for q, aq := range ai {
+			k := q * 4
+			if k+3 >= len(o) || k+3 >= len(lf) || k+3 >= len(m) || k+3 >= len(rt) {
+				break
+			}
+			c := 65536 - 2*aq
+			o[k] = uint8((aq*(uint32(lf[k])+uint32(rt[k])) + c*uint32(m[k]) + 1<<15) >> 16)
+			o[k+1] = uint8((aq*(uint32(lf[k+1])+uint32(rt[k+1])) + c*uint32(m[k+1]) + 1<<15) >> 16)
+			o[k+2] = uint8((aq*(uint32(lf[k+2])+uint32(rt[k+2])) + c*uint32(m[k+2]) + 1<<15) >> 16)
+			o[k+3] = 255
+		}
+	}
+	for j := range v.h {
+		setRow(j)
+		up := tmp[max(j-1, 0)*ts:][:ts]
+		mid := tmp[j*ts:][:ts]
+		dn := tmp[min(j+1, v.h-1)*ts:][:ts]
+		out := v.pix[j*v.stride:][:ts]
+		for i := range v.w {
+			ai := a[i]
+			c := 65536 - 2*ai
+			o := i * 4
+			out[o] = uint8((ai*(uint32(up[o])+uint32(dn[o])) + c*uint32(mid[o]) + 1<<15) >> 16)
+			out[o+1] = uint8((ai*(uint32(up[o+1])+uint32(dn[o+1])) + c*uint32(mid[o+1]) + 1<<15) >> 16)
+			out[o+2] = uint8((ai*(uint32(up[o+2])+uint32(dn[o+2])) + c*uint32(mid[o+2]) + 1<<15) >> 16)
+		}
+	}
+}
+
+// minBlurPx is the smallest blur sigma (pixels) rendered: its 3-tap
+// kernel's side weight σ²/2 is 1/800, under a tenth of a grey level on
+// the sharpest edge. smallBlurPx is the sigma up to which the blur is one
+// 3-tap Gaussian per axis (three boxes cannot make a sigma under ~0.8 px).
+const (
+	minBlurPx   = 0.05
+	smallBlurPx = 0.8
+)
+
+// blur applies a Gaussian of the given sigma (pixels), clamping at the
+// frame edges: a 3-tap kernel [a, 1-2a, a] with a = σ²/2 (variance σ²)
+// per axis for small sigmas, three box blurs per axis beyond.
+func (r *Renderer) blur(v *view, sigma float64) {
+	n := v.w * v.h * 4
+	if cap(r.tmp) < n {
+		r.tmp = make([]uint8, n)
+	}
+	tmp := r.tmp[:n]
+	ts := v.w * 4
+	if sigma < smallBlurPx {
+		a := uint32(math.Round(sigma * sigma / 2 * 65536))
+		tap3H(v.pix, v.stride, tmp, ts, v.w, v.h, a)
+		tap3V(tmp, ts, v.pix, v.stride, v.w, v.h, a)
+		return
+	}
+	radii := boxRadii(sigma)
 	boxH(v.pix, v.stride, tmp, ts, v.w, v.h, radii[0])
 	boxH(tmp, ts, v.pix, v.stride, v.w, v.h, radii[1])
 	boxH(v.pix, v.stride, tmp, ts, v.w, v.h, radii[2])
@@ -403,6 +527,51 @@ func boxRadii(sigma float64) [3]int {
 		}
 	}
 	return r
+}
+
+// tap3H filters rows with [a, 65536-2a, a]/65536, clamping at the edges.
+func tap3H(src []uint8, ss int, dst []uint8, ds int, w, h int, a uint32) {
+	c := 65536 - 2*a
+	n := w * 4
+	for j := range h {
+		row := src[j*ss:][:n]
+		out := dst[j*ds:][:n]
+		if w < 2 {
+			copy(out, row)
+			continue
+		}
+		// Edge pixels: the missing neighbour is the pixel itself.
+		for _, e := range [2][2]int{{0, 4}, {n - 4, n - 8}} {
+			i, o := e[0], e[1]
+			for k := range 3 {
+				out[i+k] = uint8((a*(uint32(row[i+k])+uint32(row[o+k])) + c*uint32(row[i+k]) + 1<<15) >> 16)
+			}
+			out[i+3] = 255
+		}
+		l, m, r := row[:n-8], row[4:n-4], row[8:]
+		o := out[4 : n-4]
+		for k := 0; k+3 < len(o) && k+3 < len(l) && k+3 < len(m) && k+3 < len(r); k += 4 {
+			o[k] = uint8((a*(uint32(l[k])+uint32(r[k])) + c*uint32(m[k]) + 1<<15) >> 16)
+			o[k+1] = uint8((a*(uint32(l[k+1])+uint32(r[k+1])) + c*uint32(m[k+1]) + 1<<15) >> 16)
+			o[k+2] = uint8((a*(uint32(l[k+2])+uint32(r[k+2])) + c*uint32(m[k+2]) + 1<<15) >> 16)
+			o[k+3] = 255
+		}
+	}
+}
+
+// tap3V filters columns with [a, 65536-2a, a]/65536, clamping at the edges.
+func tap3V(src []uint8, ss int, dst []uint8, ds int, w, h int, a uint32) {
+	c := 65536 - 2*a
+	n := w * 4
+	for j := range h {
+		up := src[max(j-1, 0)*ss:][:n]
+		mid := src[j*ss:][:n]
+		dn := src[min(j+1, h-1)*ss:][:n]
+		out := dst[j*ds:][:n]
+		for i := range out {
+			out[i] = uint8((a*(uint32(up[i])+uint32(dn[i])) + c*uint32(mid[i]) + 1<<15) >> 16)
+		}
+	}
 }
 
 func boxH(src []uint8, ss int, dst []uint8, ds int, w, h, r int) {

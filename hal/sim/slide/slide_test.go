@@ -204,17 +204,14 @@ func TestDefocusReducesSharpness(t *testing.T) {
 	s := Synthetic(Spec{ID: "D", Seed: 5, CellsPerMM2: 300})
 	cx, cy, _ := s.Spot()
 	img := image.NewRGBA(image.Rect(0, 0, 320, 240))
-	// Without noise, sharpness falls strictly with |defocus| beyond DOF/2,
-	// whichever side of focus.
+	// Without noise, sharpness falls strictly with |defocus| from focus
+	// on, whichever side of focus, also well inside the depth of field
+	// (1.5 µm by default).
 	r := NewRenderer(RenderOptions{NoiseSigma: -1})
 	r.Render(s, img, cx, cy, 0, nil)
 	prev := laplacianVariance(img)
-	r.Render(s, img, cx, cy, 0.7, nil) // within the depth of field
-	if v := laplacianVariance(img); v != prev {
-		t.Errorf("defocus 0.7 µm changed sharpness %.1f -> %.1f", prev, v)
-	}
 	focused := prev
-	for _, d := range []float64{1.5, 3, 6, 12} {
+	for _, d := range []float64{0.2, 0.4, 0.7, 1.5, 3, 6} {
 		var v float64
 		for _, sign := range []float64{1, -1} {
 			r.Render(s, img, cx, cy, sign*d, nil)
@@ -227,7 +224,7 @@ func TestDefocusReducesSharpness(t *testing.T) {
 	}
 	// Beyond that the frame is nearly uniform and the measure sits at the
 	// 8-bit quantisation floor, far below focus.
-	for _, d := range []float64{20, 40} {
+	for _, d := range []float64{12, 20, 40} {
 		r.Render(s, img, cx, cy, d, nil)
 		if v := laplacianVariance(img); v > focused/100 {
 			t.Errorf("defocus %.0f µm: sharpness %.2f (focused %.1f)", d, v, focused)
@@ -241,8 +238,17 @@ func TestDefocusReducesSharpness(t *testing.T) {
 	if blurred := laplacianVariance(img); blurred > focused/2 {
 		t.Errorf("with noise: focused %.1f, 4 µm defocus %.1f", focused, blurred)
 	}
-	if sigma := r.Options().BlurSigmaUM(0.5); sigma != 0 {
-		t.Errorf("blur within the depth of field: %v", sigma)
+	// The blur is continuous through focus: zero there, linear in |defocus|
+	// with the geometric cone of the NA (0.22 µm per µm at NA 0.4).
+	if sigma := r.Options().BlurSigmaUM(0); sigma != 0 {
+		t.Errorf("blur at focus: %v", sigma)
+	}
+	na04 := RenderOptions{DOFUM: 0.55 / (0.4 * 0.4)}
+	if a, b := na04.BlurSigmaUM(0.1), na04.BlurSigmaUM(-0.2); !(a > 0 && math.Abs(b-2*a) < 1e-12) {
+		t.Errorf("blur at 0.1 and -0.2 µm: %v, %v: not linear", a, b)
+	}
+	if k := na04.BlurSigmaUM(1); math.Abs(k-0.218) > 0.002 {
+		t.Errorf("blur per µm at NA 0.4: %.3f, want 0.218", k)
 	}
 }
 
@@ -447,7 +453,7 @@ func BenchmarkRender(b *testing.B) {
 	for _, bc := range []struct {
 		name    string
 		defocus float64
-	}{{"focused", 0}, {"defocus5um", 5}, {"defocus30um", 30}} {
+	}{{"focused", 0}, {"defocus0.5um", 0.5}, {"defocus5um", 5}, {"defocus30um", 30}} {
 		b.Run(bc.name, func(b *testing.B) {
 			r := NewRenderer(RenderOptions{})
 			img := image.NewRGBA(image.Rect(0, 0, 1280, 960))
@@ -521,5 +527,36 @@ func TestClassOrderMatchesVirtualslide(t *testing.T) {
 		if got := virtualslide.Class(c).String(); got != c.String() {
 			t.Errorf("class %d: slide %s, virtualslide %s", c, c, got)
 		}
+	}
+}
+
+// TestDefocusFollowsFocalSurface: across a frame the blur follows the
+// local defocus, so where the specimen is in focus it is sharper than
+// where it is not (a tilt of the focal surface).
+func TestDefocusFollowsFocalSurface(t *testing.T) {
+	const w, h = 256, 64
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	rng := rand.New(rand.NewPCG(3, 4))
+	for i := range img.Pix {
+		img.Pix[i] = uint8(rng.IntN(256))
+	}
+	r := NewRenderer(RenderOptions{PixelUM: 0.5, DOFUM: 3.44})
+	v := view{pix: img.Pix, stride: img.Stride, w: w, h: h, p: 0.5}
+	// Defocus 1.6 µm at the left edge, 0 at the right one.
+	r.blurVarying(&v, 0.8, 1.6/w, 0, r.opts.BlurPerUM/v.p)
+	bren := func(x0, x1 int) float64 {
+		var sum float64
+		for y := range h {
+			row := img.Pix[y*img.Stride:]
+			for x := x0; x < x1-2; x++ {
+				d := float64(row[(x+2)*4+1]) - float64(row[x*4+1])
+				sum += d * d
+			}
+		}
+		return sum / float64((x1-x0-2)*h)
+	}
+	left, mid, right := bren(0, 32), bren(112, 144), bren(w-32, w)
+	if !(left < mid && mid < right) {
+		t.Errorf("Brenner sharpness left %.0f, middle %.0f, right %.0f: should rise towards the focused right edge", left, mid, right)
 	}
 }
