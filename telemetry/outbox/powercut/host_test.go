@@ -6,18 +6,32 @@ import (
 	"bufio"
 	"bytes"
 	"context"
+	crand "crypto/rand"
+	"crypto/sha256"
+	"encoding/json"
 	"fmt"
+	"image"
+	"image/draw"
+	"image/png"
+	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"papscan/fleet"
+	"papscan/fleet/store"
+	"papscan/telemetry"
+	fleetcmd "papscan/telemetry/command"
+	tfleet "papscan/telemetry/fleet"
 )
 
 // env reads a setting of the host driver (scripts/vm/powercut.sh sets them).
@@ -50,7 +64,12 @@ func envInt(t *testing.T, name string, def int) int {
 // kill (qemu on the image file: what qemu passed to the host stays,
 // flushed or not), drop and half (the image behind Disk over NBD, a
 // volatile write cache: at the cut every unflushed sector is lost, or
-// each is kept with probability 1/2). It fails, never skips: the script runs it only with a
+// each is kept with probability 1/2). Then (unless POWERCUT_DELIVER=0)
+// one boot with qemu's user networking delivers the outbox to the fleet
+// side running on the host (embedded broker, reference receiver signing
+// its acks, SQLite) until it is empty, and checkFleet checks the store:
+// every committed, unacked result once, with the body and crops Commit
+// delivered. It fails, never skips: the script runs it only with a
 // kernel and qemu at hand.
 func TestPowerCut(t *testing.T) {
 	kernel := env(t, "POWERCUT_KERNEL", "")
@@ -78,11 +97,15 @@ func TestPowerCut(t *testing.T) {
 	} else if err == nil {
 		f.Close()
 	}
-	qemu := func(ctx context.Context, args, drive string) *exec.Cmd {
-		return exec.CommandContext(ctx, "qemu-system-x86_64", "-accel", "tcg", "-m", "256", "-smp", "1",
-			"-nographic", "-no-reboot", "-net", "none", "-kernel", kernel, "-initrd", initrd,
-			"-drive", drive+",if=virtio,format=raw",
-			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 -- "+args)
+	qemu := func(ctx context.Context, args, drive string, network ...string) *exec.Cmd {
+		if len(network) == 0 {
+			network = []string{"-net", "none"}
+		}
+		a := append([]string{"-accel", "tcg", "-m", "256", "-smp", "1",
+			"-nographic", "-no-reboot", "-kernel", kernel, "-initrd", initrd,
+			"-drive", drive + ",if=virtio,format=raw",
+			"-append", "console=ttyS0 panic=-1 quiet loglevel=3 -- " + args}, network...)
+		return exec.CommandContext(ctx, "qemu-system-x86_64", a...)
 	}
 	fileDrive := "file=" + img + ",cache=" + cache
 	modes := strings.Split(env(t, "POWERCUT_DISK", "kill,drop,half"), ",")
@@ -219,18 +242,205 @@ func TestPowerCut(t *testing.T) {
 		t.Errorf("e2fsck -fn after the verifying boot: %v\n%s", ferr, fsck)
 	}
 	f, err := Tally(consoles, verify)
+	var sent string
+	boots := cuts + 1
+	if err == nil && env(t, "POWERCUT_DELIVER", "1") != "0" {
+		boots++
+		// Phase 3: one more boot, with networking, delivers what the
+		// outbox holds to the fleet on the host; then the fleet's store
+		// must hold every committed, unacked result once, as sent.
+		sent, f.Delivered, err = deliver(t, work, func(ctx context.Context, args string, network ...string) *exec.Cmd {
+			return qemu(ctx, args+fmt.Sprintf(" -boot=%d", cuts+1), fileDrive, network...)
+		}, f.Unacked)
+	}
 	summary := fmt.Sprintf("power cut: %v; cuts by mode %v; volatile-cache disk: %d writes (%d FUA), %d flushes, unflushed sectors at cuts kept %d lost %d; e2fsck clean: %v; %v for %d boots (seed %d, cache=%s)",
-		f, byMode, disk.Writes, disk.FUAWrites, disk.Flushes, disk.Kept, disk.Lost, ferr == nil, time.Since(start).Round(time.Second), cuts+1, seed, cache)
+		f, byMode, disk.Writes, disk.FUAWrites, disk.Flushes, disk.Kept, disk.Lost, ferr == nil, time.Since(start).Round(time.Second), boots, seed, cache)
 	t.Log(summary)
 	if werr := os.WriteFile(filepath.Join(work, "figures.txt"), []byte(summary+"\n"), 0o644); werr != nil {
 		t.Error(werr)
 	}
 	if err != nil {
-		t.Fatalf("%v\nverifying console (also in %s):\n%s", err, work, tail(verify, 60))
+		t.Fatalf("%v\nverifying console (also in %s):\n%s\ndelivering console:\n%s", err, work, tail(verify, 60), tail(sent, 60))
 	}
-	if f.Committed == 0 || f.Found != f.Committed {
+	if f.Committed == 0 || f.Found != f.Committed || (f.Delivered >= 0 && f.Delivered != len(f.Unacked)) {
 		t.Fatalf("figures %v", f)
 	}
+}
+
+// deliver starts the fleet side on the host (fleet.StartLocal: the
+// embedded broker, the reference receiver signing its acks, SQLite),
+// boots the guest with qemu's user networking in -mode=deliver until the
+// outbox is empty, and checks the store (checkFleet). It returns the
+// console and how many of want reached the fleet intact.
+func deliver(t *testing.T, work string, qemu func(ctx context.Context, args string, network ...string) *exec.Cmd, want []string) (string, int, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Minute)
+	defer cancel()
+	dir := filepath.Join(work, "fleet")
+	if err := os.RemoveAll(dir); err != nil {
+		t.Fatal(err)
+	}
+	key, err := fleetcmd.GenerateKey(crand.Reader, "powercut-fleet")
+	if err != nil {
+		t.Fatal(err)
+	}
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	l, err := fleet.StartLocal(ctx, fleet.LocalOptions{Dir: dir, BrokerAddr: "127.0.0.1:0", HTTPAddr: "127.0.0.1:0", Logger: log,
+		SignAck:    func(a *telemetry.Ack) { fleetcmd.SignAck(key, a) },
+		SignReplay: func(r *telemetry.Replay) { fleetcmd.SignReplay(key, r) }})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	_, port, err := net.SplitHostPort(l.Broker().Addr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	trusted := key.Public()
+	if os.Getenv("POWERCUT_FORGE_ACKS") == "1" {
+		// Negative control: the guest trusts another key, so it must
+		// refuse every ack of this fleet and the run must FAIL.
+		other, err := fleetcmd.GenerateKey(crand.Reader, "powercut-fleet")
+		if err != nil {
+			t.Fatal(err)
+		}
+		trusted = other.Public()
+	}
+	waitS := envInt(t, "POWERCUT_DELIVER_WAIT", 600)
+	start := time.Now()
+	// The guest is 10.0.2.15; 10.0.2.2 is the host's loopback, where the
+	// broker listens.
+	cmd := qemu(ctx, fmt.Sprintf("-mode=deliver -broker=tcp://10.0.2.2:%s -ackkey=%s -wait=%ds", port, trusted, waitS),
+		"-netdev", "user,id=n0", "-device", "virtio-net-pci,netdev=n0,romfile=")
+	out, _, wait := run(t, cmd)
+	<-wait
+	c := out()
+	if err := os.WriteFile(filepath.Join(work, "deliver.txt"), []byte(c), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(c, LineDelivered+" depth=0") {
+		return c, 0, fmt.Errorf("the delivering boot did not empty the outbox")
+	}
+	line, _, _ := strings.Cut(c[strings.Index(c, LineDelivered):], "\n")
+	t.Logf("delivering boot: %v wall, %s", time.Since(start).Round(time.Second), line)
+	n, err := checkFleet(ctx, l.Store, want)
+	return c, n, err
+}
+
+// checkFleet checks that the fleet's store holds every result of want
+// exactly once with the content Commit delivered (Expected) and its
+// crops pixel for pixel, and nothing corrupt or quarantined. It returns
+// how many of want are there intact.
+func checkFleet(ctx context.Context, st *store.Store, want []string) (int, error) {
+	const robot = "powercut"
+	var problems []string
+	copies := map[string]int{}
+	if err := st.List(ctx, robot, func(r tfleet.Record) error {
+		if r.Kind == "result" {
+			copies[r.ID]++
+		}
+		return nil
+	}); err != nil {
+		return 0, err
+	}
+	n := 0
+	for _, id := range want {
+		if err := checkResult(ctx, st, robot, id, false); err != nil {
+			problems = append(problems, err.Error())
+			continue
+		}
+		if copies[id] != 1 {
+			problems = append(problems, fmt.Sprintf("result %s stored %d times", id, copies[id]))
+			continue
+		}
+		n++
+	}
+	// Results whose Deliver was cut before COMMITTED may reach the fleet
+	// too: they must be intact as well.
+	for id := range copies {
+		if !slices.Contains(want, id) {
+			if err := checkResult(ctx, st, robot, id, true); err != nil {
+				problems = append(problems, "extra "+err.Error())
+			}
+		}
+	}
+	if q, err := st.Quarantine(ctx, 10); err != nil || len(q) > 0 {
+		problems = append(problems, fmt.Sprintf("fleet quarantined %d messages (%v)", len(q), err))
+	}
+	if len(problems) > 0 {
+		slices.Sort(problems)
+		return n, fmt.Errorf("fleet store: %s", strings.Join(problems[:min(10, len(problems))], "; "))
+	}
+	return n, nil
+}
+
+// checkResult checks one stored result against Expected; partial allows
+// fewer images (a result whose Deliver was cut between its image commits).
+func checkResult(ctx context.Context, st *store.Store, robot, id string, partial bool) error {
+	body, crops, err := Expected(id)
+	if err != nil {
+		return err
+	}
+	r, err := st.Result(ctx, robot, id)
+	if err != nil {
+		return err
+	}
+	var env telemetry.Envelope
+	if err := json.Unmarshal(r.Envelope, &env); err != nil {
+		return fmt.Errorf("result %s: envelope: %w", id, err)
+	}
+	var got, exp bytes.Buffer
+	if err := json.Compact(&got, env.Body); err != nil {
+		return fmt.Errorf("result %s: body: %w", id, err)
+	}
+	if err := json.Compact(&exp, body); err != nil {
+		return err
+	}
+	if sha256.Sum256(got.Bytes()) != sha256.Sum256(exp.Bytes()) {
+		return fmt.Errorf("result %s: stored body differs from the one committed:\n%s\n%s", id, got.Bytes(), exp.Bytes())
+	}
+	ims, err := st.Images(ctx, robot, id)
+	if err != nil {
+		return err
+	}
+	if len(ims) != len(crops) && !partial {
+		return fmt.Errorf("result %s: %d images stored, %d committed", id, len(ims), len(crops))
+	}
+	for k, im := range ims {
+		b, err := st.ImagePNG(ctx, robot, im.ImageID)
+		if err != nil {
+			return err
+		}
+		got, err := pixels(b)
+		if err != nil {
+			return fmt.Errorf("image %s: %w", im.ImageID, err)
+		}
+		// The crop as PNG reads back (its colours are not valid
+		// premultiplied RGBA: the encoder and decoder normalise them).
+		var enc bytes.Buffer
+		if err := png.Encode(&enc, crops[k]); err != nil {
+			return err
+		}
+		exp, err := pixels(enc.Bytes())
+		if err != nil {
+			return err
+		}
+		if im.Index != k || got.Rect.Size() != exp.Rect.Size() || !bytes.Equal(got.Pix, exp.Pix) {
+			return fmt.Errorf("image %s (index %d): pixels differ from the crop committed", im.ImageID, im.Index)
+		}
+	}
+	return nil
+}
+
+// pixels decodes a PNG to RGBA.
+func pixels(b []byte) (*image.RGBA, error) {
+	img, err := png.Decode(bytes.NewReader(b))
+	if err != nil {
+		return nil, err
+	}
+	rgba := image.NewRGBA(image.Rect(0, 0, img.Bounds().Dx(), img.Bounds().Dy()))
+	draw.Draw(rgba, rgba.Rect, img, img.Bounds().Min, draw.Src)
+	return rgba, nil
 }
 
 // run starts cmd with its console captured; first is closed at the first
