@@ -7,19 +7,13 @@ import (
 	"bytes"
 	"context"
 	crand "crypto/rand"
-	"crypto/sha256"
-	"encoding/json"
 	"fmt"
-	"image"
-	"image/draw"
-	"image/png"
 	"log/slog"
 	"math/rand/v2"
 	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -28,10 +22,8 @@ import (
 	"time"
 
 	"papscan/fleet"
-	"papscan/fleet/store"
 	"papscan/telemetry"
 	fleetcmd "papscan/telemetry/command"
-	tfleet "papscan/telemetry/fleet"
 )
 
 // env reads a setting of the host driver (scripts/vm/powercut.sh sets them).
@@ -325,122 +317,6 @@ func deliver(t *testing.T, work string, qemu func(ctx context.Context, args stri
 	t.Logf("delivering boot: %v wall, %s", time.Since(start).Round(time.Second), line)
 	n, err := checkFleet(ctx, l.Store, want)
 	return c, n, err
-}
-
-// checkFleet checks that the fleet's store holds every result of want
-// exactly once with the content Commit delivered (Expected) and its
-// crops pixel for pixel, and nothing corrupt or quarantined. It returns
-// how many of want are there intact.
-func checkFleet(ctx context.Context, st *store.Store, want []string) (int, error) {
-	const robot = "powercut"
-	var problems []string
-	copies := map[string]int{}
-	if err := st.List(ctx, robot, func(r tfleet.Record) error {
-		if r.Kind == "result" {
-			copies[r.ID]++
-		}
-		return nil
-	}); err != nil {
-		return 0, err
-	}
-	n := 0
-	for _, id := range want {
-		if err := checkResult(ctx, st, robot, id, false); err != nil {
-			problems = append(problems, err.Error())
-			continue
-		}
-		if copies[id] != 1 {
-			problems = append(problems, fmt.Sprintf("result %s stored %d times", id, copies[id]))
-			continue
-		}
-		n++
-	}
-	// Results whose Deliver was cut before COMMITTED may reach the fleet
-	// too: they must be intact as well.
-	for id := range copies {
-		if !slices.Contains(want, id) {
-			if err := checkResult(ctx, st, robot, id, true); err != nil {
-				problems = append(problems, "extra "+err.Error())
-			}
-		}
-	}
-	if q, err := st.Quarantine(ctx, 10); err != nil || len(q) > 0 {
-		problems = append(problems, fmt.Sprintf("fleet quarantined %d messages (%v)", len(q), err))
-	}
-	if len(problems) > 0 {
-		slices.Sort(problems)
-		return n, fmt.Errorf("fleet store: %s", strings.Join(problems[:min(10, len(problems))], "; "))
-	}
-	return n, nil
-}
-
-// checkResult checks one stored result against Expected; partial allows
-// fewer images (a result whose Deliver was cut between its image commits).
-func checkResult(ctx context.Context, st *store.Store, robot, id string, partial bool) error {
-	body, crops, err := Expected(id)
-	if err != nil {
-		return err
-	}
-	r, err := st.Result(ctx, robot, id)
-	if err != nil {
-		return err
-	}
-	var env telemetry.Envelope
-	if err := json.Unmarshal(r.Envelope, &env); err != nil {
-		return fmt.Errorf("result %s: envelope: %w", id, err)
-	}
-	var got, exp bytes.Buffer
-	if err := json.Compact(&got, env.Body); err != nil {
-		return fmt.Errorf("result %s: body: %w", id, err)
-	}
-	if err := json.Compact(&exp, body); err != nil {
-		return err
-	}
-	if sha256.Sum256(got.Bytes()) != sha256.Sum256(exp.Bytes()) {
-		return fmt.Errorf("result %s: stored body differs from the one committed:\n%s\n%s", id, got.Bytes(), exp.Bytes())
-	}
-	ims, err := st.Images(ctx, robot, id)
-	if err != nil {
-		return err
-	}
-	if len(ims) != len(crops) && !partial {
-		return fmt.Errorf("result %s: %d images stored, %d committed", id, len(ims), len(crops))
-	}
-	for k, im := range ims {
-		b, err := st.ImagePNG(ctx, robot, im.ImageID)
-		if err != nil {
-			return err
-		}
-		got, err := pixels(b)
-		if err != nil {
-			return fmt.Errorf("image %s: %w", im.ImageID, err)
-		}
-		// The crop as PNG reads back (its colours are not valid
-		// premultiplied RGBA: the encoder and decoder normalise them).
-		var enc bytes.Buffer
-		if err := png.Encode(&enc, crops[k]); err != nil {
-			return err
-		}
-		exp, err := pixels(enc.Bytes())
-		if err != nil {
-			return err
-		}
-		if im.Index != k || got.Rect.Size() != exp.Rect.Size() || !bytes.Equal(got.Pix, exp.Pix) {
-			return fmt.Errorf("image %s (index %d): pixels differ from the crop committed", im.ImageID, im.Index)
-		}
-	}
-	return nil
-}
-
-// pixels decodes a PNG to RGBA.
-func pixels(b []byte) (*image.RGBA, error) {
-	img, err := png.Decode(bytes.NewReader(b))
-	if err != nil {
-		return nil, err
-	}
-	rgba := image.NewRGBA(image.Rect(0, 0, img.Bounds().Dx(), img.Bounds().Dy()))
-	draw.Draw(rgba, rgba.Rect, img, img.Bounds().Min, draw.Src)
-	return rgba, nil
 }
 
 // run starts cmd with its console captured; first is closed at the first
