@@ -310,6 +310,9 @@ func deliver(t *testing.T, work string, qemu func(ctx context.Context, args stri
 	if err := os.WriteFile(filepath.Join(work, "deliver.txt"), []byte(c), 0o644); err != nil {
 		t.Fatal(err)
 	}
+	if !strings.Contains(c, "damage=none check=ok") {
+		return c, 0, fmt.Errorf("the delivering boot's open found the outbox damaged or failing Check")
+	}
 	if !strings.Contains(c, LineDelivered+" depth=0") {
 		return c, 0, fmt.Errorf("the delivering boot did not empty the outbox")
 	}
