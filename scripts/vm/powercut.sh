@@ -26,6 +26,8 @@
 # TestPowerCut), POWERCUT_MOUNT_OPTS (guest ext4 options of the commit
 # boots; barrier=0 is the negative control and must FAIL),
 # POWERCUT_KERNEL (a vmlinuz path), POWERCUT_TIMEOUT (s, default 1800),
+# POWERCUT_FSCK (0: a mount the cut left refused fails the run instead of
+# being repaired with e2fsck -p, as the robot's boot should),
 # POWERCUT_DELIVER (0: no delivering boot), POWERCUT_DELIVER_WAIT (s the
 # guest waits for the fleet's acks, default 600), POWERCUT_FORGE_ACKS=1
 # (the guest trusts another key than the fleet's: the negative control of
