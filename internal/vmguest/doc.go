@@ -3,7 +3,8 @@
 // proc, sysfs, devtmpfs and a tmpfs on /tmp and points stdin, stdout and
 // stderr at the serial console; LoadModules loads the kernel modules the
 // VM script packed (in its order file); WaitFor waits for a device node;
-// PowerOff syncs and powers the VM off.
+// IfUp gives a network interface an IPv4 address and brings it up (qemu's
+// user networking); PowerOff syncs and powers the VM off.
 //
 // Users: hal/v4l2/vmtest (scripts/vm/vivid.sh, the camera driver against
 // the kernel's vivid module) and telemetry/outbox/powercut

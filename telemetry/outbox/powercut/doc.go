@@ -21,8 +21,14 @@
 // Verify, which lists what the outbox holds and which result files read
 // back. Tally checks the consoles: every result reported committed is held
 // (or was acked), has a sound result.json and its images, every open found
-// the outbox sound and Check passing, nothing is corrupt.
+// the outbox sound and Check passing, nothing is corrupt. A last boot, with
+// qemu's user networking (virtio-net, vmguest.IfUp), runs Send: the
+// agent's sender delivers what the outbox holds to the fleet side on the
+// host (fleet.StartLocal: embedded broker, reference receiver whose acks
+// the guest verifies with its key) until the outbox is empty; the host
+// then checks the fleet's store against Expected (the body and crops
+// Commit delivered under each result ID).
 //
-// Commit, Verify and Tally run on any host too (the package's ordinary
+// Commit, Verify, Send and Tally run on any host too (the package's ordinary
 // tests run them on a temporary directory without a VM).
 package powercut

@@ -7,6 +7,7 @@ import (
 	"flag"
 	"fmt"
 	"log/slog"
+	"net/netip"
 	"os"
 	"strings"
 	"testing"
@@ -19,11 +20,14 @@ import (
 
 // The guest's flags come from the kernel command line (after "--").
 var (
-	mode    = flag.String("mode", "commit", "commit (until killed) or verify")
+	mode    = flag.String("mode", "commit", "commit (until killed), verify or deliver")
 	boot    = flag.Int("boot", 0, "boot number (result IDs carry it)")
 	maxN    = flag.Int("max", 100000, "results to commit at most")
 	console = flag.String("console", "/dev/ttyS0", "serial console of the VM")
 	mountOp = flag.String("mount", "", "ext4 mount options (the negative control: barrier=0)")
+	broker  = flag.String("broker", "", "deliver: the fleet's MQTT broker (qemu user networking: the host is 10.0.2.2)")
+	ackKey  = flag.String("ackkey", "", "deliver: the fleet receiver's public key (agent.mqtt.ack_keys)")
+	sendFor = flag.Duration("wait", 10*time.Minute, "deliver: how long to wait for the fleet's acks")
 )
 
 const (
@@ -70,7 +74,7 @@ func run() error {
 	}
 	fmt.Printf("powercut: %s mounted in %v (%s boot %d)\n", disk, time.Since(start).Round(time.Millisecond), *mode, *boot)
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	o := Options{StateDir: state, Boot: *boot, Max: *maxN, Out: os.Stdout, Log: log}
+	o := Options{StateDir: state, Boot: *boot, Max: *maxN, Out: os.Stdout, Log: log, Broker: *broker, AckKey: *ackKey}
 	ctx := context.Background()
 	switch *mode {
 	case "commit":
@@ -79,6 +83,20 @@ func run() error {
 		}
 	case "verify":
 		if err := Verify(ctx, o); err != nil {
+			return err
+		}
+	case "deliver":
+		// qemu's user networking: the guest is 10.0.2.15/24, the host's
+		// loopback 10.0.2.2 (on-link, no route needed).
+		if err := vmguest.WaitFor("/sys/class/net/eth0", 60*time.Second); err != nil {
+			return err
+		}
+		if err := vmguest.IfUp("eth0", netip.MustParsePrefix("10.0.2.15/24")); err != nil {
+			return err
+		}
+		sctx, cancel := context.WithTimeout(ctx, *sendFor)
+		defer cancel()
+		if err := Send(sctx, o); err != nil {
 			return err
 		}
 	default:

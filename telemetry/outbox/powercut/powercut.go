@@ -16,6 +16,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"time"
 
 	"papscan/classify"
 	"papscan/delivery"
@@ -23,6 +24,7 @@ import (
 	"papscan/scan"
 	"papscan/telemetry"
 	"papscan/telemetry/outbox"
+	"papscan/telemetry/result"
 )
 
 // Console line prefixes the guest prints and Tally reads.
@@ -34,6 +36,7 @@ const (
 	LineFile      = "FILE"      // FILE <result_id> <images>: a sound result.json and its images (Verify)
 	LineCorrupt   = "CORRUPT"   // CORRUPT <what>: a file that does not read back (Verify)
 	LineDone      = "POWERCUT-DONE"
+	LineDelivered = "DELIVERED" // DELIVERED depth=<n> in=<duration>: the fleet acked everything (Send)
 )
 
 // Options of a guest run.
@@ -49,6 +52,12 @@ type Options struct {
 	Out io.Writer
 	// Log receives the delivery's log.
 	Log *slog.Logger
+	// Broker is the MQTT broker URL Send delivers to; empty: one that is
+	// never reachable (Commit, Verify).
+	Broker string
+	// AckKey is the fleet receiver's public key ("<id>:<base64>",
+	// agent.mqtt.ack_keys) that signs its acks.
+	AckKey string
 }
 
 // open opens the agent's delivery link on the state directory the way
@@ -58,10 +67,13 @@ func open(ctx context.Context, o Options) (*delivery.Link, error) {
 	cfg := config.Default()
 	cfg.Agent.StateDir = o.StateDir
 	cfg.Agent.RobotID = "powercut"
+	if o.AckKey != "" {
+		cfg.Agent.MQTT.AckKeys = []string{o.AckKey}
+	}
 	if err := os.MkdirAll(o.StateDir, 0o750); err != nil {
 		return nil, err
 	}
-	lk, err := delivery.OpenWith(ctx, cfg, []string{"tcp://127.0.0.1:9"}, o.Log,
+	lk, err := delivery.OpenWith(ctx, cfg, []string{cmpOr(o.Broker, "tcp://127.0.0.1:9")}, o.Log,
 		func(t *telemetry.Options) { t.Background = true },
 		func(ob *outbox.Options) { ob.MinFreeBytes = 4 << 20 })
 	if err != nil {
@@ -136,6 +148,53 @@ func Commit(ctx context.Context, o Options) error {
 		}
 	}
 	return nil
+}
+
+// Send opens the outbox as Commit does, with o.Broker reachable, and
+// waits until the outbox is empty (the fleet acked every entry, with acks
+// signed by o.AckKey's receiver) or ctx ends, then prints LineDelivered.
+func Send(ctx context.Context, o Options) error {
+	lk, err := open(ctx, o)
+	if err != nil {
+		return err
+	}
+	defer lk.Close(ctx)
+	d := &delivery.Delivery{StateDir: o.StateDir, Link: lk, Log: o.Log}
+	start := time.Now()
+	for {
+		// Flush fails at once while the broker is not connected (the
+		// link connects in the background): try again until ctx ends.
+		err := d.Flush(ctx)
+		if err == nil {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("outbox not emptied: %w", err)
+		case <-time.After(100 * time.Millisecond):
+		}
+	}
+	fmt.Fprintf(o.Out, "%s depth=%d in=%v\n", LineDelivered, d.Depth(), time.Since(start).Round(time.Millisecond))
+	return nil
+}
+
+// Expected returns what Commit delivered under result ID id: the result
+// message's body (as the fleet stores it, compacted) and the gallery
+// crops, in order. The reports are a function of the ID, so the host
+// can check the fleet's copy without trusting the guest's files.
+func Expected(id string) (body []byte, crops []*image.RGBA, err error) {
+	var boot, i int
+	if _, err := fmt.Sscanf(id, "pc%04d-%06d", &boot, &i); err != nil || ResultID(boot, i) != id {
+		return nil, nil, fmt.Errorf("result ID %q: not one of Commit's", id)
+	}
+	r := report(boot, i)
+	if body, err = json.Marshal(result.FromReport(r)); err != nil {
+		return nil, nil, err
+	}
+	for _, c := range r.Result.Top {
+		crops = append(crops, c.Crop)
+	}
+	return body, crops, nil
 }
 
 // Verify opens the outbox as Commit does, then lists every outbox entry
@@ -256,11 +315,22 @@ type Figures struct {
 	CheckFail int // opens whose Check failed
 	Corrupt   int // CORRUPT lines at the verifying boot
 	Missing   []string
+	// Unacked are the committed results found that no ACKED line took
+	// out of the outbox: what the delivering boot must bring to the
+	// fleet (acked ones stood for a fleet that already had them).
+	Unacked []string
+	// Delivered counts the Unacked results the host found in the fleet's
+	// store with the expected content and images (-1: no delivering boot).
+	Delivered int
 }
 
 func (f Figures) String() string {
-	return fmt.Sprintf("cuts %d, opens %d, results reported committed %d (acked %d), found %d, images found %d, damaged opens %d, Check failures %d, corrupt files %d, missing %d",
+	s := fmt.Sprintf("cuts %d, opens %d, results reported committed %d (acked %d), found %d, images found %d, damaged opens %d, Check failures %d, corrupt files %d, missing %d",
 		f.Cuts, f.Opens, f.Committed, f.Acked, f.Found, f.Images, f.Damaged, f.CheckFail, f.Corrupt, len(f.Missing))
+	if f.Delivered >= 0 {
+		s += fmt.Sprintf(", delivered to the fleet %d of %d unacked", f.Delivered, len(f.Unacked))
+	}
+	return s
 }
 
 // Tally reads the consoles of the killed boots (cuts) and of the
@@ -269,7 +339,7 @@ func (f Figures) String() string {
 // image of an unacked one is held, every open found the outbox sound and
 // Check passing, and nothing is corrupt. The error lists what failed.
 func Tally(cuts []string, verify string) (Figures, error) {
-	var f Figures
+	f := Figures{Delivered: -1}
 	f.Cuts = len(cuts)
 	committed := map[string]int{} // result ID -> images
 	acked := map[string]bool{}
@@ -366,6 +436,7 @@ func Tally(cuts []string, verify string) (Figures, error) {
 		if acked[id] {
 			continue
 		}
+		f.Unacked = append(f.Unacked, id)
 		for k := range n {
 			if img := fmt.Sprintf("%s.img%02d", id, k); held[img] {
 				f.Images++
