@@ -354,25 +354,19 @@ func fitWide(ctx context.Context, samples []Sample, o CascadeOptions) (*classify
 	}
 	rng := rand.New(rand.NewSource(o.Seed))
 	net := newWideNet()
-	for l := range classify.CascadeLayers + 1 {
-		fan := float64(classify.CascadeLayerIn(l) * 9)
+	heInit(rng, net.w[:], func(l int) int {
 		if l == classify.CascadeLayers {
-			fan = float64(classify.CascadeWidths[classify.CascadeLayers-1])
+			return classify.CascadeWidths[classify.CascadeLayers-1]
 		}
-		sd := math.Sqrt(2 / fan)
-		for i := range net.w[l] {
-			net.w[l][i] = float32(rng.NormFloat64() * sd)
-		}
-	}
+		return classify.CascadeLayerIn(l) * 9
+	})
 	m1, m2 := newWideNet(), newWideNet()
 	sc := newWideScratch()
 	order := make([]int, len(samples))
 	for i := range order {
 		order[i] = i
 	}
-	steps := o.Epochs * ((len(samples) + o.Batch - 1) / o.Batch)
-	step := 0
-	const b1, b2, eps = 0.9, 0.999, 1e-8
+	opt := adamW{lr: o.LR, decay: o.Decay, steps: o.Epochs * ((len(samples) + o.Batch - 1) / o.Batch)}
 	for range o.Epochs {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -391,27 +385,7 @@ func fitWide(ctx context.Context, samples []Sample, o CascadeOptions) (*classify
 				p := net.forward(sc)
 				net.backward(sc, p, int(samples[i].Class), wts[i])
 			}
-			step++
-			lr := o.LR * 0.5 * (1 + math.Cos(math.Pi*float64(step)/float64(steps)))
-			bc1 := 1 - math.Pow(b1, float64(step))
-			bc2 := 1 - math.Pow(b2, float64(step))
-			inv := 1 / float32(end-start)
-			for l := range classify.CascadeLayers + 1 {
-				upd := func(p, g, mm, vv []float32, decay bool) {
-					for i := range p {
-						gi := g[i] * inv
-						mm[i] = b1*mm[i] + (1-b1)*gi
-						vv[i] = b2*vv[i] + (1-b2)*gi*gi
-						d := float64(mm[i]) / bc1 / (math.Sqrt(float64(vv[i])/bc2) + eps)
-						if decay {
-							d += o.Decay * float64(p[i])
-						}
-						p[i] -= float32(lr * d)
-					}
-				}
-				upd(net.w[l], sc.grad.w[l], m1.w[l], m2.w[l], true)
-				upd(net.b[l], sc.grad.b[l], m1.b[l], m2.b[l], false)
-			}
+			opt.update(net.w[:], net.b[:], sc.grad.w[:], sc.grad.b[:], m1.w[:], m1.b[:], m2.w[:], m2.b[:], end-start)
 		}
 	}
 	p := &classify.CascadeNet{InMean: mean, InStd: std}
