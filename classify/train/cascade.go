@@ -605,28 +605,7 @@ func fitCascadeTemperature(samples []Sample, logit [][classify.NumClasses]float3
 	if len(idx) == 0 {
 		return 1
 	}
-	nll := func(lt float64) float64 {
-		var s float64
-		for _, i := range idx {
-			p := classify.CascadeProbs(logit[i], math.Exp(-lt))
-			s -= math.Log(math.Max(float64(p[samples[i].Class]), 1e-7))
-		}
-		return s
-	}
-	a, b := math.Log(0.25), math.Log(4)
-	g := (math.Sqrt(5) - 1) / 2
-	c, d := b-g*(b-a), a+g*(b-a)
-	fc, fd := nll(c), nll(d)
-	for range 40 {
-		if fc < fd {
-			b, d, fd = d, c, fc
-			c = b - g*(b-a)
-			fc = nll(c)
-		} else {
-			a, c, fc = c, d, fd
-			d = a + g*(b-a)
-			fd = nll(d)
-		}
-	}
-	return math.Round(math.Exp((a+b)/2)*1000) / 1000
+	return fitTemperatureOf(samples, idx, func(i int, invT float64) [classify.NumClasses]float32 {
+		return classify.CascadeProbs(logit[i], invT)
+	})
 }

@@ -678,10 +678,18 @@ func train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 // probs tempered by T (golden-section search on log T), rounded to 3
 // decimals.
 func fitTemperature(samples []Sample, probs [][classify.NumClasses]float32, idx []int) float64 {
+	return fitTemperatureOf(samples, idx, func(i int, invT float64) [classify.NumClasses]float32 {
+		return classify.Temper(probs[i], invT)
+	})
+}
+
+// fitTemperatureOf is fitTemperature's search, for any tempering:
+// tempered(i, 1/T) gives sample i's class probabilities at temperature T.
+func fitTemperatureOf(samples []Sample, idx []int, tempered func(i int, invT float64) [classify.NumClasses]float32) float64 {
 	nll := func(lt float64) float64 {
 		var s float64
 		for _, i := range idx {
-			p := classify.Temper(probs[i], math.Exp(-lt))
+			p := tempered(i, math.Exp(-lt))
 			s -= math.Log(math.Max(float64(p[samples[i].Class]), 1e-7))
 		}
 		return s
