@@ -33,15 +33,42 @@ func analyseSlide(t *testing.T, s *slide.Slide, minCells int) classify.SlideResu
 		MinSquamousCells: minCells, GallerySize: c.GallerySize}
 	sum := classify.NewSlideSummary(th, m)
 	a := classify.NewAnalyzer(classify.DetectOptions{PixelUM: px, MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea}, m)
+	var tails, ltails [len(tailLevels)]int
+	tiles := renderSpot(s, px, a, func(cells []classify.Cell) {
+		for i := range cells {
+			ph := classify.HighGradeProb(cells[i].Probs)
+			pl := classify.LowGradeProb(cells[i].Probs)
+			for k, lv := range tailLevels {
+				if ph >= lv {
+					tails[k]++
+				}
+				if pl >= lv {
+					ltails[k]++
+				}
+			}
+		}
+		sum.Add(cells)
+	})
+	res := sum.Result(true)
+	t.Logf("%s: P(high) tail counts at %v: %v; P(low) %v", s.Spec.ID, tailLevels, tails, ltails)
+	t.Logf("%s: %d tiles, %d cells, %d high, %d low, counts %v -> %s", s.Spec.ID, tiles, res.Cells, res.HighGradeCells, res.LowGradeCells, res.Counts, res.Verdict)
+	return res
+}
+
+// renderSpot images the slide's cell spot as the scanner does: 800×600
+// tiles at px µm/px, in focus, with the renderer's noise from a fixed seed.
+// Each tile is analysed by a (cells on the tile edge skipped), and each is
+// called with its cells, their stage positions and tile index filled. It
+// returns the number of tiles.
+func renderSpot(s *slide.Slide, px float64, a *classify.Analyzer, each func(cells []classify.Cell)) int {
 	a.SkipEdge = true
-	const tw, thh = 800, 600
-	img := image.NewRGBA(image.Rect(0, 0, tw, thh))
+	const tw, th = 800, 600
+	img := image.NewRGBA(image.Rect(0, 0, tw, th))
 	r := slide.NewRenderer(slide.RenderOptions{PixelUM: px})
 	rng := rand.New(rand.NewPCG(1, 2))
 	cx, cy, rad := s.Spot()
-	stepX, stepY := tw*px, thh*px
+	stepX, stepY := tw*px, th*px
 	tile := 0
-	var tails, ltails [len(tailLevels)]int
 	for y := cy - rad + stepY/2; y < cy+rad; y += stepY {
 		for x := cx - rad + stepX/2; x < cx+rad; x += stepX {
 			if math.Hypot(x-cx, y-cy) > rad+stepX/2 {
@@ -50,28 +77,15 @@ func analyseSlide(t *testing.T, s *slide.Slide, minCells int) classify.SlideResu
 			r.Render(s, img, x, y, 0, rng)
 			cells := a.Analyze(img)
 			for i := range cells {
-				ph := classify.HighGradeProb(cells[i].Probs)
-				pl := classify.LowGradeProb(cells[i].Probs)
-				for k, lv := range tailLevels {
-					if ph >= lv {
-						tails[k]++
-					}
-					if pl >= lv {
-						ltails[k]++
-					}
-				}
 				cells[i].Tile = tile
 				cells[i].StageX = x + (cells[i].X+0.5-tw/2)*px
-				cells[i].StageY = y + (cells[i].Y+0.5-thh/2)*px
+				cells[i].StageY = y + (cells[i].Y+0.5-th/2)*px
 			}
-			sum.Add(cells)
+			each(cells)
 			tile++
 		}
 	}
-	res := sum.Result(true)
-	t.Logf("%s: P(high) tail counts at %v: %v; P(low) %v", s.Spec.ID, tailLevels, tails, ltails)
-	t.Logf("%s: %d tiles, %d cells, %d high, %d low, counts %v -> %s", s.Spec.ID, tile, res.Cells, res.HighGradeCells, res.LowGradeCells, res.Counts, res.Verdict)
-	return res
+	return tile
 }
 
 // HighGradeOf returns the cell's P(ASC-H+HSIL+SCC).

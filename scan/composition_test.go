@@ -1,9 +1,6 @@
 package scan_test
 
 import (
-	"image"
-	"math"
-	"math/rand/v2"
 	"testing"
 
 	"papscan/classify"
@@ -52,31 +49,15 @@ func TestCompositionNoBoundaryInGallery(t *testing.T) {
 		th.GallerySize = 48
 		sum := classify.NewSlideSummary(th, m)
 		a := classify.NewAnalyzer(classify.DetectOptions{PixelUM: px, MinAreaUM2: c.MinNucleusArea, MaxAreaUM2: c.MaxNucleusArea}, m)
-		a.SkipEdge = true
-		const tw, thh = 800, 600
-		img := image.NewRGBA(image.Rect(0, 0, tw, thh))
-		r := slide.NewRenderer(slide.RenderOptions{PixelUM: px})
-		rng := rand.New(rand.NewPCG(1, 2))
-		cx, cy, rad := s.Spot()
-		stepX, stepY := tw*px, thh*px
 		nearAll := 0
-		for y := cy - rad + stepY/2; y < cy+rad; y += stepY {
-			for x := cx - rad + stepX/2; x < cx+rad; x += stepX {
-				if math.Hypot(x-cx, y-cy) > rad+stepX/2 {
-					continue
+		renderSpot(s, px, a, func(cells []classify.Cell) {
+			for i := range cells {
+				if s.NearBoundary(cells[i].StageX, cells[i].StageY, nearUM) {
+					nearAll++
 				}
-				r.Render(s, img, x, y, 0, rng)
-				cells := a.Analyze(img)
-				for i := range cells {
-					cells[i].StageX = x + (cells[i].X+0.5-tw/2)*px
-					cells[i].StageY = y + (cells[i].Y+0.5-thh/2)*px
-					if s.NearBoundary(cells[i].StageX, cells[i].StageY, nearUM) {
-						nearAll++
-					}
-				}
-				sum.Add(cells)
 			}
-		}
+			sum.Add(cells)
+		})
 		res := sum.Result(true)
 		// The shipped gallery must be clean; the next 24 are logged.
 		for i, g := range res.Top {

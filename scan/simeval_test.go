@@ -3,8 +3,6 @@ package scan_test
 import (
 	"context"
 	"image"
-	"math"
-	"math/rand/v2"
 	"testing"
 
 	"papscan/classify"
@@ -99,22 +97,7 @@ func TestSimSlidesMatchEval(t *testing.T) {
 		th.MinSquamousCells = 0
 		sum := classify.NewSlideSummary(th, m)
 		a := classify.NewAnalyzer(detect, m)
-		a.SkipEdge = true
-		const tw, thh = 800, 600
-		img := image.NewRGBA(image.Rect(0, 0, tw, thh))
-		r := slide.NewRenderer(slide.RenderOptions{PixelUM: px})
-		rng := rand.New(rand.NewPCG(1, 2))
-		cx, cy, rad := s.Spot()
-		stepX, stepY := tw*px, thh*px
-		for y := cy - rad + stepY/2; y < cy+rad; y += stepY {
-			for x := cx - rad + stepX/2; x < cx+rad; x += stepX {
-				if math.Hypot(x-cx, y-cy) > rad+stepX/2 {
-					continue
-				}
-				r.Render(s, img, x, y, 0, rng)
-				sum.Add(a.Analyze(img))
-			}
-		}
+		renderSpot(s, px, a, func(cells []classify.Cell) { sum.Add(cells) })
 		sim := sum.Result(true)
 		// The evaluation's composition of the same pieces.
 		var cells, high, abn int
