@@ -91,7 +91,7 @@ func TestTriggeredCapture(t *testing.T) {
 		Pose:    pose, Specimen: func() *slide.Slide { return s }, Trigger: trig,
 	})
 	newLine := func() *camera.TriggerLine {
-		tl, err := camera.NewTriggerLine(&sim.TriggerPin{Pin: &gpiotest.Pin{N: "T"}, Trigger: trig},
+		tl, err := camera.NewTriggerLine(&sim.LinePin{Pin: &gpiotest.Pin{N: "T"}, Device: trig},
 			camera.TriggerOptions{Pulse: 10 * time.Microsecond, MinInterval: time.Second / 30, Clock: clk})
 		if err != nil {
 			t.Fatal(err)

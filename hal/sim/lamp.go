@@ -154,20 +154,21 @@ func (l *Lamp) lastPulseSince(t time.Time) time.Time {
 	return time.Time{}
 }
 
-// LampPin is the lamp's GPIO line in the simulator: a gpiotest pin whose
-// level switches the Lamp.
-type LampPin struct {
+// LinePin is a GPIO output line in the simulator: a gpiotest pin whose
+// level switches the simulated device on its other end (a strobe Lamp, a
+// camera's Trigger input), active high unless ActiveLow.
+type LinePin struct {
 	*gpiotest.Pin
-	Lamp      *Lamp
+	Device    interface{ Set(on bool) }
 	ActiveLow bool
 }
 
 // Out implements gpio.PinOut.
-func (p *LampPin) Out(l gpio.Level) error {
+func (p *LinePin) Out(l gpio.Level) error {
 	if err := p.Pin.Out(l); err != nil {
 		return err
 	}
-	p.Lamp.Set(bool(l) != p.ActiveLow)
+	p.Device.Set(bool(l) != p.ActiveLow)
 	return nil
 }
 

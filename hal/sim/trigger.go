@@ -7,9 +7,6 @@ import (
 	"sync"
 	"time"
 
-	"periph.io/x/conn/v3/gpio"
-	"periph.io/x/conn/v3/gpio/gpiotest"
-
 	"papscan/hal"
 )
 
@@ -94,23 +91,6 @@ func (t *Trigger) take(notBefore time.Time) (TriggerEdge, bool) {
 	}
 	t.edges = t.edges[:0]
 	return TriggerEdge{}, false
-}
-
-// TriggerPin is the camera's trigger line in the simulator: a gpiotest pin
-// whose level drives the Trigger.
-type TriggerPin struct {
-	*gpiotest.Pin
-	Trigger   *Trigger
-	ActiveLow bool
-}
-
-// Out implements gpio.PinOut.
-func (p *TriggerPin) Out(l gpio.Level) error {
-	if err := p.Pin.Out(l); err != nil {
-		return err
-	}
-	p.Trigger.Set(bool(l) != p.ActiveLow)
-	return nil
 }
 
 // readTriggered is ReadFrame for a camera in external-trigger mode: the

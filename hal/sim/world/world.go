@@ -49,10 +49,11 @@ type World struct {
 	Reference *slide.Slide
 
 	cfg    *config.Config
-	dev    devices         // emulators of the non-Tic drivers (world_devices.go)
-	lamp   *sim.LampPin    // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
-	strobe *sim.Lamp       // the light the camera sees when the lamp is a strobe
-	trig   *sim.TriggerPin // the camera's trigger line (machine.camera.trigger), or nil
+	dev    devices      // emulators of the non-Tic drivers (world_devices.go)
+	lamp   *sim.LinePin // the lamp's GPIO line when the camera sees a gpio lamp (a strobe)
+	strobe *sim.Lamp    // the light the camera sees when the lamp is a strobe
+	trig   *sim.LinePin // the camera's trigger line (machine.camera.trigger), or nil
+	trigIn *sim.Trigger // the camera's trigger input at its other end
 
 	mu         sync.Mutex
 	focusDrift float64 // µm added to every true focal height
@@ -225,10 +226,11 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	}
 	if lamp != nil && cfg.Machine.Light.Driver == "gpio" {
 		lp := cfg.Machine.Light.Pin
-		w.lamp = &sim.LampPin{Pin: w.Pins[lp.String()], Lamp: lamp, ActiveLow: lp.ActiveLow}
+		w.lamp = &sim.LinePin{Pin: w.Pins[lp.String()], Device: lamp, ActiveLow: lp.ActiveLow}
 	}
 	if trig != nil {
-		w.trig = &sim.TriggerPin{Pin: w.Pins[c.Trigger.String()], Trigger: trig, ActiveLow: c.Trigger.ActiveLow}
+		w.trig = &sim.LinePin{Pin: w.Pins[c.Trigger.String()], Device: trig, ActiveLow: c.Trigger.ActiveLow}
+		w.trigIn = trig
 	}
 	if err := w.newLamp(); err != nil {
 		return nil, err
@@ -368,10 +370,7 @@ func (w *World) StrobeLamp() *sim.Lamp { return w.strobe }
 // is set, nil otherwise: Break it to simulate a trigger wire that never
 // reaches the camera.
 func (w *World) CameraTrigger() *sim.Trigger {
-	if w.trig == nil {
-		return nil
-	}
-	return w.trig.Trigger
+	return w.trigIn
 }
 
 // Pin returns the named simulated GPIO pin.
