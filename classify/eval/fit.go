@@ -238,14 +238,7 @@ func (s *scorer) fitRule(pool []int, o SlideOptions, rng *rand.Rand) (ruleAt, er
 	for range o.InnerRepeats {
 		h := halves(s.fields, pool, rng)
 		for half := range 2 {
-			var a, b []int
-			for k, fi := range pool {
-				if h[k] == half {
-					b = append(b, fi)
-				} else {
-					a = append(a, fi)
-				}
-			}
+			a, b := splitHalves(pool, h, half)
 			f, err := newFitter(s.trainingSlides(a, o.TrainSlides/2, o.Compose, rng), s.background(a, s.levels, !o.Compose.MixedNegatives), s.levels, o.Specificity)
 			if err != nil {
 				continue // a half without negative or high-grade fields

@@ -359,6 +359,19 @@ func halves(fields []SlideField, pool []int, rng *rand.Rand) []int {
 	return h
 }
 
+// splitHalves splits pool by halves' assignment h: the fields of the
+// other half (to fit on) and those of half (to test on).
+func splitHalves(pool, h []int, half int) (fit, test []int) {
+	for k, fi := range pool {
+		if h[k] == half {
+			test = append(test, fi)
+		} else {
+			fit = append(fit, fi)
+		}
+	}
+	return fit, test
+}
+
 // composeScored composes n slides of each grade from pool and scores them.
 func (s *scorer) composeScored(pool []int, n int, o ComposeOptions, levels []float64, rng *rand.Rand) []slideScore {
 	var out []slideScore
