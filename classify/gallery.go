@@ -2,6 +2,7 @@ package classify
 
 import (
 	"container/heap"
+	"fmt"
 	"math"
 )
 
@@ -79,3 +80,72 @@ func (h *cellHeap) offer(c *Cell, k int) {
 }
 
 func sq(v float64) float64 { return v * v }
+
+// GallerySpread spreads a slide's gallery over the slide: walking the
+// candidates from the most suspicious, a cell is passed over while
+// PerRegion cells already shown lie within RegionUM of it (stage
+// positions), so that a crowded group of look-alike false positives (one
+// bad area of a negative smear) cannot fill the gallery by itself. Cells
+// passed over fill the gallery's remaining places, most suspicious first,
+// when there are too few others. The zero value (PerRegion 0) ranks by
+// suspicion alone. It is fitted with the slide rule (classify/eval), not
+// set by hand.
+type GallerySpread struct {
+	PerRegion int     `json:"per_region"`
+	RegionUM  float64 `json:"region_um"`
+}
+
+// GalleryCandidates is how many distinct objects a slide keeps as gallery
+// candidates for a gallery of n: the spread chooses among them.
+func GalleryCandidates(n int) int { return 4 * n }
+
+func (g GallerySpread) check() error {
+	if g.PerRegion < 0 || g.PerRegion > 1000 {
+		return fmt.Errorf("classify: slide rule: gallery.per_region %d not in [0, 1000]", g.PerRegion)
+	}
+	if !(g.RegionUM >= 0 && g.RegionUM <= 1e5) {
+		return fmt.Errorf("classify: slide rule: gallery.region_um %v not in [0, 1e5]", g.RegionUM)
+	}
+	return nil
+}
+
+// PickGallery returns the indices (into cands) of the n cells a gallery
+// shows, in the order shown. cands are distinct objects, most suspicious
+// first; pos gives a candidate's stage position (µm; ok false: unknown,
+// never passed over). The slide summary and the slide evaluation both
+// choose their galleries with it.
+func (g GallerySpread) PickGallery(cands int, n int, pos func(i int) (x, y float64, ok bool)) []int {
+	n = min(n, cands)
+	out := make([]int, 0, n)
+	if g.PerRegion <= 0 || g.RegionUM <= 0 {
+		for i := range n {
+			out = append(out, i)
+		}
+		return out
+	}
+	r2 := g.RegionUM * g.RegionUM
+	var passed []int
+	for i := 0; i < cands && len(out) < n; i++ {
+		x, y, ok := pos(i)
+		near := 0
+		if ok {
+			for _, j := range out {
+				if xj, yj, okj := pos(j); okj && sq(xj-x)+sq(yj-y) <= r2 {
+					near++
+				}
+			}
+		}
+		if near >= g.PerRegion {
+			passed = append(passed, i)
+			continue
+		}
+		out = append(out, i)
+	}
+	for _, i := range passed {
+		if len(out) >= n {
+			break
+		}
+		out = append(out, i)
+	}
+	return out
+}

@@ -87,3 +87,57 @@ func TestGalleryDedupChain(t *testing.T) {
 		t.Errorf("gallery %+v, want the one cell at 9000", r.Top)
 	}
 }
+
+// TestGallerySpread: with a spread of one cell per 50 µm, a crowded group
+// of suspicious cells gives the gallery one cell and the next places go to
+// other areas; the group's other cells fill the gallery when nothing else
+// is left, and the gallery is shown most suspicious first.
+func TestGallerySpread(t *testing.T) {
+	th := DefaultThresholds()
+	th.GallerySize = 4
+	rule, err := DefaultSlideRule()
+	if err != nil {
+		t.Fatal(err)
+	}
+	r := *rule
+	r.Gallery = GallerySpread{PerRegion: 1, RegionUM: 50}
+	th.Rule = &r
+	s := NewSlideSummary(th, nil)
+	var cells []Cell
+	for i := range 6 { // a group 30 µm wide, 0.99–0.94
+		c := mkCell(HSIL, 0.9, 0.99-0.01*float32(i))
+		c.StageX, c.StageY = 1000+6*float64(i), 1000
+		cells = append(cells, c)
+	}
+	far := mkCell(HSIL, 0.9, 0.6) // alone, 2 mm away
+	far.StageX, far.StageY = 3000, 1000
+	cells = append(cells, far)
+	s.Add(cells)
+	got := s.Result(true).Top
+	want := []float32{0.99, 0.98, 0.97, 0.6} // the group's best, then backfill, shown by suspicion
+	if len(got) != len(want) {
+		t.Fatalf("gallery of %d, want %d", len(got), len(want))
+	}
+	for i, w := range want {
+		if got[i].Score != w {
+			t.Errorf("gallery[%d] score %v, want %v", i, got[i].Score, w)
+		}
+	}
+	// Unspread: the group fills the gallery.
+	r.Gallery = GallerySpread{}
+	s = NewSlideSummary(th, nil)
+	s.Add(cells)
+	for _, c := range s.Result(true).Top {
+		if c.StageX == 3000 {
+			t.Error("unspread gallery holds the lone cell below four of the group")
+		}
+	}
+	// PickGallery alone: positions unknown are never passed over.
+	g := GallerySpread{PerRegion: 1, RegionUM: 50}
+	if got := g.PickGallery(3, 2, func(int) (float64, float64, bool) { return 0, 0, false }); len(got) != 2 || got[0] != 0 || got[1] != 1 {
+		t.Errorf("unknown positions: picked %v, want [0 1]", got)
+	}
+	if err := CheckSlideRule(&SlideRule{High: r.High, Abnormal: r.Abnormal, Gallery: GallerySpread{PerRegion: -1}}); err == nil {
+		t.Error("a negative gallery.per_region passes the check")
+	}
+}

@@ -75,7 +75,9 @@ type SlideRuleID struct {
 
 // SlideSummary accumulates the cells of one slide tile by tile. It is safe
 // for concurrent use (Add from several workers). Memory is bounded: only counts
-// and the GallerySize most suspicious cells (with their crops) are kept.
+// and the GalleryCandidates(GallerySize) most suspicious distinct objects
+// (with their crops) are kept; the gallery is chosen among them
+// (SlideRule.Gallery).
 type SlideSummary struct {
 	mu           sync.Mutex
 	th           Thresholds
@@ -109,7 +111,7 @@ func NewSlideSummary(th Thresholds, m *Model) *SlideSummary {
 func (s *SlideSummary) Add(cells []Cell) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	k := s.th.GallerySize
+	k := GalleryCandidates(s.th.GallerySize)
 	for i := range cells {
 		c := &cells[i]
 		s.cells++
@@ -154,7 +156,20 @@ func (s *SlideSummary) Result(complete bool) SlideResult {
 	for c := range NumClasses {
 		r.Counts[Class(c).String()] = s.counts[c]
 	}
-	r.Top = append([]Cell(nil), s.top...)
+	cands := append([]Cell(nil), s.top...)
+	sort.SliceStable(cands, func(i, j int) bool { return cands[i].Score > cands[j].Score })
+	var spread GallerySpread
+	if s.rule != nil {
+		spread = s.rule.Gallery
+	}
+	pick := spread.PickGallery(len(cands), s.th.GallerySize, func(i int) (float64, float64, bool) {
+		c := &cands[i]
+		return c.StageX, c.StageY, c.StageX != 0 || c.StageY != 0
+	})
+	r.Top = make([]Cell, 0, len(pick))
+	for _, i := range pick {
+		r.Top = append(r.Top, cands[i])
+	}
 	sort.SliceStable(r.Top, func(i, j int) bool { return r.Top[i].Score > r.Top[j].Score })
 	var counts string
 	if s.rule != nil {

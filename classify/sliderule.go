@@ -65,6 +65,9 @@ type SlideRule struct {
 	// High counts P(ASC-H+HSIL+SCC); Abnormal counts P(not NILM).
 	High     SlideLevel `json:"high"`
 	Abnormal SlideLevel `json:"abnormal"`
+	// Gallery spreads the slide's gallery over the slide (zero: ranked
+	// by suspicion alone); it does not change the verdict.
+	Gallery GallerySpread `json:"gallery"`
 	// ModelVersion and ModelSHA256 name the cell model whose scores the
 	// rule was fitted on: a retrained model needs a refitted rule.
 	ModelVersion string `json:"model_version"`
@@ -96,7 +99,10 @@ func CheckSlideRule(r *SlideRule) error {
 	if err := r.High.check("high"); err != nil {
 		return err
 	}
-	return r.Abnormal.check("abnormal")
+	if err := r.Abnormal.check("abnormal"); err != nil {
+		return err
+	}
+	return r.Gallery.check()
 }
 
 // AbnormalProb is P(not NILM), the cell probability the rule's abnormal

@@ -3,6 +3,7 @@ package eval
 import (
 	"fmt"
 	"io"
+	"strings"
 
 	"papscan/classify"
 )
@@ -62,8 +63,10 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 	fmt.Fprintf(w, "  HSIL+ sensitivity (HIGH_GRADE) %.3f %s, not NILM %.3f %s\n", m.HSILPlusSensitivity, m.HSILPlusSensitivityCI, m.HSILPlusNotNILM, m.HSILPlusNotNILMCI)
 	fmt.Fprintf(w, "  ASC-US+ sensitivity (not NILM) %.3f %s\n", m.ASCUSPlusSensitivity, m.ASCUSPlusSensitivityCI)
 	fmt.Fprintf(w, "  NILM specificity %.3f %s\n", m.NILMSpecificity, m.NILMSpecificityCI)
-	fmt.Fprintf(w, "  gallery hit rate (top %d distinct objects hold a labelled abnormal cell) %.3f %s (low grade %.3f, high grade %.3f)\n",
-		o.Gallery, m.GalleryHitRate, m.GalleryHitRateCI, m.GalleryHitByGrade[LowGrade.String()], m.GalleryHitByGrade[HighGrade.String()])
+	fmt.Fprintf(w, "  gallery hit rate (top %d distinct objects, ranked by 1 − P(NILM), spread as chosen on the fitting half: %s; hold a labelled abnormal cell) %.3f %s (low grade %.3f, high grade %.3f)\n",
+		o.Gallery, spreadNames(m.GallerySpreads), m.GalleryHitRate, m.GalleryHitRateCI, m.GalleryHitByGrade[LowGrade.String()], m.GalleryHitByGrade[HighGrade.String()])
+	fmt.Fprintf(w, "    without a spread %.3f %s; ranking chosen on the fitting half, no spread %.3f %s; spread chosen on all fields %s\n",
+		m.GalleryHitUnspread, m.GalleryHitUnspreadCI, m.GalleryHitNestedRank, m.GalleryHitNestedRankCI, spreadNames([]classify.GallerySpread{m.GallerySpreadAll}))
 	fmt.Fprintf(w, "  verdicts (rows true):%12s%12s%12s\n", Negative, LowGrade, HighGrade)
 	for g := range numGrades {
 		row := m.Confusion[g.String()]
@@ -71,4 +74,21 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 	}
 	fmt.Fprintf(w, "  ([low, high]: 95%% bootstrap over fields, %d resamples, slides recomposed from each; fields analysed in %.1f s, slides in %.1f s)\n",
 		o.Resamples, m.AnalyseSeconds, m.Seconds)
+}
+
+// spreadNames names gallery spreads "at most k within R µm" (k/R), "-"
+// for none.
+func spreadNames(sp []classify.GallerySpread) string {
+	var b strings.Builder
+	for i, g := range sp {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		if g.PerRegion <= 0 {
+			b.WriteByte('-')
+			continue
+		}
+		fmt.Fprintf(&b, "%d/%gµm", g.PerRegion, g.RegionUM)
+	}
+	return b.String()
 }

@@ -107,8 +107,25 @@ type SlideMetrics struct {
 	// GalleryHitRate: abnormal slides whose gallery (the Gallery most
 	// suspicious distinct objects) holds a cell covering a labelled
 	// abnormal point.
+	// The gallery is ranked as shipped (1 − P(NILM)) and spread as chosen
+	// on the fitting half's slides (GallerySpreads).
 	GalleryHitRate   float64   `json:"gallery_hit_rate"`
 	GalleryHitRateCI *Interval `json:"gallery_hit_rate_ci95"`
+	// GalleryHitUnspread is the hit rate of the same slides' galleries
+	// ranked as shipped without a spread, GalleryHitNestedRank that with
+	// the ranking chosen on the fitting half (GalleryRanks) and no spread.
+	GalleryHitUnspread     float64   `json:"gallery_hit_rate_unspread"`
+	GalleryHitUnspreadCI   *Interval `json:"gallery_hit_rate_unspread_ci95"`
+	GalleryHitNestedRank   float64   `json:"gallery_hit_rate_nested_rank"`
+	GalleryHitNestedRankCI *Interval `json:"gallery_hit_rate_nested_rank_ci95"`
+	// GallerySpreads are the spreads chosen in the nested splits,
+	// GallerySpreadAll the one chosen on slides of all fields (what
+	// --fit-slide-rule ships) and GallerySpreadHitsAll the abnormal slides
+	// of all fields each spread's gallery hits (of GalleryHitsOf; key
+	// "per_region/region_um").
+	GallerySpreads       []classify.GallerySpread `json:"gallery_spreads"`
+	GallerySpreadAll     classify.GallerySpread   `json:"gallery_spread_all"`
+	GallerySpreadHitsAll map[string]int           `json:"gallery_spread_hits_all"`
 	// GalleryHitByGrade is the hit rate of the low- and the high-grade
 	// slides.
 	GalleryHitByGrade map[string]float64 `json:"gallery_hit_by_grade"`
@@ -158,16 +175,43 @@ func rankScore(c *SlideCell, w float64) float32 {
 
 const numRanks = 5
 
+// shippedRank is the ranking the product's gallery uses (w = 1:
+// classify.SuspicionScore, 1 − P(NILM)).
+const shippedRank = 2
+
+// GallerySpreads are the candidate gallery spreads (classify.GallerySpread;
+// the first, zero, ranks by suspicion alone). The slide evaluation chooses
+// one on the fitting half's slides (nested), with the shipped ranking.
+func GallerySpreads() []classify.GallerySpread {
+	out := []classify.GallerySpread{{}}
+	for _, k := range []int{1, 2, 3} {
+		for _, r := range []float64{25, 50, 100, 200} {
+			out = append(out, classify.GallerySpread{PerRegion: k, RegionUM: r})
+		}
+	}
+	return out
+}
+
+// galleryChoice is a gallery ranking (index into GalleryRanks) and spread.
+type galleryChoice struct {
+	rank   int
+	spread classify.GallerySpread
+}
+
+// partOffsetUM separates the parts of a composed slide on its virtual
+// stage (µm; a field is under 700 µm across): cells of two parts are never
+// neighbours for the gallery spread.
+const partOffsetUM = 10000
+
 // orientStats is one field orientation as the slide scoring sees it.
 type orientStats struct {
 	n         int
 	high, abn []float32 // descending
-	// top are the Gallery most suspicious cells under each ranking,
-	// descending (rankScore in Score).
+	// top are the classify.GalleryCandidates(Gallery) most suspicious
+	// cells under each ranking, descending (rankScore in Score).
 	top [numRanks][]SlideCell
-	// bestAbnormal is the best rank score of a cell covering a labelled
-	// abnormal point, -1 when there is none.
-	bestAbnormal [numRanks]float32
+	// pixelUM is the size of a pixel of the cells' X, Y.
+	pixelUM float64
 }
 
 // scorer scores composed slides from the fields' per-cell results.
@@ -186,8 +230,8 @@ func newScorer(fields []SlideField, gallery int) *scorer {
 	for i := range fields {
 		s.grade[i] = FieldGrade(&fields[i])
 		for o := range Flips {
-			s.st[i][o] = newOrientStats(fields[i].Cells[o], gallery)
-			s.neg[i][o] = newOrientStats(fields[i].NegativePart(o), gallery)
+			s.st[i][o] = newOrientStats(fields[i].Cells[o], gallery, fields[i].PixelUM)
+			s.neg[i][o] = newOrientStats(fields[i].NegativePart(o), gallery, fields[i].PixelUM)
 		}
 	}
 	return s
@@ -204,25 +248,21 @@ func (s *scorer) compose(pool []int, g Grade, n int, o ComposeOptions, rng *rand
 	return compose(pool, g, n, o, rng, func(fi int) Grade { return s.grade[fi] }, func(fi, or int) int { return s.neg[fi][or].n })
 }
 
-func newOrientStats(cs []SlideCell, gallery int) orientStats {
+func newOrientStats(cs []SlideCell, gallery int, pixelUM float64) orientStats {
 	desc := func(a, b float32) int { return -cmpF(a, b) }
-	st := orientStats{n: len(cs), high: make([]float32, len(cs)), abn: make([]float32, len(cs))}
+	st := orientStats{n: len(cs), high: make([]float32, len(cs)), abn: make([]float32, len(cs)), pixelUM: pixelUM}
 	for k, c := range cs {
 		st.high[k], st.abn[k] = c.High, c.Abnormal
 	}
 	slices.SortFunc(st.high, desc)
 	slices.SortFunc(st.abn, desc)
 	for k, w := range GalleryRanks() {
-		st.bestAbnormal[k] = -1
 		top := slices.Clone(cs)
 		for i := range top {
 			top[i].Score = rankScore(&top[i], w)
-			if abnormalLabel(&top[i]) {
-				st.bestAbnormal[k] = max(st.bestAbnormal[k], top[i].Score)
-			}
 		}
 		slices.SortStableFunc(top, func(a, b SlideCell) int { return -cmpF(a.Score, b.Score) })
-		st.top[k] = top[:min(gallery, len(top))]
+		st.top[k] = slices.Clip(top[:min(classify.GalleryCandidates(gallery), len(top))])
 	}
 	return st
 }
@@ -249,21 +289,18 @@ type slideScore struct {
 	grade     Grade
 	cells     int
 	high, abn []int // per level
-	// hit: per ranking, whether the gallery holds a labelled abnormal
-	// cell.
-	hit [numRanks]bool
+	// hit: per gallery choice asked for, whether the gallery holds a
+	// labelled abnormal cell.
+	hit []bool
 	// abnormal is the field index of an abnormal slide's abnormal field
 	// (-1 for a negative slide).
 	abnormal int
 }
 
-// score returns r's cell count, the counts at levels, and the gallery hit.
-func (s *scorer) score(r Recipe, levels []float64) slideScore {
+// score returns r's cell count, the counts at levels, and the gallery hit
+// of each choice.
+func (s *scorer) score(r Recipe, levels []float64, choices ...galleryChoice) slideScore {
 	sc := slideScore{grade: r.Grade, high: make([]int, len(levels)), abn: make([]int, len(levels)), abnormal: -1}
-	var best [numRanks]float32 // the best score of a labelled abnormal cell
-	for k := range best {
-		best[k] = -1
-	}
 	for _, p := range r.Parts {
 		st := s.stats(p)
 		sc.cells += st.n
@@ -271,36 +308,78 @@ func (s *scorer) score(r Recipe, levels []float64) slideScore {
 			sc.high[i] += atLeast(st.high, lv)
 			sc.abn[i] += atLeast(st.abn, lv)
 		}
-		for k := range best {
-			best[k] = max(best[k], st.bestAbnormal[k])
-		}
 		if !p.Negative {
 			sc.abnormal = p.Field
 		}
 	}
-	// The gallery shows the most suspicious distinct physical objects: it
-	// holds the best labelled abnormal cell unless Gallery distinct objects
-	// score above it.
-	type key struct{ member, object int32 }
-	above := make([]key, 0, s.gallery)
-	for k := range best {
-		if best[k] < 0 {
-			continue
+	sc.hit = make([]bool, len(choices))
+	var cands []galleryCand
+	rank := -1
+	for i, ch := range choices {
+		if ch.rank != rank {
+			cands, rank = s.galleryCandidates(r, ch.rank, cands[:0]), ch.rank
 		}
-		above = above[:0]
-		for _, p := range r.Parts {
-			for _, c := range s.stats(p).top[k] {
-				if c.Score <= best[k] {
-					break
-				}
-				if id := (key{int32(p.Member), c.Object}); !slices.Contains(above, id) {
-					above = append(above, id)
-				}
-			}
-		}
-		sc.hit[k] = len(above) < s.gallery
+		sc.hit[i] = s.galleryHit(cands, ch.spread)
 	}
 	return sc
+}
+
+// galleryCand is a gallery candidate of a composed slide: a cell and where
+// it lies on the slide's virtual stage (µm).
+type galleryCand struct {
+	c    *SlideCell
+	x, y float64
+}
+
+// galleryCandidates returns the classify.GalleryCandidates(Gallery) most
+// suspicious distinct physical objects of r under ranking rank, most
+// suspicious first (what classify.SlideSummary keeps): the parts' lists
+// merged, an object seen in several orientations (one pool member) kept
+// once. Part k of r lies at k·partOffsetUM on the stage.
+func (s *scorer) galleryCandidates(r Recipe, rank int, out []galleryCand) []galleryCand {
+	m := classify.GalleryCandidates(s.gallery)
+	type key struct{ member, object int32 }
+	seen := make([]key, 0, m)
+	next := make([]int, len(r.Parts))
+	for len(out) < m {
+		bp := -1
+		var bs float32
+		for k, p := range r.Parts {
+			top := s.stats(p).top[rank]
+			if next[k] < len(top) && (bp < 0 || top[next[k]].Score > bs) {
+				bp, bs = k, top[next[k]].Score
+			}
+		}
+		if bp < 0 {
+			break
+		}
+		p := r.Parts[bp]
+		st := s.stats(p)
+		c := &st.top[rank][next[bp]]
+		next[bp]++
+		id := key{int32(p.Member), c.Object}
+		if slices.Contains(seen, id) {
+			continue
+		}
+		seen = append(seen, id)
+		out = append(out, galleryCand{c: c, x: float64(bp)*partOffsetUM + float64(c.X)*st.pixelUM, y: float64(c.Y) * st.pixelUM})
+	}
+	return out
+}
+
+// galleryHit reports whether the gallery the spread picks from cands (the
+// product's classify.GallerySpread.PickGallery) holds a cell covering a
+// labelled abnormal point.
+func (s *scorer) galleryHit(cands []galleryCand, spread classify.GallerySpread) bool {
+	if !slices.ContainsFunc(cands, func(c galleryCand) bool { return abnormalLabel(c.c) }) {
+		return false
+	}
+	for _, i := range spread.PickGallery(len(cands), s.gallery, func(i int) (float64, float64, bool) { return cands[i].x, cands[i].y, true }) {
+		if abnormalLabel(cands[i].c) {
+			return true
+		}
+	}
+	return false
 }
 
 // split is one half of a repeat: its fields are scored by a rule fitted on
@@ -311,8 +390,10 @@ type split struct {
 	// logit is the rule when SlideOptions.Method is MethodLogit.
 	logit *logitRule
 	// rank is the gallery ranking (index into GalleryRanks) chosen on
-	// slides of the other half.
-	rank int
+	// slides of the other half, spread the gallery spread chosen there
+	// with the shipped ranking.
+	rank   int
+	spread classify.GallerySpread
 }
 
 // chooseRank returns the gallery ranking (index into GalleryRanks) whose
@@ -321,9 +402,13 @@ type split struct {
 // of every ranking.
 func (s *scorer) chooseRank(pool []int, n int, o ComposeOptions, rng *rand.Rand) (int, [numRanks]int) {
 	var hits [numRanks]int
+	choices := make([]galleryChoice, numRanks)
+	for k := range choices {
+		choices[k].rank = k
+	}
 	for _, g := range []Grade{LowGrade, HighGrade} {
 		for _, r := range s.compose(pool, g, n, o, rng) {
-			sc := s.score(r, nil)
+			sc := s.score(r, nil, choices...)
 			for k, h := range sc.hit {
 				if h {
 					hits[k]++
@@ -338,6 +423,35 @@ func (s *scorer) chooseRank(pool []int, n int, o ComposeOptions, rng *rand.Rand)
 		}
 	}
 	return best, hits
+}
+
+// chooseSpread returns the gallery spread (of GallerySpreads, with the
+// shipped ranking) whose galleries hold a labelled abnormal cell on the
+// most abnormal slides composed from pool (ties: the earlier, ranking by
+// suspicion alone first), and the hits of every spread.
+func (s *scorer) chooseSpread(pool []int, n int, o ComposeOptions, rng *rand.Rand) (classify.GallerySpread, []int) {
+	spreads := GallerySpreads()
+	choices := make([]galleryChoice, len(spreads))
+	for k, sp := range spreads {
+		choices[k] = galleryChoice{shippedRank, sp}
+	}
+	hits := make([]int, len(spreads))
+	for _, g := range []Grade{LowGrade, HighGrade} {
+		for _, r := range s.compose(pool, g, n, o, rng) {
+			for k, h := range s.score(r, nil, choices...).hit {
+				if h {
+					hits[k]++
+				}
+			}
+		}
+	}
+	best := 0
+	for k := range hits {
+		if hits[k] > hits[best] {
+			best = k
+		}
+	}
+	return spreads[best], hits
 }
 
 // halves assigns each pool member (an index into fields) to half 0 or 1,
@@ -373,11 +487,11 @@ func splitHalves(pool, h []int, half int) (fit, test []int) {
 }
 
 // composeScored composes n slides of each grade from pool and scores them.
-func (s *scorer) composeScored(pool []int, n int, o ComposeOptions, levels []float64, rng *rand.Rand) []slideScore {
+func (s *scorer) composeScored(pool []int, n int, o ComposeOptions, levels []float64, rng *rand.Rand, choices ...galleryChoice) []slideScore {
 	var out []slideScore
 	for g := range numGrades {
 		for _, r := range s.compose(pool, g, n, o, rng) {
-			out = append(out, s.score(r, levels))
+			out = append(out, s.score(r, levels, choices...))
 		}
 	}
 	return out
@@ -417,7 +531,13 @@ func FitRule(fields []SlideField, o SlideOptions) (classify.SlideRule, error) {
 		pool[i] = i
 	}
 	r, err := s.fitRule(pool, o, rng)
-	return r.rule, err
+	if err != nil {
+		return r.rule, err
+	}
+	// The spread is chosen on its own stream (as in Slides), so the
+	// levels do not depend on it.
+	r.rule.Gallery, _ = s.chooseSpread(pool, 2*o.TrainSlides, o.Compose, rand.New(rand.NewSource(o.Seed+2)))
+	return r.rule, nil
 }
 
 // Slides measures the slide verdicts: composed slides of the fields, each
@@ -451,6 +571,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 	// The gallery rankings are chosen on slides of their own stream, so
 	// that the rules fitted do not depend on how many rankings are tried.
 	rankRng := rand.New(rand.NewSource(o.Seed + 1))
+	spreadRng := rand.New(rand.NewSource(o.Seed + 2))
 	for range o.Repeats {
 		h := halves(fields, all, rng)
 		for half := range 2 {
@@ -468,6 +589,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			}
 			sp.rank, _ = s.chooseRank(train, o.TrainSlides, o.Compose, rankRng)
 			m.GalleryRanks = append(m.GalleryRanks, GalleryRanks()[sp.rank])
+			sp.spread, _ = s.chooseSpread(train, o.TrainSlides, o.Compose, spreadRng)
+			m.GallerySpreads = append(m.GallerySpreads, sp.spread)
 			if o.Method == MethodLogit {
 				lr, err := s.fitLogitNested(train, o, rng)
 				if err != nil {
@@ -490,7 +613,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 	// into fields) and tallies the verdicts.
 	type tally struct {
 		conf     [numGrades][numGrades]int
-		hit, ab  int
+		ab       int
+		hit      [3]int // spread chosen, unspread, nested rank
 		hitG, nG [numGrades]int
 		cells    []int
 	}
@@ -509,7 +633,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			if sp.logit != nil {
 				levels, verdict = s.levels, sp.logit.verdict
 			}
-			for _, sc := range s.composeScored(pool, o.TestSlides, o.Compose, levels, rng) {
+			choices := []galleryChoice{{shippedRank, sp.spread}, {shippedRank, classify.GallerySpread{}}, {sp.rank, classify.GallerySpread{}}}
+			for _, sc := range s.composeScored(pool, o.TestSlides, o.Compose, levels, rng, choices...) {
 				v := verdict(&sc)
 				vg := Negative
 				switch v {
@@ -523,8 +648,12 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 				if sc.grade != Negative {
 					t.ab++
 					t.nG[sc.grade]++
-					if sc.hit[sp.rank] {
-						t.hit++
+					for k, h := range sc.hit {
+						if h {
+							t.hit[k]++
+						}
+					}
+					if sc.hit[0] {
 						t.hitG[sc.grade]++
 					}
 				}
@@ -538,15 +667,22 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 	for k, w := range GalleryRanks() {
 		m.GalleryHitsAll[fmt.Sprint(w)] = hits[k]
 	}
-	rates := func(t *tally) (hs, hn, as, sp, gh float64) {
+	var spreadHits []int
+	m.GallerySpreadAll, spreadHits = s.chooseSpread(all, 2*o.TrainSlides, o.Compose, spreadRng)
+	m.GallerySpreadHitsAll = map[string]int{}
+	for k, sp := range GallerySpreads() {
+		m.GallerySpreadHitsAll[fmt.Sprintf("%d/%g", sp.PerRegion, sp.RegionUM)] = spreadHits[k]
+	}
+	rates := func(t *tally) (hs, hn, as, sp, gh, gu, gr float64) {
 		c := &t.conf
 		nh := c[HighGrade][0] + c[HighGrade][1] + c[HighGrade][2]
 		nl := c[LowGrade][0] + c[LowGrade][1] + c[LowGrade][2]
 		nn := c[Negative][0] + c[Negative][1] + c[Negative][2]
 		return ratio(c[HighGrade][HighGrade], nh), ratio(nh-c[HighGrade][Negative], nh),
-			ratio(nh+nl-c[HighGrade][Negative]-c[LowGrade][Negative], nh+nl), ratio(c[Negative][Negative], nn), ratio(t.hit, t.ab)
+			ratio(nh+nl-c[HighGrade][Negative]-c[LowGrade][Negative], nh+nl), ratio(c[Negative][Negative], nn),
+			ratio(t.hit[0], t.ab), ratio(t.hit[1], t.ab), ratio(t.hit[2], t.ab)
 	}
-	m.HSILPlusSensitivity, m.HSILPlusNotNILM, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.GalleryHitRate = rates(&t)
+	m.HSILPlusSensitivity, m.HSILPlusNotNILM, m.ASCUSPlusSensitivity, m.NILMSpecificity, m.GalleryHitRate, m.GalleryHitUnspread, m.GalleryHitNestedRank = rates(&t)
 	m.GalleryHitByGrade = map[string]float64{LowGrade.String(): ratio(t.hitG[LowGrade], t.nG[LowGrade]), HighGrade.String(): ratio(t.hitG[HighGrade], t.nG[HighGrade])}
 	m.NByGrade = map[string]int{}
 	m.Confusion = map[string]map[string]int{}
@@ -564,7 +700,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		m.Cells = [3]int{t.cells[0], t.cells[len(t.cells)/2], t.cells[len(t.cells)-1]}
 	}
 	// Bootstrap over fields.
-	var bs [5][]float64
+	var bs [7][]float64
 	draw := make([]int, len(fields))
 	for range o.Resamples {
 		if err := ctx.Err(); err != nil {
@@ -575,8 +711,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		}
 		slices.Sort(draw)
 		bt := evaluate(draw, rng)
-		a, b, c, d, e := rates(&bt)
-		for k, v := range []float64{a, b, c, d, e} {
+		a, b, c, d, e, f, g := rates(&bt)
+		for k, v := range []float64{a, b, c, d, e, f, g} {
 			bs[k] = append(bs[k], v)
 		}
 	}
@@ -588,6 +724,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		return &Interval{v[int(0.025*float64(len(v)))], v[int(0.975*float64(len(v)))-1]}
 	}
 	m.HSILPlusSensitivityCI, m.HSILPlusNotNILMCI, m.ASCUSPlusSensitivityCI, m.NILMSpecificityCI, m.GalleryHitRateCI = ci(bs[0]), ci(bs[1]), ci(bs[2]), ci(bs[3]), ci(bs[4])
+	m.GalleryHitUnspreadCI, m.GalleryHitNestedRankCI = ci(bs[5]), ci(bs[6])
 	m.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
 	return m, nil
 }

@@ -110,13 +110,13 @@ func TestGalleryDeduplicates(t *testing.T) {
 	// The negative field in all four orientations: still 3 distinct
 	// objects above the labelled cell, so a gallery of 4 holds it.
 	r := Recipe{Grade: HighGrade, Parts: []Part{{0, 0, 0, true}, {0, 0, 1, true}, {0, 0, 2, true}, {0, 0, 3, true}, {1, 1, 0, false}}}
-	if sc := s.score(r, s.levels); !sc.hit[2] || sc.cells != 250 {
+	if sc := s.score(r, s.levels, galleryChoice{rank: shippedRank}); !sc.hit[0] || sc.cells != 250 {
 		t.Errorf("one field in four orientations: hit %v cells %d, want a hit and 250 cells", sc.hit, sc.cells)
 	}
 	// Two specimens of the negative field (a bootstrap draw): 6 distinct
 	// objects above it.
 	r.Parts = []Part{{0, 0, 0, true}, {2, 0, 1, true}, {1, 1, 0, false}}
-	if sc := s.score(r, s.levels); sc.hit[2] {
+	if sc := s.score(r, s.levels, galleryChoice{rank: shippedRank}); sc.hit[0] {
 		t.Error("six distinct suspicious objects above the labelled cell, gallery of 4: want a miss")
 	}
 }
