@@ -50,7 +50,10 @@
 //   - SlideSummary accumulates cells (counts, bounded top-K gallery with
 //     crops and stage coordinates, one place per physical object: sightings
 //     within GalleryDedupUM of each other or that measure alike, SameLook,
-//     are one object) and gives the verdict: INCOMPLETE unless
+//     are one object; GalleryCandidates of them are kept and the gallery
+//     is chosen among them by the rule's GallerySpread, PickGallery, the
+//     same function classify/eval measures) and gives the verdict:
+//     INCOMPLETE unless
 //     the scan is complete, UNSATISFACTORY below MinSquamousCells (Bethesda:
 //     5000 for liquid-based slides), else what the SlideRule says.
 //   - SlideRule (embedded slide_rule.json, versioned, SHA-256): HIGH_GRADE

@@ -49,7 +49,10 @@
 // (logistic scores over the excess at every level of P(high grade) and
 // P(not NILM)), for comparison; only the level rule ships. The gallery
 // ranking (P(high) + w·P(ASC-US+LSIL), GalleryRanks) is chosen on each
-// split's fitting half too. ComposeOptions.MixedNegatives widens the
+// split's fitting half too, and so is the gallery spread
+// (classify.GallerySpread, GallerySpreads), scored through
+// classify.GallerySpread.PickGallery, the product's own gallery choice;
+// FitRule ships the spread chosen on all fields. ComposeOptions.MixedNegatives widens the
 // negative material with the NILM-labelled cells of fields with abnormal
 // labels that lie far from every abnormal label (SlideField.NegativePart).
 package eval

@@ -12,10 +12,13 @@ import (
 	"papscan/classify"
 )
 
-// Flips are the orientations a field is analysed in: as stored, mirrored
-// left-right, mirrored top-bottom, and both (a 180° rotation), the ones the
-// simulator's slides place fields in.
-const Flips = 4
+// Flips are the orientations a field is analysed in, the eight symmetries
+// of the square the simulator's slides place fields in
+// (virtualslide.Flip): orientation o mirrors left-right when o&1, top-bottom
+// when o&2, then transposes when o&4. The cell model is not invariant to
+// them: a slide composed from one orientation's analysis must use the
+// orientation the simulator placed.
+const Flips = 8
 
 // SlideCell is one detected and classified object of a field in one
 // orientation: what a slide built from that field shows of it.
@@ -193,11 +196,26 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 	var in classify.Input
 	var objects []SlideCell // first sighting of each object, stored orientation
 	for o := range Flips {
-		fx, fy := o&1 != 0, o&2 != 0
-		img := flip(f.Image, fx, fy)
-		// orient maps a stored-orientation coordinate to this orientation
-		// and back (its own inverse).
+		fx, fy, tr := o&1 != 0, o&2 != 0, o&4 != 0
+		img := flip(f.Image, fx, fy, tr)
+		// orient maps a stored-orientation coordinate to this
+		// orientation, stored maps it back.
 		orient := func(x, y float64) (float64, float64) {
+			if fx {
+				x = w - x
+			}
+			if fy {
+				y = h - y
+			}
+			if tr {
+				x, y = y, x
+			}
+			return x, y
+		}
+		stored := func(x, y float64) (float64, float64) {
+			if tr {
+				x, y = y, x
+			}
 			if fx {
 				x = w - x
 			}
@@ -223,7 +241,7 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 			default:
 				p, sf.ModelFold = m.PredictHeldOutInput(f.Name, &in)
 			}
-			x, y := orient(n.X, n.Y)
+			x, y := stored(n.X, n.Y)
 			c := SlideCell{Probs: p, High: classify.HighGradeProb(p), Abnormal: classify.AbnormalProb(p), Score: classify.SuspicionScore(p),
 				Class: argmax(p), X: float32(x), Y: float32(y), Label: -1}
 			cells = append(cells, c)
@@ -312,14 +330,28 @@ func argmax(p [classify.NumClasses]float32) classify.Class {
 	return classify.Class(best)
 }
 
-// flip returns img mirrored left-right (fx) and/or top-bottom (fy); img
-// itself when neither.
-func flip(img *image.RGBA, fx, fy bool) *image.RGBA {
-	if !fx && !fy {
+// flip returns img mirrored left-right (fx) and/or top-bottom (fy), then
+// transposed (tr); img itself when none.
+func flip(img *image.RGBA, fx, fy, tr bool) *image.RGBA {
+	if !fx && !fy && !tr {
 		return img
 	}
 	b := img.Bounds()
 	w, h := b.Dx(), b.Dy()
+	if tr {
+		// Pixel (i, j) of the result shows pixel (j, i) of the mirrored
+		// image (virtualslide.Flip.Pixel).
+		m := flip(img, fx, fy, false)
+		mb := m.Bounds()
+		out := image.NewRGBA(image.Rect(0, 0, h, w))
+		for j := range w {
+			dst := out.Pix[out.PixOffset(0, j):]
+			for i := range h {
+				copy(dst[4*i:4*i+4], m.Pix[m.PixOffset(mb.Min.X+j, mb.Min.Y+i):])
+			}
+		}
+		return out
+	}
 	out := image.NewRGBA(image.Rect(0, 0, w, h))
 	for y := range h {
 		sy := y

@@ -65,8 +65,8 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 	fmt.Fprintf(w, "  NILM specificity %.3f %s\n", m.NILMSpecificity, m.NILMSpecificityCI)
 	fmt.Fprintf(w, "  gallery hit rate (top %d distinct objects, ranked by 1 − P(NILM), spread as chosen on the fitting half: %s; hold a labelled abnormal cell) %.3f %s (low grade %.3f, high grade %.3f)\n",
 		o.Gallery, spreadNames(m.GallerySpreads), m.GalleryHitRate, m.GalleryHitRateCI, m.GalleryHitByGrade[LowGrade.String()], m.GalleryHitByGrade[HighGrade.String()])
-	fmt.Fprintf(w, "    without a spread %.3f %s; ranking chosen on the fitting half, no spread %.3f %s; spread chosen on all fields %s\n",
-		m.GalleryHitUnspread, m.GalleryHitUnspreadCI, m.GalleryHitNestedRank, m.GalleryHitNestedRankCI, spreadNames([]classify.GallerySpread{m.GallerySpreadAll}))
+	fmt.Fprintf(w, "    without a spread %.3f %s (gain of the spread, paired: %s); ranking chosen on the fitting half, no spread %.3f %s; spread chosen on all fields %s\n",
+		m.GalleryHitUnspread, m.GalleryHitUnspreadCI, m.GallerySpreadGainCI, m.GalleryHitNestedRank, m.GalleryHitNestedRankCI, spreadNames([]classify.GallerySpread{m.GallerySpreadAll}))
 	fmt.Fprintf(w, "  verdicts (rows true):%12s%12s%12s\n", Negative, LowGrade, HighGrade)
 	for g := range numGrades {
 		row := m.Confusion[g.String()]

@@ -118,6 +118,9 @@ type SlideMetrics struct {
 	GalleryHitUnspreadCI   *Interval `json:"gallery_hit_rate_unspread_ci95"`
 	GalleryHitNestedRank   float64   `json:"gallery_hit_rate_nested_rank"`
 	GalleryHitNestedRankCI *Interval `json:"gallery_hit_rate_nested_rank_ci95"`
+	// GallerySpreadGainCI is the 95% interval of GalleryHitRate −
+	// GalleryHitUnspread over the same resamples (paired).
+	GallerySpreadGainCI *Interval `json:"gallery_spread_gain_ci95"`
 	// GallerySpreads are the spreads chosen in the nested splits,
 	// GallerySpreadAll the one chosen on slides of all fields (what
 	// --fit-slide-rule ships) and GallerySpreadHitsAll the abnormal slides
@@ -700,7 +703,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		m.Cells = [3]int{t.cells[0], t.cells[len(t.cells)/2], t.cells[len(t.cells)-1]}
 	}
 	// Bootstrap over fields.
-	var bs [7][]float64
+	var bs [8][]float64
 	draw := make([]int, len(fields))
 	for range o.Resamples {
 		if err := ctx.Err(); err != nil {
@@ -712,7 +715,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		slices.Sort(draw)
 		bt := evaluate(draw, rng)
 		a, b, c, d, e, f, g := rates(&bt)
-		for k, v := range []float64{a, b, c, d, e, f, g} {
+		for k, v := range []float64{a, b, c, d, e, f, g, e - f} {
 			bs[k] = append(bs[k], v)
 		}
 	}
@@ -724,7 +727,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		return &Interval{v[int(0.025*float64(len(v)))], v[int(0.975*float64(len(v)))-1]}
 	}
 	m.HSILPlusSensitivityCI, m.HSILPlusNotNILMCI, m.ASCUSPlusSensitivityCI, m.NILMSpecificityCI, m.GalleryHitRateCI = ci(bs[0]), ci(bs[1]), ci(bs[2]), ci(bs[3]), ci(bs[4])
-	m.GalleryHitUnspreadCI, m.GalleryHitNestedRankCI = ci(bs[5]), ci(bs[6])
+	m.GalleryHitUnspreadCI, m.GalleryHitNestedRankCI, m.GallerySpreadGainCI = ci(bs[5]), ci(bs[6]), ci(bs[7])
 	m.Seconds = math.Round(time.Since(start).Seconds()*100) / 100
 	return m, nil
 }

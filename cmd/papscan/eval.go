@@ -26,7 +26,7 @@ func runEval(ctx context.Context, e env, args []string) int {
 	cfgName := fs.String("config", "sim", "configuration file or shipped profile for the classify thresholds")
 	slides := fs.Bool("slides", true, "compose virtual slides from the CRIC fields and measure the slide verdicts (nested: rules fitted on other fields)")
 	slideCells := fs.Int("slide-cells", 0, "cells of negative fields per composed slide (0: 4000; the NILM-only fields allow fewer)")
-	slideUses := fs.Int("slide-max-uses", 0, "times one field may appear on a composed slide, each in another orientation (0: 1, at most 4)")
+	slideUses := fs.Int("slide-max-uses", 0, "times one field may appear on a composed slide, each in another orientation (0: 1, at most 8)")
 	slideMethod := fs.String("slide-method", eval.MethodLevels, "slide rule fitted and scored in the nested evaluation: levels (the shipped kind) or logit (logistic scores over the excess at every level)")
 	mixedNeg := fs.Bool("slide-mixed-negatives", false, "also compose negative material from the NILM-labelled cells of fields with abnormal labels (at least 30 µm from every abnormal label)")
 	fitRule := fs.String("fit-slide-rule", "", "also fit the slide rule on slides of all CRIC fields and write it to `FILE` (the shipped one is classify/slide_rule.json)")
