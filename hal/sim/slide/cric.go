@@ -273,6 +273,11 @@ type Placement struct {
 	Field int               // index into the library's catalogue
 	Flip  virtualslide.Flip // the flip of its use
 	Src   image.Rectangle   // the piece in the cut-out's pixels (Cutout.Pieces)
+	// X0, Y0 is the slide position (µm) of the flipped piece's top-left:
+	// cut-out pixel (x, y) of the piece lies at X0 + fx·CutoutPixelUM,
+	// Y0 + fy·CutoutPixelUM with fx, fy = Flip.Point(x − Src.Min.X,
+	// y − Src.Min.Y, Src.Dx(), Src.Dy()).
+	X0, Y0 float64
 }
 
 // Placements returns the pieces placed on a CRIC slide, in placement order
@@ -284,7 +289,7 @@ func (s *Slide) Placements() []Placement {
 	}
 	out := make([]Placement, len(s.cric.pieces))
 	for i, p := range s.cric.pieces {
-		out[i] = Placement{Field: int(p.field), Flip: p.flip, Src: p.src}
+		out[i] = Placement{Field: int(p.field), Flip: p.flip, Src: p.src, X0: p.x0, Y0: p.y0}
 	}
 	return out
 }
