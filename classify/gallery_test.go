@@ -141,3 +141,24 @@ func TestGallerySpread(t *testing.T) {
 		t.Error("a negative gallery.per_region passes the check")
 	}
 }
+
+// BenchmarkSlideSummaryAdd: a slide's cells offered to the summary (the
+// gallery keeps GalleryCandidates(24) distinct objects), most of them
+// below the gallery's least suspicious.
+func BenchmarkSlideSummaryAdd(b *testing.B) {
+	th := DefaultThresholds()
+	cells := make([]Cell, 1000)
+	for i := range cells {
+		s := float32((i*7919)%1000) / 1000
+		cells[i] = mkCell(HSIL, s, s)
+		cells[i].StageX, cells[i].StageY = float64(i%40)*20, float64(i/40)*20
+		cells[i].AreaUM2 = 40 + float64(i%17)
+	}
+	s := NewSlideSummary(th, nil)
+	b.ReportAllocs()
+	b.ResetTimer()
+	for range b.N {
+		s.Add(cells)
+	}
+	b.ReportMetric(float64(b.N*len(cells))/b.Elapsed().Seconds(), "cells/s")
+}
