@@ -165,9 +165,16 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	if s.o.Motion.X.Speed > 0 && v > s.o.Motion.X.Speed*1.0001 {
 		return fmt.Errorf("on-the-fly scan: row speed %.0f µm/s exceeds X's %.0f µm/s", v, s.o.Motion.X.Speed)
 	}
+	// The position reads before each frame take their time on the I²C
+	// bus (~5 transfers per axis): pollCost is how long before a
+	// crossing they must start, measured on the first row (until then a
+	// guess) and grown with every slower poll seen later.
+	pollCost := pollGuess
 	ramp := v * v / (2 * acc) // µm to reach cruise from rest
 	tRamp := v / acc          // s
-	runIn := ramp + v*0.010   // cruise for 10 ms before the first frame
+	// runIn: cruise for 10 ms before the first frame, and at least long
+	// enough for the reads before it to fall in the cruise.
+	runIn := func() float64 { return ramp + v*max(0.010, (pollLead+2*pollCost).Seconds()) }
 	offTol := 0.25 * (plan.FieldW - plan.StepX)
 	if offTol <= 0 {
 		offTol = 0.05 * plan.StepX
@@ -242,7 +249,8 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	var retake []int
 	rows := rowsOf(plan)
 	st.Rows = len(rows)
-	var travel time.Duration // stage time on rows and between them, for the bound
+	var travel time.Duration       // stage time on rows and between them, for the bound
+	startCost := time.Duration(-1) // bus time of X's Start; < 0: not yet measured
 	var prevEnd Point
 	for ri, row := range rows {
 		if err := ctx.Err(); err != nil {
@@ -250,7 +258,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		}
 		first, last := plan.Tiles[row.idx[0]], plan.Tiles[row.idx[len(row.idx)-1]]
 		y := first.Y
-		x0 := first.X - row.dir*runIn
+		x0 := first.X - row.dir*runIn()
 		xEnd := last.X + row.dir*(ramp+v*0.005)
 		if trk != nil {
 			trk.startRow()
@@ -283,23 +291,41 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := dev.x.SetCruise(physic.Speed(v * float64(physic.MicroMetrePerSecond))); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
+		// The Tic starts moving at the STOP of Start's last transfer, so
+		// Start begins its bus time early (measured on the previous row,
+		// or on the first by a Start to where the stage stands).
+		if startCost < 0 {
+			t0 := s.m.Clock.Now()
+			if err := dev.x.Start(dist(x0)); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+			startCost = s.m.Clock.Now().Sub(t0)
+			if err := dev.x.Wait(ctx); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+			if pollCost, err = pollTime(s.m.Clock, dev); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+		}
 		// Start so that the first tile is crossed in the middle of an
 		// exposure: crossing = start + tRamp + (runIn - ramp)/v.
-		lead := time.Duration((tRamp + (runIn-ramp)/v) * float64(time.Second))
+		lead := time.Duration((tRamp + (math.Abs(x0-first.X)-ramp)/v) * float64(time.Second))
 		now := s.m.Clock.Now()
-		want := now.Add(lead)
+		want := now.Add(lead + startCost)
 		if fo.StrobePulse > 0 {
 			mid := fi.Timestamp.Add(fo.Exposure / 2)
 			k := math.Ceil(float64(want.Sub(mid)) / float64(iv))
 			want = mid.Add(time.Duration(k) * iv)
 		}
-		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead); err != nil {
+		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead-startCost); err != nil {
 			return err
 		}
+		t0 := s.m.Clock.Now()
 		if err := dev.x.Start(dist(xEnd)); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
 		tStart := s.m.Clock.Now()
+		startCost = tStart.Sub(t0)
 		planX := func(t time.Time) float64 {
 			el := t.Sub(tStart).Seconds()
 			d := 0.0
@@ -338,22 +364,26 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			}
 			tc := crossAt(t.X)
 			// A position read shortly before: it checks the plan (a
-			// stalled stage is behind it) and feeds the dead-man.
-			if d := tc.Add(-2 * time.Millisecond).Sub(s.m.Clock.Now()); d > 0 {
+			// stalled stage is behind it) and feeds the dead-man. The
+			// reads take their time on the bus and must end before tc.
+			tPoll := s.m.Clock.Now()
+			if d := tc.Add(-pollLead - pollCost).Sub(tPoll); d > 0 {
 				if err := s.m.Clock.Sleep(ctx, d); err != nil {
 					return err
 				}
+				tPoll = s.m.Clock.Now()
 			}
 			pos, _, err := dev.x.Poll()
 			if err != nil {
 				return fmt.Errorf("tile %d: %w", i, err)
 			}
-			tRead := s.m.Clock.Now()
+			tRead := s.m.Clock.Now() // the position is the poll's last read
 			if dev.zPoll != nil {
 				if _, _, err := dev.zPoll.Poll(); err != nil {
 					return fmt.Errorf("tile %d: focus: %w", i, err)
 				}
 			}
+			pollCost = max(pollCost, s.m.Clock.Now().Sub(tPoll))
 			// Where the Tic says the stage is at tc, against the plan.
 			ticAt := um(pos) + row.dir*v*tc.Sub(tRead).Seconds()
 			diff := ticAt - planX(tc)
@@ -538,6 +568,30 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	r.lowerBound = max(time.Duration(len(plan.Tiles))*iv, travel)
 	pool.drain()
 	return nil
+}
+
+// pollLead is how long before a tile's crossing the position reads end
+// (at the latest).
+const pollLead = 2 * time.Millisecond
+
+// pollGuess is the bus time of the position reads before it is measured
+// (X and Z at 100 kHz take ~6 ms).
+const pollGuess = 10 * time.Millisecond
+
+// pollTime polls X once and returns how long the reads before a frame
+// take on clock (the bus time): X's poll, twice when Z is polled too (the
+// same reads; Z may stand idle past its command timeout here, which only
+// a move clears).
+func pollTime(clock hal.Clock, dev flyDevices) (time.Duration, error) {
+	t0 := clock.Now()
+	if _, _, err := dev.x.Poll(); err != nil {
+		return 0, err
+	}
+	d := clock.Now().Sub(t0)
+	if dev.zPoll != nil {
+		d *= 2
+	}
+	return d, nil
 }
 
 // ticTolerance is how far the plan and a Tic position read may disagree

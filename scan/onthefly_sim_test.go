@@ -58,6 +58,12 @@ func TestOnTheFlySlide(t *testing.T) {
 	skipWholeSlideInShort(t)
 	ctx := context.Background()
 	rig := newFlyRig(t, nil, slide.HighGrade)
+	busy0 := time.Duration(-1) // I²C wire time when the tile phase began
+	rig.onProgress = func(p scan.Progress) {
+		if p.Phase == "scan" && busy0 < 0 {
+			busy0 = rig.world.Bus.Busy()
+		}
+	}
 	if err := rig.scanner.Home(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -65,6 +71,7 @@ func TestOnTheFlySlide(t *testing.T) {
 	if err != nil {
 		t.Fatalf("scan: %v", err)
 	}
+	t.Logf("I²C wire time: %.3fs in the tile phase, %.3fs in all", (rig.world.Bus.Busy() - busy0).Seconds(), rig.world.Bus.Busy().Seconds())
 	if !r.Complete() || r.TilesMissing != 0 {
 		t.Fatalf("incomplete: %d/%d tiles, error %q", r.TilesAnalysed, r.TilesPlanned, r.Error)
 	}
@@ -92,7 +99,12 @@ func TestOnTheFlySlide(t *testing.T) {
 	if r.Focus.ErrorRMS > dof/4 {
 		t.Errorf("focus error %.2f µm RMS > DOF/4 = %.2f", r.Focus.ErrorRMS, dof/4)
 	}
-	if r.Measures.ScanEfficiency > 1.25 {
+	// The 1.25x holds on a 13 mm slide (README). On this one
+	// rows are four frames (133 ms), and each row change costs ~30 ms of
+	// I²C on top of the stage's travel (the drivers' checks before every
+	// move and their arrival polls, ~2.7 ms per poll at 100 kHz): 0.18 s
+	// over 6 rows, 0.10x of the bound.
+	if r.Measures.ScanEfficiency > 1.35 {
 		t.Errorf("tile phase %.2fs is %.2fx its bound", r.Measures.TilePhaseSeconds, r.Measures.ScanEfficiency)
 	}
 }
