@@ -58,6 +58,9 @@ type FlyStats struct {
 	// Tracked is how many frame pairs corrected the focus on the fly,
 	// TrackSkipped how many showed too little tissue; DitherUM the
 	// dither of Z between frames.
+	// AsyncDecode: the frames (MJPEG) were decoded off the capture
+	// goroutine, each checked when its decode arrived.
+	AsyncDecode  bool    `json:"async_decode"`
 	Tracked      int     `json:"focus_tracked"`
 	TrackSkipped int     `json:"focus_track_skipped"`
 	DitherUM     float64 `json:"focus_dither_um"`
@@ -244,9 +247,115 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		return hal.NewFault("light", hal.FaultLight, fmt.Errorf("tile %d: %d frames in a row without light: the strobe never fired", i, darkRun))
 	}
 
+	// With an MJPEG camera that decodes off the capture goroutine
+	// (hal.Grabber), a frame's image is waited for after the next frame
+	// is taken: its decode overlaps that capture. The checks that need
+	// the image (dark, registration) run in frame order in finish.
+	var grabber hal.Grabber
+	if g, ok := s.m.Camera.(hal.Grabber); ok && isMJPEG(s.m.Camera) {
+		grabber = g
+		st.AsyncDecode = true
+	}
+	var pend *flyFrame // a frame taken and placed, its image checks to come
+	var retake []int
+	// finish runs the image checks of frame f and hands it to the
+	// analysis (or to a re-take).
+	finish := func(f *flyFrame) error {
+		img := f.img
+		if f.grabbed != nil {
+			dec, err := f.grabbed.Wait(ctx)
+			if err != nil {
+				f.grabbed.Release()
+				if ctx.Err() != nil {
+					return err
+				}
+				// A frame that does not decode is one that never came.
+				s.log.Warn("frame not decoded on the fly; tile re-taken", "slide", r.SlideID, "tile", f.i, "err", err)
+				st.Dropped++
+				retake = append(retake, f.i)
+				havePrev = false
+				return nil
+			}
+			buf, err := getBuf()
+			if err != nil {
+				f.grabbed.Release()
+				return err
+			}
+			if buf == nil || buf.Rect != dec.Rect {
+				buf = image.NewRGBA(dec.Rect)
+			}
+			copy(buf.Pix, dec.Pix)
+			f.grabbed.Release()
+			img = buf
+		}
+		i, x, y, zNow := f.i, f.x, f.y, f.zNow
+		if meanGreen(img) < darkLevel {
+			put(img)
+			st.Dark++
+			darkRun++
+			retake = append(retake, i)
+			havePrev = false
+			if darkRun >= maxDarkRun {
+				_ = s.Halt()
+				return lightFault(i)
+			}
+			return nil
+		}
+		darkRun = 0
+		// Register the overlap with the previous frame of the row:
+		// it sees what the plan and the Tic reads cannot, a stage
+		// that lost steps.
+		if ovPx >= 2*regShiftPx+32 {
+			x0a, x0b := w-ovPx, 0
+			if f.dir < 0 {
+				x0a, x0b = 0, w-ovPx
+			}
+			cutStrip(&curStrip, img, x0b, ovPx)
+			if havePrev && trk != nil {
+				// Both frames' heights above the map where they
+				// overlap.
+				mb := fm.Z((prevX+x)/2, y)
+				trk.observe(prevX, prevZ-mb, prevS, x, um(zNow)-mb, stripSharpness(&curStrip, trackMargin))
+			}
+			if havePrev {
+				e := (x - prevX) / px // expected shift, px
+				ei := math.Round(e)
+				prevStrip.x0 -= int(ei)
+				d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
+				prevStrip.x0 += int(ei)
+				if ok {
+					st.Registered++
+					dev := d + ei - e
+					st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
+					if math.Abs(dev) > regFaultPx {
+						put(img)
+						_ = s.Halt()
+						r.TilesMissing++
+						return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
+							fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
+					}
+				}
+			}
+			cutStrip(&prevStrip, img, x0a, ovPx)
+			havePrev, prevX = true, x
+			if trk != nil {
+				prevZ, prevS = um(zNow), stripSharpness(&prevStrip, trackMargin)
+			}
+		}
+		focusErr(x, y, um(zNow))
+		return submit(i, x, y, img)
+	}
+	flush := func() error {
+		f := pend
+		pend = nil
+		if f == nil {
+			return nil
+		}
+		return finish(f)
+	}
+
 	s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Total: len(plan.Tiles)})
 	phase0 := s.m.Clock.Now()
-	var retake []int
 	rows := rowsOf(plan)
 	st.Rows = len(rows)
 	var travel time.Duration       // stage time on rows and between them, for the bound
@@ -402,14 +511,28 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				tLight = tLight.Add(fo.StrobePulse / 2)
 			}
 			zNow, _ := s.m.Focus.Z()
-			buf, err := getBuf()
-			if err != nil {
-				return err
+			var img *image.RGBA
+			var grabbed hal.GrabbedFrame
+			if grabber != nil {
+				t0 := s.m.Clock.Now()
+				grabbed, err = grabber.Grab(ctx)
+				r.Timing.Capture += s.m.Clock.Now().Sub(t0)
+				r.Frames++
+			} else {
+				buf, gerr := getBuf()
+				if gerr != nil {
+					return gerr
+				}
+				img, err = s.capture(ctx, r, buf)
+				if err != nil {
+					put(img)
+				}
 			}
-			img, err := s.capture(ctx, r, buf)
 			st.Frames++
 			if err != nil {
-				put(img)
+				if err := flush(); err != nil {
+					return err
+				}
 				if errors.Is(err, hal.ErrTimeout) && hal.FaultOf(err) == nil {
 					// The frame never came: the stage has gone on; this
 					// tile and the rest of the row are taken stopped. (A
@@ -419,92 +542,67 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 					st.Dropped++
 					abort = true
 					retake = append(retake, i)
+					havePrev = false
 					continue
 				}
 				r.TilesMissing++
 				return fmt.Errorf("tile %d: capture: %w", i, err)
 			}
 			info := dev.timer.LastFrame()
+			if grabbed != nil {
+				info = grabbed.Info()
+			}
+			// The checks on the frame's time and place need no image;
+			// the pending frame (if any) is finished first, so frames are
+			// checked and counted in order.
+			x := planX(tLight)
 			if dev.strobe == nil {
 				tLight = info.Timestamp.Add(fo.Exposure / 2)
-			} else if slack := 5 * time.Millisecond; tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack)) {
-				// Not the frame of the pulse.
-				put(img)
-				st.Dropped++
-				retake = append(retake, i)
-				havePrev = false
-				continue
+				x = planX(tLight)
 			}
-			if meanGreen(img) < darkLevel {
-				put(img)
-				st.Dark++
-				darkRun++
-				retake = append(retake, i)
-				if darkRun >= maxDarkRun {
-					_ = s.Halt()
-					return lightFault(i)
-				}
-				continue
-			}
-			darkRun = 0
-			x := planX(tLight)
 			if trustTic {
 				x = ticAt + row.dir*v*tLight.Sub(tc).Seconds()
 			}
-			if off := math.Abs(x - t.X); off > offTol {
+			rejected := ""
+			if slack := 5 * time.Millisecond; dev.strobe != nil && (tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack))) {
+				rejected = "pulse" // not the frame of the pulse
+			} else if off := math.Abs(x - t.X); off > offTol {
 				s.log.Warn("frame landed off its tile; re-taken", "slide", r.SlideID, "tile", i, "off_um", off)
-				put(img)
-				st.OffPlace++
-				retake = append(retake, i)
-				havePrev = false
-				continue
+				rejected = "off"
 			} else {
 				st.MaxOffUM = math.Max(st.MaxOffUM, off)
 			}
-			// Register the overlap with the previous frame of the row:
-			// it sees what the plan and the Tic reads cannot, a stage
-			// that lost steps.
-			if ovPx >= 2*regShiftPx+32 {
-				x0a, x0b := w-ovPx, 0
-				if row.dir < 0 {
-					x0a, x0b = 0, w-ovPx
+			if err := flush(); err != nil {
+				if grabbed != nil {
+					grabbed.Release()
+				} else {
+					put(img)
 				}
-				cutStrip(&curStrip, img, x0b, ovPx)
-				if havePrev && trk != nil {
-					// Both frames' heights above the map where they
-					// overlap.
-					mb := fm.Z((prevX+x)/2, y)
-					trk.observe(prevX, prevZ-mb, prevS, x, um(zNow)-mb, stripSharpness(&curStrip, trackMargin))
-				}
-				if havePrev {
-					e := (x - prevX) / px // expected shift, px
-					ei := math.Round(e)
-					prevStrip.x0 -= int(ei)
-					d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
-					prevStrip.x0 += int(ei)
-					if ok {
-						st.Registered++
-						dev := d + ei - e
-						st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
-						if math.Abs(dev) > regFaultPx {
-							put(img)
-							_ = s.Halt()
-							r.TilesMissing++
-							return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
-								fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
-						}
-					}
-				}
-				cutStrip(&prevStrip, img, x0a, ovPx)
-				havePrev, prevX = true, x
-				if trk != nil {
-					prevZ, prevS = um(zNow), stripSharpness(&prevStrip, trackMargin)
-				}
-			}
-			focusErr(x, y, um(zNow))
-			if err := submit(i, x, y, img); err != nil {
 				return err
 			}
+			pend = &flyFrame{i: i, x: x, y: y, zNow: zNow, img: img, grabbed: grabbed, dir: row.dir}
+			if rejected != "" {
+				pend.release(put)
+				pend = nil
+				if rejected == "pulse" {
+					st.Dropped++
+				} else {
+					st.OffPlace++
+				}
+				retake = append(retake, i)
+				havePrev = false
+				continue
+			}
+			if grabber == nil || trk != nil {
+				// Decoded already (or the tracker needs the frame
+				// before the next one is taken).
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		st.RowSeconds += s.m.Clock.Now().Sub(rowT0).Seconds()
 		if err := dev.x.Wait(ctx); err != nil {
@@ -592,6 +690,38 @@ func pollTime(clock hal.Clock, dev flyDevices) (time.Duration, error) {
 		d *= 2
 	}
 	return d, nil
+}
+
+// flyFrame is a frame taken on the fly whose image checks are to come:
+// tile i imaged at (x, y) with the focus at zNow, on a row crossed in
+// direction dir; its image decoded (img) or decoding (grabbed).
+type flyFrame struct {
+	i       int
+	x, y    float64
+	zNow    physic.Distance
+	dir     float64
+	img     *image.RGBA
+	grabbed hal.GrabbedFrame
+}
+
+// release gives the frame's buffers back unused.
+func (f *flyFrame) release(put func(*image.RGBA)) {
+	if f.grabbed != nil {
+		f.grabbed.Release()
+		return
+	}
+	put(f.img)
+}
+
+// isMJPEG reports whether cam's frames arrive as MJPEG (their decode is
+// worth taking off the capture goroutine).
+func isMJPEG(cam hal.Camera) bool {
+	src, ok := cam.(interface{ Source() hal.FrameSource })
+	if !ok {
+		return false
+	}
+	fourcc, _, _ := src.Source().Format()
+	return fourcc == hal.PixFmtMJPEG
 }
 
 // ticTolerance is how far the plan and a Tic position read may disagree

@@ -33,12 +33,18 @@ func newFlyRig(t *testing.T, more func(*config.Config), diagnoses ...slide.Diagn
 // newFlyRigSpecs is newFlyRig with the slides' specs.
 func newFlyRigSpecs(t *testing.T, more func(*config.Config), specs ...slide.Spec) *simRig {
 	t.Helper()
-	rig := newRigSpecs(t, func(cfg *config.Config) {
+	return newFlyRigFrom(t, more, func(sp slide.Spec) (*slide.Slide, error) { return slide.Synthetic(sp), nil }, specs...)
+}
+
+// newFlyRigFrom is newFlyRigSpecs with the slides built by build.
+func newFlyRigFrom(t *testing.T, more func(*config.Config), build func(slide.Spec) (*slide.Slide, error), specs ...slide.Spec) *simRig {
+	t.Helper()
+	rig := newRigFrom(t, func(cfg *config.Config) {
 		flyTweak(cfg)
 		if more != nil {
 			more(cfg)
 		}
-	}, specs...)
+	}, build, specs...)
 	o := rig.options
 	o.Fly = scan.FlyOptions{Enabled: true, FrameRate: rig.cfg.Machine.Camera.FrameRate,
 		Exposure: rig.cfg.Machine.Camera.Exposure.D(), StrobePulse: rig.cfg.Machine.Light.StrobePulse.D()}
@@ -146,11 +152,18 @@ func TestOnTheFlyFocusTracking(t *testing.T) {
 }
 
 // TestOnTheFlyStrobeFault: a strobe that never fires is a light fault,
-// and the slide is INCOMPLETE, never a dark slide called NILM.
+// and the slide is INCOMPLETE, never a dark slide called NILM; with YUYV
+// frames and with MJPEG frames (checked as their decode arrives).
 func TestOnTheFlyStrobeFault(t *testing.T) {
 	skipWholeSlideInShort(t)
+	for _, pf := range []string{"YUYV", "MJPEG"} {
+		t.Run(pf, func(t *testing.T) { testOnTheFlyStrobeFault(t, pf) })
+	}
+}
+
+func testOnTheFlyStrobeFault(t *testing.T, pixFmt string) {
 	ctx := context.Background()
-	rig := newFlyRig(t, nil, slide.Negative)
+	rig := newFlyRig(t, func(cfg *config.Config) { cfg.Machine.Camera.PixelFormat = pixFmt }, slide.Negative)
 	if err := rig.scanner.Home(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -177,11 +190,18 @@ func TestOnTheFlyStrobeFault(t *testing.T) {
 }
 
 // TestOnTheFlyDroppedFrame: a frame that never comes is taken again,
-// stopped; no tile is missing.
+// stopped; no tile is missing; with YUYV frames and with MJPEG frames
+// (decoded off the capture goroutine).
 func TestOnTheFlyDroppedFrame(t *testing.T) {
 	skipWholeSlideInShort(t)
+	for _, pf := range []string{"YUYV", "MJPEG"} {
+		t.Run(pf, func(t *testing.T) { testOnTheFlyDroppedFrame(t, pf) })
+	}
+}
+
+func testOnTheFlyDroppedFrame(t *testing.T, pixFmt string) {
 	ctx := context.Background()
-	rig := newFlyRig(t, nil, slide.HighGrade)
+	rig := newFlyRig(t, func(cfg *config.Config) { cfg.Machine.Camera.PixelFormat = pixFmt }, slide.HighGrade)
 	if err := rig.scanner.Home(ctx); err != nil {
 		t.Fatal(err)
 	}
@@ -201,6 +221,9 @@ func TestOnTheFlyDroppedFrame(t *testing.T) {
 	}
 	if !r.Complete() || r.TilesMissing != 0 || r.TilesAnalysed != r.TilesPlanned {
 		t.Fatalf("incomplete: %d/%d tiles analysed, %d missing", r.TilesAnalysed, r.TilesPlanned, r.TilesMissing)
+	}
+	if r.Fly.AsyncDecode != (pixFmt == "MJPEG") {
+		t.Errorf("frames decoded off the capture goroutine: %v with %s", r.Fly.AsyncDecode, pixFmt)
 	}
 	if r.Fly.Dropped < 1 || r.Fly.Retakes < 1 {
 		t.Errorf("dropped %d, re-taken %d: want the lost frame taken again", r.Fly.Dropped, r.Fly.Retakes)
