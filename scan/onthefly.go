@@ -380,6 +380,11 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := s.moveXYZ(ctx, r, x0, y, z0); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
+		// The stage stands on whole microsteps (5 µm on sim-fly), not
+		// exactly at x0, y: the row is planned from, and its frames
+		// placed at, where the Tics count it (else every frame of the
+		// row shares the rounding, up to half a microstep).
+		x0, y = s.standingXY(x0, y)
 		// The camera's frame grid, from its last frame.
 		fi := dev.timer.LastFrame()
 		if fi.Timestamp.IsZero() {
@@ -650,7 +655,8 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			return fmt.Errorf("tile %d: re-take: %w", i, hal.NewFault("light", hal.FaultLight, errors.New("a frame under steady light is dark")))
 		}
 		focusErr(t.X, t.Y, z)
-		if err := submit(i, t.X, t.Y, bufs[0]); err != nil {
+		tx, ty := s.standingXY(t.X, t.Y)
+		if err := submit(i, tx, ty, bufs[0]); err != nil {
 			return err
 		}
 	}
@@ -666,6 +672,19 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	r.lowerBound = max(time.Duration(len(plan.Tiles))*iv, travel)
 	pool.drain()
 	return nil
+}
+
+// standingXY is where the stopped stage stands after a move to (x, y):
+// the Tics' counted positions, whole microsteps (5 µm on sim-fly), not
+// the exact target; (x, y) when an axis cannot tell.
+func (s *Scanner) standingXY(x, y float64) (float64, float64) {
+	if p, err := s.m.Stage.X.Position(); err == nil {
+		x = um(p)
+	}
+	if p, err := s.m.Stage.Y.Position(); err == nil {
+		y = um(p)
+	}
+	return x, y
 }
 
 // pollLead is how long before a tile's crossing the position reads end
