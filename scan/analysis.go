@@ -90,6 +90,9 @@ func (p *analysisPool) work() {
 			c.StageX, c.StageY, c.Tile = cx, cy, jb.i
 			kept = append(kept, c)
 		}
+		if s.o.CellsSeen != nil {
+			s.o.CellsSeen(jb.cx, jb.cy, kept)
+		}
 		p.summary.Add(kept)
 		p.ov.paste(img, jb.x-fw/2, jb.y-fh/2)
 		p.mu.Lock()

@@ -40,6 +40,10 @@ func rollingTweak(cfg *config.Config) {
 	cfg.Machine.Camera.Exposure = config.Duration(20 * time.Millisecond)
 }
 
+// mjpegTweak makes the camera deliver MJPEG frames, which the on-the-fly
+// loop decodes off its goroutine (hal.Grabber) and checks as they arrive.
+func mjpegTweak(cfg *config.Config) { cfg.Machine.Camera.PixelFormat = "MJPEG" }
+
 // TestOnTheFlyAcceptedModes: configurations the validator accepts for
 // on-the-fly scanning run: a triggered camera (a frame per trigger pulse,
 // every one taken as the stage crosses its tile), a PCA9685 strobe
@@ -51,7 +55,7 @@ func TestOnTheFlyAcceptedModes(t *testing.T) {
 	for _, tc := range []struct {
 		name  string
 		tweak func(*config.Config)
-	}{{"trigger", triggerTweak}, {"pca9685", pca9685Tweak}, {"rolling", rollingTweak}} {
+	}{{"trigger", triggerTweak}, {"pca9685", pca9685Tweak}, {"rolling", rollingTweak}, {"mjpeg", mjpegTweak}} {
 		t.Run(tc.name, func(t *testing.T) {
 			ctx := context.Background()
 			rig := newFlyRig(t, tc.tweak, slide.HighGrade)
@@ -73,6 +77,9 @@ func TestOnTheFlyAcceptedModes(t *testing.T) {
 			}
 			if f.Retakes > r.TilesPlanned/20 || f.BlurPx > 0.5 {
 				t.Errorf("%d of %d tiles re-taken, blur %.2f px", f.Retakes, r.TilesPlanned, f.BlurPx)
+			}
+			if mjpeg := rig.cfg.Machine.Camera.PixelFormat == "MJPEG"; f.AsyncDecode != mjpeg {
+				t.Errorf("frames decoded off the capture goroutine: %v, want %v (MJPEG)", f.AsyncDecode, mjpeg)
 			}
 			if dx, _, rows := rig.world.Camera.LastSkew(); math.Abs(dx) > 0.5 || rows != rig.cfg.Machine.Camera.Height {
 				t.Errorf("last frame: skew %.2f px, %d rows lit", dx, rows)

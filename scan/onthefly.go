@@ -58,6 +58,9 @@ type FlyStats struct {
 	// Tracked is how many frame pairs corrected the focus on the fly,
 	// TrackSkipped how many showed too little tissue; DitherUM the
 	// dither of Z between frames.
+	// AsyncDecode: the frames (MJPEG) were decoded off the capture
+	// goroutine, each checked when its decode arrived.
+	AsyncDecode  bool    `json:"async_decode"`
 	Tracked      int     `json:"focus_tracked"`
 	TrackSkipped int     `json:"focus_track_skipped"`
 	DitherUM     float64 `json:"focus_dither_um"`
@@ -165,9 +168,16 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	if s.o.Motion.X.Speed > 0 && v > s.o.Motion.X.Speed*1.0001 {
 		return fmt.Errorf("on-the-fly scan: row speed %.0f µm/s exceeds X's %.0f µm/s", v, s.o.Motion.X.Speed)
 	}
+	// The position reads before each frame take their time on the I²C
+	// bus (~5 transfers per axis): pollCost is how long before a
+	// crossing they must start, measured on the first row (until then a
+	// guess) and grown with every slower poll seen later.
+	pollCost := pollGuess
 	ramp := v * v / (2 * acc) // µm to reach cruise from rest
 	tRamp := v / acc          // s
-	runIn := ramp + v*0.010   // cruise for 10 ms before the first frame
+	// runIn: cruise for 10 ms before the first frame, and at least long
+	// enough for the reads before it to fall in the cruise.
+	runIn := func() float64 { return ramp + v*max(0.010, (pollLead+2*pollCost).Seconds()) }
 	offTol := 0.25 * (plan.FieldW - plan.StepX)
 	if offTol <= 0 {
 		offTol = 0.05 * plan.StepX
@@ -237,12 +247,119 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		return hal.NewFault("light", hal.FaultLight, fmt.Errorf("tile %d: %d frames in a row without light: the strobe never fired", i, darkRun))
 	}
 
+	// With an MJPEG camera that decodes off the capture goroutine
+	// (hal.Grabber), a frame's image is waited for after the next frame
+	// is taken: its decode overlaps that capture. The checks that need
+	// the image (dark, registration) run in frame order in finish.
+	var grabber hal.Grabber
+	if g, ok := s.m.Camera.(hal.Grabber); ok && isMJPEG(s.m.Camera) {
+		grabber = g
+		st.AsyncDecode = true
+	}
+	var pend *flyFrame // a frame taken and placed, its image checks to come
+	var retake []int
+	// finish runs the image checks of frame f and hands it to the
+	// analysis (or to a re-take).
+	finish := func(f *flyFrame) error {
+		img := f.img
+		if f.grabbed != nil {
+			dec, err := f.grabbed.Wait(ctx)
+			if err != nil {
+				f.grabbed.Release()
+				if ctx.Err() != nil {
+					return err
+				}
+				// A frame that does not decode is one that never came.
+				s.log.Warn("frame not decoded on the fly; tile re-taken", "slide", r.SlideID, "tile", f.i, "err", err)
+				st.Dropped++
+				retake = append(retake, f.i)
+				havePrev = false
+				return nil
+			}
+			buf, err := getBuf()
+			if err != nil {
+				f.grabbed.Release()
+				return err
+			}
+			if buf == nil || buf.Rect != dec.Rect {
+				buf = image.NewRGBA(dec.Rect)
+			}
+			copy(buf.Pix, dec.Pix)
+			f.grabbed.Release()
+			img = buf
+		}
+		i, x, y, zNow := f.i, f.x, f.y, f.zNow
+		if meanGreen(img) < darkLevel {
+			put(img)
+			st.Dark++
+			darkRun++
+			retake = append(retake, i)
+			havePrev = false
+			if darkRun >= maxDarkRun {
+				_ = s.Halt()
+				return lightFault(i)
+			}
+			return nil
+		}
+		darkRun = 0
+		// Register the overlap with the previous frame of the row:
+		// it sees what the plan and the Tic reads cannot, a stage
+		// that lost steps.
+		if ovPx >= 2*regShiftPx+32 {
+			x0a, x0b := w-ovPx, 0
+			if f.dir < 0 {
+				x0a, x0b = 0, w-ovPx
+			}
+			cutStrip(&curStrip, img, x0b, ovPx)
+			if havePrev && trk != nil {
+				// Both frames' heights above the map where they
+				// overlap.
+				mb := fm.Z((prevX+x)/2, y)
+				trk.observe(prevX, prevZ-mb, prevS, x, um(zNow)-mb, stripSharpness(&curStrip, trackMargin))
+			}
+			if havePrev {
+				e := (x - prevX) / px // expected shift, px
+				ei := math.Round(e)
+				prevStrip.x0 -= int(ei)
+				d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
+				prevStrip.x0 += int(ei)
+				if ok {
+					st.Registered++
+					dev := d + ei - e
+					st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
+					if math.Abs(dev) > regFaultPx {
+						put(img)
+						_ = s.Halt()
+						r.TilesMissing++
+						return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
+							fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
+					}
+				}
+			}
+			cutStrip(&prevStrip, img, x0a, ovPx)
+			havePrev, prevX = true, x
+			if trk != nil {
+				prevZ, prevS = um(zNow), stripSharpness(&prevStrip, trackMargin)
+			}
+		}
+		focusErr(x, y, um(zNow))
+		return submit(i, x, y, img)
+	}
+	flush := func() error {
+		f := pend
+		pend = nil
+		if f == nil {
+			return nil
+		}
+		return finish(f)
+	}
+
 	s.progress(Progress{SlideID: r.SlideID, Phase: "scan", Total: len(plan.Tiles)})
 	phase0 := s.m.Clock.Now()
-	var retake []int
 	rows := rowsOf(plan)
 	st.Rows = len(rows)
-	var travel time.Duration // stage time on rows and between them, for the bound
+	var travel time.Duration       // stage time on rows and between them, for the bound
+	startCost := time.Duration(-1) // bus time of X's Start; < 0: not yet measured
 	var prevEnd Point
 	for ri, row := range rows {
 		if err := ctx.Err(); err != nil {
@@ -250,7 +367,7 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		}
 		first, last := plan.Tiles[row.idx[0]], plan.Tiles[row.idx[len(row.idx)-1]]
 		y := first.Y
-		x0 := first.X - row.dir*runIn
+		x0 := first.X - row.dir*runIn()
 		xEnd := last.X + row.dir*(ramp+v*0.005)
 		if trk != nil {
 			trk.startRow()
@@ -263,6 +380,11 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := s.moveXYZ(ctx, r, x0, y, z0); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
+		// The stage stands on whole microsteps (5 µm on sim-fly), not
+		// exactly at x0, y: the row is planned from, and its frames
+		// placed at, where the Tics count it (else every frame of the
+		// row shares the rounding, up to half a microstep).
+		x0, y = s.standingXY(x0, y)
 		// The camera's frame grid, from its last frame.
 		fi := dev.timer.LastFrame()
 		if fi.Timestamp.IsZero() {
@@ -283,23 +405,41 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := dev.x.SetCruise(physic.Speed(v * float64(physic.MicroMetrePerSecond))); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
+		// The Tic starts moving at the STOP of Start's last transfer, so
+		// Start begins its bus time early (measured on the previous row,
+		// or on the first by a Start to where the stage stands).
+		if startCost < 0 {
+			t0 := s.m.Clock.Now()
+			if err := dev.x.Start(dist(x0)); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+			startCost = s.m.Clock.Now().Sub(t0)
+			if err := dev.x.Wait(ctx); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+			if pollCost, err = pollTime(s.m.Clock, dev); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+		}
 		// Start so that the first tile is crossed in the middle of an
 		// exposure: crossing = start + tRamp + (runIn - ramp)/v.
-		lead := time.Duration((tRamp + (runIn-ramp)/v) * float64(time.Second))
+		lead := time.Duration((tRamp + (math.Abs(x0-first.X)-ramp)/v) * float64(time.Second))
 		now := s.m.Clock.Now()
-		want := now.Add(lead)
+		want := now.Add(lead + startCost)
 		if fo.StrobePulse > 0 {
 			mid := fi.Timestamp.Add(fo.Exposure / 2)
 			k := math.Ceil(float64(want.Sub(mid)) / float64(iv))
 			want = mid.Add(time.Duration(k) * iv)
 		}
-		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead); err != nil {
+		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead-startCost); err != nil {
 			return err
 		}
+		t0 := s.m.Clock.Now()
 		if err := dev.x.Start(dist(xEnd)); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
 		tStart := s.m.Clock.Now()
+		startCost = tStart.Sub(t0)
 		planX := func(t time.Time) float64 {
 			el := t.Sub(tStart).Seconds()
 			d := 0.0
@@ -338,22 +478,26 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			}
 			tc := crossAt(t.X)
 			// A position read shortly before: it checks the plan (a
-			// stalled stage is behind it) and feeds the dead-man.
-			if d := tc.Add(-2 * time.Millisecond).Sub(s.m.Clock.Now()); d > 0 {
+			// stalled stage is behind it) and feeds the dead-man. The
+			// reads take their time on the bus and must end before tc.
+			tPoll := s.m.Clock.Now()
+			if d := tc.Add(-pollLead - pollCost).Sub(tPoll); d > 0 {
 				if err := s.m.Clock.Sleep(ctx, d); err != nil {
 					return err
 				}
+				tPoll = s.m.Clock.Now()
 			}
 			pos, _, err := dev.x.Poll()
 			if err != nil {
 				return fmt.Errorf("tile %d: %w", i, err)
 			}
-			tRead := s.m.Clock.Now()
+			tRead := s.m.Clock.Now() // the position is the poll's last read
 			if dev.zPoll != nil {
 				if _, _, err := dev.zPoll.Poll(); err != nil {
 					return fmt.Errorf("tile %d: focus: %w", i, err)
 				}
 			}
+			pollCost = max(pollCost, s.m.Clock.Now().Sub(tPoll))
 			// Where the Tic says the stage is at tc, against the plan.
 			ticAt := um(pos) + row.dir*v*tc.Sub(tRead).Seconds()
 			diff := ticAt - planX(tc)
@@ -372,14 +516,28 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				tLight = tLight.Add(fo.StrobePulse / 2)
 			}
 			zNow, _ := s.m.Focus.Z()
-			buf, err := getBuf()
-			if err != nil {
-				return err
+			var img *image.RGBA
+			var grabbed hal.GrabbedFrame
+			if grabber != nil {
+				t0 := s.m.Clock.Now()
+				grabbed, err = grabber.Grab(ctx)
+				r.Timing.Capture += s.m.Clock.Now().Sub(t0)
+				r.Frames++
+			} else {
+				buf, gerr := getBuf()
+				if gerr != nil {
+					return gerr
+				}
+				img, err = s.capture(ctx, r, buf)
+				if err != nil {
+					put(img)
+				}
 			}
-			img, err := s.capture(ctx, r, buf)
 			st.Frames++
 			if err != nil {
-				put(img)
+				if err := flush(); err != nil {
+					return err
+				}
 				if errors.Is(err, hal.ErrTimeout) && hal.FaultOf(err) == nil {
 					// The frame never came: the stage has gone on; this
 					// tile and the rest of the row are taken stopped. (A
@@ -389,92 +547,67 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 					st.Dropped++
 					abort = true
 					retake = append(retake, i)
+					havePrev = false
 					continue
 				}
 				r.TilesMissing++
 				return fmt.Errorf("tile %d: capture: %w", i, err)
 			}
 			info := dev.timer.LastFrame()
+			if grabbed != nil {
+				info = grabbed.Info()
+			}
+			// The checks on the frame's time and place need no image;
+			// the pending frame (if any) is finished first, so frames are
+			// checked and counted in order.
+			x := planX(tLight)
 			if dev.strobe == nil {
 				tLight = info.Timestamp.Add(fo.Exposure / 2)
-			} else if slack := 5 * time.Millisecond; tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack)) {
-				// Not the frame of the pulse.
-				put(img)
-				st.Dropped++
-				retake = append(retake, i)
-				havePrev = false
-				continue
+				x = planX(tLight)
 			}
-			if meanGreen(img) < darkLevel {
-				put(img)
-				st.Dark++
-				darkRun++
-				retake = append(retake, i)
-				if darkRun >= maxDarkRun {
-					_ = s.Halt()
-					return lightFault(i)
-				}
-				continue
-			}
-			darkRun = 0
-			x := planX(tLight)
 			if trustTic {
 				x = ticAt + row.dir*v*tLight.Sub(tc).Seconds()
 			}
-			if off := math.Abs(x - t.X); off > offTol {
+			rejected := ""
+			if slack := 5 * time.Millisecond; dev.strobe != nil && (tLight.Before(info.Timestamp.Add(-slack)) || tLight.After(info.Timestamp.Add(fo.Exposure+slack))) {
+				rejected = "pulse" // not the frame of the pulse
+			} else if off := math.Abs(x - t.X); off > offTol {
 				s.log.Warn("frame landed off its tile; re-taken", "slide", r.SlideID, "tile", i, "off_um", off)
-				put(img)
-				st.OffPlace++
-				retake = append(retake, i)
-				havePrev = false
-				continue
+				rejected = "off"
 			} else {
 				st.MaxOffUM = math.Max(st.MaxOffUM, off)
 			}
-			// Register the overlap with the previous frame of the row:
-			// it sees what the plan and the Tic reads cannot, a stage
-			// that lost steps.
-			if ovPx >= 2*regShiftPx+32 {
-				x0a, x0b := w-ovPx, 0
-				if row.dir < 0 {
-					x0a, x0b = 0, w-ovPx
+			if err := flush(); err != nil {
+				if grabbed != nil {
+					grabbed.Release()
+				} else {
+					put(img)
 				}
-				cutStrip(&curStrip, img, x0b, ovPx)
-				if havePrev && trk != nil {
-					// Both frames' heights above the map where they
-					// overlap.
-					mb := fm.Z((prevX+x)/2, y)
-					trk.observe(prevX, prevZ-mb, prevS, x, um(zNow)-mb, stripSharpness(&curStrip, trackMargin))
-				}
-				if havePrev {
-					e := (x - prevX) / px // expected shift, px
-					ei := math.Round(e)
-					prevStrip.x0 -= int(ei)
-					d, ok := registerStrips(&prevStrip, &curStrip, regShiftPx)
-					prevStrip.x0 += int(ei)
-					if ok {
-						st.Registered++
-						dev := d + ei - e
-						st.RegMaxPx = math.Max(st.RegMaxPx, math.Abs(dev))
-						if math.Abs(dev) > regFaultPx {
-							put(img)
-							_ = s.Halt()
-							r.TilesMissing++
-							return fmt.Errorf("tile %d: %w", i, hal.NewFault(s.m.Stage.X.String(), hal.FaultMotion,
-								fmt.Errorf("image registration puts the stage %.1f µm from its planned and counted position: lost steps", -dev*px)))
-						}
-					}
-				}
-				cutStrip(&prevStrip, img, x0a, ovPx)
-				havePrev, prevX = true, x
-				if trk != nil {
-					prevZ, prevS = um(zNow), stripSharpness(&prevStrip, trackMargin)
-				}
-			}
-			focusErr(x, y, um(zNow))
-			if err := submit(i, x, y, img); err != nil {
 				return err
 			}
+			pend = &flyFrame{i: i, x: x, y: y, zNow: zNow, img: img, grabbed: grabbed, dir: row.dir}
+			if rejected != "" {
+				pend.release(put)
+				pend = nil
+				if rejected == "pulse" {
+					st.Dropped++
+				} else {
+					st.OffPlace++
+				}
+				retake = append(retake, i)
+				havePrev = false
+				continue
+			}
+			if grabber == nil || trk != nil {
+				// Decoded already (or the tracker needs the frame
+				// before the next one is taken).
+				if err := flush(); err != nil {
+					return err
+				}
+			}
+		}
+		if err := flush(); err != nil {
+			return err
 		}
 		st.RowSeconds += s.m.Clock.Now().Sub(rowT0).Seconds()
 		if err := dev.x.Wait(ctx); err != nil {
@@ -522,7 +655,8 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			return fmt.Errorf("tile %d: re-take: %w", i, hal.NewFault("light", hal.FaultLight, errors.New("a frame under steady light is dark")))
 		}
 		focusErr(t.X, t.Y, z)
-		if err := submit(i, t.X, t.Y, bufs[0]); err != nil {
+		tx, ty := s.standingXY(t.X, t.Y)
+		if err := submit(i, tx, ty, bufs[0]); err != nil {
 			return err
 		}
 	}
@@ -538,6 +672,75 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	r.lowerBound = max(time.Duration(len(plan.Tiles))*iv, travel)
 	pool.drain()
 	return nil
+}
+
+// standingXY is where the stopped stage stands after a move to (x, y):
+// the Tics' counted positions, whole microsteps (5 µm on sim-fly), not
+// the exact target; (x, y) when an axis cannot tell.
+func (s *Scanner) standingXY(x, y float64) (float64, float64) {
+	if p, err := s.m.Stage.X.Position(); err == nil {
+		x = um(p)
+	}
+	if p, err := s.m.Stage.Y.Position(); err == nil {
+		y = um(p)
+	}
+	return x, y
+}
+
+// pollLead is how long before a tile's crossing the position reads end
+// (at the latest).
+const pollLead = 2 * time.Millisecond
+
+// pollGuess is the bus time of the position reads before it is measured
+// (X and Z at 100 kHz take ~6 ms).
+const pollGuess = 10 * time.Millisecond
+
+// pollTime polls X once and returns how long the reads before a frame
+// take on clock (the bus time): X's poll, twice when Z is polled too (the
+// same reads; Z may stand idle past its command timeout here, which only
+// a move clears).
+func pollTime(clock hal.Clock, dev flyDevices) (time.Duration, error) {
+	t0 := clock.Now()
+	if _, _, err := dev.x.Poll(); err != nil {
+		return 0, err
+	}
+	d := clock.Now().Sub(t0)
+	if dev.zPoll != nil {
+		d *= 2
+	}
+	return d, nil
+}
+
+// flyFrame is a frame taken on the fly whose image checks are to come:
+// tile i imaged at (x, y) with the focus at zNow, on a row crossed in
+// direction dir; its image decoded (img) or decoding (grabbed).
+type flyFrame struct {
+	i       int
+	x, y    float64
+	zNow    physic.Distance
+	dir     float64
+	img     *image.RGBA
+	grabbed hal.GrabbedFrame
+}
+
+// release gives the frame's buffers back unused.
+func (f *flyFrame) release(put func(*image.RGBA)) {
+	if f.grabbed != nil {
+		f.grabbed.Release()
+		return
+	}
+	put(f.img)
+}
+
+// isMJPEG reports whether cam's frames arrive as MJPEG (their decode is
+// worth taking off the capture goroutine).
+func isMJPEG(cam hal.Camera) bool {
+	src, ok := cam.(interface{ Source() hal.FrameSource })
+	if !ok {
+		return false
+	}
+	fourcc, _, _ := src.Source().Format()
+	return fourcc == hal.PixFmtMJPEG
 }
 
 // ticTolerance is how far the plan and a Tic position read may disagree

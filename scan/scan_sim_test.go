@@ -28,6 +28,9 @@ type simRig struct {
 	onProgress func(scan.Progress)
 	// onSelfTest, if set, sees the magazine's self-tests as they end.
 	onSelfTest func(when string, st *scan.SelfTestResult)
+	// onCells, if set, sees each analysed tile's counted cells (from the
+	// analysis goroutines: Options.CellsSeen).
+	onCells func(coreX, coreY float64, cells []classify.Cell)
 }
 
 const testSpotUM = 2000.0
@@ -131,6 +134,11 @@ func newRigFrom(t *testing.T, tweak func(*config.Config), build func(slide.Spec)
 		SelfTestDone: func(when string, st *scan.SelfTestResult) {
 			if rig.onSelfTest != nil {
 				rig.onSelfTest(when, st)
+			}
+		},
+		CellsSeen: func(coreX, coreY float64, cells []classify.Cell) {
+			if rig.onCells != nil {
+				rig.onCells(coreX, coreY, cells)
 			}
 		},
 		Motion:      motionModel(cfg),

@@ -62,6 +62,11 @@ type Options struct {
 	// a simulator knows it; the scanner uses it solely to measure its own
 	// focus error (Report.Focus.ErrorRMS).
 	FocusTruth func(x, y float64) (z float64, ok bool)
+	// CellsSeen, if set, is told each analysed tile's core centre (stage
+	// µm) and the cells counted in it, with their stage positions: a
+	// simulator's measure of cell recall against its ground truth. It is
+	// called from the analysis goroutines at once and must not keep cells.
+	CellsSeen  func(coreX, coreY float64, cells []classify.Cell)
 	Workers    int // analysis goroutines; 0 = GOMAXPROCS
 	Detect     classify.DetectOptions
 	Model      *classify.Model

@@ -58,6 +58,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 		if err := s.moveXYZ(ctx, r, t.X, t.Y, lowest); err != nil {
 			return fmt.Errorf("tile %d: %w", i, err)
 		}
+		tx, ty := s.standingXY(t.X, t.Y)
 		bufs, err := pool.get(ctx)
 		if err != nil {
 			return err
@@ -127,7 +128,7 @@ func (s *Scanner) captureTiles(ctx context.Context, r *Report, plan TilePlan, fm
 				errN++
 			}
 		}
-		if err := pool.submit(ctx, i, t.X, t.Y, bufs); err != nil {
+		if err := pool.submit(ctx, i, tx, ty, bufs); err != nil {
 			return err
 		}
 	}

@@ -269,19 +269,27 @@ func (c *Camera) render(s *slide.Slide, x0, y0, z, x1, y1, light float64) {
 	if s != nil {
 		defocus = z - s.FocusZ(xm, ym)
 	}
-	c.r.Render(s, c.img, xm, ym, defocus, c.rng)
 	dx, dy := (x1-x0)/c.opts.PixelUM, (y1-y0)/c.opts.PixelUM
+	moved := math.Hypot(dx, dy) >= 0.05
+	if moved {
+		// The motion blurs the scene, not the sensor's noise: noise
+		// after the blur.
+		c.r.Render(s, c.img, xm, ym, defocus, nil)
+	} else {
+		c.r.Render(s, c.img, xm, ym, defocus, c.rng)
+	}
 	c.motion, c.light = [2]float64{dx, dy}, light
 	c.skew, c.litRows = [2]float64{}, 0
 	if light > 0 {
 		c.litRows = c.opts.Height
 	}
-	if math.Hypot(dx, dy) >= 0.05 {
+	if moved {
 		if c.blur == nil || c.blur.Rect != c.img.Rect {
 			c.blur = image.NewRGBA(c.img.Rect)
 		}
 		MotionBlur(c.blur, c.img, dx, dy)
 		c.img, c.blur = c.blur, c.img
+		c.r.AddNoise(c.img, c.rng)
 	}
 	if light != 1 {
 		scaleLight(c.img, light)

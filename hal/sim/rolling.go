@@ -133,7 +133,9 @@ func (c *Camera) renderRolling(s *slide.Slide, start time.Time, tr poseTrack) {
 	if s != nil {
 		defocus = pref[2] - s.FocusZ(pref[0], pref[1])
 	}
-	c.r.Render(s, c.img, pref[0], pref[1], defocus, c.rng)
+	// Noise last: the blur and the rows' resampling move the scene, not
+	// the sensor's noise.
+	c.r.Render(s, c.img, pref[0], pref[1], defocus, nil)
 	px := c.opts.PixelUM
 	// The blur of the row at the reference: the path over its light.
 	p0, p1 := tr.at(ref.Add(-blurDur/2)), tr.at(ref.Add(blurDur/2))
@@ -167,6 +169,7 @@ func (c *Camera) renderRolling(s *slide.Slide, start time.Time, tr poseTrack) {
 		resampleRow(dst, src, r, w, h, ox, oy, lights[r])
 	}
 	c.img, c.blur = dst, src
+	c.r.AddNoise(c.img, c.rng)
 	c.motion, c.light = [2]float64{dx, dy}, meanLight/float64(h)
 	c.skew = [2]float64{offLast[0] - offFirst[0], offLast[1] - offFirst[1]}
 	c.litRows = 0

@@ -38,7 +38,7 @@ func (a *Axis) SetCruise(v physic.Speed) error {
 
 // Poll implements hal.SweepAxis. It reads the error status first (feeding
 // the dead-man would clear a command timeout that already fired), then
-// the flags, position and velocity, exactly as Wait's polls do. A move
+// the flags, velocity and position, as Wait's polls do. A move
 // that outlives its time budget is a motion fault (a stalled stage).
 func (a *Axis) Poll() (physic.Distance, bool, error) {
 	a.mu.Lock()
@@ -64,12 +64,15 @@ func (a *Axis) Poll() (physic.Distance, bool, error) {
 	if flags&(flagForwardLimit|flagReverseLimit|flagPositionUncertain) != 0 || flags&flagEnergized == 0 {
 		return 0, false, a.latch(flagsCode(flags), fmt.Errorf("poll: tic reports %s", decodeFlags(flags)))
 	}
+	// Velocity first: the position is the last read, so it is the
+	// position at the moment Poll returns (each transfer takes its time
+	// on the bus).
 	var pos, vel int32
-	if err := a.read(func() (err error) { pos, err = a.dev.GetCurrentPosition(); return }); err != nil {
-		return 0, false, a.latch(hal.FaultBus, fmt.Errorf("poll: read position: %w", err))
-	}
 	if err := a.read(func() (err error) { vel, err = a.dev.GetCurrentVelocity(); return }); err != nil {
 		return 0, false, a.latch(hal.FaultBus, fmt.Errorf("poll: read velocity: %w", err))
+	}
+	if err := a.read(func() (err error) { pos, err = a.dev.GetCurrentPosition(); return }); err != nil {
+		return 0, false, a.latch(hal.FaultBus, fmt.Errorf("poll: read position: %w", err))
 	}
 	moving := holding && (pos != target || vel != 0)
 	if moving {

@@ -13,7 +13,8 @@
 // byte; without it every byte goes to the same register. Writing 1 to
 // RESTART clears it.
 //
-// A chip made with NewTimed takes each transfer's time on the wire (9 bit
+// A chip made with NewTimed (on an untimed bus; on a ticemu.NewTimedBus
+// the bus times it, use New) takes each transfer's time on the wire (9 bit
 // times per byte with the address, START and STOP, at the bus speed) on
 // the simulation's clock, and its outputs change at the STOP (MODE2 OCH
 // clear, the power-on setting). OnOutput reports a channel's level at

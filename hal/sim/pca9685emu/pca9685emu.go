@@ -38,19 +38,10 @@ type Options struct {
 	BusSpeed physic.Frequency
 }
 
-// WireTime is how long one transfer occupies an I²C bus at speed: START,
-// the address byte and every data byte with its acknowledge bit (9 bit
-// times each), a repeated START and a second address byte when it both
-// writes and reads, and STOP.
+// WireTime is how long one transfer occupies an I²C bus at speed
+// (ticemu.WireTime).
 func WireTime(nw, nr int, speed physic.Frequency) time.Duration {
-	if speed <= 0 {
-		speed = 100 * physic.KiloHertz
-	}
-	bits := 9*(1+nw+nr) + 2
-	if nw > 0 && nr > 0 {
-		bits += 1 + 9
-	}
-	return time.Duration(int64(bits) * int64(time.Second) / int64(speed/physic.Hertz))
+	return ticemu.WireTime(nw, nr, speed)
 }
 
 // Chip is an emulated PCA9685. Safe for concurrent use.

@@ -663,6 +663,20 @@ func boxV(src []uint8, ss int, dst []uint8, ds int, w, h, r int, sums []uint32) 
 	}
 }
 
+// AddNoise adds the renderer's sensor noise to dst, drawn from rng as
+// Render draws it (one value of rng per frame). A camera that blurs or
+// resamples a frame (motion, a rolling shutter) renders it without noise
+// and adds the noise last: the sensor's noise is not smoothed by the
+// scene's motion.
+func (r *Renderer) AddNoise(dst *image.RGBA, rng *rand.Rand) {
+	b := dst.Bounds()
+	if rng == nil || r.opts.NoiseSigma <= 0 || b.Empty() {
+		return
+	}
+	v := view{pix: dst.Pix[dst.PixOffset(b.Min.X, b.Min.Y):], stride: dst.Stride, w: b.Dx(), h: b.Dy()}
+	r.addNoise(&v, rng.Uint32())
+}
+
 func (r *Renderer) addNoise(v *view, seed uint32) {
 	st := seed | 1
 	for j := range v.h {

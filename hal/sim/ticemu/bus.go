@@ -6,6 +6,7 @@ import (
 	"sort"
 	"strings"
 	"sync"
+	"time"
 
 	"periph.io/x/conn/v3/i2c"
 	"periph.io/x/conn/v3/physic"
@@ -29,18 +30,55 @@ type Device interface {
 // other Device) attached by 7-bit address. It implements i2c.Bus, so periph's tic driver (and anything else
 // speaking I²C) runs on it unchanged. Transfers are serialised, as on a real
 // bus. A Bus is safe for concurrent use.
+//
+// A timed bus (NewTimedBus) advances its clock by each transfer's time on
+// the wire (WireTime) at the bus's speed before the device sees it, so a
+// device acts at the transfer's STOP and a read returns the device's state
+// at that instant. Devices on a timed bus must not time their transfers
+// themselves (pca9685emu.New, not NewTimed).
 type Bus struct {
 	mu     sync.Mutex
 	devs   map[uint16]Device
 	speed  physic.Frequency
+	clock  Advancer // nil: transfers take no time
+	busy   time.Duration
 	closed bool
+}
+
+// Advancer is a clock that can be moved forward (hal/sim.Clock).
+type Advancer interface{ Advance(time.Duration) }
+
+// WireTime is how long one transfer occupies an I²C bus at speed: START,
+// the address byte and every data byte with its acknowledge bit (9 bit
+// times each), a repeated START and a second address byte when it both
+// writes and reads, and STOP. Clock stretching and the host's own latency
+// between transfers are not counted. speed <= 0 is 100 kHz.
+func WireTime(nw, nr int, speed physic.Frequency) time.Duration {
+	if speed <= 0 {
+		speed = 100 * physic.KiloHertz
+	}
+	bits := 9*(1+nw+nr) + 2
+	if nw > 0 && nr > 0 {
+		bits += 1 + 9
+	}
+	return time.Duration(int64(bits) * int64(time.Second) / int64(speed/physic.Hertz))
 }
 
 var _ i2c.BusCloser = (*Bus)(nil)
 
-// NewBus returns an empty bus running at 100 kHz.
+// NewBus returns an empty bus running at 100 kHz whose transfers take no
+// time.
 func NewBus() *Bus {
 	return &Bus{devs: map[uint16]Device{}, speed: 100 * physic.KiloHertz}
+}
+
+// NewTimedBus returns an empty bus running at 100 kHz (standard mode, the
+// Linux default) whose transfers advance clock by their time on the wire at
+// the bus's speed (SetSpeed changes it).
+func NewTimedBus(clock Advancer) *Bus {
+	b := NewBus()
+	b.clock = clock
+	return b
 }
 
 // Attach connects d to the bus at the 7-bit address addr. It fails if addr is
@@ -81,7 +119,13 @@ func (b *Bus) Tx(addr uint16, w, r []byte) error {
 	}
 	d, ok := b.devs[addr]
 	if !ok {
+		if b.clock != nil { // START, the address byte NACKed, STOP
+			b.advance(WireTime(0, 0, b.speed))
+		}
 		return fmt.Errorf("ticemu: i2c address 0x%02X: no device answered: %w", addr, ErrNACK)
+	}
+	if b.clock != nil {
+		b.advance(WireTime(len(w), len(r), b.speed))
 	}
 	if err := d.I2CTx(w, r); err != nil {
 		return fmt.Errorf("ticemu: i2c address 0x%02X: %w", addr, err)
@@ -89,8 +133,22 @@ func (b *Bus) Tx(addr uint16, w, r []byte) error {
 	return nil
 }
 
+// advance takes d of bus time on the clock; b.mu is held.
+func (b *Bus) advance(d time.Duration) {
+	b.busy += d
+	b.clock.Advance(d)
+}
+
+// Busy is the total wire time of a timed bus's transfers so far.
+func (b *Bus) Busy() time.Duration {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.busy
+}
+
 // SetSpeed implements i2c.Bus. The emulated bus accepts 10 kHz to 1 MHz (the
-// Tic supports standard and fast mode) and otherwise ignores the speed.
+// Tic supports standard and fast mode); a timed bus times its transfers at
+// this speed, an untimed one ignores it.
 func (b *Bus) SetSpeed(f physic.Frequency) error {
 	if f < 10*physic.KiloHertz || f > physic.MegaHertz {
 		return fmt.Errorf("ticemu: unsupported I2C speed %s", f)

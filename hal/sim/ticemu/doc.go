@@ -49,6 +49,13 @@
 //     20 ms pause, away at "homing speed away" until the switch releases,
 //     then position 0 and position certain. Motion commands are ignored while
 //     homing; halts abort it.
+//   - Bus time: a bus made with NewTimedBus takes each transfer's time on
+//     the wire (WireTime: 9 bit times per byte with the address, START,
+//     repeated START and STOP, at the speed set with SetSpeed, 100 kHz by
+//     default) on its clock before the device sees it, so a command takes
+//     effect and a read samples the device at the transfer's STOP. The
+//     simulated robot (hal/sim/world) runs its Tics, PCA9685 and DAC on a
+//     timed bus. Host latency between transfers is not modelled.
 //
 // # Truth API and units
 //

@@ -27,8 +27,8 @@ import (
 	"papscan/hal/ticaxis/ticspec"
 )
 
-// World is a whole simulated robot below its drivers: an I²C bus with one
-// emulated Tic per axis, the camera's frame source, GPIO pins, a magazine of
+// World is a whole simulated robot below its drivers: an I²C bus (timed:
+// every transfer takes its wire time on Clock) with one emulated Tic per axis, the camera's frame source, GPIO pins, a magazine of
 // virtual slides and the loader that moves them. Build the real drivers on
 // top of it (ticaxis on Bus, camera.New on Camera, panel on Pins).
 type World struct {
@@ -155,7 +155,8 @@ func NewWorld(cfg *config.Config, slides []*slide.Slide) (*World, error) {
 	if len(slides) > cfg.Machine.Loader.Slots {
 		return nil, fmt.Errorf("sim: %d slides for a %d-slot magazine", len(slides), cfg.Machine.Loader.Slots)
 	}
-	w := &World{Clock: sim.NewClock(), Bus: ticemu.NewBus(), Pins: map[string]*gpiotest.Pin{}, cfg: cfg, lossSlot: -1}
+	clk := sim.NewClock()
+	w := &World{Clock: clk, Bus: ticemu.NewTimedBus(clk), Pins: map[string]*gpiotest.Pin{}, cfg: cfg, lossSlot: -1}
 	rng := rand.New(rand.NewPCG(uint64(cfg.Sim.Seed), 0x3041d))
 	ax := []struct {
 		a   config.Axis
@@ -491,6 +492,23 @@ func (l *Loader) origin() slide.Point {
 	}
 	cx, cy, _ := s.Spot()
 	return slide.Point{X: l.nominal.X - cx + l.offset.X, Y: l.nominal.Y - cy + l.offset.Y}
+}
+
+// CellsTruth is the loaded slide's ground truth: its placed cells with
+// their nucleus centres at stage positions (µm), or false with no slide
+// loaded. Like FocusTruth it is for measuring the scanner.
+func (w *World) CellsTruth() ([]slide.Cell, bool) {
+	s := w.Loader.onStage()
+	if s == nil {
+		return nil, false
+	}
+	o := w.Loader.origin()
+	cells := make([]slide.Cell, len(s.Cells))
+	for i, c := range s.Cells {
+		c.X, c.Y = c.X+o.X, c.Y+o.Y
+		cells[i] = c
+	}
+	return cells, true
 }
 
 // SpotTruth is the stage position of the loaded slide's cell-spot centre

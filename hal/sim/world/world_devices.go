@@ -71,14 +71,14 @@ func (w *World) newDevice(name string, a config.Axis, rng *rand.Rand) (bool, err
 }
 
 // newLamp attaches the PCA9685 of a "pca9685" lamp. Its transfers take
-// their time on the wire (100 kHz) on the world's clock, and when the
+// their time on the wire on the world's timed bus, and when the
 // camera sees the lamp (a strobe) the channel's output drives it.
 func (w *World) newLamp() error {
 	l := w.cfg.Machine.Light
 	if l.Driver != "pca9685" {
 		return nil
 	}
-	w.dev.lamp = pca9685emu.NewTimed(pca9685emu.Options{Clock: w.Clock})
+	w.dev.lamp = pca9685emu.New() // the bus times its transfers
 	if err := w.Bus.Attach(l.PCA9685.Address, w.dev.lamp); err != nil {
 		return fmt.Errorf("sim: machine.light.pca9685: 0x%02x: %w", l.PCA9685.Address, err)
 	}
