@@ -127,12 +127,16 @@ func (s *Scanner) checkFocus(ctx context.Context, r *Report, z, s0 float64, buf 
 // frames where a sweep takes a dozen; a flat bracket falls back to the
 // sweep. It is one autofocus operation.
 func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, confirm bool, buf **image.RGBA) (float64, error) {
-	return s.focusNearFrom(ctx, r, zp, math.NaN(), s0, confirm, buf)
+	return s.focusNearFrom(ctx, r, zp, math.NaN(), s0, confirm, false, buf)
 }
 
 // focusNearFrom is focusNear with the sharpness sBelow of a frame already
-// taken one coarse step below zp (NaN: none), approached from below.
-func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 float64, confirm bool, buf **image.RGBA) (float64, error) {
+// taken one coarse step below zp (NaN: none), approached from below. With
+// coarse set the Gaussian through the three frames around the peak is the
+// answer (no fine frames): for the focus map, whose error between its
+// points (the coverslip's waviness, about a micrometre) outweighs the
+// tenths the fine frames add.
+func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 float64, confirm, coarse bool, buf **image.RGBA) (float64, error) {
 	step := s.o.FocusStep
 	zmin, zmax := s.m.Focus.Range()
 	lo, hi := um(zmin), um(zmax)
@@ -199,7 +203,7 @@ func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 f
 	if zg, ok := gaussPeak(tri, trs); ok && math.Abs(zg-tri[1]) <= step/2 {
 		z0 = zg
 	}
-	if confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2 {
+	if coarse || (confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2) {
 		return z0, nil
 	}
 	h := step * fineStepFrac
@@ -463,9 +467,9 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		var z float64
 		switch {
 		case half < s.o.FocusRange:
-			// The bracket alone places the peak when it confirms the
-			// prediction (three frames); otherwise it climbs and refines.
-			z, err = s.focusNearFrom(ctx, r, zc, sBelow, math.NaN(), true, &buf)
+			// The bracket (climbing to the peak when the prediction is
+			// off) places it: three frames around it, no fine ones.
+			z, err = s.focusNearFrom(ctx, r, zc, sBelow, math.NaN(), true, true, &buf)
 		default:
 			z, err = s.autofocus(ctx, r, zc, half, &buf)
 		}

@@ -80,11 +80,29 @@ func TestFocusNearFromProbe(t *testing.T) {
 	}
 	below := Sharpness(buf)
 	l.frames = 0
-	z, err := s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, &buf)
+	z, err := s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, false, &buf)
 	if err != nil {
 		t.Fatal(err)
 	}
 	if l.frames != 2 || math.Abs(z-1000) > 0.3 {
 		t.Errorf("focus %.2f µm (truth 1000) in %d frames, want 2", z, l.frames)
+	}
+	// Coarse, a prediction a step off climbs to the peak and stops
+	// there: bracket, one climb, no fine frames.
+	zp = 1003.8
+	if err := s.setZ(ctx, &r, zp-3); err != nil {
+		t.Fatal(err)
+	}
+	if buf, err = l.Capture(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	below = Sharpness(buf)
+	l.frames = 0
+	z, err = s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, true, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.frames != 3 || math.Abs(z-1000) > 0.5 {
+		t.Errorf("coarse: focus %.2f µm (truth 1000) in %d frames, want 3", z, l.frames)
 	}
 }
