@@ -468,8 +468,10 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		switch {
 		case half < s.o.FocusRange:
 			// The bracket (climbing to the peak when the prediction is
-			// off) places it: three frames around it, no fine ones.
-			z, err = s.focusNearFrom(ctx, r, zc, sBelow, math.NaN(), true, true, &buf)
+			// off) places it. On the fly, from the three frames around
+			// it, no fine ones: the few points' map is a micrometre off
+			// between them anyway. Stop-and-go's dense map keeps them.
+			z, err = s.focusNearFrom(ctx, r, zc, sBelow, math.NaN(), true, s.o.Fly.Enabled, &buf)
 		default:
 			z, err = s.autofocus(ctx, r, zc, half, &buf)
 		}

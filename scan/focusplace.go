@@ -105,7 +105,7 @@ func (m *materialMap) at(p Point, half float64) float64 {
 // autofocus's central half of a field, materialHalfUM around it) holds
 // less than materialMin specimen moves to the richest place within
 // placeReach of the point spacing, on a lattice of placeStepUM, inside
-// the spot.
+// the spot, if that holds at least materialMin.
 const (
 	materialHalfUM = 150.0
 	materialMin    = 0.3
@@ -147,6 +147,12 @@ func onMaterial(mm *materialMap, pts []Point, c Point, r float64) []Point {
 					best, out[i] = f, q
 				}
 			}
+		}
+		if best < materialMin {
+			// Nothing clearly richer nearby (an overview that shows
+			// the specimen faintly, as with small cells): the grid's
+			// spacing is worth more; the probe on arrival decides.
+			out[i] = p
 		}
 	}
 	return out

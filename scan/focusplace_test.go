@@ -37,6 +37,16 @@ func TestOnMaterial(t *testing.T) {
 	if got := onMaterial(nil, pts, c, 4500); got[0] != pts[0] {
 		t.Errorf("nil map moved a point: %v", got[0])
 	}
+	// An overview that shows the specimen only faintly everywhere (no
+	// place reaches materialMin): the grid stays as it is.
+	for k := range m.frac {
+		m.frac[k] = 0.1 + 0.1*float32(k%7)/7
+	}
+	for k, q := range onMaterial(m, pts, c, 4500) {
+		if q != pts[k] {
+			t.Errorf("faint overview: point %d moved from %v to %v", k, pts[k], q)
+		}
+	}
 }
 
 // Focus points that do not constrain the curvature (two close columns, as
