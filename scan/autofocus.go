@@ -127,6 +127,16 @@ func (s *Scanner) checkFocus(ctx context.Context, r *Report, z, s0 float64, buf 
 // frames where a sweep takes a dozen; a flat bracket falls back to the
 // sweep. It is one autofocus operation.
 func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, confirm bool, buf **image.RGBA) (float64, error) {
+	return s.focusNearFrom(ctx, r, zp, math.NaN(), s0, confirm, false, buf)
+}
+
+// focusNearFrom is focusNear with the sharpness sBelow of a frame already
+// taken one coarse step below zp (NaN: none), approached from below. With
+// coarse set the Gaussian through the three frames around the peak is the
+// answer (no fine frames): for the focus map, whose error between its
+// points (the coverslip's waviness, about a micrometre) outweighs the
+// tenths the fine frames add.
+func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 float64, confirm, coarse bool, buf **image.RGBA) (float64, error) {
 	step := s.o.FocusStep
 	zmin, zmax := s.m.Focus.Range()
 	lo, hi := um(zmin), um(zmax)
@@ -136,13 +146,15 @@ func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, conf
 	}
 	r.Focus.Ops++
 	zs := []float64{zp - step, zp, zp + step}
-	sh := []float64{0, s0, 0}
+	sh := []float64{sBelow, s0, 0}
 	// From below, against backlash.
-	if err := s.setZ(ctx, r, zp-2*step); err != nil {
-		return 0, err
+	if math.IsNaN(sBelow) {
+		if err := s.setZ(ctx, r, zp-2*step); err != nil {
+			return 0, err
+		}
 	}
 	for i, z := range zs {
-		if i == 1 && !math.IsNaN(s0) {
+		if (i == 0 && !math.IsNaN(sBelow)) || (i == 1 && !math.IsNaN(s0)) {
 			continue
 		}
 		v, err := s.shoot(ctx, r, z, buf)
@@ -191,7 +203,7 @@ func (s *Scanner) focusNear(ctx context.Context, r *Report, zp, s0 float64, conf
 	if zg, ok := gaussPeak(tri, trs); ok && math.Abs(zg-tri[1]) <= step/2 {
 		z0 = zg
 	}
-	if confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2 {
+	if coarse || (confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2) {
 		return z0, nil
 	}
 	h := step * fineStepFrac
@@ -396,7 +408,9 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 	// No more points than the plan is worth: at most one per
 	// focusTilesPerPoint tiles (a small spot needs few).
 	n := min(s.o.FocusPoints, max(minFocusPoints, r.TilesPlanned/focusTilesPerPoint))
-	pts := focusPointsIn(c, radius, n)
+	// On specimen where the overview shows it.
+	pts := onMaterial(r.material, focusPointsIn(c, radius, n), c, radius)
+
 	if s.o.Fly.Enabled {
 		pts = nearestTour(pts)
 	}
@@ -417,20 +431,47 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		}
 		// Z goes to where the first frame wants it (below the bracket or
 		// the sweep, against backlash) while the stage moves.
-		zPre := zc - 2*s.o.FocusStep
+		// A bracket's first frame is one step below the prediction:
+		// the specimen probe on arrival is that frame.
+		zPre := zc - s.o.FocusStep
 		if half >= s.o.FocusRange {
 			zPre = zc - half - s.o.FocusStep
 		}
 		zmin, zmax := s.m.Focus.Range()
 		zPre = math.Max(um(zmin), math.Min(um(zmax), zPre))
+		m0 := r.Timing.Motion
 		err := s.moveXYZ(ctx, r, p.X, p.Y, zPre)
 		if err != nil {
 			return nil, fmt.Errorf("focus point %d: %w", i, err)
 		}
+		c0, f0 := r.Timing.Capture, r.Focus.Frames
+		// A frame on arrival shows whether there is specimen to focus
+		// on; over bare glass the point hops a field aside (a short
+		// move and a frame) rather than spend a bracket or a sweep on
+		// nothing.
+		q, sBelow, ok, err := s.onSpecimen(ctx, r, p, zPre, c, radius, &buf)
+		if err != nil {
+			return nil, fmt.Errorf("focus point %d: %w", i, err)
+		}
+		r.Focus.MapTravelSeconds += (r.Timing.Motion - m0).Seconds() // with the hops
+		m0 = r.Timing.Motion
+		if !ok {
+			r.Focus.Points++
+			r.Focus.Failed++
+			r.Focus.MapCaptureSeconds += (r.Timing.Capture - c0).Seconds()
+			r.Focus.MapFrames += r.Focus.Frames - f0
+			s.log.Warn("autofocus point skipped: no specimen around it", "slide", r.SlideID, "x_um", p.X, "y_um", p.Y)
+			continue
+		}
+		p = q
 		var z float64
 		switch {
 		case half < s.o.FocusRange:
-			z, err = s.focusNear(ctx, r, zc, math.NaN(), false, &buf)
+			// The bracket (climbing to the peak when the prediction is
+			// off) places it. On the fly, from the three frames around
+			// it, no fine ones: the few points' map is a micrometre off
+			// between them anyway. Stop-and-go's dense map keeps them.
+			z, err = s.focusNearFrom(ctx, r, zc, sBelow, math.NaN(), true, s.o.Fly.Enabled, &buf)
 		default:
 			z, err = s.autofocus(ctx, r, zc, half, &buf)
 		}
@@ -440,6 +481,9 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			z, err = s.autofocus(ctx, r, zc, s.o.FocusRange, &buf)
 		}
 		r.Focus.Points++
+		r.Focus.MapZSeconds += (r.Timing.Motion - m0).Seconds()
+		r.Focus.MapCaptureSeconds += (r.Timing.Capture - c0).Seconds()
+		r.Focus.MapFrames += r.Focus.Frames - f0
 		if errors.Is(err, ErrNoFocusPeak) {
 			r.Focus.Failed++
 			s.log.Warn("autofocus point skipped", "slide", r.SlideID, "x_um", p.X, "y_um", p.Y, "err", err)
@@ -465,6 +509,48 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 		s.prior = m
 	}
 	return m, nil
+}
+
+// Specimen probe of a focus point: a frame whose tissue fraction is below
+// probeTissue shows bare glass (measured on CRIC slides of the simulator:
+// points whose autofocus found no peak showed 0.004-0.017, those that
+// found one 0.033 and more); maxHops neighbouring fields are tried.
+const (
+	probeTissue = 0.025
+	maxHops     = 4
+)
+
+// onSpecimen takes a frame at the focus point p (Z at z): when it shows
+// specimen, p is the point (q, with the frame's sharpness). Otherwise the fields beside p (one field along
+// X, then along Y, either way, inside the spot of centre c and radius
+// radius) are tried in turn, a move and a frame each; ok is false when
+// none shows specimen. The frames count as autofocus frames.
+func (s *Scanner) onSpecimen(ctx context.Context, r *Report, p Point, z float64, c Point, radius float64, buf **image.RGBA) (q Point, sharp float64, ok bool, err error) {
+	fw, fh := s.fieldUM()
+	cands := []Point{p, {p.X + fw, p.Y}, {p.X - fw, p.Y}, {p.X, p.Y + fh}, {p.X, p.Y - fh}}
+	hops := 0
+	for k, q := range cands {
+		if k > 0 {
+			if hops >= maxHops || dist2(q, c) > radius*radius {
+				continue
+			}
+			hops++
+			r.Focus.MapHops++
+			if err := s.moveXYZ(ctx, r, q.X, q.Y, z); err != nil {
+				return p, 0, false, err
+			}
+		}
+		img, err := s.capture(ctx, r, *buf)
+		if err != nil {
+			return p, 0, false, err
+		}
+		*buf = img
+		r.Focus.Frames++
+		if tissueFraction(img) >= probeTissue {
+			return q, Sharpness(img), true, nil
+		}
+	}
+	return p, 0, false, nil
 }
 
 // rejectResidual is the largest leave-one-out residual a focus point may

@@ -20,6 +20,10 @@
 // estimates the focus map's error there (focustrack.go); the next row is
 // taken at the map plus those estimates.
 //
+// The focus map's points sit on specimen: where the overview shows it
+// (focusplace.go), and, when a point's first frame shows bare glass, a
+// field aside; that frame is the lower frame of the point's bracket.
+//
 // scan programs against the hal interfaces only; it never sees a concrete
 // driver, so the same code scans on the robot and in simulation. Time is read
 // from hal.Clock, so reported timings are machine time in both.

@@ -149,6 +149,14 @@ func (m *FocusMap) withResiduals(pts []FocusPoint) {
 // interpolation passes near, not exactly through, each point.
 const rbfRegularisation = 0.3
 
+// Ridge terms of the surface fit, in the units of the normal equations
+// (coordinates in mm): as much weight as a point 0.3 mm (slope) or 1 mm
+// (curvature) from the centre holding the term at zero.
+const (
+	ridgeSlope     = 0.1
+	ridgeCurvature = 1.0
+)
+
 // FocusPoint is one autofocus measurement.
 type FocusPoint struct {
 	X, Y, Z float64 // µm
@@ -208,6 +216,16 @@ func (m *FocusMap) solve(pts []FocusPoint, terms int) ([]float64, bool) {
 				a[i][j] += row[i] * row[j]
 			}
 			a[i][terms] += row[i] * p.Z
+		}
+	}
+	// A light ridge: slopes and curvatures the points do not constrain
+	// (points along a line, a few points after failures) stay near zero
+	// instead of extrapolating wildly; a spread of points outweighs it.
+	for i := 1; i < terms; i++ {
+		if i < 3 {
+			a[i][i] += ridgeSlope
+		} else {
+			a[i][i] += ridgeCurvature
 		}
 	}
 	for col := 0; col < terms; col++ {

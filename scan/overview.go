@@ -104,6 +104,7 @@ func (s *Scanner) overview(ctx context.Context, r *Report) (spot Spot, haveSpot 
 	i1, j1 := toPix(Point{nom.X + reach, nom.Y + reach})
 	win := image.Rect(int(math.Max(i0, 0)), int(math.Max(j0, 0)), int(math.Min(i1, float64(w))), int(math.Min(j1, float64(h))))
 	c, d, ok := spotInOverview(img, win, int(math.Max(2, math.Round(500/px))))
+	r.material = newMaterialMap(img, win, px, func(i, j float64) Point { return toStage(i-0.5, j-0.5) })
 	if !ok {
 		r.flag(FlagSpotNominal)
 		s.log.Warn("cell spot not found in the overview; scanning the nominal spot", "slide", r.SlideID)
@@ -134,22 +135,7 @@ func spotInOverview(img *image.RGBA, win image.Rectangle, b int) (Point, float64
 	if win.Dx() < 2*b || win.Dy() < 2*b {
 		return Point{}, 0, false
 	}
-	var hist [256]int
-	n := 0
-	for y := win.Min.Y; y < win.Max.Y; y += 2 {
-		for x := win.Min.X; x < win.Max.X; x += 2 {
-			hist[img.Pix[img.PixOffset(x, y)+1]]++
-			n++
-		}
-	}
-	glass, acc := 255, 0
-	for v := 255; v >= 0; v-- {
-		acc += hist[v]
-		if acc*10 >= n { // 90th percentile
-			glass = v
-			break
-		}
-	}
+	glass := glassLevel(img, win)
 	lo := glass * 3 / 4
 	var sx, sy float64
 	blocks := 0

@@ -82,7 +82,9 @@ func TestFocusMapFitsQuadraticSurface(t *testing.T) {
 		t.Fatalf("fitted %d terms from 9 points, want 6", m.Terms())
 	}
 	for _, p := range []Point{{34000, 10000}, {46000, 20000}, {40000, 15000}} {
-		if got, want := m.Z(p.X, p.Y), surf(p.X, p.Y); math.Abs(got-want) > 1e-6 {
+		// The light ridge (focus.go) moves a well-spread fit by
+		// hundredths of a micrometre.
+		if got, want := m.Z(p.X, p.Y), surf(p.X, p.Y); math.Abs(got-want) > 0.05 {
 			t.Errorf("Z(%v) = %.6f, want %.6f", p, got, want)
 		}
 	}
@@ -96,11 +98,17 @@ func TestFocusMapFitsQuadraticSurface(t *testing.T) {
 	if _, err := FitFocusMap(nil); err == nil {
 		t.Error("no points accepted")
 	}
-	// Collinear points cannot define a plane: the fit degrades to a
-	// constant rather than extrapolating nonsense.
+	// Collinear points cannot define a plane: the fit stays flat across
+	// their line rather than extrapolating nonsense.
 	line := []FocusPoint{{0, 0, 1}, {1000, 0, 2}, {2000, 0, 3}}
-	if m, err := FitFocusMap(line); err != nil || m.Terms() != 1 {
-		t.Errorf("collinear points: terms %d err %v, want a constant", m.Terms(), err)
+	m, err = FitFocusMap(line)
+	if err != nil {
+		t.Fatalf("collinear points: %v", err)
+	}
+	for _, y := range []float64{-5000, 5000} {
+		if z := m.Z(1000, y); math.Abs(z-2) > 0.1 {
+			t.Errorf("collinear points: Z(1000, %.0f) = %.2f, want 2 (flat across the line)", y, z)
+		}
 	}
 }
 

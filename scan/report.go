@@ -54,6 +54,7 @@ type Report struct {
 	Error      string    `json:"error,omitempty"`
 
 	overview   *overview
+	material   *materialMap // where the overview shows specimen (nil: unknown)
 	wallT0     time.Time
 	lowerBound time.Duration
 	moves      int // tile moves (XY and/or Z together), for the settle estimate
@@ -109,6 +110,16 @@ type FocusStats struct {
 	Terms    int          `json:"surface_terms"`
 	FitRMS   float64      `json:"fit_rms_um"`
 	Map      []FocusPoint `json:"map,omitempty"`
+	// Where the focus map's machine time went: the stage's travel to
+	// the points (Z moving along), the focus moves of the autofocus
+	// operations, and their frames (seconds; MapFrames frames).
+	MapTravelSeconds  float64 `json:"map_travel_seconds"`
+	MapZSeconds       float64 `json:"map_z_seconds"`
+	MapCaptureSeconds float64 `json:"map_capture_seconds"`
+	MapFrames         int     `json:"map_frames"`
+	// MapHops counts moves of a focus point to a neighbouring field
+	// because its frame showed bare glass.
+	MapHops int `json:"map_hops"`
 }
 
 // Timing is where a slide's machine time went. Durations marshal as

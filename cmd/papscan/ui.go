@@ -141,6 +141,7 @@ func simJSONLine(r *scan.Report) []byte {
 		"focus_points_rejected":      r.Focus.Rejected,
 		"focus_error_rms_um":         m.FocusErrorRMS,
 		"focus_fit_rms_um":           r.Focus.FitRMS,
+		"focus_map":                  focusMapJSON(r),
 		"machine_seconds":            r.Timing.Machine.Seconds(),
 		"load_seconds":               r.Timing.Load.Seconds(),
 		"overview_seconds":           r.Timing.Spot.Seconds(),
@@ -154,6 +155,13 @@ func simJSONLine(r *scan.Report) []byte {
 		"error":                      r.Error,
 	})
 	return b
+}
+
+// focusMapJSON is where the focus map's machine time went (scan.FocusStats).
+func focusMapJSON(r *scan.Report) map[string]any {
+	f := r.Focus
+	return map[string]any{"points": f.Points, "failed": f.Failed, "hops": f.MapHops, "frames": f.MapFrames,
+		"travel_seconds": f.MapTravelSeconds, "z_seconds": f.MapZSeconds, "capture_seconds": f.MapCaptureSeconds}
 }
 
 // printSelfTest prints a self-test's line ("before" or "after" magazine).
