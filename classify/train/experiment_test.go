@@ -1,0 +1,502 @@
+package train
+
+import (
+	"context"
+	"encoding/gob"
+	"encoding/json"
+	"fmt"
+	"math"
+	"math/rand"
+	"os"
+	"sort"
+	"testing"
+
+	"papscan/classify"
+	"papscan/classify/eval"
+	"papscan/classify/internal/dataset"
+)
+
+// TestExperiment scores out-of-fold variants of the shipped model's heads
+// on the training samples (README, "The cell model": the table of
+// candidates). It runs only when PAPSCAN_XP names a cache file (the
+// samples as LoadAll loads them with the training command's defaults,
+// written on the first run, ~2 min, and read after):
+//
+//	PAPSCAN_XP=/tmp/samples.gob go test ./classify/train -run TestExperiment -v -timeout 60m
+//
+// Every sample is scored by the fold of classify/model_weights.json that
+// never saw its field (its perceptron and CNN) and by heads fitted here on
+// the same folds; each line gives the CRIC crops' figures with intervals
+// over fields and the paired bootstrap difference to the shipped fusion
+// (same resampled fields for both). PAPSCAN_XP_REL=1 (reference: the
+// field's unlabelled objects), =all (every sample of the field) or
+// =variants compares heads given features relative to the median of the
+// field instead; PAPSCAN_XP_TREES sets TreeOptions (JSON);
+// PAPSCAN_XP_DUMP=FILE writes the out-of-fold probabilities and features
+// (JSON lines) and stops.
+func TestExperiment(t *testing.T) {
+	cache := os.Getenv("PAPSCAN_XP")
+	if cache == "" {
+		t.Skip("PAPSCAN_XP not set")
+	}
+	var ld Loaded
+	if f, err := os.Open(cache); err == nil {
+		if err := gob.NewDecoder(f).Decode(&ld); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	} else {
+		o := Options{Seed: 1, MoreFields: true, MorePerField: 30, MoreAllCap: 200}
+		l, err := LoadAll(context.Background(), dataset.Dir(), o)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ld = *l
+		for i := range ld.Samples {
+			ld.Samples[i].Wide = nil
+		}
+		f, err := os.Create(cache)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := gob.NewEncoder(f).Encode(&ld); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	samples := ld.Samples
+	raw, err := os.ReadFile("../model_weights.json")
+	if err != nil {
+		t.Fatal(err)
+	}
+	var p classify.ModelParams
+	if err := json.Unmarshal(raw, &p); err != nil {
+		t.Fatal(err)
+	}
+	m, err := classify.LoadModel(raw)
+	if err != nil {
+		t.Fatal(err)
+	}
+	fold := map[string]int{}
+	af := AssignFolds(samples, Folds, 1)
+	for _, s := range samples {
+		fold[s.Field] = m.HeldOutFold(s.Field)
+		if fold[s.Field] != af[s.Field] {
+			t.Fatalf("field %s: model fold %d, AssignFolds %d", s.Field, fold[s.Field], af[s.Field])
+		}
+	}
+	n := len(samples)
+	mlp := make([][classify.NumClasses]float32, n)
+	cnn := make([][classify.CNNGroups]float32, n)
+	tta := make([][classify.CNNGroups]float32, n)
+	trees := make([][classify.NumClasses]float32, n)
+	to := DefaultTrees()
+	if v := os.Getenv("PAPSCAN_XP_TREES"); v != "" {
+		if err := json.Unmarshal([]byte(v), &to); err != nil {
+			t.Fatal(err)
+		}
+	}
+	t.Logf("tree options %+v", to)
+	for f := range Folds {
+		fm, err := classify.NewModel(params(0.5, p.Folds[f].Head))
+		if err != nil {
+			t.Fatal(err)
+		}
+		var idx []int
+		var crops []*Crop
+		var fs []classify.Features
+		var tr []Sample
+		for i, s := range samples {
+			if fold[s.Field] == f {
+				idx = append(idx, i)
+				crops = append(crops, s.Crop)
+				fs = append(fs, s.F)
+				mlp[i] = fm.Predict(s.F)
+			} else {
+				tr = append(tr, s)
+			}
+		}
+		for j, g := range predictCNN(p.Folds[f].CNN, crops) {
+			cnn[idx[j]] = g
+		}
+		for j, g := range predictCNNTTA(p.Folds[f].CNN, crops) {
+			tta[idx[j]] = g
+		}
+		th := fitTrees(tr, DefaultFit(), to)
+		pt, err := PredictTrees(th, fs)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for j, q := range pt {
+			trees[idx[j]] = q
+		}
+	}
+	var cal []int
+	for i, s := range samples {
+		if !s.Extra && !s.Other {
+			cal = append(cal, i)
+		}
+	}
+	var base [][classify.NumClasses]float32
+	var paired func(string, [][classify.NumClasses]float32)
+	report := func(name string, probs [][classify.NumClasses]float32) {
+		temp := fitTemperature(samples, probs, cal)
+		nl := ld.NLabelled
+		truth := make([]classify.Class, nl)
+		fields := make([]string, nl)
+		pp := make([][classify.NumClasses]float32, nl)
+		for i, s := range samples[:nl] {
+			truth[i], fields[i], pp[i] = s.Class, s.Field, classify.Temper(probs[i], 1/temp)
+		}
+		c := eval.Cells(truth, pp, fields, 0.32)
+		if base == nil {
+			base = pp
+		} else {
+			paired(name, pp)
+		}
+		fmt.Printf("%-28s T %.3f  AUC high %.3f %v  rec@.05 %.3f %v  AUC low %.3f %v  macroF1 %.3f %v\n", name, temp,
+			c.AUCHighVsNILM, c.AUCHighVsNILMCI, c.HighGradeRecallAt05, c.HighGradeRecallAt05CI, c.AUCLowVsNILM, c.AUCLowVsNILMCI, c.MacroF1, c.MacroF1CI)
+	}
+	fused := func(head [][classify.NumClasses]float32, g [][classify.CNNGroups]float32, wh, wn float64) [][classify.NumClasses]float32 {
+		out := make([][classify.NumClasses]float32, n)
+		for i := range out {
+			out[i] = fuse(head[i], g[i], wh, wn)
+		}
+		return out
+	}
+	avg := func(a, b [][classify.NumClasses]float32, wb float32) [][classify.NumClasses]float32 {
+		out := make([][classify.NumClasses]float32, n)
+		for i := range out {
+			for c := range out[i] {
+				out[i][c] = (1-wb)*a[i][c] + wb*b[i][c]
+			}
+		}
+		return out
+	}
+	paired = func(name string, probs [][classify.NumClasses]float32) {
+		nl := ld.NLabelled
+		group := map[string]int{}
+		var by [][]int
+		for i, s := range samples[:nl] {
+			g, ok := group[s.Field]
+			if !ok {
+				g = len(by)
+				group[s.Field] = g
+				by = append(by, nil)
+			}
+			by[g] = append(by[g], i)
+		}
+		stat := func(gs []int, pr [][classify.NumClasses]float32) [4]float64 {
+			var hi, nilm, low, nilmAb []float64
+			var conf [classify.NumClasses][classify.NumClasses]int
+			for _, g := range gs {
+				for _, i := range by[g] {
+					p := pr[i]
+					best := 0
+					for c := range p {
+						if p[c] > p[best] {
+							best = c
+						}
+					}
+					tc := samples[i].Class
+					conf[tc][best]++
+					ph := float64(classify.HighGradeProb(p))
+					switch {
+					case tc.HighGrade():
+						hi = append(hi, ph)
+					case tc.LowGrade():
+						low = append(low, 1-float64(p[classify.NILM]))
+					default:
+						nilm = append(nilm, ph)
+						nilmAb = append(nilmAb, 1-float64(p[classify.NILM]))
+					}
+				}
+			}
+			t05 := eval.ThresholdAtFPR(nilm, 0.05)
+			k := 0
+			for _, v := range hi {
+				if v >= t05 {
+					k++
+				}
+			}
+			return [4]float64{eval.AUC(hi, nilm), float64(k) / float64(len(hi)), eval.AUC(low, nilmAb), eval.MacroF1(&conf)}
+		}
+		all := make([]int, len(by))
+		for i := range all {
+			all[i] = i
+		}
+		d0a, d0b := stat(all, probs), stat(all, base)
+		rng := rand.New(rand.NewSource(1))
+		var diffs [4][]float64
+		gs := make([]int, len(by))
+		for range 1000 {
+			for i := range gs {
+				gs[i] = rng.Intn(len(by))
+			}
+			a, b := stat(gs, probs), stat(gs, base)
+			for k := range 4 {
+				diffs[k] = append(diffs[k], a[k]-b[k])
+			}
+		}
+		fmt.Printf("  %-26s paired diff vs shipped:", name)
+		for k, nm := range []string{"AUC high", "rec@.05", "AUC low", "macroF1"} {
+			sort.Float64s(diffs[k])
+			fmt.Printf("  %s %+.3f [%+.3f, %+.3f]", nm, d0a[k]-d0b[k], diffs[k][25], diffs[k][974])
+		}
+		fmt.Println()
+	}
+	report("mlp+cnn (shipped)", fused(mlp, cnn, 0.7, 0.5))
+	if d := os.Getenv("PAPSCAN_XP_DUMP"); d != "" {
+		f, err := os.Create(d)
+		if err != nil {
+			t.Fatal(err)
+		}
+		enc := json.NewEncoder(f)
+		for i, s := range samples {
+			enc.Encode(map[string]any{"id": s.ID, "field": s.Field, "class": int(s.Class), "extra": s.Extra, "aux": s.Aux, "other": s.Other, "mlp": mlp[i], "cnn": cnn[i], "trees": trees[i], "f": s.F})
+		}
+		f.Close()
+		return
+	}
+	if os.Getenv("PAPSCAN_XP_REL") != "" {
+		if os.Getenv("PAPSCAN_XP_REL") == "variants" {
+			relScreen(t, samples, fold, cnn, to, report, fused, "3 features", []int{0, 4, 13}, true, 0)
+			relScreen(t, samples, fold, cnn, to, report, fused, "ref of 15", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, true, 15)
+			return
+		}
+		relScreen(t, samples, fold, cnn, to, report, fused, "relative", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, os.Getenv("PAPSCAN_XP_REL") == "all", 0)
+		return
+	}
+	report("mlp alone", mlp)
+	report("trees alone", trees)
+	report("cnn alone", fused(mlp, cnn, 1, 1))
+	report("cnn tta8 alone", fused(mlp, tta, 1, 1))
+	report("mlp+cnn tta8", fused(mlp, tta, 0.7, 0.5))
+	report("trees+cnn", fused(trees, cnn, 0.7, 0.5))
+	report("trees+cnn tta8", fused(trees, tta, 0.7, 0.5))
+	for _, wb := range []float32{0.3, 0.5, 0.7} {
+		report(fmt.Sprintf("mlp/trees %.1f +cnn", wb), fused(avg(mlp, trees, wb), cnn, 0.7, 0.5))
+		report(fmt.Sprintf("mlp/trees %.1f +cnn tta8", wb), fused(avg(mlp, trees, wb), tta, 0.7, 0.5))
+	}
+	// Stacking: a logistic regression on the log-probabilities of the
+	// heads, fitted per fold on the other folds' out-of-fold predictions.
+	stack := func(name string, heads func(i int) []float32, hidden int) {
+		z := make([]Sample, n)
+		for i, s := range samples {
+			z[i] = s
+			z[i].F = classify.Features{}
+			for j, v := range heads(i) {
+				z[i].F[j] = v
+			}
+		}
+		out := make([][classify.NumClasses]float32, n)
+		for f := range Folds {
+			var tr []Sample
+			for i, s := range z {
+				if fold[samples[i].Field] != f {
+					tr = append(tr, s)
+				}
+			}
+			fo := DefaultFit()
+			fo.Hidden = hidden
+			sm, err := classify.NewModel(params(0.5, fit(tr, fo)))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for i, s := range z {
+				if fold[samples[i].Field] == f {
+					out[i] = sm.Predict(s.F)
+				}
+			}
+		}
+		report(name, out)
+	}
+	lg := func(v float32) float32 { return float32(math.Log(math.Max(float64(v), 1e-4))) }
+	stack("stack LR mlp+cnn", func(i int) []float32 {
+		var v []float32
+		for _, q := range mlp[i] {
+			v = append(v, lg(q))
+		}
+		for _, q := range cnn[i] {
+			v = append(v, lg(q))
+		}
+		return v
+	}, 0)
+	stack("stack LR mlp+trees+cnn", func(i int) []float32 {
+		var v []float32
+		for _, q := range mlp[i] {
+			v = append(v, lg(q))
+		}
+		for _, q := range trees[i] {
+			v = append(v, lg(q))
+		}
+		for _, q := range cnn[i] {
+			v = append(v, lg(q))
+		}
+		return v
+	}, 0)
+	// Trees on the features with the CNN's out-of-fold group
+	// probabilities in place of two redundant features.
+	{
+		z := make([]Sample, n)
+		for i, s := range samples {
+			z[i] = s
+			z[i].F[15] = lg(cnn[i][2])
+			z[i].F[16] = lg(cnn[i][0])
+		}
+		out := make([][classify.NumClasses]float32, n)
+		for f := range Folds {
+			var tr []Sample
+			var idx []int
+			var fs []classify.Features
+			for i, s := range z {
+				if fold[samples[i].Field] != f {
+					tr = append(tr, s)
+				} else {
+					idx = append(idx, i)
+					fs = append(fs, s.F)
+				}
+			}
+			pt, err := PredictTrees(fitTrees(tr, DefaultFit(), to), fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, q := range pt {
+				out[idx[j]] = q
+			}
+		}
+		report("stack trees feat+cnn", out)
+		report("stack trees feat+cnn, cnn fused", fused(out, cnn, 0.7, 0.5))
+		report("stack trees feat+cnn/mlp+cnn", avg(out, fused(mlp, cnn, 0.7, 0.5), 0.5))
+	}
+	for _, wh := range []float64{0.5, 0.6, 0.8} {
+		report(fmt.Sprintf("mlp/trees .5 +cnn %.1f tta8", wh), fused(avg(mlp, trees, 0.5), tta, wh, 0.5))
+	}
+}
+
+// predictCNNTTA is predictCNN averaged over the eight dihedral transforms.
+func predictCNNTTA(p *classify.CNNParams, crops []*Crop) [][classify.CNNGroups]float32 {
+	lut := classify.ODLUT()
+	var m32, inv32 [3]float32
+	for c := range 3 {
+		m32[c], inv32[c] = float32(p.InMean[c]), float32(1/p.InStd[c])
+	}
+	net := &cnnNet{w: p.Conv, b: p.Bias}
+	out := make([][classify.CNNGroups]float32, len(crops))
+	sc := newTrainScratch()
+	for i, c := range crops {
+		for tr := range 8 {
+			fillInput(sc.x[:], c, tr, 0, 0, [3]float32{1, 1, 1}, &lut, m32, inv32)
+			g := net.forward(sc)
+			for k := range g {
+				out[i][k] += g[k] / 8
+			}
+		}
+	}
+	return out
+}
+
+// relScreen compares the heads on the raw features with heads whose
+// features include each feature relative to the median of the field's
+// unlabelled objects (the field negatives).
+func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][classify.CNNGroups]float32, to TreeOptions,
+	report func(string, [][classify.NumClasses]float32),
+	fused func([][classify.NumClasses]float32, [][classify.CNNGroups]float32, float64, float64) [][classify.NumClasses]float32,
+	label string, src []int, allObjects bool, capRef int) {
+	dst := []int{39, 40, 41, 42, 43, 44, 45, 46, 47, 15, 16}[:len(src)]
+	byField := map[string][]int{}
+	for i, s := range samples {
+		if s.Extra || (allObjects && !s.Other) {
+			byField[s.Field] = append(byField[s.Field], i)
+		}
+	}
+	med := func(idx []int, j int) float32 {
+		v := make([]float64, len(idx))
+		for k, i := range idx {
+			v[k] = float64(samples[i].F[j])
+		}
+		sort.Float64s(v)
+		return float32(v[len(v)/2])
+	}
+	var all []int
+	for i, s := range samples {
+		if s.Extra {
+			all = append(all, i)
+		}
+	}
+	glob := make([]float32, len(src))
+	for k, j := range src {
+		glob[k] = med(all, j)
+	}
+	ref := map[string][]float32{}
+	nref := 0
+	for f, idx := range byField {
+		if len(idx) < 3 {
+			continue
+		}
+		if capRef > 0 && len(idx) > capRef {
+			idx = append([]int(nil), idx...)
+			rng := rand.New(rand.NewSource(int64(len(f))))
+			rng.Shuffle(len(idx), func(a, b int) { idx[a], idx[b] = idx[b], idx[a] })
+			idx = idx[:capRef]
+		}
+		nref++
+		r := make([]float32, len(src))
+		for k, j := range src {
+			r[k] = med(idx, j)
+		}
+		ref[f] = r
+	}
+	fmt.Printf("fields with a reference: %d\n", nref)
+	zero := make([]Sample, len(samples))
+	rel := make([]Sample, len(samples))
+	for i, s := range samples {
+		zero[i], rel[i] = s, s
+		r, ok := ref[s.Field]
+		if !ok {
+			r = glob
+		}
+		for k, j := range src {
+			zero[i].F[dst[k]] = 0
+			rel[i].F[dst[k]] = s.F[j] - r[k]
+		}
+	}
+	run := func(name string, z []Sample) {
+		n := len(z)
+		tr6 := make([][classify.NumClasses]float32, n)
+		ml6 := make([][classify.NumClasses]float32, n)
+		for f := range Folds {
+			var tr []Sample
+			var idx []int
+			var fs []classify.Features
+			for i, s := range z {
+				if fold[s.Field] != f {
+					tr = append(tr, s)
+				} else {
+					idx = append(idx, i)
+					fs = append(fs, s.F)
+				}
+			}
+			pt, err := PredictTrees(fitTrees(tr, DefaultFit(), to), fs)
+			if err != nil {
+				t.Fatal(err)
+			}
+			mm, err := classify.NewModel(params(0.5, fit(tr, DefaultFit())))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for j, q := range pt {
+				tr6[idx[j]] = q
+				ml6[idx[j]] = mm.Predict(fs[j])
+			}
+		}
+		report(name+" trees", tr6)
+		report(name+" mlp", ml6)
+		report(name+" trees+cnn", fused(tr6, cnn, 0.7, 0.5))
+		report(name+" mlp+cnn", fused(ml6, cnn, 0.7, 0.5))
+	}
+	if label == "relative" {
+		run("zeroed", zero)
+	}
+	run(label, rel)
+}
