@@ -8,6 +8,7 @@ import (
 	"math"
 	"math/rand"
 	"os"
+	"path/filepath"
 	"sort"
 	"testing"
 
@@ -259,6 +260,11 @@ func TestExperiment(t *testing.T) {
 		return
 	}
 	if os.Getenv("PAPSCAN_XP_REL") != "" {
+		if os.Getenv("PAPSCAN_XP_REL") == "field" {
+			refs := fieldMedians(t, cache+".refs.json")
+			relScreenRef(t, samples, fold, cnn, to, report, fused, "field median", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, refs)
+			return
+		}
 		if os.Getenv("PAPSCAN_XP_REL") == "variants" {
 			relScreen(t, samples, fold, cnn, to, report, fused, "3 features", []int{0, 4, 13}, true, 0)
 			relScreen(t, samples, fold, cnn, to, report, fused, "ref of 15", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, true, 15)
@@ -403,7 +409,6 @@ func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][class
 	report func(string, [][classify.NumClasses]float32),
 	fused func([][classify.NumClasses]float32, [][classify.CNNGroups]float32, float64, float64) [][classify.NumClasses]float32,
 	label string, src []int, allObjects bool, capRef int) {
-	dst := []int{39, 40, 41, 42, 43, 44, 45, 46, 47, 15, 16}[:len(src)]
 	byField := map[string][]int{}
 	for i, s := range samples {
 		if s.Extra || (allObjects && !s.Other) {
@@ -417,16 +422,6 @@ func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][class
 		}
 		sort.Float64s(v)
 		return float32(v[len(v)/2])
-	}
-	var all []int
-	for i, s := range samples {
-		if s.Extra {
-			all = append(all, i)
-		}
-	}
-	glob := make([]float32, len(src))
-	for k, j := range src {
-		glob[k] = med(all, j)
 	}
 	ref := map[string][]float32{}
 	nref := 0
@@ -448,6 +443,27 @@ func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][class
 		ref[f] = r
 	}
 	fmt.Printf("fields with a reference: %d\n", nref)
+	relScreenRef(t, samples, fold, cnn, to, report, fused, label, src, ref)
+}
+
+// relScreenRef is relScreen with the per-field references ref (feature
+// medians, indexed like src; fields without one use the median of all
+// references).
+func relScreenRef(t *testing.T, samples []Sample, fold map[string]int, cnn [][classify.CNNGroups]float32, to TreeOptions,
+	report func(string, [][classify.NumClasses]float32),
+	fused func([][classify.NumClasses]float32, [][classify.CNNGroups]float32, float64, float64) [][classify.NumClasses]float32,
+	label string, src []int, ref map[string][]float32) {
+	dst := []int{39, 40, 41, 42, 43, 44, 45, 46, 47, 15, 16}[:len(src)]
+	glob := make([]float32, len(src))
+	for k := range src {
+		var v []float64
+		for _, r := range ref {
+			v = append(v, float64(r[k]))
+		}
+		sort.Float64s(v)
+		glob[k] = float32(v[len(v)/2])
+	}
+	missing := map[string]bool{}
 	zero := make([]Sample, len(samples))
 	rel := make([]Sample, len(samples))
 	for i, s := range samples {
@@ -455,11 +471,15 @@ func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][class
 		r, ok := ref[s.Field]
 		if !ok {
 			r = glob
+			missing[s.Field] = true
 		}
 		for k, j := range src {
 			zero[i].F[dst[k]] = 0
 			rel[i].F[dst[k]] = s.F[j] - r[k]
 		}
+	}
+	if len(missing) > 0 {
+		fmt.Printf("%d fields without a reference (global median used)\n", len(missing))
 	}
 	run := func(name string, z []Sample) {
 		n := len(z)
@@ -499,4 +519,75 @@ func relScreen(t *testing.T, samples []Sample, fold map[string]int, cnn [][class
 		run("zeroed", zero)
 	}
 	run(label, rel)
+}
+
+// fieldMedians returns, per field of cric/fields and cric/more-fields, the
+// median of every feature over all objects the training detector finds in
+// it away from the border (what a tile of the robot offers as a
+// reference), for the features relScreen makes relative; cached in path.
+func fieldMedians(t *testing.T, path string) map[string][]float32 {
+	src := []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}
+	out := map[string][]float32{}
+	if b, err := os.ReadFile(path); err == nil {
+		if err := json.Unmarshal(b, &out); err != nil {
+			t.Fatal(err)
+		}
+		return out
+	}
+	fm, err := classify.NewModel(classify.ModelParams{PixelUM: DefaultPixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	px := DefaultPixelUM
+	det := classify.NewDetector(detectOptions(px))
+	nobj := 0
+	for _, d := range []struct {
+		dir string
+		px  float64
+	}{{"fields", CRICPixelUM}, {"more-fields", MoreFieldsPixelUM}} {
+		dir := filepath.Join(dataset.Dir(), "cric", d.dir, "images")
+		ents, err := os.ReadDir(dir)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, e := range ents {
+			img, err := dataset.LoadRGBA(filepath.Join(dir, e.Name()))
+			if err != nil {
+				t.Fatal(err)
+			}
+			img = classify.Rescale(img, d.px, px)
+			var fs []classify.Features
+			for _, n := range det.Detect(img) {
+				if n.Edge {
+					continue
+				}
+				if f, ok := fm.Features(img, n); ok {
+					fs = append(fs, f)
+				}
+			}
+			if len(fs) < 3 {
+				continue
+			}
+			nobj += len(fs)
+			r := make([]float32, len(src))
+			for k, j := range src {
+				v := make([]float64, len(fs))
+				for i, f := range fs {
+					v[i] = float64(f[j])
+				}
+				sort.Float64s(v)
+				r[k] = float32(v[len(v)/2])
+			}
+			out[e.Name()] = r
+		}
+	}
+	fmt.Printf("field references: %d fields, %d objects\n", len(out), nobj)
+	b, err := json.Marshal(out)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(path, b, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	return out
 }
