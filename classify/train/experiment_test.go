@@ -262,7 +262,11 @@ func TestExperiment(t *testing.T) {
 	if os.Getenv("PAPSCAN_XP_REL") != "" {
 		if os.Getenv("PAPSCAN_XP_REL") == "field" {
 			refs := fieldMedians(t, cache+".refs.json")
-			relScreenRef(t, samples, fold, cnn, to, report, fused, "field median", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, refs)
+			var other *otherSet
+			if os.Getenv("PAPSCAN_XP_SIPAKMED") != "" {
+				other = loadOther(t, cache+".sipakmed.gob", &p)
+			}
+			relScreenRefOther(t, samples, fold, cnn, to, report, fused, "field median", []int{0, 4, 5, 6, 7, 12, 13, 18, 19, 20, 24}, refs, other)
 			return
 		}
 		if os.Getenv("PAPSCAN_XP_REL") == "variants" {
@@ -453,6 +457,105 @@ func relScreenRef(t *testing.T, samples []Sample, fold map[string]int, cnn [][cl
 	report func(string, [][classify.NumClasses]float32),
 	fused func([][classify.NumClasses]float32, [][classify.CNNGroups]float32, float64, float64) [][classify.NumClasses]float32,
 	label string, src []int, ref map[string][]float32) {
+	relScreenRefOther(t, samples, fold, cnn, to, report, fused, label, src, ref, nil)
+}
+
+// otherSet is another laboratory's labelled cells (SIPaKMeD, padding
+// glass-filled) scored by heads that never saw a cell of it: grades, the
+// mean over the shipped fold CNNs, the mean over the fold perceptrons.
+type otherSet struct {
+	S     []Sample
+	Grade []eval.CellGrade
+	CNN   [][classify.CNNGroups]float32
+	MLP   [][classify.NumClasses]float32
+}
+
+func loadOther(t *testing.T, cache string, p *classify.ModelParams) *otherSet {
+	var o otherSet
+	if f, err := os.Open(cache); err == nil {
+		defer f.Close()
+		if err := gob.NewDecoder(f).Decode(&o); err != nil {
+			t.Fatal(err)
+		}
+		return &o
+	}
+	dir := filepath.Join(dataset.Dir(), "sipakmed")
+	fm, err := classify.NewModel(classify.ModelParams{PixelUM: DefaultPixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err := LoadCellSet(context.Background(), dir, fm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, _, err := eval.FindManifest(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cells, err := eval.ReadCellDir(dir, m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	grade := map[string]eval.CellGrade{}
+	for _, c := range cells {
+		grade[m.Name+"/"+c.File] = c.Grade
+	}
+	o.S = s
+	crops := make([]*Crop, len(s))
+	for i, x := range s {
+		o.Grade = append(o.Grade, grade[x.ID])
+		crops[i] = x.Crop
+	}
+	o.CNN = make([][classify.CNNGroups]float32, len(s))
+	o.MLP = make([][classify.NumClasses]float32, len(s))
+	for f := range p.Folds {
+		for i, g := range predictCNN(p.Folds[f].CNN, crops) {
+			for k := range g {
+				o.CNN[i][k] += g[k] / float32(len(p.Folds))
+			}
+		}
+		fm, err := classify.NewModel(params(0.5, p.Folds[f].Head))
+		if err != nil {
+			t.Fatal(err)
+		}
+		for i, x := range s {
+			q := fm.Predict(x.F)
+			for k := range q {
+				o.MLP[i][k] += q[k] / float32(len(p.Folds))
+			}
+		}
+	}
+	f, err := os.Create(cache)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := gob.NewEncoder(f).Encode(&o); err != nil {
+		t.Fatal(err)
+	}
+	return &o
+}
+
+// aucOther is the abnormal (low or high grade) vs normal AUC of 1 − P(NILM)
+// on the other set.
+func aucOther(o *otherSet, probs [][classify.NumClasses]float32) float64 {
+	var pos, neg []float64
+	for i, g := range o.Grade {
+		v := 1 - float64(probs[i][classify.NILM])
+		switch g {
+		case eval.GradeNormal:
+			neg = append(neg, v)
+		case eval.GradeLow, eval.GradeHigh:
+			pos = append(pos, v)
+		}
+	}
+	return eval.AUC(pos, neg)
+}
+
+func relScreenRefOther(t *testing.T, samples []Sample, fold map[string]int, cnn [][classify.CNNGroups]float32, to TreeOptions,
+	report func(string, [][classify.NumClasses]float32),
+	fused func([][classify.NumClasses]float32, [][classify.CNNGroups]float32, float64, float64) [][classify.NumClasses]float32,
+	label string, src []int, ref map[string][]float32, other *otherSet) {
 	dst := []int{39, 40, 41, 42, 43, 44, 45, 46, 47, 15, 16}[:len(src)]
 	glob := make([]float32, len(src))
 	for k := range src {
@@ -481,10 +584,52 @@ func relScreenRef(t *testing.T, samples []Sample, fold map[string]int, cnn [][cl
 	if len(missing) > 0 {
 		fmt.Printf("%d fields without a reference (global median used)\n", len(missing))
 	}
+	// The other set: raw features, and relative to the median of the
+	// whole set (a slide's reference) or of its source image.
+	var oz, orelSet, orelImg []Sample
+	if other != nil {
+		fmt.Printf("other set: %d cells; shipped fusion (mean of folds) AUC abnormal vs normal %.3f\n", len(other.S), aucOther(other, fusedOther(other.MLP, other.CNN)))
+		setRef := make([]float32, len(src))
+		for k, j := range src {
+			v := make([]float64, len(other.S))
+			for i, x := range other.S {
+				v[i] = float64(x.F[j])
+			}
+			sort.Float64s(v)
+			setRef[k] = float32(v[len(v)/2])
+		}
+		byImg := map[string][]int{}
+		for i, x := range other.S {
+			byImg[x.Field] = append(byImg[x.Field], i)
+		}
+		for i, x := range other.S {
+			a, b, c := x, x, x
+			idx := byImg[x.Field]
+			for k, j := range src {
+				v := make([]float64, len(idx))
+				for q, ii := range idx {
+					v[q] = float64(other.S[ii].F[j])
+				}
+				sort.Float64s(v)
+				a.F[dst[k]] = 0
+				b.F[dst[k]] = x.F[j] - setRef[k]
+				c.F[dst[k]] = x.F[j] - float32(v[len(v)/2])
+			}
+			_ = i
+			oz, orelSet, orelImg = append(oz, a), append(orelSet, b), append(orelImg, c)
+		}
+	}
 	run := func(name string, z []Sample) {
 		n := len(z)
 		tr6 := make([][classify.NumClasses]float32, n)
 		ml6 := make([][classify.NumClasses]float32, n)
+		var otr, oml [3][][classify.NumClasses]float32
+		if other != nil {
+			for v := range 3 {
+				otr[v] = make([][classify.NumClasses]float32, len(other.S))
+				oml[v] = make([][classify.NumClasses]float32, len(other.S))
+			}
+		}
 		for f := range Folds {
 			var tr []Sample
 			var idx []int
@@ -509,6 +654,45 @@ func relScreenRef(t *testing.T, samples []Sample, fold map[string]int, cnn [][cl
 				tr6[idx[j]] = q
 				ml6[idx[j]] = mm.Predict(fs[j])
 			}
+			if other != nil {
+				tt := fitTrees(tr, DefaultFit(), to)
+				for v, set := range [3][]Sample{oz, orelSet, orelImg} {
+					raw := name == "zeroed" || name == "raw"
+					if raw && v > 0 {
+						break
+					}
+					if !raw && v == 0 {
+						continue
+					}
+					if name == "raw" {
+						set = other.S
+					}
+					ofs := make([]classify.Features, len(set))
+					for i, x := range set {
+						ofs[i] = x.F
+					}
+					pt, err := PredictTrees(tt, ofs)
+					if err != nil {
+						t.Fatal(err)
+					}
+					for i := range set {
+						q := mm.Predict(set[i].F)
+						for k := range q {
+							otr[v][i][k] += pt[i][k] / Folds
+							oml[v][i][k] += q[k] / Folds
+						}
+					}
+				}
+			}
+		}
+		if other != nil {
+			for v, nm := range []string{"own features", "relative to the set", "relative to the source image"} {
+				if otr[v][0][0] == 0 && oml[v][0][0] == 0 {
+					continue
+				}
+				fmt.Printf("  other set, %s %s: trees+cnn AUC %.3f, mlp+cnn AUC %.3f, trees %.3f, mlp %.3f\n", name, nm,
+					aucOther(other, fusedOther(otr[v], other.CNN)), aucOther(other, fusedOther(oml[v], other.CNN)), aucOther(other, otr[v]), aucOther(other, oml[v]))
+			}
 		}
 		report(name+" trees", tr6)
 		report(name+" mlp", ml6)
@@ -517,6 +701,9 @@ func relScreenRef(t *testing.T, samples []Sample, fold map[string]int, cnn [][cl
 	}
 	if label == "relative" {
 		run("zeroed", zero)
+	}
+	if other != nil {
+		run("raw", samples)
 	}
 	run(label, rel)
 }
@@ -588,6 +775,17 @@ func fieldMedians(t *testing.T, path string) map[string][]float32 {
 	}
 	if err := os.WriteFile(path, b, 0o644); err != nil {
 		t.Fatal(err)
+	}
+	return out
+}
+
+// fusedOther is the shipped fusion (without temperature, which keeps the
+// order of 1 − P(NILM) per cell only approximately; AUCs here are
+// screening figures).
+func fusedOther(head [][classify.NumClasses]float32, g [][classify.CNNGroups]float32) [][classify.NumClasses]float32 {
+	out := make([][classify.NumClasses]float32, len(head))
+	for i := range out {
+		out[i] = fuse(head[i], g[i], DefaultCNNWeight, DefaultCNNNILMWeight)
 	}
 	return out
 }
