@@ -43,6 +43,62 @@ type CNNParams struct {
 	InStd  [CNNChannels]float64     `json:"in_std"`
 	Conv   [CNNLayers + 1][]float32 `json:"conv"`
 	Bias   [CNNLayers + 1][]float32 `json:"bias"`
+	// InputNorm normalises each crop's optical densities before InMean and
+	// InStd (see CNNCropAffine): "" (absent in older weights files) none,
+	// CNNNormCropStd or CNNNormCropGain.
+	InputNorm string `json:"input_norm,omitempty"`
+}
+
+// Per-crop input normalisations of the CNN (CNNParams.InputNorm).
+const (
+	// CNNNormCropStd standardises each OD channel by the crop's own mean
+	// and standard deviation: invariant to per-channel stain gains and
+	// lamp offsets (another lab's stain strength, hue and white balance).
+	CNNNormCropStd = "crop-std"
+	// CNNNormCropGain divides each OD channel by the crop's mean OD of
+	// that channel: invariant to per-channel stain gains; glass stays
+	// near 0.
+	CNNNormCropGain = "crop-gain"
+)
+
+// cnnNormFloor bounds the divisor of the per-crop normalisations (OD): a
+// crop of nearly uniform glass is not blown up into noise.
+const cnnNormFloor = 0.02
+
+// CNNCropAffine returns the per-channel affine map x' = a·x + b that the
+// normalisation norm applies to the raw OD crop (HWC, CNNChannels per
+// pixel) before the model's standardisation. Training and inference both
+// call it, so they normalise identically.
+func CNNCropAffine(norm string, crop []float32) (a, b [CNNChannels]float32) {
+	a = [CNNChannels]float32{1, 1, 1}
+	if norm == "" {
+		return a, b
+	}
+	var s, ss [CNNChannels]float64
+	n := 0
+	for k := 0; k+CNNChannels <= len(crop); k += CNNChannels {
+		for c := range CNNChannels {
+			v := float64(crop[k+c])
+			s[c] += v
+			ss[c] += v * v
+		}
+		n++
+	}
+	if n == 0 {
+		return a, b
+	}
+	for c := range CNNChannels {
+		m := s[c] / float64(n)
+		switch norm {
+		case CNNNormCropStd:
+			sd := math.Sqrt(max(ss[c]/float64(n)-m*m, 0))
+			a[c] = float32(1 / max(sd, cnnNormFloor))
+			b[c] = float32(-m) * a[c]
+		case CNNNormCropGain:
+			a[c] = float32(1 / max(m, cnnNormFloor))
+		}
+	}
+	return a, b
 }
 
 // CNNLayerIn returns the input channels of layer l (0..CNNLayers).
@@ -96,6 +152,11 @@ func (p *CNNParams) Check() error {
 		if !(p.InStd[c] > 0) {
 			return errors.New("classify: cnn in_std must be > 0")
 		}
+	}
+	switch p.InputNorm {
+	case "", CNNNormCropStd, CNNNormCropGain:
+	default:
+		return fmt.Errorf("classify: cnn input_norm %q is not one of %q, %q, %q", p.InputNorm, "", CNNNormCropStd, CNNNormCropGain)
 	}
 	return nil
 }
@@ -397,12 +458,25 @@ func compileCNN(p *CNNParams) (*cnn, error) {
 func (n *cnn) forward(sc *cnnScratch) [CNNGroups]float32 {
 	const s0 = CNNSide
 	pin := sc.pin[0]
-	for y := range s0 {
-		src := sc.crop[y*s0*CNNChannels : (y+1)*s0*CNNChannels]
-		dst := pin[((y+1)*(s0+2)+1)*CNNChannels : ((y+1)*(s0+2)+1+s0)*CNNChannels]
-		for k := 0; k < len(src); k += CNNChannels {
-			for c := range CNNChannels {
-				dst[k+c] = (src[k+c] - n.mean[c]) * n.invStd[c]
+	if n.p.InputNorm == "" {
+		for y := range s0 {
+			src := sc.crop[y*s0*CNNChannels : (y+1)*s0*CNNChannels]
+			dst := pin[((y+1)*(s0+2)+1)*CNNChannels : ((y+1)*(s0+2)+1+s0)*CNNChannels]
+			for k := 0; k < len(src); k += CNNChannels {
+				for c := range CNNChannels {
+					dst[k+c] = (src[k+c] - n.mean[c]) * n.invStd[c]
+				}
+			}
+		}
+	} else {
+		a, b := CNNCropAffine(n.p.InputNorm, sc.crop[:])
+		for y := range s0 {
+			src := sc.crop[y*s0*CNNChannels : (y+1)*s0*CNNChannels]
+			dst := pin[((y+1)*(s0+2)+1)*CNNChannels : ((y+1)*(s0+2)+1+s0)*CNNChannels]
+			for k := 0; k < len(src); k += CNNChannels {
+				for c := range CNNChannels {
+					dst[k+c] = (a[c]*src[k+c] + b[c] - n.mean[c]) * n.invStd[c]
+				}
 			}
 		}
 	}

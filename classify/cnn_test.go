@@ -1,9 +1,11 @@
 package classify
 
 import (
+	"encoding/json"
 	"image"
 	"math"
 	"math/rand"
+	"strings"
 	"testing"
 )
 
@@ -188,5 +190,111 @@ func TestSetNILM(t *testing.T) {
 	}
 	if q[NILM] > 0.7+1e-6 || s < 0.999 || s > 1.001 {
 		t.Fatalf("clamped %v (sum %v)", q, s)
+	}
+}
+
+func randomCNN(rng *rand.Rand) *CNNParams {
+	p := &CNNParams{InMean: [3]float64{0.2, 0.3, 0.1}, InStd: [3]float64{0.5, 0.4, 0.3}}
+	for l := range CNNLayers + 1 {
+		p.Conv[l] = make([]float32, CNNLayerSize(l))
+		p.Bias[l] = make([]float32, CNNLayerOut(l))
+		for i := range p.Conv[l] {
+			p.Conv[l][i] = float32(rng.NormFloat64() * 0.3)
+		}
+		for i := range p.Bias[l] {
+			p.Bias[l][i] = float32(rng.NormFloat64() * 0.1)
+		}
+	}
+	return p
+}
+
+// TestCNNInputNorm: a per-crop normalisation equals the plain network on
+// the crop mapped by CNNCropAffine, makes the output invariant to the
+// stain changes it is meant to remove, and is absent (the plain network,
+// bit for bit) in weights files without input_norm, such as the shipped
+// one.
+func TestCNNInputNorm(t *testing.T) {
+	rng := rand.New(rand.NewSource(9))
+	p := randomCNN(rng)
+	var crop [CNNInputLen]float32
+	for i := range crop {
+		crop[i] = float32(0.05 + 0.6*rng.Float64())
+	}
+	run := func(p *CNNParams, c [CNNInputLen]float32) [CNNGroups]float32 {
+		t.Helper()
+		n, err := compileCNN(p)
+		if err != nil {
+			t.Fatal(err)
+		}
+		sc := newCNNScratch()
+		sc.crop = &c
+		return n.forward(sc)
+	}
+	near := func(a, b [CNNGroups]float32, tol float64) bool {
+		for g := range a {
+			if math.Abs(float64(a[g]-b[g])) > tol {
+				return false
+			}
+		}
+		return true
+	}
+	plain := run(p, crop)
+	gain := [3]float32{1.5, 0.7, 1.2}
+	off := [3]float32{0.03, -0.02, 0.05}
+	for _, norm := range []string{CNNNormCropStd, CNNNormCropGain} {
+		q := *p
+		q.InputNorm = norm
+		a, b := CNNCropAffine(norm, crop[:])
+		var mapped [CNNInputLen]float32
+		for i, v := range crop {
+			mapped[i] = a[i%3]*v + b[i%3]
+		}
+		got := run(&q, crop)
+		if want := run(p, mapped); !near(got, want, 1e-5) {
+			t.Fatalf("%s: forward %v, plain network on the normalised crop %v", norm, got, want)
+		}
+		if near(got, plain, 1e-3) {
+			t.Fatalf("%s: no effect (%v)", norm, got)
+		}
+		var restained [CNNInputLen]float32
+		for i, v := range crop {
+			restained[i] = gain[i%3] * v
+			if norm == CNNNormCropStd {
+				restained[i] += off[i%3]
+			}
+		}
+		if r := run(&q, restained); !near(got, r, 1e-4) {
+			t.Fatalf("%s: restained crop %v, original %v", norm, r, got)
+		}
+	}
+	q := *p
+	q.InputNorm = "reinhard"
+	if err := q.Check(); err == nil || !strings.Contains(err.Error(), "input_norm") {
+		t.Fatalf("unknown input_norm: %v", err)
+	}
+	// Weights without the field: no key written, none read, same output.
+	js, err := json.Marshal(p)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if strings.Contains(string(js), "input_norm") {
+		t.Fatal("input_norm written for a network without normalisation")
+	}
+	var back CNNParams
+	if err := json.Unmarshal(js, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.InputNorm != "" || run(&back, crop) != plain {
+		t.Fatalf("reloaded network: input_norm %q", back.InputNorm)
+	}
+	m, err := DefaultModel()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if c := m.Params().CNN; c == nil || c.InputNorm != "" {
+		t.Fatal("the shipped weights carry a CNN input normalisation")
+	}
+	if strings.Contains(string(defaultWeights), "input_norm") {
+		t.Fatal("model_weights.json names input_norm")
 	}
 }

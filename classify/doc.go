@@ -31,7 +31,10 @@
 //     and measures hand-crafted features (shape, density, texture, colour,
 //     radial profiles); a perceptron on them and a small CNN on the
 //     nucleus-centred crop give the class probabilities (late fusion,
-//     ModelParams.CNNWeight). Weights are embedded (model_weights.json,
+//     ModelParams.CNNWeight). The CNN may normalise each crop's optical
+//     densities first (CNNParams.InputNorm, CNNCropAffine: against other
+//     labs' stain strength and white balance); weights without the field
+//     feed the densities as they are. Weights are embedded (model_weights.json,
 //     with their version and SHA-256) and produced by package
 //     classify/train; the file also holds the cross-validation fold models,
 //     so that evaluation scores every training field with a model that

@@ -2,6 +2,7 @@ package train
 
 import (
 	"context"
+	"fmt"
 	"image"
 	"math"
 	"math/rand"
@@ -62,7 +63,15 @@ type CNNOptions struct {
 	// blur (focus).
 	Stain float64
 	Blur  float64
-	Seed  int64
+	// Norm is the per-crop input normalisation (classify.CNNParams.
+	// InputNorm; "" none).
+	Norm string
+	// OtherBinary trains other laboratories' cells only on the CNN's
+	// normal/abnormal axis: an abnormal cell's loss is −log(P(low) +
+	// P(high)), so their classes (not Bethesda's) never pull the
+	// low/high split of CRIC.
+	OtherBinary bool
+	Seed        int64
 }
 
 // DefaultCNN returns the CNN hyper-parameters of the shipped model.
@@ -273,9 +282,6 @@ func (n *cnnNet) forward(sc *trainScratch) [classify.CNNGroups]float32 {
 
 // backward accumulates into sc.grad the gradient of weight·cross-entropy.
 func (n *cnnNet) backward(sc *trainScratch, p [classify.CNNGroups]float32, y int, weight float32) {
-	const L = classify.CNNLayers
-	w := classify.CNNWidths
-	g := sc.grad
 	var dl [classify.CNNGroups]float32
 	for k := range dl {
 		dl[k] = p[k]
@@ -284,6 +290,23 @@ func (n *cnnNet) backward(sc *trainScratch, p [classify.CNNGroups]float32, y int
 		}
 		dl[k] *= weight
 	}
+	n.backwardLogits(sc, dl)
+}
+
+// backwardAbnormal accumulates into sc.grad the gradient of
+// −weight·log(P(low) + P(high)): the cell is abnormal, of either grade.
+func (n *cnnNet) backwardAbnormal(sc *trainScratch, p [classify.CNNGroups]float32, weight float32) {
+	ab := max(p[1]+p[2], 1e-12)
+	dl := [classify.CNNGroups]float32{p[0] * weight, (p[1] - p[1]/ab) * weight, (p[2] - p[2]/ab) * weight}
+	n.backwardLogits(sc, dl)
+}
+
+// backwardLogits accumulates into sc.grad the gradient given the loss's
+// gradient dl with respect to the logits.
+func (n *cnnNet) backwardLogits(sc *trainScratch, dl [classify.CNNGroups]float32) {
+	const L = classify.CNNLayers
+	w := classify.CNNWidths
+	g := sc.grad
 	cl := w[L-1]
 	last := classify.CNNLayerSide(L - 1)
 	np := last * last
@@ -403,6 +426,45 @@ func fillAugmented(x, tmp []float32, c *Crop, t, ox, oy int, g0 float32, stain, 
 	}
 }
 
+// normalizeInput applies the per-crop normalisation norm to the raw OD
+// input x (classify.CNNCropAffine, as the model does on a tile) and then
+// the standardisation (mean, inv).
+func normalizeInput(x []float32, norm string, mean, inv [3]float32) {
+	a, b := classify.CNNCropAffine(norm, x)
+	for k := 0; k < len(x); k += 3 {
+		for ch := range 3 {
+			x[k+ch] = (a[ch]*x[k+ch] + b[ch] - mean[ch]) * inv[ch]
+		}
+	}
+}
+
+// inputStatsNorm is inputStats on the crops' central windows after the
+// per-crop normalisation norm.
+func inputStatsNorm(crops []*Crop, norm string, lut *[256]float32) (mean, std [3]float64) {
+	var n float64
+	var s, ss [3]float64
+	x := make([]float32, classify.CNNInputLen)
+	for _, c := range crops {
+		fillInput(x, c, 0, 0, 0, [3]float32{1, 1, 1}, lut, [3]float32{}, [3]float32{1, 1, 1})
+		normalizeInput(x, norm, [3]float32{}, [3]float32{1, 1, 1})
+		for k := 0; k < len(x); k += 3 {
+			for ch := range 3 {
+				v := float64(x[k+ch])
+				s[ch] += v
+				ss[ch] += v * v
+			}
+			n++
+		}
+	}
+	for ch := range 3 {
+		mean[ch] = s[ch] / n
+		std[ch] = math.Sqrt(max(ss[ch]/n-mean[ch]*mean[ch], 1e-6))
+		mean[ch] = math.Round(mean[ch]*1e4) / 1e4
+		std[ch] = math.Round(std[ch]*1e4) / 1e4
+	}
+	return mean, std
+}
+
 // inputStats returns the per-channel OD mean and standard deviation of the
 // central CNNSide window of the crops.
 func inputStats(crops []*Crop, lut *[256]float32) (mean, std [3]float64) {
@@ -433,6 +495,11 @@ func inputStats(crops []*Crop, lut *[256]float32) (mean, std [3]float64) {
 // fitCNN trains the CNN on the samples (with crops) and returns its
 // parameters. Deterministic for a given seed (single goroutine per fit).
 func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNParams, error) {
+	switch o.Norm {
+	case "", classify.CNNNormCropStd, classify.CNNNormCropGain:
+	default:
+		return nil, fmt.Errorf("train: cnn norm %q is not one of %q, %q, %q", o.Norm, "", classify.CNNNormCropStd, classify.CNNNormCropGain)
+	}
 	lut := classify.ODLUT()
 	crops := make([]*Crop, 0, len(samples))
 	var cnt [3]float64
@@ -449,6 +516,9 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 		}
 	}
 	mean, std := inputStats(crops, &lut)
+	if o.Norm != "" {
+		mean, std = inputStatsNorm(crops, o.Norm, &lut)
+	}
 	var m32, inv32 [3]float32
 	for c := range 3 {
 		m32[c], inv32[c] = float32(mean[c]), float32(1/std[c])
@@ -504,20 +574,31 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 				ox, oy := rng.Intn(2*cropMargin+1)-cropMargin, rng.Intn(2*cropMargin+1)-cropMargin
 				g0 := 0.8 + 0.4*rng.Float32()
 				gain := [3]float32{g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32())}
-				if o.Stain > 0 {
+				switch {
+				case o.Norm != "" && o.Stain > 0:
+					fillAugmented(sc.x[:], sc.tmp[:], crops[i], t, ox, oy, g0, o.Stain, o.Blur, rng, &lut, [3]float32{}, [3]float32{1, 1, 1})
+					normalizeInput(sc.x[:], o.Norm, m32, inv32)
+				case o.Norm != "":
+					fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, [3]float32{}, [3]float32{1, 1, 1})
+					normalizeInput(sc.x[:], o.Norm, m32, inv32)
+				case o.Stain > 0:
 					fillAugmented(sc.x[:], sc.tmp[:], crops[i], t, ox, oy, g0, o.Stain, o.Blur, rng, &lut, m32, inv32)
-				} else {
+				default:
 					fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, m32, inv32)
 				}
 				p := net.forward(sc)
-				net.backward(sc, p, group(samples[i].Class), wts[i])
+				if y := group(samples[i].Class); o.OtherBinary && samples[i].Other && y != 0 {
+					net.backwardAbnormal(sc, p, wts[i])
+				} else {
+					net.backward(sc, p, y, wts[i])
+				}
 			}
 			grad.zero()
 			grad.add(sc.grad)
 			opt.update(net.w[:], net.b[:], grad.w[:], grad.b[:], m1.w[:], m1.b[:], m2.w[:], m2.b[:], end-start)
 		}
 	}
-	p := &classify.CNNParams{InMean: mean, InStd: std}
+	p := &classify.CNNParams{InMean: mean, InStd: std, InputNorm: o.Norm}
 	for l := range classify.CNNLayers + 1 {
 		p.Conv[l] = append([]float32(nil), net.w[l]...)
 		p.Bias[l] = append([]float32(nil), net.b[l]...)
@@ -538,7 +619,12 @@ func predictCNN(p *classify.CNNParams, crops []*Crop) [][classify.CNNGroups]floa
 	out := make([][classify.CNNGroups]float32, len(crops))
 	sc := newTrainScratch()
 	for i, c := range crops {
-		fillInput(sc.x[:], c, 0, 0, 0, [3]float32{1, 1, 1}, &lut, m32, inv32)
+		if p.InputNorm != "" {
+			fillInput(sc.x[:], c, 0, 0, 0, [3]float32{1, 1, 1}, &lut, [3]float32{}, [3]float32{1, 1, 1})
+			normalizeInput(sc.x[:], p.InputNorm, m32, inv32)
+		} else {
+			fillInput(sc.x[:], c, 0, 0, 0, [3]float32{1, 1, 1}, &lut, m32, inv32)
+		}
 		out[i] = net.forward(sc)
 	}
 	return out

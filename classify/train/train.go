@@ -349,23 +349,38 @@ func ReadLabels(dataDir string) ([]eval.CellLabel, error) {
 }
 
 // AssignFolds maps each field to a fold in [0, k): fields sorted, shuffled
-// with seed, dealt round-robin.
+// with seed, dealt round-robin. The groups of other laboratories' cells
+// (Sample.Other) are dealt separately after the CRIC fields (sorted,
+// shuffled with seed+1), so that adding another lab leaves every CRIC
+// field in the fold it has without it: CRIC figures with and without the
+// other lab compare the same splits.
 func AssignFolds(samples []Sample, k int, seed int64) map[string]int {
 	set := map[string]bool{}
+	other := map[string]bool{}
 	for _, s := range samples {
-		set[s.Field] = true
+		if s.Other {
+			other[s.Field] = true
+		} else {
+			set[s.Field] = true
+		}
 	}
-	fields := make([]string, 0, len(set))
-	for f := range set {
-		fields = append(fields, f)
+	fold := make(map[string]int, len(set)+len(other))
+	deal := func(set map[string]bool, seed int64) {
+		fields := make([]string, 0, len(set))
+		for f := range set {
+			fields = append(fields, f)
+		}
+		sort.Strings(fields)
+		rng := rand.New(rand.NewSource(seed))
+		rng.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
+		for i, f := range fields {
+			if _, ok := fold[f]; !ok {
+				fold[f] = i % k
+			}
+		}
 	}
-	sort.Strings(fields)
-	rng := rand.New(rand.NewSource(seed))
-	rng.Shuffle(len(fields), func(i, j int) { fields[i], fields[j] = fields[j], fields[i] })
-	fold := make(map[string]int, len(fields))
-	for i, f := range fields {
-		fold[f] = i % k
-	}
+	deal(set, seed)
+	deal(other, seed+1)
 	return fold
 }
 

@@ -38,6 +38,9 @@ func main() {
 	sets := flag.String("cell-sets", "", "comma-separated labelled-cell directories of other labs to train on (e.g. DATA/sipakmed)")
 	evalSets := flag.String("eval-sets", "auto", "comma-separated labelled-cell directories only scored in the report (auto: DATA/sipakmed when present)")
 	otherW := flag.Float64("other-weight", 1, "total weight of other labs' cells relative to one class")
+	otherMLP := flag.Float64("other-mlp-weight", -1, "total weight of other labs' cells in the feature head (-1: -other-weight; 0: CNN only)")
+	otherBin := flag.Bool("other-binary", false, "train other labs' cells only on the CNN's normal/abnormal axis")
+	norm := flag.String("cnn-norm", "", "per-crop CNN input normalisation: \"\" (none), crop-std or crop-gain (stored in the weights, applied at inference)")
 	bias := flag.Bool("class-bias", false, "fit a six-class prior shift for macro-F1 (cross-fitted by fold)")
 	calib := flag.Bool("calibrate", true, "fit a temperature on the out-of-fold predictions")
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
@@ -65,11 +68,15 @@ func main() {
 	defer stop()
 	fo := train.DefaultFit()
 	fo.Seed, fo.Hidden, fo.OtherWeight = *seed, *hidden, *otherW
+	if *otherMLP >= 0 {
+		fo.OtherWeight = *otherMLP
+	}
 	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight, CNNNILMWeight: *cnnNILM,
 		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump}
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
+		co.Norm, co.OtherBinary = *norm, *otherBin
 		o.CNN = &co
 	}
 	if *casEpochs > 0 {
