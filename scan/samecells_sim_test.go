@@ -28,9 +28,6 @@ type cellRecall struct {
 }
 
 func (c cellRecall) recall() float64 { return float64(c.Found) / math.Max(1, float64(c.Truth)) }
-func (c cellRecall) highRecall() float64 {
-	return float64(c.FoundHigh) / math.Max(1, float64(c.TruthHigh))
-}
 
 // matchUM is how far a counted cell may lie from a ground-truth nucleus
 // centre and still be that nucleus: its radius for a large one, at
