@@ -8,41 +8,48 @@ import (
 )
 
 // MotionBlur writes into dst (same bounds as src) the scene src integrated
-// along a straight motion of (dx, dy) pixels during the exposure: the mean
-// of src shifted to evenly spaced points of the path (bilinear for the
-// sub-pixel part, edges clamped). src is the scene at the path's middle.
+// along a straight motion of (dx, dy) pixels during the exposure, src being
+// the scene at the path's middle. The kernel is the share of the path that
+// falls in each pixel cell: evenly spaced points along the path, each taken
+// from the nearest pixel (edges clamped). A path shorter than a pixel leaves
+// the frame as rendered: its true spread, a box of σ = length/√12 (0.1 px
+// for 0.35 px), is below what a sampled image can show without
+// interpolating, and interpolating (bilinear) would blur by far more
+// (σ 0.42 px for a 0.35 px path) than the motion does.
 func MotionBlur(dst, src *image.RGBA, dx, dy float64) {
 	w, h := src.Rect.Dx(), src.Rect.Dy()
-	n := int(math.Ceil(math.Hypot(dx, dy)*2)) + 1 // two samples per pixel of travel
-	acc := make([]uint32, w*h*3)
+	// Eight points per pixel of travel, an odd count so that the path's
+	// middle is one of them and the kernel stays symmetric.
+	n := 2*int(math.Ceil(math.Hypot(dx, dy)*4)) + 1
+	type shift struct{ x, y int }
+	weights := map[shift]uint32{}
 	for k := range n {
 		f := float64(k)/float64(n-1) - 0.5
-		if n == 1 {
-			f = 0
+		weights[shift{int(math.Round(f * dx)), int(math.Round(f * dy))}]++
+	}
+	if len(weights) == 1 {
+		for sh := range weights {
+			if sh == (shift{}) {
+				copy(dst.Pix, src.Pix)
+				return
+			}
 		}
-		sx, sy := f*dx, f*dy
-		ix, iy := int(math.Floor(sx)), int(math.Floor(sy))
-		fx, fy := sx-float64(ix), sy-float64(iy)
-		w00 := uint32((1 - fx) * (1 - fy) * 256)
-		w10 := uint32(fx * (1 - fy) * 256)
-		w01 := uint32((1 - fx) * fy * 256)
-		w11 := 256 - w00 - w10 - w01
+	}
+	acc := make([]uint32, w*h*3)
+	for sh, wt := range weights {
 		for y := range h {
-			y0 := min(max(y+iy, 0), h-1)
-			y1 := min(max(y+iy+1, 0), h-1)
-			r0 := src.Pix[y0*src.Stride:]
-			r1 := src.Pix[y1*src.Stride:]
+			ys := min(max(y+sh.y, 0), h-1)
+			row := src.Pix[ys*src.Stride:]
 			a := acc[y*w*3:]
 			for x := range w {
-				x0 := min(max(x+ix, 0), w-1) * 4
-				x1 := min(max(x+ix+1, 0), w-1) * 4
+				xs := min(max(x+sh.x, 0), w-1) * 4
 				for c := range 3 {
-					a[x*3+c] += w00*uint32(r0[x0+c]) + w10*uint32(r0[x1+c]) + w01*uint32(r1[x0+c]) + w11*uint32(r1[x1+c])
+					a[x*3+c] += wt * uint32(row[xs+c])
 				}
 			}
 		}
 	}
-	div := uint32(n) * 256
+	div := uint32(n)
 	for y := range h {
 		out := dst.Pix[y*dst.Stride:]
 		a := acc[y*w*3:]
