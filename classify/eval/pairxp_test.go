@@ -69,6 +69,13 @@ func TestPairedWeights(t *testing.T) {
 			probs[ci] = append(probs[ci], cp)
 			cm := Cells(cp.Truth, cp.Probs, cp.Fields, 0.32)
 			st := cellStats(cp, nil, nil)
+			var nilm []float64
+			for i, p := range cp.Probs {
+				if cp.Truth[i] == classify.NILM {
+					nilm = append(nilm, float64(classify.HighGradeProb(p)))
+				}
+			}
+			fmt.Printf("%-18s %-28s P(high) threshold at NILM FPR <= 0.09: %.4f\n", c.name, names[mi], ThresholdAtFPR(nilm, 0.09))
 			fmt.Printf("%-18s %-28s AUC high %.3f %v  rec@.05 %.3f %v  AUC low %.3f %v  macroF1 %.3f %v  HG≥.93 %.3f  NILM≥.93 %.4f\n", c.name, names[mi],
 				cm.AUCHighVsNILM, cm.AUCHighVsNILMCI, cm.HighGradeRecallAt05, cm.HighGradeRecallAt05CI, cm.AUCLowVsNILM, cm.AUCLowVsNILMCI, cm.MacroF1, cm.MacroF1CI, st[4], st[5])
 			if mi > 0 {
