@@ -49,6 +49,11 @@ type Options struct {
 	// fold that held the field out (for comparing with a simulated slide,
 	// not for measuring).
 	FinalModel bool
+	// CellBlurUM, when non-zero, blurs every labelled CRIC crop by a
+	// Gaussian of these standard deviations (µm along x and y, see Blur)
+	// before it is detected, measured and scored: the cell figures under
+	// the robot's defocus or motion blur.
+	CellBlurUM [2]float64
 }
 
 // prepare returns img at the detection pixel size and the factor mapping a
@@ -238,14 +243,35 @@ func CentreNucleus(det *classify.Detector, img *image.RGBA) (classify.Nucleus, b
 }
 
 func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
+	cp, err := CellPredictions(ctx, o)
+	if cp == nil || err != nil {
+		return nil, nil, err
+	}
+	m := Cells(cp.Truth, cp.Probs, cp.Fields, o.Threshold)
+	return &m, &cp.Source, nil
+}
+
+// CellProbs are the held-out predictions of the labelled CRIC crops, one
+// per crop in labels.csv order.
+type CellProbs struct {
+	Truth  []classify.Class
+	Probs  [][classify.NumClasses]float32
+	Fields []string
+	Source CellSource
+}
+
+// CellPredictions scores every labelled crop of o.DataDir/cric/cells with
+// o.Model (the fold that held the crop's field out), blurred by
+// o.CellBlurUM; nil without labels.
+func CellPredictions(ctx context.Context, o Options) (*CellProbs, error) {
 	dir := filepath.Join(o.DataDir, "cric", "cells")
 	lp := filepath.Join(dir, "labels.csv")
 	if !exists(lp) {
-		return nil, nil, nil
+		return nil, nil
 	}
 	rows, err := ReadCellLabels(lp)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	// The crop's labelled cell is classified whatever the object filter
 	// would say of it (the filter is measured by the detection scores).
@@ -263,18 +289,21 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 	var centres map[string]Point
 	if o.Model.HasCascade() {
 		if centres, err = ReadCellCentres(lp); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 	}
 	var fieldName string
 	var fieldImg *image.RGBA
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
-			return nil, nil, err
+			return nil, err
 		}
 		img, err := dataset.LoadRGBA(filepath.Join(dir, row.File))
 		if err != nil {
-			return nil, nil, err
+			return nil, err
+		}
+		if o.CellBlurUM != [2]float64{} {
+			img = Blur(img, o.CellBlurUM[0]/CRICPixelUM, o.CellBlurUM[1]/CRICPixelUM)
 		}
 		n, _ := CentreNucleus(det, img)
 		ok := o.Model.Measure(img, n, &in)
@@ -282,7 +311,7 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 			if path, px, x, y, has := FieldOfCrop(o.DataDir, row.Field, c, n.X, n.Y); has {
 				if fieldName != row.Field {
 					if fieldImg, err = dataset.LoadRGBA(path); err != nil {
-						return nil, nil, err
+						return nil, err
 					}
 					fieldName = row.Field
 				}
@@ -309,10 +338,9 @@ func cells(ctx context.Context, o Options) (*CellMetrics, *CellSource, error) {
 		fields = append(fields, row.Field)
 	}
 	if len(truth) == 0 {
-		return nil, nil, nil
+		return nil, nil
 	}
-	m := Cells(truth, probs, fields, o.Threshold)
-	return &m, src, nil
+	return &CellProbs{Truth: truth, Probs: probs, Fields: fields, Source: *src}, nil
 }
 
 func withPixel(d classify.DetectOptions, px float64) classify.DetectOptions {

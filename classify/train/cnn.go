@@ -63,6 +63,13 @@ type CNNOptions struct {
 	// blur (focus).
 	Stain float64
 	Blur  float64
+	// BlurSigma, when > 0, replaces the 3x3 OD blur by a Gaussian blur of
+	// the crop's intensities (as a defocused or moving camera blurs the
+	// light) with probability Blur, on every augmentation path: sigma is
+	// drawn uniformly in [0.25, BlurSigma] crop pixels (the robot's
+	// pixels), isotropic (focus) or, half of the time, along one axis only
+	// (motion of the stage during the exposure).
+	BlurSigma float64
 	// Norm is the per-crop input normalisation (classify.CNNParams.
 	// InputNorm; "" none).
 	Norm string
@@ -426,6 +433,59 @@ func fillAugmented(x, tmp []float32, c *Crop, t, ox, oy int, g0 float32, stain, 
 	}
 }
 
+// BlurCrop writes into dst the crop src blurred by a Gaussian of standard
+// deviation sx along x and sy along y (crop pixels; 0: none), in intensity
+// (as the optics blur light), edges clamped, rounded to 8 bits.
+func BlurCrop(dst, src *Crop, sx, sy float64) {
+	const n = CropSide
+	var tmp [CropSide * CropSide * 3]float32
+	kx, ky := gaussKernel(sx), gaussKernel(sy)
+	r := len(kx) / 2
+	for j := range n {
+		for i := range n {
+			for ch := range 3 {
+				var v float32
+				for d, w := range kx {
+					ii := min(max(i+d-r, 0), n-1)
+					v += w * float32(src[(j*n+ii)*3+ch])
+				}
+				tmp[(j*n+i)*3+ch] = v
+			}
+		}
+	}
+	r = len(ky) / 2
+	for j := range n {
+		for i := range n {
+			for ch := range 3 {
+				var v float32
+				for d, w := range ky {
+					jj := min(max(j+d-r, 0), n-1)
+					v += w * tmp[(jj*n+i)*3+ch]
+				}
+				dst[(j*n+i)*3+ch] = uint8(min(max(v+0.5, 0), 255))
+			}
+		}
+	}
+}
+
+// gaussKernel returns the normalised Gaussian of standard deviation s
+// sampled out to ⌈2.5 s⌉ pixels ({1} when s is 0).
+func gaussKernel(s float64) []float32 {
+	if s <= 0 {
+		return []float32{1}
+	}
+	r := int(math.Ceil(2.5 * s))
+	k := make([]float32, 2*r+1)
+	var t float64
+	for d := -r; d <= r; d++ {
+		t += math.Exp(-float64(d*d) / (2 * s * s))
+	}
+	for d := -r; d <= r; d++ {
+		k[d+r] = float32(math.Exp(-float64(d*d)/(2*s*s)) / t)
+	}
+	return k
+}
+
 // normalizeInput applies the per-crop normalisation norm to the raw OD
 // input x (classify.CNNCropAffine, as the model does on a tile) and then
 // the standardisation (mean, inv).
@@ -556,6 +616,11 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 	m1, m2 := newNet(), newNet()
 	grad := newNet()
 	sc := newTrainScratch()
+	odBlur := o.Blur
+	var blurred Crop
+	if o.BlurSigma > 0 {
+		odBlur = 0
+	}
 	order := make([]int, len(samples))
 	for i := range order {
 		order[i] = i
@@ -574,17 +639,30 @@ func fitCNN(ctx context.Context, samples []Sample, o CNNOptions) (*classify.CNNP
 				ox, oy := rng.Intn(2*cropMargin+1)-cropMargin, rng.Intn(2*cropMargin+1)-cropMargin
 				g0 := 0.8 + 0.4*rng.Float32()
 				gain := [3]float32{g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32()), g0 * (0.92 + 0.16*rng.Float32())}
+				crop := crops[i]
+				if o.BlurSigma > 0 && rng.Float64() < o.Blur {
+					s := 0.25 + (o.BlurSigma-0.25)*rng.Float64()
+					sx, sy := s, s
+					switch rng.Intn(4) {
+					case 0:
+						sy = 0
+					case 1:
+						sx = 0
+					}
+					BlurCrop(&blurred, crop, sx, sy)
+					crop = &blurred
+				}
 				switch {
 				case o.Norm != "" && o.Stain > 0:
-					fillAugmented(sc.x[:], sc.tmp[:], crops[i], t, ox, oy, g0, o.Stain, o.Blur, rng, &lut, [3]float32{}, [3]float32{1, 1, 1})
+					fillAugmented(sc.x[:], sc.tmp[:], crop, t, ox, oy, g0, o.Stain, odBlur, rng, &lut, [3]float32{}, [3]float32{1, 1, 1})
 					normalizeInput(sc.x[:], o.Norm, m32, inv32)
 				case o.Norm != "":
-					fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, [3]float32{}, [3]float32{1, 1, 1})
+					fillInput(sc.x[:], crop, t, ox, oy, gain, &lut, [3]float32{}, [3]float32{1, 1, 1})
 					normalizeInput(sc.x[:], o.Norm, m32, inv32)
 				case o.Stain > 0:
-					fillAugmented(sc.x[:], sc.tmp[:], crops[i], t, ox, oy, g0, o.Stain, o.Blur, rng, &lut, m32, inv32)
+					fillAugmented(sc.x[:], sc.tmp[:], crop, t, ox, oy, g0, o.Stain, odBlur, rng, &lut, m32, inv32)
 				default:
-					fillInput(sc.x[:], crops[i], t, ox, oy, gain, &lut, m32, inv32)
+					fillInput(sc.x[:], crop, t, ox, oy, gain, &lut, m32, inv32)
 				}
 				p := net.forward(sc)
 				if y := group(samples[i].Class); o.OtherBinary && samples[i].Other && y != 0 {

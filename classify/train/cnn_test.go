@@ -259,3 +259,30 @@ func TestAssignFoldsOtherLabs(t *testing.T) {
 		}
 	}
 }
+
+// TestBlurCrop checks the augmentation's blur keeps a flat crop flat,
+// keeps the light of a line and spreads it along the asked axis only.
+func TestBlurCrop(t *testing.T) {
+	var c, out Crop
+	for i := range c {
+		c[i] = 100
+	}
+	for j := range CropSide {
+		c[(j*CropSide+CropSide/2)*3] = 200 // a vertical line in red
+	}
+	BlurCrop(&out, &c, 0, 1)
+	if out != c {
+		t.Fatal("a blur along y changed a vertical line")
+	}
+	BlurCrop(&out, &c, 1, 0)
+	var mass float64
+	for i := range CropSide {
+		mass += float64(out[(5*CropSide+i)*3]) - 100
+	}
+	if mass < 97 || mass > 103 || out[(5*CropSide+CropSide/2)*3] > 145 || out[(5*CropSide+CropSide/2+1)*3] < 120 {
+		t.Fatalf("line after a 1 px blur along x: mass %.0f (want 100), centre %d, neighbour %d", mass, out[(5*CropSide+CropSide/2)*3], out[(5*CropSide+CropSide/2+1)*3])
+	}
+	if out[1] != 100 || out[2] != 100 {
+		t.Fatal("flat channels changed")
+	}
+}

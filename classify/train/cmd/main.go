@@ -32,6 +32,7 @@ func main() {
 	cnnNILM := flag.Float64("cnn-nilm-weight", train.DefaultCNNNILMWeight, "weight of the CNN in P(NILM)")
 	stain := flag.Float64("cnn-stain", 0, "CNN stain/lamp augmentation strength (0: the original gains)")
 	blur := flag.Float64("cnn-blur", 0, "probability of a focus blur in CNN augmentation")
+	blurSigma := flag.Float64("cnn-blur-sigma", 0, "largest Gaussian blur sigma (robot pixels) of the CNN augmentation, isotropic or along one axis, on the crop's intensities (0: a 3x3 OD blur, only with -cnn-stain)")
 	more := flag.Bool("more-fields", true, "train on cric/more-fields points and negatives too")
 	morePer := flag.Int("more-per-field", 30, "negatives per more-fields field with labelled abnormal cells")
 	moreAll := flag.Int("more-all-cap", 200, "negatives per NILM-only more-fields field (cap)")
@@ -76,7 +77,7 @@ func main() {
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
-		co.Norm, co.OtherBinary = *norm, *otherBin
+		co.Norm, co.OtherBinary, co.BlurSigma = *norm, *otherBin, *blurSigma
 		o.CNN = &co
 	}
 	if *casEpochs > 0 {
