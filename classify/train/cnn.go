@@ -69,15 +69,15 @@ type CNNOptions struct {
 	// drawn uniformly in [0.25, BlurSigma] crop pixels (the robot's
 	// pixels), isotropic (focus) or, half of the time, along one axis only
 	// (motion of the stage during the exposure).
-	BlurSigma float64
+	BlurSigma float64 `json:",omitempty"`
 	// Norm is the per-crop input normalisation (classify.CNNParams.
 	// InputNorm; "" none).
-	Norm string
+	Norm string `json:",omitempty"`
 	// OtherBinary trains other laboratories' cells only on the CNN's
 	// normal/abnormal axis: an abnormal cell's loss is −log(P(low) +
 	// P(high)), so their classes (not Bethesda's) never pull the
 	// low/high split of CRIC.
-	OtherBinary bool
+	OtherBinary bool `json:",omitempty"`
 	Seed        int64
 }
 
