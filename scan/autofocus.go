@@ -239,10 +239,13 @@ func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 f
 // shoot moves the focus to z and returns the sharpness of a frame there,
 // counted as an autofocus frame.
 func (s *Scanner) shoot(ctx context.Context, r *Report, z float64, buf **image.RGBA) (float64, error) {
+	t0 := s.m.Clock.Now()
 	if err := s.setZ(ctx, r, z); err != nil {
 		return 0, err
 	}
+	t1 := s.m.Clock.Now()
 	img, err := s.capture(ctx, r, *buf)
+	s.log.Debug("shoot", "z_ms", t1.Sub(t0).Seconds()*1000, "cap_ms", s.m.Clock.Now().Sub(t1).Seconds()*1000)
 	if err != nil {
 		return 0, err
 	}
@@ -491,7 +494,13 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			z, err = s.autofocus(ctx, r, zc, s.o.FocusRange, &buf)
 		}
 		r.Focus.Points++
-		s.log.Debug("focus point", "slide", r.SlideID, "i", i, "x_um", p.X, "y_um", p.Y, "z_um", z, "predicted_um", zc, "half_um", half,
+		truth := math.NaN()
+		if s.o.FocusTruth != nil {
+			if zt, ok := s.o.FocusTruth(p.X, p.Y); ok {
+				truth = zt
+			}
+		}
+		s.log.Debug("focus point", "slide", r.SlideID, "i", i, "truth_um", truth, "x_um", p.X, "y_um", p.Y, "z_um", z, "predicted_um", zc, "half_um", half,
 			"frames", r.Focus.Frames-f0, "z_s", (r.Timing.Motion - m0).Seconds(), "capture_s", (r.Timing.Capture - c0).Seconds(), "err", err)
 		r.Focus.MapZSeconds += (r.Timing.Motion - m0).Seconds()
 		r.Focus.MapCaptureSeconds += (r.Timing.Capture - c0).Seconds()
