@@ -441,6 +441,11 @@ func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float
 			// bracket instead of a sweep over the whole range (widened
 			// to the sweep below when it holds no peak).
 			zc, half = s.prior.Z(p.X, p.Y), localRangeSteps*s.o.FocusStep
+		} else if s.o.Fly.Enabled {
+			// On the fly the first point of a magazine too: a bracket
+			// at the nominal focus whose climb crosses the range (a
+			// flat bracket or no peak widens to the sweep below).
+			half = localRangeSteps * s.o.FocusStep
 		}
 		// Z goes to where the first frame wants it (below the bracket or
 		// the sweep, against backlash) while the stage moves.
