@@ -14,7 +14,10 @@
 // each frame's position comes from the time of its light on the planned
 // motion, checked against the Tic's position reads and against the
 // overlap with the previous frame (register.go); frames that did not come,
-// came dark or landed off their tile are taken again, stopped. With
+// came dark or landed off their tile are taken again, stopped. Between rows
+// the turn is flown: after a row's last frame Y and Z start for the next
+// row and X runs on to its start; the next row waits for Y and Z during its
+// run-up. With
 // FlyOptions.FocusDither (off in the shipped profiles), Z is dithered
 // between neighbouring frames and the sharpness of the strip they share
 // estimates the focus map's error there (focustrack.go); the next row is
@@ -22,7 +25,10 @@
 //
 // The focus map's points sit on specimen: where the overview shows it
 // (focusplace.go), and, when a point's first frame shows bare glass, a
-// field aside; that frame is the lower frame of the point's bracket.
+// field aside; that frame is the lower frame of the point's bracket. On
+// the fly a bracket that finds the sharpness still rising climbs on through
+// the focus range, and the magazine's first point (no surface to predict
+// it) is a bracket at the nominal focus too.
 //
 // scan programs against the hal interfaces only; it never sees a concrete
 // driver, so the same code scans on the robot and in simulation. Time is read

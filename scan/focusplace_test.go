@@ -115,4 +115,22 @@ func TestFocusNearFromProbe(t *testing.T) {
 	if l.frames != 3 || math.Abs(z-1000) > 0.5 {
 		t.Errorf("coarse: focus %.2f µm (truth 1000) in %d frames, want 3", z, l.frames)
 	}
+	// Coarse, a prediction five steps off (beyond localRangeSteps) climbs
+	// on to the peak instead of sweeping the whole range from its bottom.
+	zp = 1015.4
+	if err := s.setZ(ctx, &r, zp-3); err != nil {
+		t.Fatal(err)
+	}
+	if buf, err = l.Capture(ctx, buf); err != nil {
+		t.Fatal(err)
+	}
+	below = Sharpness(buf)
+	l.frames = 0
+	z, err = s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, true, &buf)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if l.frames > 7 || math.Abs(z-1000) > 0.5 {
+		t.Errorf("coarse, 5 steps off: focus %.2f µm (truth 1000) in %d frames, want at most 7 (bracket and climb)", z, l.frames)
+	}
 }

@@ -361,6 +361,16 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 	var travel time.Duration       // stage time on rows and between them, for the bound
 	startCost := time.Duration(-1) // bus time of X's Start; < 0: not yet measured
 	var prevEnd Point
+	// turn is where the previous row's end already moved the stage and
+	// the focus for this row (see below); nil: the row starts with a
+	// move from rest.
+	type turnTo struct{ x, y, z float64 }
+	var turn *turnTo
+	vModel := AxisModel{Speed: v, Accel: acc}
+	var dbgMove, dbgAlign, dbgPre, dbgTurn, dbgRow time.Duration
+	defer func() {
+		s.log.Debug("fly phase", "move_s", dbgMove.Seconds(), "align_s", dbgAlign.Seconds(), "pre_s", dbgPre.Seconds(), "turn_s", dbgTurn.Seconds(), "rows_s", dbgRow.Seconds(), "travel_s", travel.Seconds())
+	}()
 	for ri, row := range rows {
 		if err := ctx.Err(); err != nil {
 			return err
@@ -369,22 +379,51 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		y := first.Y
 		x0 := first.X - row.dir*runIn()
 		xEnd := last.X + row.dir*(ramp+v*0.005)
+		// The turn to the next row is flown: X runs on from the row's
+		// last frame to the next row's start (when that lies ahead, the
+		// row's move goes there without braking first) while Y steps
+		// over and Z goes to the next row's focus (not with the focus
+		// tracker, whose prediction needs the row's frames).
+		turnNext := trk == nil && ri+1 < len(rows)
+		if turnNext {
+			nr := rows[ri+1]
+			if nx0 := plan.Tiles[nr.idx[0]].X - nr.dir*runIn(); (nx0-xEnd)*row.dir > 0 {
+				xEnd = nx0
+			}
+		}
 		if trk != nil {
 			trk.startRow()
 		}
 		z0 := zAt(first.X, y)
-		// Move to the row's start (stopped), with the steady light on.
-		if ri > 0 {
-			travel += max(s.o.Motion.X.MoveTime(x0-prevEnd.X)+s.o.Motion.X.Settle, s.o.Motion.Y.MoveTime(y-prevEnd.Y)+s.o.Motion.Y.Settle)
-		}
-		if err := s.moveXYZ(ctx, r, x0, y, z0); err != nil {
-			return fmt.Errorf("row %d: %w", ri, err)
+		rowPre := s.m.Clock.Now()
+		turned := turn != nil
+		if turned {
+			// The previous row's end brought X here; Y and Z are on
+			// their way (waited for once X has started the row).
+			x0 = turn.x
+			turn = nil
+		} else {
+			// Move to the row's start (stopped), with the steady light on.
+			if ri > 0 {
+				travel += max(s.o.Motion.X.MoveTime(x0-prevEnd.X)+s.o.Motion.X.Settle, s.o.Motion.Y.MoveTime(y-prevEnd.Y)+s.o.Motion.Y.Settle)
+			}
+			tm := s.m.Clock.Now()
+			if err := s.moveXYZ(ctx, r, x0, y, z0); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+			dbgMove += s.m.Clock.Now().Sub(tm)
 		}
 		// The stage stands on whole microsteps (5 µm on sim-fly), not
 		// exactly at x0, y: the row is planned from, and its frames
 		// placed at, where the Tics count it (else every frame of the
 		// row shares the rounding, up to half a microstep).
-		x0, y = s.standingXY(x0, y)
+		if turned {
+			if p, err := s.m.Stage.X.Position(); err == nil {
+				x0 = um(p)
+			}
+		} else {
+			x0, y = s.standingXY(x0, y)
+		}
 		// The camera's frame grid, from its last frame.
 		fi := dev.timer.LastFrame()
 		if fi.Timestamp.IsZero() {
@@ -402,8 +441,10 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		if err := steady(false); err != nil {
 			return err
 		}
-		if err := dev.x.SetCruise(physic.Speed(v * float64(physic.MicroMetrePerSecond))); err != nil {
-			return fmt.Errorf("row %d: %w", ri, err)
+		if !turned { // after a turn X's top speed is the row's still
+			if err := dev.x.SetCruise(physic.Speed(v * float64(physic.MicroMetrePerSecond))); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
 		}
 		// The Tic starts moving at the STOP of Start's last transfer, so
 		// Start begins its bus time early (measured on the previous row,
@@ -431,6 +472,8 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 			k := math.Ceil(float64(want.Sub(mid)) / float64(iv))
 			want = mid.Add(time.Duration(k) * iv)
 		}
+		dbgAlign += want.Sub(now) - lead - startCost
+		dbgPre += now.Sub(rowPre)
 		if err := s.m.Clock.Sleep(ctx, want.Sub(now)-lead-startCost); err != nil {
 			return err
 		}
@@ -440,6 +483,24 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 		}
 		tStart := s.m.Clock.Now()
 		startCost = tStart.Sub(t0)
+		if turned {
+			// Y's step and Z's move of the turn end during X's run-up
+			// (the bound below has them by the first crossing); the rows'
+			// frames are placed where Y's Tic counts it.
+			if err := s.m.Stage.Y.Wait(ctx); err != nil {
+				_ = dev.x.Halt()
+				return fmt.Errorf("row %d: turn: %w", ri, err)
+			}
+			if p, err := s.m.Stage.Y.Position(); err == nil {
+				y = um(p)
+			}
+			if dev.z != nil {
+				if err := dev.z.Wait(ctx); err != nil {
+					_ = dev.x.Halt()
+					return fmt.Errorf("row %d: turn: focus: %w", ri, err)
+				}
+			}
+		}
 		planX := func(t time.Time) float64 {
 			el := t.Sub(tStart).Seconds()
 			d := 0.0
@@ -606,28 +667,87 @@ func (s *Scanner) captureOnTheFly(ctx context.Context, r *Report, plan TilePlan,
 				}
 			}
 		}
+		if turnNext {
+			// The row's frames are taken: X goes on to the next row's
+			// start (its move is retargeted only when the row's end was
+			// not there already), Y and Z start now.
+			nr := rows[ri+1]
+			nf := plan.Tiles[nr.idx[0]]
+			nt := &turnTo{x: nf.X - nr.dir*runIn(), y: nf.Y, z: fm.Z(nf.X, nf.Y)}
+			// Y, the longest, first.
+			if err := s.m.Stage.Y.Start(dist(nt.y)); err != nil {
+				_ = dev.x.Halt()
+				return fmt.Errorf("row %d: turn: %w", ri, err)
+			}
+			if nt.x != xEnd {
+				if err := dev.x.Start(dist(nt.x)); err != nil {
+					_ = s.m.Stage.Y.Halt()
+					return fmt.Errorf("row %d: turn: %w", ri, err)
+				}
+			}
+			if dev.z != nil {
+				if err := dev.z.Start(dist(nt.z)); err != nil {
+					_ = dev.x.Halt()
+					_ = s.m.Stage.Y.Halt()
+					return fmt.Errorf("row %d: turn: %w", ri, err)
+				}
+			}
+			// The stage's time: from the row's start to its last
+			// crossing, then the turn (X braking on to the next start,
+			// or past it and back, and Y's step, together).
+			lastD := math.Abs(last.X-x0) - ramp
+			travel += time.Duration((tRamp + lastD/v) * float64(time.Second))
+			var xT time.Duration
+			if ahead := (nt.x - last.X) * row.dir; ahead >= ramp {
+				xT = time.Duration((tRamp + (ahead-ramp)/v) * float64(time.Second))
+			} else {
+				xT = time.Duration(tRamp*float64(time.Second)) + vModel.MoveTime(ramp-ahead)
+			}
+			// Y must have settled by the next row's first crossing, X's
+			// run-up after the turn.
+			runUp := time.Duration((tRamp + (runIn()-ramp)/v) * float64(time.Second))
+			travel += max(xT+s.o.Motion.X.Settle, s.o.Motion.Y.MoveTime(nt.y-y)+s.o.Motion.Y.Settle-runUp)
+			turn = nt
+		}
 		if err := flush(); err != nil {
 			return err
 		}
 		st.RowSeconds += s.m.Clock.Now().Sub(rowT0).Seconds()
+		tw := s.m.Clock.Now()
+		dbgRow += tw.Sub(rowT0)
 		if err := dev.x.Wait(ctx); err != nil {
 			return fmt.Errorf("row %d: %w", ri, err)
 		}
-		if dev.z != nil {
+		if dev.z != nil && turn == nil {
 			// The last focus move of the row ends here, so the Z axis
-			// holds no move unattended (its dead-man).
+			// holds no move unattended (its dead-man). After a turn, the
+			// next row waits for Z and Y as soon as it has started.
 			if err := dev.z.Wait(ctx); err != nil {
 				return fmt.Errorf("row %d: focus: %w", ri, err)
 			}
 		}
-		if err := dev.x.SetCruise(0); err != nil {
-			return fmt.Errorf("row %d: %w", ri, err)
+		if turn == nil {
+			if err := dev.x.SetCruise(0); err != nil {
+				return fmt.Errorf("row %d: %w", ri, err)
+			}
+		}
+		if turn != nil && dev.z == nil {
+			if err := s.m.Focus.SetZ(ctx, dist(turn.z)); err != nil {
+				return fmt.Errorf("row %d: turn: focus: %w", ri, err)
+			}
+		}
+		dbgTurn += s.m.Clock.Now().Sub(tw)
+		if turn != nil {
+			r.Timing.Motion += s.m.Clock.Now().Sub(tw)
+			r.moves++
 		}
 		if err := steady(true); err != nil {
 			return err
 		}
-		// The stage's own time for the row: ramp, cruise, brake.
-		travel += s.o.Motion.X.MoveTime(0) + time.Duration((2*tRamp+(math.Abs(xEnd-x0)-2*ramp)/v)*float64(time.Second))
+		if turn == nil {
+			// The stage's own time for the row: ramp, cruise, brake.
+			travel += time.Duration((2*tRamp + (math.Abs(xEnd-x0)-2*ramp)/v) * float64(time.Second))
+		}
 		prevEnd = Point{xEnd, y}
 	}
 	// Re-takes, stopped, with the steady light.
