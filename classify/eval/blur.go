@@ -2,7 +2,8 @@ package eval
 
 import (
 	"image"
-	"math"
+
+	"papscan/classify/internal/gauss"
 )
 
 // Blur returns img blurred by a Gaussian of standard deviation sx pixels
@@ -15,53 +16,9 @@ func Blur(img *image.RGBA, sx, sy float64) *image.RGBA {
 	b := img.Rect
 	w, h := b.Dx(), b.Dy()
 	out := image.NewRGBA(b)
-	tmp := make([]float32, w*h*3)
-	kx, ky := gaussKernel(sx), gaussKernel(sy)
-	rx, ry := len(kx)/2, len(ky)/2
-	for y := range h {
-		row := img.Pix[y*img.Stride:]
-		for x := range w {
-			for c := range 3 {
-				var v float32
-				for d, k := range kx {
-					xx := min(max(x+d-rx, 0), w-1)
-					v += k * float32(row[xx*4+c])
-				}
-				tmp[(y*w+x)*3+c] = v
-			}
-		}
-	}
-	for y := range h {
-		o := out.Pix[y*out.Stride:]
-		for x := range w {
-			for c := range 3 {
-				var v float32
-				for d, k := range ky {
-					yy := min(max(y+d-ry, 0), h-1)
-					v += k * tmp[(yy*w+x)*3+c]
-				}
-				o[x*4+c] = uint8(min(max(v+0.5, 0), 255))
-			}
-			o[x*4+3] = 255
-		}
+	gauss.Blur(out.Pix, out.Stride, img.Pix, img.Stride, w, h, 4, gauss.Kernel(sx, 3), gauss.Kernel(sy, 3), make([]float32, w*h*3))
+	for i := 3; i < len(out.Pix); i += 4 {
+		out.Pix[i] = 255
 	}
 	return out
-}
-
-// gaussKernel is the normalised Gaussian of standard deviation s pixels
-// sampled out to ⌈3 s⌉ ({1} for s ≤ 0).
-func gaussKernel(s float64) []float32 {
-	if s <= 0 {
-		return []float32{1}
-	}
-	r := int(math.Ceil(3 * s))
-	k := make([]float32, 2*r+1)
-	var t float64
-	for d := -r; d <= r; d++ {
-		t += math.Exp(-float64(d*d) / (2 * s * s))
-	}
-	for d := -r; d <= r; d++ {
-		k[d+r] = float32(math.Exp(-float64(d*d)/(2*s*s)) / t)
-	}
-	return k
 }

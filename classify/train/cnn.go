@@ -10,6 +10,7 @@ import (
 	"sync"
 
 	"papscan/classify"
+	"papscan/classify/internal/gauss"
 )
 
 // CropSide is the side (px, at the model's pixel size) of the crop kept per
@@ -439,51 +440,7 @@ func fillAugmented(x, tmp []float32, c *Crop, t, ox, oy int, g0 float32, stain, 
 func BlurCrop(dst, src *Crop, sx, sy float64) {
 	const n = CropSide
 	var tmp [CropSide * CropSide * 3]float32
-	kx, ky := gaussKernel(sx), gaussKernel(sy)
-	r := len(kx) / 2
-	for j := range n {
-		for i := range n {
-			for ch := range 3 {
-				var v float32
-				for d, w := range kx {
-					ii := min(max(i+d-r, 0), n-1)
-					v += w * float32(src[(j*n+ii)*3+ch])
-				}
-				tmp[(j*n+i)*3+ch] = v
-			}
-		}
-	}
-	r = len(ky) / 2
-	for j := range n {
-		for i := range n {
-			for ch := range 3 {
-				var v float32
-				for d, w := range ky {
-					jj := min(max(j+d-r, 0), n-1)
-					v += w * tmp[(jj*n+i)*3+ch]
-				}
-				dst[(j*n+i)*3+ch] = uint8(min(max(v+0.5, 0), 255))
-			}
-		}
-	}
-}
-
-// gaussKernel returns the normalised Gaussian of standard deviation s
-// sampled out to ⌈2.5 s⌉ pixels ({1} when s is 0).
-func gaussKernel(s float64) []float32 {
-	if s <= 0 {
-		return []float32{1}
-	}
-	r := int(math.Ceil(2.5 * s))
-	k := make([]float32, 2*r+1)
-	var t float64
-	for d := -r; d <= r; d++ {
-		t += math.Exp(-float64(d*d) / (2 * s * s))
-	}
-	for d := -r; d <= r; d++ {
-		k[d+r] = float32(math.Exp(-float64(d*d)/(2*s*s)) / t)
-	}
-	return k
+	gauss.Blur(dst[:], n*3, src[:], n*3, n, n, 3, gauss.Kernel(sx, 2.5), gauss.Kernel(sy, 2.5), tmp[:])
 }
 
 // normalizeInput applies the per-crop normalisation norm to the raw OD
