@@ -96,49 +96,7 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 			X[i][j] = math.Max(-8, math.Min(8, (float64(s.F[j])-mean[j])/std[j]))
 		}
 	}
-	var cnt [K]float64
-	var nExtra, nOther float64
-	for _, s := range samples {
-		switch {
-		case s.Extra:
-			nExtra++
-		case s.Other:
-			nOther++
-		default:
-			cnt[s.Class]++
-		}
-	}
-	present := 0.0
-	for _, c := range cnt {
-		if c > 0 {
-			present++
-		}
-	}
-	var cw [K]float64
-	var norm float64
-	for c := range cw {
-		if cnt[c] > 0 {
-			cw[c] = float64(n) / (present * cnt[c])
-			if classify.Class(c).HighGrade() {
-				cw[c] *= o.HighGradeWeight
-			}
-			norm += cw[c] * cnt[c]
-		}
-	}
-	// Field negatives (Sample.Extra) together weigh ExtraWeight times the
-	// mean class.
-	var ew float64
-	if nExtra > 0 {
-		ew = float64(n) / (present * nExtra) * o.ExtraWeight
-		norm += ew * nExtra
-	}
-	// Other laboratories' cells together weigh OtherWeight times the mean
-	// class.
-	var ow float64
-	if nOther > 0 {
-		ow = float64(n) / (present * nOther) * o.OtherWeight
-		norm += ow * nOther
-	}
+	cw, ew, ow, norm := classWeights(samples, o)
 	H := o.Hidden
 	in := nf
 	if H > 0 {
@@ -243,4 +201,54 @@ func fit(samples []Sample, o FitOptions) classify.Head {
 		h.Weights = append(h.Weights, append([]float64(nil), w[nh+c*(in+1):nh+(c+1)*(in+1)]...))
 	}
 	return h
+}
+
+// classWeights returns the loss weight of each class (cw), of the field
+// negatives (ew) and of other laboratories' cells (ow), and their total
+// over the samples (norm): classes balanced, high grade times
+// HighGradeWeight, field negatives together ExtraWeight times the mean
+// class, other labs together OtherWeight times it.
+func classWeights(samples []Sample, o FitOptions) (cw [classify.NumClasses]float64, ew, ow, norm float64) {
+	const K = classify.NumClasses
+	n := len(samples)
+	var cnt [K]float64
+	var nExtra, nOther float64
+	for _, s := range samples {
+		switch {
+		case s.Extra:
+			nExtra++
+		case s.Other:
+			nOther++
+		default:
+			cnt[s.Class]++
+		}
+	}
+	present := 0.0
+	for _, c := range cnt {
+		if c > 0 {
+			present++
+		}
+	}
+	for c := range cw {
+		if cnt[c] > 0 {
+			cw[c] = float64(n) / (present * cnt[c])
+			if classify.Class(c).HighGrade() {
+				cw[c] *= o.HighGradeWeight
+			}
+			norm += cw[c] * cnt[c]
+		}
+	}
+	// Field negatives (Sample.Extra) together weigh ExtraWeight times the
+	// mean class.
+	if nExtra > 0 {
+		ew = float64(n) / (present * nExtra) * o.ExtraWeight
+		norm += ew * nExtra
+	}
+	// Other laboratories' cells together weigh OtherWeight times the mean
+	// class.
+	if nOther > 0 {
+		ow = float64(n) / (present * nOther) * o.OtherWeight
+		norm += ow * nOther
+	}
+	return cw, ew, ow, norm
 }

@@ -39,46 +39,8 @@ func DefaultTrees() TreeOptions {
 // other laboratories' cells weighing ExtraWeight and OtherWeight classes),
 // scaled to a mean of 1.
 func sampleWeights(samples []Sample, o FitOptions) []float64 {
-	const K = classify.NumClasses
 	n := len(samples)
-	var cnt [K]float64
-	var nExtra, nOther float64
-	for _, s := range samples {
-		switch {
-		case s.Extra:
-			nExtra++
-		case s.Other:
-			nOther++
-		default:
-			cnt[s.Class]++
-		}
-	}
-	present := 0.0
-	for _, c := range cnt {
-		if c > 0 {
-			present++
-		}
-	}
-	var cw [K]float64
-	var norm float64
-	for c := range cw {
-		if cnt[c] > 0 {
-			cw[c] = float64(n) / (present * cnt[c])
-			if classify.Class(c).HighGrade() {
-				cw[c] *= o.HighGradeWeight
-			}
-			norm += cw[c] * cnt[c]
-		}
-	}
-	var ew, ow float64
-	if nExtra > 0 {
-		ew = float64(n) / (present * nExtra) * o.ExtraWeight
-		norm += ew * nExtra
-	}
-	if nOther > 0 {
-		ow = float64(n) / (present * nOther) * o.OtherWeight
-		norm += ow * nOther
-	}
+	cw, ew, ow, norm := classWeights(samples, o)
 	w := make([]float64, n)
 	for i, s := range samples {
 		switch {
