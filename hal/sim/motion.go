@@ -27,13 +27,9 @@ func MotionBlur(dst, src *image.RGBA, dx, dy float64) {
 		f := float64(k)/float64(n-1) - 0.5
 		weights[shift{int(math.Round(f * dx)), int(math.Round(f * dy))}]++
 	}
-	if len(weights) == 1 {
-		for sh := range weights {
-			if sh == (shift{}) {
-				copy(dst.Pix, src.Pix)
-				return
-			}
-		}
+	if weights[shift{}] == uint32(n) { // every point in the middle pixel
+		copy(dst.Pix, src.Pix)
+		return
 	}
 	acc := make([]uint32, w*h*3)
 	for sh, wt := range weights {
