@@ -491,11 +491,12 @@ func (e storageError) Unwrap() error { return e.err }
 // runMagazine scans the magazine through scan's Magazine (self-tests
 // before and after, journalled progress, label-named slides); the agent
 // holds it between slides while paused (beforeSlide) and records each
-// report (onReport).
+// report (onReport). The status names the magazine before the job runs,
+// so the answer to the request that started it already shows it.
 func (a *Agent) runMagazine(mag string, sc Scanner) func(context.Context) error {
+	prog := a.initialProgress(mag)
+	a.update(func(s *Status) { s.Magazine, s.SlidesDone, s.Current, s.Progress = mag, 0, nil, prog })
 	return func(ctx context.Context) error {
-		prog := a.initialProgress(mag)
-		a.update(func(s *Status) { s.Magazine, s.SlidesDone, s.Current, s.Progress = mag, 0, nil, prog })
 		res, err := sc.Magazine(ctx, mag, a.onReport(mag, true))
 		if res != nil {
 			if res.After != nil {
