@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"image"
 	"math"
+
+	"papscan/hal"
 )
 
 // Autofocus tuning.
@@ -154,6 +156,11 @@ func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 f
 	climb := localRangeSteps
 	if coarse {
 		climb = max(climb, int(s.o.FocusRange/step))
+	}
+	if coarse && !math.IsNaN(sBelow) && math.IsNaN(s0) {
+		if ax, tm, ok := s.zSweeper(); ok {
+			return s.sweptBracket(ctx, r, ax, tm, zp, sBelow, math.Max(lo, zp-float64(climb)*step), math.Min(hi, zp+float64(climb)*step), buf)
+		}
 	}
 	zs := []float64{zp - step, zp, zp + step}
 	sh := []float64{sBelow, s0, 0}
@@ -417,7 +424,19 @@ func dist2(a, b Point) float64 { return (a.X-b.X)*(a.X-b.X) + (a.Y-b.Y)*(a.Y-b.Y
 // sweep shows no peak (bare glass, a bubble) are skipped, and implausible
 // points (too steep against their neighbours, or far off the surface fitted
 // without them) are rejected; the map needs at least one good point.
-func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float64) (*FocusMap, error) {
+func (s *Scanner) focusMap(ctx context.Context, r *Report, c Point, radius float64) (fm *FocusMap, err error) {
+	// A swept bracket leaves the focus on a short move nobody waited for:
+	// attended before the map returns, whatever it returns.
+	defer func() {
+		if af, ok := s.m.Focus.(hal.AxisFocus); ok {
+			t0 := s.m.Clock.Now()
+			werr := af.Wait(ctx)
+			r.Timing.Motion += s.m.Clock.Now().Sub(t0)
+			if werr != nil && err == nil {
+				fm, err = nil, fmt.Errorf("focus map: %w", werr)
+			}
+		}
+	}()
 	// No more points than the plan is worth: at most one per
 	// focusTilesPerPoint tiles (a small spot needs few).
 	n := min(s.o.FocusPoints, max(minFocusPoints, r.TilesPlanned/focusTilesPerPoint))

@@ -346,12 +346,17 @@ func (s *Scanner) moveXYZ(ctx context.Context, r *Report, x, y, z float64) error
 	if len(moves) > 0 && moves[len(moves)-1].eta > maxOverlap {
 		// A long move: one axis at a time, so no axis holds a move
 		// unattended (its command-timeout dead-man is fed only while it
-		// is waited for, or by its stage group).
+		// is waited for, or by its stage group). The focus first: a
+		// swept autofocus bracket leaves it on a last short move that
+		// nobody waits for (sweepUp).
+		if err := s.m.Focus.SetZ(ctx, dist(z)); err != nil {
+			return err
+		}
 		if err := s.m.Stage.MoveTo(ctx, dist(x), dist(y)); err != nil {
 			return err
 		}
 		r.moves++
-		return s.m.Focus.SetZ(ctx, dist(z))
+		return nil
 	}
 	for i, m := range moves {
 		if err := m.a.Start(dist(m.target)); err != nil {
