@@ -212,13 +212,10 @@ func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 f
 		}
 	}
 	tri, trs := zs[peak-1:peak+2], sh[peak-1:peak+2]
-	if !(trs[1] > 1.15*math.Min(trs[0], trs[2])) {
+	z0, flat := bracketPeak(tri, trs, step)
+	if flat {
 		r.Focus.Ops-- // a flat curve: the sweep decides (same operation)
 		return sweep()
-	}
-	z0 := tri[1]
-	if zg, ok := gaussPeak(tri, trs); ok && math.Abs(zg-tri[1]) <= step/2 {
-		z0 = zg
 	}
 	if coarse || (confirm && peak == 1 && len(zs) == 3 && math.Abs(z0-zp) < step/2) {
 		return z0, nil
@@ -241,6 +238,22 @@ func (s *Scanner) focusNearFrom(ctx context.Context, r *Report, zp, sBelow, s0 f
 		return zf, nil
 	}
 	return z0, nil
+}
+
+// bracketPeak places the peak of three frames around the sharpest, at
+// rising focus tz with sharpness ts: the Gaussian through them, kept
+// within half a step of the middle frame. flat is true when the middle
+// does not stand clearly above its lower neighbour (the caller's full
+// sweep decides).
+func bracketPeak(tz, ts []float64, step float64) (z float64, flat bool) {
+	if !(ts[1] > 1.15*math.Min(ts[0], ts[2])) {
+		return 0, true
+	}
+	z = tz[1]
+	if zg, ok := gaussPeak(tz, ts); ok && math.Abs(zg-tz[1]) <= step/2 {
+		z = zg
+	}
+	return z, false
 }
 
 // shoot moves the focus to z and returns the sharpness of a frame there,

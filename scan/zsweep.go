@@ -123,7 +123,7 @@ func (s *Scanner) sweepUp(ctx context.Context, r *Report, ax hal.SweepAxis, tm h
 	if err != nil {
 		return samples, false, fmt.Errorf("focus sweep: %w", err)
 	}
-	s.log.Debug("focus sweep", "slide", r.SlideID, "from_um", z0, "samples", fmt.Sprint(samples), "passed", passed)
+	s.log.Debug("focus sweep", "slide", r.SlideID, "from_um", z0, "samples", samples, "passed", passed)
 	return samples, passed, nil
 }
 
@@ -155,16 +155,9 @@ func (s *Scanner) sweptBracket(ctx context.Context, r *Report, ax hal.SweepAxis,
 		if z0 -= 2 * step; z0 < zBottom {
 			return 0, fmt.Errorf("%w: sharpness still rising below %.1f µm (prediction %.1f µm)", ErrNoFocusPeak, z0+2*step, zp)
 		}
-		if err := s.setZ(ctx, r, z0); err != nil {
+		if s0, err = s.shoot(ctx, r, z0, buf); err != nil {
 			return 0, err
 		}
-		img, err := s.capture(ctx, r, *buf)
-		if err != nil {
-			return 0, err
-		}
-		*buf = img
-		r.Focus.Frames++
-		s0 = Sharpness(img)
 	}
 }
 
@@ -179,15 +172,10 @@ func (s *Scanner) sweptPeak(ctx context.Context, r *Report, smp []sweepSample, z
 			b = i
 		}
 	}
-	tz := []float64{smp[b-1].z, smp[b].z, smp[b+1].z}
-	ts := []float64{smp[b-1].s, smp[b].s, smp[b+1].s}
-	if !(ts[1] > 1.15*math.Min(ts[0], ts[2])) {
+	z, flat := bracketPeak([]float64{smp[b-1].z, smp[b].z, smp[b+1].z}, []float64{smp[b-1].s, smp[b].s, smp[b+1].s}, step)
+	if flat {
 		r.Focus.Ops--
 		return s.autofocus(ctx, r, zp, localRangeSteps*step, buf)
-	}
-	z := tz[1]
-	if zg, ok := gaussPeak(tz, ts); ok && math.Abs(zg-tz[1]) <= step/2 {
-		z = zg
 	}
 	return z, nil
 }
