@@ -36,11 +36,17 @@ func (l *lens) SetZ(_ context.Context, z physic.Distance) error {
 
 func (l *lens) Capture(_ context.Context, dst *image.RGBA) (*image.RGBA, error) {
 	l.frames++
+	return stripes(dst, l.z-l.zTrue, l.sigma), nil
+}
+
+// stripes draws into dst (a 64x48 frame, allocated if nil) vertical
+// stripes whose contrast falls off as a Gaussian of the defocus d (µm,
+// width sigma), so their Sharpness does too.
+func stripes(dst *image.RGBA, d, sigma float64) *image.RGBA {
 	if dst == nil {
 		dst = image.NewRGBA(image.Rect(0, 0, 64, 48))
 	}
-	d := l.z - l.zTrue
-	a := 100 * math.Exp(-d*d/(4*l.sigma*l.sigma)) // sharpness ∝ a²
+	a := 100 * math.Exp(-d*d/(4*sigma*sigma)) // sharpness ∝ a²
 	for y := range 48 {
 		for x := range 64 {
 			v := uint8(128 + a*float64((x/2)%2*2-1))
@@ -48,7 +54,7 @@ func (l *lens) Capture(_ context.Context, dst *image.RGBA) (*image.RGBA, error) 
 			dst.Pix[o], dst.Pix[o+1], dst.Pix[o+2], dst.Pix[o+3] = v, v, v, 255
 		}
 	}
-	return dst, nil
+	return dst
 }
 
 var (

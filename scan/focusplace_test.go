@@ -2,6 +2,7 @@ package scan
 
 import (
 	"context"
+	"image"
 	"math"
 	"testing"
 )
@@ -80,57 +81,37 @@ func TestFocusNearFromProbe(t *testing.T) {
 	l := &lens{zTrue: 1000, sigma: 1.5}
 	s := lensScanner(l)
 	var r Report
-	zp := 1000.4
-	if err := s.setZ(ctx, &r, zp-3); err != nil {
-		t.Fatal(err)
+	var buf *image.RGBA
+	// probe brackets a prediction zp from its lower frame, taken on
+	// arrival one step below (not counted in l.frames).
+	probe := func(zp float64, coarse bool) float64 {
+		t.Helper()
+		if err := s.setZ(ctx, &r, zp-3); err != nil {
+			t.Fatal(err)
+		}
+		var err error
+		if buf, err = l.Capture(ctx, buf); err != nil {
+			t.Fatal(err)
+		}
+		below := Sharpness(buf)
+		l.frames = 0
+		z, err := s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, coarse, &buf)
+		if err != nil {
+			t.Fatal(err)
+		}
+		return z
 	}
-	buf, err := l.Capture(ctx, nil)
-	if err != nil {
-		t.Fatal(err)
-	}
-	below := Sharpness(buf)
-	l.frames = 0
-	z, err := s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, false, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.frames != 2 || math.Abs(z-1000) > 0.3 {
+	if z := probe(1000.4, false); l.frames != 2 || math.Abs(z-1000) > 0.3 {
 		t.Errorf("focus %.2f µm (truth 1000) in %d frames, want 2", z, l.frames)
 	}
 	// Coarse, a prediction a step off climbs to the peak and stops
 	// there: bracket, one climb, no fine frames.
-	zp = 1003.8
-	if err := s.setZ(ctx, &r, zp-3); err != nil {
-		t.Fatal(err)
-	}
-	if buf, err = l.Capture(ctx, buf); err != nil {
-		t.Fatal(err)
-	}
-	below = Sharpness(buf)
-	l.frames = 0
-	z, err = s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, true, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.frames != 3 || math.Abs(z-1000) > 0.5 {
+	if z := probe(1003.8, true); l.frames != 3 || math.Abs(z-1000) > 0.5 {
 		t.Errorf("coarse: focus %.2f µm (truth 1000) in %d frames, want 3", z, l.frames)
 	}
 	// Coarse, a prediction five steps off (beyond localRangeSteps) climbs
 	// on to the peak instead of sweeping the whole range from its bottom.
-	zp = 1015.4
-	if err := s.setZ(ctx, &r, zp-3); err != nil {
-		t.Fatal(err)
-	}
-	if buf, err = l.Capture(ctx, buf); err != nil {
-		t.Fatal(err)
-	}
-	below = Sharpness(buf)
-	l.frames = 0
-	z, err = s.focusNearFrom(ctx, &r, zp, below, math.NaN(), true, true, &buf)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if l.frames > 7 || math.Abs(z-1000) > 0.5 {
+	if z := probe(1015.4, true); l.frames > 7 || math.Abs(z-1000) > 0.5 {
 		t.Errorf("coarse, 5 steps off: focus %.2f µm (truth 1000) in %d frames, want at most 7 (bracket and climb)", z, l.frames)
 	}
 }

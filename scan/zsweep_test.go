@@ -96,19 +96,7 @@ func (l *sweepLens) Capture(ctx context.Context, dst *image.RGBA) (*image.RGBA, 
 	}
 	l.frames++
 	l.last = hal.FrameInfo{Seq: uint64(k), Timestamp: start}
-	d := l.at(start.Add(l.exp/2)) - l.zTrue
-	a := 100 * math.Exp(-d*d/(4*l.sigma*l.sigma))
-	if dst == nil {
-		dst = image.NewRGBA(image.Rect(0, 0, 64, 48))
-	}
-	for y := range 48 {
-		for x := range 64 {
-			v := uint8(128 + a*float64((x/2)%2*2-1))
-			o := y*dst.Stride + x*4
-			dst.Pix[o], dst.Pix[o+1], dst.Pix[o+2], dst.Pix[o+3] = v, v, v, 255
-		}
-	}
-	return dst, nil
+	return stripes(dst, l.at(start.Add(l.exp/2))-l.zTrue, l.sigma), nil
 }
 
 var (
