@@ -181,17 +181,7 @@ func macroF1(conf *[classify.NumClasses][classify.NumClasses]int, recall *[class
 // cellCIs are the bootstrap intervals over fields of the high-grade and
 // low-grade AUCs and of the macro-F1 (nil with fewer than two fields).
 func cellCIs(truth []classify.Class, probs [][classify.NumClasses]float32, fields []string) (hi, lo, f1 *Interval) {
-	group := map[string]int{}
-	var by [][]int
-	for i, f := range fields {
-		g, ok := group[f]
-		if !ok {
-			g = len(by)
-			group[f] = g
-			by = append(by, nil)
-		}
-		by[g] = append(by[g], i)
-	}
+	by := FieldGroups(fields)
 	best := make([]int, len(probs))
 	for i, p := range probs {
 		for c := range p {
@@ -228,6 +218,24 @@ func cellCIs(truth []classify.Class, probs [][classify.NumClasses]float32, field
 		return macroF1(&conf, nil)
 	})
 	return hi, lo, f1
+}
+
+// FieldGroups returns the indices of fields grouped by value, the groups
+// in the order their field first appears: the units a bootstrap over
+// fields resamples.
+func FieldGroups(fields []string) [][]int {
+	group := map[string]int{}
+	var by [][]int
+	for i, f := range fields {
+		g, ok := group[f]
+		if !ok {
+			g = len(by)
+			group[f] = g
+			by = append(by, nil)
+		}
+		by[g] = append(by[g], i)
+	}
+	return by
 }
 
 func sum(v []int) int {

@@ -69,16 +69,13 @@ func TestPairedWeights(t *testing.T) {
 			probs[ci] = append(probs[ci], cp)
 			cm := Cells(cp.Truth, cp.Probs, cp.Fields, 0.32)
 			st := cellStats(cp, nil, nil)
-			var nilm []float64
+			var nilm, hi []float64
 			for i, p := range cp.Probs {
-				if cp.Truth[i] == classify.NILM {
-					nilm = append(nilm, float64(classify.HighGradeProb(p)))
-				}
-			}
-			var hi []float64
-			for i, p := range cp.Probs {
-				if cp.Truth[i].HighGrade() {
-					hi = append(hi, float64(classify.HighGradeProb(p)))
+				switch ph := float64(classify.HighGradeProb(p)); {
+				case cp.Truth[i] == classify.NILM:
+					nilm = append(nilm, ph)
+				case cp.Truth[i].HighGrade():
+					hi = append(hi, ph)
 				}
 			}
 			t10, k := ThresholdAtFPR(nilm, 0.10), 0
@@ -167,17 +164,7 @@ func cellStats(cp *CellProbs, by [][]int, gs []int) [6]float64 {
 // pairedDiff is a − b on the four cell figures with the 95 % interval of
 // the difference over 1,000 resamples of the fields, the same for both.
 func pairedDiff(a, b *CellProbs) string {
-	group := map[string]int{}
-	var by [][]int
-	for i, f := range a.Fields {
-		g, ok := group[f]
-		if !ok {
-			g = len(by)
-			group[f] = g
-			by = append(by, nil)
-		}
-		by[g] = append(by[g], i)
-	}
+	by := FieldGroups(a.Fields)
 	all := make([]int, len(by))
 	for i := range all {
 		all[i] = i

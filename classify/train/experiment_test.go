@@ -176,17 +176,11 @@ func TestExperiment(t *testing.T) {
 	}
 	paired = func(name string, probs [][classify.NumClasses]float32) {
 		nl := ld.NLabelled
-		group := map[string]int{}
-		var by [][]int
+		fields := make([]string, nl)
 		for i, s := range samples[:nl] {
-			g, ok := group[s.Field]
-			if !ok {
-				g = len(by)
-				group[s.Field] = g
-				by = append(by, nil)
-			}
-			by[g] = append(by[g], i)
+			fields[i] = s.Field
 		}
+		by := eval.FieldGroups(fields)
 		stat := func(gs []int, pr [][classify.NumClasses]float32) [4]float64 {
 			var hi, nilm, low, nilmAb []float64
 			var conf [classify.NumClasses][classify.NumClasses]int
