@@ -55,6 +55,8 @@ type Analyzer struct {
 	// SkipEdge drops nuclei that touch the tile border (scans with overlapping
 	// tiles see them whole in a neighbour). Default false.
 	SkipEdge bool
+
+	balanced *image.RGBA // white-balanced tile (Model.ForModel), reused
 }
 
 // NewAnalyzer returns an Analyzer with its own Detector.
@@ -67,11 +69,19 @@ func NewAnalyzer(opts DetectOptions, model *Model) *Analyzer {
 func (a *Analyzer) Analyze(img *image.RGBA) []Cell {
 	ns := a.Detector.Detect(img)
 	cells := make([]Cell, 0, len(ns))
+	in := img // what the model reads; crops keep the camera's colours
+	if a.Model.WhiteBalances() && len(ns) > 0 {
+		g, ok := EstimateGlass(img)
+		in = a.Model.ForModel(img, g, ok, a.balanced)
+		if in != img {
+			a.balanced = in
+		}
+	}
 	for _, n := range ns {
 		if a.SkipEdge && n.Edge {
 			continue
 		}
-		c := a.Model.Classify(img, n)
+		c := a.Model.Classify(in, n)
 		if c.Score >= a.CropMinScore {
 			c.Crop = CropAround(img, n.X, n.Y, a.CropSize)
 		}

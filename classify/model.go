@@ -62,6 +62,10 @@ type ModelParams struct {
 	PixelUM  float64    `json:"pixel_um"`  // pixel size the features are measured at
 	WindowUM float64    `json:"window_um"` // side of the analysis window around a nucleus
 	Stain    [3]float64 `json:"stain"`     // nuclear projection vector (see DefaultStain)
+	// WhiteBalance: the model reads images divided by their clear glass's
+	// colour (see EstimateGlass, Model.ForModel); false for models trained
+	// on the raw colours.
+	WhiteBalance bool `json:"white_balance,omitempty"`
 	Head
 	// High is an optional ensemble of heads trained on NILM and high-grade
 	// cells only (their P(ASC-H)+P(HSIL)+P(SCC) is averaged): it sets the

@@ -325,7 +325,8 @@ func FindCellDirs(data string) []string {
 // each padding mode.
 func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error) {
 	var in classify.Input
-	return CellSetWith(ctx, dir, o.Detect, o.Threshold, func(img *image.RGBA, n classify.Nucleus, set, _, group string) ([classify.NumClasses]float32, int, bool) {
+	return CellSetWith(ctx, dir, o.Detect, o.Threshold, func(img *image.RGBA, n classify.Nucleus, set, _, group string, glass [3]float64, hasGlass bool) ([classify.NumClasses]float32, int, bool) {
+		img = o.Model.ForModel(img, glass, hasGlass, nil)
 		if !o.Model.Measure(img, n, &in) {
 			return [classify.NumClasses]float32{}, -1, false
 		}
@@ -338,7 +339,11 @@ func CellSet(ctx context.Context, o Options, dir string) (*CellSetResult, error)
 // crop's centre) of a crop of the set's group; fold is that of the model
 // that scored it (-1: a model trained on no cell of the group); ok false:
 // no nucleus (scored NILM).
-type CellPredictor func(img *image.RGBA, n classify.Nucleus, set, file, group string) (p [classify.NumClasses]float32, fold int, ok bool)
+//
+// glass is the lab's clear-glass colour (Manifest.Glass; hasGlass false when
+// the manifest gives none): a white-balancing model reads img divided by it
+// (classify.Model.ForModel).
+type CellPredictor func(img *image.RGBA, n classify.Nucleus, set, file, group string, glass [3]float64, hasGlass bool) (p [classify.NumClasses]float32, fold int, ok bool)
 
 // CellSetWith is CellSet with any predictor (training scores its
 // out-of-fold predictions with it); det gives the detector settings, the
@@ -356,6 +361,7 @@ func CellSetWith(ctx context.Context, dir string, det classify.DetectOptions, th
 	do := withPixel(det, m.PixelUM)
 	do.NoObjectFilter = true
 	d := classify.NewDetector(do)
+	glass, hasGlass := m.Glass()
 	groups := map[string]int{}
 	for _, mode := range PaddingModes {
 		var grades []CellGrade
@@ -379,7 +385,7 @@ func CellSetWith(ctx context.Context, dir string, det classify.DetectOptions, th
 			}
 			n, _ := CentreNucleus(d, img)
 			n.PixelUM = m.PixelUM
-			p, fold, ok := predict(img, n, m.Name, c.File, c.Group)
+			p, fold, ok := predict(img, n, m.Name, c.File, c.Group, glass, hasGlass)
 			if !ok {
 				p = [classify.NumClasses]float32{}
 				p[classify.NILM] = 1

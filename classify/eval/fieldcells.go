@@ -195,6 +195,14 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 	w, h := float64(b.Dx()-1), float64(b.Dy()-1)
 	var in classify.Input
 	var objects []SlideCell // first sighting of each object, stored orientation
+	// A white-balancing model reads the field divided by its glass (the
+	// same in every orientation); detection sees the field as it is, as on
+	// the robot (classify.Analyzer).
+	glass, hasGlass := [3]float64{}, false
+	if m.WhiteBalances() {
+		glass, hasGlass = classify.EstimateGlass(f.Image)
+	}
+	var balanced *image.RGBA
 	for o := range Flips {
 		fx, fy, tr := o&1 != 0, o&2 != 0, o&4 != 0
 		img := flip(f.Image, fx, fy, tr)
@@ -231,10 +239,14 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 			ns, sf.ObjectFold = det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
 		}
 		cells := make([]SlideCell, 0, len(ns))
+		mimg := m.ForModel(img, glass, hasGlass, balanced)
+		if mimg != img {
+			balanced = mimg
+		}
 		for _, n := range ns {
 			var p [classify.NumClasses]float32
 			switch {
-			case !m.Measure(img, n, &in):
+			case !m.Measure(mimg, n, &in):
 				p[classify.NILM] = 1
 			case final:
 				p = m.PredictInput(&in)

@@ -294,6 +294,13 @@ func CellPredictions(ctx context.Context, o Options) (*CellProbs, error) {
 	}
 	var fieldName string
 	var fieldImg *image.RGBA
+	// A white-balancing model reads each crop divided by its field's glass.
+	var glass map[string][3]float64
+	if o.Model.WhiteBalances() {
+		if glass, err = FieldGlass(ctx, o.DataDir, o.Detect.PixelUM); err != nil {
+			return nil, err
+		}
+	}
 	for _, row := range rows {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -306,6 +313,8 @@ func CellPredictions(ctx context.Context, o Options) (*CellProbs, error) {
 			img = Blur(img, o.CellBlurUM[0]/CRICPixelUM, o.CellBlurUM[1]/CRICPixelUM)
 		}
 		n, _ := CentreNucleus(det, img)
+		g, hasGlass := glass[row.Field]
+		img = o.Model.ForModel(img, g, hasGlass, nil)
 		ok := o.Model.Measure(img, n, &in)
 		if c, found := centres[row.ID]; ok && found {
 			if path, px, x, y, has := FieldOfCrop(o.DataDir, row.Field, c, n.X, n.Y); has {
@@ -313,6 +322,7 @@ func CellPredictions(ctx context.Context, o Options) (*CellProbs, error) {
 					if fieldImg, err = dataset.LoadRGBA(path); err != nil {
 						return nil, err
 					}
+					fieldImg = o.Model.ForModel(fieldImg, g, hasGlass, nil)
 					fieldName = row.Field
 				}
 				o.Model.MeasureWide(fieldImg, x, y, px, &in)

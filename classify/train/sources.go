@@ -3,6 +3,7 @@ package train
 import (
 	"context"
 	"fmt"
+	"image"
 	"math"
 	"math/rand"
 	"os"
@@ -56,6 +57,7 @@ func LoadMoreFields(ctx context.Context, dataDir string, fm *classify.Model, ski
 		k := MoreFieldsPixelUM / px
 		img = classify.Rescale(img, MoreFieldsPixelUM, px)
 		ns := det.Detect(img)
+		img = balanceField(fm, img)
 		onlyNILM := true
 		for i, p := range rows[name] {
 			c, _ := classify.ParseClass(p.Class)
@@ -157,6 +159,8 @@ func LoadCellSet(ctx context.Context, dir string, fm *classify.Model) ([]Sample,
 		}
 		n, _ := eval.CentreNucleus(det, img)
 		n.PixelUM = m.PixelUM
+		g, hasGlass := m.Glass()
+		img = fm.ForModel(img, g, hasGlass, nil)
 		f, ok := fm.Features(img, n)
 		if !ok {
 			continue
@@ -165,4 +169,15 @@ func LoadCellSet(ctx context.Context, dir string, fm *classify.Model) ([]Sample,
 			Crop: cutCrop(img, n.X, n.Y, m.PixelUM, CNNPixelUM)})
 	}
 	return out, nil
+}
+
+// balanceField returns what fm reads of a whole field (or tile): img divided
+// by its own glass colour when fm white-balances and img shows glass, else
+// img.
+func balanceField(fm *classify.Model, img *image.RGBA) *image.RGBA {
+	if !fm.WhiteBalances() {
+		return img
+	}
+	g, ok := classify.EstimateGlass(img)
+	return fm.ForModel(img, g, ok, nil)
 }

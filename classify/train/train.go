@@ -123,6 +123,11 @@ type Options struct {
 	Calibrate bool
 	// Cascade, when not nil, adds the second stage (see TrainCascade).
 	Cascade *CascadeOptions
+	// WhiteBalance trains a model that reads every image divided by its
+	// clear glass's colour (classify.ModelParams.WhiteBalance): a field's
+	// own glass for its objects and for the crops cut from it, a lab's
+	// manifest glass for its labelled cells.
+	WhiteBalance bool
 }
 
 // DefaultFieldNegatives is the number of unlabelled detected objects per CRIC
@@ -200,8 +205,10 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 		}
 		k := CRICPixelUM / px
 		img = classify.Rescale(img, CRICPixelUM, px)
+		ns := det.Detect(img)
+		img = balanceField(fm, img)
 		var cand []classify.Nucleus
-		for _, n := range det.Detect(img) {
+		for _, n := range ns {
 			if n.Edge {
 				continue
 			}
@@ -271,6 +278,12 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 	}
 	det := classify.NewDetector(detectOptions(CRICPixelUM))
 	cells := filepath.Join(dataDir, "cric", "cells")
+	var glass map[string][3]float64
+	if fm.WhiteBalances() {
+		if glass, err = eval.FieldGlass(ctx, dataDir, fm.Params().PixelUM); err != nil {
+			return nil, 0, 0, err
+		}
+	}
 	var out []Sample
 	skipped, detected := 0, 0
 	for _, r := range rows {
@@ -285,6 +298,8 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 		if found {
 			detected++
 		}
+		g, hasGlass := glass[r.Field]
+		img = fm.ForModel(img, g, hasGlass, nil)
 		fv, ok := fm.Features(img, n)
 		if !ok {
 			skipped++
@@ -293,7 +308,7 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 		out = append(out, Sample{ID: r.ID, Field: r.Field, Class: r.Class, F: fv,
 			Crop: cutCrop(img, n.X, n.Y, CRICPixelUM, CNNPixelUM), cx: n.X, cy: n.Y})
 	}
-	if err := cutLabelledWide(ctx, dataDir, out); err != nil {
+	if err := cutLabelledWide(ctx, dataDir, fm, glass, out); err != nil {
 		return nil, 0, 0, err
 	}
 	return out, skipped, detected, nil
@@ -302,7 +317,7 @@ func LoadSamples(ctx context.Context, dataDir string, fm *classify.Model, maxCel
 // cutLabelledWide cuts the second stage's window of each labelled crop
 // from its whole field (cric/fields or cric/more-fields), loading each
 // field once; crops whose field is absent keep Wide nil.
-func cutLabelledWide(ctx context.Context, dataDir string, samples []Sample) error {
+func cutLabelledWide(ctx context.Context, dataDir string, fm *classify.Model, glass map[string][3]float64, samples []Sample) error {
 	lp := filepath.Join(dataDir, "cric", "cells", "labels.csv")
 	centres, err := eval.ReadCellCentres(lp)
 	if err != nil {
@@ -336,6 +351,8 @@ func cutLabelledWide(ctx context.Context, dataDir string, samples []Sample) erro
 				if img, err = dataset.LoadRGBA(path); err != nil {
 					return err
 				}
+				g, ok := glass[name]
+				img = fm.ForModel(img, g, ok, nil)
 			}
 			s.Wide = cutWide(img, x, y, px, CNNPixelUM)
 		}
@@ -462,7 +479,7 @@ type Loaded struct {
 // LoadAll loads the training samples of o (see Loaded).
 func LoadAll(ctx context.Context, dataDir string, o Options) (*Loaded, error) {
 	o = o.withDefaults()
-	fm, err := classify.NewModel(classify.ModelParams{PixelUM: o.PixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain})
+	fm, err := classify.NewModel(classify.ModelParams{PixelUM: o.PixelUM, WindowUM: WindowUM, Stain: classify.DefaultStain, WhiteBalance: o.WhiteBalance})
 	if err != nil {
 		return nil, err
 	}
@@ -630,7 +647,7 @@ func train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		var ms []*classify.Model
 		for f := range folds {
 			fp := params(o.PixelUM, folds[f].Head)
-			fp.High = folds[f].High
+			fp.High, fp.WhiteBalance = folds[f].High, o.WhiteBalance
 			if cnnNets != nil {
 				fp.CNN, fp.CNNWeight, fp.CNNNILMWeight = cnnNets[f], o.CNNWeight, o.CNNNILMWeight
 			}
@@ -653,7 +670,7 @@ func train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 		return classify.ModelParams{}, rep, ld, nil
 	}
 	p := params(o.PixelUM, fit(samples, o.Fit))
-	p.High = fitHigh(samples, o.Fit)
+	p.High, p.WhiteBalance = fitHigh(samples, o.Fit), o.WhiteBalance
 	if cnnNets != nil {
 		p.CNN, p.CNNWeight, p.CNNNILMWeight = cnnNets[Folds], o.CNNWeight, o.CNNNILMWeight
 		for f := range folds {
@@ -809,11 +826,12 @@ func scoreSet(ctx context.Context, dir string, fm *classify.Model, samples []Sam
 		}
 	}
 	det := classify.DetectOptions{MinAreaUM2: 10, MaxAreaUM2: 900}
-	r, err := eval.CellSetWith(ctx, dir, det, th, func(img *image.RGBA, n classify.Nucleus, set, file, group string) ([classify.NumClasses]float32, int, bool) {
+	r, err := eval.CellSetWith(ctx, dir, det, th, func(img *image.RGBA, n classify.Nucleus, set, file, group string, glass [3]float64, hasGlass bool) ([classify.NumClasses]float32, int, bool) {
 		if ms == nil {
 			p, ok := oof[set+"/"+file]
 			return p, 0, ok
 		}
+		img = ms[0].ForModel(img, glass, hasGlass, nil)
 		var in classify.Input
 		if !ms[0].Measure(img, n, &in) {
 			return [classify.NumClasses]float32{}, -1, false

@@ -46,6 +46,7 @@ func main() {
 	calib := flag.Bool("calibrate", true, "fit a temperature on the out-of-fold predictions")
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
+	wb := flag.Bool("white-balance", false, "read every image divided by its clear glass's colour (a field's own glass; a lab's manifest glass)")
 	casEpochs := flag.Int("cascade-epochs", 0, "second-stage CNN epochs (0: no second stage; train.DefaultCascade: 30)")
 	casGate := flag.Float64("cascade-gate", train.DefaultCascade().Gate, "first-stage suspicion at which the second stage runs")
 	casTrainGate := flag.Float64("cascade-train-gate", train.DefaultCascade().TrainGate, "first-stage suspicion at which NILM samples enter the second stage's training set")
@@ -73,7 +74,7 @@ func main() {
 		fo.OtherWeight = *otherMLP
 	}
 	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight, CNNNILMWeight: *cnnNILM,
-		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump}
+		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump, WhiteBalance: *wb}
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
