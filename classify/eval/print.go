@@ -72,6 +72,31 @@ func PrintSlides(w io.Writer, m *SlideMetrics) {
 		row := m.Confusion[g.String()]
 		fmt.Fprintf(w, "  %20s%12d%12d%12d\n", g, row[Negative.String()], row[LowGrade.String()], row[HighGrade.String()])
 	}
+	// Where the sensitivities are lost: each high-grade field's slides,
+	// and how many low-grade fields are never or always flagged.
+	var lowNever, lowAlways, low int
+	first := true
+	for _, fo := range m.AbnormalFields {
+		if fo.Grade != HighGrade.String() {
+			low++
+			switch fo.MissedShare() {
+			case 1:
+				lowNever++
+			case 0:
+				lowAlways++
+			}
+			continue
+		}
+		if first {
+			fmt.Fprintf(w, "  high-grade fields, most often called NILM first (slides NILM / LOW_GRADE / HIGH_GRADE; labelled abnormal nuclei, detected; all fields in --json slides.abnormal_fields):\n")
+			first = false
+		}
+		fmt.Fprintf(w, "    %s/%s  worst %-5s %2d / %2d / %2d  labelled %2d, detected %2d\n", fo.Set, fo.Name, fo.Worst,
+			fo.Verdicts[Negative.String()], fo.Verdicts[LowGrade.String()], fo.Verdicts[HighGrade.String()], fo.Abnormal, fo.AbnormalFound)
+	}
+	if low > 0 {
+		fmt.Fprintf(w, "  low-grade fields: %d of %d never flagged (every slide NILM), %d flagged on every slide\n", lowNever, low, lowAlways)
+	}
 	fmt.Fprintf(w, "  ([low, high]: 95%% bootstrap over fields, %d resamples, slides recomposed from each; fields analysed in %.1f s, slides in %.1f s)\n",
 		o.Resamples, m.AnalyseSeconds, m.Seconds)
 }

@@ -1,6 +1,7 @@
 package eval
 
 import (
+	"cmp"
 	"context"
 	"encoding/json"
 	"fmt"
@@ -134,6 +135,10 @@ type SlideMetrics struct {
 	GalleryHitByGrade map[string]float64 `json:"gallery_hit_by_grade"`
 	// Confusion[truth][verdict] counts slides.
 	Confusion map[string]map[string]int `json:"confusion"`
+	// AbnormalFields are the nested test slides' outcomes by their abnormal
+	// field, the fields whose slides are called NILM most often first: where
+	// the sensitivities are lost.
+	AbnormalFields []FieldOutcome `json:"abnormal_fields"`
 	// Cells: cells per slide (min, median, max).
 	Cells [3]int `json:"cells"`
 	// Fields counts the analysed fields by the grade they give a slide;
@@ -616,13 +621,17 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 	// into fields) and tallies the verdicts.
 	type tally struct {
 		conf     [numGrades][numGrades]int
+		byField  map[int]*FieldOutcome // abnormal field → its slides (main run only)
 		ab       int
 		hit      [3]int // spread chosen, unspread, nested rank
 		hitG, nG [numGrades]int
 		cells    []int
 	}
-	evaluate := func(draw []int, rng *rand.Rand) tally {
+	evaluate := func(draw []int, rng *rand.Rand, byField bool) tally {
 		var t tally
+		if byField {
+			t.byField = map[int]*FieldOutcome{}
+		}
 		for _, sp := range splits {
 			var pool []int
 			for _, f := range draw {
@@ -648,6 +657,15 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 				}
 				t.conf[sc.grade][vg]++
 				t.cells = append(t.cells, sc.cells)
+				if fo := t.byField[sc.abnormal]; t.byField != nil && sc.abnormal >= 0 {
+					if fo == nil {
+						f := &fields[sc.abnormal]
+						fo = &FieldOutcome{Set: f.Set, Name: f.Name, Grade: sc.grade.String(), Worst: f.Worst.String(),
+							Abnormal: f.Abnormal, AbnormalFound: f.AbnormalFound}
+						t.byField[sc.abnormal] = fo
+					}
+					fo.add(vg, sc.hit[0])
+				}
 				if sc.grade != Negative {
 					t.ab++
 					t.nG[sc.grade]++
@@ -664,7 +682,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 		}
 		return t
 	}
-	t := evaluate(all, rng)
+	t := evaluate(all, rng, true)
+	m.AbnormalFields = sortedOutcomes(t.byField)
 	k, hits := s.chooseRank(all, 2*o.TrainSlides, o.Compose, rankRng)
 	m.GalleryRankAll, m.GalleryHitsAll, m.GalleryHitsOf = GalleryRanks()[k], map[string]int{}, 4*o.TrainSlides
 	for k, w := range GalleryRanks() {
@@ -713,7 +732,7 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 			draw[i] = rng.Intn(len(fields))
 		}
 		slices.Sort(draw)
-		bt := evaluate(draw, rng)
+		bt := evaluate(draw, rng, false)
 		a, b, c, d, e, f, g := rates(&bt)
 		for k, v := range []float64{a, b, c, d, e, f, g, e - f} {
 			bs[k] = append(bs[k], v)
@@ -766,4 +785,59 @@ func RuleFile(r classify.SlideRule, model *classify.Model, fields int, o SlideOp
 		return nil, err
 	}
 	return append(out, '\n'), nil
+}
+
+// FieldOutcome is what became of the nested test slides whose abnormal
+// field is one field.
+type FieldOutcome struct {
+	// Set and Name identify the field ("fields" or "more-fields", image
+	// file); Grade is the grade its slides have, Worst its worst label.
+	Set   string `json:"set"`
+	Name  string `json:"name"`
+	Grade string `json:"grade"`
+	Worst string `json:"worst"`
+	// Abnormal counts its labelled abnormal points, AbnormalFound those a
+	// detection covers.
+	Abnormal      int `json:"abnormal"`
+	AbnormalFound int `json:"abnormal_found"`
+	// Slides counts its slides, Verdicts them by verdict, GalleryHits those
+	// whose gallery holds one of its labelled abnormal cells.
+	Slides      int            `json:"slides"`
+	Verdicts    map[string]int `json:"verdicts"`
+	GalleryHits int            `json:"gallery_hits"`
+}
+
+func (fo *FieldOutcome) add(v Grade, hit bool) {
+	if fo.Verdicts == nil {
+		fo.Verdicts = map[string]int{}
+	}
+	fo.Slides++
+	fo.Verdicts[v.String()]++
+	if hit {
+		fo.GalleryHits++
+	}
+}
+
+// MissedShare is the share of the field's slides called NILM.
+func (fo *FieldOutcome) MissedShare() float64 {
+	return ratio(fo.Verdicts[Negative.String()], fo.Slides)
+}
+
+// sortedOutcomes orders the outcomes by the share of slides called NILM
+// (most first), then by grade (high first) and name.
+func sortedOutcomes(by map[int]*FieldOutcome) []FieldOutcome {
+	out := make([]FieldOutcome, 0, len(by))
+	for _, fo := range by {
+		out = append(out, *fo)
+	}
+	slices.SortFunc(out, func(a, b FieldOutcome) int {
+		if c := cmp.Compare(b.MissedShare(), a.MissedShare()); c != 0 {
+			return c
+		}
+		if c := cmp.Compare(b.Grade, a.Grade); c != 0 {
+			return c
+		}
+		return cmp.Compare(a.Set+"/"+a.Name, b.Set+"/"+b.Name)
+	})
+	return out
 }

@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math/rand"
+	"strings"
 	"testing"
 
 	"papscan/classify"
@@ -158,6 +159,50 @@ func TestSlidesSynthetic(t *testing.T) {
 	}
 	if _, err := classify.LoadSlideRule(b); err != nil {
 		t.Errorf("written rule does not load: %v\n%s", err, b)
+	}
+}
+
+// TestSlidesAbnormalFields: the per-field outcomes add up to the abnormal
+// slides, and a high-grade field whose cells all look normal (its one
+// labelled cell scored like the rest) comes first, its slides called NILM.
+func TestSlidesAbnormalFields(t *testing.T) {
+	fs := synthFields()
+	fs = append(fs, synthField("h-invisible", classify.HSIL, 150, 1, 0.01, 0.05, classify.HSIL))
+	o := SlideOptions{Compose: ComposeOptions{Cells: 800}, Repeats: 2, TrainSlides: 40, TestSlides: 10, Resamples: 5}
+	m, err := Slides(context.Background(), fs, o)
+	if err != nil {
+		t.Fatal(err)
+	}
+	slides := 0
+	for _, fo := range m.AbnormalFields {
+		n := 0
+		for _, v := range fo.Verdicts {
+			n += v
+		}
+		if n != fo.Slides || fo.GalleryHits > fo.Slides {
+			t.Errorf("%s: %d slides, verdicts %v, gallery hits %d", fo.Name, fo.Slides, fo.Verdicts, fo.GalleryHits)
+		}
+		slides += fo.Slides
+	}
+	if want := m.NByGrade["LOW_GRADE"] + m.NByGrade["HIGH_GRADE"]; slides != want {
+		t.Errorf("per-field outcomes count %d slides, want the %d abnormal ones", slides, want)
+	}
+	if len(m.AbnormalFields) == 0 {
+		t.Fatal("no per-field outcomes")
+	}
+	first := m.AbnormalFields[0]
+	if first.Name != "h-invisible" || first.Slides == 0 || first.MissedShare() != 1 || first.Grade != "HIGH_GRADE" {
+		t.Errorf("first outcome %+v (missed %.2f), want the invisible high-grade field, every slide NILM", first, first.MissedShare())
+	}
+	for _, fo := range m.AbnormalFields[1:] {
+		if fo.MissedShare() > first.MissedShare() {
+			t.Errorf("%s missed %.2f listed after %.2f", fo.Name, fo.MissedShare(), first.MissedShare())
+		}
+	}
+	var b strings.Builder
+	PrintSlides(&b, m)
+	if !strings.Contains(b.String(), "synthetic/h-invisible  worst HSIL") {
+		t.Errorf("printed slide section does not name the missed field:\n%s", b.String())
 	}
 }
 
