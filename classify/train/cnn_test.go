@@ -286,3 +286,41 @@ func TestBlurCrop(t *testing.T) {
 		t.Fatal("flat channels changed")
 	}
 }
+
+// TestBalanceFields: at α 1 every field's high-grade cells weigh the same
+// in total, the group's total is kept, and other samples are untouched.
+func TestBalanceFields(t *testing.T) {
+	var samples []Sample
+	for range 9 {
+		samples = append(samples, Sample{Field: "big", Class: classify.HSIL})
+	}
+	samples = append(samples, Sample{Field: "small", Class: classify.SCC},
+		Sample{Field: "big", Class: classify.NILM}, Sample{Field: "neg", Class: classify.NILM, Extra: true})
+	wts := make([]float32, len(samples))
+	for i := range wts {
+		wts[i] = 0.1
+	}
+	balanceFields(samples, wts, 1)
+	var big, small float64
+	for i, s := range samples[:10] {
+		if s.Field == "big" {
+			big += float64(wts[i])
+		} else {
+			small += float64(wts[i])
+		}
+	}
+	if math.Abs(big-small) > 1e-6 || math.Abs(big+small-1.0) > 1e-6 {
+		t.Errorf("field totals %.4f and %.4f, want 0.5 each (group total 1)", big, small)
+	}
+	if wts[10] != 0.1 || wts[11] != 0.1 {
+		t.Errorf("NILM and field-negative weights changed: %v %v", wts[10], wts[11])
+	}
+	// α 0.5: the big field still weighs more, but less than 9:1.
+	for i := range wts {
+		wts[i] = 0.1
+	}
+	balanceFields(samples, wts, 0.5)
+	if r := float64(wts[0]*9) / float64(wts[9]); r < 2.9 || r > 3.1 {
+		t.Errorf("α 0.5: big/small field weight %.2f, want 3 (sqrt 9)", r)
+	}
+}

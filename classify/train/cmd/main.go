@@ -46,6 +46,7 @@ func main() {
 	calib := flag.Bool("calibrate", true, "fit a temperature on the out-of-fold predictions")
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
+	fieldBal := flag.Float64("cnn-field-balance", 0, "even out the high-grade fields in the CNN's loss: a field's cells weigh (mean/n_f)^α (0: off, 1: every field the same)")
 	wb := flag.Bool("white-balance", false, "read every image divided by its clear glass's colour (a field's own glass; a lab's manifest glass)")
 	casEpochs := flag.Int("cascade-epochs", 0, "second-stage CNN epochs (0: no second stage; train.DefaultCascade: 30)")
 	casGate := flag.Float64("cascade-gate", train.DefaultCascade().Gate, "first-stage suspicion at which the second stage runs")
@@ -78,7 +79,7 @@ func main() {
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
-		co.Norm, co.OtherBinary, co.BlurSigma = *norm, *otherBin, *blurSigma
+		co.Norm, co.OtherBinary, co.BlurSigma, co.FieldBalance = *norm, *otherBin, *blurSigma, *fieldBal
 		o.CNN = &co
 	}
 	if *casEpochs > 0 {
