@@ -90,6 +90,10 @@ type Options struct {
 	// FieldNegatives is the number of field negatives per CRIC field
 	// (default DefaultFieldNegatives; negative: none).
 	FieldNegatives int
+	// FieldNegativesSkipHigh takes no field negatives from fields with a
+	// high-grade label (their unlabelled objects, if CRIC missed any
+	// abnormal cell there, would teach high grade as NILM).
+	FieldNegativesSkipHigh bool
 	// CNN, when not nil, also trains the convolutional head (see
 	// classify.CNNParams) and fuses it with weight CNNWeight.
 	CNN       *CNNOptions
@@ -182,9 +186,11 @@ type Sample struct {
 // cell of a field it annotates but only some normal ones, so these are
 // normal nuclei, inflammatory cells, debris and overlaps: the objects a
 // whole slide is full of and the labelled crops lack.
-func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model, perField int, seed int64) ([]Sample, error) {
+//
+// skipHigh leaves out the fields with a high-grade label.
+func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model, perField int, seed int64, skipHigh bool) ([]Sample, error) {
 	dir := filepath.Join(dataDir, "cric", "fields")
-	rows, names, err := eval.ReadPoints(filepath.Join(dir, "nuclei.csv"), "image_filename", "x_img", "y_img", "")
+	rows, names, err := eval.ReadPoints(filepath.Join(dir, "nuclei.csv"), "image_filename", "x_img", "y_img", "bethesda_system")
 	if err != nil {
 		if os.IsNotExist(err) {
 			return nil, nil
@@ -199,9 +205,18 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 		if err := ctx.Err(); err != nil {
 			return nil, err
 		}
+		high := false
+		for _, p := range rows[name] {
+			if c, _ := classify.ParseClass(p.Class); c.HighGrade() {
+				high = true
+			}
+		}
 		img, err := dataset.LoadRGBA(filepath.Join(dir, "images", name))
 		if err != nil {
 			return nil, err
+		}
+		if skipHigh && high {
+			continue
 		}
 		k := CRICPixelUM / px
 		img = classify.Rescale(img, CRICPixelUM, px)
@@ -492,7 +507,7 @@ func LoadAll(ctx context.Context, dataDir string, o Options) (*Loaded, error) {
 	}
 	nLabelled := len(samples)
 	if o.FieldNegatives > 0 {
-		neg, err := LoadFieldNegatives(ctx, dataDir, fm, o.FieldNegatives, o.Seed)
+		neg, err := LoadFieldNegatives(ctx, dataDir, fm, o.FieldNegatives, o.Seed, o.FieldNegativesSkipHigh)
 		if err != nil {
 			return nil, err
 		}

@@ -47,6 +47,7 @@ func main() {
 	dump := flag.String("dump-oof", "", "write the out-of-fold probabilities of every sample to this file (JSON lines)")
 	cvOnly := flag.Bool("cv-only", false, "cross-validate only (no final fit, no weights written)")
 	fieldBal := flag.Float64("cnn-field-balance", 0, "even out the high-grade fields in the CNN's loss: a field's cells weigh (mean/n_f)^α (0: off, 1: every field the same)")
+	skipHigh := flag.Bool("skip-high-field-negatives", false, "take no field negatives from CRIC fields with a high-grade label")
 	wb := flag.Bool("white-balance", false, "read every image divided by its clear glass's colour (a field's own glass; a lab's manifest glass)")
 	casEpochs := flag.Int("cascade-epochs", 0, "second-stage CNN epochs (0: no second stage; train.DefaultCascade: 30)")
 	casGate := flag.Float64("cascade-gate", train.DefaultCascade().Gate, "first-stage suspicion at which the second stage runs")
@@ -75,7 +76,7 @@ func main() {
 		fo.OtherWeight = *otherMLP
 	}
 	o := train.Options{Seed: *seed, PixelUM: *px, Fit: fo, CNNWeight: *cnnWeight, CNNNILMWeight: *cnnNILM,
-		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump, WhiteBalance: *wb}
+		MoreFields: *more, MorePerField: *morePer, MoreAllCap: *moreAll, CellSets: split(*sets), EvalSets: split(*evalSets), CVOnly: *cvOnly, Calibrate: *calib, ClassBias: *bias, DumpOOF: *dump, WhiteBalance: *wb, FieldNegativesSkipHigh: *skipHigh}
 	if *cnnEpochs > 0 {
 		co := train.DefaultCNN()
 		co.Epochs, co.Seed, co.Stain, co.Blur, co.OtherWeight = *cnnEpochs, *seed, *stain, *blur, *otherW
