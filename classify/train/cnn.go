@@ -63,7 +63,7 @@ type CNNOptions struct {
 	// group's total unchanged. CRIC's high-grade cells come from 17 fields,
 	// 91 of the 332 HSIL+ crops from one; at α 1 every field weighs the
 	// same.
-	FieldBalance float64
+	FieldBalance float64 `json:",omitempty"`
 	// Stain widens the colour augmentation: per-channel optical-density
 	// gains spread ±Stain (0: the original ±8 %), a per-channel OD offset of
 	// ±Stain/4 (lamp and white balance; glass stays glass-like), a random

@@ -699,6 +699,9 @@ func train(ctx context.Context, dataDir string, o Options) (classify.ModelParams
 	if o.MoreFields {
 		data += "; cric/more-fields labelled points and negatives"
 	}
+	if o.FieldNegativesSkipHigh {
+		data += "; no field negatives from fields with a high-grade label"
+	}
 	for _, d := range setNames {
 		data += "; labelled cells of " + filepath.Base(d) + " (grouped by source image)"
 	}
