@@ -8,10 +8,9 @@ import (
 // White balance. The optical densities the cell model reads are
 // -log10(I/256): relative to a white of 255 in every channel, not to the
 // glass the light actually came through. A lamp, a camera's white balance
-// or another lab's glass tints the clear glass (CRIC fields range from
-// (254, 254, 254) to yellowish (248, 250, 226) and grey (237, 237, 235);
-// SIPaKMeD's glass is (229, 236, 253)), and that tint shifts every cell's
-// colour with it. A model with ModelParams.WhiteBalance reads each image
+// or another lab's glass tints the clear glass (neutral, yellowish, grey or
+// bluish between CRIC's fields and other labs' sets; README, "White
+// balance"), and that tint shifts every cell's colour with it. A model with ModelParams.WhiteBalance reads each image
 // divided by its glass colour per channel (transmittance), so that the
 // glass is white wherever the image came from.
 

@@ -60,9 +60,8 @@ type CNNOptions struct {
 	// FieldBalance (α, 0: off) evens out the source fields within the
 	// high-grade group: a labelled high-grade cell of a field holding n_f of
 	// them weighs (mean n / n_f)^α times its class-balanced weight, the
-	// group's total unchanged. CRIC's high-grade cells come from 17 fields,
-	// 91 of the 332 HSIL+ crops from one; at α 1 every field weighs the
-	// same.
+	// group's total unchanged (CRIC's high-grade cells are concentrated in
+	// a few fields); at α 1 every field weighs the same.
 	FieldBalance float64 `json:",omitempty"`
 	// Stain widens the colour augmentation: per-channel optical-density
 	// gains spread ±Stain (0: the original ±8 %), a per-channel OD offset of
