@@ -73,12 +73,7 @@ func lensScanner(l *lens) *Scanner {
 // confirmed refocus costs two frames.
 func TestFocusNear(t *testing.T) {
 	ctx := context.Background()
-	for _, tc := range []struct {
-		name      string
-		off       float64 // prediction - truth, µm
-		maxFrames int
-		noPeak    bool
-	}{
+	for _, tc := range []focusCase{
 		{"on the peak", 0.4, 5, false},
 		{"a step above", 3.5, 6, false},
 		{"two steps below", -6.8, 7, false},
@@ -90,18 +85,7 @@ func TestFocusNear(t *testing.T) {
 			var r Report
 			var buf *image.RGBA
 			z, err := s.focusNear(ctx, &r, l.zTrue+tc.off, math.NaN(), false, &buf)
-			if tc.noPeak {
-				if !errors.Is(err, ErrNoFocusPeak) {
-					t.Fatalf("focus %.2f, err %v; want no peak", z, err)
-				}
-				return
-			}
-			if err != nil {
-				t.Fatal(err)
-			}
-			if math.Abs(z-l.zTrue) > 0.2 || l.frames > tc.maxFrames || r.Focus.Ops != 1 || r.Focus.Frames != l.frames {
-				t.Errorf("focus %.2f (truth %.0f), %d frames (max %d), %d ops", z, l.zTrue, l.frames, tc.maxFrames, r.Focus.Ops)
-			}
+			checkBracket(t, tc, z, err, l.zTrue, l.frames, &r, 0.2)
 		})
 	}
 	// Refocus check of a tile imaged on the peak: two frames confirm it.
@@ -116,4 +100,34 @@ func TestFocusNear(t *testing.T) {
 	if err != nil || math.Abs(z-1000.5) >= s.o.FocusStep/2 || l.frames != 2 {
 		t.Errorf("check on the peak: focus %.2f, %d frames, err %v", z, l.frames, err)
 	}
+}
+
+// focusCase is a bracket test: how far the prediction lies from the truth,
+// and what the bracket may spend or must report.
+type focusCase struct {
+	name      string
+	off       float64 // prediction - truth, µm
+	maxFrames int
+	noPeak    bool
+}
+
+// checkBracket asserts a bracket's outcome: ErrNoFocusPeak when tc expects
+// no peak, else the peak within tol µm of the truth zTrue from at most
+// tc.maxFrames frames in one operation, the report counting those frames.
+// It reports whether a peak was found (the caller's further checks).
+func checkBracket(t *testing.T, tc focusCase, z float64, err error, zTrue float64, frames int, r *Report, tol float64) bool {
+	t.Helper()
+	if tc.noPeak {
+		if !errors.Is(err, ErrNoFocusPeak) {
+			t.Fatalf("focus %.2f, err %v; want no peak", z, err)
+		}
+		return false
+	}
+	if err != nil {
+		t.Fatal(err)
+	}
+	if math.Abs(z-zTrue) > tol || frames > tc.maxFrames || r.Focus.Ops != 1 || r.Focus.Frames != frames {
+		t.Errorf("focus %.2f (truth %.0f), %d frames (max %d), %d ops", z, zTrue, frames, tc.maxFrames, r.Focus.Ops)
+	}
+	return true
 }

@@ -2,7 +2,6 @@ package scan
 
 import (
 	"context"
-	"errors"
 	"image"
 	"log/slog"
 	"math"
@@ -115,12 +114,7 @@ var (
 func TestSweptBracket(t *testing.T) {
 	ctx := context.Background()
 	const iv = 33333 * time.Microsecond
-	for _, tc := range []struct {
-		name      string
-		off       float64 // prediction - truth, µm
-		maxFrames int     // after the frame on arrival
-		noPeak    bool
-	}{
+	for _, tc := range []focusCase{ // maxFrames: after the frame on arrival
 		{"on the peak", 0.4, 3, false},
 		{"a step above the peak", 3.5, 5, false},
 		{"a step below the peak", -3.2, 4, false},
@@ -150,19 +144,10 @@ func TestSweptBracket(t *testing.T) {
 			if l.cruise != 0 {
 				t.Errorf("focus left at %.0f µm/s, not its configured speed", l.cruise)
 			}
-			if tc.noPeak {
-				if !errors.Is(err, ErrNoFocusPeak) {
-					t.Fatalf("focus %.2f, err %v; want no peak", z, err)
-				}
+			if !checkBracket(t, tc, z, err, l.zTrue, l.frames, &r, 0.25) {
 				return
 			}
-			if err != nil {
-				t.Fatal(err)
-			}
 			t.Logf("focus %.2f µm (truth %.0f) from %d frames in %v", z, l.zTrue, l.frames, took)
-			if math.Abs(z-l.zTrue) > 0.25 || l.frames > tc.maxFrames || r.Focus.Ops != 1 || r.Focus.Frames != l.frames {
-				t.Errorf("focus %.2f (truth %.0f), %d frames (max %d), %d ops", z, l.zTrue, l.frames, tc.maxFrames, r.Focus.Ops)
-			}
 			if tc.off > -1 && tc.off < 4 && took > time.Duration(l.frames)*iv+5*time.Millisecond {
 				t.Errorf("%d swept frames took %v: more than a frame interval each", l.frames, took)
 			}
