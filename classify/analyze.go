@@ -70,12 +70,8 @@ func (a *Analyzer) Analyze(img *image.RGBA) []Cell {
 	ns := a.Detector.Detect(img)
 	cells := make([]Cell, 0, len(ns))
 	in := img // what the model reads; crops keep the camera's colours
-	if a.Model.WhiteBalances() && len(ns) > 0 {
-		g, ok := EstimateGlass(img)
-		in = a.Model.ForModel(img, g, ok, a.balanced)
-		if in != img {
-			a.balanced = in
-		}
+	if len(ns) > 0 {
+		in = a.Model.ForModelOwnGlass(img, &a.balanced)
 	}
 	for _, n := range ns {
 		if a.SkipEdge && n.Edge {

@@ -116,10 +116,26 @@ func (m *Model) WhiteBalances() bool { return m.p.WhiteBalance }
 
 // ForModel returns what m reads of img given its glass colour: img itself
 // when m does not white-balance or no glass is known (ok false), else img
-// balanced into buf (reused when large enough; see WhiteBalance).
-func (m *Model) ForModel(img *image.RGBA, glass [3]float64, ok bool, buf *image.RGBA) *image.RGBA {
+// balanced into a new image, or into *buf when buf is not nil (reused when
+// large enough, see WhiteBalance; *buf then holds the result).
+func (m *Model) ForModel(img *image.RGBA, glass [3]float64, ok bool, buf **image.RGBA) *image.RGBA {
 	if !m.p.WhiteBalance || !ok {
 		return img
 	}
-	return WhiteBalance(buf, img, glass)
+	if buf == nil {
+		return WhiteBalance(nil, img, glass)
+	}
+	*buf = WhiteBalance(*buf, img, glass)
+	return *buf
+}
+
+// ForModelOwnGlass is ForModel with img's own glass (EstimateGlass): what
+// m reads of a whole tile or field. The glass is estimated only when m
+// white-balances.
+func (m *Model) ForModelOwnGlass(img *image.RGBA, buf **image.RGBA) *image.RGBA {
+	if !m.p.WhiteBalance {
+		return img
+	}
+	g, ok := EstimateGlass(img)
+	return m.ForModel(img, g, ok, buf)
 }

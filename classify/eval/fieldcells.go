@@ -239,10 +239,7 @@ func analyseField(det *classify.Detector, m *classify.Model, set string, f Field
 			ns, sf.ObjectFold = det.DetectHeldOut(img, classify.ObjectField("cric", f.Name))
 		}
 		cells := make([]SlideCell, 0, len(ns))
-		mimg := m.ForModel(img, glass, hasGlass, balanced)
-		if mimg != img {
-			balanced = mimg
-		}
+		mimg := m.ForModel(img, glass, hasGlass, &balanced)
 		for _, n := range ns {
 			var p [classify.NumClasses]float32
 			switch {

@@ -3,7 +3,6 @@ package train
 import (
 	"context"
 	"fmt"
-	"image"
 	"math"
 	"math/rand"
 	"os"
@@ -57,7 +56,7 @@ func LoadMoreFields(ctx context.Context, dataDir string, fm *classify.Model, ski
 		k := MoreFieldsPixelUM / px
 		img = classify.Rescale(img, MoreFieldsPixelUM, px)
 		ns := det.Detect(img)
-		img = balanceField(fm, img)
+		img = fm.ForModelOwnGlass(img, nil)
 		onlyNILM := true
 		for i, p := range rows[name] {
 			c, _ := classify.ParseClass(p.Class)
@@ -169,15 +168,4 @@ func LoadCellSet(ctx context.Context, dir string, fm *classify.Model) ([]Sample,
 			Crop: cutCrop(img, n.X, n.Y, m.PixelUM, CNNPixelUM)})
 	}
 	return out, nil
-}
-
-// balanceField returns what fm reads of a whole field (or tile): img divided
-// by its own glass colour when fm white-balances and img shows glass, else
-// img.
-func balanceField(fm *classify.Model, img *image.RGBA) *image.RGBA {
-	if !fm.WhiteBalances() {
-		return img
-	}
-	g, ok := classify.EstimateGlass(img)
-	return fm.ForModel(img, g, ok, nil)
 }

@@ -221,7 +221,7 @@ func LoadFieldNegatives(ctx context.Context, dataDir string, fm *classify.Model,
 		k := CRICPixelUM / px
 		img = classify.Rescale(img, CRICPixelUM, px)
 		ns := det.Detect(img)
-		img = balanceField(fm, img)
+		img = fm.ForModelOwnGlass(img, nil)
 		var cand []classify.Nucleus
 		for _, n := range ns {
 			if n.Edge {
