@@ -4,7 +4,6 @@ import (
 	"context"
 	"image"
 	"image/color"
-	"image/png"
 	"os"
 	"path/filepath"
 	"strings"
@@ -108,14 +107,7 @@ func TestCellSetTiny(t *testing.T) {
 			}
 		}
 		name := filepath.Join("x", string(rune('a'+i))+".png")
-		f, err := os.Create(filepath.Join(dir, "cells", name))
-		if err != nil {
-			t.Fatal(err)
-		}
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
-		f.Close()
+		writePNG(t, filepath.Join(dir, "cells", name), img)
 		kind := map[int]string{0: "good", 1: "good", 2: "bad", 3: "bad", 4: "other"}[i]
 		csv += name + "," + kind + ",g" + string(rune('0'+i)) + ",1\n"
 	}

@@ -4,9 +4,7 @@ import (
 	"context"
 	"image"
 	"image/color"
-	"image/png"
 	"math"
-	"os"
 	"path/filepath"
 	"testing"
 )
@@ -17,10 +15,6 @@ func TestFieldGlass(t *testing.T) {
 	dir := t.TempDir()
 	write := func(set, name string, glass color.RGBA) {
 		t.Helper()
-		p := filepath.Join(dir, "cric", set, "images", name)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			t.Fatal(err)
-		}
 		img := image.NewRGBA(image.Rect(0, 0, 80, 60))
 		for y := range 60 {
 			for x := range 80 {
@@ -31,14 +25,7 @@ func TestFieldGlass(t *testing.T) {
 				img.SetRGBA(x, y, c)
 			}
 		}
-		f, err := os.Create(p)
-		if err != nil {
-			t.Fatal(err)
-		}
-		defer f.Close()
-		if err := png.Encode(f, img); err != nil {
-			t.Fatal(err)
-		}
+		writePNG(t, filepath.Join(dir, "cric", set, "images", name), img)
 	}
 	write("fields", "a.png", color.RGBA{248, 250, 228, 255})
 	write("more-fields", "b.png", color.RGBA{240, 240, 240, 255})
