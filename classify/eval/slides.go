@@ -657,7 +657,8 @@ func Slides(ctx context.Context, fields []SlideField, o SlideOptions) (*SlideMet
 				}
 				t.conf[sc.grade][vg]++
 				t.cells = append(t.cells, sc.cells)
-				if fo := t.byField[sc.abnormal]; t.byField != nil && sc.abnormal >= 0 {
+				if t.byField != nil && sc.abnormal >= 0 {
+					fo := t.byField[sc.abnormal]
 					if fo == nil {
 						f := &fields[sc.abnormal]
 						fo = &FieldOutcome{Set: f.Set, Name: f.Name, Grade: sc.grade.String(), Worst: f.Worst.String(),
